@@ -1,0 +1,102 @@
+# keystrap — see README.md.  `make`, `make check`, `make install DESTDIR=… PREFIX=…`
+VERSION    := 0.1.0
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+BUILD      ?= build
+CC         ?= cc
+CLANG      ?= clang
+PKG_CONFIG ?= pkg-config
+FUZZ_SECONDS ?= 15
+
+PKGS := tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup blkid json-c libcrypto
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fstack-clash-protection
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -DKEYSTRAP_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS)
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+LIB_SRC  := $(wildcard lib/*.c)
+HOOK_SRC := $(wildcard hook/*.c)
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
+HDRS     := $(wildcard lib/*.h hook/*.h tests/unit/*.h)
+
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+HOOK_OBJ     := $(HOOK_SRC:%.c=$(BUILD)/%.o)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+ASAN_HOOK_OBJ:= $(HOOK_SRC:%.c=$(BUILD)/asan/%.o)
+UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/unit/%)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps check check-unit check-bats check-fuzz fuzz bench demo install clean shellcheck
+all: $(BUILD)/keystrap
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) -c $< -o $@
+
+$(BUILD)/keystrap: $(HOOK_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+# Sanitizer build: what make check runs every bats test against.
+$(BUILD)/asan/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -fPIE -c $< -o $@
+
+$(BUILD)/asan/keystrap: $(ASAN_HOOK_OBJ) $(ASAN_LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(SAN) $^ -o $@ -pie $(PKG_LIBS)
+
+$(BUILD)/asan/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+
+# libFuzzer targets reuse the pure parsers only: no TPM, no disk.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+		$< $(LIB_SRC) -o $@ $(PKG_LIBS)
+
+deps:
+	@bash tools/install-deps.sh
+
+check: deps
+	@bash tests/run-all.sh
+
+check-unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t; done
+
+check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
+	@KEYSTRAP=$(abspath $(BUILD)/asan/keystrap) bats --tap tests/bats
+
+check-fuzz: $(FUZZ_BIN)
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+fuzz: FUZZ_SECONDS = 300
+fuzz: check-fuzz
+
+bench: deps $(BUILD)/keystrap
+	@bash bench/unlock.sh
+
+demo: deps $(BUILD)/keystrap
+	@bash tools/demo.sh
+
+shellcheck:
+	shellcheck -x tools/*.sh tests/*.sh tests/lib/*.bash bench/*.sh
+
+install: $(BUILD)/keystrap
+	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
+	for m in man/*.8; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
+
+clean:
+	rm -rf $(BUILD)
+
+$(BUILD)/sd-token-open: tests/lib/sd-token-open.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -O1 $< -o $@ $(shell $(PKG_CONFIG) --cflags --libs libcryptsetup)
+
+check-bats: $(BUILD)/sd-token-open

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "keystrap.h"
+#include "log.h"
+
+int tpm_connect(struct tpm **ret)
+{
+	const char *conf = secure_getenv("KEYSTRAP_TCTI");
+	int r;
+
+	r = tpm_open(ret);
+	if (r < 0)
+		return log_error_errno(r, "no TPM reachable via TCTI '%s'",
+				       conf && *conf ? conf : TPM_TCTI_DEFAULT);
+	return 0;
+}
+
+const char *tpm_failure_reason(int err)
+{
+	switch (-err) {
+	case ENOLCK:
+		return "the TPM is in dictionary-attack lockout";
+	case ENOKEY:
+		return "the sealed key does not belong to this TPM's storage key (TPM cleared, "
+		       "a different TPM or SRK, or a corrupted tpm2-blob)";
+	case EPERM:
+		return "the TPM's PCR values do not satisfy the policy";
+	case EAGAIN:
+		return "PCRs kept changing while unsealing";
+	case EBADMSG:
+		return "tpm2-blob is not a well-formed sealed object";
+	case ENODEV:
+		return "the TPM is not usable (not started up, or in failure mode)";
+	case EIO:
+		return "the TPM connection failed";
+	case EOPNOTSUPP:
+		return "the TPM does not support a required PCR bank";
+	default:
+		return "the TPM refused the operation";
+	}
+}
+
+int usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("keystrap: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nUsage: %s\n", usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+static enum log_level max_level = LOG_LVL_INFO;
+
+void log_set_level(enum log_level level)
+{
+	max_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return max_level;
+}
+
+void log_set_level_from_env(void)
+{
+	const char *e = secure_getenv("KEYSTRAP_LOG_LEVEL");
+
+	if (!e)
+		return;
+	if (streq(e, "debug"))
+		max_level = LOG_LVL_DEBUG;
+	else if (streq(e, "info"))
+		max_level = LOG_LVL_INFO;
+	else if (streq(e, "warning"))
+		max_level = LOG_LVL_WARNING;
+	else if (streq(e, "error"))
+		max_level = LOG_LVL_ERROR;
+}
+
+int log_full_errno(enum log_level level, int err, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	if (err < 0)
+		err = -err;
+	if (level <= max_level) {
+		fputs("keystrap: ", stderr);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	errno = saved;
+	return -err;
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <json-c/json.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "encode.h"
+#include "macro.h"
+#include "token.h"
+
+static void json_putp(json_object **j)
+{
+	json_object_put(*j);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+static json_object *get(json_object *o, const char *key, json_type type)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+#define FAIL(why)                      \
+	do {                           \
+		*ret_reason = (why);   \
+		return -EINVAL;        \
+	} while (0)
+
+static int parse_int_string(const char *s, int max, int *ret)
+{
+	int v = 0;
+
+	if (!*s || strlen(s) > 3)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (*s - '0');
+	}
+	if (v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+static int parse_values(json_object *o, struct tpm2_token *t, const char **ret_reason)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		int idx;
+
+		if (parse_int_string(key, PCR_COUNT - 1, &idx) < 0)
+			FAIL("keystrap-pcr-values has a key that is not a PCR index");
+		if (!(t->pcr_mask & (1u << idx)))
+			FAIL("keystrap-pcr-values names a PCR the token does not bind");
+		if (!json_object_is_type(val, json_type_string) ||
+		    hex_decode(json_object_get_string(val), t->values[idx], t->bank->size) < 0)
+			FAIL("keystrap-pcr-values has a value that is not a digest of the bank's size");
+		t->values_mask |= 1u << idx;
+	}
+	return 0;
+}
+
+int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason)
+{
+	_cleanup_json_ json_object *root = NULL;
+	json_tokener *tok;
+	json_object *v;
+	struct tpm2_token *t = ret;
+	const char *s;
+	long n;
+	int r;
+
+	*ret_reason = NULL;
+	if (len > TOKEN_JSON_MAX)
+		FAIL("token JSON is larger than 16 KiB");
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return -ENOMEM;
+	root = json_tokener_parse_ex(tok, json, (int)len);
+	r = json_tokener_get_error(tok) == json_tokener_success &&
+	    json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!root || !r || !json_object_is_type(root, json_type_object))
+		FAIL("token is not a well-formed JSON object");
+
+	memset(t, 0, sizeof(*t));
+	t->keyslot = -1;
+	v = get(root, "type", json_type_string);
+	if (!v || !streq(json_object_get_string(v), TOKEN_TYPE_TPM2))
+		FAIL("token type is not systemd-tpm2");
+
+	v = get(root, "keyslots", json_type_array);
+	if (!v || json_object_array_length(v) != 1)
+		FAIL("token must name exactly one keyslot");
+	v = json_object_array_get_idx(v, 0);
+	if (!json_object_is_type(v, json_type_string) ||
+	    parse_int_string(json_object_get_string(v), 31, &t->keyslot) < 0)
+		FAIL("token keyslot is not a number from 0 to 31");
+
+	v = get(root, "tpm2-pcrs", json_type_array);
+	if (!v)
+		FAIL("token lacks tpm2-pcrs");
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		int64_t p;
+
+		if (!json_object_is_type(e, json_type_int))
+			FAIL("tpm2-pcrs holds something other than a number");
+		p = json_object_get_int64(e);
+		if (p < 0 || p >= PCR_COUNT)
+			FAIL("tpm2-pcrs holds a PCR index outside 0..23");
+		t->pcr_mask |= 1u << p;
+	}
+
+	/* systemd 252 defaults the bank to sha256 and the primary to ecc when absent. */
+	v = get(root, "tpm2-pcr-bank", json_type_string);
+	t->bank = pcr_bank_by_name(v ? json_object_get_string(v) : "sha256");
+	if (!t->bank)
+		FAIL("tpm2-pcr-bank names an unknown bank");
+	v = get(root, "tpm2-primary-alg", json_type_string);
+	s = v ? json_object_get_string(v) : "ecc";
+	if (streq(s, "ecc"))
+		t->primary_alg = TPM2_ALG_ECC;
+	else if (streq(s, "rsa"))
+		t->primary_alg = TPM2_ALG_RSA;
+	else
+		FAIL("tpm2-primary-alg is neither ecc nor rsa");
+
+	v = get(root, "tpm2-blob", json_type_string);
+	if (!v)
+		FAIL("token lacks tpm2-blob");
+	n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), t->blob,
+			  sizeof(t->blob));
+	if (n == -ENOBUFS)
+		FAIL("tpm2-blob is larger than 4 KiB");
+	if (n <= 0)
+		FAIL("tpm2-blob is not valid base64");
+	t->blob_size = (size_t)n;
+
+	v = get(root, "tpm2-policy-hash", json_type_string);
+	if (!v || hex_decode(json_object_get_string(v), t->policy_hash, sizeof(t->policy_hash)) < 0)
+		FAIL("tpm2-policy-hash is missing or not a sha256 digest in hex");
+
+	v = get(root, "tpm2-pin", json_type_boolean);
+	t->pin = v && json_object_get_boolean(v);
+	t->signed_policy = json_object_object_get_ex(root, "tpm2_pubkey", NULL);
+
+	v = get(root, "keystrap-pcr-values", json_type_object);
+	if (v && parse_values(v, t, ret_reason) < 0)
+		return -EINVAL;
+
+	v = get(root, "tpm2_srk", json_type_string);
+	if (v) {
+		n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+				  t->srk, sizeof(t->srk));
+		if (n <= 0)
+			FAIL("tpm2_srk is not valid base64 of a serialized handle");
+		t->srk_size = (size_t)n;
+	}
+	return 0;
+}
+
+int token_format(const struct tpm2_token *t, char **ret)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	_cleanup_free_ char *blob = NULL;
+	char hash[65], slot[8];
+	json_object *a, *vals;
+
+	if (!root)
+		return -ENOMEM;
+	blob = malloc(base64_encoded_len(t->blob_size) + 1);
+	if (!blob)
+		return -ENOMEM;
+	base64_encode(t->blob, t->blob_size, blob);
+	hex_encode(t->policy_hash, sizeof(t->policy_hash), hash);
+	snprintf(slot, sizeof(slot), "%d", t->keyslot);
+
+	json_object_object_add(root, "type", json_object_new_string(TOKEN_TYPE_TPM2));
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string(slot));
+	json_object_object_add(root, "keyslots", a);
+	json_object_object_add(root, "tpm2-blob", json_object_new_string(blob));
+	a = json_object_new_array();
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (t->pcr_mask & (1u << i))
+			json_object_array_add(a, json_object_new_int(i));
+	json_object_object_add(root, "tpm2-pcrs", a);
+	json_object_object_add(root, "tpm2-pcr-bank", json_object_new_string(t->bank->name));
+	json_object_object_add(root, "tpm2-primary-alg",
+			       json_object_new_string(t->primary_alg == TPM2_ALG_RSA ? "rsa" : "ecc"));
+	json_object_object_add(root, "tpm2-policy-hash", json_object_new_string(hash));
+	json_object_object_add(root, "tpm2-pin", json_object_new_boolean(t->pin));
+	vals = json_object_new_object();
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (t->values_mask & (1u << i)) {
+			char key[4], hex[2 * PCR_DIGEST_MAX + 1];
+
+			snprintf(key, sizeof(key), "%d", i);
+			hex_encode(t->values[i], t->bank->size, hex);
+			json_object_object_add(vals, key, json_object_new_string(hex));
+		}
+	json_object_object_add(root, "keystrap-pcr-values", vals);
+
+	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	return *ret ? 0 : -ENOMEM;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pcr.h"
+
+#define TOKEN_TYPE_TPM2 "systemd-tpm2"
+#define TOKEN_JSON_MAX 16384
+#define TOKEN_BLOB_MAX 4096
+#define TOKEN_SRK_MAX 1024
+
+/*
+ * A LUKS2 "systemd-tpm2" token in the schema systemd 252 reads and writes. Everything in
+ * it is public (the blob is wrapped by the TPM). keystrap adds "keystrap-pcr-values", the
+ * expected digest of each bound PCR, so a policy failure can name the PCR that differs;
+ * systemd ignores keys it does not know.
+ */
+struct tpm2_token {
+	int keyslot;
+	uint32_t pcr_mask;
+	const struct pcr_bank *bank;
+	uint16_t primary_alg; /* TPM2_ALG_ECC or TPM2_ALG_RSA */
+	uint8_t blob[TOKEN_BLOB_MAX];
+	size_t blob_size;
+	uint8_t policy_hash[32];
+	bool pin;
+	bool signed_policy; /* tpm2_pubkey: PCR policy signed by a key; not supported */
+	uint32_t values_mask; /* PCRs listed in keystrap-pcr-values */
+	uint8_t values[PCR_COUNT][PCR_DIGEST_MAX];
+	uint8_t srk[TOKEN_SRK_MAX]; /* serialized ESYS_TR of the parent, systemd >= 254 */
+	size_t srk_size;
+};
+
+/* Parses untrusted header JSON; on error *ret_reason says what was wrong (static string). */
+int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason);
+
+/* Serializes; the caller frees *ret. */
+int token_format(const struct tpm2_token *t, char **ret);

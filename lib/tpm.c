@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "log.h"
+#include "tpm.h"
+
+#define UNSEAL_ATTEMPTS 3
+
+/* AES-128-CFB parameter encryption: what every TPM 2.0 must support. */
+static const TPMT_SYM_DEF session_sym = {
+	.algorithm = TPM2_ALG_AES,
+	.keyBits.aes = 128,
+	.mode.aes = TPM2_ALG_CFB,
+};
+
+const char *tpm_rc_str(TSS2_RC rc)
+{
+	return Tss2_RC_Decode(rc);
+}
+
+int tpm_rc_errno(TSS2_RC rc)
+{
+	TSS2_RC base;
+
+	if (rc == TSS2_RC_SUCCESS)
+		return 0;
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER) {
+		base = rc & TSS2_RC_LAYER_MASK ? rc & 0xffff : rc;
+		if (base == TSS2_BASE_RC_IO_ERROR || base == TSS2_BASE_RC_NO_CONNECTION ||
+		    base == TSS2_BASE_RC_TRY_AGAIN)
+			return -EIO;
+		if (base == TSS2_BASE_RC_MEMORY)
+			return -ENOMEM;
+		return -EPROTO;
+	}
+	base = rc & TPM2_RC_FMT1 ? rc & (TPM2_RC_FMT1 | 0x3f) : rc;
+	switch (base) {
+	case TPM2_RC_LOCKOUT:
+		return -ENOLCK;
+	case TPM2_RC_POLICY_FAIL:
+	case TPM2_RC_PCR:
+		return -EPERM;
+	case TPM2_RC_PCR_CHANGED:
+		return -EAGAIN;
+	case TPM2_RC_INTEGRITY:
+	case TPM2_RC_BINDING:
+	case TPM2_RC_KEY:
+	case TPM2_RC_SIZE:
+	case TPM2_RC_KEY_SIZE:
+	case TPM2_RC_ATTRIBUTES:
+		return -ENOKEY;
+	case TPM2_RC_INITIALIZE:
+	case TPM2_RC_FAILURE:
+		return -ENODEV;
+	default:
+		return -EIO;
+	}
+}
+
+int tpm_open(struct tpm **ret)
+{
+	const char *conf = secure_getenv("KEYSTRAP_TCTI");
+	struct tpm *t;
+	TSS2_RC rc;
+
+	if (!conf || !*conf)
+		conf = TPM_TCTI_DEFAULT;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->tcti_conf = strdup(conf);
+	if (!t->tcti_conf) {
+		tpm_close(t);
+		return -ENOMEM;
+	}
+	rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
+	if (rc != TSS2_RC_SUCCESS) {
+		log_debug("TCTI '%s': %s", conf, tpm_rc_str(rc));
+		tpm_close(t);
+		return -ENODEV;
+	}
+	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		log_debug("Esys_Initialize: %s", tpm_rc_str(rc));
+		tpm_close(t);
+		return -ENODEV;
+	}
+	*ret = t;
+	return 0;
+}
+
+void tpm_close(struct tpm *t)
+{
+	if (!t)
+		return;
+	if (t->esys)
+		Esys_Finalize(&t->esys);
+	if (t->tcti)
+		Tss2_TctiLdr_Finalize(&t->tcti);
+	free(t->tcti_conf);
+	free(t);
+}
+
+const char *tpm_tcti_conf(const struct tpm *t)
+{
+	return t->tcti_conf;
+}
+
+/* The storage primaries systemd 252 derives on every use; same seed + template = same key. */
+static const TPM2B_PUBLIC primary_ecc = {
+	.size = sizeof(TPMT_PUBLIC),
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+				    TPMA_OBJECT_USERWITHAUTH,
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL,
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	},
+};
+
+static const TPM2B_PUBLIC primary_rsa = {
+	.size = sizeof(TPMT_PUBLIC),
+	.publicArea = {
+		.type = TPM2_ALG_RSA,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+				    TPMA_OBJECT_USERWITHAUTH,
+		.parameters.rsaDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL,
+			.keyBits = 2048,
+		},
+	},
+};
+
+int tpm_primary_create(struct tpm *t, uint16_t alg, ESYS_TR *ret)
+{
+	static const TPM2B_SENSITIVE_CREATE sensitive = { 0 };
+	static const TPML_PCR_SELECTION creation_pcr = { 0 };
+	ESYS_TR h = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+				&sensitive, alg == TPM2_ALG_RSA ? &primary_rsa : &primary_ecc, NULL,
+				&creation_pcr, &h, NULL, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary: %s", tpm_rc_str(rc));
+	*ret = h;
+	return 0;
+}
+
+int tpm_srk_load(struct tpm *t, const uint8_t *serialized, size_t size, ESYS_TR *ret)
+{
+	ESYS_TR want = ESYS_TR_NONE, have = ESYS_TR_NONE;
+	TPM2B_NAME *want_name = NULL, *have_name = NULL;
+	TSS2_RC rc;
+	int r;
+
+	rc = Esys_TR_Deserialize(t->esys, serialized, size, &want);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(-EINVAL, "TR_Deserialize: %s", tpm_rc_str(rc));
+	rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   &have);
+	if (rc != TSS2_RC_SUCCESS) {
+		(void)Esys_TR_Close(t->esys, &want);
+		return log_debug_errno(-ENOKEY, "no SRK at 0x%x: %s", TPM_SRK_HANDLE, tpm_rc_str(rc));
+	}
+	r = -ENOKEY;
+	if (Esys_TR_GetName(t->esys, want, &want_name) == TSS2_RC_SUCCESS &&
+	    Esys_TR_GetName(t->esys, have, &have_name) == TSS2_RC_SUCCESS &&
+	    want_name->size == have_name->size &&
+	    memcmp(want_name->name, have_name->name, want_name->size) == 0)
+		r = 0;
+	Esys_Free(want_name);
+	Esys_Free(have_name);
+	(void)Esys_TR_Close(t->esys, &want);
+	if (r < 0) {
+		(void)Esys_TR_Close(t->esys, &have);
+		return r;
+	}
+	*ret = have;
+	return 0;
+}
+
+void tpm_flush(struct tpm *t, ESYS_TR *handle)
+{
+	TPM2_HANDLE raw = 0;
+
+	if (*handle == ESYS_TR_NONE)
+		return;
+	/* Persistent objects are only forgotten locally; flushing them is an error. */
+	if (Esys_TR_GetTpmHandle(t->esys, *handle, &raw) == TSS2_RC_SUCCESS &&
+	    (raw >> TPM2_HR_SHIFT) == TPM2_HT_PERSISTENT)
+		(void)Esys_TR_Close(t->esys, handle);
+	else
+		(void)Esys_FlushContext(t->esys, *handle);
+	*handle = ESYS_TR_NONE;
+}
+
+int tpm_pcr_read(struct tpm *t, const struct pcr_bank *bank, uint32_t mask,
+		 uint8_t ret_values[PCR_COUNT][PCR_DIGEST_MAX])
+{
+	uint32_t left = mask;
+
+	/* A TPM may answer a large selection in parts: ask again for what is still missing. */
+	while (left) {
+		TPML_PCR_SELECTION sel, *out_sel = NULL;
+		TPML_DIGEST *values = NULL;
+		uint32_t got = 0;
+		unsigned k = 0;
+		TSS2_RC rc;
+
+		pcr_selection_from_mask(left, bank->alg, &sel);
+		rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, &out_sel,
+				   &values);
+		if (rc != TSS2_RC_SUCCESS)
+			return log_debug_errno(tpm_rc_errno(rc), "PCR_Read: %s", tpm_rc_str(rc));
+		for (unsigned i = 0; i < PCR_COUNT; i++) {
+			if (!out_sel->count || !(out_sel->pcrSelections[0].pcrSelect[i / 8] & (1u << (i % 8))))
+				continue;
+			if (k >= values->count || values->digests[k].size != bank->size)
+				break;
+			memcpy(ret_values[i], values->digests[k++].buffer, bank->size);
+			got |= 1u << i;
+		}
+		Esys_Free(out_sel);
+		Esys_Free(values);
+		if (!(got & left))
+			return log_debug_errno(-EOPNOTSUPP, "bank %s does not return the PCRs asked for",
+					       bank->name);
+		left &= ~got;
+	}
+	return 0;
+}
+
+static int start_session(struct tpm *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SESSION attrs,
+			 ESYS_TR *ret)
+{
+	ESYS_TR s = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "StartAuthSession: %s", tpm_rc_str(rc));
+	rc = Esys_TRSess_SetAttributes(t->esys, s, attrs, 0xff);
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_flush(t, &s);
+		return log_debug_errno(-EPROTO, "TRSess_SetAttributes: %s", tpm_rc_str(rc));
+	}
+	*ret = s;
+	return 0;
+}
+
+int tpm_seal(struct tpm *t, ESYS_TR parent, const uint8_t policy[32], const struct secbuf *secret,
+	     uint8_t *ret_blob, size_t blob_max, size_t *ret_blob_size)
+{
+	static const TPML_PCR_SELECTION creation_pcr = { 0 };
+	TPM2B_PUBLIC template = {
+		.size = sizeof(TPMT_PUBLIC),
+		.publicArea = {
+			.type = TPM2_ALG_KEYEDHASH,
+			.nameAlg = TPM2_ALG_SHA256,
+			/* No userWithAuth: the PCR policy is the only way to use it. */
+			.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT,
+			.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+			.authPolicy.size = 32,
+		},
+	};
+	TPM2B_SENSITIVE_CREATE sensitive = { 0 };
+	TPM2B_PRIVATE *priv = NULL;
+	TPM2B_PUBLIC *pub = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	size_t off = 0;
+	TSS2_RC rc;
+	int r;
+
+	if (secret->size > sizeof(sensitive.sensitive.data.buffer))
+		return -EMSGSIZE;
+	memcpy(template.publicArea.authPolicy.buffer, policy, 32);
+
+	/* Salted, decrypt session: the secret crosses the TPM bus encrypted. */
+	r = start_session(t, parent, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, &session);
+	if (r < 0)
+		return r;
+	sensitive.size = sizeof(sensitive.sensitive);
+	sensitive.sensitive.data.size = (uint16_t)secret->size;
+	memcpy(sensitive.sensitive.data.buffer, secret->data, secret->size);
+	rc = Esys_Create(t->esys, parent, session, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &template,
+			 NULL, &creation_pcr, &priv, &pub, NULL, NULL, NULL);
+	secmem_wipe(&sensitive, sizeof(sensitive));
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_flush(t, &session);
+		return log_debug_errno(tpm_rc_errno(rc), "Create: %s", tpm_rc_str(rc));
+	}
+	rc = Tss2_MU_TPM2B_PRIVATE_Marshal(priv, ret_blob, blob_max, &off);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Tss2_MU_TPM2B_PUBLIC_Marshal(pub, ret_blob, blob_max, &off);
+	Esys_Free(priv);
+	Esys_Free(pub);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(-EMSGSIZE, "marshal sealed object: %s", tpm_rc_str(rc));
+	*ret_blob_size = off;
+	return 0;
+}
+
+static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const TPML_PCR_SELECTION *sel,
+		       struct secbuf **ret)
+{
+	TPM2B_SENSITIVE_DATA *out = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	TSS2_RC rc;
+	int r;
+
+	/* Policy session salted with the parent and encrypting the response: unseal over the bus in clear never. */
+	r = start_session(t, parent, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, &session);
+	if (r < 0)
+		return r;
+	rc = Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, sel);
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_flush(t, &session);
+		return log_debug_errno(tpm_rc_errno(rc), "PolicyPCR: %s", tpm_rc_str(rc));
+	}
+	rc = Esys_Unseal(t->esys, object, session, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_flush(t, &session);
+		return log_debug_errno(tpm_rc_errno(rc), "Unseal: %s", tpm_rc_str(rc));
+	}
+	/* continueSession is clear: the TPM flushed the session with the response. */
+	*ret = secbuf_dup(out->buffer, out->size);
+	secmem_wipe(out, sizeof(*out));
+	Esys_Free(out);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_size,
+	       const struct pcr_bank *bank, uint32_t mask, struct secbuf **ret)
+{
+	TPM2B_PRIVATE priv = { 0 };
+	TPM2B_PUBLIC pub = { 0 };
+	TPML_PCR_SELECTION sel;
+	ESYS_TR object = ESYS_TR_NONE;
+	size_t off = 0;
+	TSS2_RC rc;
+	int r = -EAGAIN;
+
+	if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(blob, blob_size, &off, &priv) != TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob, blob_size, &off, &pub) != TSS2_RC_SUCCESS)
+		return log_debug_errno(-EBADMSG, "tpm2-blob is not TPM2B_PRIVATE then TPM2B_PUBLIC");
+	if (off != blob_size)
+		return log_debug_errno(-EBADMSG, "tpm2-blob has %zu trailing bytes", blob_size - off);
+	if (pub.publicArea.type != TPM2_ALG_KEYEDHASH)
+		return log_debug_errno(-EBADMSG, "tpm2-blob is not a sealed data object");
+
+	rc = Esys_Load(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &object);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "Load: %s", tpm_rc_str(rc));
+
+	pcr_selection_from_mask(mask, bank->alg, &sel);
+	for (int i = 0; i < UNSEAL_ATTEMPTS && r == -EAGAIN; i++)
+		r = unseal_once(t, parent, object, &sel, ret);
+	tpm_flush(t, &object);
+	return r;
+}
+
+int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPML_DIGEST_VALUES digests = { 0 };
+	TPMI_YES_NO more;
+	TSS2_RC rc;
+	int r = 0;
+
+	if (pcr >= PCR_COUNT)
+		return -ERANGE;
+	rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS, 0, 1,
+				&more, &cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "GetCapability(PCRS): %s", tpm_rc_str(rc));
+	for (uint32_t i = 0; i < cap->data.assignedPCR.count && r == 0; i++) {
+		const TPMS_PCR_SELECTION *s = &cap->data.assignedPCR.pcrSelections[i];
+		const struct pcr_bank *bank;
+
+		if (pcr / 8 >= s->sizeofSelect || !(s->pcrSelect[pcr / 8] & (1u << (pcr % 8))))
+			continue;
+		/* An active bank we cannot extend would keep its sealed keys usable: refuse. */
+		bank = pcr_bank_by_alg(s->hash);
+		if (!bank) {
+			r = log_debug_errno(-EOPNOTSUPP, "PCR bank 0x%04x is active but unsupported", s->hash);
+			break;
+		}
+		digests.digests[digests.count].hashAlg = s->hash;
+		r = pcr_bank_digest(bank, data, size, (uint8_t *)&digests.digests[digests.count].digest);
+		digests.count++;
+	}
+	Esys_Free(cap);
+	if (r < 0)
+		return r;
+	if (digests.count == 0)
+		return log_debug_errno(-EOPNOTSUPP, "no active PCR bank covers PCR %u", pcr);
+	rc = Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+			     &digests);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "PCR_Extend(%u): %s", pcr, tpm_rc_str(rc));
+	return 0;
+}

@@ -1,0 +1,80 @@
+# shellcheck shell=bash
+# Shared bats helpers: a private swtpm per test file on a free port, LUKS2 images,
+# and the tools under test. Every test talks to a real swtpm; there is no mock TPM.
+
+KEYSTRAP=${KEYSTRAP:-$BATS_TEST_DIRNAME/../../build/keystrap}
+TESTLIB=$BATS_TEST_DIRNAME/../lib
+export TSS2_LOG=all+none
+
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+			! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# swtpm_start [DIR]: new TPM (EK certificate included) unless DIR already holds state.
+swtpm_start() {
+	export SWTPM_DIR=${1:-$BATS_FILE_TMPDIR/tpm}
+	mkdir -p "$SWTPM_DIR"
+	if [ ! -e "$SWTPM_DIR/tpm2-00.permall" ]; then
+		swtpm_setup --tpm2 --tpmstate "$SWTPM_DIR" --create-ek-cert --create-platform-cert \
+			--overwrite >/dev/null 2>&1 || return 1
+	fi
+	export SWTPM_PORT
+	SWTPM_PORT=$(free_port)
+	swtpm socket --tpm2 --tpmstate dir="$SWTPM_DIR" \
+		--server type=tcp,port="$SWTPM_PORT",bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((SWTPM_PORT + 1)),bindaddr=127.0.0.1 \
+		--flags not-need-init,startup-clear --daemon --pid file="$SWTPM_DIR/pid" 3>&- || return 1
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SWTPM_PORT") 2>/dev/null && break
+		sleep 0.05
+	done
+	export KEYSTRAP_TCTI="swtpm:host=127.0.0.1,port=$SWTPM_PORT"
+	export TPM2TOOLS_TCTI=$KEYSTRAP_TCTI
+	export SD_TPM2_DEVICE=$KEYSTRAP_TCTI
+}
+
+swtpm_stop() {
+	local pid
+	[ -n "${SWTPM_DIR:-}" ] && [ -f "$SWTPM_DIR/pid" ] || return 0
+	pid=$(cat "$SWTPM_DIR/pid")
+	swtpm_ioctl --tcp "127.0.0.1:$((SWTPM_PORT + 1))" -s >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	kill -9 "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	rm -f "$SWTPM_DIR/pid"
+	return 0
+}
+
+# Power-cycles the TPM: PCRs back to their boot values, as at the next boot.
+swtpm_reboot() {
+	swtpm_stop
+	swtpm_start "$SWTPM_DIR"
+}
+
+# make_luks IMAGE KEYFILE: a fresh LUKS2 image whose keyslot 0 opens with KEYFILE.
+make_luks() {
+	truncate -s 20M "$1"
+	[ -f "$2" ] || head -c 32 /dev/urandom | base64 >"$2"
+	chmod 600 "$2"
+	cryptsetup luksFormat --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+		--batch-mode --key-file "$2" "$1"
+}
+
+# header_sum IMAGE: checksum of the whole LUKS2 header area (JSON, keyslots, tokens).
+header_sum() {
+	head -c 16M "$1" | sha256sum | cut -d' ' -f1
+}
+
+# sd_token_open IMAGE: systemd's own token plugin unseals and checks the keyslot.
+sd_token_open() {
+	"$BATS_TEST_DIRNAME/../../build/sd-token-open" "$1" "$KEYSTRAP_TCTI"
+}

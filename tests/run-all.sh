@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every suite (C unit tests under ASan/UBSan, bats against the sanitizer build,
+# bounded fuzzing) and ends with one line: "N passed, N failed". Each suite speaks TAP.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+suites=(check-unit check-bats check-fuzz)
+pass=0 fail=0
+
+for s in "${suites[@]}"; do
+	echo "== make $s"
+	make --no-print-directory -s "$s" 2>"$log/$s.err" | tee "$log/$s.tap"
+	rc=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok ' "$log/$s.tap")
+	f=$(grep -cE '^not ok ' "$log/$s.tap")
+	# A suite that dies before reporting (build error, crash) counts as a failure.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		echo "not ok - make $s exited $rc"
+		tail -n 20 "$log/$s.err"
+	fi
+	pass=$((pass + p))
+	fail=$((fail + f))
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Minimal TAP for the C unit tests: one "ok N - name" line per check. */
+#pragma once
+
+#include <stdio.h>
+
+static int tap_n, tap_failed;
+
+#define CHECK(cond, name)                                                          \
+	do {                                                                       \
+		tap_n++;                                                           \
+		if (cond)                                                          \
+			printf("ok %d - %s: %s\n", tap_n, __FILE__, name);        \
+		else {                                                             \
+			tap_failed++;                                              \
+			printf("not ok %d - %s: %s (line %d)\n", tap_n, __FILE__, \
+			       name, __LINE__);                                    \
+		}                                                                  \
+	} while (0)
+
+#define TAP_DONE() (tap_failed ? 1 : 0)

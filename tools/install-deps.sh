@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package keystrap's build, tests and benchmarks need.
+# Idempotent: skips apt entirely when everything is already present.
+set -euo pipefail
+
+pkgs=(
+	build-essential pkg-config clang libclang-rt-14-dev
+	libtss2-dev libcryptsetup-dev libblkid-dev libsystemd-dev libssl-dev libjson-c-dev
+	libsqlite3-dev libpq-dev
+	bats bats-assert bats-support
+	swtpm swtpm-tools tpm2-tools
+	cryptsetup-bin clevis clevis-luks clevis-tpm2
+	iproute2 jq xxd util-linux
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages (${missing[*]}); run as root" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
