@@ -161,31 +161,40 @@ int tpm_primary_create(struct tpm *t, uint16_t alg, ESYS_TR *ret)
 	return 0;
 }
 
+static int tr_name(struct tpm *t, ESYS_TR h, TPM2B_NAME *ret)
+{
+	TPM2B_NAME *n = NULL;
+
+	if (Esys_TR_GetName(t->esys, h, &n) != TSS2_RC_SUCCESS)
+		return -EPROTO;
+	*ret = *n;
+	Esys_Free(n);
+	return 0;
+}
+
 int tpm_srk_load(struct tpm *t, const uint8_t *serialized, size_t size, ESYS_TR *ret)
 {
+	TPM2B_NAME want_name, have_name;
 	ESYS_TR want = ESYS_TR_NONE, have = ESYS_TR_NONE;
-	TPM2B_NAME *want_name = NULL, *have_name = NULL;
 	TSS2_RC rc;
 	int r;
 
+	/* ESAPI keeps one object per TPM handle: take the name and let go before looking it up live. */
 	rc = Esys_TR_Deserialize(t->esys, serialized, size, &want);
 	if (rc != TSS2_RC_SUCCESS)
 		return log_debug_errno(-EINVAL, "TR_Deserialize: %s", tpm_rc_str(rc));
+	r = tr_name(t, want, &want_name);
+	(void)Esys_TR_Close(t->esys, &want);
+	if (r < 0)
+		return r;
 	rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 				   &have);
-	if (rc != TSS2_RC_SUCCESS) {
-		(void)Esys_TR_Close(t->esys, &want);
+	if (rc != TSS2_RC_SUCCESS)
 		return log_debug_errno(-ENOKEY, "no SRK at 0x%x: %s", TPM_SRK_HANDLE, tpm_rc_str(rc));
-	}
-	r = -ENOKEY;
-	if (Esys_TR_GetName(t->esys, want, &want_name) == TSS2_RC_SUCCESS &&
-	    Esys_TR_GetName(t->esys, have, &have_name) == TSS2_RC_SUCCESS &&
-	    want_name->size == have_name->size &&
-	    memcmp(want_name->name, have_name->name, want_name->size) == 0)
-		r = 0;
-	Esys_Free(want_name);
-	Esys_Free(have_name);
-	(void)Esys_TR_Close(t->esys, &want);
+	r = tr_name(t, have, &have_name);
+	if (r == 0 && (want_name.size != have_name.size ||
+		       memcmp(want_name.name, have_name.name, want_name.size) != 0))
+		r = log_debug_errno(-ENOKEY, "object at 0x%x has another name", TPM_SRK_HANDLE);
 	if (r < 0) {
 		(void)Esys_TR_Close(t->esys, &have);
 		return r;
