@@ -79,8 +79,15 @@ check-fuzz: $(FUZZ_BIN)
 fuzz: FUZZ_SECONDS = 300
 fuzz: check-fuzz
 
-bench: deps $(BUILD)/keystrap
-	@bash bench/unlock.sh
+# Benchmark instrumentation: a TCTI that counts the TPM commands passing through it.
+$(BUILD)/bench/libtss2-tcti-count.so.0: bench/tcti-count.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC \
+		$(shell $(PKG_CONFIG) --cflags tss2-tctildr) -shared -Wl,-soname,$(@F) -Wl,-z,relro,-z,now \
+		$< -o $@ $(shell $(PKG_CONFIG) --libs tss2-tctildr)
+
+bench: deps $(BUILD)/keystrap $(BUILD)/bench/libtss2-tcti-count.so.0
+	@BUILD=$(BUILD) bash bench/unlock.sh
 
 demo: deps $(BUILD)/keystrap
 	@bash tools/demo.sh
