@@ -22,7 +22,7 @@ int lock_volumes(struct tpm *t)
 			return r;
 		t = own;
 	}
-	r = tpm_pcr_extend(t, LOCK_PCR, LOCK_EVENT, sizeof(LOCK_EVENT) - 1);
+	r = tpm_pcr_extend(t, LOCK_PCR, LOCK_EVENT, sizeof(LOCK_EVENT) - 1, NULL);
 	if (r < 0)
 		return log_error_errno(r, "cannot extend PCR %d: %s", LOCK_PCR, tpm_failure_reason(r));
 	printf("PCR %d extended: disk keys sealed to this boot can no longer be unsealed\n", LOCK_PCR);

@@ -384,44 +384,30 @@ int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_s
 	return r;
 }
 
-int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size)
+int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
+		   TPML_DIGEST_VALUES *ret_digests)
 {
-	TPMS_CAPABILITY_DATA *cap = NULL;
-	TPML_DIGEST_VALUES digests = { 0 };
-	TPMI_YES_NO more;
+	TPML_DIGEST_VALUES *digests = NULL;
+	TPM2B_EVENT event = { 0 };
 	TSS2_RC rc;
-	int r = 0;
 
 	if (pcr >= PCR_COUNT)
 		return -ERANGE;
-	rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS, 0, 1,
-				&more, &cap);
+	if (size > sizeof(event.buffer))
+		return -EMSGSIZE;
+	event.size = (uint16_t)size;
+	memcpy(event.buffer, data, size);
+	/*
+	 * PCR_Event, not PCR_Extend: the TPM hashes the data in every active bank itself, so no
+	 * bank (not even one keystrap has no hash for) keeps a value that still unseals, and it
+	 * costs one command instead of GetCapability + PCR_Extend.
+	 */
+	rc = Esys_PCR_Event(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+			    &event, &digests);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "GetCapability(PCRS): %s", tpm_rc_str(rc));
-	for (uint32_t i = 0; i < cap->data.assignedPCR.count && r == 0; i++) {
-		const TPMS_PCR_SELECTION *s = &cap->data.assignedPCR.pcrSelections[i];
-		const struct pcr_bank *bank;
-
-		if (pcr / 8 >= s->sizeofSelect || !(s->pcrSelect[pcr / 8] & (1u << (pcr % 8))))
-			continue;
-		/* An active bank we cannot extend would keep its sealed keys usable: refuse. */
-		bank = pcr_bank_by_alg(s->hash);
-		if (!bank) {
-			r = log_debug_errno(-EOPNOTSUPP, "PCR bank 0x%04x is active but unsupported", s->hash);
-			break;
-		}
-		digests.digests[digests.count].hashAlg = s->hash;
-		r = pcr_bank_digest(bank, data, size, (uint8_t *)&digests.digests[digests.count].digest);
-		digests.count++;
-	}
-	Esys_Free(cap);
-	if (r < 0)
-		return r;
-	if (digests.count == 0)
-		return log_debug_errno(-EOPNOTSUPP, "no active PCR bank covers PCR %u", pcr);
-	rc = Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-			     &digests);
-	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "PCR_Extend(%u): %s", pcr, tpm_rc_str(rc));
+		return log_debug_errno(tpm_rc_errno(rc), "PCR_Event(%u): %s", pcr, tpm_rc_str(rc));
+	if (ret_digests)
+		*ret_digests = *digests;
+	Esys_Free(digests);
 	return 0;
 }

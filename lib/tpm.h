@@ -43,8 +43,9 @@ int tpm_seal(struct tpm *t, ESYS_TR parent, const uint8_t policy[32], const stru
 int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_size,
 	       const struct pcr_bank *bank, uint32_t mask, struct secbuf **ret);
 
-/* Extends pcr in every active bank with the digest of data in that bank's algorithm. */
-int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size);
+/* Extends pcr in every active bank with H_bank(data) (at most 1024 bytes); ret_digests may be NULL. */
+int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
+		   TPML_DIGEST_VALUES *ret_digests);
 
 const char *tpm_rc_str(TSS2_RC rc);
 /* A TPM response code as the errno the rest of keystrap speaks. */
