@@ -2,7 +2,7 @@
 # Runs every suite (C unit tests under ASan/UBSan, bats against the sanitizer build,
 # bounded fuzzing) and ends with one line: "N passed, N failed". Each suite speaks TAP.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
