@@ -64,6 +64,9 @@ long base64_decode(const char *src, size_t len, uint8_t *dst, size_t dst_size)
 				return -EINVAL;
 		}
 		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		/* Bits the padding drops must be zero: one canonical spelling per byte string. */
+		if ((pad == 2 && (w & 0xffff)) || (pad == 1 && (w & 0xff)))
+			return -EINVAL;
 		if (o + 3 - (size_t)pad > dst_size)
 			return -ENOBUFS;
 		dst[o++] = (uint8_t)(w >> 16);

@@ -95,6 +95,9 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 		FAIL("token type is not systemd-tpm2");
 
 	v = get(root, "keyslots", json_type_array);
+	/* libcryptsetup drops a killed keyslot from its tokens: say so rather than "malformed". */
+	if (v && json_object_array_length(v) == 0)
+		FAIL("token is bound to no keyslot (its keyslot was removed)");
 	if (!v || json_object_array_length(v) != 1)
 		FAIL("token must name exactly one keyslot");
 	v = json_object_array_get_idx(v, 0);

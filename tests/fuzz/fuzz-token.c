@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * token_parse on arbitrary bytes: what a LUKS2 header hands keystrap is untrusted. Besides
+ * "no crash", every accepted token must survive token_format -> token_parse unchanged
+ * (tpm2_srk and tpm2_pubkey are read but never written, so they are left out).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "token.h"
+
+static void must(int cond)
+{
+	if (!cond)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct tpm2_token a, b;
+	const char *why = NULL;
+	char *json = NULL;
+
+	if (token_parse((const char *)data, size, &a, &why) < 0) {
+		must(why != NULL);
+		return 0;
+	}
+	must(why == NULL);
+	must(a.keyslot >= 0 && a.keyslot < 32 && a.bank && a.blob_size > 0 && a.blob_size <= TOKEN_BLOB_MAX);
+	must((a.values_mask & ~a.pcr_mask) == 0 && a.srk_size <= TOKEN_SRK_MAX);
+
+	must(token_format(&a, &json) == 0);
+	must(token_parse(json, strlen(json), &b, &why) == 0);
+	must(a.keyslot == b.keyslot && a.pcr_mask == b.pcr_mask && a.bank == b.bank &&
+	     a.primary_alg == b.primary_alg && a.pin == b.pin && a.blob_size == b.blob_size &&
+	     memcmp(a.blob, b.blob, a.blob_size) == 0 && memcmp(a.policy_hash, b.policy_hash, 32) == 0 &&
+	     a.values_mask == b.values_mask);
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (a.values_mask & (1u << i))
+			must(memcmp(a.values[i], b.values[i], a.bank->size) == 0);
+	free(json);
+	return 0;
+}

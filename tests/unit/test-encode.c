@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* lib/encode: base64 (RFC 4648 section 10 vectors, strict decoding) and hex. */
+#include <errno.h>
+#include <string.h>
+
+#include "encode.h"
+#include "macro.h"
+#include "tap.h"
+
+static const struct {
+	const char *plain, *b64;
+} rfc4648[] = {
+	{ "", "" },         { "f", "Zg==" },        { "fo", "Zm8=" },         { "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+};
+
+static long decode(const char *s, uint8_t *out, size_t size)
+{
+	return base64_decode(s, strlen(s), out, size);
+}
+
+static void test_base64_vectors(void)
+{
+	for (size_t i = 0; i < ELEMENTSOF(rfc4648); i++) {
+		const char *p = rfc4648[i].plain, *b = rfc4648[i].b64;
+		char enc[16], name[64];
+		uint8_t dec[16];
+		long n;
+
+		memset(enc, 'x', sizeof(enc));
+		base64_encode((const uint8_t *)p, strlen(p), enc);
+		snprintf(name, sizeof(name), "base64(\"%s\") = \"%s\" with its length predicted", p, b);
+		CHECK(streq(enc, b) && base64_encoded_len(strlen(p)) == strlen(b), name);
+		n = decode(b, dec, sizeof(dec));
+		snprintf(name, sizeof(name), "\"%s\" decodes to \"%s\"", b, p);
+		CHECK(n == (long)strlen(p) && memcmp(dec, p, strlen(p)) == 0, name);
+	}
+}
+
+static void test_base64_binary(void)
+{
+	uint8_t all[256], back[256];
+	char enc[345];
+
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)i;
+	base64_encode(all, sizeof(all), enc);
+	CHECK(strlen(enc) == 344 && strchr(enc, '+') && strchr(enc, '/'), "every byte value encodes, + and / alphabet");
+	CHECK(base64_decode(enc, strlen(enc), back, sizeof(back)) == 256 && memcmp(all, back, 256) == 0,
+	      "every byte value round-trips");
+	CHECK(base64_decode(enc, strlen(enc), back, 255) == -ENOBUFS, "one byte short of room is -ENOBUFS");
+}
+
+static void test_base64_strict(void)
+{
+	static const struct {
+		const char *in, *why;
+	} bad[] = {
+		{ "Zg", "padding missing is rejected" },
+		{ "Zg=", "a length that is not a multiple of 4 is rejected" },
+		{ "Zm9vY", "a longer length that is not a multiple of 4 is rejected" },
+		{ "====", "padding alone is rejected" },
+		{ "Z===", "three padding characters are rejected" },
+		{ "Zg=A", "data after padding is rejected" },
+		{ "Zg==Zg==", "padding before the last quantum is rejected" },
+		{ "Zm9v YmFy", "a space is rejected" },
+		{ "Zm9vYmFy\n", "a trailing newline is rejected" },
+		{ "Zm9-YmFy", "the URL-safe '-' is rejected" },
+		{ "Zm9_YmFy", "the URL-safe '_' is rejected" },
+		{ "Zm9v!mFy", "a character outside the alphabet is rejected" },
+		{ "Zh==", "non-zero bits under '==' are rejected (one spelling per byte string)" },
+		{ "Zm9=", "non-zero bits under '=' are rejected" },
+	};
+	uint8_t out[16];
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+		CHECK(decode(bad[i].in, out, sizeof(out)) == -EINVAL, bad[i].why);
+	CHECK(base64_decode("Zm9v\0mFy", 8, out, sizeof(out)) == -EINVAL, "an embedded NUL is rejected");
+	CHECK(decode("Zm9vYmFy", out, 6) == 6, "output exactly filling the buffer is fine");
+	CHECK(decode("Zm9vYmFy", out, 5) == -ENOBUFS, "overflowing the buffer is -ENOBUFS");
+	CHECK(decode("Zm9vYg==", out, 4) == 4 && decode("Zm9vYg==", out, 3) == -ENOBUFS,
+	      "padded tail counts only its real bytes against the buffer");
+	CHECK(decode("Zg==", out, 0) == -ENOBUFS, "no room at all is -ENOBUFS");
+}
+
+static void test_hex(void)
+{
+	static const uint8_t bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+	uint8_t out[6];
+	char enc[13];
+
+	hex_encode(bytes, sizeof(bytes), enc);
+	CHECK(streq(enc, "00017f80abff"), "hex encodes lower case");
+	hex_encode(bytes, 0, enc);
+	CHECK(streq(enc, ""), "hex of nothing is the empty string");
+	CHECK(hex_decode("00017f80abff", out, 6) == 0 && memcmp(out, bytes, 6) == 0, "hex decodes");
+	CHECK(hex_decode("00017F80ABFF", out, 6) == 0 && memcmp(out, bytes, 6) == 0, "upper case decodes");
+	CHECK(hex_decode("00017f80abf", out, 6) == -EINVAL, "one digit short is rejected");
+	CHECK(hex_decode("00017f80abfff", out, 6) == -EINVAL, "one digit long is rejected");
+	CHECK(hex_decode("00017f80abff00", out, 6) == -EINVAL, "one byte long is rejected");
+	CHECK(hex_decode("00017f80abfg", out, 6) == -EINVAL, "a non-hex digit is rejected");
+	CHECK(hex_decode("0x017f80abff", out, 6) == -EINVAL, "a 0x prefix is rejected");
+	CHECK(hex_decode(" 0017f80abff", out, 6) == -EINVAL, "whitespace is rejected");
+	CHECK(hex_decode("", out, 0) == 0, "nothing decodes to nothing");
+}
+
+int main(void)
+{
+	test_base64_vectors();
+	test_base64_binary();
+	test_base64_strict();
+	test_hex();
+	return TAP_DONE();
+}

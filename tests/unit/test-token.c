@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* lib/token: systemd-tpm2 token JSON, format -> parse round trip and one reason per defect. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "encode.h"
+#include "macro.h"
+#include "tap.h"
+#include "token.h"
+
+/* Written by `systemd-cryptenroll --tpm2-device=swtpm:... --tpm2-pcrs=7` (systemd 252). */
+static const char cryptenroll_json[] =
+	"{\"type\":\"systemd-tpm2\",\"keyslots\":[\"1\"],\"tpm2-blob\":\"AJ4AIMTHPi5Vys//qLs2bTvOGyrIKJfJmi6xye97"
+	"/Db3zjUzABCr7OmDYwhnlFaXl1ix7artteULdLAh/1arPWZSulTiYStAbshCYQk/i4YOvwyBd09F1eYOFWjmyp59RvpfSfyUrUnQ"
+	"laU+c+ZsXIYTvITtqiz0Bl/n+JAO3RHql5A51fNU/fwnSWb+o98vAlVw6akP2YKbyaBtn/I9kABOAAgACwAAABIAIItWgtgbKUNd"
+	"CNeSeBUGEdx+WSOy/vzOaEoJV3tAEwqLABAAIKVslNaDe4CXWJfhanOpWREud4asHqzJq1eU455oWdZS\",\"tpm2-pcrs\":[7],"
+	"\"tpm2-pcr-bank\":\"sha256\",\"tpm2-primary-alg\":\"ecc\",\"tpm2-policy-hash\":"
+	"\"8b5682d81b29435d08d79278150611dc7e5923b2fefcce684a09577b40130a8b\",\"tpm2-pin\":false}";
+
+static struct tpm2_token tok;
+
+static int parse(const char *json, const char **why)
+{
+	return token_parse(json, strlen(json), &tok, why);
+}
+
+/* A token as keystrap enroll builds it: PCRs 7 and 15 in sha256, an rsa primary, a blob. */
+static void sample(struct tpm2_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->keyslot = 3;
+	t->pcr_mask = 1u << 7 | 1u << 15;
+	t->bank = pcr_bank_by_name("sha256");
+	t->primary_alg = TPM2_ALG_RSA;
+	for (size_t i = 0; i < 240; i++)
+		t->blob[i] = (uint8_t)(i * 7 + 1);
+	t->blob_size = 240;
+	for (size_t i = 0; i < 32; i++)
+		t->policy_hash[i] = (uint8_t)(0xa0 + i);
+	t->values_mask = t->pcr_mask;
+	memset(t->values[7], 0x77, 32);
+	memset(t->values[15], 0, 32);
+}
+
+static void test_roundtrip(void)
+{
+	_cleanup_free_ struct tpm2_token *in = calloc(1, sizeof(*in));
+	_cleanup_free_ char *json = NULL;
+	const char *why = "unset";
+
+	sample(in);
+	CHECK(token_format(in, &json) == 0 && json, "token formats");
+	CHECK(parse(json, &why) == 0 && why == NULL, "its own output parses, with no reason");
+	CHECK(tok.keyslot == 3 && tok.pcr_mask == in->pcr_mask && tok.bank == in->bank &&
+	      tok.primary_alg == TPM2_ALG_RSA && !tok.pin && !tok.signed_policy && tok.srk_size == 0,
+	      "keyslot, PCRs, bank, primary, pin survive the round trip");
+	CHECK(tok.blob_size == 240 && memcmp(tok.blob, in->blob, 240) == 0, "the blob survives byte for byte");
+	CHECK(memcmp(tok.policy_hash, in->policy_hash, 32) == 0, "the policy hash survives");
+	CHECK(tok.values_mask == in->values_mask && memcmp(tok.values[7], in->values[7], 32) == 0 &&
+	      memcmp(tok.values[15], in->values[15], 32) == 0, "keystrap-pcr-values survive");
+	CHECK(strstr(json, "\"type\":\"systemd-tpm2\"") && strstr(json, "\"keyslots\":[\"3\"]") &&
+	      strstr(json, "\"tpm2-pcrs\":[7,15]") && strstr(json, "\"tpm2-pcr-bank\":\"sha256\"") &&
+	      strstr(json, "\"tpm2-primary-alg\":\"rsa\"") && strstr(json, "\"tpm2-pin\":false") &&
+	      strstr(json, "\"tpm2-policy-hash\":\"a0a1a2a3"),
+	      "the fields systemd 252 reads are there, spelled as systemd spells them");
+
+	in->primary_alg = TPM2_ALG_ECC;
+	in->bank = pcr_bank_by_name("sha1");
+	in->values_mask = 0;
+	in->pcr_mask = 0;
+	in->keyslot = 31;
+	free(json);
+	json = NULL;
+	CHECK(token_format(in, &json) == 0 && parse(json, &why) == 0 && tok.primary_alg == TPM2_ALG_ECC &&
+	      tok.bank == in->bank && tok.pcr_mask == 0 && tok.keyslot == 31,
+	      "ecc primary, sha1 bank, no PCRs and keyslot 31 round-trip too");
+}
+
+static void test_cryptenroll_shape(void)
+{
+	const char *why = NULL;
+	uint8_t hash[32];
+
+	CHECK(parse(cryptenroll_json, &why) == 0, "a systemd-cryptenroll token parses");
+	hex_decode("8b5682d81b29435d08d79278150611dc7e5923b2fefcce684a09577b40130a8b", hash, 32);
+	CHECK(tok.keyslot == 1 && tok.pcr_mask == 1u << 7 && tok.bank == pcr_bank_by_name("sha256") &&
+	      tok.primary_alg == TPM2_ALG_ECC && tok.blob_size == 240 && !tok.pin &&
+	      memcmp(tok.policy_hash, hash, 32) == 0, "its fields are read as systemd wrote them");
+	CHECK(tok.values_mask == 0, "no keystrap-pcr-values: no expected values are known");
+	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[],"
+		    "\"tpm2-policy-hash\":\"" "0000000000000000000000000000000000000000000000000000000000000000\"}",
+		    &why) == 0 && tok.bank == pcr_bank_by_name("sha256") && tok.primary_alg == TPM2_ALG_ECC &&
+	      !tok.pin, "older tokens without bank, primary or pin get systemd's defaults");
+	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
+		    "\"tpm2-pin\":true,\"tpm2-policy-hash\":\""
+		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == 0 && tok.pin,
+	      "tpm2-pin true is read (unlock refuses it)");
+	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
+		    "\"tpm2_pubkey\":\"AAAA\",\"tpm2_pubkey_pcrs\":[11],\"tpm2-policy-hash\":\""
+		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == 0 &&
+	      tok.signed_policy, "tpm2_pubkey marks a signed policy (unlock refuses it)");
+	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
+		    "\"tpm2_srk\":\"AQIDBA==\",\"future-key\":{\"x\":[1]},\"tpm2-policy-hash\":\""
+		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == 0 &&
+	      tok.srk_size == 4 && memcmp(tok.srk, "\x01\x02\x03\x04", 4) == 0,
+	      "tpm2_srk (systemd >= 254) is read; unknown keys are ignored");
+}
+
+/* The cryptenroll token with one key set to raw JSON value (NULL: removed), then parsed. */
+static int parse_with(const char *key, const char *value, const char **why)
+{
+	json_object *root = json_tokener_parse(cryptenroll_json);
+	int r;
+
+	if (value)
+		json_object_object_add(root, key, json_tokener_parse(value));
+	else
+		json_object_object_del(root, key);
+	r = parse(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN), why);
+	json_object_put(root);
+	return r;
+}
+
+static void test_malformed(void)
+{
+	static const struct {
+		const char *key, *value, *reason;
+	} cases[] = {
+		{ "type", "\"systemd-fido2\"", "token type is not systemd-tpm2" },
+		{ "type", "7", "token type is not systemd-tpm2" },
+		{ "type", NULL, "token type is not systemd-tpm2" },
+		{ "keyslots", "[]", "token is bound to no keyslot (its keyslot was removed)" },
+		{ "keyslots", "[\"1\",\"2\"]", "token must name exactly one keyslot" },
+		{ "keyslots", "\"1\"", "token must name exactly one keyslot" },
+		{ "keyslots", NULL, "token must name exactly one keyslot" },
+		{ "keyslots", "[1]", "token keyslot is not a number from 0 to 31" },
+		{ "keyslots", "[\"32\"]", "token keyslot is not a number from 0 to 31" },
+		{ "keyslots", "[\"-1\"]", "token keyslot is not a number from 0 to 31" },
+		{ "keyslots", "[\"\"]", "token keyslot is not a number from 0 to 31" },
+		{ "keyslots", "[\"1x\"]", "token keyslot is not a number from 0 to 31" },
+		{ "tpm2-pcrs", NULL, "token lacks tpm2-pcrs" },
+		{ "tpm2-pcrs", "\"7\"", "token lacks tpm2-pcrs" },
+		{ "tpm2-pcrs", "[\"7\"]", "tpm2-pcrs holds something other than a number" },
+		{ "tpm2-pcrs", "[7.5]", "tpm2-pcrs holds something other than a number" },
+		{ "tpm2-pcrs", "[24]", "tpm2-pcrs holds a PCR index outside 0..23" },
+		{ "tpm2-pcrs", "[-1]", "tpm2-pcrs holds a PCR index outside 0..23" },
+		{ "tpm2-pcrs", "[4294967303]", "tpm2-pcrs holds a PCR index outside 0..23" },
+		{ "tpm2-pcr-bank", "\"md5\"", "tpm2-pcr-bank names an unknown bank" },
+		{ "tpm2-primary-alg", "\"dsa\"", "tpm2-primary-alg is neither ecc nor rsa" },
+		{ "tpm2-blob", NULL, "token lacks tpm2-blob" },
+		{ "tpm2-blob", "42", "token lacks tpm2-blob" },
+		{ "tpm2-blob", "\"\"", "tpm2-blob is not valid base64" },
+		{ "tpm2-blob", "\"AJ4AIMTH*i5V\"", "tpm2-blob is not valid base64" },
+		{ "tpm2-blob", "\"AJ4\"", "tpm2-blob is not valid base64" },
+		{ "tpm2-policy-hash", NULL, "tpm2-policy-hash is missing or not a sha256 digest in hex" },
+		{ "tpm2-policy-hash", "\"8b5682d81b29435d08d79278150611dc\"",
+		  "tpm2-policy-hash is missing or not a sha256 digest in hex" },
+		{ "tpm2-policy-hash", "\"zz5682d81b29435d08d79278150611dc7e5923b2fefcce684a09577b40130a8b\"",
+		  "tpm2-policy-hash is missing or not a sha256 digest in hex" },
+		{ "keystrap-pcr-values", "{\"x\":\"00\"}", "keystrap-pcr-values has a key that is not a PCR index" },
+		{ "keystrap-pcr-values", "{\"24\":\"00\"}", "keystrap-pcr-values has a key that is not a PCR index" },
+		{ "keystrap-pcr-values",
+		  "{\"15\":\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+		  "keystrap-pcr-values names a PCR the token does not bind" },
+		{ "keystrap-pcr-values", "{\"7\":\"0000000000000000000000000000000000000000\"}",
+		  "keystrap-pcr-values has a value that is not a digest of the bank's size" },
+		{ "keystrap-pcr-values", "{\"7\":0}",
+		  "keystrap-pcr-values has a value that is not a digest of the bank's size" },
+		{ "tpm2_srk", "\"not base64!\"", "tpm2_srk is not valid base64 of a serialized handle" },
+		{ "tpm2_srk", "\"\"", "tpm2_srk is not valid base64 of a serialized handle" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *why = NULL;
+		char name[200];
+		int r = parse_with(cases[i].key, cases[i].value, &why);
+
+		snprintf(name, sizeof(name), "%s = %s: \"%s\"", cases[i].key,
+			 cases[i].value ? cases[i].value : "(absent)", cases[i].reason);
+		CHECK(r == -EINVAL && why && streq(why, cases[i].reason), name);
+	}
+}
+
+static void test_blob_limits(void)
+{
+	_cleanup_free_ uint8_t *raw = calloc(1, TOKEN_BLOB_MAX + 1);
+	_cleanup_free_ char *b64 = malloc(base64_encoded_len(TOKEN_BLOB_MAX + 1) + 3);
+	const char *why = NULL;
+
+	base64_encode(raw, TOKEN_BLOB_MAX, b64 + 1);
+	b64[0] = '"';
+	strcat(b64, "\"");
+	CHECK(parse_with("tpm2-blob", b64, &why) == 0 && tok.blob_size == TOKEN_BLOB_MAX,
+	      "a blob of exactly 4 KiB is accepted");
+	base64_encode(raw, TOKEN_BLOB_MAX + 1, b64 + 1);
+	strcat(b64, "\"");
+	CHECK(parse_with("tpm2-blob", b64, &why) == -EINVAL && why && streq(why, "tpm2-blob is larger than 4 KiB"),
+	      "a blob one byte over 4 KiB: \"tpm2-blob is larger than 4 KiB\"");
+}
+
+static void test_not_json(void)
+{
+	static const struct {
+		const char *json, *name;
+	} cases[] = {
+		{ "", "empty input" },
+		{ "{", "an unterminated object" },
+		{ "[]", "an array, not an object" },
+		{ "\"systemd-tpm2\"", "a bare string" },
+		{ "null", "null" },
+		{ "{\"type\":\"systemd-tpm2\"} {}", "a second value after the object" },
+		{ "{\"type\":\"systemd-tpm2\"}x", "garbage after the object" },
+		{ "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]}", "nesting deeper than 16" },
+	};
+	_cleanup_free_ char *big = malloc(TOKEN_JSON_MAX + 2);
+	const char *why = NULL;
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char name[120];
+
+		why = NULL;
+		snprintf(name, sizeof(name), "%s: \"token is not a well-formed JSON object\"", cases[i].name);
+		CHECK(parse(cases[i].json, &why) == -EINVAL && why &&
+		      streq(why, "token is not a well-formed JSON object"), name);
+	}
+	why = NULL;
+	CHECK(token_parse("{\"type\":\"systemd-tpm2\"}\0{}", 25, &tok, &why) == -EINVAL && why,
+	      "bytes after an embedded NUL are not ignored");
+
+	/* Well-formed but over the limit: refused before json-c sees it. */
+	memset(big, ' ', TOKEN_JSON_MAX + 1);
+	big[0] = '{';
+	big[TOKEN_JSON_MAX] = '}';
+	big[TOKEN_JSON_MAX + 1] = 0;
+	why = NULL;
+	CHECK(parse(big, &why) == -EINVAL && why && streq(why, "token JSON is larger than 16 KiB"),
+	      "JSON over 16 KiB: \"token JSON is larger than 16 KiB\"");
+}
+
+int main(void)
+{
+	test_roundtrip();
+	test_cryptenroll_shape();
+	test_malformed();
+	test_blob_limits();
+	test_not_json();
+	return TAP_DONE();
+}
