@@ -206,6 +206,9 @@ int cmd_enroll(int argc, char **argv)
 	if (r == -EACCES)
 		return log_error("the existing %s does not open any keyslot of '%s'",
 				 key_file ? "key file" : "passphrase", path), 1;
+	if (r == -ENOSPC)
+		return log_error("all 32 LUKS2 token slots of '%s' are in use; nothing was added "
+				 "(free one with 'cryptsetup token remove')", path), 1;
 	if (r < 0)
 		return log_error("cannot add keyslot and token to '%s': %s", path, strerror(-r)), 1;
 

@@ -24,12 +24,24 @@ int luks_resolve(const char *spec, char **ret)
 	return 0;
 }
 
+/* libcryptsetup prints its own lines on stderr; keystrap says one line itself, at the boundary. */
+static void log_crypt(int level, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)userdata;
+	log_debug("libcryptsetup: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 int luks_open(const char *path, struct crypt_device **ret)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	const char *type;
 	int r;
 
+	crypt_set_log_callback(NULL, log_crypt, NULL);
+	/* crypt_init says -ENOTBLK for a path that does not exist at all. */
+	if (access(path, F_OK) < 0)
+		return -errno;
 	r = crypt_init(&cd, path);
 	if (r < 0)
 		return r;
@@ -41,6 +53,14 @@ int luks_open(const char *path, struct crypt_device **ret)
 		return -EPROTONOSUPPORT;
 	*ret = TAKE_PTR(cd);
 	return 0;
+}
+
+static bool no_free_token(struct crypt_device *cd)
+{
+	for (int tok = 0; tok < 32; tok++)
+		if (crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE)
+			return false;
+	return true;
 }
 
 int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const struct secbuf *passphrase,
@@ -71,6 +91,8 @@ int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const st
 		token = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
 		r = token;
 	}
+	if (r == -EINVAL && no_free_token(cd))
+		r = -ENOSPC;
 	if (r < 0) {
 		/* Roll back: a keyslot without its token is an orphan nobody can use or explain. */
 		if (crypt_keyslot_destroy(cd, slot) < 0)

@@ -16,13 +16,15 @@ static inline void crypt_freep(struct crypt_device **cd)
 /* Resolves "UUID=…" or a path; *ret is a path the caller frees. */
 int luks_resolve(const char *spec, char **ret);
 
-/* Loads a LUKS2 header; -EPROTONOSUPPORT for LUKS1, -ENOTBLK-like -EINVAL for anything else. */
+/* Loads a LUKS2 header; -ENOENT if path is missing, -EPROTONOSUPPORT for LUKS1, -EINVAL for
+ * anything else. */
 int luks_open(const char *path, struct crypt_device **ret);
 
 /*
  * Adds a keyslot for passphrase (authorised by existing) with minimal PBKDF2, then writes
  * token_json bound to it. Either both land or neither does. token_json must name the
- * keyslot: it is built by make_token(slot) once the slot number is known.
+ * keyslot: it is built by make_token(slot) once the slot number is known. -ENOSPC: all 32
+ * token slots are taken.
  */
 int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const struct secbuf *passphrase,
 		int (*make_token)(int slot, void *userdata, char **ret_json), void *userdata,

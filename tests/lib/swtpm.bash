@@ -57,13 +57,14 @@ swtpm_stop() {
 	return 0
 }
 
-# Power-cycles the TPM: PCRs back to their boot values, as at the next boot. The OS
-# sends TPM2_Shutdown first, as a clean reboot does: without it the TPM counts a
-# dictionary-attack failure per reboot and locks out after three.
+# Power-cycles the TPM (swtpm's CMD_INIT, what QEMU sends on reset; the process and port
+# stay): PCRs back to their boot values, as at the next boot. The OS sends TPM2_Shutdown
+# first, as a clean reboot does: without it the TPM counts a dictionary-attack failure per
+# reboot and locks out after three.
 swtpm_reboot() {
 	tpm2_shutdown >/dev/null 2>&1
-	swtpm_stop
-	swtpm_start "$SWTPM_DIR"
+	swtpm_ioctl --tcp "127.0.0.1:$((SWTPM_PORT + 1))" -i >/dev/null || return 1
+	tpm2_startup -c >/dev/null 2>&1
 }
 
 # make_luks IMAGE KEYFILE: a fresh LUKS2 image whose keyslot 0 opens with KEYFILE.
@@ -94,4 +95,39 @@ sd_token_open() {
 	"$BATS_TEST_DIRNAME/../../build/sd-token-open" "$1" "$KEYSTRAP_TCTI" || rc=$?
 	sd_flush
 	return "$rc"
+}
+
+# keyslots IMAGE / tokens IMAGE: the keyslot / token numbers in use, e.g. "0 1".
+keyslots() {
+	cryptsetup luksDump --dump-json-metadata "$1" | jq -r '.keyslots | keys | join(" ")'
+}
+tokens() {
+	cryptsetup luksDump --dump-json-metadata "$1" | jq -r '.tokens | keys | join(" ")'
+}
+
+# token_edit IMAGE ID JQ-FILTER [JQ-ARGS...]: replaces token ID by a jq-edited copy of itself.
+token_edit() {
+	local img=$1 id=$2 filter=$3 json
+	shift 3
+	json=$(cryptsetup token export --token-id "$id" "$img" | jq -c "$@" "$filter") || return 1
+	cryptsetup token remove --token-id "$id" "$img" || return 1
+	printf '%s' "$json" | cryptsetup token import --token-id "$id" "$img"
+}
+
+# unlock_must_fail IMAGE [ARGS...]: `keystrap unlock --dry-run` exits 1 and leaves the header
+# exactly as it was; $output and $lines hold what it said.
+# shellcheck disable=SC2154 # status and output are set by bats' run
+unlock_must_fail() {
+	local img=$1 before
+	shift
+	before=$(header_sum "$img")
+	run "$KEYSTRAP" unlock --device "$img" --dry-run "$@"
+	if [ "$status" -ne 1 ]; then
+		echo "unlock exited $status, not 1: $output"
+		return 1
+	fi
+	if [ "$(header_sum "$img")" != "$before" ]; then
+		echo "unlock changed the header of $img"
+		return 1
+	fi
 }
