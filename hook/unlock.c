@@ -85,8 +85,8 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 	if (r < 0)
 		return log_error_errno(r, "%s token %d is malformed: %s", path, tok, why);
 	if (!luks_keyslot_in_use(cd, k->keyslot))
-		return log_error_errno(-ENOENT, "%s token %d points at keyslot %d, which is not in use",
-				       path, tok, k->keyslot);
+		return log_error_errno(-ENOENT, "%s token %d points at keyslot %d, which holds no key "
+				       "of this volume", path, tok, k->keyslot);
 	if (k->pin)
 		return log_error_errno(-EOPNOTSUPP, "%s token %d needs a PIN; keystrap unlocks "
 				       "unattended only", path, tok);
