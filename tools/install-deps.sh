@@ -11,6 +11,7 @@ pkgs=(
 	swtpm swtpm-tools tpm2-tools
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck
+	strace systemd
 )
 
 missing=()
