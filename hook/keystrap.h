@@ -8,6 +8,7 @@
 int cmd_enroll(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
+int cmd_eventlog(int argc, char **argv);
 
 /* Opens the TPM or logs a one-line reason naming the TCTI. */
 int tpm_connect(struct tpm **ret);

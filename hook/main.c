@@ -18,6 +18,7 @@ static const struct {
 	{ "enroll", cmd_enroll, "seal a new disk key in the TPM and add it to a LUKS2 volume" },
 	{ "unlock", cmd_unlock, "unseal the disk key and open LUKS2 volumes, then lock" },
 	{ "lock", cmd_lock, "extend PCR 15 so no disk key can be unsealed again this boot" },
+	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
 };
 
 static void show_usage(FILE *f)

@@ -10,11 +10,13 @@
 #include "pcr.h"
 
 static const struct pcr_bank banks[] = {
-	{ "sha1", TPM2_ALG_SHA1, 20 },
-	{ "sha256", TPM2_ALG_SHA256, 32 },
-	{ "sha384", TPM2_ALG_SHA384, 48 },
-	{ "sha512", TPM2_ALG_SHA512, 64 },
+	{ "sha1", TPM2_ALG_SHA1, 20, "SHA1" },
+	{ "sha256", TPM2_ALG_SHA256, 32, "SHA256" },
+	{ "sha384", TPM2_ALG_SHA384, 48, "SHA384" },
+	{ "sha512", TPM2_ALG_SHA512, 64, "SHA512" },
+	{ "sm3_256", TPM2_ALG_SM3_256, 32, "SM3" },
 };
+_Static_assert(ELEMENTSOF(banks) == PCR_BANKS, "PCR_BANKS counts the bank table");
 
 const struct pcr_bank *pcr_bank_by_name(const char *name)
 {
@@ -32,13 +34,32 @@ const struct pcr_bank *pcr_bank_by_alg(TPMI_ALG_HASH alg)
 	return NULL;
 }
 
+const struct pcr_bank *pcr_bank_by_index(size_t i)
+{
+	return i < ELEMENTSOF(banks) ? &banks[i] : NULL;
+}
+
+size_t pcr_bank_index(const struct pcr_bank *bank)
+{
+	return (size_t)(bank - banks);
+}
+
 int pcr_bank_digest(const struct pcr_bank *bank, const void *data, size_t n, uint8_t *out)
 {
-	const EVP_MD *md = EVP_get_digestbyname(bank->name);
+	const EVP_MD *md = EVP_get_digestbyname(bank->md);
 
 	if (!md || (size_t)EVP_MD_get_size(md) != bank->size)
 		return -EOPNOTSUPP;
 	return EVP_Digest(data, n, out, NULL, md, NULL) ? 0 : -EIO;
+}
+
+int pcr_bank_extend(const struct pcr_bank *bank, uint8_t *value, const uint8_t *digest)
+{
+	uint8_t buf[2 * PCR_DIGEST_MAX];
+
+	memcpy(buf, value, bank->size);
+	memcpy(buf + bank->size, digest, bank->size);
+	return pcr_bank_digest(bank, buf, 2u * bank->size, value);
 }
 
 static int parse_index(const char *s, size_t len, unsigned *ret)

@@ -8,15 +8,23 @@
 #define PCR_COUNT 24
 #define PCR_DIGEST_MAX 64
 
+#define PCR_BANKS 5 /* sha1, sha256, sha384, sha512, sm3_256: every hash a PC Client TPM may use */
+
 struct pcr_bank {
 	const char *name;
 	TPMI_ALG_HASH alg;
 	uint16_t size;
+	const char *md; /* OpenSSL's name for the hash */
 };
 
 const struct pcr_bank *pcr_bank_by_name(const char *name);
 const struct pcr_bank *pcr_bank_by_alg(TPMI_ALG_HASH alg);
+/* Banks by position 0..PCR_BANKS-1, for tables indexed by bank. */
+const struct pcr_bank *pcr_bank_by_index(size_t i);
+size_t pcr_bank_index(const struct pcr_bank *bank);
 int pcr_bank_digest(const struct pcr_bank *bank, const void *data, size_t n, uint8_t *out);
+/* value = H(value || digest), what TPM2_PCR_Extend does: for replaying logs in software. */
+int pcr_bank_extend(const struct pcr_bank *bank, uint8_t *value, const uint8_t *digest);
 
 /* What an operator binds: which PCRs, and for which ones the value is given up front. */
 struct pcr_spec {
