@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+#include "pcr.h"
+
+/*
+ * /etc/keystrap/keystrap.conf: systemd-style INI, parsed strictly (unknown sections or
+ * keys, a key given twice, oversize values and out-of-range numbers are errors naming the
+ * file, line and key) and refused when anything in it looks like a secret — the file ends
+ * up in a public initramfs. Pure code: config_parse takes the bytes, never a path to open,
+ * so that what keystrap measures and what it parses are the same bytes.
+ */
+
+#define CONFIG_PATH "/etc/keystrap/keystrap.conf"
+#define CONFIG_SIZE_MAX 65536
+#define CONFIG_ERROR_MAX 512
+
+struct keystrap_config {
+	/* [Unlock] */
+	char *device;   /* LUKS2 device, UUID=..., or "all" */
+	char *name;     /* device-mapper name (not with Device=all) */
+	char *pcrs;     /* what enroll binds, --pcrs syntax */
+	const struct pcr_bank *bank;
+	bool lock;      /* extend PCR 15 once the volumes are open */
+	/* [Attest] */
+	char *server;   /* https:// URL of keystrap-server */
+	char *ca;       /* path of the CA certificate that signs the server's */
+	unsigned timeout; /* seconds */
+};
+
+/*
+ * Parses size bytes of text; path only names the file in messages. On failure returns
+ * -EINVAL (or -ENOMEM) and writes "PATH:LINE: [Section] Key=: reason" to err
+ * (CONFIG_ERROR_MAX bytes).
+ */
+int config_parse(const char *path, const char *text, size_t size, struct keystrap_config **ret, char *err);
+void config_free(struct keystrap_config *c);
+static inline void config_freep(struct keystrap_config **c)
+{
+	config_free(*c);
+}
+#define _cleanup_config_ _cleanup_(config_freep)
+
+/*
+ * The rule that keeps secrets out: NULL if s may stand in a config file, else why not. In
+ * values and comments alike: a PEM block, a URL with a password, a hex run of 32 or more
+ * digits (128 bits; PCR digests belong in PCRs= only), or a run of 24 or more base64
+ * characters mixing upper case, lower case and digits (not starting with '/', which is a path).
+ */
+const char *config_secret_reason(const char *s, size_t n, bool digests_allowed);
