@@ -17,14 +17,11 @@ teardown_file() {
 }
 
 setup() {
-	cd "$BATS_TEST_TMPDIR" || return 1
-	IMG=$BATS_TEST_TMPDIR/disk.img
-	KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY"
+	luks_setup
 }
 
 teardown() {
-	if [ -n "${REBOOT:-}" ]; then swtpm_reboot; fi
+	reboot_if_asked
 }
 
 # The PolicyPCR digest tpm2-tools computes for SELECTION (e.g. sha256:7,15) and the PCR
@@ -37,23 +34,17 @@ token_field() {
 	cryptsetup token export --token-id "${2:-0}" "$IMG" | jq -c "$1"
 }
 
-# Extends PCR $1 in both banks, as firmware measuring something would.
-extend() {
-	REBOOT=1
-	tpm2_pcrextend "$1:sha1=$(printf '%040x' "$2"),sha256=$(printf '%064x' "$2")"
-}
-
 @test "default: PCR 7 at its current value, PCR 15 at zero; the policy is what tpm2-tools computes" {
-	extend 7 7 # firmware leaves PCR 7 non-zero: "current" must mean the TPM's value
+	pcr_extend 7 # firmware leaves PCR 7 non-zero: "current" must mean the TPM's value
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY"
 	[ "$status" -eq 0 ]
 	[ "$output" = "enrolled $IMG: keyslot 1, token 0, PCRs 7,15 (sha256), primary ecc" ]
 	[ "$(token_field '[.type, .keyslots, ."tpm2-pcrs", ."tpm2-pcr-bank", ."tpm2-primary-alg", ."tpm2-pin"]')" = \
 		'["systemd-tpm2",["1"],[7,15],"sha256","ecc",false]' ]
-	tpm2_pcrread -Q -o pcr7.bin sha256:7
-	[ "$(token_field '."keystrap-pcr-values"."7"')" = "\"$(xxd -p -c 64 pcr7.bin)\"" ]
+	pcr7=$(pcr_value sha256 7)
+	[ "$(token_field '."keystrap-pcr-values"."7"')" = "\"$pcr7\"" ]
 	[ "$(token_field '."keystrap-pcr-values"."15"')" = "\"$ZERO32\"" ]
-	{ cat pcr7.bin; head -c 32 /dev/zero; } >values.bin
+	xxd -r -p <<<"$pcr7$ZERO32" >values.bin
 	[ "$(token_field '."tpm2-policy-hash"')" = "\"$(createpolicy sha256:7,15 values.bin)\"" ]
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
@@ -61,7 +52,7 @@ extend() {
 }
 
 @test "default twin: PCR 15 is bound at zero, not at its current value, so a moved PCR 15 refuses" {
-	extend 15 1
+	pcr_extend 15
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY"
 	[ "$status" -eq 0 ]
 	[ "$(token_field '."keystrap-pcr-values"."15"')" = "\"$ZERO32\"" ]
@@ -78,12 +69,12 @@ extend() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"PCRs 7 (sha256)"* ]]
 	[ "$(token_field '."tpm2-pcrs"')" = "[7]" ]
-	tpm2_pcrread -Q -o values.bin sha256:7
+	pcr_value sha256 7 | xxd -r -p >values.bin
 	[ "$(token_field '."tpm2-policy-hash"')" = "\"$(createpolicy sha256:7 values.bin)\"" ]
-	extend 15 1
+	pcr_extend 15
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
-	extend 7 1
+	pcr_extend 7
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "* ]]
 }
@@ -96,7 +87,7 @@ extend() {
 	[ "$(token_field '."tpm2-policy-hash"')" = "\"$(createpolicy sha256:15 values.bin)\"" ]
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
-	REBOOT=1
+	reboot_after
 	"$KEYSTRAP" lock
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha256): PCR 15 is "* ]]
@@ -113,21 +104,21 @@ extend() {
 	[ "$(token_field '."tpm2-policy-hash"')" = "\"$(createpolicy sha256:11 values.bin)\"" ]
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha256): PCR 11 is 0000000000000000… but policy wants ${want:0:16}…"* ]]
-	REBOOT=1
+	reboot_after
 	tpm2_pcrextend "11:sha256=$d"
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
 }
 
 @test "--pcr-bank sha1: sha1 values, a sha256 policy over them as tpm2-tools computes it" {
-	extend 7 7
+	pcr_extend 7
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --pcr-bank sha1
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"PCRs 7,15 (sha1)"* ]]
 	[ "$(token_field '."tpm2-pcr-bank"')" = '"sha1"' ]
-	tpm2_pcrread -Q -o pcr7.bin sha1:7
-	[ "$(token_field '."keystrap-pcr-values"."7"')" = "\"$(xxd -p -c 64 pcr7.bin)\"" ]
-	{ cat pcr7.bin; head -c 20 /dev/zero; } >values.bin
+	pcr7=$(pcr_value sha1 7)
+	[ "$(token_field '."keystrap-pcr-values"."7"')" = "\"$pcr7\"" ]
+	xxd -r -p <<<"${pcr7}0000000000000000000000000000000000000000" >values.bin
 	[ "$(token_field '."tpm2-policy-hash"')" = "\"$(createpolicy sha1:7,15 values.bin)\"" ]
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]

@@ -16,10 +16,7 @@ teardown_file() {
 }
 
 setup() {
-	cd "$BATS_TEST_TMPDIR" || return 1
-	IMG=$BATS_TEST_TMPDIR/disk.img
-	KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY"
+	luks_setup
 	"$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" >/dev/null
 	"$KEYSTRAP" unlock --device "$IMG" --dry-run >/dev/null
 }
@@ -36,6 +33,7 @@ blob() {
 }
 
 set_blob() {
+	# shellcheck disable=SC2016 # $b is jq's, given with --arg
 	token_edit "$IMG" 0 '."tpm2-blob" = $b' --arg b "$(base64 -w0)"
 }
 
@@ -196,12 +194,11 @@ one_line() {
 }
 
 @test "a token that needs a PIN (systemd-cryptenroll --tpm2-with-pin) is refused clearly" {
-	make_luks pin.img "$KEY"
+	cryptsetup token remove --token-id 0 "$IMG"
 	NEWPIN=1234 systemd-cryptenroll --tpm2-device="$KEYSTRAP_TCTI" --tpm2-pcrs=7 --tpm2-with-pin=yes \
-		--unlock-key-file="$KEY" pin.img </dev/null
+		--unlock-key-file="$KEY" "$IMG" </dev/null
 	sd_flush
-	[ "$(cryptsetup token export --token-id 0 pin.img | jq '."tpm2-pin"')" = true ]
-	IMG=$BATS_TEST_TMPDIR/pin.img
+	[ "$(cryptsetup token export --token-id 0 "$IMG" | jq '."tpm2-pin"')" = true ]
 	unlock_must_fail "$IMG"
 	one_line
 	[ "$output" = "keystrap: $IMG token 0 needs a PIN; keystrap unlocks unattended only" ]

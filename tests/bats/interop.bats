@@ -17,17 +17,13 @@ teardown_file() {
 }
 
 setup() {
-	cd "$BATS_TEST_TMPDIR" || return 1
-	IMG=$BATS_TEST_TMPDIR/disk.img
-	KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY"
+	luks_setup
 	# Firmware leaves PCR 7 non-zero; systemd-cryptenroll warns about an all-zero one.
-	REBOOT=1
-	tpm2_pcrextend "7:sha1=$(printf '%040x' 7),sha256=$(printf '%064x' 7)"
+	pcr_extend 7
 }
 
 teardown() {
-	if [ -n "${REBOOT:-}" ]; then swtpm_reboot; fi
+	reboot_if_asked
 }
 
 cryptenroll() {
@@ -49,7 +45,7 @@ cryptenroll() {
 
 @test "systemd-cryptenroll twin: PCR 7 extended, keystrap fails and says the token does not record which PCR" {
 	cryptenroll --tpm2-pcrs=7
-	tpm2_pcrextend "7:sha256=$(printf '%064x' 1)"
+	pcr_extend 7
 	unlock_must_fail "$IMG"
 	[ "${#lines[@]}" -eq 1 ]
 	[ "$output" = "keystrap: $IMG token 0: PCR policy not satisfied: the current values of PCRs 7 (sha256) differ from those it was sealed against (the token does not record which)" ]

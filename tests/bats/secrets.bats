@@ -18,14 +18,11 @@ teardown_file() {
 }
 
 setup() {
-	cd "$BATS_TEST_TMPDIR" || return 1
-	IMG=$BATS_TEST_TMPDIR/disk.img
-	KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY"
+	luks_setup
 }
 
 teardown() {
-	if [ -n "${REBOOT:-}" ]; then swtpm_reboot; fi
+	reboot_if_asked
 }
 
 # Prints the hex of what token 0's blob unseals to, using tpm2-tools only: systemd's ECC
@@ -90,7 +87,7 @@ leaks() {
 	# Twins: the raw bytes are not the passphrase, and after lock the TPM refuses the oracle too.
 	run bash -c 'xxd -r -p <<<"$1" | cryptsetup open --test-passphrase --key-slot 1 --key-file - "$2"' _ "$hex" "$IMG"
 	[ "$status" -ne 0 ]
-	REBOOT=1
+	reboot_after
 	"$KEYSTRAP" lock
 	[ -z "$(oracle_key_hex 2>/dev/null)" ]
 }
@@ -98,7 +95,7 @@ leaks() {
 @test "the key appears nowhere: output, debug log, exec argv/env, bytes written or read, files" {
 	traced enroll enroll --device "$IMG" --unlock-key-file "$KEY"
 	traced unlock unlock --device "$IMG" --dry-run
-	REBOOT=1
+	reboot_after
 	# Activation too, where device-mapper exists (elsewhere it fails after unsealing, which is
 	# a path worth tracing as well).
 	traced activate unlock --device "$IMG" --name "keystrap-secrets-$$" || true

@@ -16,36 +16,16 @@ teardown_file() {
 }
 
 setup() {
-	cd "$BATS_TEST_TMPDIR" || return 1
-	IMG=$BATS_TEST_TMPDIR/disk.img
-	KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY"
+	luks_setup
 }
 
 teardown() {
 	if [ -n "${LOOP:-}" ]; then losetup -d "$LOOP"; fi
-	if [ -n "${REBOOT:-}" ]; then swtpm_reboot; fi
+	reboot_if_asked
 }
 
 enroll() {
 	"$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" "$@" >/dev/null
-}
-
-# extend PCR [BANKS]: extends PCR in each listed bank (default: both), as firmware would.
-extend() {
-	local spec=() b
-	REBOOT=1
-	for b in ${2:-sha1 sha256}; do
-		case $b in
-		sha1) spec+=("sha1=$(printf '%040x' 1)") ;;
-		sha256) spec+=("sha256=$(printf '%064x' 1)") ;;
-		esac
-	done
-	tpm2_pcrextend "$1:$(IFS=,; echo "${spec[*]}")"
-}
-
-pcr() {
-	tpm2_pcrread -Q -o pcr.bin "$1:$2" && xxd -p -c 64 pcr.bin
 }
 
 # Attaches IMG to a loop device ($LOOP), or skips when this machine has none to give.
@@ -58,66 +38,66 @@ attach_loop() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"keyslot 1, token 0, PCRs 7,15 (sha256)"* ]]
 	before=$(header_sum "$IMG")
-	pcr15=$(pcr sha256 15)
+	pcr15=$(pcr_value sha256 15)
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
 	[ "$output" = "$IMG: token 0 unseals a key that opens keyslot 1 (dry run)" ]
 	[ "$(header_sum "$IMG")" = "$before" ]
-	[ "$(pcr sha256 15)" = "$pcr15" ]
+	[ "$(pcr_value sha256 15)" = "$pcr15" ]
 }
 
 @test "PCR 7 extended: exit 1 naming PCR 7 with both values, not PCR 15" {
 	enroll
-	extend 7
+	pcr_extend 7
 	unlock_must_fail "$IMG"
 	[ "${#lines[@]}" -eq 1 ]
-	now=$(pcr sha256 7)
+	now=$(pcr_value sha256 7)
 	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha256): PCR 7 is ${now:0:16}… but policy wants 0000000000000000…" ]
 	[[ "$output" != *"PCR 15"* ]]
 }
 
 @test "PCRs 7 and 15 both moved: the message names both" {
 	enroll
-	extend 7
-	extend 15
+	pcr_extend 7
+	pcr_extend 15
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "*"; PCR 15 is "* ]]
 }
 
 @test "the bound bank decides: a sha1-bound token ignores the sha256 bank and fails on its own" {
 	enroll --pcr-bank sha1 --pcrs 7
-	extend 7 sha256
+	pcr_extend 7 sha256
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
-	extend 7 sha1
+	pcr_extend 7 sha1
 	unlock_must_fail "$IMG"
-	now=$(pcr sha1 7)
+	now=$(pcr_value sha1 7)
 	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha1): PCR 7 is ${now:0:16}… but policy wants 0000000000000000…" ]
 }
 
 @test "... and the twin: a sha256-bound token ignores the sha1 bank" {
 	enroll --pcrs 7
-	extend 7 sha1
+	pcr_extend 7 sha1
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
-	extend 7 sha256
+	pcr_extend 7 sha256
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "* ]]
 }
 
 @test "lock extends PCR 15 in every active bank; unlock then fails naming PCR 15; after a reboot it unlocks" {
 	enroll
-	REBOOT=1
-	sha1_before=$(pcr sha1 15)
-	sha256_before=$(pcr sha256 15)
+	reboot_after
+	sha1_before=$(pcr_value sha1 15)
+	sha256_before=$(pcr_value sha256 15)
 	run "$KEYSTRAP" lock
 	[ "$status" -eq 0 ]
 	[ "$output" = "PCR 15 extended: disk keys sealed to this boot can no longer be unsealed" ]
 	# new = H(old || H(event)) in each bank's own hash.
 	want1=$({ xxd -r -p <<<"$sha1_before"; printf %s "$LOCK_EVENT" | sha1sum | xxd -r -p; } | sha1sum | cut -d' ' -f1)
 	want256=$({ xxd -r -p <<<"$sha256_before"; printf %s "$LOCK_EVENT" | sha256sum | xxd -r -p; } | sha256sum | cut -d' ' -f1)
-	[ "$(pcr sha1 15)" = "$want1" ]
-	[ "$(pcr sha256 15)" = "$want256" ]
+	[ "$(pcr_value sha1 15)" = "$want1" ]
+	[ "$(pcr_value sha256 15)" = "$want256" ]
 	[ "$want1" != "$sha1_before" ] && [ "$want256" != "$sha256_before" ]
 
 	unlock_must_fail "$IMG"
@@ -126,14 +106,14 @@ attach_loop() {
 	[[ "$output" != *"PCR 7 "* ]]
 
 	swtpm_reboot
-	[ "$(pcr sha256 15)" = "$(printf '%064d' 0)" ]
+	[ "$(pcr_value sha256 15)" = "$(printf '%064d' 0)" ]
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 0 ]
 }
 
 @test "a sha1-bound token is locked out by lock too (every active bank moves)" {
 	enroll --pcr-bank sha1
-	REBOOT=1
+	reboot_after
 	"$KEYSTRAP" lock
 	unlock_must_fail "$IMG"
 	[[ "$output" == *"PCR mismatch (sha1): PCR 15 is "* ]]
@@ -141,20 +121,20 @@ attach_loop() {
 
 @test "unlock that opens nothing does not lock: PCR 15 keeps its value" {
 	enroll --pcrs 7
-	extend 7
-	pcr15=$(pcr sha256 15)
+	pcr_extend 7
+	pcr15=$(pcr_value sha256 15)
 	before=$(header_sum "$IMG")
 	run "$KEYSTRAP" unlock --device "$IMG" --name "keystrap-test-$$"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "* ]]
-	[ "$(pcr sha256 15)" = "$pcr15" ]
+	[ "$(pcr_value sha256 15)" = "$pcr15" ]
 	[ "$(header_sum "$IMG")" = "$before" ]
 }
 
 @test "without --dry-run: opens /dev/mapper/NAME, then extends PCR 15" {
 	dmsetup version >/dev/null 2>&1 || skip "device-mapper is not available here (dmsetup version fails)"
 	enroll
-	REBOOT=1
+	reboot_after
 	name="keystrap-test-$$"
 	run "$KEYSTRAP" unlock --device "$IMG" --name "$name"
 	cryptsetup close "$name" 2>/dev/null || true
@@ -185,7 +165,7 @@ attach_loop() {
 	run "$KEYSTRAP" unlock --all --dry-run
 	[[ "$output" == *"$LOOP: token 0 unseals a key that opens keyslot 1 (dry run)"* ]]
 	[ -z "$alone" ] || [ "$status" -eq 0 ]
-	REBOOT=1
+	reboot_after
 	"$KEYSTRAP" lock
 	before=$(header_sum "$IMG")
 	run "$KEYSTRAP" unlock --all --dry-run

@@ -133,3 +133,41 @@ unlock_must_fail() {
 		return 1
 	fi
 }
+
+# For setup(): in the test's own directory, a fresh LUKS2 image $IMG whose keyslot 0 opens
+# with the key file $KEY.
+luks_setup() {
+	cd "$BATS_TEST_TMPDIR" || return 1
+	IMG=$BATS_TEST_TMPDIR/disk.img
+	KEY=$BATS_TEST_TMPDIR/key
+	make_luks "$IMG" "$KEY"
+}
+
+# A test that moves PCRs calls reboot_after; reboot_if_asked, in teardown, then gives the
+# next test boot-time PCRs again.
+reboot_after() {
+	REBOOT=1
+}
+
+reboot_if_asked() {
+	if [ -n "${REBOOT:-}" ]; then swtpm_reboot; fi
+}
+
+# pcr_extend PCR [BANKS]: extends PCR in each listed bank (default: sha1 and sha256; the TPM
+# ignores a digest for a bank it has not allocated), as firmware measuring something would.
+pcr_extend() {
+	local spec=() b
+	reboot_after
+	for b in ${2:-sha1 sha256}; do
+		case $b in
+		sha1) spec+=("sha1=$(printf '%040x' 1)") ;;
+		sha256) spec+=("sha256=$(printf '%064x' 1)") ;;
+		esac
+	done
+	tpm2_pcrextend "$1:$(IFS=,; echo "${spec[*]}")"
+}
+
+# pcr_value BANK PCR: the PCR's current value in hex.
+pcr_value() {
+	tpm2_pcrread -Q -o "$BATS_TEST_TMPDIR/pcr.bin" "$1:$2" && xxd -p -c 64 "$BATS_TEST_TMPDIR/pcr.bin"
+}
