@@ -81,16 +81,16 @@ static int seal_new_key(struct pcr_spec *spec, uint16_t alg, struct enroll_ctx *
 		return r;
 	pcr_mask_format(spec->mask, pcrs, sizeof(pcrs));
 
-	if (spec->mask & ~spec->given) {
-		r = tpm_pcr_read(t, spec->bank, spec->mask & ~spec->given, current);
-		if (r < 0)
-			return log_error_errno(r, "cannot read PCRs %s from bank %s: %s", pcrs,
-					       spec->bank->name, tpm_failure_reason(r));
-		for (unsigned i = 0; i < PCR_COUNT; i++)
-			if (spec->mask & ~spec->given & (1u << i))
-				memcpy(spec->values[i], current[i], spec->bank->size);
-		spec->given = spec->mask;
-	}
+	/* Read even when every value is given: a bank this TPM has not allocated would seal a key
+	 * that can never be unsealed. */
+	r = tpm_pcr_read(t, spec->bank, spec->mask, current);
+	if (r < 0)
+		return log_error_errno(r, "cannot read PCRs %s from bank %s: %s", pcrs, spec->bank->name,
+				       tpm_failure_reason(r));
+	for (unsigned i = 0; i < PCR_COUNT; i++)
+		if (spec->mask & ~spec->given & (1u << i))
+			memcpy(spec->values[i], current[i], spec->bank->size);
+	spec->given = spec->mask;
 	r = pcr_policy_digest(spec, c->token.policy_hash);
 	if (r < 0)
 		return log_error_errno(r, "cannot compute the PCR policy digest");

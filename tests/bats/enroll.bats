@@ -124,6 +124,16 @@ token_field() {
 	[ "$status" -eq 0 ]
 }
 
+@test "a bank this TPM has not allocated (sha384) is refused, even with every value given" {
+	before=$(header_sum "$IMG")
+	for spec in 7,15 7:0; do
+		run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --pcr-bank sha384 --pcrs "$spec"
+		[ "$status" -eq 1 ]
+		[[ "$output" == "keystrap: cannot read PCRs "*" from bank sha384: the TPM does not support a required PCR bank" ]]
+	done
+	[ "$(header_sum "$IMG")" = "$before" ]
+}
+
 @test "--primary-alg rsa seals under the RSA primary; the same blob read as ecc does not load" {
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --primary-alg rsa
 	[ "$status" -eq 0 ]

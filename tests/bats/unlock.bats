@@ -193,6 +193,7 @@ attach_loop() {
 }
 
 @test "usage errors exit 2 and say what was wrong" {
+	before=$(header_sum "$IMG")
 	run "$KEYSTRAP" unlock
 	[ "$status" -eq 2 ]
 	[ "${lines[0]}" = "keystrap: give either --device or --all" ]
@@ -226,4 +227,5 @@ attach_loop() {
 	run "$KEYSTRAP" unlock --help
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == "Usage: keystrap unlock "* ]]
+	[ "$(header_sum "$IMG")" = "$before" ]
 }
