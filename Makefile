@@ -107,3 +107,14 @@ $(BUILD)/sd-token-open: tests/lib/sd-token-open.c
 	$(CC) -std=gnu11 $(WARN) -O1 $< -o $@ $(shell $(PKG_CONFIG) --cflags --libs libcryptsetup)
 
 check-bats: $(BUILD)/sd-token-open
+
+# The attestation core (EK, AK, MakeCredential, ActivateCredential, quote) against a real swtpm:
+# sanitizer build for tests/bats/attest-crypto.bats, plain build for its bench subcommand.
+$(BUILD)/asan/attest-check: tests/lib/attest-check.c $(ASAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+
+$(BUILD)/attest-check: tests/lib/attest-check.c $(LIB_OBJ) $(HDRS)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $< $(LIB_OBJ) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+check-bats: $(BUILD)/asan/attest-check

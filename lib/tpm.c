@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/param.h>
+#include <sys/random.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
@@ -410,4 +412,324 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
 		*ret_digests = *digests;
 	Esys_Free(digests);
 	return 0;
+}
+
+/*
+ * Attestation (issue 5): the EK and its certificate, an AK for this boot, ActivateCredential
+ * and Quote. The verifying side is pure code in credential.c, quote.c and tpmpub.c.
+ */
+
+/* TCG EK Credential Profile 2.x: PolicySecret(TPM_RH_ENDORSEMENT) as SHA-256 (policy A, low range)... */
+#define EK_POLICY_A_SHA256                                                                          \
+	{ 0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24, \
+	  0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa }
+/* ...and policy B as SHA-384 (high range: userWithAuth is set, so plain auth also works). */
+#define EK_POLICY_B_SHA384                                                                          \
+	{ 0xb2, 0x6e, 0x7d, 0x28, 0xd1, 0x1a, 0x50, 0xbc, 0x53, 0xd8, 0x82, 0xbc, 0xf5, 0xfd, 0x3a, 0x1a, \
+	  0x07, 0x41, 0x48, 0xbb, 0x35, 0xd3, 0xb4, 0xe4, 0xcb, 0x1c, 0x0a, 0xd9, 0xbd, 0xe4, 0x19, 0xca, \
+	  0xcb, 0x47, 0xba, 0x09, 0x69, 0x96, 0x46, 0x15, 0x0f, 0x9f, 0xc0, 0x00, 0xf3, 0xf8, 0x0e, 0x12 }
+#define EK_ATTRS                                                                                 \
+	(TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |      \
+	 TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
+
+static const struct ek_profile {
+	const char *name;
+	TPM2_HANDLE cert_index;
+	TPM2B_PUBLIC template;
+} ek_profiles[_TPM_EK_KIND_MAX] = {
+	/* Template L-1: the unique field is 256 zero bytes, so the derived key is the certified one. */
+	[TPM_EK_RSA2048] = { "rsa2048", 0x01c00002, { .publicArea = {
+		.type = TPM2_ALG_RSA, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
+		.authPolicy = { 32, EK_POLICY_A_SHA256 },
+		.parameters.rsaDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .keyBits = 2048,
+		},
+		.unique.rsa.size = 256,
+	} } },
+	/* Template L-2: x and y of 32 zero bytes each. */
+	[TPM_EK_ECC_P256] = { "ecc256", 0x01c0000a, { .publicArea = {
+		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
+		.authPolicy = { 32, EK_POLICY_A_SHA256 },
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+		.unique.ecc = { .x.size = 32, .y.size = 32 },
+	} } },
+	/* Template H-3 (what swtpm_setup certifies as its ECC EK): empty unique. */
+	[TPM_EK_ECC_P384] = { "ecc384", 0x01c00016, { .publicArea = {
+		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA384,
+		.objectAttributes = EK_ATTRS | TPMA_OBJECT_USERWITHAUTH,
+		.authPolicy = { 48, EK_POLICY_B_SHA384 },
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 256, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P384,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	} } },
+};
+
+const char *tpm_ek_kind_name(enum tpm_ek_kind kind)
+{
+	return kind < _TPM_EK_KIND_MAX ? ek_profiles[kind].name : NULL;
+}
+
+int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret)
+{
+	for (size_t i = 0; i < _TPM_EK_KIND_MAX; i++)
+		if (streq(ek_profiles[i].name, s)) {
+			*ret = (enum tpm_ek_kind)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* The response code without its parameter/handle/session number. */
+static TSS2_RC rc_base(TSS2_RC rc)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+		return rc;
+	return rc & TPM2_RC_FMT1 ? rc & (TPM2_RC_FMT1 | 0x3f) : rc;
+}
+
+static uint16_t nv_chunk_size(struct tpm *t)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more;
+	uint16_t n = 512;
+
+	if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
+			       TPM2_PT_NV_BUFFER_MAX, 1, &more, &cap) == TSS2_RC_SUCCESS &&
+	    cap->data.tpmProperties.count == 1 &&
+	    cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_NV_BUFFER_MAX &&
+	    cap->data.tpmProperties.tpmProperty[0].value > 0)
+		n = (uint16_t)MIN(cap->data.tpmProperties.tpmProperty[0].value, TPM2_MAX_NV_BUFFER_SIZE);
+	Esys_Free(cap);
+	return n;
+}
+
+static int nv_read_all(struct tpm *t, ESYS_TR nv, uint8_t **ret, size_t *ret_size)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	_cleanup_free_ uint8_t *buf = NULL;
+	ESYS_TR auth;
+	uint16_t size, chunk;
+	TSS2_RC rc;
+
+	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "NV_ReadPublic: %s", tpm_rc_str(rc));
+	size = pub->nvPublic.dataSize;
+	/* EK certificate indices are readable with their own empty auth, or the owner's. */
+	auth = pub->nvPublic.attributes & TPMA_NV_AUTHREAD ? nv :
+	       pub->nvPublic.attributes & TPMA_NV_OWNERREAD ? ESYS_TR_RH_OWNER : ESYS_TR_NONE;
+	Esys_Free(pub);
+	if (auth == ESYS_TR_NONE)
+		return log_debug_errno(-EACCES, "NV index is neither auth- nor owner-readable");
+	if (size == 0)
+		return -ENODATA;
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	chunk = nv_chunk_size(t);
+	for (uint16_t off = 0; off < size;) {
+		TPM2B_MAX_NV_BUFFER *data = NULL;
+		uint16_t n = MIN(chunk, (uint16_t)(size - off));
+
+		rc = Esys_NV_Read(t->esys, auth, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, off, &data);
+		if (rc != TSS2_RC_SUCCESS)
+			return log_debug_errno(tpm_rc_errno(rc), "NV_Read: %s", tpm_rc_str(rc));
+		if (data->size != n) {
+			Esys_Free(data);
+			return log_debug_errno(-EPROTO, "NV_Read returned %u bytes, not %u", data->size, n);
+		}
+		memcpy(buf + off, data->buffer, n);
+		Esys_Free(data);
+		off += n;
+	}
+	*ret = TAKE_PTR(buf);
+	*ret_size = size;
+	return 0;
+}
+
+int tpm_ek_cert_read(struct tpm *t, enum tpm_ek_kind kind, uint8_t **ret, size_t *ret_size)
+{
+	ESYS_TR nv = ESYS_TR_NONE;
+	TSS2_RC rc;
+	int r;
+
+	if (kind >= _TPM_EK_KIND_MAX)
+		return -EINVAL;
+	rc = Esys_TR_FromTPMPublic(t->esys, ek_profiles[kind].cert_index, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, &nv);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(rc_base(rc) == TPM2_RC_HANDLE ? -ENOENT : tpm_rc_errno(rc),
+				       "NV index 0x%08x: %s", ek_profiles[kind].cert_index, tpm_rc_str(rc));
+	r = nv_read_all(t, nv, ret, ret_size);
+	(void)Esys_TR_Close(t->esys, &nv);
+	return r;
+}
+
+static int create_primary(struct tpm *t, ESYS_TR hierarchy, const TPM2B_PUBLIC *template, ESYS_TR *ret,
+			  TPM2B_PUBLIC *ret_pub)
+{
+	static const TPM2B_SENSITIVE_CREATE sensitive = { 0 };
+	static const TPML_PCR_SELECTION creation_pcr = { 0 };
+	TPM2B_PUBLIC *pub = NULL;
+	ESYS_TR h = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	rc = Esys_CreatePrimary(t->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+				template, NULL, &creation_pcr, &h, &pub, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary: %s", tpm_rc_str(rc));
+	if (ret_pub)
+		*ret_pub = *pub;
+	Esys_Free(pub);
+	*ret = h;
+	return 0;
+}
+
+int tpm_ek_create(struct tpm *t, enum tpm_ek_kind kind, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub)
+{
+	if (kind >= _TPM_EK_KIND_MAX)
+		return -EINVAL;
+	return create_primary(t, ESYS_TR_RH_ENDORSEMENT, &ek_profiles[kind].template, ret, ret_pub);
+}
+
+int tpm_ak_create(struct tpm *t, const uint8_t *unique, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub)
+{
+	TPM2B_PUBLIC template = {
+		.publicArea = {
+			.type = TPM2_ALG_ECC,
+			.nameAlg = TPM2_ALG_SHA256,
+			/* Signs only what the TPM produced (quotes), never leaves it, dies with the boot. */
+			.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+					    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+					    TPMA_OBJECT_STCLEAR,
+			.parameters.eccDetail = {
+				.symmetric.algorithm = TPM2_ALG_NULL,
+				.scheme = { .scheme = TPM2_ALG_ECDSA, .details.ecdsa.hashAlg = TPM2_ALG_SHA256 },
+				.curveID = TPM2_ECC_NIST_P256,
+				.kdf.scheme = TPM2_ALG_NULL,
+			},
+			.unique.ecc.x.size = TPM_AK_UNIQUE_SIZE,
+		},
+	};
+
+	/*
+	 * A primary in the endorsement hierarchy: one command, and its qualified name (what a quote
+	 * names as signer) is H(TPM_RH_ENDORSEMENT || name), which a verifier computes from the AK
+	 * public alone. Random unique bytes make it a key of this boot only.
+	 */
+	if (unique)
+		memcpy(template.publicArea.unique.ecc.x.buffer, unique, TPM_AK_UNIQUE_SIZE);
+	else if (getrandom(template.publicArea.unique.ecc.x.buffer, TPM_AK_UNIQUE_SIZE, 0) != TPM_AK_UNIQUE_SIZE)
+		return -errno;
+	return create_primary(t, ESYS_TR_RH_ENDORSEMENT, &template, ret, ret_pub);
+}
+
+static bool tpm_self_test_passed(struct tpm *t)
+{
+	TPM2B_MAX_BUFFER *data = NULL;
+	TPM2_RC result = TPM2_RC_FAILURE;
+
+	if (Esys_GetTestResult(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data, &result) !=
+	    TSS2_RC_SUCCESS)
+		return false;
+	Esys_Free(data);
+	return result == TPM2_RC_SUCCESS;
+}
+
+/* A credential the TPM cannot open is the peer's problem, not a TPM fault. */
+static int activate_rc_errno(struct tpm *t, TSS2_RC rc)
+{
+	switch (rc_base(rc)) {
+	case TPM2_RC_INTEGRITY:
+	case TPM2_RC_VALUE:
+	case TPM2_RC_SIZE:
+	case TPM2_RC_ECC_POINT:
+	case TPM2_RC_NO_RESULT:
+		return -EKEYREJECTED;
+	case TPM2_RC_FAILURE:
+		/* libtpms (swtpm) answers an RSA seed it cannot OAEP-decrypt with TPM_RC_FAILURE
+		 * without entering failure mode; a TPM really in failure mode says so here. */
+		return tpm_self_test_passed(t) ? -EKEYREJECTED : -ENODEV;
+	default:
+		return tpm_rc_errno(rc);
+	}
+}
+
+int tpm_credential_activate(struct tpm *t, ESYS_TR ak, ESYS_TR ek, const TPM2B_ID_OBJECT *blob,
+			    const TPM2B_ENCRYPTED_SECRET *seed, struct secbuf **ret)
+{
+	TPM2B_PUBLIC *ek_pub = NULL;
+	TPM2B_DIGEST *out = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	bool policy;
+	TSS2_RC rc;
+	int r;
+
+	rc = Esys_ReadPublic(t->esys, ek, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ek_pub, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "ReadPublic(EK): %s", tpm_rc_str(rc));
+	/* Low-range EKs admit their user only by PolicySecret(endorsement); high-range ones by auth too. */
+	policy = !(ek_pub->publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH);
+	Esys_Free(ek_pub);
+
+	/* Salted with the EK and encrypting the response: the credential crosses the bus encrypted. */
+	r = start_session(t, ek, policy ? TPM2_SE_POLICY : TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT, &session);
+	if (r < 0)
+		return r;
+	if (policy) {
+		rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				       ESYS_TR_NONE, NULL, NULL, NULL, 0, NULL, NULL);
+		if (rc != TSS2_RC_SUCCESS) {
+			tpm_flush(t, &session);
+			return log_debug_errno(tpm_rc_errno(rc), "PolicySecret(endorsement): %s", tpm_rc_str(rc));
+		}
+	}
+	rc = Esys_ActivateCredential(t->esys, ak, ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, blob, seed, &out);
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_flush(t, &session);
+		return log_debug_errno(activate_rc_errno(t, rc), "ActivateCredential: %s", tpm_rc_str(rc));
+	}
+	/* continueSession is clear: the TPM flushed the session with the response. */
+	*ret = secbuf_dup(out->buffer, out->size);
+	secmem_wipe(out, sizeof(*out));
+	Esys_Free(out);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int tpm_quote(struct tpm *t, ESYS_TR ak, const struct pcr_bank *bank, uint32_t mask, const uint8_t *extra,
+	      size_t extra_size, struct tpm_quote *ret)
+{
+	static const TPMT_SIG_SCHEME key_scheme = { .scheme = TPM2_ALG_NULL };
+	TPM2B_DATA qualifying = { 0 };
+	TPML_PCR_SELECTION sel;
+	TPM2B_ATTEST *quoted = NULL;
+	TPMT_SIGNATURE *sig = NULL;
+	size_t off = 0;
+	TSS2_RC rc;
+
+	if (extra_size > sizeof(qualifying.buffer))
+		return -EMSGSIZE;
+	qualifying.size = (uint16_t)extra_size;
+	if (extra_size)
+		memcpy(qualifying.buffer, extra, extra_size);
+	pcr_selection_from_mask(mask, bank->alg, &sel);
+	rc = Esys_Quote(t->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qualifying, &key_scheme, &sel,
+			&quoted, &sig);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_rc_errno(rc), "Quote: %s", tpm_rc_str(rc));
+	memcpy(ret->attest, quoted->attestationData, quoted->size);
+	ret->attest_size = quoted->size;
+	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, ret->signature, sizeof(ret->signature), &off);
+	ret->signature_size = off;
+	Esys_Free(quoted);
+	Esys_Free(sig);
+	return rc == TSS2_RC_SUCCESS ? 0 : -EPROTO;
 }

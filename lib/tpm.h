@@ -50,3 +50,43 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
 const char *tpm_rc_str(TSS2_RC rc);
 /* A TPM response code as the errno the rest of keystrap speaks. */
 int tpm_rc_errno(TSS2_RC rc);
+
+/* Attestation (issue 5): EK and certificate, an AK for this boot, ActivateCredential, Quote. */
+
+/* TCG EK Credential Profile templates, each with the NV index its certificate lives at. */
+enum tpm_ek_kind {
+	TPM_EK_RSA2048,  /* template L-1, certificate at 0x01c00002 */
+	TPM_EK_ECC_P256, /* template L-2, certificate at 0x01c0000a */
+	TPM_EK_ECC_P384, /* template H-3, certificate at 0x01c00016 (swtpm_setup's ECC EK) */
+	_TPM_EK_KIND_MAX,
+};
+/* "rsa2048", "ecc256", "ecc384" */
+const char *tpm_ek_kind_name(enum tpm_ek_kind kind);
+int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret);
+
+/* The EK certificate as stored (DER, possibly padded): malloc'ed. -ENOENT: no such NV index. */
+int tpm_ek_cert_read(struct tpm *t, enum tpm_ek_kind kind, uint8_t **ret, size_t *ret_size);
+/* Derives the EK from the endorsement seed with the profile template: the certified key. */
+int tpm_ek_create(struct tpm *t, enum tpm_ek_kind kind, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub);
+
+#define TPM_AK_UNIQUE_SIZE 32
+/*
+ * An attestation key: ECC P-256, ECDSA-SHA256, restricted signing, fixedTPM, fixedParent,
+ * sensitiveDataOrigin, userWithAuth, stClear; a primary in the endorsement hierarchy.
+ * unique NULL: fresh random (a new key); given: the same key again in this TPM.
+ */
+int tpm_ak_create(struct tpm *t, const uint8_t *unique, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub);
+
+/* TPM2_ActivateCredential; -EKEYREJECTED: the credential was not made for this EK and this AK. */
+int tpm_credential_activate(struct tpm *t, ESYS_TR ak, ESYS_TR ek, const TPM2B_ID_OBJECT *blob,
+			    const TPM2B_ENCRYPTED_SECRET *seed, struct secbuf **ret);
+
+/* What TPM2_Quote returns: the signed TPMS_ATTEST bytes and the marshalled TPMT_SIGNATURE. */
+struct tpm_quote {
+	uint8_t attest[sizeof(TPMS_ATTEST)];
+	size_t attest_size;
+	uint8_t signature[sizeof(TPMT_SIGNATURE)];
+	size_t signature_size;
+};
+int tpm_quote(struct tpm *t, ESYS_TR ak, const struct pcr_bank *bank, uint32_t mask, const uint8_t *extra,
+	      size_t extra_size, struct tpm_quote *ret);
