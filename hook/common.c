@@ -3,9 +3,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "keystrap.h"
 #include "log.h"
+#include "luks.h"
 
 int tpm_connect(struct tpm **ret)
 {
@@ -39,6 +41,9 @@ const char *tpm_failure_reason(int err)
 		return "the TPM connection failed";
 	case EOPNOTSUPP:
 		return "the TPM does not support a required PCR bank";
+	case EBUSY:
+		return "the TPM has no free object or session slots (is a resource manager "
+		       "such as /dev/tpmrm0 in use?)";
 	default:
 		return "the TPM refused the operation";
 	}
@@ -54,4 +59,20 @@ int usage_error(const char *usage, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nUsage: %s\n", usage);
 	return EXIT_USAGE;
+}
+
+int luks_load(const char *path, struct crypt_device **ret)
+{
+	int r = luks_open(path, ret);
+
+	if (r == -EPROTONOSUPPORT)
+		return log_error_errno(r, "'%s' is LUKS1; keystrap needs LUKS2 (cryptsetup convert "
+				       "--type luks2)", path);
+	if (r == -ENOENT)
+		return log_error_errno(r, "no such device '%s'", path);
+	if (r == -EINVAL)
+		return log_error_errno(r, "'%s' is not a LUKS2 device: no LUKS header", path);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the LUKS2 header of '%s': %s", path, strerror(-r));
+	return 0;
 }

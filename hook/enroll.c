@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 
 static const char usage[] =
 	"keystrap enroll --device DEV [--pcrs LIST] [--pcr-bank BANK] [--primary-alg ecc|rsa]\n"
-	"                       [--unlock-key-file FILE]";
+	"                       [--srk] [--unlock-key-file FILE]";
 
 static void show_help(void)
 {
@@ -30,6 +31,9 @@ static void show_help(void)
 	       "                        (that digest); default 7,15:0\n"
 	       "  --pcr-bank BANK       sha1, sha256 (default), sha384 or sha512\n"
 	       "  --primary-alg ALG     storage primary key: ecc (default) or rsa\n"
+	       "  --srk                 seal under the persistent TCG SRK (noDA) at 0x81000001, created\n"
+	       "                        if absent: unaffected by DA lockout, readable by systemd >= 254\n"
+	       "                        but not by systemd 252, which only knows its transient primary\n"
 	       "  --unlock-key-file F   existing key file authorising the new keyslot; without it the\n"
 	       "                        existing passphrase is read from the terminal or stdin\n\n"
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
@@ -66,7 +70,7 @@ static int read_existing(const char *key_file, const char *device, struct secbuf
 	return 0;
 }
 
-static int seal_new_key(struct pcr_spec *spec, uint16_t alg, struct enroll_ctx *c,
+static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
 			struct secbuf **ret_passphrase)
 {
 	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
@@ -101,10 +105,16 @@ static int seal_new_key(struct pcr_spec *spec, uint16_t alg, struct enroll_ctx *
 	if (getrandom(secret->data, SECRET_SIZE, 0) != SECRET_SIZE)
 		return log_error_errno(-errno, "getrandom failed: %m");
 
-	r = tpm_primary_create(t, alg, &primary);
+	if (srk)
+		r = tpm_srk_ensure(t, &primary, c->token.srk, sizeof(c->token.srk), &c->token.srk_size);
+	else
+		r = tpm_primary_create(t, alg, &primary);
+	if (r == -ENOKEY)
+		return log_error_errno(r, "the object at 0x%x is not a storage key; it cannot be the SRK",
+				       TPM_SRK_HANDLE);
 	if (r < 0)
-		return log_error_errno(r, "cannot create the TPM storage primary key: %s",
-				       tpm_failure_reason(r));
+		return log_error_errno(r, "cannot %s the TPM storage primary key: %s",
+				       srk ? "create and persist" : "create", tpm_failure_reason(r));
 	r = tpm_seal(t, primary, c->token.policy_hash, secret, c->token.blob, sizeof(c->token.blob),
 		     &c->token.blob_size);
 	tpm_flush(t, &primary);
@@ -135,6 +145,7 @@ int cmd_enroll(int argc, char **argv)
 		{ "pcr-bank", required_argument, NULL, 'b' },
 		{ "primary-alg", required_argument, NULL, 'a' },
 		{ "unlock-key-file", required_argument, NULL, 'k' },
+		{ "srk", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -146,6 +157,7 @@ int cmd_enroll(int argc, char **argv)
 	const struct pcr_bank *bank;
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
+	bool srk = false;
 	int opt, r, slot, token;
 	char mask[80];
 
@@ -156,6 +168,7 @@ int cmd_enroll(int argc, char **argv)
 		case 'p': pcrs = optarg; break;
 		case 'b': bank_name = optarg; break;
 		case 'k': key_file = optarg; break;
+		case 's': srk = true; break;
 		case 'a':
 			if (streq(optarg, "ecc"))
 				alg = TPM2_ALG_ECC;
@@ -184,13 +197,8 @@ int cmd_enroll(int argc, char **argv)
 	r = luks_resolve(device, &path);
 	if (r < 0)
 		return log_error_errno(r, "no device matches '%s'", device), 1;
-	r = luks_open(path, &cd);
-	if (r == -EPROTONOSUPPORT)
-		return log_error("'%s' is LUKS1; keystrap needs LUKS2 (cryptsetup convert --type luks2)",
-				 path), 1;
-	if (r < 0)
-		return log_error("'%s' is not a LUKS2 device: %s", path,
-				 r == -EINVAL ? "no LUKS header" : strerror(-r)), 1;
+	if (luks_load(path, &cd) < 0)
+		return 1;
 
 	r = read_existing(key_file, path, &existing);
 	if (r < 0)
@@ -198,7 +206,9 @@ int cmd_enroll(int argc, char **argv)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return log_error("out of memory"), 1;
-	r = seal_new_key(&spec, alg, c, &passphrase);
+	if (srk && alg == TPM2_ALG_RSA)
+		return usage_error(usage, "--srk and --primary-alg rsa exclude each other: the SRK is ECC");
+	r = seal_new_key(&spec, alg, srk, c, &passphrase);
 	if (r < 0)
 		return 1;
 
@@ -214,6 +224,6 @@ int cmd_enroll(int argc, char **argv)
 
 	pcr_mask_format(spec.mask, mask, sizeof(mask));
 	printf("enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s\n", path, slot, token, mask,
-	       bank->name, alg == TPM2_ALG_RSA ? "rsa" : "ecc");
+	       bank->name, srk ? "SRK 0x81000001" : alg == TPM2_ALG_RSA ? "rsa" : "ecc");
 	return 0;
 }

@@ -10,6 +10,10 @@ int cmd_unlock(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 
+struct crypt_device;
+/* Loads a LUKS2 header or logs a one-line reason naming the device. */
+int luks_load(const char *path, struct crypt_device **ret);
+
 /* Opens the TPM or logs a one-line reason naming the TCTI. */
 int tpm_connect(struct tpm **ret);
 

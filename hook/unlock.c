@@ -125,7 +125,9 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 				       tok, k->keyslot);
 	if (r < 0)
 		return log_error_errno(r, "%s: cannot open as '%s': %s", path, name ? name : "(dry run)",
-				       strerror(-r));
+				       r == -ENOTSUP || r == -ENODEV ?
+					       "device-mapper is not available (dm_crypt module not loaded?)" :
+					       strerror(-r));
 	if (name)
 		printf("%s: opened as /dev/mapper/%s (token %d, keyslot %d)\n", path, name, tok, k->keyslot);
 	else
@@ -139,12 +141,9 @@ static int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 	const char *json;
 	int r, tok = -1, tried = 0;
 
-	r = luks_open(v->path, &cd);
-	if (r == -EPROTONOSUPPORT)
-		return log_error_errno(r, "'%s' is LUKS1; keystrap unlocks LUKS2 only", v->path);
+	r = luks_load(v->path, &cd);
 	if (r < 0)
-		return log_error_errno(r, "'%s' is not a LUKS2 device: %s", v->path,
-				       r == -EINVAL ? "no LUKS header" : strerror(-r));
+		return r;
 	if (!dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
 		printf("%s: already open as /dev/mapper/%s\n", v->path, v->name);
 		return 0;

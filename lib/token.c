@@ -81,6 +81,8 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	tok = json_tokener_new_ex(16);
 	if (!tok)
 		return -ENOMEM;
+	/* Strict RFC 8259: no trailing commas, no comments, no single quotes. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, json, (int)len);
 	r = json_tokener_get_error(tok) == json_tokener_success &&
 	    json_tokener_get_parse_end(tok) == len;
@@ -209,6 +211,14 @@ int token_format(const struct tpm2_token *t, char **ret)
 			json_object_object_add(vals, key, json_object_new_string(hex));
 		}
 	json_object_object_add(root, "keystrap-pcr-values", vals);
+	if (t->srk_size > 0) {
+		_cleanup_free_ char *srk = malloc(base64_encoded_len(t->srk_size) + 1);
+
+		if (!srk)
+			return -ENOMEM;
+		base64_encode(t->srk, t->srk_size, srk);
+		json_object_object_add(root, "tpm2_srk", json_object_new_string(srk));
+	}
 
 	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	return *ret ? 0 : -ENOMEM;

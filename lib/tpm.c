@@ -59,6 +59,10 @@ int tpm_rc_errno(TSS2_RC rc)
 	case TPM2_RC_INITIALIZE:
 	case TPM2_RC_FAILURE:
 		return -ENODEV;
+	case TPM2_RC_OBJECT_MEMORY:
+	case TPM2_RC_SESSION_MEMORY:
+	case TPM2_RC_MEMORY:
+		return -EBUSY;
 	default:
 		return -EIO;
 	}
@@ -171,6 +175,74 @@ static int tr_name(struct tpm *t, ESYS_TR h, TPM2B_NAME *ret)
 		return -EPROTO;
 	*ret = *n;
 	Esys_Free(n);
+	return 0;
+}
+
+/* TCG "Provisioning Guidance" storage root key: ECC P-256, AES-128-CFB, noDA. */
+static const TPM2B_PUBLIC srk_template = {
+	.size = sizeof(TPMT_PUBLIC),
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+				    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL,
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	},
+};
+
+int tpm_srk_ensure(struct tpm *t, ESYS_TR *ret, uint8_t *ret_serialized, size_t max, size_t *ret_size)
+{
+	static const TPM2B_SENSITIVE_CREATE sensitive = { 0 };
+	static const TPML_PCR_SELECTION creation_pcr = { 0 };
+	ESYS_TR transient = ESYS_TR_NONE, srk = ESYS_TR_NONE;
+	TPM2B_PUBLIC *pub = NULL;
+	uint8_t *buf = NULL;
+	size_t size = 0;
+	TSS2_RC rc;
+	int r = 0;
+
+	rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &srk);
+	if (rc == TSS2_RC_SUCCESS) {
+		/* Someone else's SRK is fine, as long as it can be a parent at all. */
+		rc = Esys_ReadPublic(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL);
+		if (rc != TSS2_RC_SUCCESS ||
+		    (pub->publicArea.objectAttributes & (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) !=
+			    (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT))
+			r = log_debug_errno(-ENOKEY, "object at 0x%x is not a storage key", TPM_SRK_HANDLE);
+		Esys_Free(pub);
+	} else {
+		rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+					ESYS_TR_NONE, &sensitive, &srk_template, NULL, &creation_pcr,
+					&transient, NULL, NULL, NULL, NULL);
+		if (rc != TSS2_RC_SUCCESS)
+			return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary(SRK): %s", tpm_rc_str(rc));
+		rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				       ESYS_TR_NONE, TPM_SRK_HANDLE, &srk);
+		tpm_flush(t, &transient);
+		if (rc != TSS2_RC_SUCCESS)
+			return log_debug_errno(tpm_rc_errno(rc), "EvictControl(0x%x): %s", TPM_SRK_HANDLE,
+					       tpm_rc_str(rc));
+	}
+	if (r == 0) {
+		rc = Esys_TR_Serialize(t->esys, srk, &buf, &size);
+		if (rc != TSS2_RC_SUCCESS || size > max)
+			r = log_debug_errno(-EMSGSIZE, "TR_Serialize: %s", tpm_rc_str(rc));
+		else
+			memcpy(ret_serialized, buf, size);
+		Esys_Free(buf);
+	}
+	if (r < 0) {
+		(void)Esys_TR_Close(t->esys, &srk);
+		return r;
+	}
+	*ret = srk;
+	*ret_size = size;
 	return 0;
 }
 

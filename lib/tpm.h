@@ -29,6 +29,8 @@ const char *tpm_tcti_conf(const struct tpm *t);
 
 /* Loads the storage parent a token refers to (systemd 252 templates, or a serialized SRK). */
 int tpm_primary_create(struct tpm *t, uint16_t alg, ESYS_TR *ret);
+/* The persistent TCG SRK (noDA) at 0x81000001, created and persisted if absent; serialized for tpm2_srk. */
+int tpm_srk_ensure(struct tpm *t, ESYS_TR *ret, uint8_t *ret_serialized, size_t max, size_t *ret_size);
 int tpm_srk_load(struct tpm *t, const uint8_t *serialized, size_t size, ESYS_TR *ret);
 void tpm_flush(struct tpm *t, ESYS_TR *handle);
 

@@ -254,7 +254,7 @@ token_field() {
 
 	run "$KEYSTRAP" enroll --device missing.img --unlock-key-file "$KEY"
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: 'missing.img' is not a LUKS2 device: No such file or directory" ]
+	[ "$output" = "keystrap: no such device 'missing.img'" ]
 	[ ! -e missing.img ]
 }
 

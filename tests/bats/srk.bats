@@ -80,3 +80,69 @@ enroll_under_srk() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"SRK at 0x81000001 is not the one"* ]]
 }
+
+@test "enroll --srk creates and persists the TCG SRK (noDA) and seals under it" {
+	run tpm2_getcap handles-persistent
+	[[ "$output" != *0x81000001* ]]
+	run "$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"primary SRK 0x81000001"* ]]
+	tpm2_readpublic -c 0x81000001 | grep -q noda
+	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
+	[ "$status" -eq 0 ]
+	cryptsetup token export --token-id 0 "$IMG" | jq -e '."tpm2_srk" | length > 0'
+}
+
+@test "enroll --srk reuses an SRK that is already there, and refuses a non-storage key there" {
+	make_srk
+	name=$(tpm2_readpublic -c 0x81000001 | awk '/^name:/{print $2}')
+	"$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	[ "$(tpm2_readpublic -c 0x81000001 | awk '/^name:/{print $2}')" = "$name" ]
+	"$KEYSTRAP" unlock --device "$IMG" --dry-run
+	tpm2_evictcontrol -Q -C o -c 0x81000001
+	tpm2_createprimary -Q -C o -G ecc256 -c sign.ctx -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign'
+	tpm2_evictcontrol -Q -C o -c sign.ctx 0x81000001
+	tpm2_flushcontext -t
+	before=$(header_sum "$IMG")
+	run "$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the object at 0x81000001 is not a storage key"* ]]
+	[ "$(header_sum "$IMG")" = "$before" ]
+}
+
+@test "in DA lockout an --srk (noDA) token still unlocks; the default (systemd 252) one does not" {
+	"$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	cp "$IMG" legacy.img
+	cryptsetup token remove --token-id 0 legacy.img
+	cryptsetup luksKillSlot --batch-mode --key-file "$KEY" legacy.img 1
+	"$KEYSTRAP" enroll --device legacy.img --unlock-key-file "$KEY"
+	da_lockout
+	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
+	da_status=$status
+	unlock_must_fail legacy.img
+	legacy_output=$output
+	da_lockout_clear
+	[ "$da_status" -eq 0 ]
+	[[ "$legacy_output" == *"dictionary-attack lockout"* ]]
+}
+
+@test "after lock an --srk token no longer unseals, naming PCR 15" {
+	"$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	"$KEYSTRAP" lock
+	unlock_must_fail "$IMG"
+	[[ "$output" == *"PCR 15 is "* ]]
+	swtpm_reboot
+	"$KEYSTRAP" unlock --device "$IMG" --dry-run
+}
+
+@test "systemd 252's plugin cannot open an --srk token (it only knows its transient primary)" {
+	"$KEYSTRAP" enroll --device "$IMG" --srk --unlock-key-file "$KEY"
+	run sd_token_open "$IMG"
+	[ "$status" -ne 0 ]
+}
+
+@test "--srk with --primary-alg rsa is a usage error" {
+	run "$KEYSTRAP" enroll --device "$IMG" --srk --primary-alg rsa --unlock-key-file "$KEY"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--srk and --primary-alg rsa exclude each other"* ]]
+}

@@ -43,6 +43,8 @@ swtpm_start() {
 	export KEYSTRAP_TCTI="swtpm:host=127.0.0.1,port=$SWTPM_PORT"
 	export TPM2TOOLS_TCTI=$KEYSTRAP_TCTI
 	export SD_TPM2_DEVICE=$KEYSTRAP_TCTI
+	# keystrap's measurement log explains this TPM's PCRs, so it lives and dies with them.
+	export KEYSTRAP_MEASURE_LOG=$SWTPM_DIR/tpm2-measure.log
 }
 
 swtpm_stop() {
@@ -65,6 +67,7 @@ swtpm_reboot() {
 	tpm2_shutdown >/dev/null 2>&1
 	swtpm_ioctl --tcp "127.0.0.1:$((SWTPM_PORT + 1))" -i >/dev/null || return 1
 	tpm2_startup -c >/dev/null 2>&1
+	rm -f "$KEYSTRAP_MEASURE_LOG"
 }
 
 # make_luks IMAGE KEYFILE: a fresh LUKS2 image whose keyslot 0 opens with KEYFILE.
@@ -170,4 +173,23 @@ pcr_extend() {
 # pcr_value BANK PCR: the PCR's current value in hex.
 pcr_value() {
 	tpm2_pcrread -Q -o "$BATS_TEST_TMPDIR/pcr.bin" "$1:$2" && xxd -p -c 64 "$BATS_TEST_TMPDIR/pcr.bin"
+}
+
+# da_lockout: puts the TPM into dictionary-attack lockout with one failed authorization of a
+# DA-protected object; da_lockout_clear undoes it and restores the default parameters.
+da_lockout() {
+	tpm2_dictionarylockout -s -n 1 -t 600 -l 600 || return 1
+	tpm2_createprimary -Q -C o -p right -c "$BATS_TEST_TMPDIR/da.ctx" || return 1
+	tpm2_flushcontext -t
+	if tpm2_create -Q -C "$BATS_TEST_TMPDIR/da.ctx" -P wrong -u "$BATS_TEST_TMPDIR/da.pub" \
+		-r "$BATS_TEST_TMPDIR/da.priv" 2>/dev/null; then
+		return 1
+	fi
+	tpm2_flushcontext -t
+	tpm2_getcap properties-variable | grep -q 'inLockout: *1'
+}
+
+da_lockout_clear() {
+	tpm2_dictionarylockout -c
+	tpm2_dictionarylockout -s -n 3 -t 1000 -l 1000
 }
