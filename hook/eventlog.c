@@ -5,6 +5,7 @@
 #include <string.h>
 #include <json-c/json.h>
 
+#include "cel.h"
 #include "encode.h"
 #include "eventlog.h"
 #include "fileio.h"
@@ -14,8 +15,11 @@
 #define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define FIRMWARE_LOG_MAX (16u << 20)
 #define FIRMWARE_PCRS 0x000000ffu /* 0-7: what firmware always measures */
+/* 8-15 but 10: the OS PCRs, less IMA's, whose log the kernel keeps and keystrap does not replay. */
+#define OS_PCRS 0x0000fb00u
+#define CEL_FILES_MAX 8
 
-static const char usage[] = "keystrap eventlog [FILE] [--json] [--verify]";
+static const char usage[] = "keystrap eventlog [FILE] [--cel LOG]... [--json] [--verify]";
 
 static void show_help(void)
 {
@@ -23,11 +27,15 @@ static void show_help(void)
 	       "Parse a TCG PC Client firmware event log (legacy SHA-1 or crypto-agile), replay it\n"
 	       "in software in every bank it records, and print the PCR values it leads to.\n\n"
 	       "  FILE       the log; default " FIRMWARE_LOG "\n"
-	       "  --json     every event (PCR, type, digests, a decoded description) and the PCRs,\n"
-	       "             as JSON\n"
+	       "  --cel LOG  also replay a userspace measurement log in TCG CEL-JSON form (keystrap's\n"
+	       "             /run/log/keystrap/tpm2-measure.log, systemd's tpm2-measure.log); may\n"
+	       "             be repeated, records are then merged by their timestamps\n"
+	       "  --json     every event (PCR, type, digests, a decoded description), every CEL\n"
+	       "             record and the PCRs, as JSON\n"
 	       "  --verify   read the TPM's PCRs and compare, per bank and PCR: PCRs 0-7 and every\n"
-	       "             PCR the log extends, in each bank both the log and the TPM have;\n"
-	       "             exit 1 naming each PCR that differs\n\n"
+	       "             PCR the logs extend, and with --cel PCRs 8-15 (but IMA's 10), in each\n"
+	       "             bank both the firmware log and the TPM have; exit 1 naming each PCR\n"
+	       "             that differs\n\n"
 	       "Only digests are replayed; decoded event data is informational. A malformed log is\n"
 	       "refused with the byte offset and the reason. The TPM is reached through\n"
 	       "KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
@@ -36,6 +44,8 @@ static void show_help(void)
 
 struct replay_view {
 	const struct eventlog *log;
+	const struct cel *cel;
+	const char *const *cel_paths;
 	const struct pcr_replay *replay;
 	uint32_t banks; /* banks worth showing */
 };
@@ -111,6 +121,36 @@ static struct json_object *json_events(const struct eventlog *log)
 	return a;
 }
 
+static struct json_object *json_cel(const struct replay_view *v)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < v->cel->n_records; i++) {
+		const struct cel_record *r = &v->cel->records[i];
+		struct json_object *o = json_object_new_object(), *d = json_object_new_array();
+
+		json_object_object_add(o, "file", json_object_new_string(v->cel_paths[r->file]));
+		json_object_object_add(o, "offset", json_object_new_uint64(r->offset));
+		json_object_object_add(o, "pcr", json_object_new_int((int)r->pcr));
+		for (unsigned j = 0; j < r->n_digests; j++) {
+			struct json_object *e = json_object_new_object();
+			char h[2 * PCR_DIGEST_MAX + 1];
+
+			hex(r->digests[j].value, r->digests[j].bank->size, h);
+			json_object_object_add(e, "hashAlg", json_object_new_string(r->digests[j].bank->name));
+			json_object_object_add(e, "digest", json_object_new_string(h));
+			json_object_array_add(d, e);
+		}
+		json_object_object_add(o, "digests", d);
+		if (r->content_type)
+			json_object_object_add(o, "content_type", json_object_new_string(r->content_type));
+		if (r->string)
+			json_object_object_add(o, "string", json_object_new_string(r->string));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static void print_json(const char *path, const struct replay_view *v)
 {
 	struct json_object *root = json_object_new_object(), *banks = json_object_new_array();
@@ -152,6 +192,7 @@ static void print_json(const char *path, const struct replay_view *v)
 	}
 	json_object_object_add(root, "banks", banks);
 	json_object_object_add(root, "events", json_events(log));
+	json_object_object_add(root, "cel_records", json_cel(v));
 	json_object_object_add(root, "pcrs", pcrs);
 	json_object_object_add(root, "unknown", unknown);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -237,9 +278,39 @@ static int verify(const struct replay_view *v, uint32_t extra)
 	return 0;
 }
 
+/* Reads every CEL log into c, in timestamp order, and replays it after the firmware log. */
+static int read_cel(const char *const *paths, unsigned n, struct cel *c, struct pcr_replay *replay)
+{
+	for (unsigned i = 0; i < n; i++) {
+		_cleanup_free_ uint8_t *data = NULL;
+		char err[CEL_ERROR_MAX];
+		size_t size;
+		int r;
+
+		r = read_file(paths[i], FIRMWARE_LOG_MAX, &data, &size);
+		if (r < 0) {
+			cel_done(c);
+			return log_error_errno(r, "cannot read measurement log '%s': %s", paths[i],
+					       r == -EFBIG ? "larger than 16 MiB" : strerror(-r));
+		}
+		r = cel_parse(c, i, (const char *)data, size, err);
+		if (r < 0) {
+			cel_done(c);
+			return log_error_errno(r, "%s: %s", paths[i], r == -EBADMSG ? err : strerror(-r));
+		}
+	}
+	cel_sort(c);
+	if (cel_replay(c, replay) < 0) {
+		cel_done(c);
+		return log_error_errno(-EOPNOTSUPP, "cannot replay the measurement logs: a hash is unavailable");
+	}
+	return 0;
+}
+
 int cmd_eventlog(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "cel", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -247,16 +318,24 @@ int cmd_eventlog(int argc, char **argv)
 	};
 	_cleanup_eventlog_ struct eventlog *log = NULL;
 	_cleanup_free_ uint8_t *data = NULL;
-	const char *path = FIRMWARE_LOG;
+	const char *path = FIRMWARE_LOG, *cel_paths[CEL_FILES_MAX];
 	bool json = false, do_verify = false;
 	char err[EVENTLOG_ERROR_MAX];
+	struct cel cel = { 0 };
+	struct pcr_replay replay;
 	struct replay_view v;
+	unsigned n_cel = 0;
 	size_t size;
 	int opt, r;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		switch (opt) {
+		case 'c':
+			if (n_cel == CEL_FILES_MAX)
+				return usage_error(usage, "at most %d --cel logs", CEL_FILES_MAX);
+			cel_paths[n_cel++] = optarg;
+			break;
 		case 'j': json = true; break;
 		case 'v': do_verify = true; break;
 		case 'h': show_help(); return 0;
@@ -278,14 +357,23 @@ int cmd_eventlog(int argc, char **argv)
 	if (r < 0)
 		return log_error("%s: %s", path, strerror(-r)), 1;
 
-	v = (struct replay_view){ .log = log, .replay = &log->replay, .banks = log->banks };
+	replay = log->replay;
+	r = read_cel(cel_paths, n_cel, &cel, &replay);
+	if (r < 0)
+		return 1;
+	v = (struct replay_view){ .log = log, .cel = &cel, .cel_paths = cel_paths, .replay = &replay,
+				  .banks = log->banks };
 	if (do_verify)
-		return verify(&v, 0) < 0 ? 1 : 0;
-	if (json) {
+		r = verify(&v, n_cel ? OS_PCRS : 0) < 0 ? 1 : 0;
+	else if (json)
 		print_json(path, &v);
-		return 0;
+	else {
+		printf("# %s: %s log, %zu events", path, log->agile ? "crypto-agile" : "SHA-1", log->n_events);
+		if (n_cel)
+			printf("; %zu CEL records", cel.n_records);
+		printf("\n");
+		print_pcrs(&v);
 	}
-	printf("# %s: %s log, %zu events\n", path, log->agile ? "crypto-agile" : "SHA-1", log->n_events);
-	print_pcrs(&v);
-	return 0;
+	cel_done(&cel);
+	return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "config.h"
 #include "tpm.h"
 
 #define EXIT_USAGE 2
@@ -9,6 +10,12 @@ int cmd_enroll(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+
+/* PCR 15: disk keys are sealed to its boot value, and the lock moves it. */
+#define LOCK_PCR 15
+/* PCR 12: everything else keystrap measures (its configuration, the other phases). */
+#define MEASURE_PCR 12
 
 struct crypt_device;
 /* Loads a LUKS2 header or logs a one-line reason naming the device. */
@@ -22,6 +29,18 @@ const char *tpm_failure_reason(int err);
 
 /* Extends PCR 15 so nothing sealed against its boot value can be unsealed again. */
 int lock_volumes(struct tpm *t);
+
+/*
+ * Measures "keystrap:PHASE" (enter-initrd, volumes-unlocked, attested, leave-initrd) into
+ * its PCR and appends it to the measurement log. t may be NULL: a connection is made.
+ */
+int measure_phase(struct tpm *t, const char *phase);
+
+/*
+ * The one way to read keystrap.conf: reads the file once, parses it strictly, measures those
+ * bytes into PCR 12 (once per boot) and only then hands the result out. t may be NULL.
+ */
+int config_load(struct tpm *t, const char *path, struct keystrap_config **ret);
 
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);

@@ -5,26 +5,20 @@
 #include "keystrap.h"
 #include "log.h"
 
-#define LOCK_PCR 15
-/* Public and fixed: what matters is that PCR 15 leaves the value keys are sealed against. */
-#define LOCK_EVENT "keystrap:volumes-unlocked"
-
 static const char usage[] = "keystrap lock";
 
 int lock_volumes(struct tpm *t)
 {
-	_cleanup_tpm_ struct tpm *own = NULL;
 	int r;
 
-	if (!t) {
-		r = tpm_connect(&own);
-		if (r < 0)
-			return r;
-		t = own;
-	}
-	r = tpm_pcr_extend(t, LOCK_PCR, LOCK_EVENT, sizeof(LOCK_EVENT) - 1, NULL);
+	/*
+	 * The volumes-unlocked phase: "keystrap:volumes-unlocked" into PCR 15, logged like every
+	 * other measurement. Public and fixed: what matters is that PCR 15 leaves the value keys
+	 * are sealed against.
+	 */
+	r = measure_phase(t, "volumes-unlocked");
 	if (r < 0)
-		return log_error_errno(r, "cannot extend PCR %d: %s", LOCK_PCR, tpm_failure_reason(r));
+		return r;
 	printf("PCR %d extended: disk keys sealed to this boot can no longer be unsealed\n", LOCK_PCR);
 	return 0;
 }

@@ -19,6 +19,7 @@ static const struct {
 	{ "unlock", cmd_unlock, "unseal the disk key and open LUKS2 volumes, then lock" },
 	{ "lock", cmd_lock, "extend PCR 15 so no disk key can be unsealed again this boot" },
 	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
+	{ "measure", cmd_measure, "measure a boot phase or the configuration into a PCR and its log" },
 };
 
 static void show_usage(FILE *f)

@@ -4,6 +4,7 @@
 # naming an offset, and --verify against a real swtpm with its negative twin.
 
 load ../lib/swtpm
+load ../lib/firmware
 
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
 
@@ -244,22 +245,9 @@ check_mutant() {
 	[[ "$output" == "Usage: keystrap eventlog"* ]]
 }
 
-# Extends the swtpm with every extending event of LOG, digests as tpm2_eventlog reads them.
-replay_into_tpm() {
-	tpm2_eventlog "$1" 2>/dev/null | awk '
-		function flush() { if (spec != "" && type != "EV_NO_ACTION") print pcr ":" spec; spec = "" }
-		/^- EventNum:/ { flush() }
-		/^  PCRIndex:/ { pcr = $2 }
-		/^  EventType:/ { type = $2 }
-		/^  - AlgorithmId:/ { alg = $3 }
-		/^    Digest:/ { d = $2; gsub(/"/, "", d); spec = spec (spec == "" ? "" : ",") alg "=" d }
-		END { flush() }' | while read -r s; do
-		tpm2_pcrextend "$s" || return 1
-	done
-}
 
 @test "--verify passes when the TPM holds what the log replays to, and names the PCR that moved" {
-	replay_into_tpm "$LOGS/event-arch-linux.bin"
+	replay_firmware "$LOGS/event-arch-linux.bin"
 	run "$KEYSTRAP" eventlog --verify "$LOGS/event-arch-linux.bin"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"the log replays to the TPM's PCRs 0,1,2,3,4,5,6,7,8 (sha1, sha256)"* ]]
