@@ -13,7 +13,8 @@
 
 #define MAX_VOLUMES 64
 
-static const char usage[] = "keystrap unlock (--device DEV --name NAME | --all) [--dry-run] [--no-lock]";
+static const char usage[] =
+	"keystrap unlock (--device DEV --name NAME | --all | --config FILE) [--dry-run] [--no-lock]";
 
 static void show_help(void)
 {
@@ -25,8 +26,11 @@ static void show_help(void)
 	       "  --name NAME    device-mapper name to open it as\n"
 	       "  --all          every crypto_LUKS block device with a systemd-tpm2 token,\n"
 	       "                 opened as luks-UUID\n"
+	       "  --config FILE  the volume, its name and Lock= from [Unlock] in FILE (normally\n"
+	       "                 " CONFIG_PATH "), which is measured into PCR 12 before\n"
+	       "                 it is used\n"
 	       "  --dry-run      only prove the unsealed key opens its keyslot; open nothing, extend\n"
-	       "                 nothing\n"
+	       "                 nothing but the configuration's measurement\n"
 	       "  --no-lock      do not extend PCR 15 (run 'keystrap lock' later)\n\n"
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
 	       usage);
@@ -204,12 +208,14 @@ int cmd_unlock(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "all", no_argument, NULL, 'A' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "no-lock", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *device = NULL, *name = NULL;
+	_cleanup_config_ struct keystrap_config *conf = NULL;
+	const char *device = NULL, *name = NULL, *config = NULL;
 	bool all = false, dry_run = false, no_lock = false;
 	struct volume vols[MAX_VOLUMES] = { 0 };
 	_cleanup_tpm_ struct tpm *t = NULL;
@@ -222,6 +228,7 @@ int cmd_unlock(int argc, char **argv)
 		case 'd': device = optarg; break;
 		case 'n': name = optarg; break;
 		case 'A': all = true; break;
+		case 'c': config = optarg; break;
 		case 'D': dry_run = true; break;
 		case 'L': no_lock = true; break;
 		case 'h': show_help(); return 0;
@@ -230,6 +237,21 @@ int cmd_unlock(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	if (config && (all || device || name))
+		return usage_error(usage, "--config names the volume itself: not with --device, --name or --all");
+	if (config) {
+		/* The configuration is only ever read through the path that measures it first. */
+		if (config_load(NULL, config, &conf) < 0)
+			return 1;
+		if (!conf->device)
+			return log_error("%s has no [Unlock] Device=", config), 1;
+		all = streq(conf->device, "all");
+		device = all ? NULL : conf->device;
+		name = conf->name;
+		no_lock = no_lock || !conf->lock;
+		if (device && !name && !dry_run)
+			return log_error("%s: [Unlock] Device=%s needs Name= (or --dry-run)", config, device), 1;
+	}
 	if (all == !!device)
 		return usage_error(usage, "give either --device or --all");
 	if (device && !name && !dry_run)

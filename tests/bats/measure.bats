@@ -197,6 +197,29 @@ pcr() {
 	[[ "$output" == *"measurement log '$BATS_TEST_TMPDIR/bad.log' is corrupt (offset $size: record 1:"* ]]
 }
 
+@test "unlock --config takes the volume from keystrap.conf, and measures the file before using it" {
+	make_luks "$BATS_TEST_TMPDIR/disk.img" "$BATS_TEST_TMPDIR/key"
+	"$KEYSTRAP" enroll --device "$BATS_TEST_TMPDIR/disk.img" --unlock-key-file "$BATS_TEST_TMPDIR/key"
+	printf '[Unlock]\nDevice=%s\nName=root\nLock=no\n' "$BATS_TEST_TMPDIR/disk.img" >"$BATS_TEST_TMPDIR/k.conf"
+	digest=$(sha256sum <"$BATS_TEST_TMPDIR/k.conf" | cut -d' ' -f1)
+	run "$KEYSTRAP" unlock --config "$BATS_TEST_TMPDIR/k.conf" --dry-run
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "PCR 12 extended with configuration $BATS_TEST_TMPDIR/k.conf (keystrap:config:$digest)" ]
+	[[ "${lines[1]}" == *"token 0 unseals a key that opens keyslot 1 (dry run)" ]]
+	[ "$(pcr sha256 12)" = "$(extended sha256 "$(zero 32)" "keystrap:config:$digest")" ]
+	[ "$(pcr sha256 15)" = "$(zero 32)" ]
+
+	# Negative twin: a configuration with a secret is refused before the TPM is touched.
+	printf '[Unlock]\nDevice=%s\n# key q83vEjRWeJq8Ad7vEjRWeJq8Ad7vEjRWeJq8Ad7vEjQ=\n' "$BATS_TEST_TMPDIR/disk.img" >"$BATS_TEST_TMPDIR/s.conf"
+	before=$(pcr sha256 12)
+	run "$KEYSTRAP" unlock --config "$BATS_TEST_TMPDIR/s.conf" --dry-run
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: $BATS_TEST_TMPDIR/s.conf:3: refusing what looks like a secret: it holds a long base64-like string (key material?)" ]
+	[ "$(pcr sha256 12)" = "$before" ]
+	run "$KEYSTRAP" unlock --config "$BATS_TEST_TMPDIR/k.conf" --device "$BATS_TEST_TMPDIR/disk.img"
+	[ "$status" -eq 2 ]
+}
+
 @test "usage errors exit 2" {
 	run "$KEYSTRAP" measure
 	[ "$status" -eq 2 ]
