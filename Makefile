@@ -118,3 +118,28 @@ $(BUILD)/attest-check: tests/lib/attest-check.c $(LIB_OBJ) $(HDRS)
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $< $(LIB_OBJ) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
 
 check-bats: $(BUILD)/asan/attest-check
+
+# The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
+# the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX.
+install-dracut:
+	install -Dm755 dracut/59keystrap/module-setup.sh $(DESTDIR)/usr/lib/dracut/modules.d/59keystrap/module-setup.sh
+	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
+	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
+	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
+
+# QEMU + swtpm + OVMF: a Debian guest boots through a dracut initramfs with keystrap (vm/).
+VM_ENV = VM_DIR=$(abspath $(BUILD)/vm) KEYSTRAP_BIN=$(abspath $(BUILD)/keystrap)
+
+vm-check: deps $(BUILD)/keystrap
+	@$(VM_ENV) bash vm/check.sh
+
+demo-vm: deps $(BUILD)/keystrap
+	@$(VM_ENV) bash vm/demo.sh
+
+vm-clean:
+	rm -rf $(BUILD)/vm
+
+.PHONY: install-dracut vm-check demo-vm vm-clean
+
+# keystrap-server and keystrap attest (issue 5).
+include server/server.mk

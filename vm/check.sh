@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# make vm-check: boots the enrolled guest (vm/build.sh) through each scenario below and judges
+# it only by what the guest printed on its serial console: keystrap's own lines, systemd's
+# passphrase prompt, and the agent's "KSVM key: value" report. Prints TAP and a closing
+# "N passed, N failed". VM_SCENARIOS="1 3" runs a subset; VM_VERBOSE=1 shows the consoles.
+set -euo pipefail
+# shellcheck source=vm/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build.sh"
+
+ZERO=0000000000000000000000000000000000000000000000000000000000000000
+PROBLEMS=()
+N=0 PASS=0 FAIL=0
+
+# boot NAME DISK [VAR=VALUE...]: boots a fresh copy of the enrolled DISK (and of the enrolled
+# TPM unless BOOT_TPM='' is given) with the production command line unless overridden.
+boot() {
+	local name=$1 disk=$2 data=$VM_DIR/runs/$1.data
+	shift 2
+	RUN=$VM_DIR/runs/$name
+	rm -rf "$data" && mkdir -p "$data"
+	cp --sparse=always "$disk" "$data/disk.raw"
+	cp -a "$VM_DIR/enrolled/tpm" "$data/tpm"
+	BOOTED=0
+	(
+		BOOT_DISK=$data/disk.raw BOOT_SRC='' BOOT_TPM=$data/tpm BOOT_INITRD=$VM_DIR/initrd.img
+		BOOT_CMDLINE=$(vm_cmdline) BOOT_MODE=check
+		for kv in "$@"; do declare "$kv"; done
+		vm_boot "$RUN"
+	) || BOOTED=$?
+}
+
+expect() { # expect WHAT CMD...: WHAT is recorded as a failure unless CMD succeeds.
+	local what=$1
+	shift
+	"$@" || PROBLEMS+=("$what")
+}
+reported() { # reported KEY ERE: some value the agent reported under KEY matches ERE.
+	ksvm "$RUN" "$1" | grep -Eq -- "$2"
+}
+not_reported() { ! reported "$@"; }
+pcr15_moved() {
+	local v
+	v=$(ksvm "$RUN" pcr15)
+	[[ $v =~ ^[0-9A-Fa-f]{64}$ ]] && [ "$v" != "$ZERO" ]
+}
+value_is() { [ "$(ksvm "$RUN" "$1")" = "$2" ]; }
+console_has() { grep -Eq -- "$1" "$RUN/console.log"; }
+# first_line ERE: line number of the first console line matching ERE (0 when none).
+first_line() { grep -nE -m1 -- "$1" "$RUN/console.log" | cut -d: -f1 || echo 0; }
+prompts() { cat "$RUN/prompts"; }
+
+came_up() {
+	expect "the guest powered off by itself within ${VM_TIMEOUT}s" test "$BOOTED" = 0
+	expect "multi-user.target is active" value_is target "multi-user.target active"
+	expect "/ is /dev/mapper/luks-$U" value_is root "/dev/mapper/luks-$U"
+	expect "the root is a LUKS2 volume" value_is root-type LUKS2
+	expect "the agent finished its report" console_has 'KSVM done'
+}
+
+opened_by_keystrap() {
+	expect "no passphrase prompt" test "$(prompts)" = 0
+	expect "keystrap opened the root" reported keystrap "opened as /dev/mapper/luks-$U"
+}
+
+# fell_back WHY: keystrap refused with a line matching WHY, before systemd-cryptsetup's
+# passphrase prompt, which the harness answered once.
+fell_back() {
+	local refused prompt
+	refused=$(first_line "keystrap\[[0-9]+\]: keystrap: .*$1")
+	prompt=$(first_line 'Please enter passphrase')
+	expect "keystrap said why on the console ($1)" test "$refused" -gt 0
+	expect "exactly one passphrase prompt, answered" test "$(prompts)" = 1
+	expect "keystrap's error came before the prompt" test "$refused" -lt "$prompt"
+	expect "keystrap did not open the root" not_reported keystrap 'opened as'
+}
+
+result() { # result DESCRIPTION: one TAP line for the scenario just judged.
+	local p
+	N=$((N + 1))
+	if [ ${#PROBLEMS[@]} -eq 0 ]; then
+		PASS=$((PASS + 1))
+		echo "ok $N - $1 ($(cat "$RUN/seconds")s)"
+	else
+		FAIL=$((FAIL + 1))
+		echo "not ok $N - $1"
+		for p in "${PROBLEMS[@]}"; do echo "#   expected: $p"; done
+		echo "#   console: $RUN/console.log"
+		grep -E 'KSVM|keystrap\[|Please enter' "$RUN/console.log" | tail -n 25 | sed 's/^/#     /'
+	fi
+	PROBLEMS=()
+}
+
+scenario_1() {
+	boot unattended "$VM_DIR/enrolled/keystrap.raw"
+	came_up
+	opened_by_keystrap
+	expect "systemd-cryptsetup then found the volume open" reported cryptsetup 'already active'
+	expect "keystrap-lock extended PCR 15" reported lock 'PCR 15 extended'
+	expect "PCR 15 is no longer zero" pcr15_moved
+	expect "a second keystrap unlock in the booted guest fails" value_is relock-rc 1
+	expect "... naming PCR 15" reported relock 'PCR 15'
+	result "unattended boot: keystrap opens the root, then PCR 15 locks it"
+}
+
+scenario_2() {
+	boot tampered-cmdline "$VM_DIR/enrolled/keystrap.raw" BOOT_CMDLINE="$(vm_cmdline) ksvm.tampered=1"
+	came_up
+	fell_back 'PCR 9 '
+	result "changed kernel command line: keystrap names PCR 9, passphrase fallback"
+}
+
+scenario_2b() {
+	local img=$VM_DIR/runs/initrd-tampered.img
+	# An extra cpio archive appended to the initramfs: the kernel unpacks it over the rest.
+	rm -rf "$VM_DIR/runs/extra" && mkdir -p "$VM_DIR/runs/extra/etc"
+	echo tampered >"$VM_DIR/runs/extra/etc/ksvm-tampered"
+	cp "$VM_DIR/initrd.img" "$img"
+	(cd "$VM_DIR/runs/extra" && echo etc/ksvm-tampered | cpio --quiet -o -H newc) >>"$img"
+	boot tampered-initrd "$VM_DIR/enrolled/keystrap.raw" BOOT_INITRD="$img"
+	came_up
+	fell_back 'PCR 9 '
+	result "changed initramfs: keystrap names PCR 9, passphrase fallback"
+}
+
+scenario_3() {
+	boot no-tpm "$VM_DIR/enrolled/keystrap.raw" BOOT_TPM=''
+	came_up
+	fell_back 'no TPM'
+	result "no TPM: keystrap says so, passphrase fallback"
+}
+
+scenario_4a() {
+	boot systemd-enrolled "$VM_DIR/enrolled/systemd.raw"
+	came_up
+	opened_by_keystrap
+	result "interop: a systemd-cryptenroll token unlocks through keystrap"
+}
+
+scenario_4b() {
+	boot systemd-unlocks "$VM_DIR/enrolled/keystrap-nopcr9.raw" BOOT_CMDLINE="console=ttyS0 \
+rd.luks.uuid=$U rd.luks.options=tpm2-device=auto root=/dev/mapper/luks-$U rw rd.shell=0 rd.emergency=poweroff"
+	came_up
+	expect "no passphrase prompt" test "$(prompts)" = 0
+	expect "keystrap did not run" test -z "$(ksvm "$RUN" keystrap)"
+	result "interop: a keystrap token unlocks through systemd-cryptsetup (tpm2-device=auto)"
+}
+
+scenario_5() {
+	local disk=$VM_DIR/runs/corrupt-token.raw json before after
+	cp --sparse=always "$VM_DIR/enrolled/keystrap.raw" "$disk"
+	json=$VM_DIR/runs/corrupt-token.json
+	cryptsetup token export --token-id 0 "$disk" | jq -c '."tpm2-blob" = "not base64!"' >"$json"
+	# Without plugins: systemd's token plugin would validate, and refuse, the corrupted JSON.
+	cryptsetup --disable-external-tokens token import --token-id 0 --token-replace \
+		--json-file "$json" "$disk"
+	before=$(head -c 16M "$disk" | sha256sum)
+	boot corrupt-token "$disk"
+	after=$(head -c 16M "$VM_DIR/runs/corrupt-token.data/disk.raw" | sha256sum)
+	came_up
+	fell_back 'token 0 is malformed'
+	expect "the LUKS2 header is untouched" test "$before" = "$after"
+	result "corrupted token JSON: clear error, passphrase fallback, header untouched"
+}
+
+main() {
+	local s t0=$SECONDS
+	vm_build
+	U=$(vm_uuid)
+	say "build ready after $((SECONDS - t0))s"
+	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5}; do
+		"scenario_$s"
+	done
+	say "vm-check took $((SECONDS - t0))s"
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+
+main "$@"
