@@ -143,3 +143,6 @@ vm-clean:
 
 # keystrap-server and keystrap attest (issue 5).
 include server/server.mk
+
+# keystrap-server and keystrap attest (issue 5).
+include server/server.mk

@@ -11,6 +11,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
+int cmd_attest(int argc, char **argv);
 
 /* PCR 15: disk keys are sealed to its boot value, and the lock moves it. */
 #define LOCK_PCR 15

@@ -20,6 +20,7 @@ static const struct {
 	{ "lock", cmd_lock, "extend PCR 15 so no disk key can be unsealed again this boot" },
 	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
 	{ "measure", cmd_measure, "measure a boot phase or the configuration into a PCR and its log" },
+	{ "attest", cmd_attest, "prove this boot to keystrap-server and receive a node certificate" },
 };
 
 static void show_usage(FILE *f)

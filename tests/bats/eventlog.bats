@@ -17,6 +17,11 @@ teardown_file() {
 	swtpm_stop
 }
 
+teardown() {
+	# Only a test that started its own second swtpm has SECOND_TPM set, and SWTPM_DIR at it.
+	[ -z "${SECOND_TPM:-}" ] || swtpm_stop
+}
+
 # "bank pcr hex" for each PCR tpm2_eventlog prints under pcrs:, or status 1 if it refuses.
 oracle_pcrs() {
 	local out
@@ -146,7 +151,7 @@ check_mutant() {
 }
 
 @test "flipped bytes: each mutant replays like tpm2_eventlog or is refused naming its offset" {
-	local n=0 f size offsets o m
+	local n=0 f size offsets o m name type
 	RANDOM=3
 	for f in "$LOGS"/*.bin; do
 		size=$(stat -c %s "$f")
@@ -160,16 +165,16 @@ check_mutant() {
 		*) offsets= ;;
 		esac
 		for _ in $(seq 20); do offsets="$offsets $(((RANDOM * 32768 + RANDOM) % size))"; done
-		m=
+		m=()
 		for o in $offsets; do
-			m="$m $o:255"
-			[ $((o % 4)) -eq 0 ] && m="$m $o:1"
+			m+=("$o:255")
+			[ $((o % 4)) -eq 0 ] && m+=("$o:1")
 		done
 		mkdir -p "$BATS_TEST_TMPDIR/m"
 		while read -r name type; do
 			check_mutant "$f" "$BATS_TEST_TMPDIR/m/$name.bin" "${name%-*}" "$type"
 			n=$((n + 1))
-		done < <(mutate "$f" "$BATS_TEST_TMPDIR/m" $m)
+		done < <(mutate "$f" "$BATS_TEST_TMPDIR/m" "${m[@]}")
 		rm -rf "$BATS_TEST_TMPDIR/m"
 	done
 	echo "# $n mutants" >&3
@@ -260,6 +265,20 @@ check_mutant() {
 	[[ "$output" == *"  4  : MISMATCH: log replays to 0x7672cbacaf6568fd1767a29cce541602ad91360dbd753a16b0d64021e619d65d, TPM has 0x"* ]]
 	[ "${lines[-1]}" = "keystrap: the log does not replay to the TPM's PCRs: PCR 4 (sha256)" ]
 	swtpm_reboot
+}
+
+@test "--verify checks only the banks the TPM has, and refuses a log that shares none" {
+	# A second swtpm with the sha256 bank only, for this test (teardown stops it).
+	SECOND_TPM=1 SWTPM_PCR_BANKS=sha256 swtpm_start "$BATS_TEST_TMPDIR/tpm256"
+	SECOND_TPM=1
+	replay_firmware "$LOGS/event-arch-linux.bin"
+	run "$KEYSTRAP" eventlog --verify "$LOGS/event-arch-linux.bin"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"not active on the TPM, not checked: sha1"* ]]
+	[[ "${lines[-1]}" == "the log replays to the TPM's PCRs 0,1,2,3,4,5,6,7,8 (sha256)" ]]
+	run "$KEYSTRAP" eventlog --verify "$LOGS/event-uefi-sha1-log.bin"
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "keystrap: the TPM has none of the banks the log records (sha1)" ]
 }
 
 @test "--verify refuses a log for another machine, naming every PCR that differs" {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# keystrap measure and lock against a real swtpm: PCR values recomputed with openssl, the
+# keystrap measure and lock against a real swtpm: PCR values recomputed with coreutils, the
 # CEL-JSON log read with jq --seq, the configuration measured once and before use, and
 # eventlog --verify --cel replaying PCRs 8-15; each positive case with its negative twin.
 
@@ -22,9 +22,9 @@ teardown() {
 	swtpm_reboot
 }
 
-# extended ALG PCR_HEX STRING: H(PCR || H(STRING)), lower-case hex.
+# extended ALG PCR_HEX STRING: H(PCR || H(STRING)), lower-case hex (coreutils, not keystrap).
 extended() {
-	{ xxd -r -p <<<"$2"; printf %s "$3" | openssl dgst -"$1" -binary; } | openssl dgst -"$1" -hex | sed 's/.*= //'
+	{ xxd -r -p <<<"$2"; printf %s "$3" | "${1}sum" | cut -d' ' -f1 | xxd -r -p; } | "${1}sum" | cut -d' ' -f1
 }
 
 zero() {

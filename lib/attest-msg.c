@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include "attest-msg.h"
+#include "encode.h"
+#include "macro.h"
+#include "ossl.h"
+
+#define JSON_MAX 65536
+
+static void json_putp(json_object **j)
+{
+	json_object_put(*j);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+static int fail(char *reason, const char *fmt, ...) _printf_(2, 3);
+static int fail(char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, ATTEST_REASON_MAX, fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
+}
+
+int attest_json_object(const char *json, size_t size, const char *const *allowed, json_object **ret,
+			char *reason)
+{
+	_cleanup_json_ json_object *o = NULL;
+	json_tokener *tok;
+	enum json_tokener_error e;
+	size_t used;
+
+	if (size > JSON_MAX)
+		return fail(reason, "message is larger than %d bytes", JSON_MAX);
+	if (memchr(json, 0, size))
+		return fail(reason, "message contains a NUL byte");
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, json, (int)size);
+	e = json_tokener_get_error(tok);
+	used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!o || e != json_tokener_success)
+		return fail(reason, "malformed JSON: %s", json_tokener_error_desc(e == json_tokener_success ?
+									     json_tokener_error_parse_eof : e));
+	for (; used < size; used++)
+		if (!strchr(" \t\r\n", json[used]))
+			return fail(reason, "malformed JSON: data after the object");
+	if (!json_object_is_type(o, json_type_object))
+		return fail(reason, "message is not a JSON object");
+	json_object_object_foreach(o, key, val)
+	{
+		bool known = false;
+
+		(void)val;
+		for (size_t i = 0; allowed[i]; i++)
+			known = known || streq(allowed[i], key);
+		if (!known)
+			return fail(reason, "unknown field '%.64s'", key);
+	}
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int get_string(json_object *o, const char *key, size_t max, const char **ret, size_t *ret_len, char *reason)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return fail(reason, "missing field '%s'", key);
+	if (!json_object_is_type(v, json_type_string))
+		return fail(reason, "field '%s' is not a string", key);
+	if ((size_t)json_object_get_string_len(v) > max)
+		return fail(reason, "field '%s' is longer than %zu bytes", key, max);
+	*ret = json_object_get_string(v);
+	if (ret_len)
+		*ret_len = (size_t)json_object_get_string_len(v);
+	return 0;
+}
+
+static int get_text(json_object *o, const char *key, char *buf, size_t max, char *reason)
+{
+	const char *s;
+	size_t n;
+	int r = get_string(o, key, max, &s, &n, reason);
+
+	if (r < 0)
+		return r;
+	if (n == 0 || strlen(s) != n)
+		return fail(reason, "field '%s' is empty", key);
+	memcpy(buf, s, n + 1);
+	return 0;
+}
+
+static int get_base64(json_object *o, const char *key, uint8_t *buf, size_t max, size_t *ret_size, char *reason)
+{
+	const char *s;
+	size_t n;
+	long k;
+	int r = get_string(o, key, base64_encoded_len(max), &s, &n, reason);
+
+	if (r < 0)
+		return r;
+	k = base64_decode(s, n, buf, max);
+	if (k <= 0)
+		return fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
+	*ret_size = (size_t)k;
+	return 0;
+}
+
+static int get_base64_exact(json_object *o, const char *key, uint8_t *buf, size_t size, char *reason)
+{
+	size_t n;
+	int r = get_base64(o, key, buf, size, &n, reason);
+
+	if (r < 0)
+		return r;
+	if (n != size)
+		return fail(reason, "field '%s' is not %zu bytes", key, size);
+	return 0;
+}
+
+static int get_session(json_object *o, char *buf, char *reason)
+{
+	uint8_t raw[ATTEST_SESSION_SIZE];
+	int r = get_text(o, "session", buf, ATTEST_SESSION_HEX, reason);
+
+	if (r < 0)
+		return r;
+	if (strlen(buf) != ATTEST_SESSION_HEX || hex_decode(buf, raw, sizeof(raw)) < 0)
+		return fail(reason, "field 'session' is not %d hex digits", ATTEST_SESSION_HEX);
+	for (const char *p = buf; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			return fail(reason, "field 'session' is not lower-case hex");
+	return 0;
+}
+
+static int get_bank(json_object *o, const struct pcr_bank **ret, char *reason)
+{
+	const char *s;
+	int r = get_string(o, "pcr_bank", 16, &s, NULL, reason);
+
+	if (r < 0)
+		return r;
+	*ret = pcr_bank_by_name(s);
+	if (!*ret)
+		return fail(reason, "field 'pcr_bank' names no known PCR bank");
+	return 0;
+}
+
+/* "0".."23", one spelling each. */
+static int pcr_index(const char *s)
+{
+	if (!s[0] || strlen(s) > 2 || (s[0] == '0' && s[1]) || !strchr("0123456789", s[0]) ||
+	    (s[1] && !strchr("0123456789", s[1])))
+		return -1;
+	int v = atoi(s);
+	return v < PCR_COUNT ? v : -1;
+}
+
+/* An EK certificate as PEM or as base64 of the DER: DER either way. */
+static int get_cert(json_object *o, struct attest_start *m, char *reason)
+{
+	const char *s;
+	size_t n;
+	int r = get_string(o, "ek_cert", 2 * ATTEST_CERT_MAX, &s, &n, reason);
+
+	if (r < 0)
+		return r;
+	if (n > 11 && memcmp(s, "-----BEGIN ", 11) == 0) {
+		_cleanup_(X509_freep) X509 *x = NULL;
+		BIO *bio = BIO_new_mem_buf(s, (int)n);
+		uint8_t *p = m->ek_cert;
+		int len;
+
+		if (!bio)
+			return -ENOMEM;
+		x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+		if (!x)
+			return fail(reason, "field 'ek_cert' is not a PEM certificate");
+		len = i2d_X509(x, NULL);
+		if (len <= 0 || len > ATTEST_CERT_MAX)
+			return fail(reason, "field 'ek_cert' is larger than %d bytes", ATTEST_CERT_MAX);
+		m->ek_cert_size = (size_t)i2d_X509(x, &p);
+		return 0;
+	}
+	return get_base64(o, "ek_cert", m->ek_cert, sizeof(m->ek_cert), &m->ek_cert_size, reason);
+}
+
+int attest_start_parse(const char *json, size_t size, struct attest_start *ret, char *reason)
+{
+	static const char *const fields[] = { "version", "ek_cert", "ek_pub", "ak_pub", NULL };
+	_cleanup_json_ json_object *o = NULL;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 ||
+	    (r = get_text(o, "version", ret->version, ATTEST_VERSION_MAX, reason)) < 0 ||
+	    (r = get_cert(o, ret, reason)) < 0 ||
+	    (r = get_base64(o, "ek_pub", ret->ek_pub, sizeof(ret->ek_pub), &ret->ek_pub_size, reason)) < 0 ||
+	    (r = get_base64(o, "ak_pub", ret->ak_pub, sizeof(ret->ak_pub), &ret->ak_pub_size, reason)) < 0)
+		return r;
+	return 0;
+}
+
+int attest_challenge_parse(const char *json, size_t size, struct attest_challenge *ret, char *reason)
+{
+	static const char *const fields[] = { "session", "nonce", "credential_blob", "credential_seed",
+					      "pcr_bank", "pcrs", NULL };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *pcrs;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 || (r = get_session(o, ret->session, reason)) < 0 ||
+	    (r = get_base64_exact(o, "nonce", ret->nonce, sizeof(ret->nonce), reason)) < 0 ||
+	    (r = get_base64(o, "credential_blob", ret->credential_blob, sizeof(ret->credential_blob),
+			    &ret->credential_blob_size, reason)) < 0 ||
+	    (r = get_base64(o, "credential_seed", ret->credential_seed, sizeof(ret->credential_seed),
+			    &ret->credential_seed_size, reason)) < 0 ||
+	    (r = get_bank(o, &ret->bank, reason)) < 0)
+		return r;
+	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_array))
+		return fail(reason, "field 'pcrs' is not an array");
+	for (size_t i = 0; i < json_object_array_length(pcrs); i++) {
+		json_object *v = json_object_array_get_idx(pcrs, i);
+		int64_t n;
+
+		if (!json_object_is_type(v, json_type_int) || (n = json_object_get_int64(v)) < 0 || n >= PCR_COUNT ||
+		    ret->mask & (1u << n))
+			return fail(reason, "field 'pcrs' holds something other than distinct PCR indexes");
+		ret->mask |= 1u << n;
+	}
+	if (!ret->mask)
+		return fail(reason, "field 'pcrs' is empty");
+	return 0;
+}
+
+int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason)
+{
+	static const char *const fields[] = { "session", "proof", "attest", "signature", "pcr_bank", "pcrs",
+					      "csr", NULL };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *pcrs;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 || (r = get_session(o, ret->session, reason)) < 0 ||
+	    (r = get_base64_exact(o, "proof", ret->proof, sizeof(ret->proof), reason)) < 0 ||
+	    (r = get_base64(o, "attest", ret->attest, sizeof(ret->attest), &ret->attest_size, reason)) < 0 ||
+	    (r = get_base64(o, "signature", ret->signature, sizeof(ret->signature), &ret->signature_size,
+			    reason)) < 0 ||
+	    (r = get_bank(o, &ret->bank, reason)) < 0 || (r = get_text(o, "csr", ret->csr, ATTEST_CSR_MAX, reason)) < 0)
+		return r;
+	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
+		return fail(reason, "field 'pcrs' is not an object");
+	json_object_object_foreach(pcrs, key, val)
+	{
+		int i = pcr_index(key);
+
+		if (i < 0)
+			return fail(reason, "field 'pcrs' has a key that is not a PCR index");
+		if (!json_object_is_type(val, json_type_string) ||
+		    (size_t)json_object_get_string_len(val) != 2u * ret->bank->size ||
+		    hex_decode(json_object_get_string(val), ret->pcr_values[i], ret->bank->size) < 0)
+			return fail(reason, "PCR %d is not a %s digest in hex", i, ret->bank->name);
+		ret->mask |= 1u << i;
+	}
+	if (!ret->mask)
+		return fail(reason, "field 'pcrs' is empty");
+	return 0;
+}
+
+int attest_result_parse(const char *json, size_t size, struct attest_result *ret, char *reason)
+{
+	static const char *const fields[] = { "node_id", "certificate", NULL };
+	_cleanup_json_ json_object *o = NULL;
+	const char *s;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 ||
+	    (r = get_text(o, "node_id", ret->node_id, ATTEST_NODE_ID_MAX, reason)) < 0 ||
+	    (r = get_string(o, "certificate", 16384, &s, NULL, reason)) < 0)
+		return r;
+	if (!attest_node_id_valid(ret->node_id))
+		return fail(reason, "field 'node_id' is not a valid node id");
+	ret->certificate = strdup(s);
+	return ret->certificate ? 0 : -ENOMEM;
+}
+
+int attest_error_parse(const char *json, size_t size, char *reason)
+{
+	static const char *const fields[] = { "error", NULL };
+	_cleanup_json_ json_object *o = NULL;
+	char buf[ATTEST_REASON_MAX];
+	int r;
+
+	if ((r = attest_json_object(json, size, fields, &o, buf)) < 0 ||
+	    (r = get_text(o, "error", buf, ATTEST_REASON_MAX - 1, buf)) < 0)
+		return r;
+	/* The server's words reach a terminal: printable ASCII only. */
+	for (char *p = buf; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	memcpy(reason, buf, strlen(buf) + 1);
+	return 0;
+}
+
+static int add_string(json_object *o, const char *key, const char *s)
+{
+	json_object *v = json_object_new_string(s);
+
+	if (!v || json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int add_base64(json_object *o, const char *key, const uint8_t *p, size_t n)
+{
+	_cleanup_free_ char *s = malloc(base64_encoded_len(n) + 1);
+
+	if (!s)
+		return -ENOMEM;
+	base64_encode(p, n, s);
+	return add_string(o, key, s);
+}
+
+static int finish_format(json_object *o, char **ret)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	*ret = s ? strdup(s) : NULL;
+	return *ret ? 0 : -ENOMEM;
+}
+
+int attest_start_format(const struct attest_start *m, char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if ((r = add_string(o, "version", m->version)) < 0 ||
+	    (r = add_base64(o, "ek_cert", m->ek_cert, m->ek_cert_size)) < 0 ||
+	    (r = add_base64(o, "ek_pub", m->ek_pub, m->ek_pub_size)) < 0 ||
+	    (r = add_base64(o, "ak_pub", m->ak_pub, m->ak_pub_size)) < 0)
+		return r;
+	return finish_format(o, ret);
+}
+
+int attest_challenge_format(const struct attest_challenge *m, char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *pcrs;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if ((r = add_string(o, "session", m->session)) < 0 || (r = add_base64(o, "nonce", m->nonce, sizeof(m->nonce))) < 0 ||
+	    (r = add_base64(o, "credential_blob", m->credential_blob, m->credential_blob_size)) < 0 ||
+	    (r = add_base64(o, "credential_seed", m->credential_seed, m->credential_seed_size)) < 0 ||
+	    (r = add_string(o, "pcr_bank", m->bank->name)) < 0)
+		return r;
+	pcrs = json_object_new_array();
+	if (!pcrs || json_object_object_add(o, "pcrs", pcrs) < 0) {
+		json_object_put(pcrs);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (m->mask & (1u << i) && json_object_array_add(pcrs, json_object_new_int(i)) < 0)
+			return -ENOMEM;
+	return finish_format(o, ret);
+}
+
+int attest_finish_format(const struct attest_finish *m, char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *pcrs;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if ((r = add_string(o, "session", m->session)) < 0 || (r = add_base64(o, "proof", m->proof, sizeof(m->proof))) < 0 ||
+	    (r = add_base64(o, "attest", m->attest, m->attest_size)) < 0 ||
+	    (r = add_base64(o, "signature", m->signature, m->signature_size)) < 0 ||
+	    (r = add_string(o, "pcr_bank", m->bank->name)) < 0 || (r = add_string(o, "csr", m->csr)) < 0)
+		return r;
+	pcrs = json_object_new_object();
+	if (!pcrs || json_object_object_add(o, "pcrs", pcrs) < 0) {
+		json_object_put(pcrs);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (m->mask & (1u << i)) {
+			char key[4], hex[2 * PCR_DIGEST_MAX + 1];
+
+			snprintf(key, sizeof(key), "%d", i);
+			hex_encode(m->pcr_values[i], m->bank->size, hex);
+			if ((r = add_string(pcrs, key, hex)) < 0)
+				return r;
+		}
+	return finish_format(o, ret);
+}
+
+int attest_result_format(const struct attest_result *m, char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if ((r = add_string(o, "node_id", m->node_id)) < 0 || (r = add_string(o, "certificate", m->certificate)) < 0)
+		return r;
+	return finish_format(o, ret);
+}
+
+int attest_error_format(const char *reason, char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if ((r = add_string(o, "error", reason)) < 0)
+		return r;
+	return finish_format(o, ret);
+}
+
+int attest_node_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ATTEST_NODE_ID_MAX || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789-.", *s))
+			return 0;
+	return 1;
+}
+
+int attest_proof(const uint8_t *secret, size_t secret_size, const uint8_t nonce[ATTEST_NONCE_SIZE],
+		 uint8_t ret[ATTEST_PROOF_SIZE])
+{
+	static const char label[] = "keystrap-proof";
+	uint8_t msg[sizeof(label) - 1 + ATTEST_NONCE_SIZE];
+	unsigned len = 0;
+
+	memcpy(msg, label, sizeof(label) - 1);
+	memcpy(msg + sizeof(label) - 1, nonce, ATTEST_NONCE_SIZE);
+	if (!HMAC(EVP_sha256(), secret, (int)secret_size, msg, sizeof(msg), ret, &len) || len != ATTEST_PROOF_SIZE)
+		return -EIO;
+	return 0;
+}
+
+int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t *secret, size_t secret_size,
+		      const uint8_t *spki, size_t spki_size, uint8_t ret[32])
+{
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, nonce, ATTEST_NONCE_SIZE) ||
+	    !EVP_DigestUpdate(c, secret, secret_size) || !EVP_DigestUpdate(c, spki, spki_size) ||
+	    !EVP_DigestFinal_ex(c, ret, NULL))
+		return -EIO;
+	return 0;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "pcr.h"
+
+/*
+ * The attestation protocol's JSON messages (issue 5), parsed and formatted in one place for
+ * keystrap attest and keystrap-server. Pure code: no I/O. Parsing is strict: the body is one
+ * JSON object and nothing else, every field has one type, unknown fields are refused, binary
+ * fields are strict base64 (TPM structures marshalled as the TPM does), and every refusal
+ * names the field in a one-line reason of at most ATTEST_REASON_MAX bytes.
+ *
+ *   POST /v1/attest/start   attest_start → attest_challenge
+ *   POST /v1/attest/finish  attest_finish → attest_result
+ */
+
+#define ATTEST_REASON_MAX 192
+#define ATTEST_NONCE_SIZE 32
+#define ATTEST_SECRET_SIZE 32
+#define ATTEST_PROOF_SIZE 32
+#define ATTEST_SESSION_SIZE 16
+#define ATTEST_SESSION_HEX (2 * ATTEST_SESSION_SIZE)
+#define ATTEST_CERT_MAX 4096 /* an EK certificate, DER */
+#define ATTEST_CSR_MAX 4096  /* PEM */
+#define ATTEST_VERSION_MAX 32
+#define ATTEST_NODE_ID_MAX 64
+
+struct attest_start {
+	char version[ATTEST_VERSION_MAX + 1];
+	uint8_t ek_cert[ATTEST_CERT_MAX]; /* DER (sent as PEM or base64 DER) */
+	size_t ek_cert_size;
+	uint8_t ek_pub[sizeof(TPM2B_PUBLIC)]; /* marshalled TPM2B_PUBLIC */
+	size_t ek_pub_size;
+	uint8_t ak_pub[sizeof(TPM2B_PUBLIC)];
+	size_t ak_pub_size;
+};
+
+struct attest_challenge {
+	char session[ATTEST_SESSION_HEX + 1];
+	uint8_t nonce[ATTEST_NONCE_SIZE];
+	uint8_t credential_blob[sizeof(TPM2B_ID_OBJECT)];   /* marshalled TPM2B_ID_OBJECT */
+	size_t credential_blob_size;
+	uint8_t credential_seed[sizeof(TPM2B_ENCRYPTED_SECRET)]; /* marshalled TPM2B_ENCRYPTED_SECRET */
+	size_t credential_seed_size;
+	const struct pcr_bank *bank; /* what to quote */
+	uint32_t mask;
+};
+
+struct attest_finish {
+	char session[ATTEST_SESSION_HEX + 1];
+	uint8_t proof[ATTEST_PROOF_SIZE];
+	uint8_t attest[sizeof(TPMS_ATTEST)]; /* the TPMS_ATTEST bytes the AK signed */
+	size_t attest_size;
+	uint8_t signature[sizeof(TPMT_SIGNATURE)]; /* marshalled TPMT_SIGNATURE */
+	size_t signature_size;
+	const struct pcr_bank *bank;
+	uint32_t mask; /* the PCRs whose values follow */
+	uint8_t pcr_values[PCR_COUNT][PCR_DIGEST_MAX];
+	char csr[ATTEST_CSR_MAX + 1]; /* PKCS#10, PEM */
+};
+
+struct attest_result {
+	char node_id[ATTEST_NODE_ID_MAX + 1];
+	char *certificate; /* PEM, malloc'ed */
+};
+
+struct json_object;
+/* One JSON object filling the input exactly, with no field outside allowed[] (NULL-terminated). */
+int attest_json_object(const char *json, size_t size, const char *const *allowed, struct json_object **ret,
+		       char *reason);
+
+/* Every error reply: {"error": REASON}. */
+int attest_start_parse(const char *json, size_t size, struct attest_start *ret, char *reason);
+int attest_challenge_parse(const char *json, size_t size, struct attest_challenge *ret, char *reason);
+int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason);
+int attest_result_parse(const char *json, size_t size, struct attest_result *ret, char *reason);
+int attest_error_parse(const char *json, size_t size, char *reason);
+
+/* Formatting: a malloc'ed NUL-terminated JSON string. */
+int attest_start_format(const struct attest_start *m, char **ret);
+int attest_challenge_format(const struct attest_challenge *m, char **ret);
+int attest_finish_format(const struct attest_finish *m, char **ret);
+int attest_result_format(const struct attest_result *m, char **ret);
+int attest_error_format(const char *reason, char **ret);
+
+/* The node id rule (a DNS label run: [a-z0-9-.], 1..64, no leading '-' or '.'). */
+int attest_node_id_valid(const char *s);
+
+/* What proves the node activated the credential: HMAC-SHA256(secret, "keystrap-proof" || nonce). */
+int attest_proof(const uint8_t *secret, size_t secret_size, const uint8_t nonce[ATTEST_NONCE_SIZE],
+		 uint8_t ret[ATTEST_PROOF_SIZE]);
+/*
+ * The quote's extraData: SHA-256(nonce || secret || SubjectPublicKeyInfo DER of the CSR key),
+ * binding the quote to this challenge, to the TPM that activated it and to the key certified.
+ */
+int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t *secret, size_t secret_size,
+		      const uint8_t *spki, size_t spki_size, uint8_t ret[32]);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "log.h"
+#include "server.h"
+
+int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
+	       const char **ret_arg, struct store **ret)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "id", required_argument, NULL, 'i' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	_cleanup_server_config_ struct server_config *c = NULL;
+	const char *config = NULL;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (o) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'i':
+			if (!ret_id)
+				goto bad;
+			*ret_id = optarg;
+			break;
+		case 'h':
+			printf("Usage: %s\n", usage);
+			return EXIT_USAGE;
+		default:
+			goto bad;
+		}
+	if (!config || optind >= argc || argc - optind > (ret_arg ? 2 : 1))
+		goto bad;
+	*ret_verb = argv[optind];
+	if (ret_arg)
+		*ret_arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	if (server_config_load(config, &c) < 0)
+		return 1;
+	r = store_open(c->database, ret);
+	if (r < 0) {
+		log_error("cannot open the store '%s': %s", c->database, strerror(-r));
+		return 1;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "Usage: %s\n", usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap-server audit verify|export: the audit log is a hash chain. Each record's hash is
+ * SHA-256(prev_hash || seq || time || peer || EK hash || node id || action || decision ||
+ * reasons), every field length-prefixed, and prev_hash is the previous record's hash (zeros
+ * for seq 1). An edited record no longer matches its hash; a removed or reordered one breaks
+ * the sequence or the link. Removing records from the end is only visible against a head
+ * recorded elsewhere: verify prints the head so it can be kept.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "admin.h"
+#include "encode.h"
+#include "ossl.h"
+#include "server.h"
+#include "store.h"
+
+static int put_field(EVP_MD_CTX *c, const void *p, size_t n)
+{
+	uint8_t len[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+
+	return EVP_DigestUpdate(c, len, sizeof(len)) && EVP_DigestUpdate(c, p, n) ? 0 : -EIO;
+}
+
+static int put_str(EVP_MD_CTX *c, const char *s)
+{
+	return put_field(c, s ? s : "", s ? strlen(s) : 0);
+}
+
+int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32])
+{
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char seq[24], t[24];
+
+	snprintf(seq, sizeof(seq), "%" PRId64, r->seq);
+	snprintf(t, sizeof(t), "%" PRId64, r->time_us);
+	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, r->prev_hash, 32) ||
+	    put_str(c, seq) < 0 || put_str(c, t) < 0 || put_str(c, r->peer) < 0 || put_str(c, r->ek_hash) < 0 ||
+	    put_str(c, r->node_id) < 0 || put_str(c, r->action) < 0 || put_str(c, r->decision) < 0 ||
+	    put_str(c, r->reasons) < 0 || !EVP_DigestFinal_ex(c, ret, NULL))
+		return -EIO;
+	return 0;
+}
+
+struct verify {
+	int64_t expect_seq;
+	uint8_t prev[32];
+	int64_t bad_seq;
+	char why[128];
+};
+
+static int verify_one(const struct audit_rec *r, void *userdata)
+{
+	struct verify *v = userdata;
+	uint8_t h[32];
+
+	if (r->seq != v->expect_seq) {
+		snprintf(v->why, sizeof(v->why), "record %" PRId64 " follows %" PRId64 " (removed or reordered records)",
+			 r->seq, v->expect_seq - 1);
+		v->bad_seq = r->seq;
+		return -EBADMSG;
+	}
+	if (memcmp(r->prev_hash, v->prev, 32) != 0) {
+		snprintf(v->why, sizeof(v->why), "record %" PRId64 " does not link to the record before it", r->seq);
+		v->bad_seq = r->seq;
+		return -EBADMSG;
+	}
+	if (audit_rec_hash(r, h) < 0 || memcmp(h, r->hash, 32) != 0) {
+		snprintf(v->why, sizeof(v->why), "record %" PRId64 " does not match its hash (edited)", r->seq);
+		v->bad_seq = r->seq;
+		return -EBADMSG;
+	}
+	memcpy(v->prev, r->hash, 32);
+	v->expect_seq++;
+	return 0;
+}
+
+static int export_one(const struct audit_rec *r, void *userdata)
+{
+	json_object *o = json_object_new_object();
+	char prev[65], hash[65];
+
+	(void)userdata;
+	if (!o)
+		return -ENOMEM;
+	hex_encode(r->prev_hash, 32, prev);
+	hex_encode(r->hash, 32, hash);
+	json_object_object_add(o, "seq", json_object_new_int64(r->seq));
+	json_object_object_add(o, "time_us", json_object_new_int64(r->time_us));
+	json_object_object_add(o, "peer", json_object_new_string(r->peer ? r->peer : ""));
+	json_object_object_add(o, "ek_hash", json_object_new_string(r->ek_hash ? r->ek_hash : ""));
+	json_object_object_add(o, "node_id", json_object_new_string(r->node_id ? r->node_id : ""));
+	json_object_object_add(o, "action", json_object_new_string(r->action ? r->action : ""));
+	json_object_object_add(o, "decision", json_object_new_string(r->decision ? r->decision : ""));
+	json_object_object_add(o, "reasons", json_object_new_string(r->reasons ? r->reasons : ""));
+	json_object_object_add(o, "prev_hash", json_object_new_string(prev));
+	json_object_object_add(o, "hash", json_object_new_string(hash));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return 0;
+}
+
+static const char usage[] = "keystrap-server audit verify|export --config FILE";
+
+int cmd_audit(int argc, char **argv)
+{
+	_cleanup_store_ struct store *s = NULL;
+	struct verify v = { .expect_seq = 1 };
+	const char *verb;
+	char head[65];
+	int r;
+
+	r = admin_open(argc, argv, usage, NULL, &verb, NULL, &s);
+	if (r != 0)
+		return r;
+	if (streq(verb, "export"))
+		return store_audit_foreach(s, export_one, NULL) < 0 ? 1 : 0;
+	if (!streq(verb, "verify")) {
+		fprintf(stderr, "keystrap-server: unknown audit command '%s'\nUsage: %s\n", verb, usage);
+		return EXIT_USAGE;
+	}
+	r = store_audit_foreach(s, verify_one, &v);
+	if (r == -EBADMSG) {
+		fprintf(stderr, "keystrap-server: audit chain broken: %s\n", v.why);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "keystrap-server: cannot read the audit log: %s\n", strerror(-r));
+		return 1;
+	}
+	hex_encode(v.prev, 32, head);
+	printf("audit chain intact: %" PRId64 " records, head %s\n", v.expect_seq - 1, head);
+	return 0;
+}

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/rand.h>
+#include <tss2/tss2_mu.h>
+
+#include "credential.h"
+#include "encode.h"
+#include "handshake.h"
+#include "log.h"
+#include "ossl.h"
+#include "quote.h"
+#include "secbuf.h"
+#include "tpmpub.h"
+
+static int deny(struct reply *r, int status, const char *fmt, ...) _printf_(3, 4);
+static int deny(struct reply *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int fail_internal(struct reply *r, const char *what, int err)
+{
+	return deny(r, 500, "internal error: %s: %s", what, strerror(-err));
+}
+
+/* The registry's key: SHA-256 of the EK's marshalled TPMT_PUBLIC (a TPM2B_PUBLIC minus its size). */
+static int ek_hash(const uint8_t *tpm2b_public, size_t size, char ret[EK_HASH_HEX + 1])
+{
+	uint8_t d[32];
+	int r = pcr_bank_digest(pcr_bank_by_name("sha256"), tpm2b_public + 2, size - 2, d);
+
+	if (r < 0)
+		return r;
+	hex_encode(d, sizeof(d), ret);
+	return 0;
+}
+
+/* Refuses anything but an approved node; records an unknown EK as an enrollment request. */
+static int node_admit(struct server *s, const char *peer, struct reply *r, struct node_rec *ret)
+{
+	int k = store_node_get(s->store, r->ek_hash, ret);
+
+	if (k == -ENOENT) {
+		k = store_node_request(s->store, r->ek_hash, peer, now_usec());
+		if (k < 0) {
+			fail_internal(r, "recording the enrollment request", k);
+			return k;
+		}
+		deny(r, 403, "node is not approved: enrollment request recorded for EK %.16s", r->ek_hash);
+		return -EPERM;
+	}
+	if (k < 0) {
+		fail_internal(r, "node registry", k);
+		return k;
+	}
+	snprintf(r->node_id, sizeof(r->node_id), "%s", ret->node_id);
+	if (ret->state == NODE_REQUESTED) {
+		deny(r, 403, "node is not approved yet: its enrollment request awaits an operator");
+		return -EPERM;
+	}
+	if (ret->state == NODE_REVOKED) {
+		deny(r, 403, "node is revoked");
+		return -EPERM;
+	}
+	return 0;
+}
+
+int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+{
+	struct attest_start m;
+	struct attest_challenge c = { .bank = s->config->bank, .mask = s->config->mask };
+	struct tpm_pub ek, ak;
+	struct node_rec node;
+	struct nonce_rec n = { 0 };
+	TPM2B_ID_OBJECT blob;
+	TPM2B_ENCRYPTED_SECRET seed;
+	uint8_t session[ATTEST_SESSION_SIZE];
+	const char *ak_why = NULL;
+	char why[ATTEST_REASON_MAX];
+	size_t off;
+	int k;
+
+	r->action = "attest-start";
+	if (attest_start_parse(body, size, &m, why) < 0)
+		return deny(r, 400, "%s", why);
+	if (tpm_pub_parse(m.ek_pub, m.ek_pub_size, &ek) < 0)
+		return deny(r, 400, "field 'ek_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
+	if ((k = ek_hash(m.ek_pub, m.ek_pub_size, r->ek_hash)) < 0)
+		return fail_internal(r, "hashing the EK", k);
+	if (tpm_pub_parse(m.ak_pub, m.ak_pub_size, &ak) < 0)
+		return deny(r, 400, "field 'ak_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
+	if (tpm_pub_check_ak(&ak, &ak_why) < 0)
+		return deny(r, 403, "the AK is refused: %s", ak_why);
+	if (pki_ek_cert_verify(s->pki, m.ek_cert, m.ek_cert_size, why) < 0)
+		return deny(r, 403, "%s", why);
+	if (tpm_pub_cert_matches(&ek, m.ek_cert, m.ek_cert_size) < 0)
+		return deny(r, 403, "the EK certificate does not certify ek_pub");
+	if (node_admit(s, peer, r, &node) < 0)
+		return 0;
+
+	if (RAND_bytes(session, sizeof(session)) != 1 || RAND_bytes(n.nonce, sizeof(n.nonce)) != 1 ||
+	    RAND_bytes(n.secret, sizeof(n.secret)) != 1)
+		return fail_internal(r, "random", -EIO);
+	hex_encode(session, sizeof(session), n.session);
+	k = credential_make(&ek, &ak.name, n.secret, sizeof(n.secret), &blob, &seed);
+	if (k < 0) {
+		secmem_wipe(&n, sizeof(n));
+		return deny(r, 400, "MakeCredential to this EK failed: %s", strerror(-k));
+	}
+	memcpy(n.ek_hash, r->ek_hash, sizeof(n.ek_hash));
+	memcpy(n.ak_pub, m.ak_pub, m.ak_pub_size);
+	n.ak_pub_size = m.ak_pub_size;
+	n.expires_us = now_usec() + s->config->nonce_lifetime * 1000000;
+	k = store_nonce_put(s->store, &n);
+	memcpy(c.session, n.session, sizeof(c.session));
+	memcpy(c.nonce, n.nonce, sizeof(c.nonce));
+	secmem_wipe(&n, sizeof(n));
+	if (k < 0)
+		return fail_internal(r, "storing the nonce", k);
+	off = 0;
+	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, c.credential_blob, sizeof(c.credential_blob), &off) != 0)
+		return fail_internal(r, "marshalling the credential", -EIO);
+	c.credential_blob_size = off;
+	off = 0;
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&seed, c.credential_seed, sizeof(c.credential_seed), &off) != 0)
+		return fail_internal(r, "marshalling the credential", -EIO);
+	c.credential_seed_size = off;
+	if ((k = attest_challenge_format(&c, &r->body)) < 0)
+		return fail_internal(r, "formatting the challenge", k);
+	r->status = 200;
+	snprintf(r->reason, sizeof(r->reason), "challenge issued, session %s", c.session);
+	return 0;
+}
+
+/* "PCR 7" or "PCRs 0, 7": which reported values differ from the reference. */
+static bool reference_mismatch(const struct server_config *c, const struct attest_finish *m, char *buf, size_t size)
+{
+	char list[96] = "";
+	int count = 0;
+
+	for (int i = 0; i < PCR_COUNT; i++)
+		if (c->mask & (1u << i) && memcmp(m->pcr_values[i], c->reference[i], c->bank->size) != 0) {
+			size_t l = strlen(list);
+
+			snprintf(list + l, sizeof(list) - l, "%s%d", count ? ", " : "", i);
+			count++;
+		}
+	if (!count)
+		return false;
+	snprintf(buf, size, "%s %s (%s) %s the reference value%s", count > 1 ? "PCRs" : "PCR", list, c->bank->name,
+		 count > 1 ? "do not match" : "does not match", count > 1 ? "s" : "");
+	return true;
+}
+
+int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+	_cleanup_free_ uint8_t *spki = NULL;
+	_cleanup_free_ char *pem = NULL;
+	struct attest_finish m;
+	struct attest_result res = { 0 };
+	struct nonce_rec n;
+	struct node_rec node;
+	struct tpm_pub ak;
+	struct quote_expect e;
+	TPMS_ATTEST attest;
+	uint8_t proof[ATTEST_PROOF_SIZE], extra[32];
+	size_t spki_size;
+	char serial[41], why[ATTEST_REASON_MAX];
+	int k;
+
+	(void)peer;
+	r->action = "attest-finish";
+	if (attest_finish_parse(body, size, &m, why) < 0)
+		return deny(r, 400, "%s", why);
+	k = store_nonce_take(s->store, m.session, now_usec(), &n);
+	if (k == -ENOENT)
+		return deny(r, 403, "unknown session");
+	if (k == -EALREADY || k == -ETIME || k >= 0)
+		memcpy(r->ek_hash, n.ek_hash, sizeof(r->ek_hash));
+	if (k == -EALREADY) {
+		secmem_wipe(&n, sizeof(n));
+		return deny(r, 403, "nonce already used: a replayed or repeated finish");
+	}
+	if (k == -ETIME) {
+		secmem_wipe(&n, sizeof(n));
+		return deny(r, 403, "nonce expired");
+	}
+	if (k < 0)
+		return fail_internal(r, "taking the nonce", k);
+
+	k = attest_proof(n.secret, sizeof(n.secret), n.nonce, proof);
+	if (k >= 0 && !secmem_equal(proof, m.proof, sizeof(proof)))
+		k = -EKEYREJECTED;
+	if (k >= 0)
+		k = pki_csr_key(m.csr, &key, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
+	if (k >= 0)
+		k = attest_extra_data(n.nonce, n.secret, sizeof(n.secret), spki, spki_size, extra);
+	secmem_wipe(&n.secret, sizeof(n.secret));
+	secmem_wipe(proof, sizeof(proof));
+	if (k == -EKEYREJECTED)
+		return deny(r, 403, "proof of activation does not match: the credential was not activated by the EK's TPM");
+	if (k == -EBADMSG)
+		return deny(r, 400, "%s", why);
+	if (k < 0)
+		return fail_internal(r, "proof", k);
+
+	/* Approval can have been revoked since the challenge. */
+	if (node_admit(s, peer, r, &node) < 0)
+		return 0;
+	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
+		return fail_internal(r, "stored AK", -EBADMSG);
+	if (m.bank != s->config->bank || m.mask != s->config->mask)
+		return deny(r, 403, "reported PCRs are not the requested selection");
+	e = (struct quote_expect){
+		.ak = &ak,
+		.extra_data = extra,
+		.extra_data_size = sizeof(extra),
+		.bank = m.bank,
+		.mask = m.mask,
+		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m.pcr_values,
+	};
+	if (quote_verify(&e, m.attest, m.attest_size, m.signature, m.signature_size, &attest, why) < 0)
+		return deny(r, 403, "%s", why);
+	if (reference_mismatch(s->config, &m, why, sizeof(why)))
+		return deny(r, 403, "%s", why);
+	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
+	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
+	     (int64_t)attest.clockInfo.restartCount < node.restart_count))
+		return deny(r, 403, "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
+			    attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
+			    (long long)node.restart_count);
+	if ((k = store_node_set_counters(s->store, r->ek_hash, attest.clockInfo.resetCount,
+					 attest.clockInfo.restartCount)) < 0)
+		return fail_internal(r, "node counters", k);
+	if ((k = pki_issue(s->pki, key, node.node_id, s->config->certificate_lifetime, &pem, serial)) < 0)
+		return fail_internal(r, "issuing the certificate", k);
+	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
+	res.certificate = pem;
+	if ((k = attest_result_format(&res, &r->body)) < 0)
+		return fail_internal(r, "formatting the result", k);
+	r->status = 200;
+	snprintf(r->reason, sizeof(r->reason), "certificate %s issued, resetCount %u restartCount %u", serial,
+		 attest.clockInfo.resetCount, attest.clockInfo.restartCount);
+	return 0;
+}

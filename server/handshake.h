@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+#include "attest-msg.h"
+#include "pki.h"
+#include "server.h"
+#include "store.h"
+
+/* What the attestation endpoints work with: no HTTP here, only bodies in and replies out. */
+struct server {
+	const struct server_config *config;
+	struct store *store;
+	struct pki *pki;
+};
+
+/*
+ * One endpoint's answer and what the audit record says about it. status 200 comes with body
+ * (JSON, malloc'ed); any other status with reason, which is also the error body's text.
+ */
+struct reply {
+	int status;
+	char *body;
+	const char *action;
+	char ek_hash[EK_HASH_HEX + 1];
+	char node_id[NODE_ID_MAX + 1];
+	char reason[ATTEST_REASON_MAX];
+};
+
+/*
+ * Both return 0 with *r filled in; both run inside the caller's store transaction: their registry and nonce writes and the
+ * caller's audit record of the reply commit together, before the reply is sent.
+ */
+int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r);
+int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r);

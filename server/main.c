@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "server.h"
+
+#ifndef KEYSTRAP_VERSION
+#define KEYSTRAP_VERSION "0"
+#endif
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "serve", cmd_serve, "run the attestation server (HTTPS, TLS 1.3)" },
+	{ "node", cmd_node, "list the node registry; approve or revoke a node" },
+	{ "audit", cmd_audit, "verify the audit hash chain, or export it as JSON lines" },
+};
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "Usage: keystrap-server <command> [options]\n\nCommands:\n");
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+	log_set_level_from_env();
+	if (argc < 2) {
+		show_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+		show_usage(stdout);
+		return 0;
+	}
+	if (streq(argv[1], "--version")) {
+		printf("keystrap-server %s\n", KEYSTRAP_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (streq(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "keystrap-server: unknown command '%s'\n", argv[1]);
+	show_usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap-server node list|approve|revoke: only an operator moves a node out of "requested";
+ * a node can ask to enrol, never approve itself. Every change is an audit record.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "attest-msg.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+static const char usage[] = "keystrap-server node list --config FILE\n"
+			    "       keystrap-server node approve EK-HASH [--id NODE-ID] --config FILE\n"
+			    "       keystrap-server node revoke EK-HASH --config FILE";
+
+static int list_one(const struct node_rec *n, void *userdata)
+{
+	(void)userdata;
+	printf("%s %-9s %s %s\n", n->ek_hash, node_state_name(n->state), n->node_id[0] ? n->node_id : "-",
+	       n->peer[0] ? n->peer : "-");
+	return 0;
+}
+
+/* Who did it, for the audit record: the operator's login on this host. */
+static void operator_name(char *buf, size_t size)
+{
+	const char *u = getlogin();
+
+	snprintf(buf, size, "operator:%s", u ? u : "uid");
+	if (!u)
+		snprintf(buf, size, "operator:uid=%u", (unsigned)getuid());
+}
+
+static int change(struct store *s, const char *verb, const char *ek, const char *id)
+{
+	struct node_rec n;
+	enum node_state to = streq(verb, "approve") ? NODE_APPROVED : NODE_REVOKED;
+	char node_id[NODE_ID_MAX + 1], who[64], reason[128];
+	struct audit_rec a;
+	int r;
+
+	if (strlen(ek) != EK_HASH_HEX || strspn(ek, "0123456789abcdef") != EK_HASH_HEX) {
+		fprintf(stderr, "keystrap-server: '%s' is not an EK hash (64 lower-case hex digits)\n", ek);
+		return 1;
+	}
+	if (id && !attest_node_id_valid(id)) {
+		fprintf(stderr, "keystrap-server: '%s' is not a node id ([a-z0-9.-], at most 64)\n", id);
+		return 1;
+	}
+	if ((r = store_begin(s)) < 0)
+		goto fail;
+	r = store_node_get(s, ek, &n);
+	if (r == -ENOENT) {
+		store_rollback(s);
+		fprintf(stderr, "keystrap-server: no node with EK hash %s has asked to enrol\n", ek);
+		return 1;
+	}
+	if (r < 0)
+		goto fail;
+	snprintf(node_id, sizeof(node_id), "%s", id ? id : n.node_id[0] ? n.node_id : "");
+	if (!node_id[0])
+		snprintf(node_id, sizeof(node_id), "node-%.16s", ek);
+	if (to == NODE_APPROVED && store_node_id_taken(s, node_id, ek) == -EEXIST) {
+		store_rollback(s);
+		fprintf(stderr, "keystrap-server: node id '%s' belongs to another EK\n", node_id);
+		return 1;
+	}
+	operator_name(who, sizeof(who));
+	snprintf(reason, sizeof(reason), "%s -> %s by %s", node_state_name(n.state), node_state_name(to), who);
+	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = ek, .node_id = node_id,
+				.action = to == NODE_APPROVED ? "node-approve" : "node-revoke", .decision = "allow",
+				.reasons = reason };
+	if ((r = store_node_set_state(s, ek, to, node_id, now_usec())) < 0 || (r = store_audit_append(s, &a)) < 0 ||
+	    (r = store_commit(s)) < 0)
+		goto fail;
+	printf("%s %s %s\n", ek, node_state_name(to), node_id);
+	return 0;
+fail:
+	store_rollback(s);
+	fprintf(stderr, "keystrap-server: node %s failed: %s\n", verb, strerror(-r));
+	return 1;
+}
+
+int cmd_node(int argc, char **argv)
+{
+	_cleanup_store_ struct store *s = NULL;
+	const char *verb, *arg = NULL, *id = NULL;
+	int r;
+
+	r = admin_open(argc, argv, usage, &id, &verb, &arg, &s);
+	if (r != 0)
+		return r;
+	if (streq(verb, "list") && !arg && !id)
+		return store_node_foreach(s, list_one, NULL) < 0 ? 1 : 0;
+	if ((streq(verb, "approve") || (streq(verb, "revoke") && !id)) && arg)
+		return change(s, verb, arg, id);
+	fprintf(stderr, "Usage: %s\n", usage);
+	return EXIT_USAGE;
+}

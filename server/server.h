@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "attest-msg.h"
+#include "macro.h"
+#include "pcr.h"
+
+#define EXIT_USAGE 2
+#define EK_CA_MAX 8
+
+/*
+ * keystrap-server's configuration: one JSON object, parsed strictly (unknown keys, wrong
+ * types and out-of-range numbers are refused, naming the key). The reference PCR values are
+ * an interim policy: issue 5's signed policy-as-code replaces them.
+ */
+struct server_config {
+	char *listen;           /* "ADDRESS:PORT" */
+	char *tls_certificate;  /* the server's TLS certificate (PEM, chain allowed) */
+	char *tls_key;
+	char *database;         /* "PATH" or "sqlite:PATH" */
+	char *ek_ca[EK_CA_MAX]; /* manufacturer CA certificates the EK certificate must chain to */
+	size_t n_ek_ca;
+	char *ca_certificate;   /* signs node certificates */
+	char *ca_key;
+	int64_t certificate_lifetime; /* seconds */
+	int64_t nonce_lifetime;       /* seconds */
+	int64_t max_body;             /* bytes; larger requests get 413 */
+	const struct pcr_bank *bank;  /* what nodes quote */
+	uint32_t mask;
+	uint8_t reference[PCR_COUNT][PCR_DIGEST_MAX];
+};
+
+int server_config_load(const char *path, struct server_config **ret);
+void server_config_free(struct server_config *c);
+static inline void server_config_freep(struct server_config **c)
+{
+	server_config_free(*c);
+}
+#define _cleanup_server_config_ _cleanup_(server_config_freep)
+
+/* Subcommands, one file each. */
+int cmd_serve(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+
+int64_t now_usec(void);

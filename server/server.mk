@@ -1,0 +1,35 @@
+# keystrap-server (server/) and what `keystrap attest` links: included by the Makefile.
+SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libssl
+SERVER_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SERVER_PKGS))
+SERVER_LIBS   = $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS))
+# keystrap attest speaks HTTPS through libcurl (OpenSSL flavour).
+PKGS += libcurl
+
+SERVER_SRC := $(wildcard server/*.c)
+SERVER_HDRS := $(wildcard server/*.h)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/%.o)
+
+$(SERVER_OBJ): $(BUILD)/server/%.o: server/%.c $(HDRS) $(SERVER_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) -Iserver $(SERVER_CFLAGS) -c $< -o $@
+
+$(ASAN_SERVER_OBJ): $(BUILD)/asan/server/%.o: server/%.c $(HDRS) $(SERVER_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -fPIE -Iserver $(SERVER_CFLAGS) -c $< -o $@
+
+$(BUILD)/keystrap-server: $(SERVER_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS)
+
+$(BUILD)/asan/keystrap-server: $(ASAN_SERVER_OBJ) $(ASAN_LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(SAN) $^ -o $@ -pie $(PKG_LIBS) $(SERVER_LIBS)
+
+all: $(BUILD)/keystrap-server
+check-bats: $(BUILD)/asan/keystrap-server
+
+# A deliberately misbehaving node for tests/bats/server.bats (replays, wrong proofs, mixed TPMs).
+$(BUILD)/asan/attest-peer: tests/lib/attest-peer.c $(ASAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+
+check-bats: $(BUILD)/asan/attest-peer

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+/* The schema a PostgreSQL backend is to share (types map 1:1; BLOB → bytea). */
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS nodes ("
+	" ek_hash TEXT PRIMARY KEY,"
+	" node_id TEXT UNIQUE,"
+	" state TEXT NOT NULL CHECK (state IN ('requested','approved','revoked')),"
+	" requested_us INTEGER NOT NULL,"
+	" changed_us INTEGER NOT NULL,"
+	" peer TEXT NOT NULL,"
+	" reset_count INTEGER NOT NULL DEFAULT -1,"
+	" restart_count INTEGER NOT NULL DEFAULT -1);"
+	"CREATE TABLE IF NOT EXISTS nonces ("
+	" session TEXT PRIMARY KEY,"
+	" nonce BLOB NOT NULL,"
+	" secret BLOB NOT NULL,"
+	" ek_hash TEXT NOT NULL,"
+	" ak_pub BLOB NOT NULL,"
+	" expires_us INTEGER NOT NULL,"
+	" used INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS audit ("
+	" seq INTEGER PRIMARY KEY,"
+	" time_us INTEGER NOT NULL,"
+	" peer TEXT NOT NULL,"
+	" ek_hash TEXT NOT NULL,"
+	" node_id TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" decision TEXT NOT NULL,"
+	" reasons TEXT NOT NULL,"
+	" prev_hash BLOB NOT NULL,"
+	" hash BLOB NOT NULL);";
+
+struct store {
+	sqlite3 *db;
+};
+
+static const char *const state_names[_NODE_STATE_MAX] = { "requested", "approved", "revoked" };
+
+const char *node_state_name(enum node_state s)
+{
+	return s < _NODE_STATE_MAX ? state_names[s] : "?";
+}
+
+static int state_from_name(const char *s, enum node_state *ret)
+{
+	for (int i = 0; i < _NODE_STATE_MAX; i++)
+		if (s && streq(s, state_names[i])) {
+			*ret = (enum node_state)i;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+static int sql_errno(struct store *s, int rc, const char *what)
+{
+	switch (rc) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return log_debug_errno(-EBUSY, "%s: %s", what, sqlite3_errmsg(s->db));
+	case SQLITE_CONSTRAINT:
+		return log_debug_errno(-EEXIST, "%s: %s", what, sqlite3_errmsg(s->db));
+	case SQLITE_FULL:
+		return log_debug_errno(-ENOSPC, "%s: %s", what, sqlite3_errmsg(s->db));
+	default:
+		return log_debug_errno(-EIO, "%s: %s", what, sqlite3_errmsg(s->db));
+	}
+}
+
+static void stmt_finalizep(sqlite3_stmt **st)
+{
+	sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
+
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_errno(s, rc, "prepare");
+}
+
+static int exec(struct store *s, const char *sql)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_errno(s, rc, sql);
+}
+
+int store_open(const char *spec, struct store **ret)
+{
+	struct store *s;
+	int rc, r;
+
+	if (strncmp(spec, "sqlite:", 7) == 0)
+		spec += 7;
+	else if (strstr(spec, "://"))
+		return -EPROTONOSUPPORT;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	rc = sqlite3_open_v2(spec, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		r = log_debug_errno(-EIO, "open %s: %s", spec, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		store_close(s);
+		return r;
+	}
+	/* A committed transaction survives power loss: WAL, fsync on every commit. */
+	sqlite3_busy_timeout(s->db, 5000);
+	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) < 0 ||
+	    (r = exec(s, schema)) < 0) {
+		store_close(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+int store_begin(struct store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *s)
+{
+	return exec(s, "COMMIT");
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		(void)exec(s, "ROLLBACK");
+}
+
+static void copy_text(char *dst, size_t max, const unsigned char *src)
+{
+	snprintf(dst, max, "%s", src ? (const char *)src : "");
+}
+
+static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
+{
+	memset(n, 0, sizeof(*n));
+	copy_text(n->ek_hash, sizeof(n->ek_hash), sqlite3_column_text(st, 0));
+	copy_text(n->node_id, sizeof(n->node_id), sqlite3_column_text(st, 1));
+	n->requested_us = sqlite3_column_int64(st, 3);
+	n->changed_us = sqlite3_column_int64(st, 4);
+	copy_text(n->peer, sizeof(n->peer), sqlite3_column_text(st, 5));
+	n->reset_count = sqlite3_column_int64(st, 6);
+	n->restart_count = sqlite3_column_int64(st, 7);
+	return state_from_name((const char *)sqlite3_column_text(st, 2), &n->state);
+}
+
+#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count"
+
+int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "node get");
+	return node_from_row(st, ret);
+}
+
+int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer) "
+			    "VALUES (?, NULL, 'requested', ?, ?, ?)", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_us);
+	sqlite3_bind_int64(st, 3, now_us);
+	sqlite3_bind_text(st, 4, peer, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node request");
+}
+
+int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+			 int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE nodes SET state = ?, node_id = COALESCE(?, node_id), changed_us = ? "
+			    "WHERE ek_hash = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, node_state_name(state), -1, SQLITE_STATIC);
+	if (node_id)
+		sqlite3_bind_text(st, 2, node_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, now_us);
+	sqlite3_bind_text(st, 4, ek_hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "node state");
+	return sqlite3_changes(s->db) == 1 ? 0 : -ENOENT;
+}
+
+int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE nodes SET reset_count = ?, restart_count = ? WHERE ek_hash = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, reset_count);
+	sqlite3_bind_int64(st, 2, restart_count);
+	sqlite3_bind_text(st, 3, ek_hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "node counters");
+	return sqlite3_changes(s->db) == 1 ? 0 : -ENOENT;
+}
+
+int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT " NODE_COLUMNS " FROM nodes ORDER BY requested_us, ek_hash", &st)) < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct node_rec n;
+
+		if ((r = node_from_row(st, &n)) < 0 || (r = cb(&n, userdata)) < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node list");
+}
+
+int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT 1 FROM nodes WHERE node_id = ? AND ek_hash != ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, except_ek_hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return -EEXIST;
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node id");
+}
+
+int store_nonce_put(struct store *s, const struct nonce_rec *n)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO nonces (session, nonce, secret, ek_hash, ak_pub, expires_us) "
+			    "VALUES (?, ?, ?, ?, ?, ?)", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, n->session, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, n->nonce, sizeof(n->nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, n->secret, sizeof(n->secret), SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, n->ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, n->ak_pub, (int)n->ak_pub_size, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, n->expires_us);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "nonce put");
+}
+
+static int blob_copy(sqlite3_stmt *st, int col, uint8_t *dst, size_t max, size_t exact, size_t *ret_size)
+{
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	const void *p = sqlite3_column_blob(st, col);
+
+	if (n > max || (exact && n != exact) || (n && !p))
+		return -EBADMSG;
+	if (n)
+		memcpy(dst, p, n);
+	if (ret_size)
+		*ret_size = n;
+	return 0;
+}
+
+int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL, *prune = NULL;
+	int64_t used;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE nonces SET used = used + 1 WHERE session = ? "
+			    "RETURNING nonce, secret, ek_hash, ak_pub, expires_us, used", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "nonce take");
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->session, sizeof(ret->session), "%s", session);
+	if ((r = blob_copy(st, 0, ret->nonce, sizeof(ret->nonce), sizeof(ret->nonce), NULL)) < 0 ||
+	    (r = blob_copy(st, 1, ret->secret, sizeof(ret->secret), sizeof(ret->secret), NULL)) < 0 ||
+	    (r = blob_copy(st, 3, ret->ak_pub, sizeof(ret->ak_pub), 0, &ret->ak_pub_size)) < 0)
+		return r;
+	copy_text(ret->ek_hash, sizeof(ret->ek_hash), sqlite3_column_text(st, 2));
+	ret->expires_us = sqlite3_column_int64(st, 4);
+	used = sqlite3_column_int64(st, 5);
+	/* Drain the statement so the UPDATE completes before the prune. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "nonce take");
+	if (prepare(s, "DELETE FROM nonces WHERE expires_us < ?", &prune) == 0) {
+		sqlite3_bind_int64(prune, 1, now_us - 86400LL * 1000000);
+		(void)sqlite3_step(prune);
+	}
+	if (used > 1)
+		return -EALREADY;
+	if (now_us > ret->expires_us)
+		return -ETIME;
+	return 0;
+}
+
+int store_audit_append(struct store *s, struct audit_rec *rec)
+{
+	_cleanup_stmt_ sqlite3_stmt *last = NULL, *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &last)) < 0)
+		return r;
+	rc = sqlite3_step(last);
+	if (rc == SQLITE_ROW) {
+		rec->seq = sqlite3_column_int64(last, 0) + 1;
+		if ((r = blob_copy(last, 1, rec->prev_hash, 32, 32, NULL)) < 0)
+			return r;
+	} else if (rc == SQLITE_DONE) {
+		rec->seq = 1;
+		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
+	} else
+		return sql_errno(s, rc, "audit head");
+	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
+		return r;
+	if ((r = prepare(s, "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, "
+			    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, rec->seq);
+	sqlite3_bind_int64(st, 2, rec->time_us);
+	sqlite3_bind_text(st, 3, rec->peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, rec->ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, rec->node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, rec->action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, rec->decision, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, rec->reasons, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, rec->prev_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 10, rec->hash, 32, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit append");
+}
+
+int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	/* seq is the rowid: removed or reordered records show up as gaps or broken links. */
+	if ((r = prepare(s, "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+			    "FROM audit ORDER BY seq", &st)) < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct audit_rec a = {
+			.seq = sqlite3_column_int64(st, 0),
+			.time_us = sqlite3_column_int64(st, 1),
+			.peer = (const char *)sqlite3_column_text(st, 2),
+			.ek_hash = (const char *)sqlite3_column_text(st, 3),
+			.node_id = (const char *)sqlite3_column_text(st, 4),
+			.action = (const char *)sqlite3_column_text(st, 5),
+			.decision = (const char *)sqlite3_column_text(st, 6),
+			.reasons = (const char *)sqlite3_column_text(st, 7),
+		};
+
+		if (blob_copy(st, 8, a.prev_hash, 32, 32, NULL) < 0 || blob_copy(st, 9, a.hash, 32, 32, NULL) < 0)
+			memset(a.hash, 0, sizeof(a.hash)); /* a malformed hash column fails verification */
+		if ((r = cb(&a, userdata)) < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit list");
+}

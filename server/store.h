@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+/*
+ * keystrap-server's durable state behind one small interface: the node registry, single-use
+ * nonces and the hash-chained audit log. SQLite (store-sqlite.c) implements it today; a
+ * PostgreSQL backend is meant to implement the same functions over the same schema (see
+ * schema in store-sqlite.c), so nothing above this header knows which database it talks to.
+ *
+ * Writes happen inside store_begin/store_commit: a commit returns only once the transaction is
+ * durable (SQLite: WAL with synchronous=FULL), and nothing that releases anything is replied
+ * before it. Functions return negative errno; -ENOENT for "no such row".
+ */
+
+struct store;
+
+enum node_state { NODE_REQUESTED, NODE_APPROVED, NODE_REVOKED, _NODE_STATE_MAX };
+const char *node_state_name(enum node_state s);
+
+#define EK_HASH_HEX 64
+#define NODE_ID_MAX 64
+
+struct node_rec {
+	char ek_hash[EK_HASH_HEX + 1];  /* SHA-256 of the EK's marshalled TPMT_PUBLIC, hex */
+	char node_id[NODE_ID_MAX + 1];  /* empty until approved */
+	enum node_state state;
+	int64_t requested_us, changed_us;
+	char peer[64];                  /* where the enrollment request came from */
+	int64_t reset_count, restart_count; /* last accepted quote's; -1: none yet */
+};
+
+struct nonce_rec {
+	char session[33];
+	uint8_t nonce[32];
+	uint8_t secret[32]; /* the activation secret: lives until the nonce is used or expires */
+	char ek_hash[EK_HASH_HEX + 1];
+	uint8_t ak_pub[1024];
+	size_t ak_pub_size;
+	int64_t expires_us;
+};
+
+/* One audit record; seq, prev_hash and hash are filled in by store_audit_append. */
+struct audit_rec {
+	int64_t seq;
+	int64_t time_us;
+	const char *peer, *ek_hash, *node_id, *action, *decision, *reasons;
+	uint8_t prev_hash[32], hash[32];
+};
+
+/* "PATH" or "sqlite:PATH"; creates the schema when absent. */
+int store_open(const char *spec, struct store **ret);
+void store_close(struct store *s);
+static inline void store_closep(struct store **s)
+{
+	store_close(*s);
+}
+#define _cleanup_store_ _cleanup_(store_closep)
+
+int store_begin(struct store *s);  /* exclusive writer until commit/rollback */
+int store_commit(struct store *s); /* durable on return */
+void store_rollback(struct store *s);
+
+int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret);
+/* Records a pending enrollment request (state requested); -EEXIST when the EK is known. */
+int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
+int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+			 int64_t now_us);
+int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
+/* Every node, by request time; cb returning < 0 stops. */
+int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
+/* The node id is unique: -EEXIST when another EK holds it. */
+int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash);
+
+int store_nonce_put(struct store *s, const struct nonce_rec *n);
+/*
+ * Takes the nonce of a session: marks it used in the same statement that finds it, so a nonce is
+ * handed out at most once however many requests race. -ENOENT unknown, -EALREADY already used,
+ * -ETIME expired (also marked used). Expired rows older than a day are pruned here.
+ */
+int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
+
+/* Appends rec to the chain (inside a transaction): fills seq, prev_hash, hash. */
+int store_audit_append(struct store *s, struct audit_rec *rec);
+/* Every record in seq order as stored (the hashes are not checked here). */
+int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+
+/* The record's hash: SHA-256(prev_hash || each field length-prefixed). Pure. */
+int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32]);

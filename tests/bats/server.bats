@@ -1,0 +1,269 @@
+#!/usr/bin/env bats
+# keystrap-server and keystrap attest (issue 5) on loopback: a real server (TLS 1.3, SQLite
+# store), real swtpms with EK certificates from swtpm_setup's local CA, and the node side both
+# as keystrap attest and as tests/lib/attest-peer (the same steps, with curl carrying messages
+# a test can replay or tamper with). Every refusal has its positive twin in this file.
+
+load ../lib/swtpm
+load ../lib/server
+
+PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+
+setup_file() {
+	# "Another machine": its own TPM, EK certificate and (later) registry entry.
+	swtpm_start "$BATS_FILE_TMPDIR/other"
+	export OTHER_DIR=$SWTPM_DIR OTHER_PORT=$SWTPM_PORT OTHER_TCTI=$KEYSTRAP_TCTI
+	swtpm_start
+	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7"
+	server_start "$SRV_DIR"
+	export EK EK_OTHER U
+	EK=$(ek_hash)
+	EK_OTHER=$(TPM2TOOLS_TCTI=$OTHER_TCTI ek_hash)
+	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
+	# This TPM asks to enrol and an operator approves it; the other one only asks (below).
+	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
+	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
+	srv node approve "$EK" --id node1.example >/dev/null
+}
+
+teardown_file() {
+	server_stop "$SRV_DIR" || true
+	swtpm_stop
+	SWTPM_DIR=$OTHER_DIR SWTPM_PORT=$OTHER_PORT swtpm_stop
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	mkdir -p out
+}
+
+teardown() {
+	reboot_if_asked
+}
+
+attest() {
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
+}
+
+# challenge FILE: a start with the peer's AK; the challenge goes to FILE.
+challenge() {
+	local out
+	out=$(post /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
+	[ "${out##*$'\n'}" = 200 ] || { echo "start: $out"; return 1; }
+	printf '%s' "${out%$'\n'*}" >"$1"
+}
+
+# status_of OUTPUT: the HTTP status post printed last; body_of: the rest.
+status_of() { echo "${1##*$'\n'}"; }
+body_of() { echo "${1%$'\n'*}"; }
+
+@test "an approved node attests: the certificate verifies against the server CA and names the node" {
+	run attest
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run openssl verify -CAfile "$SRV_DIR/ca.crt" out/node.crt
+	[ "$output" = "out/node.crt: OK" ]
+	run openssl x509 -in out/node.crt -noout -ext subjectAltName -subject
+	[[ "$output" == *"DNS:node1.example"* ]]
+	[[ "$output" == *"subject=CN = node1.example"* ]]
+	# The certificate is for the key the node made, and no one else's.
+	[ "$(openssl pkey -inform DER -in out/node.key.der -pubout)" = "$(openssl x509 -in out/node.crt -noout -pubkey)" ]
+	[ "$(stat -c %a out/node.key.der)" = 600 ]
+	# Short-lived, as configured (600 s).
+	end=$(date -d "$(openssl x509 -in out/node.crt -noout -enddate | cut -d= -f2)" +%s)
+	[ $((end - $(date +%s))) -le 600 ]
+	grep -q 'action=attest-finish decision=allow ek='"$EK"' node=node1.example' "$SRV_DIR/server.log"
+}
+
+@test "a node no operator approved is refused (403) and waits as a pending request in node list" {
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK ${EK_OTHER:0:16}" ]
+	[ ! -e out/node.crt ]
+	run srv node list
+	[[ "$output" == *"$EK_OTHER requested - 127.0.0.1:"* ]]
+	[[ "$output" == *"$EK approved  node1.example"* ]]
+	# Asking again does not approve anything.
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request awaits an operator" ]
+}
+
+@test "a revoked node is refused (403); approved again, it attests again" {
+	KEYSTRAP_TCTI=$OTHER_TCTI attest 2>/dev/null || true
+	srv node approve "$EK_OTHER" --id other
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: attested as other" ]
+	run srv node revoke "$EK_OTHER"
+	[ "$output" = "$EK_OTHER revoked other" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	srv node approve "$EK_OTHER"
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: attested as other" ]
+}
+
+@test "a node id is the operator's to give and unique; node commands name what is wrong" {
+	run srv node approve "$EK_OTHER" --id node1.example
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: node id 'node1.example' belongs to another EK" ]
+	run srv node approve "$(printf '%064d' 0)"
+	[ "$output" = "keystrap-server: no node with EK hash $(printf '%064d' 0) has asked to enrol" ]
+	run srv node approve "$EK" --id 'Bad_Id'
+	[ "$output" = "keystrap-server: 'Bad_Id' is not a node id ([a-z0-9.-], at most 64)" ]
+	run srv node approve nothex
+	[ "$status" -eq 1 ]
+	run srv node frobnicate
+	[ "$status" -eq 2 ]
+}
+
+@test "the peer's handshake passes once; the same finish replayed is refused: nonce already used" {
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(body_of "$output" | jq -r .node_id)" = node1.example ]
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+}
+
+@test "a quote made by another TPM's AK is refused, even with the right proof of activation" {
+	challenge ch.json
+	"$PEER" finish "$U" ch.json "other-tpm=$OTHER_TCTI" >finish.json
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"quote signed by a key other than the AK"}' ]
+}
+
+@test "a wrong proof of activation is refused, and the session cannot be retried" {
+	challenge ch.json
+	"$PEER" finish "$U" ch.json bad-proof >bad.json
+	run post /v1/attest/finish bad.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"proof of activation does not match: the credential was not activated by the EK'"'"'s TPM"}' ]
+	"$PEER" finish "$U" ch.json >good.json
+	run post /v1/attest/finish good.json
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+}
+
+@test "a PCR that does not match its reference value is refused, and the reason names it" {
+	pcr_extend 7 sha256
+	run attest
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) does not match the reference value" ]
+	[ ! -e out/node.crt ]
+}
+
+@test "an unknown session and a quote over PCRs the server did not ask for are refused" {
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	jq -c '.session = "00000000000000000000000000000000"' finish.json >unknown.json
+	run post /v1/attest/finish unknown.json
+	[ "$(body_of "$output")" = '{"error":"unknown session"}' ]
+	jq -c 'del(.pcrs."7")' finish.json >fewer.json
+	run post /v1/attest/finish fewer.json
+	[ "$(body_of "$output")" = '{"error":"reported PCRs are not the requested selection"}' ]
+}
+
+@test "an oversize body gets 413, malformed JSON and unknown fields 400; each is recorded" {
+	head -c 20000 /dev/zero | tr '\0' ' ' >big.json
+	run post /v1/attest/start big.json
+	[ "$(status_of "$output")" = 413 ]
+	[ "$(body_of "$output")" = '{"error":"request body of 20000 bytes is larger than 16384"}' ]
+	printf '{"version": "1",' >broken.json
+	run post /v1/attest/start broken.json
+	[ "$(status_of "$output")" = 400 ]
+	[[ "$(body_of "$output")" == '{"error":"malformed JSON: '* ]]
+	jq -c '.extra = 1' "$BATS_FILE_TMPDIR/start.json" >unknown.json
+	run post /v1/attest/start unknown.json
+	[ "$(status_of "$output")" = 400 ]
+	[ "$(body_of "$output")" = "{\"error\":\"unknown field 'extra'\"}" ]
+	jq -c '.ak_pub = .ek_pub' "$BATS_FILE_TMPDIR/start.json" >ekasak.json
+	run post /v1/attest/start ekasak.json
+	[ "$(status_of "$output")" = 403 ]
+	[[ "$(body_of "$output")" == '{"error":"the AK is refused: '* ]]
+	run srv audit export
+	[[ "$output" == *'"action":"http","decision":"deny","reasons":"request body of 20000 bytes is larger than 16384"'* ]]
+	[[ "$output" == *"\"decision\":\"deny\",\"reasons\":\"unknown field 'extra'\""* ]]
+}
+
+@test "an EK certificate from no trusted manufacturer, or for another EK, is refused" {
+	local chain='{"error":"the EK certificate does not chain to a trusted manufacturer CA: unable to get local issuer certificate"}'
+	jq -c --arg c "$(openssl x509 -in "$SRV_DIR/tls.crt" -outform DER | base64 -w0)" '.ek_cert = $c' \
+		"$BATS_FILE_TMPDIR/start.json" >x.json
+	run post /v1/attest/start x.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = "$chain" ]
+	jq -c --rawfile c "$SRV_DIR/tls.crt" '.ek_cert = $c' "$BATS_FILE_TMPDIR/start.json" >x.json
+	run post /v1/attest/start x.json
+	[ "$(body_of "$output")" = "$chain" ]
+	jq -c '.ek_cert = "AAAA"' "$BATS_FILE_TMPDIR/start.json" >x.json
+	run post /v1/attest/start x.json
+	[ "$(body_of "$output")" = '{"error":"the EK certificate is not one DER X.509 certificate"}' ]
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" >other.json
+	jq -c --slurpfile o other.json '.ek_cert = $o[0].ek_cert' "$BATS_FILE_TMPDIR/start.json" >x.json
+	run post /v1/attest/start x.json
+	[ "$(body_of "$output")" = '{"error":"the EK certificate does not certify ek_pub"}' ]
+}
+
+# audit_copy NAME: a consistent copy of the live database and a configuration pointing at it.
+audit_copy() {
+	sqlite3 "$SRV_DIR/keystrap.db" ".backup $BATS_TEST_TMPDIR/$1.db"
+	jq --arg db "$BATS_TEST_TMPDIR/$1.db" '.database = $db' "$SRV_DIR/server.json" >"$1.json"
+}
+
+@test "audit verify passes on the live log and detects an edited, a removed and a reordered record" {
+	run srv audit verify
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^"audit chain intact: "[0-9]+" records, head "[0-9a-f]{64}$ ]]
+	audit_copy edited
+	sqlite3 edited.db "UPDATE audit SET decision = 'allow' WHERE seq = 1"
+	run "$KEYSTRAP_SERVER" audit verify --config edited.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: audit chain broken: record 1 does not match its hash (edited)" ]
+	audit_copy removed
+	sqlite3 removed.db "DELETE FROM audit WHERE seq = 3"
+	run "$KEYSTRAP_SERVER" audit verify --config removed.json
+	[ "$output" = "keystrap-server: audit chain broken: record 4 follows 2 (removed or reordered records)" ]
+	audit_copy reordered
+	sqlite3 reordered.db "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
+		UPDATE audit SET seq = 3 WHERE seq = -1"
+	run "$KEYSTRAP_SERVER" audit verify --config reordered.json
+	[ "$output" = "keystrap-server: audit chain broken: record 2 does not link to the record before it" ]
+	# Every decision above is in the log, as JSON lines.
+	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-revoke " ]
+}
+
+@test "keystrap attest fails closed: a server its CA did not sign, and nobody listening" {
+	run "$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$EK_CA_DIR/issuercert.pem" --out-dir out
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap: cannot reach https://127.0.0.1:$SRV_PORT/v1/attest/start: "*"certificate"* ]]
+	run "$KEYSTRAP" attest --server "https://127.0.0.1:$(free_port)" --ca "$SRV_DIR/ca.crt" --out-dir out
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Couldn't connect to server" ]]
+	[ ! -e out/node.crt ]
+	run "$KEYSTRAP" attest --server "http://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt"
+	[ "$status" -eq 2 ]
+}
+
+@test "SIGTERM stops the server cleanly: exit 0, its last decision durable and the chain intact" {
+	local d=$BATS_TEST_TMPDIR/srv2
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
+	SRV_PORT=$(free_port) server_config "$d" "0 7"
+	SRV_PORT=$(jq -r '.listen | split(":")[1]' "$d/server.json")
+	server_start "$d"
+	run post /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	[ "$(status_of "$output")" = 403 ]
+	server_stop "$d"
+	grep -q 'event=stopping signal=TERM' "$d/server.log"
+	grep -q 'event=stopped' "$d/server.log"
+	run "$KEYSTRAP_SERVER" audit verify --config "$d/server.json"
+	[[ "$output" == "audit chain intact: 1 records, head "* ]]
+	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
+	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
+}
