@@ -50,11 +50,6 @@ struct replay_view {
 	uint32_t banks; /* banks worth showing */
 };
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	hex_encode(p, n, out);
-}
-
 static void print_pcrs(const struct replay_view *v)
 {
 	for (size_t b = 0; b < PCR_BANKS; b++) {
@@ -73,7 +68,7 @@ static void print_pcrs(const struct replay_view *v)
 				       v->replay->unknown_offset[b][i], bank->name);
 				continue;
 			}
-			hex(v->replay->values[b][i], bank->size, h);
+			hex_encode(v->replay->values[b][i], bank->size, h);
 			printf("  %-2u : 0x%s\n", i, h);
 		}
 	}
@@ -87,7 +82,7 @@ static struct json_object *json_digests(const struct eventlog *log, const struct
 		struct json_object *d = json_object_new_object();
 		char h[2 * PCR_DIGEST_MAX + 1];
 
-		hex(log->data + e->digests[i].offset, e->digests[i].bank->size, h);
+		hex_encode(log->data + e->digests[i].offset, e->digests[i].bank->size, h);
 		json_object_object_add(d, "hashAlg", json_object_new_string(e->digests[i].bank->name));
 		json_object_object_add(d, "digest", json_object_new_string(h));
 		json_object_array_add(a, d);
@@ -136,7 +131,7 @@ static struct json_object *json_cel(const struct replay_view *v)
 			struct json_object *e = json_object_new_object();
 			char h[2 * PCR_DIGEST_MAX + 1];
 
-			hex(r->digests[j].value, r->digests[j].bank->size, h);
+			hex_encode(r->digests[j].value, r->digests[j].bank->size, h);
 			json_object_object_add(e, "hashAlg", json_object_new_string(r->digests[j].bank->name));
 			json_object_object_add(e, "digest", json_object_new_string(h));
 			json_object_array_add(d, e);
@@ -185,7 +180,7 @@ static void print_json(const char *path, const struct replay_view *v)
 				json_object_object_add(values, key, NULL);
 				continue;
 			}
-			hex(v->replay->values[b][i], bank->size, h);
+			hex_encode(v->replay->values[b][i], bank->size, h);
 			json_object_object_add(values, key, json_object_new_string(h));
 		}
 		json_object_object_add(pcrs, bank->name, values);
@@ -217,12 +212,12 @@ static int verify_bank(struct tpm *t, const struct replay_view *v, const struct 
 
 		if (!(mask & (1u << i)))
 			continue;
-		hex(tpm[i], bank->size, have);
+		hex_encode(tpm[i], bank->size, have);
 		if (v->replay->unknown[b] & (1u << i)) {
 			printf("  %-2u : UNKNOWN: the event at offset %zu has no %s digest; TPM has 0x%s\n",
 			       i, v->replay->unknown_offset[b][i], bank->name, have);
 		} else if (memcmp(tpm[i], v->replay->values[b][i], bank->size) != 0) {
-			hex(v->replay->values[b][i], bank->size, want);
+			hex_encode(v->replay->values[b][i], bank->size, want);
 			printf("  %-2u : MISMATCH: log replays to 0x%s, TPM has 0x%s\n", i, want, have);
 		} else {
 			printf("  %-2u : ok 0x%s\n", i, have);
