@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "encode.h"
 #include "keystrap.h"
 #include "log.h"
@@ -19,7 +20,7 @@
 
 static const char usage[] =
 	"keystrap enroll --device DEV [--pcrs LIST] [--pcr-bank BANK] [--primary-alg ecc|rsa]\n"
-	"                       [--srk] [--unlock-key-file FILE]";
+	"                       [--srk] [--unlock-key-file FILE] [--config FILE]";
 
 static void show_help(void)
 {
@@ -35,7 +36,10 @@ static void show_help(void)
 	       "                        if absent: unaffected by DA lockout, readable by systemd >= 254\n"
 	       "                        but not by systemd 252, which only knows its transient primary\n"
 	       "  --unlock-key-file F   existing key file authorising the new keyslot; without it the\n"
-	       "                        existing passphrase is read from the terminal or stdin\n\n"
+	       "                        existing passphrase is read from the terminal or stdin\n"
+	       "  --config FILE         keystrap.conf to vet before anything is written (default\n"
+	       "                        " CONFIG_PATH " when it exists): it must parse strictly\n"
+	       "                        and hold nothing that looks like a secret\n\n"
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
 	       usage);
 }
@@ -146,10 +150,12 @@ int cmd_enroll(int argc, char **argv)
 		{ "primary-alg", required_argument, NULL, 'a' },
 		{ "unlock-key-file", required_argument, NULL, 'k' },
 		{ "srk", no_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *device = NULL, *pcrs = "7,15:0", *bank_name = "sha256", *key_file = NULL;
+	const char *config = NULL;
 	_cleanup_secbuf_ struct secbuf *existing = NULL, *passphrase = NULL;
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_free_ struct enroll_ctx *c = NULL;
@@ -169,6 +175,7 @@ int cmd_enroll(int argc, char **argv)
 		case 'b': bank_name = optarg; break;
 		case 'k': key_file = optarg; break;
 		case 's': srk = true; break;
+		case 'c': config = optarg; break;
 		case 'a':
 			if (streq(optarg, "ecc"))
 				alg = TPM2_ALG_ECC;
@@ -193,6 +200,12 @@ int cmd_enroll(int argc, char **argv)
 		return usage_error(usage, "--pcrs: '%s' is not a PCR 0-23, optionally with :0 or :HEX "
 				   "(%u hex digits for %s), listed once", bad ? bad : pcrs,
 				   2 * bank->size, bank->name);
+
+	/* The config ends up in a public initramfs: refuse to set up a machine around a leaky one. */
+	if (!config && access(CONFIG_PATH, F_OK) == 0)
+		config = CONFIG_PATH;
+	if (config && config_check(config) < 0)
+		return 1;
 
 	r = luks_resolve(device, &path);
 	if (r < 0)

@@ -43,5 +43,8 @@ int measure_phase(struct tpm *t, const char *phase);
  */
 int config_load(struct tpm *t, const char *path, struct keystrap_config **ret);
 
+/* Strictly parses path and applies the no-secrets rule, without measuring; for installers. */
+int config_check(const char *path);
+
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);

@@ -263,6 +263,15 @@ static int config_read(const char *path, uint8_t **ret_data, size_t *ret_size, s
 	return 0;
 }
 
+int config_check(const char *path)
+{
+	_cleanup_config_ struct keystrap_config *c = NULL;
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t size;
+
+	return config_read(path, &data, &size, &c);
+}
+
 int config_load(struct tpm *t, const char *path, struct keystrap_config **ret)
 {
 	_cleanup_config_ struct keystrap_config *c = NULL;
@@ -303,10 +312,8 @@ int cmd_measure(int argc, char **argv)
 		{},
 	};
 	_cleanup_config_ struct keystrap_config *c = NULL;
-	_cleanup_free_ uint8_t *data = NULL;
 	const char *phase = NULL, *config = NULL;
 	bool check = false;
-	size_t size;
 	int opt, r;
 
 	optind = 0;
@@ -333,7 +340,7 @@ int cmd_measure(int argc, char **argv)
 		return usage_error(usage, "--log '%s' is not an absolute path", log_override);
 
 	if (check) {
-		if (config_read(config, &data, &size, &c) < 0)
+		if (config_check(config) < 0)
 			return 1;
 		printf("%s: valid, and nothing in it looks like a secret\n", config);
 		return 0;

@@ -283,3 +283,19 @@ token_field() {
 	[ "$(header_sum "$IMG")" = "$before" ]
 	[ "$(keyslots "$IMG")" = "0" ]
 }
+
+@test "enroll vets keystrap.conf first: a clean one passes, one holding a secret stops it before any write" {
+	cp "$BATS_TEST_DIRNAME/../../keystrap.conf.example" good.conf
+	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --config good.conf
+	[ "$status" -eq 0 ]
+
+	luks_setup
+	before=$(header_sum "$IMG")
+	{ cat good.conf; echo "# recovery: $(head -c 32 /dev/urandom | xxd -p -c 64)"; } >leaky.conf
+	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --config leaky.conf
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "keystrap: leaky.conf:"*"looks like"* ]]
+	[ "$(header_sum "$IMG")" = "$before" ]
+	[ "$(keyslots "$IMG")" = "0" ]
+}
