@@ -136,13 +136,13 @@ vm-check: deps $(BUILD)/keystrap
 demo-vm: deps $(BUILD)/keystrap
 	@$(VM_ENV) bash vm/demo.sh
 
+bench-vm: deps $(BUILD)/keystrap
+	@$(VM_ENV) bash vm/bench.sh
+
 vm-clean:
-	rm -rf $(BUILD)/vm
+	rm -rf $(BUILD)/vm $(BUILD)/vm-bench
 
-.PHONY: install-dracut vm-check demo-vm vm-clean
-
-# keystrap-server and keystrap attest (issue 5).
-include server/server.mk
+.PHONY: install-dracut vm-check demo-vm bench-vm vm-clean
 
 # keystrap-server and keystrap attest (issue 5).
 include server/server.mk

@@ -12,7 +12,7 @@ pkgs=(
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck
 	strace systemd
-	qemu-system-x86 qemu-utils ovmf dracut-core mmdebstrap
+	qemu-system-x86 qemu-utils ovmf dracut-core mmdebstrap clevis-systemd
 )
 
 missing=()

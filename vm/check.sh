@@ -80,6 +80,7 @@ result() { # result DESCRIPTION: one TAP line for the scenario just judged.
 	if [ ${#PROBLEMS[@]} -eq 0 ]; then
 		PASS=$((PASS + 1))
 		echo "ok $N - $1 ($(cat "$RUN/seconds")s)"
+		echo "#   $(ksvm "$RUN" boot)"
 	else
 		FAIL=$((FAIL + 1))
 		echo "not ok $N - $1"

@@ -76,7 +76,7 @@ tools_disk() {
 	[ -f "$VM_DIR/installed/uuid" ] && cp "$VM_DIR/installed/uuid" "$t/uuid"
 	[ -n "${BOOT_UUID:-}" ] && printf '%s' "$BOOT_UUID" >"$t/uuid"
 	install -m755 "$KEYSTRAP_BIN" "$t/keystrap"
-	install -m755 "$VM_SRC/vm/guest/agent" "$VM_SRC/vm/guest/install" "$t/"
+	install -m755 "$VM_SRC/vm/guest/agent" "$VM_SRC/vm/guest/install" "$VM_SRC/vm/guest/bench" "$t/"
 	[ -z "${BOOT_SCRIPT:-}" ] || install -m755 "$BOOT_SCRIPT" "$t/script"
 	rm -f "$dir/tools.img"
 	truncate -s 16M "$dir/tools.img"
