@@ -7,6 +7,24 @@
 #include "fileio.h"
 #include "macro.h"
 
+ssize_t read_full(int fd, uint8_t *buf, size_t cap)
+{
+	size_t n = 0;
+
+	while (n < cap) {
+		ssize_t k = read(fd, buf + n, cap - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	return (ssize_t)n;
+}
+
 int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -16,34 +34,26 @@ int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size)
 	if (fd < 0)
 		return -errno;
 	for (;;) {
+		/* One byte past max tells "exactly max" from "larger"; +1 for the NUL. */
+		size_t n = alloc ? 2 * alloc : 4096;
+		uint8_t *p;
 		ssize_t k;
 
-		if (size == alloc) {
-			/* One byte past max tells "exactly max" from "larger"; +1 for the NUL. */
-			size_t n = alloc ? 2 * alloc : 4096;
-			uint8_t *p;
-
-			if (alloc > max)
-				return -EFBIG;
-			if (n > max + 1)
-				n = max + 1;
-			p = realloc(buf, n + 1);
-			if (!p)
-				return -ENOMEM;
-			buf = p;
-			alloc = n;
-		}
-		k = read(fd, buf + size, alloc - size);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
+		if (n > max + 1)
+			n = max + 1;
+		p = realloc(buf, n + 1);
+		if (!p)
+			return -ENOMEM;
+		buf = p;
+		alloc = n;
+		k = read_full(fd, buf + size, alloc - size);
+		if (k < 0)
+			return (int)k;
 		size += (size_t)k;
 		if (size > max)
 			return -EFBIG;
+		if (size < alloc)
+			break; /* EOF before the buffer filled */
 	}
 	buf[size] = 0;
 	*ret = TAKE_PTR(buf);

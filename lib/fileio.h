@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Reads a whole (non-secret) file of at most max bytes, NUL-terminated after the data.
@@ -10,3 +11,6 @@
  * -EFBIG when the file is larger than max.
  */
 int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size);
+
+/* Reads from fd until EOF or cap bytes, retrying on EINTR; returns the count or -errno. */
+ssize_t read_full(int fd, uint8_t *buf, size_t cap);

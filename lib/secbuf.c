@@ -7,6 +7,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "secbuf.h"
 
@@ -72,8 +73,7 @@ int secbuf_read_file(const char *path, size_t max, struct secbuf **ret)
 {
 	_cleanup_secbuf_ struct secbuf *b = NULL;
 	_cleanup_close_ int fd = -1;
-	size_t n = 0;
-	ssize_t k;
+	ssize_t n;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -81,21 +81,14 @@ int secbuf_read_file(const char *path, size_t max, struct secbuf **ret)
 	b = secbuf_new(max + 1);
 	if (!b)
 		return -ENOMEM;
-	for (;;) {
-		k = read(fd, b->data + n, max + 1 - n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > max)
-			return -EFBIG;
-	}
+	/* One byte past max tells "exactly max" from "larger". */
+	n = read_full(fd, b->data, max + 1);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n > max)
+		return -EFBIG;
 	/* Key files are used byte for byte, as cryptsetup --key-file does: no newline stripping. */
-	b->size = n;
+	b->size = (size_t)n;
 	if (b->size == 0)
 		return -ENODATA;
 	*ret = TAKE_PTR(b);
