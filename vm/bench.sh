@@ -25,7 +25,7 @@ initrd_variant() {
 }
 
 initrd_sizes() {
-	local dl=$VM_DIR/dl-clevis base v n z zb
+	local dl=$VM_DIR/dl-clevis base v n z zb name mods label
 	rm -rf "$VM_DIR/dracut-sizes" "$dl" "$VM_DIR/sizes" && mkdir -p "$dl" "$VM_DIR/sizes" "$VM_DIR/sizes.conf.d"
 	cp -a "$VM_DIR/dracut" "$VM_DIR/dracut-sizes"
 	# clevis's dracut modules come from its package, unpacked into the private tree only.
@@ -36,13 +36,15 @@ initrd_sizes() {
 	say "initramfs sizes: four dracut runs"
 	base=$(initrd_variant base)
 	zb=$(zstd -q -19 -c "$VM_DIR/sizes/base.cpio" | wc -c)
-	printf '%-40s %12s %12s\n' "initramfs addition over crypt+systemd" "bytes" "zstd -19"
-	for v in "keystrap:keystrap (its module pulls in tpm2-tss)" "tpm2-tss:systemd-cryptsetup tpm2 (tpm2-tss)" \
-		"clevis clevis-pin-tpm2:clevis (clevis, clevis-pin-tpm2)"; do
+	printf '%-44s %12s %12s\n' "initramfs addition over crypt+systemd" "bytes" "zstd -19"
+	for v in "keystrap:keystrap:keystrap (its dracut module)" \
+		"tpm2-tss:tpm2-tss:systemd-cryptsetup tpm2 (tpm2-tss)" \
+		"clevis:clevis clevis-pin-tpm2:clevis (clevis, clevis-pin-tpm2)"; do
+		IFS=: read -r name mods label <<<"$v"
 		# shellcheck disable=SC2086 # the module list is words
-		n=$(initrd_variant "${v%%:*}" ${v%%:*})
-		z=$(zstd -q -19 -c "$VM_DIR/sizes/${v%%:*}.cpio" | wc -c)
-		printf '%-40s %12d %12d\n' "${v#*:}" $((n - base)) $((z - zb))
+		n=$(initrd_variant "$name" $mods)
+		z=$(zstd -q -19 -c "$VM_DIR/sizes/$name.cpio" | wc -c)
+		printf '%-44s %12d %12d\n' "$label" $((n - base)) $((z - zb))
 	done
 	rm -rf "$dl"
 }
@@ -69,4 +71,6 @@ main() {
 	initrd_sizes
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi

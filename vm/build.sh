@@ -90,7 +90,7 @@ initrd_inputs() {
 
 initrd_key() {
 	# shellcheck disable=SC2046 # a list of file names without spaces
-	key_of "$VM_KERNEL_PKG" "$(dpkg-query -W -f='${Version}' dracut-core)" $(initrd_inputs)
+	key_of "$VM_KERNEL_PKG" "$(dpkg-query -W -f='${Version}' dracut-core)" $(initrd_inputs) tpm2-tss
 }
 
 build_initrd() {
@@ -102,12 +102,13 @@ build_initrd() {
 	rm -rf "$stage" && mkdir -p "$stage/usr/sbin"
 	install -m755 "$KEYSTRAP_BIN" "$stage/usr/sbin/keystrap"
 	make -s -C "$VM_SRC" install-dracut DESTDIR="$stage" >/dev/null
-	# A private dracut tree, so the host's /usr/lib/dracut is never touched.
+	# A private dracut tree, so the host's /usr/lib/dracut is never touched. tpm2-tss is
+	# there for scenario 4b: systemd-cryptsetup's own TPM2 unlocking in the initrd.
 	rm -rf "$base" && cp -a /usr/lib/dracut "$base"
 	cp -a "$stage/usr/lib/dracut/modules.d/59keystrap" "$base/modules.d/"
 	mkdir -p "$VM_DIR/dracut.conf.d"
 	cat >"$VM_DIR/dracut.conf.d/keystrap-vm.conf" <<-EOF
-		add_dracutmodules+=" keystrap "
+		add_dracutmodules+=" keystrap tpm2-tss "
 		omit_dracutmodules+=" plymouth "
 		keystrap_root="$stage"
 	EOF

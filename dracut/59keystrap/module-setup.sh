@@ -17,17 +17,23 @@ check() {
 	return 255
 }
 
+# Not tpm2-tss: that module brings tpm2-tools, FAPI, curl and systemd-udevd's hwdb (~27 MB
+# of initramfs) for systemd-cryptsetup's own TPM path. keystrap needs only its libraries
+# (inst_binary resolves them) and the TCTI it loads at run time. Add tpm2-tss yourself if
+# systemd-cryptsetup should also unseal with tpm2-device=.
 depends() {
-	echo crypt systemd tpm2-tss
+	echo crypt systemd
 	return 0
 }
 
 installkernel() {
-	hostonly='' instmods tpm_crb tpm_tis dm_crypt
+	hostonly='' instmods '=drivers/char/tpm' dm_crypt
 }
 
 install() {
 	inst_binary "$(keystrap_src /usr/sbin/keystrap)" /usr/sbin/keystrap
+	# tpm2-tss's TCTI loader dlopens the device TCTI, so ldd does not see it.
+	inst_libdir_file "libtss2-tcti-device.so*"
 	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-unlock@.service)" \
 		"$systemdsystemunitdir/keystrap-unlock@.service"
 	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-lock.service)" \
