@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every suite (C unit tests under ASan/UBSan, bats against the sanitizer build,
-# bounded fuzzing) and ends with one line: "N passed, N failed". Each suite speaks TAP.
+# bounded fuzzing, the QEMU + swtpm boot scenarios) and ends with one line:
+# "N passed, N failed". Each suite speaks TAP.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-suites=(check-unit check-bats check-fuzz)
+suites=(check-unit check-bats check-fuzz vm-check)
 pass=0 fail=0
 
 for s in "${suites[@]}"; do
