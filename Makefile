@@ -98,6 +98,8 @@ shellcheck:
 install: $(BUILD)/keystrap
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
 	for m in man/*.8; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
+	for m in man/*.5; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man5/$$(basename $$m); done
+	install -Dm644 keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
 
 clean:
 	rm -rf $(BUILD)
