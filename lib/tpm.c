@@ -178,24 +178,6 @@ static int tr_name(struct tpm *t, ESYS_TR h, TPM2B_NAME *ret)
 	return 0;
 }
 
-/* TCG "Provisioning Guidance" storage root key: ECC P-256, AES-128-CFB, noDA. */
-static const TPM2B_PUBLIC srk_template = {
-	.size = sizeof(TPMT_PUBLIC),
-	.publicArea = {
-		.type = TPM2_ALG_ECC,
-		.nameAlg = TPM2_ALG_SHA256,
-		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
-				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-				    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-		.parameters.eccDetail = {
-			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
-			.scheme.scheme = TPM2_ALG_NULL,
-			.curveID = TPM2_ECC_NIST_P256,
-			.kdf.scheme = TPM2_ALG_NULL,
-		},
-	},
-};
-
 int tpm_srk_ensure(struct tpm *t, ESYS_TR *ret, uint8_t *ret_serialized, size_t max, size_t *ret_size)
 {
 	static const TPM2B_SENSITIVE_CREATE sensitive = { 0 };
@@ -207,6 +189,10 @@ int tpm_srk_ensure(struct tpm *t, ESYS_TR *ret, uint8_t *ret_serialized, size_t 
 	TSS2_RC rc;
 	int r = 0;
 
+	/* The TCG "Provisioning Guidance" SRK is systemd 252's ECC primary plus noDA. */
+	TPM2B_PUBLIC srk_template = primary_ecc;
+
+	srk_template.publicArea.objectAttributes |= TPMA_OBJECT_NODA;
 	rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &srk);
 	if (rc == TSS2_RC_SUCCESS) {
 		/* Someone else's SRK is fine, as long as it can be a parent at all. */
