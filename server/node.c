@@ -76,7 +76,7 @@ static int change(struct store *s, const char *verb, const char *ek, const char 
 	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = ek, .node_id = node_id,
 				.action = to == NODE_APPROVED ? "node-approve" : "node-revoke", .decision = "allow",
 				.reasons = reason };
-	if ((r = store_node_set_state(s, ek, to, node_id, now_usec())) < 0 || (r = store_audit_append(s, &a)) < 0 ||
+	if ((r = store_node_set_state(s, ek, to, node_id, NULL, now_usec())) < 0 || (r = store_audit_append(s, &a)) < 0 ||
 	    (r = store_commit(s)) < 0)
 		goto fail;
 	printf("%s %s %s\n", ek, node_state_name(to), node_id);

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "secbuf.h"
 #include "store.h"
 
 /* The schema a PostgreSQL backend is to share (types map 1:1; BLOB → bytea). */
@@ -17,7 +18,17 @@ static const char schema[] =
 	" changed_us INTEGER NOT NULL,"
 	" peer TEXT NOT NULL,"
 	" reset_count INTEGER NOT NULL DEFAULT -1,"
-	" restart_count INTEGER NOT NULL DEFAULT -1);"
+	" restart_count INTEGER NOT NULL DEFAULT -1,"
+	" grp TEXT NOT NULL DEFAULT 'default');"
+	"CREATE TABLE IF NOT EXISTS policies ("
+	" version INTEGER PRIMARY KEY,"
+	" loaded_us INTEGER NOT NULL,"
+	" text TEXT NOT NULL,"
+	" signatures TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS secrets ("
+	" name TEXT PRIMARY KEY,"
+	" value BLOB NOT NULL,"
+	" changed_us INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS nonces ("
 	" session TEXT PRIMARY KEY,"
 	" nonce BLOB NOT NULL,"
@@ -162,10 +173,11 @@ static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
 	copy_text(n->peer, sizeof(n->peer), sqlite3_column_text(st, 5));
 	n->reset_count = sqlite3_column_int64(st, 6);
 	n->restart_count = sqlite3_column_int64(st, 7);
+	copy_text(n->group, sizeof(n->group), sqlite3_column_text(st, 8));
 	return state_from_name((const char *)sqlite3_column_text(st, 2), &n->state);
 }
 
-#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count"
+#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp"
 
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
 {
@@ -200,13 +212,13 @@ int store_node_request(struct store *s, const char *ek_hash, const char *peer, i
 }
 
 int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
-			 int64_t now_us)
+			 const char *group, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(s, "UPDATE nodes SET state = ?, node_id = COALESCE(?, node_id), changed_us = ? "
-			    "WHERE ek_hash = ?", &st)) < 0)
+	if ((r = prepare(s, "UPDATE nodes SET state = ?, node_id = COALESCE(?, node_id), changed_us = ?, "
+			    "grp = COALESCE(?, grp) WHERE ek_hash = ?", &st)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, node_state_name(state), -1, SQLITE_STATIC);
 	if (node_id)
@@ -214,7 +226,11 @@ int store_node_set_state(struct store *s, const char *ek_hash, enum node_state s
 	else
 		sqlite3_bind_null(st, 2);
 	sqlite3_bind_int64(st, 3, now_us);
-	sqlite3_bind_text(st, 4, ek_hash, -1, SQLITE_STATIC);
+	if (group)
+		sqlite3_bind_text(st, 4, group, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_text(st, 5, ek_hash, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sql_errno(s, rc, "node state");
@@ -337,6 +353,114 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us, struc
 		return -EALREADY;
 	if (now_us > ret->expires_us)
 		return -ETIME;
+	return 0;
+}
+
+int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+		     int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int64_t current;
+	int r, rc;
+
+	r = store_policy_current(s, &current, NULL, NULL, NULL);
+	if (r >= 0 && version <= current)
+		return -ESTALE;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if ((r = prepare(s, "INSERT INTO policies (version, loaded_us, text, signatures) VALUES (?, ?, ?, ?)", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, version);
+	sqlite3_bind_int64(st, 2, now_us);
+	sqlite3_bind_text(st, 3, text, (int)text_size, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, signatures, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "policy put");
+}
+
+static int text_dup(sqlite3_stmt *st, int col, char **ret, size_t *ret_size)
+{
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	const unsigned char *p = sqlite3_column_text(st, col);
+	char *t;
+
+	if (!ret)
+		return 0;
+	t = malloc(n + 1);
+	if (!t)
+		return -ENOMEM;
+	if (n)
+		memcpy(t, p, n);
+	t[n] = 0;
+	*ret = t;
+	if (ret_size)
+		*ret_size = n;
+	return 0;
+}
+
+int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+			 char **ret_signatures)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *text = NULL, *sigs = NULL;
+	size_t size = 0;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT version, text, signatures FROM policies ORDER BY version DESC LIMIT 1", &st)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "policy current");
+	if ((r = text_dup(st, 1, ret_text ? &text : NULL, &size)) < 0 ||
+	    (r = text_dup(st, 2, ret_signatures ? &sigs : NULL, NULL)) < 0)
+		return r;
+	if (ret_version)
+		*ret_version = sqlite3_column_int64(st, 0);
+	if (ret_text)
+		*ret_text = TAKE_PTR(text);
+	if (ret_size)
+		*ret_size = size;
+	if (ret_signatures)
+		*ret_signatures = TAKE_PTR(sigs);
+	return 0;
+}
+
+int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO secrets (name, value, changed_us) VALUES (?, ?, ?) "
+			    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_us = excluded.changed_us",
+			 &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, value, (int)size, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_us);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret put");
+}
+
+int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	struct secbuf *b;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT value FROM secrets WHERE name = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "secret get");
+	b = secbuf_dup(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+	if (!b)
+		return -ENOMEM;
+	*ret = b;
 	return 0;
 }
 

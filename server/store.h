@@ -24,10 +24,14 @@ const char *node_state_name(enum node_state s);
 
 #define EK_HASH_HEX 64
 #define NODE_ID_MAX 64
+#define GROUP_MAX 32
+#define SECRET_NAME_MAX 64
+#define SECRET_VALUE_MAX 4096
 
 struct node_rec {
 	char ek_hash[EK_HASH_HEX + 1];  /* SHA-256 of the EK's marshalled TPMT_PUBLIC, hex */
 	char node_id[NODE_ID_MAX + 1];  /* empty until approved */
+	char group[GROUP_MAX + 1];      /* which secrets the policy gives it; "default" unless set */
 	enum node_state state;
 	int64_t requested_us, changed_us;
 	char peer[64];                  /* where the enrollment request came from */
@@ -68,8 +72,9 @@ void store_rollback(struct store *s);
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret);
 /* Records a pending enrollment request (state requested); -EEXIST when the EK is known. */
 int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
+/* node_id and group NULL: unchanged. */
 int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
-			 int64_t now_us);
+			 const char *group, int64_t now_us);
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
 /* Every node, by request time; cb returning < 0 stops. */
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
@@ -83,6 +88,22 @@ int store_nonce_put(struct store *s, const struct nonce_rec *n);
  * -ETIME expired (also marked used). Expired rows older than a day are pruned here.
  */
 int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
+
+/*
+ * Policies are kept, never overwritten: the current one is the highest version. put refuses
+ * (-ESTALE) a version not above the current one, in the same transaction that inserts it.
+ * signatures is what verified it (JSON), so a server re-verifies what it reads back.
+ */
+int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+		     int64_t now_us);
+/* -ENOENT: no policy loaded yet. ret_text/ret_signatures malloc'ed, NUL-terminated; either may be NULL. */
+int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+			 char **ret_signatures);
+
+/* Secret payloads: the store is the only place their values rest. */
+int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
+struct secbuf;
+int store_secret_get(struct store *s, const char *name, struct secbuf **ret); /* -ENOENT */
 
 /* Appends rec to the chain (inside a transaction): fills seq, prev_hash, hash. */
 int store_audit_append(struct store *s, struct audit_rec *rec);

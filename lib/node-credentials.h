@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#include "macro.h"
+#include "secbuf.h"
+
+/*
+ * What a successful attestation yields on the node (issue 5 step 5), handed from the attest
+ * handshake to the keyring handoff (issue 6) inside one process: nothing here is ever written
+ * to a file. The private key lives in OpenSSL's secure heap, secret values in secbufs.
+ */
+
+#define NODE_SECRET_NAME_MAX 64
+
+struct node_secret {
+	char name[NODE_SECRET_NAME_MAX + 1];
+	struct secbuf *value;
+};
+
+struct node_credentials {
+	char node_id[65];
+	EVP_PKEY *key;        /* the node key made in this process */
+	char *certificate;    /* PEM, the node certificate */
+	char *chain;          /* PEM, the issuing CA (and anything above it) */
+	int64_t not_after;    /* the certificate's expiry, Unix seconds */
+	char server[256];     /* where it came from, for keystrap status */
+	int64_t policy_version;
+	struct node_secret *secrets;
+	size_t n_secrets;
+};
+
+void node_credentials_free(struct node_credentials *c); /* wipes */
+static inline void node_credentials_freep(struct node_credentials **c)
+{
+	node_credentials_free(*c);
+}
+#define _cleanup_node_credentials_ _cleanup_(node_credentials_freep)

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest-msg.h"
+#include "macro.h"
+#include "pcr.h"
+
+/*
+ * Policy as code (issue 5): what a node must have booted and what it then receives. A policy
+ * is a JSON document (format in keystrap-server(8)) that takes effect only with signatures
+ * from at least k of the n operator keys in the server configuration. It is stored with its
+ * signatures and re-verified whenever a server reads it back, so write access to the database
+ * alone cannot change what is trusted.
+ */
+
+#define POLICY_GROUPS_MAX 64
+#define POLICY_SECRETS_MAX 32
+#define POLICY_EVENTS_MAX 256
+
+struct policy_group {
+	char name[33];
+	char (*secrets)[65]; /* secret names, malloc'ed */
+	size_t n_secrets;
+};
+
+struct policy {
+	int64_t version;        /* strictly increasing: an older or equal one is refused */
+	int64_t expires_us;     /* wall clock; an expired policy releases nothing */
+	char min_version[ATTEST_VERSION_MAX + 1]; /* keystrap version below which nodes are refused */
+	int64_t credential_lifetime; /* seconds */
+	const struct pcr_bank *bank;
+	uint32_t mask;          /* what nodes quote: value_mask | event_mask */
+	uint32_t value_mask;    /* PCRs pinned to a reference value */
+	uint8_t reference[PCR_COUNT][PCR_DIGEST_MAX];
+	uint32_t event_mask;    /* PCRs whose every logged event must be in allowed[] */
+	uint8_t (*allowed[PCR_COUNT])[PCR_DIGEST_MAX];
+	size_t n_allowed[PCR_COUNT];
+	struct policy_group *groups;
+	size_t n_groups;
+};
+
+/* Strict parse of the policy document alone (no signatures): pure, fuzzed. */
+int policy_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX]);
+void policy_free(struct policy *p);
+static inline void policy_freep(struct policy **p)
+{
+	policy_free(*p);
+}
+#define _cleanup_policy_ _cleanup_(policy_freep)
+
+/* NULL when the policy names no such group (the node then receives no secrets). */
+const struct policy_group *policy_group(const struct policy *p, const char *name);
+
+/* strverscmp-like comparison of dotted keystrap versions; < 0 when a is older than b. */
+int policy_version_compare(const char *a, const char *b);
