@@ -27,6 +27,7 @@
 
 #include "attest-msg.h"
 #include "attest-node.h"
+#include "node-credentials.h"
 #include "keystrap.h"
 #include "log.h"
 #include "ossl.h"
@@ -34,13 +35,10 @@
 
 #define RESPONSE_MAX 65536
 #define ATTEMPTS 5
+#define TIMEOUT 20
 
-static const char usage[] = "keystrap attest --server URL --ca FILE [--ek rsa2048|ecc256|ecc384] [--out-dir DIR]";
-
-struct attest_args {
-	const char *server, *ca, *out_dir;
-	enum tpm_ek_kind kind;
-};
+static const char usage[] = "keystrap attest --server URL --ca FILE [--ek rsa2048|ecc256|ecc384] [--event-log FILE]\n"
+			    "                       [--log FILE] [--timeout SEC] [--retries N] [--out-dir DIR]";
 
 struct response {
 	char *data;
@@ -86,7 +84,7 @@ static bool transient(CURLcode c, bool sent_may_have_arrived)
 	}
 }
 
-static void backoff(int attempt)
+static void backoff(unsigned attempt)
 {
 	/* 250 ms doubling, capped at 4 s, plus up to half of it again at random. */
 	long ms = 250L << (attempt < 4 ? attempt : 4);
@@ -104,9 +102,11 @@ static void backoff(int attempt)
  * POSTs body to url; on any HTTP answer returns 0 with *ret_status and the body. Retries
  * refused connections, timeouts (only for idempotent steps) and 429/502/503/504.
  */
-static int http_post(const char *url, const char *ca, const char *body, bool idempotent, long *ret_status,
-		     struct response *ret)
+static int http_post(const struct attest_options *o, const char *url, const char *body, bool idempotent,
+		     long *ret_status, struct response *ret)
 {
+	unsigned attempts = o->attempts ? o->attempts : ATTEMPTS;
+	long timeout_ms = 1000L * (o->timeout ? o->timeout : TIMEOUT);
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	CURLcode c = CURLE_OK;
@@ -121,12 +121,12 @@ static int http_post(const char *url, const char *ca, const char *body, bool ide
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_DEFAULT));
 	/* Pinned: the CA file given, nothing from the system store. */
-	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(h, CURLOPT_CAINFO, o->ca);
 	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 20000L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -134,7 +134,7 @@ static int http_post(const char *url, const char *ca, const char *body, bool ide
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, ret);
 
-	for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+	for (unsigned attempt = 0; attempt < attempts; attempt++) {
 		if (attempt)
 			backoff(attempt - 1);
 		free(ret->data);
@@ -142,7 +142,7 @@ static int http_post(const char *url, const char *ca, const char *body, bool ide
 		c = curl_easy_perform(h);
 		if (c == CURLE_OK) {
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-			if ((status == 429 || status == 502 || status == 503 || status == 504) && attempt + 1 < ATTEMPTS)
+			if ((status == 429 || status == 502 || status == 503 || status == 504) && attempt + 1 < attempts)
 				continue;
 			break;
 		}
@@ -176,35 +176,6 @@ static void response_free(struct response *r)
 	free(r->data);
 }
 
-static int write_file(const char *dir, const char *name, const void *p, size_t n)
-{
-	_cleanup_free_ char *path = NULL;
-	_cleanup_close_ int fd = -1;
-
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return -ENOMEM;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
-		return log_error_errno(-errno, "cannot write %s: %m", path);
-	return 0;
-}
-
-/* --out-dir (tests): the certificate, and the key as DER from a secure buffer. */
-static int save(const char *dir, EVP_PKEY *key, const char *cert)
-{
-	_cleanup_secbuf_ struct secbuf *der = NULL;
-	uint8_t *p;
-	int n = i2d_PrivateKey(key, NULL);
-
-	if (n <= 0 || !(der = secbuf_new((size_t)n)))
-		return -ENOMEM;
-	p = der->data;
-	if (i2d_PrivateKey(key, &p) != n)
-		return -EIO;
-	int r = write_file(dir, "node.key.der", der->data, der->size);
-	return r < 0 ? r : write_file(dir, "node.crt", cert, strlen(cert));
-}
-
 /* What a refusal from the TPM side means, for the one line the operator reads. */
 static int tpm_step_failed(const char *what, int r, enum tpm_ek_kind kind)
 {
@@ -219,16 +190,16 @@ static int tpm_step_failed(const char *what, int r, enum tpm_ek_kind kind)
 }
 
 /* POSTs one step; a 200 answer's body stays in *resp, anything else is a logged refusal. */
-static int step(const struct attest_args *a, const char *path, const char *body, bool idempotent,
+static int step(const struct attest_options *o, const char *path, const char *body, bool idempotent,
 		struct response *resp)
 {
 	_cleanup_free_ char *url = NULL;
 	long status = 0;
 	int r;
 
-	if (asprintf(&url, "%s%s", a->server, path) < 0)
+	if (asprintf(&url, "%s%s", o->server, path) < 0)
 		return -ENOMEM;
-	r = http_post(url, a->ca, body, idempotent, &status, resp);
+	r = http_post(o, url, body, idempotent, &status, resp);
 	if (r < 0)
 		return r;
 	if (status != 200)
@@ -236,12 +207,33 @@ static int step(const struct attest_args *a, const char *path, const char *body,
 	return 0;
 }
 
-static int run(const struct attest_args *a)
+static X509 *pem_cert(const char *pem)
 {
-	_cleanup_tpm_ struct tpm *t = NULL;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+	BIO_free(bio);
+	return x;
+}
+
+/* The certificate is for the key made here; its expiry in Unix seconds. */
+static int check_certificate(const char *pem, EVP_PKEY *key, int64_t *ret_not_after)
+{
+	_cleanup_(X509_freep) X509 *cert = pem_cert(pem);
+	struct tm tm;
+
+	if (!cert || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)
+		return log_error_errno(-EPROTO, "the server's certificate is not for this node's key");
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return log_error_errno(-EPROTO, "the server's certificate has no usable expiry");
+	*ret_not_after = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static int run(const struct attest_options *o, struct tpm *t, struct node_credentials *c)
+{
 	_cleanup_free_ char *start_json = NULL, *finish_json = NULL;
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-	_cleanup_(X509_freep) X509 *cert = NULL;
 	struct response resp __attribute__((cleanup(response_free))) = {};
 	static struct attest_start st;
 	static struct attest_challenge ch;
@@ -250,48 +242,36 @@ static int run(const struct attest_args *a)
 	ESYS_TR ek = ESYS_TR_NONE, ak = ESYS_TR_NONE;
 	const char *what = NULL;
 	char reason[ATTEST_REASON_MAX];
-	BIO *bio;
 	int r;
 
-	if ((r = tpm_connect(&t)) < 0)
-		return r;
-	if ((r = attest_node_start(t, a->kind, NULL, &ek, &ak, &st, &what)) < 0)
-		return tpm_step_failed(what, r, a->kind);
+	if ((r = attest_node_start(t, o->ek_kind, NULL, &ek, &ak, &st, &what)) < 0)
+		return tpm_step_failed(what, r, o->ek_kind);
 	if ((r = attest_start_format(&st, &start_json)) < 0 ||
-	    (r = step(a, "/v1/attest/start", start_json, true, &resp)) < 0)
+	    (r = step(o, "/v1/attest/start", start_json, true, &resp)) < 0)
 		goto out;
 	if (attest_challenge_parse(resp.data, resp.size, &ch, reason) < 0) {
 		r = log_error_errno(-EPROTO, "the server's challenge is malformed: %s", reason);
 		goto out;
 	}
 	r = attest_node_answer(t, ek, ak, &ch, t, ak, &key, &fin, &what);
-	tpm_flush(t, &ek);
-	tpm_flush(t, &ak);
 	if (r < 0) {
-		r = tpm_step_failed(what, r, a->kind);
+		r = tpm_step_failed(what, r, o->ek_kind);
 		goto out;
 	}
 	r = attest_finish_format(&fin, &finish_json);
 	secmem_wipe(fin.proof, sizeof(fin.proof));
-	if (r < 0 || (r = step(a, "/v1/attest/finish", finish_json, false, &resp)) < 0)
+	if (r < 0 || (r = step(o, "/v1/attest/finish", finish_json, false, &resp)) < 0)
 		goto out;
 	if (attest_result_parse(resp.data, resp.size, &res, reason) < 0) {
 		r = log_error_errno(-EPROTO, "the server's result is malformed: %s", reason);
 		goto out;
 	}
-	bio = BIO_new_mem_buf(res.certificate, -1);
-	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	BIO_free(bio);
-	if (!cert || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
-		r = log_error_errno(-EPROTO, "the server's certificate is not for this node's key");
+	if ((r = check_certificate(res.certificate, key, &c->not_after)) < 0)
 		goto out;
-	}
-	if (a->out_dir)
-		r = save(a->out_dir, key, res.certificate);
-	else
-		fputs(res.certificate, stdout);
-	if (r >= 0)
-		fprintf(stderr, "keystrap: attested as %s\n", res.node_id);
+	snprintf(c->node_id, sizeof(c->node_id), "%s", res.node_id);
+	snprintf(c->server, sizeof(c->server), "%s", o->server);
+	c->certificate = TAKE_PTR(res.certificate);
+	c->key = TAKE_PTR(key);
 out:
 	free(res.certificate);
 	tpm_flush(t, &ek);
@@ -300,14 +280,100 @@ out:
 	return r;
 }
 
+int attest_run(const struct attest_options *o, struct node_credentials **ret)
+{
+	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	_cleanup_tpm_ struct tpm *t = NULL;
+	int r;
+
+	/* Private keys OpenSSL makes from here on live in mlocked memory it wipes on free. */
+	if (!CRYPTO_secure_malloc_initialized())
+		(void)CRYPTO_secure_malloc_init(65536, 16);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return log_error_errno(-EIO, "cannot initialise libcurl");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		r = log_error_errno(-ENOMEM, "out of memory");
+	else if ((r = tpm_connect(&t)) >= 0 && (r = run(o, t, c)) >= 0) {
+		/* Only a verified reply moves PCR 12: a refused or forged one leaves no trace of success. */
+		if (o->measure_log)
+			measure_log_use(o->measure_log);
+		r = measure_phase(t, "attested");
+	}
+	curl_global_cleanup();
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+static int write_file(int dir, const char *name, const void *p, size_t n)
+{
+	_cleanup_close_ int fd = openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
+		return log_error_errno(-errno, "cannot write %s: %m", name);
+	return 0;
+}
+
+/* --out-dir (tests, on a tmpfs): the certificate, its chain, the key as DER from a secure buffer, the secrets. */
+static int save(const char *path, const struct node_credentials *c)
+{
+	_cleanup_secbuf_ struct secbuf *der = NULL;
+	_cleanup_close_ int dir = open(path, O_DIRECTORY | O_CLOEXEC);
+	uint8_t *p;
+	int n = i2d_PrivateKey(c->key, NULL), r;
+
+	if (dir < 0)
+		return log_error_errno(-errno, "cannot open --out-dir '%s': %m", path);
+	if (n <= 0 || !(der = secbuf_new((size_t)n)))
+		return log_error_errno(-ENOMEM, "out of memory");
+	p = der->data;
+	if (i2d_PrivateKey(c->key, &p) != n)
+		return log_error_errno(-EIO, "cannot encode the node key");
+	if ((r = write_file(dir, "node.key.der", der->data, der->size)) < 0 ||
+	    (r = write_file(dir, "node.crt", c->certificate, strlen(c->certificate))) < 0 ||
+	    (c->chain && (r = write_file(dir, "chain.pem", c->chain, strlen(c->chain))) < 0))
+		return r;
+	if (c->n_secrets && mkdirat(dir, "secrets", 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "cannot create %s/secrets: %m", path);
+	for (size_t i = 0; i < c->n_secrets; i++) {
+		_cleanup_free_ char *name = NULL;
+
+		if (asprintf(&name, "secrets/%s", c->secrets[i].name) < 0)
+			return log_error_errno(-ENOMEM, "out of memory");
+		if ((r = write_file(dir, name, c->secrets[i].value->data, c->secrets[i].value->size)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
 int cmd_attest(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "server", required_argument, NULL, 's' }, { "ca", required_argument, NULL, 'c' },
-		{ "ek", required_argument, NULL, 'e' },     { "out-dir", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },         {}
+		{ "server", required_argument, NULL, 's' },    { "ca", required_argument, NULL, 'c' },
+		{ "ek", required_argument, NULL, 'e' },        { "out-dir", required_argument, NULL, 'o' },
+		{ "event-log", required_argument, NULL, 'E' }, { "log", required_argument, NULL, 'l' },
+		{ "timeout", required_argument, NULL, 't' },   { "retries", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },            {}
 	};
-	struct attest_args a = { .kind = TPM_EK_RSA2048 };
+	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	struct attest_options a = { .ek_kind = TPM_EK_RSA2048 };
+	const char *out_dir = NULL;
+	unsigned retries;
 	struct stat sb;
 	int o, r;
 
@@ -320,14 +386,42 @@ int cmd_attest(int argc, char **argv)
 			a.ca = optarg;
 			break;
 		case 'e':
-			if (tpm_ek_kind_from_name(optarg, &a.kind) < 0)
+			if (tpm_ek_kind_from_name(optarg, &a.ek_kind) < 0)
 				return usage_error(usage, "unknown EK kind '%s'", optarg);
 			break;
 		case 'o':
-			a.out_dir = optarg;
+			out_dir = optarg;
+			break;
+		case 'E':
+			a.event_log = optarg;
+			break;
+		case 'l':
+			a.measure_log = optarg;
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, 600, &a.timeout) < 0)
+				return usage_error(usage, "--timeout '%s' is not a number of seconds from 1 to 600", optarg);
+			break;
+		case 'r':
+			if (parse_uint(optarg, 0, 20, &retries) < 0)
+				return usage_error(usage, "--retries '%s' is not a number from 0 to 20", optarg);
+			a.attempts = retries + 1;
 			break;
 		case 'h':
-			printf("Usage: %s\n", usage);
+			printf("Usage: %s\n\n"
+			       "Prove this boot to keystrap-server and receive a node certificate and secrets.\n"
+			       "Without --out-dir the certificate is printed; secrets are not shown.\n\n"
+			       "  --server URL      https:// URL of keystrap-server\n"
+			       "  --ca FILE         the CA certificate pinned for the server (PEM)\n"
+			       "  --ek KIND         which EK: rsa2048 (default), ecc256, ecc384\n"
+			       "  --event-log FILE  firmware event log; default the kernel's, none if absent\n"
+			       "  --log FILE        keystrap's measurement log; default $KEYSTRAP_MEASURE_LOG or\n"
+			       "                    /run/log/keystrap/tpm2-measure.log\n"
+			       "  --timeout SEC     per request (default %d)\n"
+			       "  --retries N       further tries of a request, with backoff and jitter (default %d)\n"
+			       "  --out-dir DIR     FOR TESTS ONLY, on a tmpfs: write the certificate, chain, node key\n"
+			       "                    and secrets as files (keystrap handoff keeps them in keyrings)\n",
+			       usage, TIMEOUT, ATTEMPTS - 1);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
@@ -338,21 +432,27 @@ int cmd_attest(int argc, char **argv)
 		return usage_error(usage, "--server and --ca are required");
 	if (strncmp(a.server, "https://", 8) != 0 || strlen(a.server) > 1024)
 		return usage_error(usage, "--server '%s' is not an https:// URL", a.server);
+	if (a.measure_log && a.measure_log[0] != '/')
+		return usage_error(usage, "--log '%s' is not an absolute path", a.measure_log);
 	if (stat(a.ca, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		log_error("--ca '%s' is not a readable file", a.ca);
 		return 1;
 	}
-	if (a.out_dir && (stat(a.out_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
-		log_error("--out-dir '%s' is not a directory", a.out_dir);
+	if (a.event_log && (stat(a.event_log, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+		log_error("--event-log '%s' is not a readable file", a.event_log);
 		return 1;
 	}
-	/* Private keys OpenSSL makes from here on live in mlocked memory it wipes on free. */
-	(void)CRYPTO_secure_malloc_init(65536, 16);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("cannot initialise libcurl");
+	if (out_dir && (stat(out_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+		log_error("--out-dir '%s' is not a directory", out_dir);
 		return 1;
 	}
-	r = run(&a);
-	curl_global_cleanup();
-	return r < 0 ? 1 : 0;
+	r = attest_run(&a, &c);
+	if (r >= 0 && out_dir)
+		r = save(out_dir, c);
+	else if (r >= 0)
+		fputs(c->certificate, stdout);
+	if (r < 0)
+		return 1;
+	fprintf(stderr, "keystrap: attested as %s\n", c->node_id);
+	return 0;
 }

@@ -36,6 +36,9 @@ int lock_volumes(struct tpm *t);
  * its PCR and appends it to the measurement log. t may be NULL: a connection is made.
  */
 int measure_phase(struct tpm *t, const char *phase);
+/* The measurement log: path (NULL: $KEYSTRAP_MEASURE_LOG or the default) for what follows. */
+void measure_log_use(const char *path);
+const char *measure_log_path(void);
 
 /*
  * The one way to read keystrap.conf: reads the file once, parses it strictly, measures those
@@ -48,3 +51,23 @@ int config_check(const char *path);
 
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);
+
+/* keystrap attest (hook/attest.c): the handshake with keystrap-server, for attest and handoff. */
+struct node_credentials;
+struct attest_options {
+	const char *server;      /* https:// URL of keystrap-server */
+	const char *ca;          /* PEM file: the one CA trusted to sign the server's certificate */
+	enum tpm_ek_kind ek_kind;
+	const char *event_log;   /* firmware event log; NULL: the kernel's (none there: none sent) */
+	const char *measure_log; /* keystrap's CEL log; NULL: $KEYSTRAP_MEASURE_LOG or the default */
+	unsigned timeout;        /* seconds per request; 0: 20 */
+	unsigned attempts;       /* tries per request, with backoff and jitter; 0: 5 */
+};
+
+/*
+ * Attests this boot to o->server. On success the reply has been verified (the certificate is
+ * for the key made here, under the pinned CA's chain; the secrets opened with this TPM), the
+ * "attested" phase is measured into PCR 12, and *ret holds everything, secrets in secbufs.
+ * Fails closed, logging one line: nothing half-filled is returned.
+ */
+int attest_run(const struct attest_options *o, struct node_credentials **ret);

@@ -59,7 +59,12 @@ static void show_help(void)
 	       usage);
 }
 
-static const char *measure_log_path(void)
+void measure_log_use(const char *path)
+{
+	log_override = path;
+}
+
+const char *measure_log_path(void)
 {
 	const char *e = secure_getenv("KEYSTRAP_MEASURE_LOG");
 
