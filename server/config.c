@@ -65,6 +65,22 @@ static int num(const char *path, json_object *o, const char *key, int64_t min, i
 	return 0;
 }
 
+/* Requests per second: a number (fractions allowed, e.g. 0.5) from 0 (no limit) to 1000000. */
+static int rate(const char *path, json_object *o, double *ret)
+{
+	json_object *v;
+	double d;
+
+	if (!json_object_object_get_ex(o, "rate_limit", &v))
+		return 0;
+	d = json_object_get_double(v);
+	if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) || !(d >= 0) ||
+	    d > 1000000)
+		return bad(path, "rate_limit", "is not a number of requests per second from 0 to 1000000");
+	*ret = d;
+	return 0;
+}
+
 static int reference(const char *path, json_object *o, struct server_config *c)
 {
 	json_object *bank, *pcrs;
@@ -99,7 +115,8 @@ int server_config_load(const char *path, struct server_config **ret)
 {
 	static const char *const fields[] = { "listen", "tls_certificate", "tls_key", "database", "ek_ca",
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
-					      "max_body", "pcr_bank", "reference_pcrs", NULL };
+					      "max_body", "pcr_bank", "reference_pcrs", "rate_limit", "rate_burst",
+					      "max_pending_enrollments", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL, *cas;
@@ -121,6 +138,9 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->certificate_lifetime = 3600;
 	c->nonce_lifetime = 60;
 	c->max_body = 65536;
+	c->rate_limit = 20;
+	c->rate_burst = 100;
+	c->max_pending_enrollments = 10000;
 	c->bank = pcr_bank_by_name("sha256");
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
 	    (r = str(path, o, "tls_certificate", true, &c->tls_certificate)) < 0 ||
@@ -129,7 +149,10 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "ca_key", true, &c->ca_key)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
-	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 || (r = reference(path, o, c)) < 0)
+	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||
+	    (r = rate(path, o, &c->rate_limit)) < 0 || (r = num(path, o, "rate_burst", 1, 1000000, &c->rate_burst)) < 0 ||
+	    (r = num(path, o, "max_pending_enrollments", 1, 10000000, &c->max_pending_enrollments)) < 0 ||
+	    (r = reference(path, o, c)) < 0)
 		goto out;
 	if (!json_object_object_get_ex(o, "ek_ca", &cas) || !json_object_is_type(cas, json_type_array) ||
 	    json_object_array_length(cas) == 0 || json_object_array_length(cas) > EK_CA_MAX) {

@@ -49,12 +49,18 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 {
 	int k = store_node_get(s->store, r->ek_hash, ret);
 
+	if (k == -ENOENT && s->enroll_max > 0 && s->enroll_pending >= s->enroll_max) {
+		deny(r, 503, "enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
+		     (long long)s->enroll_pending);
+		return -EBUSY;
+	}
 	if (k == -ENOENT) {
 		k = store_node_request(s->store, r->ek_hash, peer, now_usec());
 		if (k < 0) {
 			fail_internal(r, "recording the enrollment request", k);
 			return k;
 		}
+		s->enroll_pending++;
 		deny(r, 403, "node is not approved: enrollment request recorded for EK %.16s", r->ek_hash);
 		return -EPERM;
 	}

@@ -13,6 +13,12 @@ struct server {
 	const struct server_config *config;
 	struct store *store;
 	struct pki *pki;
+	/*
+	 * The cap on pending enrollment requests (0: none), and how many the registry holds: serve.c
+	 * counts them from the store; node_admit adds each one it records, so a flood of new EKs
+	 * cannot grow the registry past the cap between two counts.
+	 */
+	int64_t enroll_max, enroll_pending;
 };
 
 /*

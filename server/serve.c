@@ -22,17 +22,11 @@
 
 #include "handshake.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "server.h"
 
 static const char usage[] = "keystrap-server serve --config FILE";
-
-struct daemon {
-	struct server srv;
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *sock;
-	SSL_CTX *ssl;
-};
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)
@@ -81,17 +75,59 @@ static void slog(const char *level, const char *event, ...)
 	funlockfile(stderr);
 }
 
-static void send_json(struct evhttp_request *req, int status, const char *body)
+/* Nothing is answered before the audit record of the answer is durable: audited requests wait
+ * in the open batch (one store transaction) until it commits. */
+struct pending {
+	struct evhttp_request *req;
+	enum endpoint ep;
+	int64_t start_us, retry_after;
+	char peer[80];
+	struct reply r;
+};
+
+#define BATCH_MAX 512
+#define BATCH_MAX_US 10000 /* a batch older than this commits even while requests keep coming */
+
+struct daemon {
+	struct server srv;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	SSL_CTX *ssl;
+	struct ratelimit *limit;
+	struct event *commit_ev, *tick_ev;
+	struct metrics m;
+	bool batch_open;
+	int64_t batch_start_us;
+	size_t n_pending;
+	struct pending pending[BATCH_MAX];
+};
+
+static void send_body(struct evhttp_request *req, int status, const char *type, const char *body, size_t size,
+		      int64_t retry_after)
 {
 	struct evbuffer *out = evbuffer_new();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char ra[24];
 
-	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%lld", (long long)retry_after);
+		evhttp_add_header(h, "Retry-After", ra);
+	}
+	if (status == 405)
+		evhttp_add_header(h, "Allow", strstr(evhttp_request_get_uri(req), "/v1/") ? "POST" : "GET");
 	if (out)
-		evbuffer_add(out, body, strlen(body));
-	evhttp_send_reply(req, status, NULL, out);
+		evbuffer_add(out, body, size);
+	/* libevent 2.1 has no phrase for 429. */
+	evhttp_send_reply(req, status, status == 429 ? "Too Many Requests" : NULL, out);
 	evbuffer_free(out);
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *body, int64_t retry_after)
+{
+	send_body(req, status, "application/json", body, strlen(body), retry_after);
 }
 
 static const char *status_text(int status)
@@ -100,101 +136,267 @@ static const char *status_text(int status)
 	case 200:
 		return "allow";
 	case 500:
-	case 503:
 		return "error";
 	default:
 		return "deny";
 	}
 }
 
-static void peer_of(struct evhttp_request *req, char *buf, size_t size)
+static enum endpoint endpoint_of(const char *path)
+{
+	if (streq(path, "/v1/attest/start"))
+		return EP_START;
+	if (streq(path, "/v1/attest/finish"))
+		return EP_FINISH;
+	if (streq(path, "/healthz"))
+		return EP_HEALTHZ;
+	if (streq(path, "/metrics"))
+		return EP_METRICS;
+	return EP_OTHER;
+}
+
+static void peer_of(struct evhttp_request *req, char *buf, size_t size, char *addr_buf, size_t addr_size)
 {
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
 	snprintf(buf, size, "%s:%u", addr ? addr : "?", port);
+	snprintf(addr_buf, addr_size, "%s", addr ? addr : "?");
+}
+
+/* Replies and logs one request of a batch: status 503 instead when the batch was not recorded. */
+static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
+{
+	_cleanup_free_ char *err_body = NULL;
+	const char *body;
+	char status_s[8], dur[24];
+	int64_t us;
+
+	if (!recorded) {
+		free(p->r.body);
+		p->r.body = NULL;
+		p->r.status = 503;
+		p->retry_after = 1;
+		snprintf(p->r.reason, sizeof(p->r.reason), "store unavailable: the decision could not be recorded");
+	}
+	if (p->r.status == 200)
+		body = p->r.body;
+	else {
+		if (attest_error_format(p->r.reason, &err_body) < 0)
+			err_body = strdup("{\"error\":\"out of memory\"}");
+		body = err_body ? err_body : "{}";
+	}
+	send_json(p->req, p->r.status, body, p->retry_after);
+	us = now_usec() - p->start_us;
+	metrics_request(&d->m, p->ep, p->r.status, us);
+	snprintf(status_s, sizeof(status_s), "%d", p->r.status);
+	snprintf(dur, sizeof(dur), "%lld", (long long)us);
+	slog(p->r.status == 500 || !recorded ? "error" : "info", "request", "peer", p->peer, "path",
+	     p->ep == EP_OTHER ? "other" : evhttp_request_get_uri(p->req), "status", status_s, "action", p->r.action,
+	     "decision", status_text(p->r.status), "ek", p->r.ek_hash, "node", p->r.node_id, "us", dur, "reason",
+	     p->r.reason, NULL);
+	free(p->r.body);
+	p->r.body = NULL;
+}
+
+/* Group commit: one durable commit for every request handled since the batch opened, then
+ * their replies. A failed commit answers all of them 503, and none of their decisions stands. */
+static void batch_commit(struct daemon *d)
+{
+	bool ok;
+
+	if (!d->batch_open)
+		return;
+	ok = store_commit(d->srv.store) >= 0;
+	if (!ok) {
+		store_rollback(d->srv.store);
+		d->m.commit_failures++;
+		slog("error", "store", "reason", "commit failed: the batch's replies become 503", NULL);
+	} else
+		d->m.commits++;
+	d->batch_open = false;
+	for (size_t i = 0; i < d->n_pending; i++)
+		finish_pending(d, d->pending + i, ok);
+	d->n_pending = 0;
+	fflush(stderr);
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	batch_commit(arg);
+}
+
+static int batch_join(struct daemon *d)
+{
+	int k;
+
+	if (d->batch_open)
+		return 0;
+	k = store_begin(d->srv.store);
+	if (k < 0)
+		return k;
+	d->batch_open = true;
+	d->batch_start_us = now_usec();
+	/* Lowest priority: runs once no request is ready to be read, i.e. the batch is complete. */
+	event_active(d->commit_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+static void answer_now(struct daemon *d, struct evhttp_request *req, enum endpoint ep, int64_t start, int status,
+		       const char *type, const char *body, size_t size, int64_t retry_after)
+{
+	send_body(req, status, type, body, size, retry_after);
+	metrics_request(&d->m, ep, status, now_usec() - start);
+}
+
+static bool store_answers(struct daemon *d)
+{
+	struct node_rec n;
+	char zeros[EK_HASH_HEX + 1];
+	int k;
+
+	memset(zeros, '0', EK_HASH_HEX);
+	zeros[EK_HASH_HEX] = 0;
+	k = store_node_get(d->srv.store, zeros, &n);
+	return k == -ENOENT || k >= 0;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct daemon *d = arg;
-	struct reply r = { .action = "http" };
-	struct audit_rec a;
 	const char *path = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t size = evbuffer_get_length(in);
 	int64_t start = now_usec();
-	char peer[80], status_s[8], dur[24];
-	_cleanup_free_ char *err_body = NULL;
-	const char *body;
+	enum endpoint ep = endpoint_of(path);
+	struct ratelimit_verdict v;
+	struct pending *p;
+	struct audit_rec a;
+	char addr[64];
 	int k;
 
-	peer_of(req, peer, sizeof(peer));
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET && streq(path, "/healthz")) {
-		send_json(req, 200, "{\"status\":\"ok\"}");
+	if (d->n_pending >= BATCH_MAX)
+		batch_commit(d);
+	p = d->pending + d->n_pending;
+	*p = (struct pending){ .req = req, .ep = ep, .start_us = start, .r = { .action = "http" } };
+	peer_of(req, p->peer, sizeof(p->peer), addr, sizeof(addr));
+
+	ratelimit_take(d->limit, addr, start, &v);
+	if (!v.allowed) {
+		d->m.rate_limited++;
+		if (!v.report) {
+			/* Within the second after a recorded refusal: counted, recorded with the next. */
+			answer_now(d, req, ep, start, 429, "application/json",
+				   "{\"error\":\"rate limited: too many requests from this address\"}",
+				   strlen("{\"error\":\"rate limited: too many requests from this address\"}"),
+				   v.retry_after);
+			return;
+		}
+		p->r.status = 429;
+		p->r.action = "rate-limit";
+		p->retry_after = v.retry_after;
+		snprintf(p->r.reason, sizeof(p->r.reason),
+			 "rate limited: too many requests from this address (%llu refused since the last record; "
+			 "rate_limit %g/s, rate_burst %lld)",
+			 (unsigned long long)v.refused, d->srv.config->rate_limit,
+			 (long long)d->srv.config->rate_burst);
+	} else if ((ep == EP_HEALTHZ || ep == EP_METRICS) && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
+		_cleanup_free_ char *text = NULL;
+		size_t text_size;
+
+		/* Neither is audited: a scrape every few seconds would drown the decisions. */
+		if (ep == EP_HEALTHZ) {
+			if (store_answers(d))
+				answer_now(d, req, ep, start, 200, "text/plain; charset=utf-8", "ok\n", 3, 0);
+			else
+				answer_now(d, req, ep, start, 503, "text/plain; charset=utf-8", "store unavailable\n", 18, 1);
+		} else if (metrics_format(&d->m, &text, &text_size) < 0)
+			answer_now(d, req, ep, start, 500, "application/json", "{\"error\":\"out of memory\"}", 25, 0);
+		else
+			answer_now(d, req, ep, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, text_size,
+				   0);
 		return;
+	} else if (ep == EP_OTHER) {
+		p->r.status = 404;
+		snprintf(p->r.reason, sizeof(p->r.reason), "no such endpoint");
+	} else if ((ep == EP_HEALTHZ || ep == EP_METRICS) || method != EVHTTP_REQ_POST) {
+		p->r.status = 405;
+		snprintf(p->r.reason, sizeof(p->r.reason), "only %s is allowed here",
+			 ep == EP_HEALTHZ || ep == EP_METRICS ? "GET" : "POST");
+	} else if (size > (size_t)d->srv.config->max_body) {
+		p->r.status = 413;
+		snprintf(p->r.reason, sizeof(p->r.reason), "request body of %zu bytes is larger than %lld", size,
+			 (long long)d->srv.config->max_body);
 	}
 
-	k = store_begin(d->srv.store);
+	k = batch_join(d);
 	if (k < 0) {
-		slog("error", "store", "peer", peer, "reason", "cannot begin a transaction", NULL);
-		send_json(req, 503, "{\"error\":\"store unavailable\"}");
+		slog("error", "store", "peer", p->peer, "reason", "cannot begin a transaction", NULL);
+		answer_now(d, req, ep, start, 503, "application/json", "{\"error\":\"store unavailable\"}", 29, 1);
 		return;
 	}
-	if (!streq(path, "/v1/attest/start") && !streq(path, "/v1/attest/finish")) {
-		r.status = 404;
-		snprintf(r.reason, sizeof(r.reason), "no such endpoint");
-	} else if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		r.status = 405;
-		snprintf(r.reason, sizeof(r.reason), "only POST is allowed here");
-	} else if (size > (size_t)d->srv.config->max_body) {
-		r.status = 413;
-		snprintf(r.reason, sizeof(r.reason), "request body of %zu bytes is larger than %lld", size,
-			 (long long)d->srv.config->max_body);
-	} else {
+	if (p->r.status == 0) {
 		const char *b = (const char *)evbuffer_pullup(in, -1);
 
-		if (streq(path, "/v1/attest/start"))
-			handshake_start(&d->srv, peer, b ? b : "", size, &r);
+		if (ep == EP_START)
+			handshake_start(&d->srv, p->peer, b ? b : "", size, &p->r);
 		else
-			handshake_finish(&d->srv, peer, b ? b : "", size, &r);
+			handshake_finish(&d->srv, p->peer, b ? b : "", size, &p->r);
+		if (p->r.status == 503)
+			p->retry_after = 60;
 	}
 
 	a = (struct audit_rec){
 		.time_us = start,
-		.peer = peer,
-		.ek_hash = r.ek_hash,
-		.node_id = r.node_id,
-		.action = r.action,
-		.decision = status_text(r.status),
-		.reasons = r.reason,
+		.peer = p->peer,
+		.ek_hash = p->r.ek_hash,
+		.node_id = p->r.node_id,
+		.action = p->r.action,
+		.decision = status_text(p->r.status),
+		.reasons = p->r.reason,
 	};
+	d->n_pending++;
 	k = store_audit_append(d->srv.store, &a);
-	if (k >= 0)
-		k = store_commit(d->srv.store);
 	if (k < 0) {
-		/* Nothing leaves that the audit log does not hold. */
+		/* The transaction is in doubt: nothing in it stands, nobody gets an answer it does not hold. */
 		store_rollback(d->srv.store);
-		free(r.body);
-		r.body = NULL;
-		r.status = 503;
-		snprintf(r.reason, sizeof(r.reason), "store unavailable: the decision could not be recorded");
+		d->batch_open = false;
+		d->m.commit_failures++;
+		for (size_t i = 0; i < d->n_pending; i++)
+			finish_pending(d, d->pending + i, false);
+		d->n_pending = 0;
+		return;
 	}
-	if (r.status == 200)
-		body = r.body;
-	else {
-		if (attest_error_format(r.reason, &err_body) < 0)
-			err_body = strdup("{\"error\":\"out of memory\"}");
-		body = err_body ? err_body : "{}";
-	}
-	send_json(req, r.status, body);
-	snprintf(status_s, sizeof(status_s), "%d", r.status);
-	snprintf(dur, sizeof(dur), "%lld", (long long)(now_usec() - start));
-	slog(r.status >= 500 ? "error" : "info", "request", "peer", peer, "path", path, "status", status_s, "action",
-	     r.action, "decision", status_text(r.status), "ek", r.ek_hash, "node", r.node_id, "us", dur, "reason",
-	     r.reason, NULL);
-	free(r.body);
+	d->m.audit_records++;
+	if (d->n_pending >= BATCH_MAX || now_usec() - d->batch_start_us >= BATCH_MAX_US)
+		batch_commit(d);
+}
+
+static int count_node(const struct node_rec *n, void *userdata)
+{
+	int64_t *counts = userdata;
+
+	counts[n->state]++;
+	return 0;
+}
+
+/* Every second: registry counts for the gauges and the enrollment cap. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int64_t counts[_NODE_STATE_MAX] = { 0 };
+
+	(void)fd;
+	(void)what;
+	if (store_node_foreach(d->srv.store, count_node, counts) < 0)
+		return;
+	memcpy(d->m.nodes, counts, sizeof(counts));
+	d->m.nodes_known = true;
+	d->srv.enroll_pending = counts[NODE_REQUESTED];
 }
 
 static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
@@ -274,7 +476,8 @@ int cmd_serve(int argc, char **argv)
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
-	struct daemon d = { 0 };
+	_cleanup_free_ struct daemon *dp = calloc(1, sizeof(*dp));
+	struct daemon *d = dp;
 	struct event *sigterm = NULL, *sigint = NULL;
 	const char *config = NULL;
 	char host[256];
@@ -297,58 +500,86 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "keystrap-server: serve takes --config FILE and nothing else\nUsage: %s\n", usage);
 		return EXIT_USAGE;
 	}
+	if (!d) {
+		log_error("out of memory");
+		return 1;
+	}
 	if (server_config_load(config, &c) < 0)
 		return 1;
 	if (split_listen(c->listen, host, sizeof(host), &port) < 0) {
 		log_error("%s: 'listen' is not ADDRESS:PORT", config);
 		return 1;
 	}
-	d.srv.config = c;
-	if (pki_load(c, &d.srv.pki) < 0 || tls_setup(&d, c) < 0)
+	d->srv.config = c;
+	if (pki_load(c, &d->srv.pki) < 0 || tls_setup(d, c) < 0)
 		goto out;
-	if (store_open(c->database, &d.srv.store) < 0) {
+	if (store_open(c->database, &d->srv.store) < 0) {
 		log_error("cannot open the store '%s'", c->database);
 		goto out;
 	}
-	d.base = event_base_new();
-	d.http = d.base ? evhttp_new(d.base) : NULL;
-	if (!d.http)
+	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;
-	evhttp_set_bevcb(d.http, new_tls_bev, &d);
-	evhttp_set_gencb(d.http, on_request, &d);
+	d->srv.enroll_max = c->max_pending_enrollments;
+	d->base = event_base_new();
+	/* 0 signals, 1 connections (libevent's default: the middle), 2 the group commit. */
+	if (!d->base || event_base_priority_init(d->base, 3) < 0)
+		goto out;
+	d->commit_ev = event_new(d->base, -1, 0, on_commit, d);
+	d->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+	if (!d->commit_ev || !d->tick_ev || event_priority_set(d->commit_ev, 2) < 0 ||
+	    event_add(d->tick_ev, &(struct timeval){ 1, 0 }) < 0)
+		goto out;
+	on_tick(-1, 0, d);
+	d->http = evhttp_new(d->base);
+	if (!d->http)
+		goto out;
+	evhttp_set_bevcb(d->http, new_tls_bev, d);
+	evhttp_set_gencb(d->http, on_request, d);
 	/* libevent refuses (413) anything beyond 4x max_body without reading it; up to there the
 	 * request reaches on_request, which answers 413 itself and records it. */
-	evhttp_set_max_body_size(d.http, 4 * c->max_body);
-	evhttp_set_max_headers_size(d.http, 16384);
-	evhttp_set_timeout(d.http, 10);
-	evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-	d.sock = evhttp_bind_socket_with_handle(d.http, host, port);
-	if (!d.sock) {
+	evhttp_set_max_body_size(d->http, 4 * c->max_body);
+	evhttp_set_max_headers_size(d->http, 16384);
+	evhttp_set_timeout(d->http, 10);
+	/* Every method reaches on_request, which answers 405 in JSON and records it. */
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	d->sock = evhttp_bind_socket_with_handle(d->http, host, port);
+	if (!d->sock) {
 		log_error("cannot listen on %s: %s", c->listen, strerror(errno));
 		goto out;
 	}
-	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
-	sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
+	sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+	sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+	if (!sigterm || !sigint || event_priority_set(sigterm, 0) < 0 || event_priority_set(sigint, 0) < 0 ||
+	    event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		goto out;
+	/* One write per log line, whole lines only. */
+	setvbuf(stderr, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	slog("info", "listening", "address", c->listen, "database", c->database, NULL);
 	sd_notifyf(0, "READY=1\nSTATUS=listening on %s", c->listen);
-	if (event_base_dispatch(d.base) < 0)
+	if (event_base_dispatch(d->base) < 0)
 		goto out;
+	batch_commit(d);
 	slog("info", "stopped", NULL);
 	rc = 0;
 out:
+	if (d->commit_ev)
+		event_free(d->commit_ev);
+	if (d->tick_ev)
+		event_free(d->tick_ev);
+	ratelimit_free(d->limit);
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)
 		event_free(sigint);
-	if (d.http)
-		evhttp_free(d.http);
-	if (d.base)
-		event_base_free(d.base);
-	store_close(d.srv.store);
-	pki_free(d.srv.pki);
-	SSL_CTX_free(d.ssl);
+	if (d->http)
+		evhttp_free(d->http);
+	if (d->base)
+		event_base_free(d->base);
+	store_close(d->srv.store);
+	pki_free(d->srv.pki);
+	SSL_CTX_free(d->ssl);
 	return rc;
 }

@@ -27,6 +27,9 @@ struct server_config {
 	int64_t certificate_lifetime; /* seconds */
 	int64_t nonce_lifetime;       /* seconds */
 	int64_t max_body;             /* bytes; larger requests get 413 */
+	double rate_limit;            /* requests/s per peer address; 0: no limit */
+	int64_t rate_burst;           /* requests a peer may send at once before the limit applies */
+	int64_t max_pending_enrollments; /* new EKs beyond this many pending requests get 503 */
 	const struct pcr_bank *bank;  /* what nodes quote */
 	uint32_t mask;
 	uint8_t reference[PCR_COUNT][PCR_DIGEST_MAX];
