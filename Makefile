@@ -123,11 +123,23 @@ check-bats: $(BUILD)/asan/attest-check
 
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
 # the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX.
-install-dracut:
+install-dracut: install-units
 	install -Dm755 dracut/59keystrap/module-setup.sh $(DESTDIR)/usr/lib/dracut/modules.d/59keystrap/module-setup.sh
+
+# The initrd units and generator both initramfs tools take from /usr/lib/systemd.
+install-units:
 	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
 	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
 	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
+
+# The mkinitcpio hooks (busybox: keystrap; systemd: sd-keystrap, which needs the units above).
+# mkinitcpio looks in /usr/lib/initcpio, whatever PREFIX is.
+install-mkinitcpio: install-units
+	install -Dm644 mkinitcpio/install/keystrap $(DESTDIR)/usr/lib/initcpio/install/keystrap
+	install -Dm644 mkinitcpio/install/sd-keystrap $(DESTDIR)/usr/lib/initcpio/install/sd-keystrap
+	install -Dm644 mkinitcpio/hooks/keystrap $(DESTDIR)/usr/lib/initcpio/hooks/keystrap
+
+.PHONY: install-mkinitcpio install-units
 
 # QEMU + swtpm + OVMF: a Debian guest boots through a dracut initramfs with keystrap (vm/).
 VM_ENV = VM_DIR=$(abspath $(BUILD)/vm) KEYSTRAP_BIN=$(abspath $(BUILD)/keystrap)

@@ -1,0 +1,274 @@
+#!/usr/bin/env bats
+# The mkinitcpio hooks. Build time: install/keystrap and install/sd-keystrap run against
+# stand-ins for mkinitcpio's add_* helpers (tests/lib/mkinitcpio-standins.bash; Debian has no
+# mkinitcpio) and the image tree they fill is checked. Run time: hooks/keystrap runs in busybox
+# ash the way mkinitcpio's /init runs it (sourced, then run_hook, later run_cleanuphook), calling
+# the real keystrap against a real swtpm and a real LUKS2 volume on a loop device. The VM boot
+# of the same hook is vm/mkinitcpio.sh.
+
+load ../lib/swtpm
+load ../lib/mkinitcpio-standins
+
+SRC=$BATS_TEST_DIRNAME/../..
+HOOK=$SRC/mkinitcpio/hooks/keystrap
+
+setup_file() {
+	swtpm_start
+	# keystrap as 'make install install-mkinitcpio DESTDIR=…' lays it out: keystrap_root.
+	export STAGE=$BATS_FILE_TMPDIR/stage
+	make -s -C "$SRC" install-mkinitcpio DESTDIR="$STAGE" >/dev/null
+	install -Dm755 "$KEYSTRAP" "$STAGE/usr/sbin/keystrap"
+	# What the image's PATH offers the hook: busybox applets, and keystrap.
+	export BBIN=$BATS_FILE_TMPDIR/bin
+	mkdir -p "$BBIN"
+	for a in findfs modprobe sleep; do ln -sf "$(command -v busybox)" "$BBIN/$a"; done
+	ln -sf "$(readlink -f "$KEYSTRAP")" "$BBIN/keystrap"
+}
+
+teardown_file() {
+	swtpm_stop
+}
+
+setup() {
+	standin_setup "$BATS_TEST_TMPDIR/mk"
+	export STANDIN_HOOKDIR=$SRC/mkinitcpio/hooks STANDIN_UNITDIR=$SRC/units
+	export STANDIN_MODULES="tpm_crb tpm_tis dm_crypt"
+	keystrap_root=$STAGE
+	rm -rf "$STAGE/etc/keystrap"
+}
+
+teardown() {
+	if [ -n "${LOOP:-}" ]; then losetup -d "$LOOP"; fi
+	swtpm_reboot
+}
+
+# ---- build time -------------------------------------------------------------------------
+
+@test "install/keystrap: keystrap, its libraries and dlopened TCTI, the modules, the runtime hook" {
+	standin_build "$SRC/mkinitcpio/install/keystrap"
+	[ -x "$BUILDROOT/usr/bin/keystrap" ]
+	cmp "$BUILDROOT/usr/bin/keystrap" "$KEYSTRAP"
+	# Every library ldd names is there, and the TCTI nobody links against.
+	while read -r lib; do
+		[ -f "$BUILDROOT$lib" ] || { echo "missing $lib"; false; }
+	done < <(ldd "$KEYSTRAP" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p')
+	ls "$BUILDROOT"/usr/lib/*/libtss2-tcti-device.so.0
+	for m in tpm_crb tpm_tis dm_crypt; do [ -e "$BUILDROOT/usr/lib/modules/$m.ko" ]; done
+	[ "$(stat -c %a "$BUILDROOT/hooks/keystrap")" = 755 ]
+	cmp "$BUILDROOT/hooks/keystrap" "$HOOK"
+	# /config: run_hook under HOOKS, run_cleanuphook under CLEANUPHOOKS, nothing else.
+	[ "${_runhooks[hooks]}" = " keystrap" ]
+	[ "${_runhooks[cleanup]}" = "keystrap " ]
+	[ -z "${_runhooks[early]:-}" ] && [ -z "${_runhooks[late]:-}" ]
+	# No configuration given: none in the image, and no systemd units either.
+	[ ! -e "$BUILDROOT/etc/keystrap" ]
+	[ ! -e "$BUILDROOT/usr/lib/systemd" ]
+}
+
+@test "install/keystrap: keystrap.conf and the server CA go in; a config holding a secret does not" {
+	mkdir -p "$STAGE/etc/keystrap"
+	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\nName=cryptroot\n' >"$STAGE/etc/keystrap/keystrap.conf"
+	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server-ca.pem"
+	standin_build "$SRC/mkinitcpio/install/keystrap"
+	cmp "$BUILDROOT/etc/keystrap/keystrap.conf" "$STAGE/etc/keystrap/keystrap.conf"
+	cmp "$BUILDROOT/etc/keystrap/server-ca.pem" "$STAGE/etc/keystrap/server-ca.pem"
+
+	standin_setup "$BATS_TEST_TMPDIR/mk2"
+	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\n# -----BEGIN PRIVATE KEY-----\n' \
+		>"$STAGE/etc/keystrap/keystrap.conf"
+	run standin_build "$SRC/mkinitcpio/install/keystrap"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"==> ERROR: $STAGE/etc/keystrap/keystrap.conf: not copied into the image"* ]]
+	[[ "$output" != *"PRIVATE KEY"* ]]
+	[ ! -e "$BUILDROOT/etc/keystrap/keystrap.conf" ]
+}
+
+@test "install/keystrap: TPM drivers may be built in, dm_crypt may not be missing" {
+	STANDIN_MODULES=dm_crypt standin_build "$SRC/mkinitcpio/install/keystrap"
+	[ "$_builderrors" -eq 0 ]
+	[ ! -e "$BUILDROOT/usr/lib/modules/tpm_crb.ko" ]
+
+	standin_setup "$BATS_TEST_TMPDIR/mk2"
+	STANDIN_MODULES="tpm_crb tpm_tis" run standin_build "$SRC/mkinitcpio/install/keystrap"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"==> ERROR: module not found: 'dm_crypt'"* ]]
+}
+
+@test "install/keystrap: no keystrap binary is an error naming the path" {
+	keystrap_root=$BATS_TEST_TMPDIR/empty
+	run standin_build "$SRC/mkinitcpio/install/keystrap"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"==> ERROR: file not found: '$keystrap_root/usr/sbin/keystrap'"* ]]
+}
+
+@test "install/sd-keystrap: the units and generator, TPM modules loaded early, no ash hook" {
+	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	[ -x "$BUILDROOT/usr/bin/keystrap" ]
+	ls "$BUILDROOT"/usr/lib/*/libtss2-tcti-device.so.0
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-unlock@.service" "$SRC/units/keystrap-unlock@.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/units/keystrap-lock.service"
+	[ -x "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" ]
+	[ "$(cat "$BUILDROOT/etc/modules-load.d/keystrap.conf")" = "$(printf 'tpm_crb\ntpm_tis')" ]
+	[ ! -e "$BUILDROOT/hooks" ]
+	! grep -q add_runscript "$STANDIN_CALLS"
+	[ -z "${_runhooks[hooks]:-}" ]
+	# The generator that ships is what the dracut module ships.
+	cmp "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" "$SRC/units/keystrap-generator"
+}
+
+@test "install/sd-keystrap without keystrap_root: units through add_systemd_unit, which adds ExecStart's binary" {
+	unset keystrap_root
+	PATH=$STAGE/usr/sbin:$PATH
+	run standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	grep -qx 'add_systemd_unit keystrap-unlock@.service' "$STANDIN_CALLS"
+	grep -qx 'add_systemd_unit keystrap-lock.service' "$STANDIN_CALLS"
+	grep -qx 'add_binary /usr/sbin/keystrap' "$STANDIN_CALLS"
+	[ -f "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" ]
+	if [ ! -e /usr/lib/systemd/system-generators/keystrap-generator ]; then
+		# Not installed on this host: the build fails and says what is missing.
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"==> ERROR: file not found: '/usr/lib/systemd/system-generators/keystrap-generator'"* ]]
+	fi
+}
+
+@test "help() of each install hook prints what the hook does and its parameters" {
+	for h in keystrap sd-keystrap; do
+		unset -f help
+		# shellcheck disable=SC1090
+		. "$SRC/mkinitcpio/install/$h"
+		run help
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"PCR 15"* ]]
+		[[ "$output" == *"rd.keystrap.root=UUID="* ]]
+	done
+}
+
+@test "the runtime hook is POSIX sh: dash, busybox ash and shellcheck in sh mode accept it" {
+	dash -n "$HOOK"
+	busybox sh -n "$HOOK"
+	shellcheck -s sh "$HOOK"
+	bash -n "$SRC/mkinitcpio/install/keystrap"
+	bash -n "$SRC/mkinitcpio/install/sd-keystrap"
+	shellcheck -x -s bash "$SRC/mkinitcpio/install/keystrap" "$SRC/mkinitcpio/install/sd-keystrap"
+	# Sourcing it only defines functions: mkinitcpio sources every hook into /init's shell.
+	run busybox sh -c ". '$HOOK'; echo sourced"
+	[ "$output" = sourced ]
+}
+
+# ---- run time ---------------------------------------------------------------------------
+
+# hook CMDLINE [FN...]: sources the hook in busybox ash with mkinitcpio's msg, err and
+# launch_interactive_shell, then calls each FN (default run_hook) as /init does.
+hook() {
+	local cmdline=$1
+	shift
+	printf '%s\n' "$cmdline" >"$BATS_TEST_TMPDIR/cmdline"
+	run env PATH="$BBIN:$PATH" busybox sh -c '
+		msg() { [ "${quiet}" != "y" ] && echo "$@"; }
+		err() { echo "ERROR: $@"; }
+		launch_interactive_shell() { echo "emergency shell $*"; exit 99; }
+		keystrap_cmdline=$1 keystrap_retry_delay=0
+		shift
+		. "$0"
+		for fn in "$@"; do "$fn"; echo "$fn returned $?"; done' \
+		"$HOOK" "$BATS_TEST_TMPDIR/cmdline" "${@:-run_hook}"
+}
+
+luks_volume() {
+	IMG=$BATS_TEST_TMPDIR/root.img KEY=$BATS_TEST_TMPDIR/key
+	make_luks "$IMG" "$KEY" >/dev/null
+	"$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --pcrs 7,15:0 >/dev/null
+	UUID=$(cryptsetup luksUUID "$IMG")
+	LOOP=$(losetup -f --show "$IMG" 2>/dev/null) || skip "no loop device available here"
+}
+
+measured() { grep -c "\"keystrap:$1\"" "$KEYSTRAP_MEASURE_LOG" 2>/dev/null || true; }
+
+@test "nothing on the command line and no keystrap.conf: the hook does nothing at all" {
+	p12=$(pcr_value sha256 12) p15=$(pcr_value sha256 15)
+	hook "console=ttyS0 root=/dev/sda2" run_hook run_cleanuphook
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'run_hook returned 0\nrun_cleanuphook returned 0')" ]
+	[ "$(pcr_value sha256 12)" = "$p12" ]
+	[ "$(pcr_value sha256 15)" = "$p15" ]
+}
+
+@test "rd.keystrap.root=UUID=: the TPM releases the key for that volume, then PCR 15 locks it" {
+	luks_volume
+	hook "root=/dev/mapper/luks-$UUID rd.keystrap.root=UUID=$UUID"
+	[ "$status" -eq 0 ]
+	[ "$(measured enter-initrd)" = 1 ]
+	# The unseal worked: what stops keystrap here is this machine's missing device-mapper
+	# (the VM test opens it for real), never the TPM policy.
+	[[ "$output" != *"PCR mismatch"* ]]
+	[[ "$output" == *"could not open UUID=$UUID; the passphrase is the fallback"* ]] ||
+		[[ "$output" == *"opened as /dev/mapper/luks-$UUID"* ]]
+	[ "$(pcr_value sha256 15)" != 0000000000000000000000000000000000000000000000000000000000000000 ]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	# ... and now, with PCR 15 moved, the same hook cannot unseal it again: it names PCR 15.
+	hook "rd.keystrap.root=UUID=$UUID"
+	[[ "$output" == *"PCR mismatch (sha256): PCR 15 is "* ]]
+	[[ "$output" == *"ERROR: keystrap: could not open UUID=$UUID; the passphrase is the fallback"* ]]
+}
+
+@test "... and its twin: a changed PCR 7 keeps the key sealed; the hook names it and still locks" {
+	luks_volume
+	tpm2_pcrextend "7:sha256=$(printf '%064d' 1)"
+	hook "rd.keystrap.root=UUID=$UUID rd.keystrap.name=cryptroot"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "* ]]
+	[[ "$output" == *"ERROR: keystrap: could not open UUID=$UUID; the passphrase is the fallback"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+}
+
+@test "rd.keystrap.root= that is not UUID=…: refused by name, nothing unsealed, PCR 15 locked anyway" {
+	hook "rd.keystrap.root=/dev/sda2"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ERROR: keystrap: ignoring rd.keystrap.root=/dev/sda2: only UUID=… is supported"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	hook "rd.keystrap.root=UUID=not-a-uuid;rm"
+	[[ "$output" == *"ignoring rd.keystrap.root=UUID=not-a-uuid;rm: only UUID=… is supported"* ]]
+}
+
+@test "run_cleanuphook measures leave-initrd into PCR 12, after enter-initrd" {
+	p12=$(pcr_value sha256 12)
+	hook "rd.keystrap.root=/dev/sda2" run_hook run_cleanuphook
+	[ "$status" -eq 0 ]
+	[ "$(measured enter-initrd)" = 1 ]
+	[ "$(measured leave-initrd)" = 1 ]
+	[ "$(grep -n '"keystrap:enter-initrd"' "$KEYSTRAP_MEASURE_LOG" | cut -d: -f1)" -lt \
+		"$(grep -n '"keystrap:leave-initrd"' "$KEYSTRAP_MEASURE_LOG" | cut -d: -f1)" ]
+	[ "$(pcr_value sha256 12)" != "$p12" ]
+}
+
+@test "server unreachable, failure policy continue (the default): bounded tries, loud, boot goes on" {
+	port=$(free_port)
+	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=2"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"attempt 1 of 2"* ]]
+	[[ "$output" == *"attempt 2 of 2"* ]]
+	[[ "$output" != *"attempt 3"* ]]
+	[[ "$output" == *"ERROR: keystrap: attestation to https://127.0.0.1:$port failed 2 times; booting on WITHOUT node credentials (rd.keystrap.failure=continue)"* ]]
+	[[ "$output" != *"emergency shell"* ]]
+	[[ "$output" == *"run_hook returned 0"* ]]
+}
+
+@test "... failure policy emergency: the same failure stops the boot in the emergency shell" {
+	port=$(free_port)
+	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=1 rd.keystrap.failure=emergency"
+	[ "$status" -eq 99 ]
+	[[ "$output" == *"attestation to https://127.0.0.1:$port failed 1 times; rd.keystrap.failure=emergency: stopping the boot"* ]]
+	[[ "$output" == *"emergency shell --exec"* ]]
+	[[ "$output" != *"run_hook returned"* ]]
+}
+
+@test "bad rd.keystrap.failure= and rd.keystrap.tries= are named and the defaults used" {
+	port=$(free_port)
+	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=x rd.keystrap.failure=halt"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"rd.keystrap.failure=halt is neither 'continue' nor 'emergency'; using 'continue'"* ]]
+	[[ "$output" == *"rd.keystrap.tries=x is not a number from 1 to 20; using 3"* ]]
+	[[ "$output" == *"attempt 3 of 3"* ]]
+	[[ "$output" == *"booting on WITHOUT node credentials"* ]]
+}
