@@ -10,7 +10,7 @@ pkgs=(
 	bats bats-assert bats-support
 	swtpm swtpm-tools tpm2-tools
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
-	iproute2 jq xxd util-linux shellcheck
+	iproute2 jq xxd util-linux shellcheck busybox-static
 	strace systemd
 	qemu-system-x86 qemu-utils ovmf dracut-core mmdebstrap clevis-systemd
 )
