@@ -16,7 +16,7 @@ int admin_open(int argc, char **argv, const char *usage, const char **ret_id, co
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	const char *config = NULL;
-	int o, r;
+	int o;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
 		switch (o) {
@@ -41,12 +41,8 @@ int admin_open(int argc, char **argv, const char *usage, const char **ret_id, co
 		*ret_arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (server_config_load(config, &c) < 0)
 		return 1;
-	r = store_open(c->database, ret);
-	if (r < 0) {
-		log_error("cannot open the store '%s': %s", c->database, strerror(-r));
-		return 1;
-	}
-	return 0;
+	/* store_open names the store and why it failed. */
+	return store_open(c->database, ret) < 0 ? 1 : 0;
 bad:
 	fprintf(stderr, "Usage: %s\n", usage);
 	return EXIT_USAGE;

@@ -480,7 +480,7 @@ int cmd_serve(int argc, char **argv)
 	struct daemon *d = dp;
 	struct event *sigterm = NULL, *sigint = NULL;
 	const char *config = NULL;
-	char host[256];
+	char host[256], shown[512];
 	uint16_t port;
 	int o, rc = 1;
 
@@ -513,10 +513,8 @@ int cmd_serve(int argc, char **argv)
 	d->srv.config = c;
 	if (pki_load(c, &d->srv.pki) < 0 || tls_setup(d, c) < 0)
 		goto out;
-	if (store_open(c->database, &d->srv.store) < 0) {
-		log_error("cannot open the store '%s'", c->database);
+	if (store_open(c->database, &d->srv.store) < 0)
 		goto out;
-	}
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;
 	d->srv.enroll_max = c->max_pending_enrollments;
@@ -557,7 +555,8 @@ int cmd_serve(int argc, char **argv)
 	/* One write per log line, whole lines only. */
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	slog("info", "listening", "address", c->listen, "database", c->database, NULL);
+	slog("info", "listening", "address", c->listen, "database",
+	     store_spec_display(c->database, shown, sizeof(shown)), NULL);
 	sd_notifyf(0, "READY=1\nSTATUS=listening on %s", c->listen);
 	if (event_base_dispatch(d->base) < 0)
 		goto out;

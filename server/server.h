@@ -19,7 +19,7 @@ struct server_config {
 	char *listen;           /* "ADDRESS:PORT" */
 	char *tls_certificate;  /* the server's TLS certificate (PEM, chain allowed) */
 	char *tls_key;
-	char *database;         /* "PATH" or "sqlite:PATH" */
+	char *database;         /* "PATH", "sqlite:PATH" or "postgresql://..." (see store_open) */
 	char *ek_ca[EK_CA_MAX]; /* manufacturer CA certificates the EK certificate must chain to */
 	size_t n_ek_ca;
 	char *ca_certificate;   /* signs node certificates */

@@ -1,5 +1,5 @@
 # keystrap-server (server/) and what `keystrap attest` links: included by the Makefile.
-SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libssl
+SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libpq libssl
 SERVER_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SERVER_PKGS))
 SERVER_LIBS   = $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS))
 # keystrap attest speaks HTTPS through libcurl (OpenSSL flavour).

@@ -6,68 +6,18 @@
 
 #include "log.h"
 #include "secbuf.h"
-#include "store.h"
+#include "store-backend.h"
 
-/* The schema a PostgreSQL backend is to share (types map 1:1; BLOB → bytea). */
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS nodes ("
-	" ek_hash TEXT PRIMARY KEY,"
-	" node_id TEXT UNIQUE,"
-	" state TEXT NOT NULL CHECK (state IN ('requested','approved','revoked')),"
-	" requested_us INTEGER NOT NULL,"
-	" changed_us INTEGER NOT NULL,"
-	" peer TEXT NOT NULL,"
-	" reset_count INTEGER NOT NULL DEFAULT -1,"
-	" restart_count INTEGER NOT NULL DEFAULT -1,"
-	" grp TEXT NOT NULL DEFAULT 'default');"
-	"CREATE TABLE IF NOT EXISTS policies ("
-	" version INTEGER PRIMARY KEY,"
-	" loaded_us INTEGER NOT NULL,"
-	" text TEXT NOT NULL,"
-	" signatures TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS secrets ("
-	" name TEXT PRIMARY KEY,"
-	" value BLOB NOT NULL,"
-	" changed_us INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS nonces ("
-	" session TEXT PRIMARY KEY,"
-	" nonce BLOB NOT NULL,"
-	" secret BLOB NOT NULL,"
-	" ek_hash TEXT NOT NULL,"
-	" ak_pub BLOB NOT NULL,"
-	" expires_us INTEGER NOT NULL,"
-	" used INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE IF NOT EXISTS audit ("
-	" seq INTEGER PRIMARY KEY,"
-	" time_us INTEGER NOT NULL,"
-	" peer TEXT NOT NULL,"
-	" ek_hash TEXT NOT NULL,"
-	" node_id TEXT NOT NULL,"
-	" action TEXT NOT NULL,"
-	" decision TEXT NOT NULL,"
-	" reasons TEXT NOT NULL,"
-	" prev_hash BLOB NOT NULL,"
-	" hash BLOB NOT NULL);";
+static const char schema[] = STORE_SCHEMA("BLOB", "INTEGER");
 
-struct store {
+struct store_sqlite {
+	struct store base;
 	sqlite3 *db;
 };
 
-static const char *const state_names[_NODE_STATE_MAX] = { "requested", "approved", "revoked" };
-
-const char *node_state_name(enum node_state s)
+static sqlite3 *db_of(struct store *s)
 {
-	return s < _NODE_STATE_MAX ? state_names[s] : "?";
-}
-
-static int state_from_name(const char *s, enum node_state *ret)
-{
-	for (int i = 0; i < _NODE_STATE_MAX; i++)
-		if (s && streq(s, state_names[i])) {
-			*ret = (enum node_state)i;
-			return 0;
-		}
-	return -EBADMSG;
+	return ((struct store_sqlite *)s)->db;
 }
 
 static int sql_errno(struct store *s, int rc, const char *what)
@@ -75,13 +25,13 @@ static int sql_errno(struct store *s, int rc, const char *what)
 	switch (rc) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return log_debug_errno(-EBUSY, "%s: %s", what, sqlite3_errmsg(s->db));
+		return log_debug_errno(-EBUSY, "%s: %s", what, sqlite3_errmsg(db_of(s)));
 	case SQLITE_CONSTRAINT:
-		return log_debug_errno(-EEXIST, "%s: %s", what, sqlite3_errmsg(s->db));
+		return log_debug_errno(-EEXIST, "%s: %s", what, sqlite3_errmsg(db_of(s)));
 	case SQLITE_FULL:
-		return log_debug_errno(-ENOSPC, "%s: %s", what, sqlite3_errmsg(s->db));
+		return log_debug_errno(-ENOSPC, "%s: %s", what, sqlite3_errmsg(db_of(s)));
 	default:
-		return log_debug_errno(-EIO, "%s: %s", what, sqlite3_errmsg(s->db));
+		return log_debug_errno(-EIO, "%s: %s", what, sqlite3_errmsg(db_of(s)));
 	}
 }
 
@@ -93,40 +43,42 @@ static void stmt_finalizep(sqlite3_stmt **st)
 
 static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 {
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+	int rc = sqlite3_prepare_v2(db_of(s), sql, -1, ret, NULL);
 
 	return rc == SQLITE_OK ? 0 : sql_errno(s, rc, "prepare");
 }
 
 static int exec(struct store *s, const char *sql)
 {
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	int rc = sqlite3_exec(db_of(s), sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? 0 : sql_errno(s, rc, sql);
 }
 
-int store_open(const char *spec, struct store **ret)
+static int sqlite_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
 {
+	struct store_sqlite *q;
 	struct store *s;
 	int rc, r;
 
 	if (strncmp(spec, "sqlite:", 7) == 0)
 		spec += 7;
-	else if (strstr(spec, "://"))
-		return -EPROTONOSUPPORT;
-	s = calloc(1, sizeof(*s));
-	if (!s)
+	q = calloc(1, sizeof(*q));
+	if (!q)
 		return -ENOMEM;
-	rc = sqlite3_open_v2(spec, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	q->base.ops = &store_sqlite_ops;
+	s = &q->base;
+	rc = sqlite3_open_v2(spec, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		r = log_debug_errno(-EIO, "open %s: %s", spec, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		snprintf(reason, reason_size, "%s", q->db ? sqlite3_errmsg(q->db) : "out of memory");
 		store_close(s);
-		return r;
+		return -EIO;
 	}
 	/* A committed transaction survives power loss: WAL, fsync on every commit. */
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(q->db, 5000);
 	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) < 0 ||
 	    (r = exec(s, schema)) < 0) {
+		snprintf(reason, reason_size, "%s", sqlite3_errmsg(q->db));
 		store_close(s);
 		return r;
 	}
@@ -134,27 +86,25 @@ int store_open(const char *spec, struct store **ret)
 	return 0;
 }
 
-void store_close(struct store *s)
+static void sqlite_close(struct store *s)
 {
-	if (!s)
-		return;
-	sqlite3_close(s->db);
+	sqlite3_close(db_of(s));
 	free(s);
 }
 
-int store_begin(struct store *s)
+static int sqlite_begin(struct store *s)
 {
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
-int store_commit(struct store *s)
+static int sqlite_commit(struct store *s)
 {
 	return exec(s, "COMMIT");
 }
 
-void store_rollback(struct store *s)
+static void sqlite_rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
+	if (!sqlite3_get_autocommit(db_of(s)))
 		(void)exec(s, "ROLLBACK");
 }
 
@@ -174,12 +124,12 @@ static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
 	n->reset_count = sqlite3_column_int64(st, 6);
 	n->restart_count = sqlite3_column_int64(st, 7);
 	copy_text(n->group, sizeof(n->group), sqlite3_column_text(st, 8));
-	return state_from_name((const char *)sqlite3_column_text(st, 2), &n->state);
+	return node_state_from_name((const char *)sqlite3_column_text(st, 2), &n->state);
 }
 
 #define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp"
 
-int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+static int sqlite_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -195,7 +145,7 @@ int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
 	return node_from_row(st, ret);
 }
 
-int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
+static int sqlite_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -211,7 +161,7 @@ int store_node_request(struct store *s, const char *ek_hash, const char *peer, i
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node request");
 }
 
-int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+static int sqlite_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			 const char *group, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -234,10 +184,10 @@ int store_node_set_state(struct store *s, const char *ek_hash, enum node_state s
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sql_errno(s, rc, "node state");
-	return sqlite3_changes(s->db) == 1 ? 0 : -ENOENT;
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
 }
 
-int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count)
+static int sqlite_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -250,10 +200,10 @@ int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sql_errno(s, rc, "node counters");
-	return sqlite3_changes(s->db) == 1 ? 0 : -ENOENT;
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
 }
 
-int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+static int sqlite_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -269,7 +219,7 @@ int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node list");
 }
 
-int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
+static int sqlite_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -284,7 +234,7 @@ int store_node_id_taken(struct store *s, const char *node_id, const char *except
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node id");
 }
 
-int store_nonce_put(struct store *s, const struct nonce_rec *n)
+static int sqlite_nonce_put(struct store *s, const struct nonce_rec *n)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -316,7 +266,7 @@ static int blob_copy(sqlite3_stmt *st, int col, uint8_t *dst, size_t max, size_t
 	return 0;
 }
 
-int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+static int sqlite_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL, *prune = NULL;
 	int64_t used;
@@ -356,7 +306,7 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us, struc
 	return 0;
 }
 
-int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+static int sqlite_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
 		     int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -398,7 +348,7 @@ static int text_dup(sqlite3_stmt *st, int col, char **ret, size_t *ret_size)
 	return 0;
 }
 
-int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -427,7 +377,7 @@ int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text,
 	return 0;
 }
 
-int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+static int sqlite_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -443,7 +393,7 @@ int store_secret_put(struct store *s, const char *name, const uint8_t *value, si
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret put");
 }
 
-int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
+static int sqlite_secret_get(struct store *s, const char *name, struct secbuf **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	struct secbuf *b;
@@ -464,7 +414,7 @@ int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
 	return 0;
 }
 
-int store_audit_append(struct store *s, struct audit_rec *rec)
+static int sqlite_audit_append(struct store *s, struct audit_rec *rec)
 {
 	_cleanup_stmt_ sqlite3_stmt *last = NULL, *st = NULL;
 	int r, rc;
@@ -500,7 +450,7 @@ int store_audit_append(struct store *s, struct audit_rec *rec)
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit append");
 }
 
-int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -528,3 +478,25 @@ int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, vo
 	}
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit list");
 }
+
+const struct store_ops store_sqlite_ops = {
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.node_get = sqlite_node_get,
+	.node_request = sqlite_node_request,
+	.node_set_state = sqlite_node_set_state,
+	.node_set_counters = sqlite_node_set_counters,
+	.node_foreach = sqlite_node_foreach,
+	.node_id_taken = sqlite_node_id_taken,
+	.nonce_put = sqlite_nonce_put,
+	.nonce_take = sqlite_nonce_take,
+	.policy_put = sqlite_policy_put,
+	.policy_current = sqlite_policy_current,
+	.secret_put = sqlite_secret_put,
+	.secret_get = sqlite_secret_get,
+	.audit_append = sqlite_audit_append,
+	.audit_foreach = sqlite_audit_foreach,
+};

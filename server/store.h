@@ -8,9 +8,9 @@
 
 /*
  * keystrap-server's durable state behind one small interface: the node registry, single-use
- * nonces and the hash-chained audit log. SQLite (store-sqlite.c) implements it today; a
- * PostgreSQL backend is meant to implement the same functions over the same schema (see
- * schema in store-sqlite.c), so nothing above this header knows which database it talks to.
+ * nonces and the hash-chained audit log. SQLite (store-sqlite.c) and PostgreSQL (store-pg.c,
+ * for several servers sharing one database) implement the same functions over the same schema;
+ * store.c picks one from the database spec, so nothing above this header knows which it is.
  *
  * Writes happen inside store_begin/store_commit: a commit returns only once the transaction is
  * durable (SQLite: WAL with synchronous=FULL), and nothing that releases anything is replied
@@ -56,8 +56,13 @@ struct audit_rec {
 	uint8_t prev_hash[32], hash[32];
 };
 
-/* "PATH" or "sqlite:PATH"; creates the schema when absent. */
+/*
+ * "PATH" or "sqlite:PATH" (SQLite), "postgresql://..." or "postgres://..." (a libpq connection
+ * URI); creates the schema when absent. On failure logs one line naming the store and why.
+ */
 int store_open(const char *spec, struct store **ret);
+/* The spec fit to print: a password in a URI (user:PASSWORD@ or password=) is masked. */
+const char *store_spec_display(const char *spec, char *buf, size_t size);
 void store_close(struct store *s);
 static inline void store_closep(struct store **s)
 {
@@ -65,7 +70,7 @@ static inline void store_closep(struct store **s)
 }
 #define _cleanup_store_ _cleanup_(store_closep)
 
-int store_begin(struct store *s);  /* exclusive writer until commit/rollback */
+int store_begin(struct store *s);  /* exclusive writer until commit/rollback, across every server sharing the store */
 int store_commit(struct store *s); /* durable on return */
 void store_rollback(struct store *s);
 

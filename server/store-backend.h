@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What a store backend implements: store.c picks one in store_open from the database spec and
+ * forwards every store.h call through its table, so nothing above store.h knows the backend.
+ * Each backend's state begins with struct store.
+ */
+#include "store.h"
+
+struct store_ops {
+	int (*open)(const char *spec, struct store **ret, char *reason, size_t reason_size);
+	void (*close)(struct store *s);
+	int (*begin)(struct store *s);
+	int (*commit)(struct store *s);
+	void (*rollback)(struct store *s);
+	int (*node_get)(struct store *s, const char *ek_hash, struct node_rec *ret);
+	int (*node_request)(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
+	int (*node_set_state)(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+			      const char *group, int64_t now_us);
+	int (*node_set_counters)(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
+	int (*node_foreach)(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
+	int (*node_id_taken)(struct store *s, const char *node_id, const char *except_ek_hash);
+	int (*nonce_put)(struct store *s, const struct nonce_rec *n);
+	int (*nonce_take)(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
+	int (*policy_put)(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+			  int64_t now_us);
+	int (*policy_current)(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+			      char **ret_signatures);
+	int (*secret_put)(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
+	int (*secret_get)(struct store *s, const char *name, struct secbuf **ret);
+	int (*audit_append)(struct store *s, struct audit_rec *rec);
+	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+};
+
+/*
+ * The schema, one text for both backends: BLOB is SQLite's BLOB or PostgreSQL's bytea, INT
+ * SQLite's INTEGER (so "seq INTEGER PRIMARY KEY" is the rowid) or PostgreSQL's bigint.
+ */
+#define STORE_SCHEMA(BLOB, INT) \
+	"CREATE TABLE IF NOT EXISTS nodes (" \
+	" ek_hash TEXT PRIMARY KEY," \
+	" node_id TEXT UNIQUE," \
+	" state TEXT NOT NULL CHECK (state IN ('requested','approved','revoked'))," \
+	" requested_us " INT " NOT NULL," \
+	" changed_us " INT " NOT NULL," \
+	" peer TEXT NOT NULL," \
+	" reset_count " INT " NOT NULL DEFAULT -1," \
+	" restart_count " INT " NOT NULL DEFAULT -1," \
+	" grp TEXT NOT NULL DEFAULT 'default');" \
+	"CREATE TABLE IF NOT EXISTS policies (" \
+	" version " INT " PRIMARY KEY," \
+	" loaded_us " INT " NOT NULL," \
+	" text TEXT NOT NULL," \
+	" signatures TEXT NOT NULL);" \
+	"CREATE TABLE IF NOT EXISTS secrets (" \
+	" name TEXT PRIMARY KEY," \
+	" value " BLOB " NOT NULL," \
+	" changed_us " INT " NOT NULL);" \
+	"CREATE TABLE IF NOT EXISTS nonces (" \
+	" session TEXT PRIMARY KEY," \
+	" nonce " BLOB " NOT NULL," \
+	" secret " BLOB " NOT NULL," \
+	" ek_hash TEXT NOT NULL," \
+	" ak_pub " BLOB " NOT NULL," \
+	" expires_us " INT " NOT NULL," \
+	" used " INT " NOT NULL DEFAULT 0);" \
+	"CREATE TABLE IF NOT EXISTS audit (" \
+	" seq " INT " PRIMARY KEY," \
+	" time_us " INT " NOT NULL," \
+	" peer TEXT NOT NULL," \
+	" ek_hash TEXT NOT NULL," \
+	" node_id TEXT NOT NULL," \
+	" action TEXT NOT NULL," \
+	" decision TEXT NOT NULL," \
+	" reasons TEXT NOT NULL," \
+	" prev_hash " BLOB " NOT NULL," \
+	" hash " BLOB " NOT NULL);"
+
+struct store {
+	const struct store_ops *ops;
+};
+
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
+
+/* "requested" → NODE_REQUESTED; -EBADMSG for anything else (a corrupt row). */
+int node_state_from_name(const char *s, enum node_state *ret);

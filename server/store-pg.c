@@ -1,0 +1,735 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The store over PostgreSQL (libpq), so that several keystrap-server instances behind a load
+ * balancer share one registry, one set of nonces and one audit chain. Same schema and the same
+ * semantics as store-sqlite.c.
+ *
+ * Concurrency. The server builds on SQLite's single writer (BEGIN IMMEDIATE): reading the audit
+ * chain's head and appending to it, checking the current policy version and inserting a newer
+ * one, looking a node up and recording its enrollment request all happen with nobody writing
+ * in between. Here store_begin gives the same guarantee across instances with one
+ * transaction-level advisory lock (pg_advisory_xact_lock on STORE_LOCK): every writing
+ * transaction of every instance holds it until COMMIT or ROLLBACK (or until its connection
+ * dies), so the chain cannot fork and a stale policy cannot slip in. Chosen over SERIALIZABLE
+ * with retries because a handshake cannot be replayed by the store (it consumed a nonce and
+ * signed a certificate): retrying would leak into every caller above store.h. The price is the
+ * same as SQLite's: one writer at a time per database. The isolation level is READ COMMITTED
+ * on purpose: each statement after the lock sees everything committed before the lock was
+ * granted (REPEATABLE READ would keep the snapshot taken when the wait began). The audit seq
+ * is the primary key as well, so even a writer bypassing the lock could not fork the chain,
+ * only fail. A nonce is taken by one UPDATE ... RETURNING, which row-locks: at most once.
+ *
+ * PostgreSQL aborts a whole transaction on any failed statement where SQLite fails only the
+ * statement; writes inside a transaction run under a savepoint so callers keep SQLite's
+ * behaviour (a refused insert is -EEXIST and the transaction, with its audit record, goes on).
+ *
+ * Durability: commits wait for the WAL flush (synchronous_commit is forced on if the database
+ * turned it off). Secret payloads and activation secrets pass through here: no parameter is
+ * ever logged, and errors of statements touching them are logged without the server's message.
+ */
+#include <endian.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "secbuf.h"
+#include "store-backend.h"
+
+/* "keystrap" in ASCII: the advisory lock every writing transaction holds. */
+#define STORE_LOCK "7738725071487918448"
+
+/* Type OIDs of the parameters we send (pg_type.h is in the server headers, not libpq's). */
+enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25 };
+
+struct store_pg {
+	struct store base;
+	PGconn *conn;
+};
+
+static PGconn *conn_of(struct store *s)
+{
+	return ((struct store_pg *)s)->conn;
+}
+
+static void pg_clearp(PGresult **r)
+{
+	PQclear(*r);
+}
+#define _cleanup_pgresult_ _cleanup_(pg_clearp)
+
+#define PARAMS_MAX 10
+
+/* Parameters, all in binary format with explicit types; ints points into the struct itself. */
+struct params {
+	int n;
+	Oid types[PARAMS_MAX];
+	const char *values[PARAMS_MAX];
+	int lengths[PARAMS_MAX];
+	int formats[PARAMS_MAX];
+	uint64_t ints[PARAMS_MAX];
+};
+
+static void p_add(struct params *p, Oid type, const void *v, size_t n)
+{
+	p->types[p->n] = type;
+	p->values[p->n] = v;
+	p->lengths[p->n] = (int)n;
+	p->formats[p->n] = 1;
+	p->n++;
+}
+
+/* NULL is SQL NULL. */
+static void p_text(struct params *p, const char *s)
+{
+	p_add(p, OID_TEXT, s, s ? strlen(s) : 0);
+}
+
+static void p_bytea(struct params *p, const void *v, size_t n)
+{
+	p_add(p, OID_BYTEA, v, n);
+}
+
+static void p_int8(struct params *p, int64_t v)
+{
+	p->ints[p->n] = htobe64((uint64_t)v);
+	p_add(p, OID_INT8, &p->ints[p->n], sizeof(uint64_t));
+}
+
+enum {
+	RUN_WRITE = 1 << 0,  /* under a savepoint when inside a transaction */
+	RUN_SECRET = 1 << 1, /* touches secret values: log no server message */
+};
+
+static int sqlstate_errno(const char *state)
+{
+	if (!state)
+		return -EIO; /* no answer: the connection is gone */
+	if (strncmp(state, "23", 2) == 0)
+		return -EEXIST; /* integrity constraint: unique, check, not null */
+	if (streq(state, "40001") || streq(state, "40P01") || streq(state, "55P03") || streq(state, "57014"))
+		return -EBUSY; /* serialization, deadlock, lock timeout, cancelled */
+	if (strncmp(state, "53", 2) == 0)
+		return -ENOSPC;
+	if (strncmp(state, "22", 2) == 0)
+		return -EINVAL;
+	return -EIO;
+}
+
+static int result_errno(struct store *s, const PGresult *res, const char *what, unsigned flags)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	int r = sqlstate_errno(state);
+
+	if (flags & RUN_SECRET)
+		return log_debug_errno(r, "%s: SQLSTATE %s", what, state ? state : "none");
+	return log_debug_errno(r, "%s: %s (SQLSTATE %s)", what, msg ? msg : PQerrorMessage(conn_of(s)),
+			       state ? state : "none");
+}
+
+static bool in_transaction(struct store *s)
+{
+	return PQtransactionStatus(conn_of(s)) == PQTRANS_INTRANS;
+}
+
+/* A statement without parameters or rows: transaction control, savepoints, settings. */
+static int simple(struct store *s, const char *sql)
+{
+	_cleanup_pgresult_ PGresult *res = PQexec(conn_of(s), sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		return result_errno(s, res, sql, 0);
+	return 0;
+}
+
+static int run(struct store *s, const char *what, const char *sql, const struct params *p, unsigned flags,
+	       PGresult **ret)
+{
+	bool savepoint = (flags & RUN_WRITE) && in_transaction(s);
+	PGresult *res;
+	int r;
+
+	if (savepoint && (r = simple(s, "SAVEPOINT stmt")) < 0)
+		return r;
+	res = PQexecParams(conn_of(s), sql, p ? p->n : 0, p ? p->types : NULL, p ? p->values : NULL,
+			   p ? p->lengths : NULL, p ? p->formats : NULL, 1);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = result_errno(s, res, what, flags);
+		PQclear(res);
+		if (savepoint)
+			(void)simple(s, "ROLLBACK TO SAVEPOINT stmt");
+		return r;
+	}
+	if (savepoint && (r = simple(s, "RELEASE SAVEPOINT stmt")) < 0) {
+		PQclear(res);
+		return r;
+	}
+	if (ret)
+		*ret = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+/* Rows changed by an UPDATE, for "no such row". */
+static int changed(PGresult *res)
+{
+	return atoi(PQcmdTuples(res));
+}
+
+/* Binary result columns. */
+static int64_t col_int8(const PGresult *res, int row, int col)
+{
+	uint64_t v = 0;
+
+	if (PQgetlength(res, row, col) == sizeof(v))
+		memcpy(&v, PQgetvalue(res, row, col), sizeof(v));
+	return (int64_t)be64toh(v);
+}
+
+/* Text columns: libpq NUL-terminates every value; NULL reads as "". */
+static const char *col_text(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col);
+}
+
+static void copy_text(char *dst, size_t max, const char *src)
+{
+	snprintf(dst, max, "%s", src);
+}
+
+static int col_bytes(const PGresult *res, int row, int col, uint8_t *dst, size_t max, size_t exact,
+		     size_t *ret_size)
+{
+	size_t n = (size_t)PQgetlength(res, row, col);
+
+	if (PQgetisnull(res, row, col) || n > max || (exact && n != exact))
+		return -EBADMSG;
+	memcpy(dst, PQgetvalue(res, row, col), n);
+	if (ret_size)
+		*ret_size = n;
+	return 0;
+}
+
+static void on_notice(void *userdata, const char *message)
+{
+	(void)userdata;
+	log_debug("postgresql: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+/* Per connection, again after a reconnect. */
+static int session_setup(struct store *s)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
+
+	PQsetNoticeProcessor(conn_of(s), on_notice, NULL);
+	/* Like SQLite's busy timeout: a writer stuck elsewhere makes us fail (-EBUSY), not hang. */
+	if ((r = simple(s, "SET lock_timeout = '5s'")) < 0 ||
+	    (r = run(s, "settings", "SELECT current_setting('synchronous_commit')", NULL, 0, &res)) < 0)
+		return r;
+	/* "off" would acknowledge commits before they are durable; every other value waits. */
+	if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 3 && memcmp(PQgetvalue(res, 0, 0), "off", 3) == 0)
+		return simple(s, "SET synchronous_commit = on");
+	return 0;
+}
+
+/* After a lost connection (a database restart), the next transaction reconnects. */
+static int ensure_connected(struct store *s)
+{
+	if (PQstatus(conn_of(s)) == CONNECTION_OK)
+		return 0;
+	PQreset(conn_of(s));
+	if (PQstatus(conn_of(s)) != CONNECTION_OK)
+		return log_debug_errno(-ECONNREFUSED, "reconnect: %s", PQerrorMessage(conn_of(s)));
+	return session_setup(s);
+}
+
+static int pg_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
+{
+	/* dbname comes last, so whatever the URI says wins over these defaults. */
+	static const char *const keys[] = { "connect_timeout", "application_name", "client_encoding", "dbname", NULL };
+	const char *values[] = { "10", "keystrap-server", "UTF8", spec, NULL };
+	static const char schema[] = "BEGIN; SELECT pg_advisory_xact_lock(" STORE_LOCK "); " STORE_SCHEMA("bytea", "bigint")
+		" COMMIT;";
+	struct store_pg *q;
+	struct store *s;
+	PGresult *res;
+	int r;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->base.ops = &store_pg_ops;
+	s = &q->base;
+	q->conn = PQconnectdbParams(keys, values, 1);
+	if (!q->conn) {
+		free(q);
+		return -ENOMEM;
+	}
+	if (PQstatus(q->conn) != CONNECTION_OK) {
+		const char *m = PQerrorMessage(q->conn);
+
+		/* libpq's message can span lines (a hint, several addresses): the first says it. */
+		snprintf(reason, reason_size, "%.*s", (int)strcspn(m, "\n"), m);
+		store_close(s);
+		return -ECONNREFUSED;
+	}
+	if ((r = session_setup(s)) < 0) {
+		snprintf(reason, reason_size, "cannot set up the session: %s", strerror(-r));
+		store_close(s);
+		return r;
+	}
+	/* Instances starting together would race on CREATE TABLE IF NOT EXISTS: under the lock. */
+	res = PQexec(q->conn, schema);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		snprintf(reason, reason_size, "cannot create the schema: %s", m ? m : "no answer");
+		r = sqlstate_errno(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+		PQclear(res);
+		store_close(s);
+		return r;
+	}
+	PQclear(res);
+	*ret = s;
+	return 0;
+}
+
+static void pg_close(struct store *s)
+{
+	PQfinish(conn_of(s));
+	free(s);
+}
+
+static int pg_begin(struct store *s)
+{
+	int r;
+
+	if ((r = ensure_connected(s)) < 0)
+		return r;
+	r = simple(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")");
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
+static int pg_commit(struct store *s)
+{
+	_cleanup_pgresult_ PGresult *res = PQexec(conn_of(s), "COMMIT");
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return result_errno(s, res, "commit", 0);
+	/* COMMIT of a failed transaction "succeeds" as ROLLBACK. */
+	if (!streq(PQcmdStatus(res), "COMMIT"))
+		return log_debug_errno(-EIO, "commit: the transaction was rolled back");
+	return 0;
+}
+
+static void pg_rollback(struct store *s)
+{
+	PGTransactionStatusType t = PQtransactionStatus(conn_of(s));
+
+	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+		(void)simple(s, "ROLLBACK");
+}
+
+#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp"
+
+static int node_from_row(const PGresult *res, int row, struct node_rec *n)
+{
+	memset(n, 0, sizeof(*n));
+	copy_text(n->ek_hash, sizeof(n->ek_hash), col_text(res, row, 0));
+	copy_text(n->node_id, sizeof(n->node_id), col_text(res, row, 1));
+	n->requested_us = col_int8(res, row, 3);
+	n->changed_us = col_int8(res, row, 4);
+	copy_text(n->peer, sizeof(n->peer), col_text(res, row, 5));
+	n->reset_count = col_int8(res, row, 6);
+	n->restart_count = col_int8(res, row, 7);
+	copy_text(n->group, sizeof(n->group), col_text(res, row, 8));
+	return node_state_from_name(col_text(res, row, 2), &n->state);
+}
+
+static int pg_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, ek_hash);
+	if ((r = run(s, "node get", "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = $1", &p, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	return node_from_row(res, 0, ret);
+}
+
+static int pg_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
+{
+	struct params p = { 0 };
+
+	p_text(&p, ek_hash);
+	p_int8(&p, now_us);
+	p_text(&p, peer);
+	return run(s, "node request",
+		   "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer) "
+		   "VALUES ($1, NULL, 'requested', $2, $2, $3)",
+		   &p, RUN_WRITE, NULL);
+}
+
+static int pg_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+			     const char *group, int64_t now_us)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, node_state_name(state));
+	p_text(&p, node_id);
+	p_int8(&p, now_us);
+	p_text(&p, group);
+	p_text(&p, ek_hash);
+	if ((r = run(s, "node state",
+		     "UPDATE nodes SET state = $1, node_id = COALESCE($2, node_id), changed_us = $3, "
+		     "grp = COALESCE($4, grp) WHERE ek_hash = $5",
+		     &p, RUN_WRITE, &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -ENOENT;
+}
+
+static int pg_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, reset_count);
+	p_int8(&p, restart_count);
+	p_text(&p, ek_hash);
+	if ((r = run(s, "node counters", "UPDATE nodes SET reset_count = $1, restart_count = $2 WHERE ek_hash = $3", &p,
+		     RUN_WRITE, &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -ENOENT;
+}
+
+static int pg_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
+
+	if ((r = run(s, "node list", "SELECT " NODE_COLUMNS " FROM nodes ORDER BY requested_us, ek_hash", NULL, 0,
+		     &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct node_rec n;
+
+		if ((r = node_from_row(res, i, &n)) < 0 || (r = cb(&n, userdata)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int pg_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, node_id);
+	p_text(&p, except_ek_hash);
+	if ((r = run(s, "node id", "SELECT 1 FROM nodes WHERE node_id = $1 AND ek_hash != $2", &p, 0, &res)) < 0)
+		return r;
+	return PQntuples(res) > 0 ? -EEXIST : 0;
+}
+
+static int pg_nonce_put(struct store *s, const struct nonce_rec *n)
+{
+	struct params p = { 0 };
+
+	p_text(&p, n->session);
+	p_bytea(&p, n->nonce, sizeof(n->nonce));
+	p_bytea(&p, n->secret, sizeof(n->secret));
+	p_text(&p, n->ek_hash);
+	p_bytea(&p, n->ak_pub, n->ak_pub_size);
+	p_int8(&p, n->expires_us);
+	return run(s, "nonce put",
+		   "INSERT INTO nonces (session, nonce, secret, ek_hash, ak_pub, expires_us) "
+		   "VALUES ($1, $2, $3, $4, $5, $6)",
+		   &p, RUN_WRITE | RUN_SECRET, NULL);
+}
+
+static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 }, prune = { 0 };
+	int64_t used;
+	int r;
+
+	p_text(&p, session);
+	/* Finding it and marking it used is one statement (the row is locked): at most once. */
+	if ((r = run(s, "nonce take",
+		     "UPDATE nonces SET used = used + 1 WHERE session = $1 "
+		     "RETURNING nonce, secret, ek_hash, ak_pub, expires_us, used",
+		     &p, RUN_WRITE | RUN_SECRET, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	memset(ret, 0, sizeof(*ret));
+	copy_text(ret->session, sizeof(ret->session), session);
+	r = col_bytes(res, 0, 0, ret->nonce, sizeof(ret->nonce), sizeof(ret->nonce), NULL);
+	if (r >= 0)
+		r = col_bytes(res, 0, 1, ret->secret, sizeof(ret->secret), sizeof(ret->secret), NULL);
+	/* The activation secret leaves libpq's copy wiped. */
+	if (!PQgetisnull(res, 0, 1))
+		explicit_bzero(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+	if (r >= 0)
+		r = col_bytes(res, 0, 3, ret->ak_pub, sizeof(ret->ak_pub), 0, &ret->ak_pub_size);
+	if (r < 0)
+		return r;
+	copy_text(ret->ek_hash, sizeof(ret->ek_hash), col_text(res, 0, 2));
+	ret->expires_us = col_int8(res, 0, 4);
+	used = col_int8(res, 0, 5);
+	p_int8(&prune, now_us - 86400LL * 1000000);
+	(void)run(s, "nonce prune", "DELETE FROM nonces WHERE expires_us < $1", &prune, RUN_WRITE, NULL);
+	if (used > 1)
+		return -EALREADY;
+	if (now_us > ret->expires_us)
+		return -ETIME;
+	return 0;
+}
+
+/* For the writes whose check and insert must not interleave with another instance's. */
+static int locked(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata)
+{
+	int r;
+
+	if (in_transaction(s))
+		return fn(s, userdata); /* store_begin holds the lock */
+	if ((r = store_begin(s)) < 0)
+		return r;
+	if ((r = fn(s, userdata)) < 0 || (r = store_commit(s)) < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return 0;
+}
+
+struct policy_args {
+	int64_t version;
+	const char *text;
+	size_t text_size;
+	const char *signatures;
+	int64_t now_us;
+};
+
+static int policy_put_locked(struct store *s, void *userdata)
+{
+	const struct policy_args *a = userdata;
+	struct params p = { 0 };
+	int64_t current;
+	int r;
+
+	r = store_policy_current(s, &current, NULL, NULL, NULL);
+	if (r >= 0 && a->version <= current)
+		return -ESTALE;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	p_int8(&p, a->version);
+	p_int8(&p, a->now_us);
+	p_add(&p, OID_TEXT, a->text, a->text_size);
+	p_text(&p, a->signatures);
+	return run(s, "policy put", "INSERT INTO policies (version, loaded_us, text, signatures) VALUES ($1, $2, $3, $4)",
+		   &p, RUN_WRITE, NULL);
+}
+
+static int pg_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+			 int64_t now_us)
+{
+	struct policy_args a = { version, text, text_size, signatures, now_us };
+
+	return locked(s, policy_put_locked, &a);
+}
+
+static int text_dup(const PGresult *res, int col, char **ret, size_t *ret_size)
+{
+	size_t n = (size_t)PQgetlength(res, 0, col);
+	char *t;
+
+	if (!ret)
+		return 0;
+	t = malloc(n + 1);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t, PQgetvalue(res, 0, col), n);
+	t[n] = 0;
+	*ret = t;
+	if (ret_size)
+		*ret_size = n;
+	return 0;
+}
+
+static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+			     char **ret_signatures)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	_cleanup_free_ char *text = NULL, *sigs = NULL;
+	size_t size = 0;
+	int r;
+
+	if ((r = run(s, "policy current", "SELECT version, text, signatures FROM policies ORDER BY version DESC LIMIT 1",
+		     NULL, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	if ((r = text_dup(res, 1, ret_text ? &text : NULL, &size)) < 0 ||
+	    (r = text_dup(res, 2, ret_signatures ? &sigs : NULL, NULL)) < 0)
+		return r;
+	if (ret_version)
+		*ret_version = col_int8(res, 0, 0);
+	if (ret_text)
+		*ret_text = TAKE_PTR(text);
+	if (ret_size)
+		*ret_size = size;
+	if (ret_signatures)
+		*ret_signatures = TAKE_PTR(sigs);
+	return 0;
+}
+
+static int pg_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+{
+	struct params p = { 0 };
+
+	p_text(&p, name);
+	p_bytea(&p, value, size);
+	p_int8(&p, now_us);
+	return run(s, "secret put",
+		   "INSERT INTO secrets (name, value, changed_us) VALUES ($1, $2, $3) "
+		   "ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_us = excluded.changed_us",
+		   &p, RUN_WRITE | RUN_SECRET, NULL);
+}
+
+static int pg_secret_get(struct store *s, const char *name, struct secbuf **ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	struct secbuf *b;
+	char *v;
+	int r;
+
+	p_text(&p, name);
+	if ((r = run(s, "secret get", "SELECT value FROM secrets WHERE name = $1", &p, RUN_SECRET, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	v = PQgetvalue(res, 0, 0);
+	b = secbuf_dup(v, (size_t)PQgetlength(res, 0, 0));
+	explicit_bzero(v, (size_t)PQgetlength(res, 0, 0));
+	if (!b)
+		return -ENOMEM;
+	*ret = b;
+	return 0;
+}
+
+static int audit_append_locked(struct store *s, void *userdata)
+{
+	_cleanup_pgresult_ PGresult *last = NULL;
+	struct audit_rec *rec = userdata;
+	struct params p = { 0 };
+	int r;
+
+	if ((r = run(s, "audit head", "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, 0, &last)) < 0)
+		return r;
+	if (PQntuples(last) == 1) {
+		rec->seq = col_int8(last, 0, 0) + 1;
+		if ((r = col_bytes(last, 0, 1, rec->prev_hash, 32, 32, NULL)) < 0)
+			return r;
+	} else {
+		rec->seq = 1;
+		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
+	}
+	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
+		return r;
+	p_int8(&p, rec->seq);
+	p_int8(&p, rec->time_us);
+	p_text(&p, rec->peer ? rec->peer : "");
+	p_text(&p, rec->ek_hash ? rec->ek_hash : "");
+	p_text(&p, rec->node_id ? rec->node_id : "");
+	p_text(&p, rec->action ? rec->action : "");
+	p_text(&p, rec->decision ? rec->decision : "");
+	p_text(&p, rec->reasons ? rec->reasons : "");
+	p_bytea(&p, rec->prev_hash, 32);
+	p_bytea(&p, rec->hash, 32);
+	return run(s, "audit append",
+		   "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash) "
+		   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		   &p, RUN_WRITE, NULL);
+}
+
+static int pg_audit_append(struct store *s, struct audit_rec *rec)
+{
+	return locked(s, audit_append_locked, rec);
+}
+
+static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	PGconn *c = conn_of(s);
+	PGresult *res;
+	int r = 0;
+
+	/* Row by row: an audit log may be far larger than memory wants to hold at once. */
+	if (!PQsendQueryParams(c, "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, "
+				  "hash FROM audit ORDER BY seq",
+			       0, NULL, NULL, NULL, NULL, 1) ||
+	    !PQsetSingleRowMode(c))
+		return log_debug_errno(-EIO, "audit list: %s", PQerrorMessage(c));
+	while ((res = PQgetResult(c))) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (r >= 0 && st == PGRES_SINGLE_TUPLE) {
+			struct audit_rec a = {
+				.seq = col_int8(res, 0, 0),
+				.time_us = col_int8(res, 0, 1),
+				.peer = col_text(res, 0, 2),
+				.ek_hash = col_text(res, 0, 3),
+				.node_id = col_text(res, 0, 4),
+				.action = col_text(res, 0, 5),
+				.decision = col_text(res, 0, 6),
+				.reasons = col_text(res, 0, 7),
+			};
+
+			if (col_bytes(res, 0, 8, a.prev_hash, 32, 32, NULL) < 0 ||
+			    col_bytes(res, 0, 9, a.hash, 32, 32, NULL) < 0)
+				memset(a.hash, 0, sizeof(a.hash)); /* a malformed hash column fails verification */
+			r = cb(&a, userdata);
+		} else if (r >= 0 && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE)
+			r = result_errno(s, res, "audit list", 0);
+		/* Once cb stops us, the remaining rows are drained unread: the connection stays usable. */
+		PQclear(res);
+	}
+	return r;
+}
+
+const struct store_ops store_pg_ops = {
+	.open = pg_open,
+	.close = pg_close,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.node_get = pg_node_get,
+	.node_request = pg_node_request,
+	.node_set_state = pg_node_set_state,
+	.node_set_counters = pg_node_set_counters,
+	.node_foreach = pg_node_foreach,
+	.node_id_taken = pg_node_id_taken,
+	.nonce_put = pg_nonce_put,
+	.nonce_take = pg_nonce_take,
+	.policy_put = pg_policy_put,
+	.policy_current = pg_policy_current,
+	.secret_put = pg_secret_put,
+	.secret_get = pg_secret_get,
+	.audit_append = pg_audit_append,
+	.audit_foreach = pg_audit_foreach,
+};

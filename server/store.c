@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The one place that knows which database backs the store: store_open picks the backend from
+ * the spec, and every other call goes through that backend's table.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "store-backend.h"
+
+static const char *const state_names[_NODE_STATE_MAX] = { "requested", "approved", "revoked" };
+
+const char *node_state_name(enum node_state s)
+{
+	return s < _NODE_STATE_MAX ? state_names[s] : "?";
+}
+
+int node_state_from_name(const char *s, enum node_state *ret)
+{
+	for (int i = 0; i < _NODE_STATE_MAX; i++)
+		if (s && streq(s, state_names[i])) {
+			*ret = (enum node_state)i;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+static bool is_pg(const char *spec)
+{
+	return strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0;
+}
+
+/* Copies s[0..n) into the buffer at *pos, as far as it fits. */
+static void put(char *buf, size_t size, size_t *pos, const char *s, size_t n)
+{
+	while (n-- > 0 && *pos + 1 < size)
+		buf[(*pos)++] = *s++;
+	buf[*pos] = 0;
+}
+
+const char *store_spec_display(const char *spec, char *buf, size_t size)
+{
+	const char *p = spec, *at, *colon, *end;
+	size_t pos = 0;
+
+	if (!size)
+		return "";
+	buf[0] = 0;
+	if (!is_pg(spec)) {
+		put(buf, size, &pos, spec, strlen(spec));
+		return buf;
+	}
+	/* postgresql://user:PASSWORD@host/db?password=PASSWORD: both places are masked. */
+	p = strstr(spec, "://") + 3;
+	end = p + strcspn(p, "/?");
+	at = memrchr(p, '@', (size_t)(end - p));
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon) {
+		put(buf, size, &pos, spec, (size_t)(colon + 1 - spec));
+		put(buf, size, &pos, "***", 3);
+		p = at;
+	} else
+		p = spec;
+	while (*p) {
+		const char *key = strstr(p, "password=");
+
+		if (!key) {
+			put(buf, size, &pos, p, strlen(p));
+			break;
+		}
+		put(buf, size, &pos, p, (size_t)(key + 9 - p));
+		p = key + 9;
+		if (key[-1] == '?' || key[-1] == '&') {
+			put(buf, size, &pos, "***", 3);
+			p += strcspn(p, "&");
+		}
+	}
+	return buf;
+}
+
+int store_open(const char *spec, struct store **ret)
+{
+	const struct store_ops *ops = is_pg(spec) ? &store_pg_ops : &store_sqlite_ops;
+	char reason[256] = "", shown[512];
+	int r;
+
+	if (!is_pg(spec) && strncmp(spec, "sqlite:", 7) != 0 && strstr(spec, "://")) {
+		log_error("cannot open the store '%s': not a path, sqlite:PATH or postgresql:// URI",
+			  store_spec_display(spec, shown, sizeof(shown)));
+		return -EPROTONOSUPPORT;
+	}
+	r = ops->open(spec, ret, reason, sizeof(reason));
+	if (r < 0)
+		log_error("cannot open the store '%s': %s", store_spec_display(spec, shown, sizeof(shown)),
+			  reason[0] ? reason : strerror(-r));
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+int store_begin(struct store *s)
+{
+	return s->ops->begin(s);
+}
+
+int store_commit(struct store *s)
+{
+	return s->ops->commit(s);
+}
+
+void store_rollback(struct store *s)
+{
+	s->ops->rollback(s);
+}
+
+int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+{
+	return s->ops->node_get(s, ek_hash, ret);
+}
+
+int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
+{
+	return s->ops->node_request(s, ek_hash, peer, now_us);
+}
+
+int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
+			 const char *group, int64_t now_us)
+{
+	return s->ops->node_set_state(s, ek_hash, state, node_id, group, now_us);
+}
+
+int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count)
+{
+	return s->ops->node_set_counters(s, ek_hash, reset_count, restart_count);
+}
+
+int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	return s->ops->node_foreach(s, cb, userdata);
+}
+
+int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
+{
+	return s->ops->node_id_taken(s, node_id, except_ek_hash);
+}
+
+int store_nonce_put(struct store *s, const struct nonce_rec *n)
+{
+	return s->ops->nonce_put(s, n);
+}
+
+int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+{
+	return s->ops->nonce_take(s, session, now_us, ret);
+}
+
+int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
+		     int64_t now_us)
+{
+	return s->ops->policy_put(s, version, text, text_size, signatures, now_us);
+}
+
+int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
+			 char **ret_signatures)
+{
+	return s->ops->policy_current(s, ret_version, ret_text, ret_size, ret_signatures);
+}
+
+int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+{
+	return s->ops->secret_put(s, name, value, size, now_us);
+}
+
+int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
+{
+	return s->ops->secret_get(s, name, ret);
+}
+
+int store_audit_append(struct store *s, struct audit_rec *rec)
+{
+	return s->ops->audit_append(s, rec);
+}
+
+int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return s->ops->audit_foreach(s, cb, userdata);
+}

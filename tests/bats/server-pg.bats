@@ -1,0 +1,265 @@
+#!/usr/bin/env bats
+# keystrap-server over PostgreSQL (issue 5, the shared-store case): a real PostgreSQL cluster on
+# loopback, two real server instances (A and B, the sanitizer build) on their own ports sharing
+# one database as they would behind a load balancer, real swtpms with EK certificates. A node
+# enrols through one instance and attests through the other; a nonce is spent once across
+# both; concurrent requests through both leave one unbroken audit chain.
+
+load ../lib/swtpm
+load ../lib/server
+load ../lib/postgres
+
+PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+
+# instance NAME: a server sharing the PKI in $SRV_DIR and the database at $PG_URL.
+instance() {
+	local d=$BATS_FILE_TMPDIR/$1 port
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
+	port=$(free_port)
+	SRV_PORT=$port server_config "$d" "0 7"
+	jq --arg db "$PG_URL" '.database = $db' "$d/server.json" >"$d/tmp.json" && mv "$d/tmp.json" "$d/server.json"
+	SRV_PORT=$port server_start "$d" || return 1
+	echo "$port" >"$d/port"
+}
+
+setup_file() {
+	swtpm_start "$BATS_FILE_TMPDIR/other"
+	export OTHER_DIR=$SWTPM_DIR OTHER_PORT=$SWTPM_PORT OTHER_TCTI=$KEYSTRAP_TCTI
+	swtpm_start
+	pg_start
+	export SRV_DIR=$BATS_FILE_TMPDIR/pki A_DIR=$BATS_FILE_TMPDIR/a B_DIR=$BATS_FILE_TMPDIR/b A_PORT B_PORT
+	server_pki "$SRV_DIR"
+	instance a
+	instance b
+	A_PORT=$(cat "$A_DIR/port")
+	B_PORT=$(cat "$B_DIR/port")
+	export EK EK_OTHER U
+	EK=$(ek_hash)
+	EK_OTHER=$(TPM2TOOLS_TCTI=$OTHER_TCTI ek_hash)
+	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
+	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
+}
+
+teardown_file() {
+	server_stop "$A_DIR" || true
+	server_stop "$B_DIR" || true
+	pg_stop
+	swtpm_stop
+	SWTPM_DIR=$OTHER_DIR SWTPM_PORT=$OTHER_PORT swtpm_stop
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	mkdir -p out
+}
+
+# attest_at A|B [args]: keystrap attest through one instance.
+attest_at() {
+	local port
+	port=$([ "$1" = A ] && echo "$A_PORT" || echo "$B_PORT")
+	shift
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$port" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
+}
+
+# post_at A|B PATH FILE: post (tests/lib/server.bash) to one instance.
+post_at() {
+	local port
+	port=$([ "$1" = A ] && echo "$A_PORT" || echo "$B_PORT")
+	SRV_PORT=$port post "$2" "$3"
+}
+
+# admin A|B ARGS...: an admin command with that instance's configuration.
+admin() {
+	local d
+	d=$([ "$1" = A ] && echo "$A_DIR" || echo "$B_DIR")
+	shift
+	"$KEYSTRAP_SERVER" "$@" --config "$d/server.json"
+}
+
+status_of() { echo "${1##*$'\n'}"; }
+# statuses FILE...: the status line of each saved post output, one per line.
+statuses() {
+	local f
+	for f; do status_of "$(cat "$f")"; done
+}
+body_of() { echo "${1%$'\n'*}"; }
+
+# challenge_at A|B FILE: a start with the peer's AK through that instance.
+challenge_at() {
+	local out
+	out=$(post_at "$1" /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
+	[ "${out##*$'\n'}" = 200 ] || { echo "start: $out"; return 1; }
+	printf '%s' "${out%$'\n'*}" >"$2"
+}
+
+records() {
+	admin A audit verify | sed -n 's/^audit chain intact: \([0-9]*\) records.*/\1/p'
+}
+
+@test "a node enrols through A, an operator approves it, and it attests through B" {
+	run attest_at A
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK ${EK:0:16}" ]
+	# B sees the request A recorded: one registry.
+	run admin B node list
+	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
+	run attest_at B
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request awaits an operator" ]
+	run admin B node approve "$EK" --id node1.example
+	[ "$output" = "$EK approved node1.example" ]
+	run attest_at B
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run openssl verify -CAfile "$SRV_DIR/ca.crt" out/node.crt
+	[ "$output" = "out/node.crt: OK" ]
+	run openssl x509 -in out/node.crt -noout -ext subjectAltName
+	[[ "$output" == *"DNS:node1.example"* ]]
+	grep -q 'action=attest-finish decision=allow ek='"$EK"' node=node1.example' "$B_DIR/server.log"
+	# And through A as well.
+	rm -f out/*
+	run attest_at A
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run admin A node list
+	[[ "$output" == "$EK approved  node1.example 127.0.0.1:"* ]]
+}
+
+@test "a nonce issued by A and finished at B passes once; the finish replayed at A is refused" {
+	challenge_at A ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	run post_at B /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(body_of "$output" | jq -r .node_id)" = node1.example ]
+	run post_at A /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+	run post_at B /v1/attest/finish finish.json
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+}
+
+@test "the same finish sent to A and B at once is accepted by exactly one of them" {
+	local i
+	for i in 1 2 3 4; do
+		challenge_at B "ch$i.json"
+		"$PEER" finish "$U" "ch$i.json" >"finish$i.json"
+	done
+	for i in 1 2 3 4; do
+		post_at A /v1/attest/finish "finish$i.json" >"a$i.out" &
+		post_at B /v1/attest/finish "finish$i.json" >"b$i.out" &
+	done
+	wait
+	for i in 1 2 3 4; do
+		[ "$(statuses "a$i.out" "b$i.out" | sort | tr '\n' ' ')" = "200 403 " ]
+		grep -qx '{"error":"nonce already used: a replayed or repeated finish"}' "a$i.out" "b$i.out"
+	done
+}
+
+@test "concurrent requests through both instances leave one unbroken audit chain with every record" {
+	local before i n=0
+	before=$(records)
+	[ -n "$before" ]
+	# Full handshakes (the TPM answers one client at a time, so challenges are prepared first)...
+	for i in 1 2 3 4 5 6; do
+		challenge_at A "ch$i.json"
+		"$PEER" finish "$U" "ch$i.json" >"finish$i.json"
+	done
+	n=$((n + 6 + 6))
+	printf '{"version": "1",' >broken.json
+	# ...then everything at once: finishes, starts and malformed requests through A and B.
+	for i in 1 2 3 4 5 6; do
+		if [ $((i % 2)) = 0 ]; then post_at A /v1/attest/finish "finish$i.json" >"f$i.out" &
+		else post_at B /v1/attest/finish "finish$i.json" >"f$i.out" & fi
+		post_at A /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >"sa$i.out" &
+		post_at B /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >"sb$i.out" &
+		post_at A /v1/attest/start broken.json >"xa$i.out" &
+		post_at B /v1/attest/start broken.json >"xb$i.out" &
+	done
+	wait
+	n=$((n + 6 * 4))
+	[ "$(statuses f*.out | grep -xc 200)" -eq 6 ]
+	[ "$(statuses s*.out | grep -xc 200)" -eq 12 ]
+	[ "$(statuses x*.out | grep -xc 400)" -eq 12 ]
+	run admin B audit verify
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^"audit chain intact: "$((before + n))" records, head "[0-9a-f]{64}$ ]]
+	# seq has no gap and no duplicate: one chain, not two interleaved.
+	[ "$(pg_sql keystrap 'SELECT count(*), min(seq), max(seq) FROM audit')" = "$((before + n))|1|$((before + n))" ]
+}
+
+@test "a revoked node is refused through either instance; approved again, it attests again" {
+	KEYSTRAP_TCTI=$OTHER_TCTI attest_at B 2>/dev/null || true
+	run admin A node approve "$EK_OTHER" --id other
+	[ "$output" = "$EK_OTHER approved other" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at A
+	[ "$output" = "keystrap: attested as other" ]
+	run admin B node revoke "$EK_OTHER"
+	[ "$output" = "$EK_OTHER revoked other" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at A
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	run admin A node list
+	[[ "$output" == *"$EK_OTHER revoked   other"* ]]
+	admin B node approve "$EK_OTHER"
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
+	[ "$output" = "keystrap: attested as other" ]
+	# A node id stays unique across instances.
+	run admin A node approve "$EK_OTHER" --id node1.example
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: node id 'node1.example' belongs to another EK" ]
+}
+
+@test "audit verify and export read the shared log; an edited record in PostgreSQL is detected" {
+	run admin A audit verify
+	[ "$status" -eq 0 ]
+	[ "$(admin A audit export)" = "$(admin B audit export)" ]
+	[ "$(admin A audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start node-approve node-revoke " ]
+	orig=$(pg_sql keystrap "SELECT decision FROM audit WHERE seq = 2")
+	pg_sql keystrap "UPDATE audit SET decision = 'forged' WHERE seq = 2"
+	run admin B audit verify
+	pg_sql keystrap "UPDATE audit SET decision = '$orig' WHERE seq = 2"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: audit chain broken: record 2 does not match its hash (edited)" ]
+	run admin A audit verify
+	[ "$status" -eq 0 ]
+}
+
+@test "a bad connection URI gives one clear line and exit 1; the password is never printed" {
+	jq --arg db "postgresql://keystrap:wrong-password@127.0.0.1:$PG_PORT/keystrap" '.database = $db' \
+		"$A_DIR/server.json" >badpw.json
+	run "$KEYSTRAP_SERVER" node list --config badpw.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot open the store 'postgresql://keystrap:***@127.0.0.1:$PG_PORT/keystrap': connection to server at \"127.0.0.1\", port $PG_PORT failed: FATAL:  password authentication failed for user \"keystrap\"" ]
+	local nobody
+	nobody=$(free_port)
+	jq --arg db "postgres://keystrap@127.0.0.1:$nobody/keystrap?password=hunter2&connect_timeout=2" \
+		'.database = $db' "$A_DIR/server.json" >nobody.json
+	run "$KEYSTRAP_SERVER" audit verify --config nobody.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot open the store 'postgres://keystrap@127.0.0.1:$nobody/keystrap?password=***&connect_timeout=2': connection to server at \"127.0.0.1\", port $nobody failed: Connection refused" ]
+	run "$KEYSTRAP_SERVER" serve --config nobody.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cannot open the store"*"Connection refused" ]]
+	[[ "$output" != *hunter2* ]]
+	jq '.database = "mysql://db.example/keystrap"' "$A_DIR/server.json" >mysql.json
+	run "$KEYSTRAP_SERVER" node list --config mysql.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot open the store 'mysql://db.example/keystrap': not a path, sqlite:PATH or postgresql:// URI" ]
+	# The running instances logged where their store is, without its password.
+	grep -q "database=postgresql://keystrap:\*\*\*@127.0.0.1:$PG_PORT/keystrap" "$A_DIR/server.log"
+	! grep -q "$PG_PASSWORD" "$A_DIR/server.log" "$B_DIR/server.log"
+}
+
+@test "both instances share one schema in PostgreSQL: bytea and bigint where SQLite has BLOB and INTEGER" {
+	run pg_sql keystrap "SELECT table_name || '.' || column_name || ':' || data_type FROM information_schema.columns
+		WHERE table_schema = 'public' AND column_name IN ('seq', 'hash', 'value', 'used', 'grp') ORDER BY 1"
+	[ "$output" = "audit.hash:bytea
+audit.seq:bigint
+nodes.grp:text
+nonces.used:bigint
+secrets.value:bytea" ]
+	# One enrollment request per EK, whichever instance it came through.
+	[ "$(pg_sql keystrap "SELECT count(*) FROM nodes WHERE ek_hash = '$EK'")" = 1 ]
+}
