@@ -27,13 +27,15 @@
 
 #include "attest-msg.h"
 #include "attest-node.h"
+#include "fileio.h"
 #include "node-credentials.h"
 #include "keystrap.h"
 #include "log.h"
 #include "ossl.h"
 #include "secbuf.h"
 
-#define RESPONSE_MAX 65536
+#define RESPONSE_MAX ATTEST_MESSAGE_MAX
+#define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define ATTEMPTS 5
 #define TIMEOUT 20
 
@@ -216,17 +218,103 @@ static X509 *pem_cert(const char *pem)
 	return x;
 }
 
-/* The certificate is for the key made here; its expiry in Unix seconds. */
-static int check_certificate(const char *pem, EVP_PKEY *key, int64_t *ret_not_after)
+/*
+ * The certificate is for the key made here and chains to the CA the server names (which came
+ * over the TLS connection the pinned CA authenticated); its expiry in Unix seconds.
+ */
+static int check_certificate(const char *pem, const char *chain, EVP_PKEY *key, int64_t *ret_not_after)
 {
 	_cleanup_(X509_freep) X509 *cert = pem_cert(pem);
+	_cleanup_(X509_freep) X509 *ca = pem_cert(chain);
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *ctx = NULL;
 	struct tm tm;
+	int ok = 0;
 
 	if (!cert || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)
 		return log_error_errno(-EPROTO, "the server's certificate is not for this node's key");
+	if (ca && (store = X509_STORE_new()) && X509_STORE_add_cert(store, ca) == 1 && (ctx = X509_STORE_CTX_new()) &&
+	    X509_STORE_CTX_init(ctx, store, cert, NULL) == 1) {
+		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
+		ok = X509_verify_cert(ctx) == 1;
+	}
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	if (!ok)
+		return log_error_errno(-EPROTO, "the server's certificate does not verify against the chain it sent");
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
 		return log_error_errno(-EPROTO, "the server's certificate has no usable expiry");
 	*ret_not_after = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* A log to send: path's bytes, none when a default path does not exist. */
+static int log_read(const char *path, bool given, size_t max, const char *what, uint8_t **ret, size_t *ret_size)
+{
+	int r = read_file(path, max, ret, ret_size);
+
+	if (r == -ENOENT && !given) {
+		*ret = NULL;
+		*ret_size = 0;
+		return 0;
+	}
+	if (r == -EFBIG)
+		return log_error_errno(r, "the %s '%s' is larger than %zu bytes", what, path, max);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the %s '%s': %s", what, path, strerror(-r));
+	if (*ret_size == 0) {
+		free(*ret);
+		*ret = NULL;
+	}
+	return 0;
+}
+
+/* The firmware's event log and keystrap's measurement log, read before the quote they explain. */
+static int logs_read(const struct attest_options *o, uint8_t **ret_fw, size_t *ret_fw_size, char **ret_cel,
+		     size_t *ret_cel_size)
+{
+	_cleanup_free_ uint8_t *fw = NULL, *cel = NULL;
+	size_t fw_size, cel_size;
+	int r;
+
+	if (o->measure_log)
+		measure_log_use(o->measure_log);
+	if ((r = log_read(o->event_log ? o->event_log : FIRMWARE_LOG, o->event_log, ATTEST_EVENTLOG_MAX,
+			  "firmware event log", &fw, &fw_size)) < 0 ||
+	    (r = log_read(measure_log_path(), o->measure_log, ATTEST_CEL_MAX, "measurement log", &cel, &cel_size)) < 0)
+		return r;
+	if (cel && memchr(cel, 0, cel_size))
+		return log_error_errno(-EBADMSG, "the measurement log '%s' contains a NUL byte", measure_log_path());
+	*ret_fw = TAKE_PTR(fw);
+	*ret_fw_size = fw_size;
+	*ret_cel = (char *)TAKE_PTR(cel);
+	*ret_cel_size = cel_size;
+	return 0;
+}
+
+/* What the server sent for this node: the certificate for our key, its chain, the opened secrets. */
+static int accept_result(const struct attest_options *o, struct tpm *t, ESYS_TR ek, ESYS_TR ak,
+			 const struct attest_challenge *ch, EVP_PKEY **key, struct attest_result *res,
+			 struct node_credentials *c)
+{
+	const char *what = NULL;
+	int r;
+
+	if ((r = check_certificate(res->certificate, res->chain, *key, &c->not_after)) < 0)
+		return r;
+	r = attest_node_open(t, ek, ak, ch->session, &res->payload, &c->secrets, &c->n_secrets, &what);
+	if (r == -EBADMSG && streq(what, "decrypting the payload"))
+		return log_error_errno(-EPROTO, "the server's secret payload does not authenticate (tampered with)");
+	if (r == -EBADMSG)
+		return log_error_errno(-EPROTO, "the server's secret payload is malformed (%s)", what);
+	if (r < 0)
+		return tpm_step_failed(what, r, o->ek_kind);
+	snprintf(c->node_id, sizeof(c->node_id), "%s", res->node_id);
+	snprintf(c->server, sizeof(c->server), "%s", o->server);
+	c->policy_version = res->policy_version;
+	c->certificate = TAKE_PTR(res->certificate);
+	c->chain = TAKE_PTR(res->chain);
+	c->key = TAKE_PTR(*key);
 	return 0;
 }
 
@@ -238,12 +326,17 @@ static int run(const struct attest_options *o, struct tpm *t, struct node_creden
 	static struct attest_start st;
 	static struct attest_challenge ch;
 	static struct attest_finish fin;
-	struct attest_result res = {};
+	struct attest_result res __attribute__((cleanup(attest_result_done))) = {};
+	_cleanup_free_ uint8_t *fw = NULL;
+	_cleanup_free_ char *cel = NULL;
+	size_t fw_size = 0, cel_size = 0;
 	ESYS_TR ek = ESYS_TR_NONE, ak = ESYS_TR_NONE;
 	const char *what = NULL;
 	char reason[ATTEST_REASON_MAX];
 	int r;
 
+	if ((r = logs_read(o, &fw, &fw_size, &cel, &cel_size)) < 0)
+		return r;
 	if ((r = attest_node_start(t, o->ek_kind, NULL, &ek, &ak, &st, &what)) < 0)
 		return tpm_step_failed(what, r, o->ek_kind);
 	if ((r = attest_start_format(&st, &start_json)) < 0 ||
@@ -258,7 +351,15 @@ static int run(const struct attest_options *o, struct tpm *t, struct node_creden
 		r = tpm_step_failed(what, r, o->ek_kind);
 		goto out;
 	}
+	memcpy(fin.ek_pub, st.ek_pub, st.ek_pub_size);
+	fin.ek_pub_size = st.ek_pub_size;
+	fin.event_log = fw;
+	fin.event_log_size = fw_size;
+	fin.cel_log = cel;
+	fin.cel_log_size = cel_size;
 	r = attest_finish_format(&fin, &finish_json);
+	fin.event_log = NULL;
+	fin.cel_log = NULL;
 	secmem_wipe(fin.proof, sizeof(fin.proof));
 	if (r < 0 || (r = step(o, "/v1/attest/finish", finish_json, false, &resp)) < 0)
 		goto out;
@@ -266,14 +367,8 @@ static int run(const struct attest_options *o, struct tpm *t, struct node_creden
 		r = log_error_errno(-EPROTO, "the server's result is malformed: %s", reason);
 		goto out;
 	}
-	if ((r = check_certificate(res.certificate, key, &c->not_after)) < 0)
-		goto out;
-	snprintf(c->node_id, sizeof(c->node_id), "%s", res.node_id);
-	snprintf(c->server, sizeof(c->server), "%s", o->server);
-	c->certificate = TAKE_PTR(res.certificate);
-	c->key = TAKE_PTR(key);
+	r = accept_result(o, t, ek, ak, &ch, &key, &res, c);
 out:
-	free(res.certificate);
 	tpm_flush(t, &ek);
 	tpm_flush(t, &ak);
 	ERR_clear_error();

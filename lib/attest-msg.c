@@ -14,7 +14,7 @@
 #include "macro.h"
 #include "ossl.h"
 
-#define JSON_MAX 65536
+#define JSON_MAX ATTEST_MESSAGE_MAX
 
 static void json_putp(json_object **j)
 {
@@ -42,7 +42,7 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 	size_t used;
 
 	if (size > JSON_MAX)
-		return fail(reason, "message is larger than %d bytes", JSON_MAX);
+		return fail(reason, "message is larger than %u bytes", JSON_MAX);
 	if (memchr(json, 0, size))
 		return fail(reason, "message contains a NUL byte");
 	tok = json_tokener_new_ex(16);
@@ -130,6 +130,65 @@ static int get_base64_exact(json_object *o, const char *key, uint8_t *buf, size_
 		return r;
 	if (n != size)
 		return fail(reason, "field '%s' is not %zu bytes", key, size);
+	return 0;
+}
+
+/* Base64 of at most max bytes into a malloc'ed buffer; "" is no data (NULL, 0). */
+static int get_base64_alloc(json_object *o, const char *key, size_t max, uint8_t **ret, size_t *ret_size,
+			    char *reason)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	const char *s;
+	size_t n;
+	long k;
+	int r = get_string(o, key, base64_encoded_len(max), &s, &n, reason);
+
+	if (r < 0)
+		return r;
+	if (n == 0) {
+		*ret = NULL;
+		*ret_size = 0;
+		return 0;
+	}
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	k = base64_decode(s, n, buf, n);
+	if (k <= 0 || (size_t)k > max)
+		return fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
+	*ret = TAKE_PTR(buf);
+	*ret_size = (size_t)k;
+	return 0;
+}
+
+/* Text of at most max bytes without NUL, malloc'ed; "" is none (NULL, 0). */
+static int get_text_alloc(json_object *o, const char *key, size_t max, char **ret, size_t *ret_size, char *reason)
+{
+	const char *s;
+	size_t n;
+	int r = get_string(o, key, max, &s, &n, reason);
+
+	if (r < 0)
+		return r;
+	if (strlen(s) != n)
+		return fail(reason, "field '%s' contains a NUL character", key);
+	*ret = n ? strndup(s, n) : NULL;
+	*ret_size = n;
+	return n && !*ret ? -ENOMEM : 0;
+}
+
+static int get_int(json_object *o, const char *key, int64_t min, int64_t max, int64_t *ret, char *reason)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return fail(reason, "missing field '%s'", key);
+	if (!json_object_is_type(v, json_type_int))
+		return fail(reason, "field '%s' is not an integer", key);
+	errno = 0;
+	*ret = json_object_get_int64(v);
+	if (errno || *ret < min || *ret > max)
+		return fail(reason, "field '%s' is out of range", key);
 	return 0;
 }
 
@@ -250,21 +309,37 @@ int attest_challenge_parse(const char *json, size_t size, struct attest_challeng
 	return 0;
 }
 
+static int finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason);
+
 int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason)
 {
-	static const char *const fields[] = { "session", "proof", "attest", "signature", "pcr_bank", "pcrs",
-					      "csr", NULL };
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = finish_parse(json, size, ret, reason);
+	if (r < 0)
+		attest_finish_done(ret);
+	return r;
+}
+
+static int finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason)
+{
+	static const char *const fields[] = { "session", "proof",  "attest",    "signature", "pcr_bank", "pcrs",
+					      "csr",     "ek_pub", "event_log", "cel_log",   NULL };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *pcrs;
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
 	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 || (r = get_session(o, ret->session, reason)) < 0 ||
 	    (r = get_base64_exact(o, "proof", ret->proof, sizeof(ret->proof), reason)) < 0 ||
 	    (r = get_base64(o, "attest", ret->attest, sizeof(ret->attest), &ret->attest_size, reason)) < 0 ||
 	    (r = get_base64(o, "signature", ret->signature, sizeof(ret->signature), &ret->signature_size,
 			    reason)) < 0 ||
-	    (r = get_bank(o, &ret->bank, reason)) < 0 || (r = get_text(o, "csr", ret->csr, ATTEST_CSR_MAX, reason)) < 0)
+	    (r = get_bank(o, &ret->bank, reason)) < 0 || (r = get_text(o, "csr", ret->csr, ATTEST_CSR_MAX, reason)) < 0 ||
+	    (r = get_base64(o, "ek_pub", ret->ek_pub, sizeof(ret->ek_pub), &ret->ek_pub_size, reason)) < 0 ||
+	    (r = get_base64_alloc(o, "event_log", ATTEST_EVENTLOG_MAX, &ret->event_log, &ret->event_log_size,
+				  reason)) < 0 ||
+	    (r = get_text_alloc(o, "cel_log", ATTEST_CEL_MAX, &ret->cel_log, &ret->cel_log_size, reason)) < 0)
 		return r;
 	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
 		return fail(reason, "field 'pcrs' is not an object");
@@ -285,22 +360,68 @@ int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret
 	return 0;
 }
 
-int attest_result_parse(const char *json, size_t size, struct attest_result *ret, char *reason)
+static int result_parse(const char *json, size_t size, struct attest_result *ret, char *reason)
 {
-	static const char *const fields[] = { "node_id", "certificate", NULL };
+	static const char *const fields[] = { "node_id",	"certificate",	   "chain",	 "not_after",
+					      "policy_version", "payload_blob",	   "payload_seed", "payload_iv",
+					      "payload",	NULL };
+	struct attest_payload *p = &ret->payload;
 	_cleanup_json_ json_object *o = NULL;
-	const char *s;
+	size_t n;
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
 	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 ||
 	    (r = get_text(o, "node_id", ret->node_id, ATTEST_NODE_ID_MAX, reason)) < 0 ||
-	    (r = get_string(o, "certificate", 16384, &s, NULL, reason)) < 0)
+	    (r = get_text_alloc(o, "certificate", 16384, &ret->certificate, &n, reason)) < 0 ||
+	    (r = get_text_alloc(o, "chain", ATTEST_CHAIN_MAX, &ret->chain, &n, reason)) < 0 ||
+	    (r = get_int(o, "not_after", 1, INT64_MAX, &ret->not_after, reason)) < 0 ||
+	    (r = get_int(o, "policy_version", 0, INT64_MAX, &ret->policy_version, reason)) < 0 ||
+	    (r = get_base64(o, "payload_blob", p->credential_blob, sizeof(p->credential_blob),
+			    &p->credential_blob_size, reason)) < 0 ||
+	    (r = get_base64(o, "payload_seed", p->credential_seed, sizeof(p->credential_seed),
+			    &p->credential_seed_size, reason)) < 0 ||
+	    (r = get_base64_exact(o, "payload_iv", p->iv, sizeof(p->iv), reason)) < 0 ||
+	    (r = get_base64_alloc(o, "payload", ATTEST_PAYLOAD_MAX, &p->ciphertext, &p->ciphertext_size, reason)) < 0)
 		return r;
 	if (!attest_node_id_valid(ret->node_id))
 		return fail(reason, "field 'node_id' is not a valid node id");
-	ret->certificate = strdup(s);
-	return ret->certificate ? 0 : -ENOMEM;
+	if (!ret->certificate)
+		return fail(reason, "field 'certificate' is empty");
+	if (!ret->chain)
+		return fail(reason, "field 'chain' is empty");
+	if (p->ciphertext_size < ATTEST_TAG_SIZE)
+		return fail(reason, "field 'payload' is shorter than its tag");
+	return 0;
+}
+
+int attest_result_parse(const char *json, size_t size, struct attest_result *ret, char *reason)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = result_parse(json, size, ret, reason);
+	if (r < 0)
+		attest_result_done(ret);
+	return r;
+}
+
+void attest_finish_done(struct attest_finish *m)
+{
+	free(m->event_log);
+	free(m->cel_log);
+	m->event_log = NULL;
+	m->cel_log = NULL;
+	m->event_log_size = m->cel_log_size = 0;
+}
+
+void attest_result_done(struct attest_result *m)
+{
+	free(m->certificate);
+	free(m->chain);
+	free(m->payload.ciphertext);
+	m->certificate = m->chain = NULL;
+	m->payload.ciphertext = NULL;
+	m->payload.ciphertext_size = 0;
 }
 
 int attest_error_parse(const char *json, size_t size, char *reason)
@@ -321,15 +442,18 @@ int attest_error_parse(const char *json, size_t size, char *reason)
 	return 0;
 }
 
-static int add_string(json_object *o, const char *key, const char *s)
+static int add(json_object *o, const char *key, json_object *v)
 {
-	json_object *v = json_object_new_string(s);
-
 	if (!v || json_object_object_add(o, key, v) < 0) {
 		json_object_put(v);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int add_string(json_object *o, const char *key, const char *s)
+{
+	return add(o, key, json_object_new_string(s));
 }
 
 static int add_base64(json_object *o, const char *key, const uint8_t *p, size_t n)
@@ -340,6 +464,16 @@ static int add_base64(json_object *o, const char *key, const uint8_t *p, size_t 
 		return -ENOMEM;
 	base64_encode(p, n, s);
 	return add_string(o, key, s);
+}
+
+static int add_text(json_object *o, const char *key, const char *s, size_t n)
+{
+	return add(o, key, json_object_new_string_len(s ? s : "", (int)(s ? n : 0)));
+}
+
+static int add_int(json_object *o, const char *key, int64_t n)
+{
+	return add(o, key, json_object_new_int64(n));
 }
 
 static int finish_format(json_object *o, char **ret)
@@ -400,7 +534,10 @@ int attest_finish_format(const struct attest_finish *m, char **ret)
 	if ((r = add_string(o, "session", m->session)) < 0 || (r = add_base64(o, "proof", m->proof, sizeof(m->proof))) < 0 ||
 	    (r = add_base64(o, "attest", m->attest, m->attest_size)) < 0 ||
 	    (r = add_base64(o, "signature", m->signature, m->signature_size)) < 0 ||
-	    (r = add_string(o, "pcr_bank", m->bank->name)) < 0 || (r = add_string(o, "csr", m->csr)) < 0)
+	    (r = add_string(o, "pcr_bank", m->bank->name)) < 0 || (r = add_string(o, "csr", m->csr)) < 0 ||
+	    (r = add_base64(o, "ek_pub", m->ek_pub, m->ek_pub_size)) < 0 ||
+	    (r = add_base64(o, "event_log", m->event_log, m->event_log_size)) < 0 ||
+	    (r = add_text(o, "cel_log", m->cel_log, m->cel_log_size)) < 0)
 		return r;
 	pcrs = json_object_new_object();
 	if (!pcrs || json_object_object_add(o, "pcrs", pcrs) < 0) {
@@ -426,7 +563,13 @@ int attest_result_format(const struct attest_result *m, char **ret)
 
 	if (!o)
 		return -ENOMEM;
-	if ((r = add_string(o, "node_id", m->node_id)) < 0 || (r = add_string(o, "certificate", m->certificate)) < 0)
+	if ((r = add_string(o, "node_id", m->node_id)) < 0 || (r = add_string(o, "certificate", m->certificate)) < 0 ||
+	    (r = add_string(o, "chain", m->chain)) < 0 || (r = add_int(o, "not_after", m->not_after)) < 0 ||
+	    (r = add_int(o, "policy_version", m->policy_version)) < 0 ||
+	    (r = add_base64(o, "payload_blob", m->payload.credential_blob, m->payload.credential_blob_size)) < 0 ||
+	    (r = add_base64(o, "payload_seed", m->payload.credential_seed, m->payload.credential_seed_size)) < 0 ||
+	    (r = add_base64(o, "payload_iv", m->payload.iv, sizeof(m->payload.iv))) < 0 ||
+	    (r = add_base64(o, "payload", m->payload.ciphertext, m->payload.ciphertext_size)) < 0)
 		return r;
 	return finish_format(o, ret);
 }

@@ -28,6 +28,18 @@
 #define ATTEST_CSR_MAX 4096  /* PEM */
 #define ATTEST_VERSION_MAX 32
 #define ATTEST_NODE_ID_MAX 64
+/*
+ * Logs travel in the finish message: a firmware event log (binary, base64) and keystrap's CEL
+ * log (text). Real firmware logs run to some 30 KiB; both limits together stay well inside
+ * ATTEST_MESSAGE_MAX, which is what the server's max_body defaults to.
+ */
+#define ATTEST_EVENTLOG_MAX (256u << 10)
+#define ATTEST_CEL_MAX (128u << 10)
+#define ATTEST_MESSAGE_MAX (1u << 20)
+#define ATTEST_CHAIN_MAX 16384   /* PEM */
+#define ATTEST_PAYLOAD_MAX 262144 /* the sealed secrets: ciphertext and tag */
+#define ATTEST_IV_SIZE 12
+#define ATTEST_TAG_SIZE 16
 
 struct attest_start {
 	char version[ATTEST_VERSION_MAX + 1];
@@ -61,11 +73,35 @@ struct attest_finish {
 	uint32_t mask; /* the PCRs whose values follow */
 	uint8_t pcr_values[PCR_COUNT][PCR_DIGEST_MAX];
 	char csr[ATTEST_CSR_MAX + 1]; /* PKCS#10, PEM */
+	uint8_t ek_pub[sizeof(TPM2B_PUBLIC)]; /* the start's EK again: the payload is wrapped to it */
+	size_t ek_pub_size;
+	uint8_t *event_log; /* firmware TCG event log, malloc'ed; NULL when the node has none */
+	size_t event_log_size;
+	char *cel_log; /* keystrap's measurement log (CEL-JSON text), malloc'ed; NULL when empty */
+	size_t cel_log_size;
+};
+
+/*
+ * The node's secrets, sealed so that only its TPM opens them: AES-256-GCM (AAD: the session)
+ * under a fresh key K, and K wrapped with MakeCredential to the EK and the AK's name.
+ */
+struct attest_payload {
+	uint8_t credential_blob[sizeof(TPM2B_ID_OBJECT)];
+	size_t credential_blob_size;
+	uint8_t credential_seed[sizeof(TPM2B_ENCRYPTED_SECRET)];
+	size_t credential_seed_size;
+	uint8_t iv[ATTEST_IV_SIZE];
+	uint8_t *ciphertext; /* ciphertext || tag, malloc'ed */
+	size_t ciphertext_size;
 };
 
 struct attest_result {
 	char node_id[ATTEST_NODE_ID_MAX + 1];
 	char *certificate; /* PEM, malloc'ed */
+	char *chain;       /* PEM of the issuing CA, malloc'ed */
+	int64_t not_after; /* the certificate's expiry, Unix seconds */
+	int64_t policy_version; /* 0: no policy loaded */
+	struct attest_payload payload;
 };
 
 struct json_object;
@@ -79,6 +115,9 @@ int attest_challenge_parse(const char *json, size_t size, struct attest_challeng
 int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason);
 int attest_result_parse(const char *json, size_t size, struct attest_result *ret, char *reason);
 int attest_error_parse(const char *json, size_t size, char *reason);
+/* What the parses allocate; the structs may then be parsed into again. */
+void attest_finish_done(struct attest_finish *m);
+void attest_result_done(struct attest_result *m);
 
 /* Formatting: a malloc'ed NUL-terminated JSON string. */
 int attest_start_format(const struct attest_start *m, char **ret);

@@ -9,6 +9,7 @@
 #include "attest-node.h"
 #include "log.h"
 #include "ossl.h"
+#include "payload.h"
 #include "secbuf.h"
 #include "tpmpub.h"
 
@@ -104,16 +105,15 @@ static int csr_make(EVP_PKEY *key, char *pem, size_t max)
 	return r;
 }
 
-static int unmarshal_credential(const struct attest_challenge *ch, TPM2B_ID_OBJECT *blob, TPM2B_ENCRYPTED_SECRET *seed)
+static int unmarshal_credential(const uint8_t *b, size_t b_size, const uint8_t *s, size_t s_size,
+				TPM2B_ID_OBJECT *blob, TPM2B_ENCRYPTED_SECRET *seed)
 {
 	size_t off = 0;
 
-	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(ch->credential_blob, ch->credential_blob_size, &off, blob) != 0 ||
-	    off != ch->credential_blob_size)
+	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(b, b_size, &off, blob) != 0 || off != b_size)
 		return -EBADMSG;
 	off = 0;
-	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(ch->credential_seed, ch->credential_seed_size, &off, seed) != 0 ||
-	    off != ch->credential_seed_size)
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(s, s_size, &off, seed) != 0 || off != s_size)
 		return -EBADMSG;
 	return 0;
 }
@@ -142,7 +142,8 @@ int attest_node_answer(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attes
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	STEP("reading the credential", unmarshal_credential(ch, &blob, &seed));
+	STEP("reading the credential", unmarshal_credential(ch->credential_blob, ch->credential_blob_size,
+							    ch->credential_seed, ch->credential_seed_size, &blob, &seed));
 	STEP("ActivateCredential", tpm_credential_activate(t, ak, ek, &blob, &seed, &secret));
 	key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	STEP("making the node key", key ? 0 : -EIO);
@@ -165,5 +166,26 @@ int attest_node_answer(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attes
 	return 0;
 fail:
 	secmem_wipe(ret->proof, sizeof(ret->proof));
+	return r;
+}
+
+int attest_node_open(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const char *session, const struct attest_payload *p,
+		     struct node_secret **ret, size_t *ret_n, const char **ret_what)
+{
+	_cleanup_secbuf_ struct secbuf *key = NULL, *plain = NULL;
+	TPM2B_ID_OBJECT blob = {};
+	TPM2B_ENCRYPTED_SECRET seed = {};
+	int r;
+
+	STEP("reading the payload's credential", unmarshal_credential(p->credential_blob, p->credential_blob_size,
+								      p->credential_seed, p->credential_seed_size,
+								      &blob, &seed));
+	STEP("ActivateCredential for the payload key", tpm_credential_activate(t, ak, ek, &blob, &seed, &key));
+	STEP("ActivateCredential for the payload key", key->size == PAYLOAD_KEY_SIZE ? 0 : -EBADMSG);
+	STEP("decrypting the payload", payload_decrypt(key->data, session, p->iv, p->ciphertext, p->ciphertext_size,
+						       &plain));
+	STEP("decoding the payload", payload_decode(plain->data, plain->size, ret, ret_n));
+	return 0;
+fail:
 	return r;
 }

@@ -23,3 +23,11 @@ int attest_node_start(struct tpm *t, enum tpm_ek_kind kind, const uint8_t *ak_un
 int attest_node_answer(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attest_challenge *ch,
 		       struct tpm *quote_tpm, ESYS_TR quote_ak, EVP_PKEY **ret_key, struct attest_finish *ret,
 		       const char **ret_what);
+
+/*
+ * Opens the result's payload: ActivateCredential with the same ek and ak recovers the payload
+ * key (-EKEYREJECTED: not this TPM's), which decrypts (-EBADMSG: tampered) the secrets.
+ */
+struct node_secret;
+int attest_node_open(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const char *session, const struct attest_payload *p,
+		     struct node_secret **ret, size_t *ret_n, const char **ret_what);

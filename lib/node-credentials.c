@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "node-credentials.h"
+#include "payload.h"
 
 static void free_wiped(char *s)
 {
@@ -18,9 +19,7 @@ void node_credentials_free(struct node_credentials *c)
 	EVP_PKEY_free(c->key); /* in OpenSSL's secure heap: wiped there */
 	free_wiped(c->certificate);
 	free_wiped(c->chain);
-	for (size_t i = 0; i < c->n_secrets; i++)
-		secbuf_free(c->secrets[i].value);
-	free(c->secrets);
+	node_secrets_free(c->secrets, c->n_secrets);
 	secmem_wipe(c, sizeof(*c));
 	free(c);
 }

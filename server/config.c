@@ -137,7 +137,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	}
 	c->certificate_lifetime = 3600;
 	c->nonce_lifetime = 60;
-	c->max_body = 65536;
+	c->max_body = ATTEST_MESSAGE_MAX;
 	c->rate_limit = 20;
 	c->rate_burst = 100;
 	c->max_pending_enrollments = 10000;

@@ -8,6 +8,7 @@
 
 #include "credential.h"
 #include "encode.h"
+#include "evidence.h"
 #include "handshake.h"
 #include "log.h"
 #include "ossl.h"
@@ -167,16 +168,53 @@ static bool reference_mismatch(const struct server_config *c, const struct attes
 	return true;
 }
 
+/* The finish carries the start's EK again: it must be the one this session's nonce was issued to. */
+static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, struct tpm_pub *ret)
+{
+	char h[EK_HASH_HEX + 1];
+
+	if (tpm_pub_parse(m->ek_pub, m->ek_pub_size, ret) < 0 || ek_hash(m->ek_pub, m->ek_pub_size, h) < 0 ||
+	    !streq(h, n->ek_hash))
+		return -EPERM;
+	return 0;
+}
+
+/*
+ * What the node receives besides its certificate: the issuing CA, the expiry, the policy version
+ * and its group's secrets sealed for its TPM (an empty payload when it has none).
+ */
+static int result_fill(struct server *s, const struct policy *p, const struct node_rec *node, const struct tpm_pub *ek,
+		       const struct tpm_pub *ak, const char *session, struct attest_result *res, struct reply *r)
+{
+	const struct policy_group *g = p ? policy_group(p, node->group) : NULL;
+	char why[ATTEST_REASON_MAX];
+	int k;
+
+	if ((k = pki_ca_pem(s->pki, &res->chain)) < 0 || (k = pki_pem_not_after(res->certificate, &res->not_after)) < 0) {
+		fail_internal(r, "the certificate chain", k);
+		return k;
+	}
+	res->policy_version = p ? p->version : 0;
+	k = evidence_seal(s->store, g ? g->secrets : NULL, g ? g->n_secrets : 0, ek, &ak->name, session, &res->payload,
+			  why);
+	if (k == -ENOENT || k == -EINVAL)
+		deny(r, 500, "%s", why);
+	else if (k < 0)
+		fail_internal(r, "sealing the secrets", k);
+	return k;
+}
+
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	_cleanup_free_ uint8_t *spki = NULL;
 	_cleanup_free_ char *pem = NULL;
-	struct attest_finish m;
-	struct attest_result res = { 0 };
+	struct attest_finish m __attribute__((cleanup(attest_finish_done)));
+	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
+	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
 	struct nonce_rec n;
 	struct node_rec node;
-	struct tpm_pub ak;
+	struct tpm_pub ak, ek;
 	struct quote_expect e;
 	TPMS_ATTEST attest;
 	uint8_t proof[ATTEST_PROOF_SIZE], extra[32];
@@ -219,6 +257,8 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 400, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "proof", k);
+	if (session_ek(&m, &n, &ek) < 0)
+		return deny(r, 403, "field 'ek_pub' is not the EK this session was issued to");
 
 	/* Approval can have been revoked since the challenge. */
 	if (node_admit(s, peer, r, &node) < 0)
@@ -237,6 +277,13 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	};
 	if (quote_verify(&e, m.attest, m.attest_size, m.signature, m.signature_size, &attest, why) < 0)
 		return deny(r, 403, "%s", why);
+	k = evidence_replay(&m, &ev, why);
+	if (k == -EBADMSG)
+		return deny(r, 400, "%s", why);
+	if (k == -EPERM)
+		return deny(r, 403, "%s", why);
+	if (k < 0)
+		return fail_internal(r, "replaying the logs", k);
 	if (reference_mismatch(s->config, &m, why, sizeof(why)))
 		return deny(r, 403, "%s", why);
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
@@ -251,7 +298,9 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if ((k = pki_issue(s->pki, key, node.node_id, s->config->certificate_lifetime, &pem, serial)) < 0)
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
-	res.certificate = pem;
+	res.certificate = TAKE_PTR(pem);
+	if (result_fill(s, NULL, &node, &ek, &ak, m.session, &res, r) < 0)
+		return 0;
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -216,4 +217,32 @@ int pki_issue(struct pki *p, EVP_PKEY *key, const char *node_id, int64_t lifetim
 out:
 	ERR_clear_error();
 	return r;
+}
+
+int pki_ca_pem(struct pki *p, char **ret)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *mem;
+	int r = -ENOMEM;
+
+	if (bio && PEM_write_bio_X509(bio, p->ca) == 1) {
+		BIO_get_mem_ptr(bio, &mem);
+		*ret = strndup(mem->data, mem->length);
+		r = *ret ? 0 : -ENOMEM;
+	}
+	BIO_free(bio);
+	return r;
+}
+
+int pki_pem_not_after(const char *pem, int64_t *ret)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	_cleanup_(X509_freep) X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	struct tm tm;
+
+	BIO_free(bio);
+	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return -EBADMSG;
+	*ret = (int64_t)timegm(&tm);
+	return 0;
 }

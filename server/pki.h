@@ -27,3 +27,7 @@ int pki_csr_key(const char *pem, EVP_PKEY **ret_key, uint8_t **ret_spki, size_t 
 /* A certificate for key: subject CN=node_id, SAN DNS:node_id, clientAuth, lifetime seconds. PEM. */
 int pki_issue(struct pki *p, EVP_PKEY *key, const char *node_id, int64_t lifetime, char **ret_pem,
 	      char ret_serial[41]);
+/* The CA certificate that signs node certificates, PEM (malloc'ed): the chain a node receives. */
+int pki_ca_pem(struct pki *p, char **ret);
+/* A PEM certificate's notAfter, Unix seconds. */
+int pki_pem_not_after(const char *pem, int64_t *ret);

@@ -6,8 +6,10 @@
 
 load ../lib/swtpm
 load ../lib/server
+load ../lib/firmware
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
 
 setup_file() {
 	# "Another machine": its own TPM, EK certificate and (later) registry entry.
@@ -47,18 +49,6 @@ teardown() {
 attest() {
 	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
 }
-
-# challenge FILE: a start with the peer's AK; the challenge goes to FILE.
-challenge() {
-	local out
-	out=$(post /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
-	[ "${out##*$'\n'}" = 200 ] || { echo "start: $out"; return 1; }
-	printf '%s' "${out%$'\n'*}" >"$1"
-}
-
-# status_of OUTPUT: the HTTP status post printed last; body_of: the rest.
-status_of() { echo "${1##*$'\n'}"; }
-body_of() { echo "${1%$'\n'*}"; }
 
 @test "an approved node attests: the certificate verifies against the server CA and names the node" {
 	run attest
@@ -151,10 +141,12 @@ body_of() { echo "${1%$'\n'*}"; }
 }
 
 @test "a PCR that does not match its reference value is refused, and the reason names it" {
-	pcr_extend 7 sha256
-	run attest
+	# Another firmware's boot: its log replays to the PCRs, which are not the reference's.
+	reboot_after
+	replay_firmware "$LOGS/event-arch-linux.bin"
+	run attest --event-log "$LOGS/event-arch-linux.bin"
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) does not match the reference value" ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCRs 0, 7 (sha256) do not match the reference values" ]
 	[ ! -e out/node.crt ]
 }
 
@@ -170,10 +162,10 @@ body_of() { echo "${1%$'\n'*}"; }
 }
 
 @test "an oversize body gets 413, malformed JSON and unknown fields 400; each is recorded" {
-	head -c 20000 /dev/zero | tr '\0' ' ' >big.json
+	head -c 300000 /dev/zero | tr '\0' ' ' >big.json
 	run post /v1/attest/start big.json
 	[ "$(status_of "$output")" = 413 ]
-	[ "$(body_of "$output")" = '{"error":"request body of 20000 bytes is larger than 16384"}' ]
+	[ "$(body_of "$output")" = '{"error":"request body of 300000 bytes is larger than 262144"}' ]
 	printf '{"version": "1",' >broken.json
 	run post /v1/attest/start broken.json
 	[ "$(status_of "$output")" = 400 ]
@@ -187,7 +179,7 @@ body_of() { echo "${1%$'\n'*}"; }
 	[ "$(status_of "$output")" = 403 ]
 	[[ "$(body_of "$output")" == '{"error":"the AK is refused: '* ]]
 	run srv audit export
-	[[ "$output" == *'"action":"http","decision":"deny","reasons":"request body of 20000 bytes is larger than 16384"'* ]]
+	[[ "$output" == *'"action":"http","decision":"deny","reasons":"request body of 300000 bytes is larger than 262144"'* ]]
 	[[ "$output" == *"\"decision\":\"deny\",\"reasons\":\"unknown field 'extra'\""* ]]
 }
 

@@ -39,11 +39,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (attest_finish_parse(json, size, &f1, reason) == 0) {
 		assert(attest_finish_format(&f1, &out) == 0);
 		assert(attest_finish_parse(out, strlen(out), &f2, reason) == 0);
+		assert(f1.event_log_size == f2.event_log_size && f1.cel_log_size == f2.cel_log_size);
+		assert(!f1.event_log_size || memcmp(f1.event_log, f2.event_log, f1.event_log_size) == 0);
+		assert(!f1.cel_log_size || memcmp(f1.cel_log, f2.cel_log, f1.cel_log_size) == 0);
+		/* The rest by value: the log pointers differ, so compare with them cleared. */
+		free(f2.event_log);
+		free(f2.cel_log);
+		f2.event_log = f1.event_log;
+		f2.cel_log = f1.cel_log;
 		assert(memcmp(&f1, &f2, sizeof(f1)) == 0);
+		attest_finish_done(&f1);
 		free(out);
 	}
-	if (attest_result_parse(json, size, &res, reason) == 0)
-		free(res.certificate);
+	if (attest_result_parse(json, size, &res, reason) == 0) {
+		struct attest_result res2;
+
+		assert(attest_result_format(&res, &out) == 0);
+		assert(attest_result_parse(out, strlen(out), &res2, reason) == 0);
+		assert(strcmp(res.certificate, res2.certificate) == 0 && strcmp(res.chain, res2.chain) == 0);
+		assert(res.payload.ciphertext_size == res2.payload.ciphertext_size &&
+		       memcmp(res.payload.ciphertext, res2.payload.ciphertext, res.payload.ciphertext_size) == 0);
+		assert(res.not_after == res2.not_after && res.policy_version == res2.policy_version);
+		attest_result_done(&res2);
+		attest_result_done(&res);
+		free(out);
+	}
 	(void)attest_error_parse(json, size, reason);
 	return 0;
 }

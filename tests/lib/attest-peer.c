@@ -6,9 +6,12 @@
  *
  *   start UNIQUE                    prints the start message: RSA EK + certificate, the AK
  *                                   with unique UNIQUE (hex; the same key again when repeated)
- *   finish UNIQUE CHALLENGE [FAULT] prints the finish message answering CHALLENGE (a file)
+ *   finish UNIQUE CHALLENGE [FAULT] prints the finish message answering CHALLENGE (a file), with
+ *                                   the logs $PEER_EVENT_LOG and $KEYSTRAP_MEASURE_LOG (if set)
  *     FAULT: bad-proof              the proof of activation with one bit flipped
  *            other-tpm=TCTI         the quote made by the AK (same UNIQUE) of another TPM
+ *   open UNIQUE CHALLENGE RESULT    opens RESULT's secret payload with this TPM's EK and the AK
+ *                                   UNIQUE; prints each secret as NAME=SHA256-OF-VALUE
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,11 +23,13 @@
 #include "fileio.h"
 #include "log.h"
 #include "ossl.h"
+#include "payload.h"
 #include "tpm.h"
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: attest-peer start UNIQUE | finish UNIQUE CHALLENGE [bad-proof|other-tpm=TCTI]\n");
+	fprintf(stderr, "usage: attest-peer start UNIQUE | finish UNIQUE CHALLENGE [bad-proof|other-tpm=TCTI] |\n"
+			"                   open UNIQUE CHALLENGE RESULT\n");
 	return 2;
 }
 
@@ -39,6 +44,52 @@ static int open_tpm(const char *tcti, struct tpm **ret)
 	if (tcti)
 		setenv("KEYSTRAP_TCTI", tcti, 1);
 	return tpm_open(ret);
+}
+
+static int log_from_env(const char *name, uint8_t **ret, size_t *ret_size)
+{
+	const char *path = getenv(name);
+	int r;
+
+	*ret = NULL;
+	*ret_size = 0;
+	if (!path)
+		return 0;
+	r = read_file(path, 1 << 20, ret, ret_size);
+	return r == -ENOENT ? 0 : r;
+}
+
+static int open_payload(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attest_challenge *ch, const char *path,
+			const char **what)
+{
+	_cleanup_free_ uint8_t *text = NULL;
+	struct attest_result res;
+	struct node_secret *s = NULL;
+	char reason[ATTEST_REASON_MAX];
+	size_t size, n = 0;
+	int r;
+
+	if ((r = read_file(path, 1 << 20, &text, &size)) < 0) {
+		*what = path;
+		return r;
+	}
+	if (attest_result_parse((const char *)text, size, &res, reason) < 0) {
+		*what = "parsing the result";
+		return -EBADMSG;
+	}
+	r = attest_node_open(t, ek, ak, ch->session, &res.payload, &s, &n, what);
+	attest_result_done(&res);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t d[32];
+		char hex[65];
+
+		if (pcr_bank_digest(pcr_bank_by_name("sha256"), s[i].value->data, s[i].value->size, d) < 0)
+			return -EIO;
+		hex_encode(d, sizeof(d), hex);
+		printf("%s=%s\n", s[i].name, hex);
+	}
+	node_secrets_free(s, n);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -71,6 +122,9 @@ int main(int argc, char **argv)
 			other_tcti = argv[4] + 10;
 		else if (argc == 5)
 			return usage();
+	} else if (streq(argv[1], "open")) {
+		if (argc != 5)
+			return usage();
 	} else if (!streq(argv[1], "start") || argc != 3)
 		return usage();
 
@@ -91,7 +145,9 @@ int main(int argc, char **argv)
 	else if (attest_challenge_parse((const char *)text, size, &ch, reason) < 0) {
 		what = reason;
 		r = -EBADMSG;
-	} else if (other_tcti && ((r = open_tpm(other_tcti, &other)) < 0 ||
+	} else if (streq(argv[1], "open"))
+		r = open_payload(t, ek, ak, &ch, argv[4], &what);
+	else if (other_tcti && ((r = open_tpm(other_tcti, &other)) < 0 ||
 				  (r = tpm_ak_create(other, unique, &other_ak, NULL)) < 0))
 		what = "the other TPM's AK";
 	else
@@ -102,9 +158,18 @@ int main(int argc, char **argv)
 		tpm_flush(other, &other_ak);
 	if (r < 0)
 		return fail(what, r);
+	if (streq(argv[1], "open"))
+		return 0;
+	memcpy(fin.ek_pub, st.ek_pub, st.ek_pub_size);
+	fin.ek_pub_size = st.ek_pub_size;
+	if ((r = log_from_env("PEER_EVENT_LOG", &fin.event_log, &fin.event_log_size)) < 0 ||
+	    (r = log_from_env("KEYSTRAP_MEASURE_LOG", (uint8_t **)&fin.cel_log, &fin.cel_log_size)) < 0)
+		return fail("reading a log", r);
 	if (bad_proof)
 		fin.proof[0] ^= 1;
-	if ((r = attest_finish_format(&fin, &json)) < 0)
+	r = attest_finish_format(&fin, &json);
+	attest_finish_done(&fin);
+	if (r < 0)
 		return fail("formatting", r);
 	puts(json);
 	return 0;

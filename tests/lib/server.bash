@@ -32,7 +32,7 @@ server_config() {
 {"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
  "database":"$d/keystrap.db","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
  "ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key","certificate_lifetime":600,"nonce_lifetime":${NONCE_LIFETIME:-30},
- "max_body":16384,"pcr_bank":"sha256","reference_pcrs":{$refs}${3:+,$3}}
+ "max_body":${MAX_BODY:-262144},"pcr_bank":"sha256","reference_pcrs":{$refs}${3:+,$3}}
 JSON
 }
 
@@ -82,3 +82,15 @@ ek_hash() {
 srv() {
 	"$KEYSTRAP_SERVER" "$@" --config "$SRV_DIR/server.json"
 }
+
+# challenge FILE: a start with the peer's AK ($BATS_FILE_TMPDIR/start.json); the challenge goes to FILE.
+challenge() {
+	local out
+	out=$(post /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
+	[ "${out##*$'\n'}" = 200 ] || { echo "start: $out"; return 1; }
+	printf '%s' "${out%$'\n'*}" >"$1"
+}
+
+# status_of OUTPUT: the HTTP status post printed last; body_of: the rest.
+status_of() { echo "${1##*$'\n'}"; }
+body_of() { echo "${1%$'\n'*}"; }

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest-msg.h"
+#include "cel.h"
+#include "eventlog.h"
+#include "pcr.h"
+#include "policy.h"
+#include "store.h"
+#include "tpmpub.h"
+
+/*
+ * What handshake_finish checks besides the quote, and what it seals, kept apart from the
+ * protocol steps: the logs' replay against the quoted PCRs, the events a policy allows, and
+ * the secret payload only the node's TPM can open.
+ */
+
+/* The logs of one finish, replayed; per PCR the digests (quoted bank) of the events, in order. */
+struct evidence {
+	struct eventlog *firmware;
+	struct cel cel;
+	struct pcr_replay replay;
+	uint8_t (*events[PCR_COUNT])[PCR_DIGEST_MAX];
+	size_t n_events[PCR_COUNT];
+};
+void evidence_done(struct evidence *e);
+
+/*
+ * Replays the firmware event log, then the CEL records, in m's bank, and requires every quoted
+ * PCR to equal its replayed value. -EBADMSG (a log does not parse; the reason names the byte
+ * offset) or -EPERM (the reason names the PCR), with reason filled in.
+ */
+int evidence_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
+
+/*
+ * Seals the secrets named (values from the store) for this TPM: AES-256-GCM with AAD session
+ * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every
+ * value are wiped on each path. -ENOENT: a named secret is not in the store (reason says which).
+ */
+int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct tpm_pub *ek,
+		  const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
+		  char reason[ATTEST_REASON_MAX]);

@@ -1,0 +1,207 @@
+#!/usr/bin/env bats
+# keystrap attest with evidence (issue 5): the firmware event log and keystrap's CEL log replay
+# to the quoted PCRs or the finish is refused naming the PCR; the secret payload opens only in
+# the TPM it was sealed to; the `attested` phase lands in PCR 12 only after a verified reply;
+# an expired nonce is refused. Real swtpms, a real server on loopback.
+
+load ../lib/swtpm
+load ../lib/server
+load ../lib/firmware
+
+PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
+FW=$LOGS/event-arch-linux.bin
+
+setup_file() {
+	swtpm_start "$BATS_FILE_TMPDIR/other"
+	export OTHER_DIR=$SWTPM_DIR OTHER_PORT=$SWTPM_PORT OTHER_TCTI=$KEYSTRAP_TCTI
+	swtpm_start
+	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT U EK
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7 12"
+	server_start "$SRV_DIR"
+	EK=$(ek_hash)
+	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
+	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
+	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
+	srv node approve "$EK" --id node1.example >/dev/null
+}
+
+teardown_file() {
+	server_stop "$SRV_DIR" || true
+	swtpm_stop
+	SWTPM_DIR=$OTHER_DIR SWTPM_PORT=$OTHER_PORT swtpm_stop
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	mkdir -p out
+}
+
+teardown() {
+	# Every test boots anew: PCRs at reset, an empty measurement log.
+	swtpm_reboot
+	rm -f "$KEYSTRAP_MEASURE_LOG"
+}
+
+attest() {
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
+}
+
+# boot: what a boot leaves behind: the firmware's measurements, then keystrap's enter-initrd.
+boot() {
+	replay_firmware "$FW"
+	"$KEYSTRAP" measure --phase enter-initrd >/dev/null
+}
+
+# serve_now: the server's reference values become this boot's PCRs 0, 7 and 12.
+serve_now() {
+	server_stop "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7 12"
+	server_start "$SRV_DIR"
+}
+
+# cel_strings: the event strings of the measurement log, one a line.
+cel_strings() {
+	[ -s "$KEYSTRAP_MEASURE_LOG" ] || return 0
+	jq --seq -r '.content.string' "$KEYSTRAP_MEASURE_LOG"
+}
+
+# extend_hex OLD STRING: sha256 PCR extend of OLD with sha256(STRING).
+extend_hex() {
+	printf '%s%s' "$1" "$(printf '%s' "$2" | sha256sum | cut -c1-64)" | xxd -r -p | sha256sum | cut -c1-64
+}
+
+@test "both logs replay to the quoted PCRs: the node attests, then 'attested' is in PCR 12 and in the log" {
+	boot
+	serve_now
+	before=$(pcr_value sha256 12)
+	run attest --event-log "$FW"
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# The certificate verifies against the chain the server sent, which is its CA.
+	run openssl verify -CAfile out/chain.pem out/node.crt
+	[ "$output" = "out/node.crt: OK" ]
+	cmp out/chain.pem "$SRV_DIR/ca.crt"
+	# PCR 12 moved by exactly "keystrap:attested", and the log says so.
+	[ "$(pcr_value sha256 12)" = "$(extend_hex "$before" keystrap:attested)" ]
+	[ "$(cel_strings | tr '\n' ' ')" = "keystrap:enter-initrd keystrap:attested " ]
+	run "$KEYSTRAP" eventlog --verify "$FW" --cel "$KEYSTRAP_MEASURE_LOG"
+	[ "$status" -eq 0 ]
+}
+
+@test "a quoted PCR extended without a log entry is refused naming it; PCR 12 gets no 'attested'" {
+	boot
+	serve_now
+	tpm2_pcrextend "7:sha256=$(printf '%064x' 1)"
+	before=$(pcr_value sha256 12)
+	run attest --event-log "$FW"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 7 (sha256)" ]
+	[ ! -e out/node.crt ]
+	[ "$(pcr_value sha256 12)" = "$before" ]
+	[ "$(cel_strings | tr '\n' ' ')" = "keystrap:enter-initrd " ]
+	grep -q 'decision=deny.*event log does not replay to quoted PCR 7' "$SRV_DIR/server.log"
+}
+
+@test "a firmware log with one event altered is refused, naming the PCR it replays into" {
+	boot
+	serve_now
+	# The sha256 digest of the last PCR 7 event, with its first byte changed.
+	digest=$(tpm2_eventlog "$FW" 2>/dev/null | awk '
+		/^  PCRIndex:/ { pcr = $2 } /^  - AlgorithmId:/ { alg = $3 }
+		/^    Digest:/ { if (pcr == 7 && alg == "sha256") { d = $2; gsub(/"/, "", d); last = d } }
+		END { print last }')
+	[ ${#digest} -eq 64 ]
+	off=$(($(xxd -p "$FW" | tr -d '\n' | grep -bo "$digest" | head -1 | cut -d: -f1) / 2))
+	cp "$FW" altered.bin
+	printf '\xff' | dd of=altered.bin bs=1 seek="$off" conv=notrunc status=none
+	! cmp -s "$FW" altered.bin
+	run attest --event-log altered.bin
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 7 (sha256)" ]
+	# Positive twin: the log as the firmware wrote it.
+	run attest --event-log "$FW"
+	[ "$status" -eq 0 ]
+}
+
+@test "a CEL log missing its last record is refused naming PCR 12" {
+	boot
+	cp "$KEYSTRAP_MEASURE_LOG" short.log
+	"$KEYSTRAP" measure --phase leave-initrd >/dev/null
+	serve_now
+	run attest --event-log "$FW" --log "$BATS_TEST_TMPDIR/short.log"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 12 (sha256)" ]
+	run attest --event-log "$FW"
+	[ "$status" -eq 0 ]
+}
+
+@test "logs that do not parse are refused (400) naming the byte offset" {
+	boot
+	serve_now
+	head -c 3000 "$FW" >truncated.bin
+	run attest --event-log truncated.bin
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ ^"keystrap: the server refused the attestation (HTTP 400): firmware event log does not parse: offset "[0-9]+": " ]]
+	printf '\036{"pcr":12,\n' >bad.log
+	run attest --event-log "$FW" --log "$BATS_TEST_TMPDIR/bad.log"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap: the server refused the attestation (HTTP 400): measurement log does not parse: offset 0: "* ]]
+	run srv audit export
+	[[ "$output" == *'"decision":"deny","reasons":"firmware event log does not parse: offset '* ]]
+}
+
+@test "keystrap attest names a firmware log it cannot read, and sends none when the kernel has none" {
+	run attest --event-log /nonexistent
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: --event-log '/nonexistent' is not a readable file" ]
+	# No /sys/kernel/security/tpm0 here: nothing to send, and PCRs at reset replay from nothing.
+	serve_now
+	run attest
+	[ "$status" -eq 0 ]
+}
+
+@test "the secret payload opens with this TPM only: another TPM given the same reply cannot, tampering fails GCM" {
+	serve_now
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	body_of "$output" >result.json
+	[ "$(jq -r .policy_version result.json)" -ge 0 ]
+	run "$PEER" open "$U" ch.json result.json
+	[ "$status" -eq 0 ]
+	# The same bytes on another machine: its EK cannot activate the payload key.
+	KEYSTRAP_TCTI=$OTHER_TCTI run "$PEER" open "$U" ch.json result.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == "attest-peer: ActivateCredential for the payload key: "* ]]
+	# One bit of the ciphertext flipped: AES-GCM refuses it.
+	jq -c '.payload |= (@base64d | explode | .[0] = ((.[0] + 1) % 256) | implode | @base64)' result.json >tampered.json 2>/dev/null ||
+		skip "jq cannot re-encode binary"
+	run "$PEER" open "$U" ch.json tampered.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "attest-peer: decrypting the payload: Bad message" ]
+}
+
+@test "a finish after the nonce expired is refused (403 nonce expired) and recorded" {
+	local d=$BATS_TEST_TMPDIR/srv1
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
+	SRV_PORT=$(free_port) NONCE_LIFETIME=1 server_config "$d" "0 7"
+	local port
+	port=$(jq -r '.listen | split(":")[1]' "$d/server.json")
+	SRV_PORT=$port server_start "$d"
+	SRV_PORT=$port post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
+	"$KEYSTRAP_SERVER" node approve "$EK" --id node1.example --config "$d/server.json" >/dev/null
+	SRV_PORT=$port challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	sleep 2
+	SRV_PORT=$port run post /v1/attest/finish finish.json
+	SRV_PORT=$port server_stop "$d"
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"nonce expired"}' ]
+	run "$KEYSTRAP_SERVER" audit export --config "$d/server.json"
+	[[ "$output" == *'"action":"attest-finish","decision":"deny","reasons":"nonce expired"'* ]]
+}
