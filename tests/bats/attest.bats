@@ -19,7 +19,7 @@ setup_file() {
 	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT U EK
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
-	server_config "$SRV_DIR" "0 7 12"
+	MAX_BODY=262144 server_config "$SRV_DIR" "0 7 12"
 	server_start "$SRV_DIR"
 	EK=$(ek_hash)
 	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
@@ -58,7 +58,7 @@ boot() {
 # serve_now: the server's reference values become this boot's PCRs 0, 7 and 12.
 serve_now() {
 	server_stop "$SRV_DIR"
-	server_config "$SRV_DIR" "0 7 12"
+	MAX_BODY=262144 server_config "$SRV_DIR" "0 7 12"
 	server_start "$SRV_DIR"
 }
 

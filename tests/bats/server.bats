@@ -19,7 +19,7 @@ setup_file() {
 	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
-	server_config "$SRV_DIR" "0 7"
+	MAX_BODY=262144 server_config "$SRV_DIR" "0 7"
 	server_start "$SRV_DIR"
 	export EK EK_OTHER U
 	EK=$(ek_hash)

@@ -32,7 +32,7 @@ server_config() {
 {"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
  "database":"$d/keystrap.db","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
  "ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key","certificate_lifetime":600,"nonce_lifetime":${NONCE_LIFETIME:-30},
- "max_body":${MAX_BODY:-262144},"pcr_bank":"sha256","reference_pcrs":{$refs}${3:+,$3}}
+ "max_body":${MAX_BODY:-16384},"pcr_bank":"sha256","reference_pcrs":{$refs}${3:+,$3}}
 JSON
 }
 
