@@ -6,6 +6,8 @@
 set -euo pipefail
 # shellcheck source=vm/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
+# shellcheck source=vm/mkinitcpio.sh
+. "$(dirname "${BASH_SOURCE[0]}")/mkinitcpio.sh"
 
 ZERO=0000000000000000000000000000000000000000000000000000000000000000
 PROBLEMS=()
