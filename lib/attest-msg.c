@@ -11,6 +11,7 @@
 
 #include "attest-msg.h"
 #include "encode.h"
+#include "json-dup.h"
 #include "macro.h"
 #include "ossl.h"
 
@@ -39,7 +40,9 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 	_cleanup_json_ json_object *o = NULL;
 	json_tokener *tok;
 	enum json_tokener_error e;
+	char dup[65];
 	size_t used;
+	int r;
 
 	if (size > JSON_MAX)
 		return fail(reason, "message is larger than %u bytes", JSON_MAX);
@@ -61,6 +64,12 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 			return fail(reason, "malformed JSON: data after the object");
 	if (!json_object_is_type(o, json_type_object))
 		return fail(reason, "message is not a JSON object");
+	/* json-c keeps the last of two equal keys silently: refuse the ambiguity instead. */
+	r = json_duplicate_key(json, size, dup, sizeof(dup));
+	if (r < 0)
+		return r == -ENOMEM ? r : fail(reason, "malformed JSON");
+	if (r > 0)
+		return fail(reason, "duplicate field '%s'", dup);
 	json_object_object_foreach(o, key, val)
 	{
 		bool known = false;

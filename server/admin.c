@@ -2,19 +2,44 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "log.h"
 #include "server.h"
 
-int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
-	       const char **ret_arg, struct store **ret)
+int admin_load(const char *config, struct server_config **ret_config, struct store **ret)
+{
+	_cleanup_server_config_ struct server_config *c = NULL;
+
+	if (server_config_load(config, &c) < 0)
+		return 1;
+	/* store_open names the store and why it failed. */
+	if (store_open(c->database, ret) < 0)
+		return 1;
+	if (ret_config)
+		*ret_config = TAKE_PTR(c);
+	return 0;
+}
+
+void admin_operator(char *buf, size_t size)
+{
+	const char *u = getlogin();
+
+	if (u)
+		snprintf(buf, size, "operator:%s", u);
+	else
+		snprintf(buf, size, "operator:uid=%u", (unsigned)getuid());
+}
+
+int admin_open_group(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_group,
+		     const char **ret_verb, const char **ret_arg, struct store **ret)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "id", required_argument, NULL, 'i' },
+					      { "group", required_argument, NULL, 'g' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
-	_cleanup_server_config_ struct server_config *c = NULL;
 	const char *config = NULL;
 	int o;
 
@@ -28,6 +53,11 @@ int admin_open(int argc, char **argv, const char *usage, const char **ret_id, co
 				goto bad;
 			*ret_id = optarg;
 			break;
+		case 'g':
+			if (!ret_group)
+				goto bad;
+			*ret_group = optarg;
+			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
 			return EXIT_USAGE;
@@ -39,11 +69,14 @@ int admin_open(int argc, char **argv, const char *usage, const char **ret_id, co
 	*ret_verb = argv[optind];
 	if (ret_arg)
 		*ret_arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-	if (server_config_load(config, &c) < 0)
-		return 1;
-	/* store_open names the store and why it failed. */
-	return store_open(c->database, ret) < 0 ? 1 : 0;
+	return admin_load(config, NULL, ret);
 bad:
 	fprintf(stderr, "Usage: %s\n", usage);
 	return EXIT_USAGE;
+}
+
+int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
+	       const char **ret_arg, struct store **ret)
+{
+	return admin_open_group(argc, argv, usage, ret_id, NULL, ret_verb, ret_arg, ret);
 }

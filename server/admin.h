@@ -1,12 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stddef.h>
+
+#include "server.h"
 #include "store.h"
 
 /*
- * The admin commands' command line: VERB [ARG] --config FILE [--id ID]. Opens the store the
- * configuration names. Returns 0, or the exit code after saying what was wrong. ret_id and
- * ret_arg NULL: the command takes no --id / no ARG.
+ * The admin commands' command line: VERB [ARG] --config FILE [--id ID] [--group GROUP]. Opens
+ * the store the configuration names. Returns 0, or the exit code after saying what was wrong.
+ * ret_id, ret_group and ret_arg NULL: the command takes no --id / --group / ARG.
  */
 int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
 	       const char **ret_arg, struct store **ret);
+int admin_open_group(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_group,
+		     const char **ret_verb, const char **ret_arg, struct store **ret);
+
+/* Loads the configuration and opens its store: 0, or exit code 1 after saying why. */
+int admin_load(const char *config, struct server_config **ret_config, struct store **ret);
+
+/* Who did it, for audit records: "operator:LOGIN" (or "operator:uid=N"). */
+void admin_operator(char *buf, size_t size);

@@ -8,6 +8,7 @@
 #include "encode.h"
 #include "fileio.h"
 #include "log.h"
+#include "operator.h"
 #include "server.h"
 
 #define CONFIG_MAX 65536
@@ -32,6 +33,7 @@ void server_config_free(struct server_config *c)
 		free(c->ek_ca[i]);
 	free(c->ca_certificate);
 	free(c->ca_key);
+	operator_keys_free(c->operators);
 	free(c);
 }
 
@@ -81,45 +83,56 @@ static int rate(const char *path, json_object *o, double *ret)
 	return 0;
 }
 
-static int reference(const char *path, json_object *o, struct server_config *c)
+/* A list of 1..max non-empty strings (file names). */
+static int files(const char *path, json_object *o, const char *key, size_t max, char **list, size_t *n)
 {
-	json_object *bank, *pcrs;
+	json_object *a;
 
-	if (json_object_object_get_ex(o, "pcr_bank", &bank)) {
-		if (!json_object_is_type(bank, json_type_string) ||
-		    !(c->bank = pcr_bank_by_name(json_object_get_string(bank))))
-			return bad(path, "pcr_bank", "names no known PCR bank");
-	}
-	if (!json_object_object_get_ex(o, "reference_pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
-		return bad(path, "reference_pcrs", "is not an object of PCR index → hex digest");
-	json_object_object_foreach(pcrs, key, val)
-	{
-		char *end;
-		long i = strtol(key, &end, 10);
+	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array) ||
+	    json_object_array_length(a) == 0 || json_object_array_length(a) > max)
+		return log_error_errno(-EINVAL, "%s: '%s' is not a list of 1 to %zu file names", path, key, max);
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *v = json_object_array_get_idx(a, i);
 
-		if (!*key || *end || i < 0 || i >= PCR_COUNT || (key[0] == '0' && key[1]))
-			return bad(path, "reference_pcrs", "has a key that is not a PCR index");
-		if (!json_object_is_type(val, json_type_string) ||
-		    (size_t)json_object_get_string_len(val) != 2u * c->bank->size ||
-		    hex_decode(json_object_get_string(val), c->reference[i], c->bank->size) < 0)
-			return log_error_errno(-EINVAL, "%s: reference PCR %ld is not a %s digest in hex", path, i,
-					       c->bank->name);
-		c->mask |= 1u << i;
+		if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+			return bad(path, key, "holds something other than file names");
+		if (!(list[(*n)++] = strdup(json_object_get_string(v))))
+			return -ENOMEM;
 	}
-	if (!c->mask)
-		return bad(path, "reference_pcrs", "is empty");
 	return 0;
+}
+
+/* n operator keys and a threshold k with 1 <= k <= n. */
+static int operators(const char *path, json_object *o, struct server_config *c)
+{
+	char *keys[OPERATOR_KEYS_CONFIG_MAX] = {};
+	size_t n = 0;
+	int r;
+
+	r = files(path, o, "operator_keys", OPERATOR_KEYS_CONFIG_MAX, keys, &n);
+	if (r >= 0)
+		r = num(path, o, "policy_threshold", 1, OPERATOR_KEYS_CONFIG_MAX, &c->policy_threshold);
+	if (r >= 0 && c->policy_threshold > (int64_t)n)
+		r = log_error_errno(-EINVAL, "%s: 'policy_threshold' %lld is more than the %zu operator keys", path,
+				    (long long)c->policy_threshold, n);
+	if (r >= 0)
+		r = operator_keys_load(keys, n, &c->operators);
+	if (r >= 0 && c->policy_threshold == 1)
+		log_warning("%s: 'policy_threshold' 1 lets any single operator key change what nodes must boot", path);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	return r;
 }
 
 int server_config_load(const char *path, struct server_config **ret)
 {
 	static const char *const fields[] = { "listen", "tls_certificate", "tls_key", "database", "ek_ca",
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
-					      "max_body", "pcr_bank", "reference_pcrs", "rate_limit", "rate_burst",
-					      "max_pending_enrollments", NULL };
+					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
+					      "policy_threshold", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
-	json_object *o = NULL, *cas;
+	json_object *o = NULL;
 	char reason[ATTEST_REASON_MAX];
 	size_t size;
 	int r;
@@ -141,7 +154,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->rate_limit = 20;
 	c->rate_burst = 100;
 	c->max_pending_enrollments = 10000;
-	c->bank = pcr_bank_by_name("sha256");
+	c->policy_threshold = 2;
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
 	    (r = str(path, o, "tls_certificate", true, &c->tls_certificate)) < 0 ||
 	    (r = str(path, o, "tls_key", true, &c->tls_key)) < 0 ||
@@ -152,25 +165,8 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||
 	    (r = rate(path, o, &c->rate_limit)) < 0 || (r = num(path, o, "rate_burst", 1, 1000000, &c->rate_burst)) < 0 ||
 	    (r = num(path, o, "max_pending_enrollments", 1, 10000000, &c->max_pending_enrollments)) < 0 ||
-	    (r = reference(path, o, c)) < 0)
+	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;
-	if (!json_object_object_get_ex(o, "ek_ca", &cas) || !json_object_is_type(cas, json_type_array) ||
-	    json_object_array_length(cas) == 0 || json_object_array_length(cas) > EK_CA_MAX) {
-		r = bad(path, "ek_ca", "is not a list of 1 to 8 CA certificate files");
-		goto out;
-	}
-	for (size_t i = 0; i < json_object_array_length(cas); i++) {
-		json_object *v = json_object_array_get_idx(cas, i);
-
-		if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
-			r = bad(path, "ek_ca", "holds something other than file names");
-			goto out;
-		}
-		if (!(c->ek_ca[c->n_ek_ca++] = strdup(json_object_get_string(v)))) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
 	*ret = TAKE_PTR(c);
 	r = 0;
 out:

@@ -81,10 +81,23 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	return 0;
 }
 
+/* The signed policy in force, or a 503 naming why there is none: attestation fails closed. */
+static int policy_admit(struct server *s, struct reply *r, const struct policy **ret)
+{
+	char why[ATTEST_REASON_MAX];
+
+	if (policy_current(&s->policy, s->store, s->config, now_usec(), ret, why) < 0) {
+		deny(r, 503, "%s", why);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
 {
+	const struct policy *p;
 	struct attest_start m;
-	struct attest_challenge c = { .bank = s->config->bank, .mask = s->config->mask };
+	struct attest_challenge c = {};
 	struct tpm_pub ek, ak;
 	struct node_rec node;
 	struct nonce_rec n = { 0 };
@@ -111,8 +124,15 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return deny(r, 403, "%s", why);
 	if (tpm_pub_cert_matches(&ek, m.ek_cert, m.ek_cert_size) < 0)
 		return deny(r, 403, "the EK certificate does not certify ek_pub");
-	if (node_admit(s, peer, r, &node) < 0)
+	if (node_admit(s, peer, r, &node) < 0 || policy_admit(s, r, &p) < 0)
 		return 0;
+	if (!policy_version_valid(m.version))
+		return deny(r, 400, "field 'version' is not a dotted keystrap version");
+	if (policy_version_compare(m.version, p->min_version) < 0)
+		return deny(r, 403, "keystrap %s is older than the minimum version %s of policy %lld", m.version,
+			    p->min_version, (long long)p->version);
+	c.bank = p->bank;
+	c.mask = p->mask;
 
 	if (RAND_bytes(session, sizeof(session)) != 1 || RAND_bytes(n.nonce, sizeof(n.nonce)) != 1 ||
 	    RAND_bytes(n.secret, sizeof(n.secret)) != 1)
@@ -144,18 +164,19 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	if ((k = attest_challenge_format(&c, &r->body)) < 0)
 		return fail_internal(r, "formatting the challenge", k);
 	r->status = 200;
-	snprintf(r->reason, sizeof(r->reason), "challenge issued, session %s", c.session);
+	snprintf(r->reason, sizeof(r->reason), "challenge issued, session %s, policy %lld", c.session,
+		 (long long)p->version);
 	return 0;
 }
 
 /* "PCR 7" or "PCRs 0, 7": which reported values differ from the reference. */
-static bool reference_mismatch(const struct server_config *c, const struct attest_finish *m, char *buf, size_t size)
+static bool reference_mismatch(const struct policy *c, const struct attest_finish *m, char *buf, size_t size)
 {
 	char list[96] = "";
 	int count = 0;
 
 	for (int i = 0; i < PCR_COUNT; i++)
-		if (c->mask & (1u << i) && memcmp(m->pcr_values[i], c->reference[i], c->bank->size) != 0) {
+		if (c->value_mask & (1u << i) && memcmp(m->pcr_values[i], c->reference[i], c->bank->size) != 0) {
 			size_t l = strlen(list);
 
 			snprintf(list + l, sizeof(list) - l, "%s%d", count ? ", " : "", i);
@@ -209,6 +230,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	_cleanup_free_ uint8_t *spki = NULL;
 	_cleanup_free_ char *pem = NULL;
+	const struct policy *p;
 	struct attest_finish m __attribute__((cleanup(attest_finish_done)));
 	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
 	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
@@ -219,6 +241,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	TPMS_ATTEST attest;
 	uint8_t proof[ATTEST_PROOF_SIZE], extra[32];
 	size_t spki_size;
+	int64_t lifetime;
 	char serial[41], why[ATTEST_REASON_MAX];
 	int k;
 
@@ -261,11 +284,12 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 403, "field 'ek_pub' is not the EK this session was issued to");
 
 	/* Approval can have been revoked since the challenge. */
-	if (node_admit(s, peer, r, &node) < 0)
+	if (node_admit(s, peer, r, &node) < 0 || policy_admit(s, r, &p) < 0)
 		return 0;
 	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
 		return fail_internal(r, "stored AK", -EBADMSG);
-	if (m.bank != s->config->bank || m.mask != s->config->mask)
+	/* The policy in force now: one loaded since the challenge may select other PCRs. */
+	if (m.bank != p->bank || m.mask != p->mask)
 		return deny(r, 403, "reported PCRs are not the requested selection");
 	e = (struct quote_expect){
 		.ak = &ak,
@@ -284,8 +308,13 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 403, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "replaying the logs", k);
-	if (reference_mismatch(s->config, &m, why, sizeof(why)))
+	if (reference_mismatch(p, &m, why, sizeof(why)))
 		return deny(r, 403, "%s", why);
+	/* The logs replayed to the quote: every event in an event-checked PCR must be one the policy allows. */
+	for (unsigned i = 0; i < PCR_COUNT; i++)
+		if (p->event_mask & (1u << i) &&
+		    policy_check_events(p, i, (const uint8_t(*)[PCR_DIGEST_MAX])ev.events[i], ev.n_events[i], why) < 0)
+			return deny(r, 403, "%s", why);
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
 	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
 	     (int64_t)attest.clockInfo.restartCount < node.restart_count))
@@ -295,16 +324,19 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if ((k = store_node_set_counters(s->store, r->ek_hash, attest.clockInfo.resetCount,
 					 attest.clockInfo.restartCount)) < 0)
 		return fail_internal(r, "node counters", k);
-	if ((k = pki_issue(s->pki, key, node.node_id, s->config->certificate_lifetime, &pem, serial)) < 0)
+	/* The policy's lifetime, within the ceiling this server is configured with. */
+	lifetime = p->credential_lifetime < s->config->certificate_lifetime ? p->credential_lifetime :
+									    s->config->certificate_lifetime;
+	if ((k = pki_issue(s->pki, key, node.node_id, lifetime, &pem, serial)) < 0)
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
 	res.certificate = TAKE_PTR(pem);
-	if (result_fill(s, NULL, &node, &ek, &ak, m.session, &res, r) < 0)
+	if (result_fill(s, p, &node, &ek, &ak, m.session, &res, r) < 0)
 		return 0;
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;
-	snprintf(r->reason, sizeof(r->reason), "certificate %s issued, resetCount %u restartCount %u", serial,
-		 attest.clockInfo.resetCount, attest.clockInfo.restartCount);
+	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u",
+		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount);
 	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "attest-msg.h"
 #include "pki.h"
+#include "policy-cache.h"
 #include "server.h"
 #include "store.h"
 
@@ -19,6 +20,7 @@ struct server {
 	 * cannot grow the registry past the cap between two counts.
 	 */
 	int64_t enroll_max, enroll_pending;
+	struct policy_cache policy; /* zero-initialised; policy_cache_done when the server stops */
 };
 
 /*

@@ -12,36 +12,27 @@
 #include "admin.h"
 #include "attest-msg.h"
 #include "log.h"
+#include "policy.h"
 #include "server.h"
 #include "store.h"
 
 static const char usage[] = "keystrap-server node list --config FILE\n"
-			    "       keystrap-server node approve EK-HASH [--id NODE-ID] --config FILE\n"
+			    "       keystrap-server node approve EK-HASH [--id NODE-ID] [--group GROUP] --config FILE\n"
 			    "       keystrap-server node revoke EK-HASH --config FILE";
 
 static int list_one(const struct node_rec *n, void *userdata)
 {
 	(void)userdata;
-	printf("%s %-9s %s %s\n", n->ek_hash, node_state_name(n->state), n->node_id[0] ? n->node_id : "-",
-	       n->peer[0] ? n->peer : "-");
+	printf("%s %-9s %s %s %s\n", n->ek_hash, node_state_name(n->state), n->node_id[0] ? n->node_id : "-",
+	       n->peer[0] ? n->peer : "-", n->group[0] ? n->group : "-");
 	return 0;
 }
 
-/* Who did it, for the audit record: the operator's login on this host. */
-static void operator_name(char *buf, size_t size)
-{
-	const char *u = getlogin();
-
-	snprintf(buf, size, "operator:%s", u ? u : "uid");
-	if (!u)
-		snprintf(buf, size, "operator:uid=%u", (unsigned)getuid());
-}
-
-static int change(struct store *s, const char *verb, const char *ek, const char *id)
+static int change(struct store *s, const char *verb, const char *ek, const char *id, const char *group)
 {
 	struct node_rec n;
 	enum node_state to = streq(verb, "approve") ? NODE_APPROVED : NODE_REVOKED;
-	char node_id[NODE_ID_MAX + 1], who[64], reason[128];
+	char node_id[NODE_ID_MAX + 1], who[64], reason[192];
 	struct audit_rec a;
 	int r;
 
@@ -51,6 +42,11 @@ static int change(struct store *s, const char *verb, const char *ek, const char 
 	}
 	if (id && !attest_node_id_valid(id)) {
 		fprintf(stderr, "keystrap-server: '%s' is not a node id ([a-z0-9.-], at most 64)\n", id);
+		return 1;
+	}
+	if (group && !policy_name_valid(group, GROUP_MAX)) {
+		fprintf(stderr, "keystrap-server: '%s' is not a group name ([A-Za-z0-9._-], at most %d)\n", group,
+			GROUP_MAX);
 		return 1;
 	}
 	if ((r = store_begin(s)) < 0)
@@ -71,12 +67,13 @@ static int change(struct store *s, const char *verb, const char *ek, const char 
 		fprintf(stderr, "keystrap-server: node id '%s' belongs to another EK\n", node_id);
 		return 1;
 	}
-	operator_name(who, sizeof(who));
-	snprintf(reason, sizeof(reason), "%s -> %s by %s", node_state_name(n.state), node_state_name(to), who);
+	admin_operator(who, sizeof(who));
+	snprintf(reason, sizeof(reason), "%s -> %s, group %s, by %s", node_state_name(n.state), node_state_name(to),
+		 group ? group : n.group, who);
 	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = ek, .node_id = node_id,
 				.action = to == NODE_APPROVED ? "node-approve" : "node-revoke", .decision = "allow",
 				.reasons = reason };
-	if ((r = store_node_set_state(s, ek, to, node_id, NULL, now_usec())) < 0 || (r = store_audit_append(s, &a)) < 0 ||
+	if ((r = store_node_set_state(s, ek, to, node_id, group, now_usec())) < 0 || (r = store_audit_append(s, &a)) < 0 ||
 	    (r = store_commit(s)) < 0)
 		goto fail;
 	printf("%s %s %s\n", ek, node_state_name(to), node_id);
@@ -90,16 +87,16 @@ fail:
 int cmd_node(int argc, char **argv)
 {
 	_cleanup_store_ struct store *s = NULL;
-	const char *verb, *arg = NULL, *id = NULL;
+	const char *verb, *arg = NULL, *id = NULL, *group = NULL;
 	int r;
 
-	r = admin_open(argc, argv, usage, &id, &verb, &arg, &s);
+	r = admin_open_group(argc, argv, usage, &id, &group, &verb, &arg, &s);
 	if (r != 0)
 		return r;
-	if (streq(verb, "list") && !arg && !id)
+	if (streq(verb, "list") && !arg && !id && !group)
 		return store_node_foreach(s, list_one, NULL) < 0 ? 1 : 0;
-	if ((streq(verb, "approve") || (streq(verb, "revoke") && !id)) && arg)
-		return change(s, verb, arg, id);
+	if ((streq(verb, "approve") || (streq(verb, "revoke") && !id && !group)) && arg)
+		return change(s, verb, arg, id, group);
 	fprintf(stderr, "Usage: %s\n", usage);
 	return EXIT_USAGE;
 }

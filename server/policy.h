@@ -55,5 +55,20 @@ static inline void policy_freep(struct policy **p)
 /* NULL when the policy names no such group (the node then receives no secrets). */
 const struct policy_group *policy_group(const struct policy *p, const char *name);
 
+/*
+ * The allowed-events rule for one PCR of p->event_mask: every event the node's log extended into
+ * it (digests in p->bank, in log order, after the log replayed to the quoted value) must be one
+ * of p->allowed[pcr]. Returns 0 for PCRs outside event_mask; -EBADMSG with a reason naming the
+ * PCR and the event otherwise. The handshake calls it for every PCR of event_mask, with an
+ * empty list where the node logged nothing.
+ */
+int policy_check_events(const struct policy *p, unsigned pcr, const uint8_t (*digests)[PCR_DIGEST_MAX], size_t n,
+			char reason[ATTEST_REASON_MAX]);
+
+/* Group and secret names: [A-Za-z0-9._-], not starting with '.' or '-', 1..max characters. */
+bool policy_name_valid(const char *s, size_t max);
+
+/* Dotted decimal ("0.1.0"), at most ATTEST_VERSION_MAX characters: what versions look like. */
+bool policy_version_valid(const char *s);
 /* strverscmp-like comparison of dotted keystrap versions; < 0 when a is older than b. */
 int policy_version_compare(const char *a, const char *b);

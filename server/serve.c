@@ -577,6 +577,7 @@ out:
 		evhttp_free(d->http);
 	if (d->base)
 		event_base_free(d->base);
+	policy_cache_done(&d->srv.policy);
 	store_close(d->srv.store);
 	pki_free(d->srv.pki);
 	SSL_CTX_free(d->ssl);

@@ -9,11 +9,15 @@
 
 #define EXIT_USAGE 2
 #define EK_CA_MAX 8
+#define OPERATOR_KEYS_CONFIG_MAX 16
+
+struct operator_keys;
 
 /*
  * keystrap-server's configuration: one JSON object, parsed strictly (unknown keys, wrong
- * types and out-of-range numbers are refused, naming the key). The reference PCR values are
- * an interim policy: issue 5's signed policy-as-code replaces them.
+ * types and out-of-range numbers are refused, naming the key). What nodes must boot is not
+ * here: it is the signed policy in the store (policy.h), trusted only when policy_threshold
+ * of the operator keys named here signed it.
  */
 struct server_config {
 	char *listen;           /* "ADDRESS:PORT" */
@@ -30,9 +34,8 @@ struct server_config {
 	double rate_limit;            /* requests/s per peer address; 0: no limit */
 	int64_t rate_burst;           /* requests a peer may send at once before the limit applies */
 	int64_t max_pending_enrollments; /* new EKs beyond this many pending requests get 503 */
-	const struct pcr_bank *bank;  /* what nodes quote */
-	uint32_t mask;
-	uint8_t reference[PCR_COUNT][PCR_DIGEST_MAX];
+	struct operator_keys *operators; /* n: who may sign policies (PEM public keys) */
+	int64_t policy_threshold;        /* k: how many of them must (default 2) */
 };
 
 int server_config_load(const char *path, struct server_config **ret);
@@ -47,6 +50,8 @@ static inline void server_config_freep(struct server_config **c)
 int cmd_serve(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_secret(int argc, char **argv);
 
 
 int64_t now_usec(void);

@@ -33,3 +33,9 @@ $(BUILD)/asan/attest-peer: tests/lib/attest-peer.c $(ASAN_LIB_OBJ) $(HDRS)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
 
 check-bats: $(BUILD)/asan/attest-peer
+
+# fuzz-policy: the policy parser lives with the server; the fuzzer links it with lib/.
+$(BUILD)/fuzz/fuzz-policy: tests/fuzz/fuzz-policy.c server/policy.c server/policy.h $(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iserver $(PKG_CFLAGS) \
+		$< server/policy.c $(LIB_SRC) -o $@ $(PKG_LIBS)

@@ -17,8 +17,7 @@ instance() {
 	mkdir -p "$d"
 	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
 	port=$(free_port)
-	SRV_PORT=$port server_config "$d" "0 7"
-	jq --arg db "$PG_URL" '.database = $db' "$d/server.json" >"$d/tmp.json" && mv "$d/tmp.json" "$d/server.json"
+	SRV_PORT=$port SRV_DATABASE=$PG_URL server_config "$d" "0 7"
 	SRV_PORT=$port server_start "$d" || return 1
 	echo "$port" >"$d/port"
 }

@@ -213,7 +213,7 @@ audit_copy() {
 	[ "$status" -eq 0 ]
 	[[ "$output" =~ ^"audit chain intact: "[0-9]+" records, head "[0-9a-f]{64}$ ]]
 	audit_copy edited
-	sqlite3 edited.db "UPDATE audit SET decision = 'allow' WHERE seq = 1"
+	sqlite3 edited.db "UPDATE audit SET decision = 'deny' WHERE seq = 1"
 	run "$KEYSTRAP_SERVER" audit verify --config edited.json
 	[ "$status" -eq 1 ]
 	[ "$output" = "keystrap-server: audit chain broken: record 1 does not match its hash (edited)" ]
@@ -227,7 +227,7 @@ audit_copy() {
 	run "$KEYSTRAP_SERVER" audit verify --config reordered.json
 	[ "$output" = "keystrap-server: audit chain broken: record 2 does not link to the record before it" ]
 	# Every decision above is in the log, as JSON lines.
-	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-revoke " ]
+	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-revoke policy-load " ]
 }
 
 @test "keystrap attest fails closed: a server its CA did not sign, and nobody listening" {
@@ -255,7 +255,8 @@ audit_copy() {
 	grep -q 'event=stopping signal=TERM' "$d/server.log"
 	grep -q 'event=stopped' "$d/server.log"
 	run "$KEYSTRAP_SERVER" audit verify --config "$d/server.json"
-	[[ "$output" == "audit chain intact: 1 records, head "* ]]
+	# The policy server_config loaded, then the refused start.
+	[[ "$output" == "audit chain intact: 2 records, head "* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
 	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
 }

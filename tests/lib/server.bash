@@ -21,19 +21,68 @@ server_pki() {
 		-out "$d/tls.crt" 2>/dev/null
 }
 
-# server_config DIR PCRS: DIR/server.json with reference values for PCRS ("0 7") read from
-# the TPM now (sha256), listening on $SRV_PORT. Extra JSON members may follow as $3.
+# operator_key DIR NAME: an operator's ECDSA P-256 key pair, DIR/NAME.key and DIR/NAME.pub.
+operator_key() {
+	[ -f "$1/$2.pub" ] && return 0
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1/$2.key" 2>/dev/null &&
+		openssl pkey -in "$1/$2.key" -pubout -out "$1/$2.pub"
+}
+
+# Two operator keys per test file (op1, op2), shared by every server the file starts, so that
+# servers sharing one database trust the same policies.
+OPERATOR_DIR=${OPERATOR_DIR:-${BATS_FILE_TMPDIR:-/tmp}/operators}
+
+# server_config DIR PCRS [EXTRA]: DIR/server.json listening on $SRV_PORT, database
+# $SRV_DATABASE (default DIR/keystrap.db), operator keys op1 and op2 with threshold 2; then a
+# policy pinning PCRS ("0 7") to the TPM's values now, signed by both and loaded
+# (server_policy). Extra JSON members may follow as $3.
 server_config() {
-	local d=$1 refs="" p
-	for p in $2; do
-		refs+="${refs:+,}\"$p\":\"$(pcr_value sha256 "$p")\""
-	done
+	local d=$1
+	mkdir -p "$OPERATOR_DIR"
+	operator_key "$OPERATOR_DIR" op1 && operator_key "$OPERATOR_DIR" op2 || return 1
 	cat >"$d/server.json" <<JSON
 {"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
- "database":"$d/keystrap.db","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
+ "database":"${SRV_DATABASE:-$d/keystrap.db}","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
  "ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key","certificate_lifetime":600,"nonce_lifetime":${NONCE_LIFETIME:-30},
- "max_body":${MAX_BODY:-16384},"pcr_bank":"sha256","reference_pcrs":{$refs}${3:+,$3}}
+ "max_body":${MAX_BODY:-16384},"operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${3:+,$3}}
 JSON
+	server_policy "$d" "$2" >/dev/null
+}
+
+# policy_json PCRS VERSION [EXTRA]: a policy document pinning PCRS to the TPM's sha256 values
+# now, valid for a day, minimum keystrap 0.1.0, 600 s credentials; extra members as $3.
+policy_json() {
+	local refs="" p
+	for p in $1; do
+		refs+="${refs:+,}\"$p\":\"$(pcr_value sha256 "$p")\""
+	done
+	cat <<JSON
+{"version":$2,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
+ "credential_lifetime":600,"pcr_bank":"sha256","reference_pcrs":{$refs},
+ "groups":{"default":{"secrets":[]}}${3:+,$3}}
+JSON
+}
+
+# policy_sign DIR FILE NAME...: FILE.NAME.sig, a detached signature by DIR/NAME.key over FILE.
+policy_sign() {
+	local d=$1 f=$2 k
+	shift 2
+	for k in "$@"; do
+		openssl dgst -sha256 -sign "$d/$k.key" -out "$f.$k.sig" "$f" || return 1
+	done
+}
+
+# server_policy DIR PCRS [EXTRA]: writes the next version of the policy (policy_json; versions
+# count up per test file) to $OPERATOR_DIR/policy-vN.json, signs it with op1 and op2 and loads
+# it into DIR's server; prints what policy load says.
+server_policy() {
+	local d=$1 o=$OPERATOR_DIR v
+	v=$(($(cat "$o/policy.version" 2>/dev/null || echo 0) + 1))
+	echo "$v" >"$o/policy.version"
+	policy_json "$2" "$v" "${3:-}" >"$o/policy-v$v.json" || return 1
+	policy_sign "$o" "$o/policy-v$v.json" op1 op2 || return 1
+	"$KEYSTRAP_SERVER" policy load "$o/policy-v$v.json" --signature "$o/policy-v$v.json.op1.sig" \
+		--signature "$o/policy-v$v.json.op2.sig" --config "$d/server.json"
 }
 
 # server_start DIR: runs the server in the background; waits until /healthz answers.

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "json-dup.h"
+#include "macro.h"
+
+#define DEPTH_MAX 64
+
+struct key {
+	const char *s;
+	size_t n;
+	char *owned; /* the decoded spelling, for keys with escapes */
+};
+
+struct frame {
+	bool object;
+	bool want_key;
+	size_t first; /* this object's keys are keys[first..] */
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct key *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* A key with escapes, decoded by json-c itself so both sides agree on what it means. */
+static int key_decode(const char *tok, size_t n, struct key *k)
+{
+	json_tokener *t = json_tokener_new();
+	json_object *o = t ? json_tokener_parse_ex(t, tok, (int)n) : NULL;
+
+	json_tokener_free(t);
+	if (!o || !json_object_is_type(o, json_type_string)) {
+		json_object_put(o);
+		return -EINVAL;
+	}
+	k->n = (size_t)json_object_get_string_len(o);
+	k->owned = malloc(k->n + 1);
+	if (k->owned)
+		memcpy(k->owned, json_object_get_string(o), k->n + 1);
+	json_object_put(o);
+	if (!k->owned)
+		return -ENOMEM;
+	k->s = k->owned;
+	return 0;
+}
+
+static void keys_drop(struct key *keys, size_t from, size_t *n)
+{
+	for (size_t i = from; i < *n; i++)
+		free(keys[i].owned);
+	*n = from;
+}
+
+/* Sorted, equal neighbours are the duplicates. */
+static bool keys_dup(struct key *keys, size_t n, char *ret_key, size_t key_max)
+{
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (key_cmp(&keys[i - 1], &keys[i]) == 0) {
+			snprintf(ret_key, key_max, "%.*s", (int)(keys[i].n < key_max ? keys[i].n : key_max - 1), keys[i].s);
+			return true;
+		}
+	return false;
+}
+
+int json_duplicate_key(const char *json, size_t size, char *ret_key, size_t key_max)
+{
+	struct frame stack[DEPTH_MAX];
+	struct key *keys = NULL;
+	size_t depth = 0, n_keys = 0, cap = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < size && r == 0; i++) {
+		struct frame *top = depth ? &stack[depth - 1] : NULL;
+		size_t j;
+
+		switch (json[i]) {
+		case '"':
+			for (j = i + 1; j < size && json[j] != '"'; j++)
+				if (json[j] == '\\')
+					j++;
+			if (j >= size) {
+				r = -EINVAL;
+				break;
+			}
+			if (top && top->object && top->want_key) {
+				struct key k = { .s = json + i + 1, .n = j - i - 1 };
+
+				if (memchr(k.s, '\\', k.n) && (r = key_decode(json + i, j - i + 1, &k)) < 0)
+					break;
+				if (n_keys == cap) {
+					struct key *m = reallocarray(keys, cap ? 2 * cap : 16, sizeof(*keys));
+
+					if (!m) {
+						free(k.owned);
+						r = -ENOMEM;
+						break;
+					}
+					keys = m;
+					cap = cap ? 2 * cap : 16;
+				}
+				keys[n_keys++] = k;
+				top->want_key = false;
+			}
+			i = j;
+			break;
+		case '{':
+		case '[':
+			if (depth == DEPTH_MAX) {
+				r = -EINVAL;
+				break;
+			}
+			stack[depth++] = (struct frame){ .object = json[i] == '{', .want_key = true, .first = n_keys };
+			break;
+		case ',':
+			if (top && top->object)
+				top->want_key = true;
+			break;
+		case '}':
+		case ']':
+			if (!top || top->object != (json[i] == '}')) {
+				r = -EINVAL;
+				break;
+			}
+			if (top->object && keys_dup(keys + top->first, n_keys - top->first, ret_key, key_max))
+				r = 1;
+			keys_drop(keys, top->first, &n_keys);
+			depth--;
+			break;
+		}
+	}
+	if (r == 0 && depth)
+		r = -EINVAL;
+	keys_drop(keys, 0, &n_keys);
+	free(keys);
+	return r;
+}

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap-server policy load|show. A policy takes effect only with detached signatures over
+ * its exact bytes from at least k distinct operator keys of the configuration; it must not be
+ * expired and its version must be above the current one. The check of the version and the
+ * insert (with its audit record) are one transaction: a refusal leaves the store untouched.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "fileio.h"
+#include "log.h"
+#include "operator.h"
+#include "policy-cache.h"
+#include "server.h"
+#include "store.h"
+
+#define POLICY_FILE_MAX 65536
+
+static const char usage[] = "keystrap-server policy load POLICY --signature FILE [--signature FILE...] --config FILE\n"
+			    "       keystrap-server policy show --config FILE";
+
+static int refuse(const char *fmt, ...) _printf_(1, 2);
+static int refuse(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("keystrap-server: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* "ab12cd34ef56ab78, 0011223344556677": fingerprints (first 16 digits, or all) of the keys in signers. */
+static void signers_format(const struct operator_keys *k, uint32_t signers, bool full, char *buf, size_t size)
+{
+	size_t l = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < k->n; i++)
+		if (signers & (1u << i) && l < size) {
+			snprintf(buf + l, size - l, "%s%.*s", l ? ", " : "", full ? FINGERPRINT_HEX : 16,
+				 k->key[i].fingerprint);
+			l = strlen(buf);
+		}
+}
+
+/* Reads the signature files; each must verify under some operator key, and each key counts once. */
+static int signatures(const struct operator_keys *k, const char *text, size_t size, char *const *paths, size_t n,
+		      struct policy_signature *sigs, size_t *ret_n, uint32_t *ret_signers)
+{
+	uint32_t signers = 0;
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ uint8_t *sig = NULL;
+		size_t sig_size;
+		int key, r = read_file(paths[i], SIGNATURE_MAX, &sig, &sig_size);
+
+		if (r == -EFBIG)
+			return refuse("signature '%s' is larger than %d bytes", paths[i], SIGNATURE_MAX);
+		if (r < 0)
+			return refuse("cannot read signature '%s': %s", paths[i], strerror(-r));
+		key = operator_key_find(k, text, size, sig, sig_size);
+		if (key < 0)
+			return refuse("signature '%s' does not verify under any configured operator key", paths[i]);
+		if (signers & (1u << key))
+			continue; /* the same key again: still one operator */
+		signers |= 1u << key;
+		sigs[m] = (struct policy_signature){ .key = (size_t)key, .size = sig_size };
+		memcpy(sigs[m].sig, sig, sig_size);
+		m++;
+	}
+	*ret_n = m;
+	*ret_signers = signers;
+	return 0;
+}
+
+static int load(const struct server_config *c, struct store *s, const char *path, char *const *sig_paths,
+		size_t n_sigs)
+{
+	_cleanup_free_ struct policy_signature *sigs = NULL;
+	_cleanup_free_ char *stored = NULL;
+	_cleanup_free_ uint8_t *text = NULL;
+	_cleanup_policy_ struct policy *p = NULL;
+	char reason[ATTEST_REASON_MAX], who[64], fps[OPERATOR_KEYS_MAX * 18], when[21];
+	char full[OPERATOR_KEYS_MAX * (FINGERPRINT_HEX + 2)], record[sizeof(full) + 256];
+	struct audit_rec a;
+	int64_t current = 0;
+	uint32_t signers = 0;
+	size_t size, n = 0;
+	int r;
+
+	r = read_file(path, POLICY_FILE_MAX, &text, &size);
+	if (r == -EFBIG)
+		return refuse("policy '%s' is larger than %d bytes", path, POLICY_FILE_MAX);
+	if (r < 0)
+		return refuse("cannot read policy '%s': %s", path, strerror(-r));
+	sigs = calloc(n_sigs ? n_sigs : 1, sizeof(*sigs));
+	if (!sigs)
+		return refuse("out of memory");
+	/* Authenticity before content: nothing in an unsigned document is acted on. */
+	if ((r = signatures(c->operators, (const char *)text, size, sig_paths, n_sigs, sigs, &n, &signers)) != 0)
+		return r;
+	if ((int64_t)n < c->policy_threshold)
+		return refuse("policy is signed by %zu of the required %lld operator keys", n,
+			      (long long)c->policy_threshold);
+	r = policy_parse((const char *)text, size, &p, reason);
+	if (r < 0)
+		return refuse("%s: %s", path, r == -EBADMSG ? reason : strerror(-r));
+	policy_time_format(p->expires_us, when);
+	if (p->expires_us <= now_usec())
+		return refuse("policy version %lld expired at %s", (long long)p->version, when);
+	if ((r = policy_signatures_format(c->operators, sigs, n, &stored)) < 0)
+		return refuse("cannot encode the signatures: %s", strerror(-r));
+	signers_format(c->operators, signers, false, fps, sizeof(fps));
+	signers_format(c->operators, signers, true, full, sizeof(full));
+	admin_operator(who, sizeof(who));
+	snprintf(record, sizeof(record), "policy version %lld, expires %s, signed by %s; loaded by %s",
+		 (long long)p->version, when, full, who);
+	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
+				.action = "policy-load", .decision = "allow", .reasons = record };
+
+	if ((r = store_begin(s)) < 0)
+		return refuse("cannot write to the store: %s", strerror(-r));
+	r = store_policy_current(s, &current, NULL, NULL, NULL);
+	if (r == -ENOENT)
+		r = 0;
+	if (r >= 0 && p->version <= current)
+		r = -ESTALE;
+	if (r >= 0)
+		r = store_policy_put(s, p->version, (const char *)text, size, stored, now_usec());
+	if (r >= 0)
+		r = store_audit_append(s, &a);
+	if (r >= 0)
+		r = store_commit(s);
+	if (r < 0) {
+		store_rollback(s);
+		if (r == -ESTALE && p->version <= current)
+			return refuse("policy version %lld is not newer than the current version %lld",
+				      (long long)p->version, (long long)current);
+		if (r == -ESTALE)
+			return refuse("policy version %lld is not newer than the current version", (long long)p->version);
+		return refuse("cannot store the policy: %s", strerror(-r));
+	}
+	printf("policy version %lld loaded: signed by %zu of %zu operator keys (%s), expires %s\n", (long long)p->version,
+	       n, c->operators->n, fps, when);
+	return 0;
+}
+
+static int show(const struct server_config *c, struct store *s)
+{
+	_cleanup_free_ char *text = NULL, *sigs = NULL;
+	_cleanup_policy_ struct policy *p = NULL;
+	char reason[ATTEST_REASON_MAX], when[21];
+	uint32_t signers = 0;
+	int64_t version;
+	size_t size;
+	int r;
+
+	r = store_policy_current(s, &version, &text, &size, &sigs);
+	if (r == -ENOENT)
+		return refuse("no policy is loaded");
+	if (r < 0)
+		return refuse("cannot read the policy: %s", strerror(-r));
+	printf("version %lld\n", (long long)version);
+	/* What the server would do with it: the same trust check, so a doctored row shows here. */
+	r = policy_trust(c, version, text, size, sigs, &p, &signers, reason);
+	if (r < 0) {
+		printf("state refused: %s\n", r == -EKEYREJECTED || r == -EBADMSG ? reason : strerror(-r));
+		return 1;
+	}
+	policy_time_format(p->expires_us, when);
+	printf("expires %s\n", when);
+	printf("min-keystrap-version %s\ncredential-lifetime %lld\n", p->min_version, (long long)p->credential_lifetime);
+	for (size_t i = 0; i < c->operators->n; i++)
+		if (signers & (1u << i))
+			printf("signed-by %s %s\n", c->operators->key[i].fingerprint, c->operators->key[i].path);
+	if (p->expires_us <= now_usec()) {
+		printf("state expired\n");
+		return 1;
+	}
+	printf("state in force\n");
+	return 0;
+}
+
+int cmd_policy(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "signature", required_argument, NULL, 's' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	_cleanup_server_config_ struct server_config *c = NULL;
+	_cleanup_store_ struct store *s = NULL;
+	char *sig_paths[OPERATOR_KEYS_MAX * 2];
+	const char *config = NULL;
+	size_t n_sigs = 0;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (o) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			if (n_sigs == ELEMENTSOF(sig_paths))
+				return refuse("more than %zu --signature files", ELEMENTSOF(sig_paths));
+			sig_paths[n_sigs++] = optarg;
+			break;
+		case 'h':
+			printf("Usage: %s\n", usage);
+			return 0;
+		default:
+			goto bad;
+		}
+	if (!config || optind >= argc)
+		goto bad;
+	if (streq(argv[optind], "load") && argc - optind == 2) {
+		if ((r = admin_load(config, &c, &s)) != 0)
+			return r;
+		return load(c, s, argv[optind + 1], sig_paths, n_sigs);
+	}
+	if (streq(argv[optind], "show") && argc - optind == 1 && n_sigs == 0) {
+		if ((r = admin_load(config, &c, &s)) != 0)
+			return r;
+		return show(c, s);
+	}
+bad:
+	fprintf(stderr, "Usage: %s\n", usage);
+	return EXIT_USAGE;
+}
