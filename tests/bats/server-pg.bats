@@ -214,7 +214,7 @@ records() {
 	run admin A audit verify
 	[ "$status" -eq 0 ]
 	[ "$(admin A audit export)" = "$(admin B audit export)" ]
-	[ "$(admin A audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start node-approve node-revoke " ]
+	[ "$(admin A audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start node-approve node-revoke policy-load " ]
 	orig=$(pg_sql keystrap "SELECT decision FROM audit WHERE seq = 2")
 	pg_sql keystrap "UPDATE audit SET decision = 'forged' WHERE seq = 2"
 	run admin B audit verify
