@@ -12,6 +12,8 @@ int cmd_lock(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* PCR 15: disk keys are sealed to its boot value, and the lock moves it. */
 #define LOCK_PCR 15

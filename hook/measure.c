@@ -115,17 +115,9 @@ static int log_open(const char *path)
 
 static int write_all(int fd, const char *s, size_t n)
 {
-	while (n > 0) {
-		ssize_t k = write(fd, s, n);
+	int r = write_full(fd, s, n);
 
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		s += k;
-		n -= (size_t)k;
-	}
-	return fsync(fd) < 0 ? -errno : 0;
+	return r < 0 ? r : fsync(fd) < 0 ? -errno : 0;
 }
 
 static int boot_id(char ret[CEL_BOOT_ID_SIZE])

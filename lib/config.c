@@ -16,7 +16,7 @@
 #define HEX_RUN_SECRET 32
 #define BASE64_RUN_SECRET 24
 
-enum type { T_STRING, T_BOOL, T_UINT, T_BANK };
+enum type { T_STRING, T_BOOL, T_UINT, T_BANK, T_FAILURE };
 
 struct key {
 	const char *section, *name;
@@ -60,6 +60,17 @@ static const char *check_url(const char *v)
 	return NULL;
 }
 
+/* A numeric id (safest in an initrd, whose passwd may not know the name) or a user/group name. */
+static const char *check_id(const char *v)
+{
+	if (strspn(v, "0123456789") == strlen(v))
+		return strlen(v) > 10 || strtoul(v, NULL, 10) >= 4294967295UL ? "not an id (0-4294967294)" : NULL;
+	if (strlen(v) > 32 || !(isalpha((unsigned char)v[0]) || v[0] == '_') ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v))
+		return "neither a numeric id nor a user or group name";
+	return NULL;
+}
+
 #define FIELD(f) offsetof(struct keystrap_config, f)
 static const struct key keys[] = {
 	{ "Unlock", "Device", T_STRING, FIELD(device), VALUE_MAX, 0, 0, 0, check_device, false },
@@ -70,10 +81,14 @@ static const struct key keys[] = {
 	{ "Attest", "Server", T_STRING, FIELD(server), VALUE_MAX, 0, 0, 0, check_url, false },
 	{ "Attest", "CA", T_STRING, FIELD(ca), VALUE_MAX, 0, 0, 0, check_absolute, false },
 	{ "Attest", "Timeout", T_UINT, FIELD(timeout), VALUE_MAX, 1, 300, 30, NULL, false },
+	{ "Attest", "Retries", T_UINT, FIELD(retries), VALUE_MAX, 0, 20, 4, NULL, false },
+	{ "Attest", "FailurePolicy", T_FAILURE, FIELD(emergency), VALUE_MAX, 0, 0, 0, NULL, false },
+	{ "Handoff", "Owner", T_STRING, FIELD(owner), VALUE_MAX, 0, 0, 0, check_id, false },
+	{ "Handoff", "Group", T_STRING, FIELD(group), VALUE_MAX, 0, 0, 0, check_id, false },
 };
 enum { KEY_DEVICE, KEY_NAME, KEY_PCRS };
 #define DEFAULT_BANK "sha256"
-static const char *const sections[] = { "Unlock", "Attest" };
+static const char *const sections[] = { "Unlock", "Attest", "Handoff" };
 
 struct parser {
 	const char *path;
@@ -214,6 +229,12 @@ static int set_value(struct parser *ps, struct keystrap_config *c, const struct 
 		if (!*(const struct pcr_bank **)field)
 			return fail(ps, k, "'%s' is not a PCR bank (sha1, sha256, sha384, sha512, sm3_256)", v);
 		return 0;
+	case T_FAILURE:
+		if (!*v || streq(v, "continue"))
+			return *(bool *)field = false, 0;
+		if (streq(v, "emergency"))
+			return *(bool *)field = true, 0;
+		return fail(ps, k, "'%s' is neither continue nor emergency", v);
 	case T_UINT:
 		if (!*v)
 			return *(unsigned *)field = k->def, 0;
@@ -241,7 +262,7 @@ static int parse_section(struct parser *ps, const char *s, size_t n, int *sectio
 			*section = (int)i;
 			return 0;
 		}
-	return fail(ps, NULL, "unknown section %.*s (known: [Unlock], [Attest])", (int)n, s);
+	return fail(ps, NULL, "unknown section %.*s (known: [Unlock], [Attest], [Handoff])", (int)n, s);
 }
 
 static int parse_assignment(struct parser *ps, struct keystrap_config *c, int section, char *s, size_t n)
@@ -386,5 +407,7 @@ void config_free(struct keystrap_config *c)
 	free(c->pcrs);
 	free(c->server);
 	free(c->ca);
+	free(c->owner);
+	free(c->group);
 	free(c);
 }

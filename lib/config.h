@@ -30,6 +30,11 @@ struct keystrap_config {
 	char *server;   /* https:// URL of keystrap-server */
 	char *ca;       /* path of the CA certificate that signs the server's */
 	unsigned timeout; /* seconds */
+	unsigned retries; /* further tries of each request */
+	bool emergency;   /* FailurePolicy=emergency: no credentials stops the boot */
+	/* [Handoff] */
+	char *owner;    /* the consumer's uid (or user name) that may read the credentials */
+	char *group;    /* the group (gid or name) that may read them */
 };
 
 /*

@@ -60,3 +60,20 @@ int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size)
 	*ret_size = size;
 	return 0;
 }
+
+int write_full(int fd, const void *p, size_t n)
+{
+	const uint8_t *q = p;
+
+	while (n > 0) {
+		ssize_t k = write(fd, q, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		q += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}

@@ -12,5 +12,8 @@
  */
 int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size);
 
+/* Writes all n bytes to fd, retrying on EINTR and short writes; 0 or -errno. */
+int write_full(int fd, const void *p, size_t n);
+
 /* Reads from fd until EOF or cap bytes, retrying on EINTR; returns the count or -errno. */
 ssize_t read_full(int fd, uint8_t *buf, size_t cap);

@@ -39,3 +39,10 @@ $(BUILD)/fuzz/fuzz-policy: tests/fuzz/fuzz-policy.c server/policy.c server/polic
 	@mkdir -p $(@D)
 	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iserver $(PKG_CFLAGS) \
 		$< server/policy.c $(LIB_SRC) -o $@ $(PKG_LIBS)
+
+# The keyring half of keystrap handoff with made-up credentials, for tests/bats/keyring.bats.
+$(BUILD)/asan/keyring-put: tests/lib/keyring-put.c $(ASAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+
+check-bats: $(BUILD)/asan/keyring-put

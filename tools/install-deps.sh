@@ -11,7 +11,7 @@ pkgs=(
 	swtpm swtpm-tools tpm2-tools
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck busybox-static
-	strace systemd
+	strace systemd keyutils
 	qemu-system-x86 qemu-utils ovmf dracut-core mmdebstrap clevis-systemd
 )
 

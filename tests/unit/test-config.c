@@ -76,7 +76,7 @@ static void test_strict(void)
 	refuse("[Unlock]\nName=a\nDevice=/dev/x\nName=b\n",
 	       "k.conf:4: [Unlock] Name=: given twice (first on line 2)", "a duplicate key");
 	refuse("[Unlock]\n[Attest]\n[Unlock]\n", "k.conf:3: section [Unlock] appears twice", "a duplicate section");
-	refuse("[Install]\n", "k.conf:1: unknown section [Install] (known: [Unlock], [Attest])", "an unknown section");
+	refuse("[Install]\n", "k.conf:1: unknown section [Install] (known: [Unlock], [Attest], [Handoff])", "an unknown section");
 	refuse("Device=/dev/sda\n", "k.conf:1: 'Device=/dev/sda' comes before any [Section]", "a key outside a section");
 	refuse("[Unlock]\njust words\n", "k.conf:2: 'just words' is neither Key=value, a [Section] nor a comment",
 	       "a line that is nothing");
@@ -150,11 +150,33 @@ static void test_secrets(void)
 	      "the hex rule starts at 32 digits");
 }
 
+static void test_handoff(void)
+{
+	struct keystrap_config *c;
+	char err[CONFIG_ERROR_MAX];
+
+	CHECK(parse("", &c, err) == 0 && c->retries == 4 && !c->emergency && !c->owner && !c->group,
+	      "[Attest] Retries=4, FailurePolicy=continue and no [Handoff] owner by default");
+	config_free(c);
+	CHECK(parse("[Attest]\nRetries=0\nFailurePolicy=emergency\n[Handoff]\nOwner=998\nGroup=www-data\n", &c, err) == 0 &&
+	      c->retries == 0 && c->emergency && streq(c->owner, "998") && streq(c->group, "www-data"),
+	      "Retries=, FailurePolicy=emergency, a numeric Owner= and a Group= name");
+	config_free(c);
+	refuse("[Attest]\nFailurePolicy=halt\n", "k.conf:2: [Attest] FailurePolicy=: 'halt' is neither continue nor emergency",
+	       "an unknown failure policy");
+	refuse("[Attest]\nRetries=21\n", "k.conf:2: [Attest] Retries=: 21 is out of range (0-20)", "too many retries");
+	refuse("[Handoff]\nOwner=4294967295\n", "k.conf:2: [Handoff] Owner=: '4294967295' is not an id (0-4294967294)",
+	       "Owner=-1 as an unsigned id");
+	refuse("[Handoff]\nGroup=a b\n", "k.conf:2: [Handoff] Group=: 'a b' is neither a numeric id nor a user or group name",
+	       "a group name with a space");
+}
+
 int main(void)
 {
 	test_example();
 	test_defaults();
 	test_strict();
 	test_secrets();
+	test_handoff();
 	return TAP_DONE();
 }

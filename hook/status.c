@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap status: what keystrap handoff provisioned, without a secret byte — names, sizes,
+ * owners, expiry, and the attestation facts of the "status" key. Sizes come from a zero-length
+ * KEYCTL_READ, which returns the length and copies nothing.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handoff-status.h"
+#include "keyring.h"
+#include "keystrap.h"
+#include "log.h"
+
+static const char usage[] = "keystrap status";
+
+/* "2026-11-22 05:40:00 UTC (in 3600 s)" */
+static void print_time(int64_t t, int64_t now)
+{
+	char buf[64] = "?";
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm))
+		strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (t > now)
+		printf("%s (in %" PRId64 " s)\n", buf, t - now);
+	else
+		printf("%s (%" PRId64 " s ago)\n", buf, now - t);
+}
+
+static void print_id(const char *what, int64_t id)
+{
+	if (id < 0)
+		printf("%s none", what);
+	else
+		printf("%s %" PRId64, what, id);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	_cleanup_secbuf_ struct secbuf *b = NULL;
+	_cleanup_free_ struct keyring_entry *e = NULL;
+	struct handoff_status s;
+	int64_t now = (int64_t)time(NULL);
+	int32_t ring;
+	size_t n = 0;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (o) {
+		case 'h':
+			printf("Usage: %s\n\n"
+			       "Show what keystrap handoff left in the kernel keyring, without secrets:\n"
+			       "node, server, policy version, attestation time, expiry, owner, and each\n"
+			       "credential's name, size and permissions.\n", usage);
+			return 0;
+		default:
+			return usage_error(usage, "unknown option");
+		}
+	if (optind != argc)
+		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+
+	r = keyring_find_for_caller(&ring);
+	if (r == -ENOKEY) {
+		log_error("no credentials: no keystrap keyring %s (never handed off, expired or failed)",
+			  geteuid() == 0 ? "is linked" : "is readable by this uid");
+		return 1;
+	}
+	if (r < 0 || (r = keyring_read(ring, "status", &b)) < 0 || (r = keyring_list(ring, &e, &n)) < 0) {
+		log_error("cannot read the keystrap keyring: %s", strerror(-r));
+		return 1;
+	}
+	if (handoff_status_parse((const char *)b->data, b->size, &s) < 0) {
+		log_error("the keystrap keyring's status key is malformed");
+		return 1;
+	}
+	printf("%-13s%s\n", "node:", s.node_id);
+	printf("%-13s%s\n", "server:", s.server);
+	printf("%-13s%" PRId64 "\n", "policy:", s.policy_version);
+	printf("%-13s%s at ", "attestation:", s.result);
+	print_time(s.attested_at, now);
+	printf("%-13s", "expires:");
+	print_time(s.not_after, now);
+	printf("%-13s%" PRId64 " s\n", "remaining:", s.not_after > now ? s.not_after - now : 0);
+	printf("%-13s", "owner:");
+	print_id("uid", s.uid);
+	print_id(", gid", s.gid);
+	printf("\n%-13s%" PRId32 " (\"%s\")\n", "keyring:", ring, KEYRING_NAME);
+	printf("credentials:\n");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-24s %5zu bytes  uid %u  gid %u  perm %08" PRIx32 "\n", e[i].desc, e[i].size,
+		       (unsigned)e[i].uid, (unsigned)e[i].gid, e[i].perm);
+	return 0;
+}

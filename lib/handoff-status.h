@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * The non-secret facts keystrap handoff leaves next to the credentials (the "status" key),
+ * for keystrap status and keystrap verify: "name=value" lines. Pure code; the parser is
+ * fuzzed (whoever may write the key could feed it anything).
+ */
+
+#define HANDOFF_STATUS_PCRS_MAX 2400 /* sha256 values of PCRs 0-23 as "N=HEX," */
+
+struct handoff_status {
+	char node_id[65];
+	char server[256];
+	int64_t policy_version;
+	int64_t attested_at;  /* Unix seconds */
+	int64_t not_after;    /* Unix seconds */
+	char result[32];      /* "attested" */
+	int64_t uid, gid;     /* the consumer; -1: none */
+	char pcrs[HANDOFF_STATUS_PCRS_MAX + 1]; /* "sha256:0=HEX,1=HEX,..." read after the handoff; may be "" */
+};
+
+/* The text, NUL-terminated, in a malloc'd string. */
+int handoff_status_format(const struct handoff_status *s, char **ret);
+
+/* -EBADMSG naming nothing secret: unknown or repeated names, oversize or malformed values. */
+int handoff_status_parse(const char *text, size_t size, struct handoff_status *ret);

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "keyring.h"
+#include "node-credentials.h"
+
+/*
+ * The keyring half of keystrap handoff, shared by the command and its test driver
+ * (tests/lib/keyring-put.c): resolves [Handoff] Owner=/Group=, writes the status facts and
+ * stores the credentials in the "keystrap" keyring of keyring_parent().
+ */
+
+/*
+ * Owner=/Group= as configured: a numeric id, or a name resolved through NSS (an initrd may have
+ * no such entry: -ESRCH). NULL or "": nobody. With Owner= and no Group=, no group may read.
+ */
+int handoff_owner(const char *owner, const char *group, struct keyring_owner *ret);
+
+/* Stores c for o; pcrs ("sha256:N=HEX,...") may be NULL. Returns what keyring_store returns. */
+int handoff_store(const struct node_credentials *c, const struct keyring_owner *o, const char *pcrs, int64_t now,
+		  int32_t *ret_id);
+
+/* The one-line reason for a handoff_store error. */
+const char *handoff_reason(int r);
