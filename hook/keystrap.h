@@ -5,6 +5,8 @@
 #include "tpm.h"
 
 #define EXIT_USAGE 2
+/* keystrap handoff: attestation failed and [Attest] FailurePolicy=emergency. */
+#define EXIT_EMERGENCY 3
 
 int cmd_enroll(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
@@ -13,6 +15,7 @@ int cmd_eventlog(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+int cmd_handoff(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
 /* PCR 15: disk keys are sealed to its boot value, and the lock moves it. */
@@ -73,3 +76,14 @@ struct attest_options {
  * Fails closed, logging one line: nothing half-filled is returned.
  */
 int attest_run(const struct attest_options *o, struct node_credentials **ret);
+
+/* keystrap handoff (hook/handoff.c), shared with keystrap verify. */
+/* The PCRs recorded at handoff and compared by verify: sha256 0-15, what policy covers. */
+#define PCR_SNAPSHOT_MASK 0xffffu
+#define HANDOFF_PCRS_MAX 1200
+/* "sha256:0=HEX,1=HEX,...,15=HEX" of the TPM's current values. */
+int pcr_snapshot(char *buf, size_t size);
+/* Loads (and measures) keystrap.conf; -EINVAL (logged) without [Attest] Server= and CA=. */
+int handoff_config(const char *path, struct keystrap_config **ret);
+/* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run. */
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret);

@@ -21,6 +21,7 @@ static const struct {
 	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
 	{ "measure", cmd_measure, "measure a boot phase or the configuration into a PCR and its log" },
 	{ "attest", cmd_attest, "prove this boot to keystrap-server and receive a node certificate" },
+	{ "handoff", cmd_handoff, "attest, then put the node credentials into the kernel keyring" },
 	{ "get", cmd_get, "print one credential from the kernel keyring (for the consumer service)" },
 	{ "status", cmd_status, "show what was handed off to the kernel keyring, without secrets" },
 };

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap handoff: attest this boot (the attest handshake, in-process) and put what the
+ * server released into the "keystrap" kernel keyring for the configured consumer. The node
+ * key and the secrets go from attest_run's secure memory to the kernel and nowhere else.
+ *
+ * When attestation fails, [Attest] FailurePolicy= decides: "continue" (the default) says so
+ * on stderr and the kernel console and exits 1, which the initrd unit treats as success (boot
+ * goes on, without credentials); "emergency" exits 3, which the unit turns into
+ * emergency.target.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "fileio.h"
+#include "handoff.h"
+#include "keystrap.h"
+#include "log.h"
+#include "pcr.h"
+
+static const char usage[] = "keystrap handoff [--config FILE] [--ek rsa2048|ecc256|ecc384]";
+
+/* Loud: stderr (the journal) and the kernel console, whatever the unit's output settings. */
+static void shout(const char *msg)
+{
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+
+	log_error("%s", msg);
+	if (fd >= 0) {
+		char line[320];
+		int n = snprintf(line, sizeof(line), "<2>keystrap: %s\n", msg);
+
+		/* Plain write: dprintf's stream buffer is a leak in LeakSanitizer's eyes. */
+		(void)write_full(fd, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+		close(fd);
+	}
+}
+
+int pcr_snapshot(char *buf, size_t size)
+{
+	_cleanup_tpm_ struct tpm *t = NULL;
+	const struct pcr_bank *bank = pcr_bank_by_name("sha256");
+	static uint8_t values[PCR_COUNT][PCR_DIGEST_MAX];
+	size_t off;
+	int r;
+
+	if ((r = tpm_connect(&t)) < 0)
+		return r;
+	r = tpm_pcr_read(t, bank, PCR_SNAPSHOT_MASK, values);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the PCRs: %s", tpm_failure_reason(r));
+	off = (size_t)snprintf(buf, size, "sha256:");
+	for (unsigned i = 0; i < PCR_COUNT && off + 72 < size; i++) {
+		char hex[2 * PCR_DIGEST_MAX + 1];
+
+		if (!(PCR_SNAPSHOT_MASK & (1u << i)))
+			continue;
+		hex_encode(values[i], bank->size, hex);
+		off += (size_t)snprintf(buf + off, size - off, "%s%u=%s", off > 7 ? "," : "", i, hex);
+	}
+	return 0;
+}
+
+int handoff_config(const char *path, struct keystrap_config **ret)
+{
+	_cleanup_config_ struct keystrap_config *cfg = NULL;
+
+	/* Measured (PCR 12, once per boot) before anything in it is used. */
+	if (config_load(NULL, path, &cfg) < 0)
+		return -EINVAL;
+	if (!cfg->server || !cfg->ca)
+		return log_error_errno(-EINVAL, "%s: [Attest] Server= and CA= are needed to attest", path);
+	*ret = TAKE_PTR(cfg);
+	return 0;
+}
+
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret)
+{
+	struct attest_options a = {
+		.server = cfg->server,
+		.ca = cfg->ca,
+		.ek_kind = kind,
+		.timeout = cfg->timeout,
+		.attempts = cfg->retries + 1,
+	};
+
+	return attest_run(&a, ret);
+}
+
+/* What the boot does without credentials: [Attest] FailurePolicy=. */
+static int without_credentials(const struct keystrap_config *cfg, const char *why)
+{
+	char msg[256];
+
+	if (cfg->emergency) {
+		snprintf(msg, sizeof(msg), "no node credentials: %s; FailurePolicy=emergency stops the boot", why);
+		shout(msg);
+		return EXIT_EMERGENCY;
+	}
+	snprintf(msg, sizeof(msg), "*** booting WITHOUT node credentials: %s (FailurePolicy=continue) ***", why);
+	shout(msg);
+	return 1;
+}
+
+int cmd_handoff(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "ek", required_argument, NULL, 'e' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	_cleanup_config_ struct keystrap_config *cfg = NULL;
+	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	const char *config = CONFIG_PATH;
+	enum tpm_ek_kind kind = TPM_EK_RSA2048;
+	struct keyring_owner own;
+	char pcrs[HANDOFF_PCRS_MAX];
+	int32_t id;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (o) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'e':
+			if (tpm_ek_kind_from_name(optarg, &kind) < 0)
+				return usage_error(usage, "unknown EK kind '%s'", optarg);
+			break;
+		case 'h':
+			printf("Usage: %s\n\n"
+			       "Attest this boot to [Attest] Server= of keystrap.conf and put the node key, its\n"
+			       "certificate and chain and each secret into the \"keystrap\" kernel keyring, readable\n"
+			       "by [Handoff] Owner=/Group= only, until the certificate expires.\n"
+			       "Exit 0: handed off; 1: failed (FailurePolicy=continue, or a bad configuration);\n"
+			       "3: attestation failed and FailurePolicy=emergency.\n", usage);
+			return 0;
+		default:
+			return usage_error(usage, "unknown option");
+		}
+	if (optind != argc)
+		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+
+	if (handoff_config(config, &cfg) < 0)
+		return 1;
+	/* Before attesting: a name this initrd cannot resolve is the configuration's fault. */
+	if (handoff_owner(cfg->owner, cfg->group, &own) < 0) {
+		log_error("%s: [Handoff] Owner='%s' Group='%s': no such user or group here (use numeric ids)",
+			  config, cfg->owner ? cfg->owner : "", cfg->group ? cfg->group : "");
+		return 1;
+	}
+	/* attest_run logs why it failed; the policy decides what the boot does about it. */
+	if (handoff_attest(cfg, kind, &c) < 0)
+		return without_credentials(cfg, "attestation failed");
+	if (pcr_snapshot(pcrs, sizeof(pcrs)) < 0)
+		pcrs[0] = 0;
+	r = handoff_store(c, &own, pcrs, (int64_t)time(NULL), &id);
+	if (r < 0) {
+		log_error("cannot hand the credentials to the kernel keyring: %s", handoff_reason(r));
+		return without_credentials(cfg, "the kernel keyring refused them");
+	}
+	fprintf(stderr, "keystrap: node %s: %zu secret(s), certificate and key in keyring %d \"%s\", expiring in %lld s\n",
+		c->node_id, c->n_secrets, id, KEYRING_NAME, (long long)(c->not_after - time(NULL)));
+	return 0;
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# keystrap handoff end to end on this host: a real swtpm, a real keystrap-server on loopback,
+# the attest handshake in-process, then the credentials in a real kernel keyring (the test's
+# own session keyring, KEYSTRAP_KEYRING=session) read back by the consumer uid. Its negative
+# twins: a server that is down under each failure policy, a consumer name the system cannot
+# resolve, a config without a server.
+
+load ../lib/swtpm
+load ../lib/server
+
+PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+CONSUMER=65534
+
+setup_file() {
+	command -v keyctl >/dev/null || skip "keyctl (keyutils) is not installed"
+	swtpm_start
+	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT EK
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7"
+	server_start "$SRV_DIR"
+	EK=$(ek_hash)
+	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >"$BATS_FILE_TMPDIR/start.json"
+	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
+	srv node approve "$EK" --id node1.example >/dev/null
+}
+
+teardown_file() {
+	server_stop "$SRV_DIR" || true
+	swtpm_stop
+}
+
+setup() {
+	keyctl new_session >/dev/null
+	export KEYSTRAP_KEYRING=session
+	cd "$BATS_TEST_TMPDIR"
+	conf "https://127.0.0.1:$SRV_PORT" continue
+}
+
+teardown() {
+	keyctl clear @s >/dev/null 2>&1 || true
+	swtpm_reboot
+	rm -f "$KEYSTRAP_MEASURE_LOG"
+}
+
+# conf SERVER POLICY [OWNER]: keystrap.conf in the test directory.
+conf() {
+	printf '[Attest]\nServer=%s\nCA=%s\nTimeout=5\nRetries=%s\nFailurePolicy=%s\n[Handoff]\nOwner=%s\nGroup=%s\n' \
+		"$1" "$SRV_DIR/ca.crt" "${RETRIES:-0}" "$2" "${3:-$CONSUMER}" "${3:-$CONSUMER}" >keystrap.conf
+}
+
+as_consumer() {
+	setpriv --reuid=$CONSUMER --regid=$CONSUMER --clear-groups keyctl session - "$@" 2>/dev/null
+}
+
+@test "handoff attests and the consumer holds a certificate from the server's CA, for the key in the keyring" {
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"keystrap: node node1.example: 0 secret(s), certificate and key in keyring "* ]]
+	as_consumer "$KEYSTRAP" get certificate >node.crt
+	openssl verify -CAfile "$SRV_DIR/ca.crt" node.crt
+	as_consumer "$KEYSTRAP" get chain | cmp - "$SRV_DIR/ca.crt"
+	# The key in the keyring is the certificate's (and never in the output above).
+	[ "$(as_consumer "$KEYSTRAP" get key | openssl pkey -inform DER -pubout)" = \
+		"$(openssl x509 -in node.crt -pubkey -noout)" ]
+	priv=$(as_consumer "$KEYSTRAP" get key | openssl pkey -inform DER -noout -text |
+		awk '/^priv:/ { f = 1; next } /^pub:/ { f = 0 } f' | tr -d ' :\n')
+	[ ${#priv} -ge 62 ]
+	[[ "$(printf '%s' "$output" | xxd -p | tr -d '\n')" != *"$priv"* ]]
+	# Status: the server's facts, the expiry the server set (certificate_lifetime 600 s).
+	run "$KEYSTRAP" status
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"node:        node1.example"* ]]
+	[[ "$output" == *"server:      https://127.0.0.1:$SRV_PORT"* ]]
+	[[ "$output" =~ remaining:\ +(5[89][0-9]|600)\ s ]]
+	ring=$(keyctl search @s keyring keystrap)
+	grep -E "^$(printf '%08x' "$ring") " /proc/keys | awk '{ print $4 }' | grep -Eq '^(9|10)m$'
+	as_consumer "$KEYSTRAP" get status | grep -Eq '^pcrs=sha256:0=[0-9a-f]{64},1='
+	# The attested phase was measured by the handshake, after a verified reply.
+	jq --seq -r '.content.string' "$KEYSTRAP_MEASURE_LOG" | grep -qx 'keystrap:attested'
+	# Another uid gets nothing.
+	run setpriv --reuid=4242 --regid=4242 --clear-groups keyctl session - "$KEYSTRAP" get certificate
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"permission denied"* ]]
+}
+
+@test "server down, FailurePolicy=continue: bounded, says so loudly, exit 1, no keyring" {
+	conf "https://127.0.0.1:$(free_port)" continue
+	SECONDS=0
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 3 ] # the configuration measured, why, what the boot does
+	[ "$SECONDS" -lt 20 ]
+	[[ "$output" == *"keystrap: cannot reach https://127.0.0.1:"* ]]
+	[[ "$output" == *"*** booting WITHOUT node credentials: attestation failed (FailurePolicy=continue) ***"* ]]
+	run keyctl search @s keyring keystrap
+	[ "$status" -ne 0 ]
+	run "$KEYSTRAP" status
+	[ "$status" -eq 1 ]
+}
+
+@test "server down, FailurePolicy=emergency: exit 3; a previous keyring stays as it was" {
+	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	old=$(keyctl search @s keyring keystrap)
+	conf "https://127.0.0.1:$(free_port)" emergency
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"no node credentials: attestation failed; FailurePolicy=emergency stops the boot"* ]]
+	[ "$(keyctl search @s keyring keystrap)" = "$old" ]
+}
+
+@test "renewal: a second handoff replaces the keyring in one step with a fresh certificate" {
+	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	old=$(keyctl search @s keyring keystrap)
+	first=$(as_consumer "$KEYSTRAP" get certificate)
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 0 ]
+	new=$(keyctl search @s keyring keystrap)
+	[ "$new" != "$old" ]
+	[ "$(keyctl list @s | grep -c 'keyring: keystrap')" -eq 1 ]
+	[ "$(as_consumer "$KEYSTRAP" get certificate)" != "$first" ]
+	run keyctl rdescribe "$old"
+	[ "$status" -ne 0 ]
+}
+
+@test "a consumer name the system does not know is refused before attesting; no server, no handoff" {
+	conf "https://127.0.0.1:$SRV_PORT" continue no-such-user-here
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"[Handoff] Owner='no-such-user-here' Group='no-such-user-here': no such user or group here (use numeric ids)"* ]]
+	! grep -q keystrap:attested "$KEYSTRAP_MEASURE_LOG" 2>/dev/null
+	printf '[Handoff]\nOwner=1\n' >keystrap.conf
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"keystrap.conf: [Attest] Server= and CA= are needed to attest"* ]]
+	run "$KEYSTRAP" handoff --bogus
+	[ "$status" -eq 2 ]
+}
