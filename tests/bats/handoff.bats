@@ -18,6 +18,13 @@ setup_file() {
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
 	server_config "$SRV_DIR" "0 7"
+	# The default group receives one secret, known to the test only through this file.
+	export SECRET="keystrap-handoff-$(head -c 12 /dev/urandom | xxd -p)"
+	printf '%s' "$SECRET" | srv secret set db >/dev/null
+	policy_json "0 7" 2 | sed 's/"secrets":\[\]/"secrets":["db"]/' >"$OPERATOR_DIR/policy-db.json"
+	policy_sign "$OPERATOR_DIR" "$OPERATOR_DIR/policy-db.json" op1 op2
+	srv policy load "$OPERATOR_DIR/policy-db.json" --signature "$OPERATOR_DIR/policy-db.json.op1.sig" \
+		--signature "$OPERATOR_DIR/policy-db.json.op2.sig" >/dev/null
 	server_start "$SRV_DIR"
 	EK=$(ek_hash)
 	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >"$BATS_FILE_TMPDIR/start.json"
@@ -56,7 +63,9 @@ as_consumer() {
 @test "handoff attests and the consumer holds a certificate from the server's CA, for the key in the keyring" {
 	run "$KEYSTRAP" handoff --config keystrap.conf
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"keystrap: node node1.example: 0 secret(s), certificate and key in keyring "* ]]
+	[[ "$output" == *"keystrap: node node1.example: 1 secret(s), certificate and key in keyring "* ]]
+	[[ "$output" != *"$SECRET"* ]]
+	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
 	as_consumer "$KEYSTRAP" get certificate >node.crt
 	openssl verify -CAfile "$SRV_DIR/ca.crt" node.crt
 	as_consumer "$KEYSTRAP" get chain | cmp - "$SRV_DIR/ca.crt"
@@ -73,6 +82,8 @@ as_consumer() {
 	[[ "$output" == *"node:        node1.example"* ]]
 	[[ "$output" == *"server:      https://127.0.0.1:$SRV_PORT"* ]]
 	[[ "$output" =~ remaining:\ +(5[89][0-9]|600)\ s ]]
+	[[ "$output" =~ secret:db\ +${#SECRET}\ bytes ]]
+	[[ "$output" != *"$SECRET"* ]]
 	ring=$(keyctl search @s keyring keystrap)
 	grep -E "^$(printf '%08x' "$ring") " /proc/keys | awk '{ print $4 }' | grep -Eq '^(9|10)m$'
 	as_consumer "$KEYSTRAP" get status | grep -Eq '^pcrs=sha256:0=[0-9a-f]{64},1='
@@ -135,4 +146,22 @@ as_consumer() {
 	[[ "$output" == *"keystrap.conf: [Attest] Server= and CA= are needed to attest"* ]]
 	run "$KEYSTRAP" handoff --bogus
 	[ "$status" -eq 2 ]
+}
+
+@test "during a handoff the only file written is the measurement log; the secret is in no file, argv or environment" {
+	touch marker
+	sleep 1
+	# LeakSanitizer cannot run under ptrace.
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -v -s 4096 -e trace=%file,execve,memfd_create -o trace \
+		"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
+	written=$(grep -E 'O_WRONLY|O_RDWR|O_CREAT' trace | grep -v ENOENT | grep -oE '"[^"]+"' | sort -u)
+	[ "$written" = "\"$KEYSTRAP_MEASURE_LOG\"" ] || { echo "written: $written"; false; }
+	! grep -E 'rename|link\(|mknod|memfd' trace
+	! grep -qF "$SECRET" trace
+	rm -f trace
+	while IFS= read -r -d '' f; do
+		! grep -qF "$SECRET" "$f" 2>/dev/null || { echo "secret in $f"; false; }
+	# The server's store holds it by design (this host plays the server too).
+	done < <(find /run /tmp "$PWD" -xdev -type f -newer marker ! -path "$SRV_DIR/*" -print0 2>/dev/null)
 }
