@@ -205,3 +205,61 @@ extend_hex() {
 	run "$KEYSTRAP_SERVER" audit export --config "$d/server.json"
 	[[ "$output" == *'"action":"attest-finish","decision":"deny","reasons":"nonce expired"'* ]]
 }
+
+# secrets_setup: three secrets with random values (A, B, C) in the store; the policy gives group
+# "web" db-password and api-token, group "batch" other-secret; this node is in "web".
+secrets_setup() {
+	A=pw-$(head -c 12 /dev/urandom | xxd -p) B=tok-$(head -c 12 /dev/urandom | xxd -p)
+	C=other-$(head -c 12 /dev/urandom | xxd -p)
+	printf '%s' "$A" | srv secret set db-password >/dev/null
+	printf '%s' "$B" | srv secret set api-token >/dev/null
+	printf '%s' "$C" | srv secret set other-secret >/dev/null
+	srv node approve "$EK" --group web >/dev/null
+	POLICY_GROUPS='{"web":{"secrets":["db-password","api-token"]},"batch":{"secrets":["other-secret"]}}' serve_now
+}
+
+@test "the node receives exactly its group's secrets; their values appear nowhere but the store and --out-dir" {
+	secrets_setup
+	# Through the peer: the payload holds exactly those two (names, digests of the values).
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	body_of "$output" >result.json
+	run "$PEER" open "$U" ch.json result.json
+	[ "$output" = "db-password=$(printf %s "$A" | sha256sum | cut -c1-64)
+api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
+	# Negative twin: the same reply bytes on another machine's TPM open nothing.
+	KEYSTRAP_TCTI=$OTHER_TCTI run "$PEER" open "$U" ch.json result.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == "attest-peer: ActivateCredential for the payload key: "* ]]
+	# keystrap attest (last: it moves PCR 12) writes them for the test to compare.
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out \
+		>node.out 2>&1
+	[ "$(cat node.out)" = "keystrap: attested as node1.example" ]
+	[ "$(ls out/secrets | tr '\n' ' ')" = "api-token db-password " ]
+	[ "$(cat out/secrets/db-password)" = "$A" ]
+	[ "$(cat out/secrets/api-token)" = "$B" ]
+	[ "$(stat -c %a out/secrets/db-password)" = 600 ]
+	# Leak scan: the server's stdout/stderr, the node's output, the replies, the logs, the test
+	# directory and the TPM state hold none of the values; only the store and --out-dir do.
+	for v in "$A" "$B" "$C"; do
+		run grep -rlaF -- "$v" "$SRV_DIR" "$BATS_TEST_TMPDIR" "$SWTPM_DIR" "$BATS_FILE_TMPDIR"
+		[ "$(printf '%s\n' "$output" | grep -v -e '/keystrap\.db' -e '/out/secrets/' | grep -c .)" = 0 ]
+	done
+	grep -qaF -- "$A" "$SRV_DIR"/keystrap.db* # the scan would have seen it
+	# The payload on the wire is ciphertext: no base64 of a value either.
+	! grep -qF -- "$(printf %s "$A" | base64 -w0 | cut -c1-16)" result.json
+}
+
+@test "a policy naming a secret the store lacks releases nothing: refused, no 'attested'" {
+	POLICY_GROUPS='{"default":{"secrets":[]},"web":{"secrets":["never-set"]}}' serve_now
+	srv node approve "$EK" --group web >/dev/null
+	before=$(pcr_value sha256 12)
+	run attest
+	srv node approve "$EK" --group default >/dev/null
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 500): the policy names secret 'never-set', which is not set" ]
+	[ ! -e out/node.crt ]
+	[ "$(pcr_value sha256 12)" = "$before" ]
+}

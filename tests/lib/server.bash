@@ -50,16 +50,17 @@ JSON
 }
 
 # policy_json PCRS VERSION [EXTRA]: a policy document pinning PCRS to the TPM's sha256 values
-# now, valid for a day, minimum keystrap 0.1.0, 600 s credentials; extra members as $3.
+# now, valid for a day, minimum keystrap 0.1.0, 600 s credentials; extra members as $3; node
+# groups and their secrets from $POLICY_GROUPS (default: group "default", no secrets).
 policy_json() {
-	local refs="" p
+	local refs="" p groups=${POLICY_GROUPS:-'{"default":{"secrets":[]}}'}
 	for p in $1; do
 		refs+="${refs:+,}\"$p\":\"$(pcr_value sha256 "$p")\""
 	done
 	cat <<JSON
 {"version":$2,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
  "credential_lifetime":600,"pcr_bank":"sha256","reference_pcrs":{$refs},
- "groups":{"default":{"secrets":[]}}${3:+,$3}}
+ "groups":$groups${3:+,$3}}
 JSON
 }
 
