@@ -62,6 +62,17 @@ serve_now() {
 	server_start "$SRV_DIR"
 }
 
+# peer_result CHALLENGE RESULT: a whole handshake by the peer (curl carrying its messages); the
+# challenge and the server's 200 result are kept in the two files.
+peer_result() {
+	local out
+	challenge "$1" || return 1
+	"$PEER" finish "$U" "$1" >finish.json || return 1
+	out=$(post /v1/attest/finish finish.json)
+	[ "$(status_of "$out")" = 200 ] || { echo "finish: $out"; return 1; }
+	body_of "$out" >"$2"
+}
+
 # cel_strings: the event strings of the measurement log, one a line.
 cel_strings() {
 	[ -s "$KEYSTRAP_MEASURE_LOG" ] || return 0
@@ -165,11 +176,7 @@ extend_hex() {
 
 @test "the secret payload opens with this TPM only: another TPM given the same reply cannot, tampering fails GCM" {
 	serve_now
-	challenge ch.json
-	"$PEER" finish "$U" ch.json >finish.json
-	run post /v1/attest/finish finish.json
-	[ "$(status_of "$output")" = 200 ]
-	body_of "$output" >result.json
+	peer_result ch.json result.json
 	[ "$(jq -r .policy_version result.json)" -ge 0 ]
 	run "$PEER" open "$U" ch.json result.json
 	[ "$status" -eq 0 ]
@@ -221,11 +228,7 @@ secrets_setup() {
 @test "the node receives exactly its group's secrets; their values appear nowhere but the store and --out-dir" {
 	secrets_setup
 	# Through the peer: the payload holds exactly those two (names, digests of the values).
-	challenge ch.json
-	"$PEER" finish "$U" ch.json >finish.json
-	run post /v1/attest/finish finish.json
-	[ "$(status_of "$output")" = 200 ]
-	body_of "$output" >result.json
+	peer_result ch.json result.json
 	run "$PEER" open "$U" ch.json result.json
 	[ "$output" = "db-password=$(printf %s "$A" | sha256sum | cut -c1-64)
 api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
