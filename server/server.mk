@@ -46,3 +46,12 @@ $(BUILD)/asan/keyring-put: tests/lib/keyring-put.c $(ASAN_LIB_OBJ) $(HDRS)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
 
 check-bats: $(BUILD)/asan/keyring-put
+
+# make bench-server: the load generator (software TPMs, libcurl) against one server; not a test.
+$(BUILD)/bench/server-load: bench/server-load.c $(LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $< $(LIB_OBJ) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
+	@BUILD=$(BUILD) bash bench/server.sh
+.PHONY: bench-server

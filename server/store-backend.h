@@ -65,6 +65,8 @@ struct store_ops {
 	" ak_pub " BLOB " NOT NULL," \
 	" expires_us " INT " NOT NULL," \
 	" used " INT " NOT NULL DEFAULT 0);" \
+	/* The nonce take prunes by expiry every time: without the index, a scan of every nonce ever issued. */ \
+	"CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires_us);" \
 	"CREATE TABLE IF NOT EXISTS audit (" \
 	" seq " INT " PRIMARY KEY," \
 	" time_us " INT " NOT NULL," \

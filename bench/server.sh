@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# make bench-server: one keystrap-server (plain build, SQLite store on disk) against
+# build/bench/server-load simulating BENCH_NODES nodes with software TPMs. Prints full
+# handshakes per second, p50/p99 at a fixed offered rate and at maximum throughput, then kills
+# the server with SIGKILL mid-load, restarts it and checks that the audit chain verifies and
+# that every certificate the load generator received has its audit record. Not a test: a
+# missed goal is reported, never fatal; a lost audit record makes it exit 1.
+set -euo pipefail
+
+BUILD=${BUILD:-build}
+NODES=${BENCH_NODES:-128}
+RATE=${BENCH_RATE:-500}
+SECONDS_EACH=${BENCH_SECONDS:-10}
+CONCURRENCY=${BENCH_CONCURRENCY:-32}
+SERVER=$PWD/$BUILD/keystrap-server
+LOAD=$PWD/$BUILD/bench/server-load
+# On disk, not tmpfs: the durable commits are the point.
+DIR=$PWD/$BUILD/bench-server
+SRV_PID=
+
+BATS_TEST_DIRNAME=$PWD/tests/bats
+# shellcheck source=tests/lib/swtpm.bash
+. tests/lib/swtpm.bash
+# shellcheck source=tests/lib/server.bash
+KEYSTRAP_SERVER=$SERVER . tests/lib/server.bash
+
+stop() {
+	if [ -n "$SRV_PID" ]; then
+		kill -TERM "$SRV_PID" 2>/dev/null || true
+		wait "$SRV_PID" 2>/dev/null || true
+		SRV_PID=
+	fi
+}
+trap stop EXIT
+
+start() {
+	"$SERVER" serve --config "$DIR/server.json" 2>>"$DIR/server.log" &
+	SRV_PID=$!
+	for _ in $(seq 100); do
+		curl -sf --cacert "$DIR/ca.crt" "https://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "bench-server: the server did not start; see $DIR/server.log" >&2
+	exit 1
+}
+
+rm -rf "$DIR"
+mkdir -p "$DIR"
+PORT=$(free_port)
+server_pki "$DIR"
+# The bench's own EK manufacturer CA: it signs the simulated nodes' EK certificates.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ek-ca \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+	-keyout "$DIR/ek-ca.key" -out "$DIR/ek-ca.crt" 2>/dev/null
+# server-load reports PCR i as i in every byte; the reference values say the same. All
+# simulated nodes come from 127.0.0.1, so the per-address rate limit is off here.
+cat >"$DIR/server.json" <<JSON
+{"listen":"127.0.0.1:$PORT","tls_certificate":"$DIR/tls.crt","tls_key":"$DIR/tls.key",
+ "database":"$DIR/keystrap.db","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
+ "certificate_lifetime":600,"pcr_bank":"sha256","rate_limit":0,
+ "reference_pcrs":{"0":"$(printf '00%.0s' {1..32})","7":"$(printf '07%.0s' {1..32})"}}
+JSON
+
+load() {
+	"$LOAD" --url "https://127.0.0.1:$PORT" --ca "$DIR/ca.crt" --ek-ca-cert "$DIR/ek-ca.crt" \
+		--ek-ca-key "$DIR/ek-ca.key" --nodes "$NODES" --concurrency "$CONCURRENCY" \
+		--approve "$SERVER node approve --config $DIR/server.json" "$@"
+}
+
+echo "keystrap-server bench: $(nproc) cores, SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
+echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
+start
+load --rate "$RATE" --max --duration "$SECONDS_EACH"
+
+# SIGKILL mid-load: everything a node received must be in the audit log after a restart.
+load --max --duration 6 --kill "$SRV_PID" --kill-after 3 --serials "$DIR/serials"
+wait "$SRV_PID" 2>/dev/null || true
+SRV_PID=
+start
+verify=$("$SERVER" audit verify --config "$DIR/server.json") || {
+	echo "bench-server: audit verify FAILED after SIGKILL: $verify" >&2
+	exit 1
+}
+echo "after SIGKILL  restarted; $verify"
+"$SERVER" audit export --config "$DIR/server.json" |
+	jq -r 'select(.action == "attest-finish" and .decision == "allow") | .reasons' |
+	sed -n 's/^certificate \([0-9a-f]*\) issued.*/\1/p' | sort >"$DIR/audited"
+sort "$DIR/serials" >"$DIR/received"
+received=$(wc -l <"$DIR/received")
+missing=$(comm -23 "$DIR/received" "$DIR/audited" | wc -l)
+echo "               $received certificates received by the nodes in that run, $missing without an audit record"
+[ "$missing" -eq 0 ]
