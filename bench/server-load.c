@@ -9,11 +9,11 @@
  * protocol's own (lib/attest-msg.c), carried by libcurl over kept-alive TLS 1.3 connections.
  *
  *   server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --nodes N
- *               --approve "CMD" [--concurrency C] [--duration S] [--rate R] [--max]
- *               [--kill PID --kill-after S --serials FILE]
+ *               --approve "CMD" [--concurrency C] [--duration S] [--rate R]... [--max]
+ *               [--server-pid PID] [--kill PID --kill-after S --serials FILE]
  *
  * Phases: every node asks to enrol (403), CMD is run once per node with the EK hash and a node
- * id appended (the operator's approval), then load at a fixed offered rate (--rate, open loop:
+ * id appended (the operator's approval), then load at each fixed offered rate (--rate, open loop:
  * latency counts from each handshake's scheduled start, so queueing shows) and/or at maximum
  * throughput (--max, closed loop: C handshakes always in flight). With --kill the server gets
  * SIGKILL after --kill-after seconds of the --max run, and every certificate received is
@@ -51,6 +51,8 @@
 struct node {
 	EVP_PKEY *ek, *ak;
 	struct tpm_pub ek_pub, ak_pub;
+	uint8_t ek_pub_raw[sizeof(TPM2B_PUBLIC)]; /* marshalled, as the finish repeats it */
+	size_t ek_pub_raw_size;
 	char *start_json;
 	char csr[ATTEST_CSR_MAX + 1];
 	uint8_t *spki;
@@ -106,10 +108,14 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* The simulated PCR values: PCR i holds i in every byte; the bench configures them as reference. */
+/*
+ * The simulated PCR values: zeros, what a TPM reports before anything extended them, so that
+ * the (absent) event logs replay to them. The bench configures them as the reference values.
+ */
 static void pcr_value(int i, uint8_t *out, size_t size)
 {
-	memset(out, i, size);
+	(void)i;
+	memset(out, 0, size);
 }
 
 static void ecc_xy(EVP_PKEY *key, TPMS_ECC_POINT *p)
@@ -223,6 +229,8 @@ static void node_make(struct node *n, X509 *ca, EVP_PKEY *ca_key)
 	snprintf(st.version, sizeof(st.version), "0.1.0");
 	tpm_public(n->ek, true, st.ek_pub, sizeof(st.ek_pub), &st.ek_pub_size, &n->ek_pub);
 	tpm_public(n->ak, false, st.ak_pub, sizeof(st.ak_pub), &st.ak_pub_size, &n->ak_pub);
+	memcpy(n->ek_pub_raw, st.ek_pub, st.ek_pub_size);
+	n->ek_pub_raw_size = st.ek_pub_size;
 	ek_cert(n->ek, ca, ca_key, st.ek_cert, sizeof(st.ek_cert), &st.ek_cert_size);
 	if (attest_start_format(&st, &n->start_json) < 0)
 		die("formatting the start message");
@@ -411,6 +419,8 @@ static int answer(const struct node *n, const char *json, size_t size, char **re
 	f.bank = ch.bank;
 	f.mask = ch.mask;
 	memcpy(f.csr, n->csr, sizeof(f.csr));
+	memcpy(f.ek_pub, n->ek_pub_raw, n->ek_pub_raw_size);
+	f.ek_pub_size = n->ek_pub_raw_size;
 	return attest_finish_format(&f, ret);
 }
 
@@ -437,8 +447,7 @@ static int cert_serial(const char *json, size_t size, char serial[41])
 	BN_free(bn);
 	X509_free(x);
 	BIO_free(bio);
-	free(res.certificate);
-	res.certificate = NULL;
+	attest_result_done(&res);
 	return r;
 }
 
@@ -569,7 +578,29 @@ static double pct(double *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1) + 0.5)];
 }
 
-static void report(const char *label, struct stats *st, double elapsed, double goal_rate, double goal_p99_ms)
+/* The server's CPU time so far (user + system), seconds; 0 when unknown. */
+static pid_t server_pid;
+static double server_cpu(void)
+{
+	char path[64];
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	int n;
+
+	if (server_pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* Fields 14 and 15; the command name (2) is in parentheses without spaces here. */
+	n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+	fclose(f);
+	return n == 2 ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : 0;
+}
+
+static void report(const char *label, struct stats *st, double elapsed, double cpu, double goal_rate,
+		   double goal_p99_ms)
 {
 	double rate = (double)st->n_hs / elapsed;
 
@@ -582,6 +613,10 @@ static void report(const char *label, struct stats *st, double elapsed, double g
 	if (st->errors)
 		printf(" (last: HTTP %d %.120s)", st->last_status, st->last_error);
 	putchar('\n');
+	if (cpu > 0 && st->n_hs)
+		printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f handshakes/s "
+		       "per core\n",
+		       1e3 * cpu / (double)st->n_hs, 100 * cpu / elapsed, (double)st->n_hs / cpu);
 	if (goal_rate > 0)
 		printf("               goal >= %.0f handshakes/s: %.2fx of goal\n", goal_rate, rate / goal_rate);
 	if (goal_p99_ms > 0)
@@ -606,17 +641,17 @@ static void run(const char *label, double rate, double duration, pid_t kill_pid,
 		double goal_p99)
 {
 	struct stats st = { .measure = true };
-	double t0 = now(), next = t0, end = t0 + duration, backlog_t[4096];
+	double t0 = now(), cpu0 = server_cpu(), next = t0, end = t0 + duration, backlog_t[4096];
 	size_t backlog = 0, bhead = 0;
-	bool killed = false;
 
 	while (now() < end) {
 		double t = now();
 
-		if (kill_pid > 0 && !killed && t - t0 >= kill_after) {
+		if (kill_pid > 0 && t - t0 >= kill_after) {
 			kill(kill_pid, SIGKILL);
-			killed = true;
-			printf("               server (pid %d) killed with SIGKILL after %.1f s\n", (int)kill_pid, t - t0);
+			printf("               server (pid %d) killed with SIGKILL after %.1f s, %zu handshakes in flight\n",
+			       (int)kill_pid, t - t0, (size_t)G.n_slots);
+			break; /* what was in flight ends in errors below; nothing new starts */
 		}
 		if (rate > 0)
 			for (; next <= t; next += 1.0 / rate) {
@@ -641,7 +676,7 @@ static void run(const char *label, double rate, double duration, pid_t kill_pid,
 		pump(&st, rate > 0 ? 1 : 2);
 	}
 	drain(&st);
-	report(label, &st, now() - t0, goal_rate, goal_p99);
+	report(label, &st, now() - t0, kill_pid > 0 ? 0 : server_cpu() - cpu0, goal_rate, goal_p99);
 	free(st.hs);
 	free(st.rq);
 }
@@ -678,10 +713,12 @@ int main(int argc, char **argv)
 		{ "concurrency", required_argument, NULL, 'C' }, { "duration", required_argument, NULL, 'd' },
 		{ "rate", required_argument, NULL, 'r' },	 { "max", no_argument, NULL, 'm' },
 		{ "kill", required_argument, NULL, 'k' },	 { "kill-after", required_argument, NULL, 'A' },
-		{ "serials", required_argument, NULL, 's' },	 {}
+		{ "serials", required_argument, NULL, 's' },	 { "server-pid", required_argument, NULL, 'p' },
+		{}
 	};
 	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL;
-	double duration = 10, rate = 0, kill_after = 0;
+	double duration = 10, rates[4], kill_after = 0;
+	size_t n_rates = 0;
 	bool max = false;
 	pid_t kill_pid = 0;
 	X509 *ca = NULL;
@@ -701,11 +738,16 @@ int main(int argc, char **argv)
 		case 'a': approve = optarg; break;
 		case 'C': G.n_slots = atoi(optarg); break;
 		case 'd': duration = atof(optarg); break;
-		case 'r': rate = atof(optarg); break;
+		case 'r':
+			if (n_rates == ELEMENTSOF(rates))
+				return 2;
+			rates[n_rates++] = atof(optarg);
+			break;
 		case 'm': max = true; break;
 		case 'k': kill_pid = atoi(optarg); break;
 		case 'A': kill_after = atof(optarg); break;
 		case 's': serials = optarg; break;
+		case 'p': server_pid = atoi(optarg); break;
 		default: return 2;
 		}
 	if (!G.url || !G.ca || !ek_ca_cert || !ek_ca_key || !approve || G.n_nodes == 0 || G.n_slots < 1 ||
@@ -751,8 +793,12 @@ int main(int argc, char **argv)
 		G.slots[i].state = IDLE;
 	}
 	enroll(approve);
-	if (rate > 0)
-		run("fixed rate", rate, duration, 0, 0, 0, 50);
+	for (size_t i = 0; i < n_rates; i++) {
+		char label[32];
+
+		snprintf(label, sizeof(label), "at %.0f/s", rates[i]);
+		run(label, rates[i], duration, 0, 0, 0, rates[i] >= 500 ? 50 : 0);
+	}
 	if (max)
 		run(kill_pid ? "max + SIGKILL" : "max", 0, duration, kill_pid, kill_after, kill_pid ? 0 : 2000, 0);
 	if (G.serials && fclose(G.serials) != 0)

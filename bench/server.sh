@@ -10,6 +10,8 @@ set -euo pipefail
 BUILD=${BUILD:-build}
 NODES=${BENCH_NODES:-128}
 RATE=${BENCH_RATE:-500}
+# A rate this machine sustains, to show latency below saturation next to the goal's 500/s.
+LOW_RATE=${BENCH_LOW_RATE:-50}
 SECONDS_EACH=${BENCH_SECONDS:-10}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 SERVER=$PWD/$BUILD/keystrap-server
@@ -52,13 +54,14 @@ server_pki "$DIR"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ek-ca \
 	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
 	-keyout "$DIR/ek-ca.key" -out "$DIR/ek-ca.crt" 2>/dev/null
-# server-load reports PCR i as i in every byte; the reference values say the same. All
+# server-load quotes PCRs 0 and 7 as zeros with no event log (the logs replay to zeros); the
+# reference values say the same. All
 # simulated nodes come from 127.0.0.1, so the per-address rate limit is off here.
 cat >"$DIR/server.json" <<JSON
 {"listen":"127.0.0.1:$PORT","tls_certificate":"$DIR/tls.crt","tls_key":"$DIR/tls.key",
  "database":"$DIR/keystrap.db","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
  "certificate_lifetime":600,"pcr_bank":"sha256","rate_limit":0,
- "reference_pcrs":{"0":"$(printf '00%.0s' {1..32})","7":"$(printf '07%.0s' {1..32})"}}
+ "reference_pcrs":{"0":"$(printf '00%.0s' {1..32})","7":"$(printf '00%.0s' {1..32})"}}
 JSON
 
 load() {
@@ -70,7 +73,7 @@ load() {
 echo "keystrap-server bench: $(nproc) cores, SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
 echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
 start
-load --rate "$RATE" --max --duration "$SECONDS_EACH"
+load --rate "$LOW_RATE" --rate "$RATE" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID"
 
 # SIGKILL mid-load: everything a node received must be in the audit log after a restart.
 load --max --duration 6 --kill "$SRV_PID" --kill-after 3 --serials "$DIR/serials"
