@@ -8,12 +8,14 @@
 
 #include "attest-msg.h"
 #include "encode.h"
+#include "fileio.h"
 #include "log.h"
 #include "operator.h"
 #include "ossl.h"
 #include "pcr.h"
 
 #define SIGNATURES_JSON_MAX 65536
+#define KEY_FILE_MAX 16384
 
 void operator_keys_free(struct operator_keys *k)
 {
@@ -43,16 +45,20 @@ static bool key_type_ok(EVP_PKEY *p)
 static int key_load(const char *path, struct operator_key *ret)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *p = NULL;
-	_cleanup_free_ uint8_t *der = NULL;
+	_cleanup_free_ uint8_t *der = NULL, *pem = NULL;
 	uint8_t d[32];
-	FILE *f;
-	int n;
+	size_t size;
+	BIO *b;
+	int n = read_file(path, KEY_FILE_MAX, &pem, &size);
 
-	f = fopen(path, "re");
-	if (!f)
-		return log_error_errno(-errno, "cannot read operator key '%s': %s", path, strerror(errno));
-	p = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
+	if (n < 0)
+		return log_error_errno(n, "cannot read operator key '%s': %s", path, strerror(-n));
+	/* OpenSSL would take the public half of a private key too: a private key has no business here. */
+	if (!strstr((const char *)pem, "-----BEGIN PUBLIC KEY-----") || strstr((const char *)pem, "PRIVATE KEY"))
+		return log_error_errno(-EINVAL, "operator key '%s' is not a PEM public key", path);
+	b = BIO_new_mem_buf(pem, (int)size);
+	p = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
 	ERR_clear_error();
 	if (!p)
 		return log_error_errno(-EINVAL, "operator key '%s' is not a PEM public key", path);
