@@ -77,6 +77,7 @@ struct stats {
 	double *hs, *rq; /* handshake and request latencies, seconds */
 	size_t n_hs, n_rq, hs_cap, rq_cap;
 	size_t errors, transport;
+	size_t dropped; /* open loop: scheduled handshakes never started, the backlog being full */
 	int last_status;
 	char last_error[256];
 };
@@ -612,6 +613,8 @@ static void report(const char *label, struct stats *st, double elapsed, double c
 	       1e3 * pct(st->rq, st->n_rq, 0.5), 1e3 * pct(st->rq, st->n_rq, 0.99), st->errors);
 	if (st->errors)
 		printf(" (last: HTTP %d %.120s)", st->last_status, st->last_error);
+	if (st->dropped)
+		printf("; %zu not started (the offered rate outran the server by a backlog of 4096)", st->dropped);
 	putchar('\n');
 	if (cpu > 0 && st->n_hs)
 		printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f handshakes/s "
@@ -658,7 +661,7 @@ static void run(const char *label, double rate, double duration, pid_t kill_pid,
 				if (backlog < ELEMENTSOF(backlog_t))
 					backlog_t[(bhead + backlog++) % ELEMENTSOF(backlog_t)] = next;
 				else
-					st.errors++;
+					st.dropped++;
 			}
 		for (int i = 0; i < G.n_slots; i++) {
 			struct slot *s = &G.slots[i];
