@@ -6,6 +6,8 @@
  * forwards every store.h call through its table, so nothing above store.h knows the backend.
  * Each backend's state begins with struct store.
  */
+#include <stdbool.h>
+
 #include "store.h"
 
 struct store_ops {
@@ -14,6 +16,7 @@ struct store_ops {
 	int (*begin)(struct store *s);
 	int (*commit)(struct store *s);
 	void (*rollback)(struct store *s);
+	bool (*in_transaction)(struct store *s); /* between begin and commit/rollback */
 	int (*node_get)(struct store *s, const char *ek_hash, struct node_rec *ret);
 	int (*node_request)(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
 	int (*node_set_state)(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
@@ -23,13 +26,17 @@ struct store_ops {
 	int (*node_id_taken)(struct store *s, const char *node_id, const char *except_ek_hash);
 	int (*nonce_put)(struct store *s, const struct nonce_rec *n);
 	int (*nonce_take)(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
-	int (*policy_put)(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
-			  int64_t now_us);
+	/* store.c checks the version (under the writer lock) and then inserts. */
+	int (*policy_insert)(struct store *s, int64_t version, const char *text, size_t text_size,
+			     const char *signatures, int64_t now_us);
+	/* Every output is required here; store.c hands out what its caller asked for. */
 	int (*policy_current)(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			      char **ret_signatures);
 	int (*secret_put)(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
 	int (*secret_get)(struct store *s, const char *name, struct secbuf **ret);
-	int (*audit_append)(struct store *s, struct audit_rec *rec);
+	/* The chain's last record (-ENOENT: none yet), and a record store.c has chained to it. */
+	int (*audit_head)(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]);
+	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
 	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 };
 

@@ -7,17 +7,19 @@
  * Concurrency. The server builds on SQLite's single writer (BEGIN IMMEDIATE): reading the audit
  * chain's head and appending to it, checking the current policy version and inserting a newer
  * one, looking a node up and recording its enrollment request all happen with nobody writing
- * in between. Here store_begin gives the same guarantee across instances with one
- * transaction-level advisory lock (pg_advisory_xact_lock on STORE_LOCK): every writing
- * transaction of every instance holds it until COMMIT or ROLLBACK (or until its connection
- * dies), so the chain cannot fork and a stale policy cannot slip in. Chosen over SERIALIZABLE
- * with retries because a handshake cannot be replayed by the store (it consumed a nonce and
- * signed a certificate): retrying would leak into every caller above store.h. The price is the
- * same as SQLite's: one writer at a time per database. The isolation level is READ COMMITTED
- * on purpose: each statement after the lock sees everything committed before the lock was
- * granted (REPEATABLE READ would keep the snapshot taken when the wait began). The audit seq
- * is the primary key as well, so even a writer bypassing the lock could not fork the chain,
- * only fail. A nonce is taken by one UPDATE ... RETURNING, which row-locks: at most once.
+ * in between (store.c does those checks and writes inside one transaction). Here store_begin
+ * gives the same guarantee across instances with one transaction-level advisory lock
+ * (pg_advisory_xact_lock on STORE_LOCK): every writing transaction of every instance holds it
+ * until COMMIT or ROLLBACK (or until its connection dies), so the chain cannot fork and a stale
+ * policy cannot slip in. Chosen over SERIALIZABLE with retries because a handshake cannot be
+ * replayed by the store (it consumed a nonce and signed a certificate): retrying would leak
+ * into every caller above store.h. The price is SQLite's: one writer at a time per database
+ * (serve.c's group commit makes that one transaction per batch, not per request). The
+ * isolation level is READ COMMITTED on purpose: each statement after the lock sees everything
+ * committed before the lock was granted (REPEATABLE READ would keep the snapshot taken when the
+ * wait began). The audit seq is the primary key as well, so even a writer bypassing the lock
+ * could not fork the chain, only fail. A nonce is taken by one UPDATE ... RETURNING, which
+ * row-locks it: at most once.
  *
  * PostgreSQL aborts a whole transaction on any failed statement where SQLite fails only the
  * statement; writes inside a transaction run under a savepoint so callers keep SQLite's
@@ -28,8 +30,8 @@
  * ever logged, and errors of statements touching them are logged without the server's message.
  */
 #include <endian.h>
-#include <stdbool.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <libpq-fe.h>
@@ -47,11 +49,17 @@ enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25 };
 struct store_pg {
 	struct store base;
 	PGconn *conn;
+	bool in_tx; /* between store_begin and commit/rollback, whatever became of the connection */
 };
+
+static struct store_pg *pg_of(struct store *s)
+{
+	return (struct store_pg *)s;
+}
 
 static PGconn *conn_of(struct store *s)
 {
-	return ((struct store_pg *)s)->conn;
+	return pg_of(s)->conn;
 }
 
 static void pg_clearp(PGresult **r)
@@ -130,9 +138,9 @@ static int result_errno(struct store *s, const PGresult *res, const char *what, 
 			       state ? state : "none");
 }
 
-static bool in_transaction(struct store *s)
+static bool pg_in_transaction(struct store *s)
 {
-	return PQtransactionStatus(conn_of(s)) == PQTRANS_INTRANS;
+	return pg_of(s)->in_tx;
 }
 
 /* A statement without parameters or rows: transaction control, savepoints, settings. */
@@ -145,13 +153,19 @@ static int simple(struct store *s, const char *sql)
 	return 0;
 }
 
+static int ensure_connected(struct store *s);
+
 static int run(struct store *s, const char *what, const char *sql, const struct params *p, unsigned flags,
 	       PGresult **ret)
 {
-	bool savepoint = (flags & RUN_WRITE) && in_transaction(s);
+	bool savepoint = (flags & RUN_WRITE) && pg_in_transaction(s);
 	PGresult *res;
 	int r;
 
+	/* Outside a transaction a lost connection is re-made (a /healthz probe must see the database
+	 * back); inside one it stays lost: what the transaction did is gone, so must be its commit. */
+	if (!pg_in_transaction(s) && (r = ensure_connected(s)) < 0)
+		return r;
 	if (savepoint && (r = simple(s, "SAVEPOINT stmt")) < 0)
 		return r;
 	res = PQexecParams(conn_of(s), sql, p ? p->n : 0, p ? p->types : NULL, p ? p->values : NULL,
@@ -237,7 +251,7 @@ static int session_setup(struct store *s)
 	return 0;
 }
 
-/* After a lost connection (a database restart), the next transaction reconnects. */
+/* After a lost connection (a database restart), the next statement outside a transaction reconnects. */
 static int ensure_connected(struct store *s)
 {
 	if (PQstatus(conn_of(s)) == CONNECTION_OK)
@@ -312,15 +326,20 @@ static int pg_begin(struct store *s)
 	if ((r = ensure_connected(s)) < 0)
 		return r;
 	r = simple(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")");
-	if (r < 0)
+	if (r < 0) {
 		store_rollback(s);
-	return r;
+		return r;
+	}
+	pg_of(s)->in_tx = true;
+	return 0;
 }
 
 static int pg_commit(struct store *s)
 {
-	_cleanup_pgresult_ PGresult *res = PQexec(conn_of(s), "COMMIT");
+	_cleanup_pgresult_ PGresult *res = NULL;
 
+	pg_of(s)->in_tx = false;
+	res = PQexec(conn_of(s), "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		return result_errno(s, res, "commit", 0);
 	/* COMMIT of a failed transaction "succeeds" as ROLLBACK. */
@@ -333,6 +352,7 @@ static void pg_rollback(struct store *s)
 {
 	PGTransactionStatusType t = PQtransactionStatus(conn_of(s));
 
+	pg_of(s)->in_tx = false;
 	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
 		(void)simple(s, "ROLLBACK");
 }
@@ -501,66 +521,24 @@ static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, s
 	return 0;
 }
 
-/* For the writes whose check and insert must not interleave with another instance's. */
-static int locked(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata)
+static int pg_policy_insert(struct store *s, int64_t version, const char *text, size_t text_size,
+			    const char *signatures, int64_t now_us)
 {
-	int r;
-
-	if (in_transaction(s))
-		return fn(s, userdata); /* store_begin holds the lock */
-	if ((r = store_begin(s)) < 0)
-		return r;
-	if ((r = fn(s, userdata)) < 0 || (r = store_commit(s)) < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return 0;
-}
-
-struct policy_args {
-	int64_t version;
-	const char *text;
-	size_t text_size;
-	const char *signatures;
-	int64_t now_us;
-};
-
-static int policy_put_locked(struct store *s, void *userdata)
-{
-	const struct policy_args *a = userdata;
 	struct params p = { 0 };
-	int64_t current;
-	int r;
 
-	r = store_policy_current(s, &current, NULL, NULL, NULL);
-	if (r >= 0 && a->version <= current)
-		return -ESTALE;
-	if (r < 0 && r != -ENOENT)
-		return r;
-	p_int8(&p, a->version);
-	p_int8(&p, a->now_us);
-	p_add(&p, OID_TEXT, a->text, a->text_size);
-	p_text(&p, a->signatures);
+	p_int8(&p, version);
+	p_int8(&p, now_us);
+	p_add(&p, OID_TEXT, text, text_size);
+	p_text(&p, signatures);
 	return run(s, "policy put", "INSERT INTO policies (version, loaded_us, text, signatures) VALUES ($1, $2, $3, $4)",
 		   &p, RUN_WRITE, NULL);
-}
-
-static int pg_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
-			 int64_t now_us)
-{
-	struct policy_args a = { version, text, text_size, signatures, now_us };
-
-	return locked(s, policy_put_locked, &a);
 }
 
 static int text_dup(const PGresult *res, int col, char **ret, size_t *ret_size)
 {
 	size_t n = (size_t)PQgetlength(res, 0, col);
-	char *t;
+	char *t = malloc(n + 1);
 
-	if (!ret)
-		return 0;
-	t = malloc(n + 1);
 	if (!t)
 		return -ENOMEM;
 	memcpy(t, PQgetvalue(res, 0, col), n);
@@ -575,8 +553,7 @@ static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_t
 			     char **ret_signatures)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
-	_cleanup_free_ char *text = NULL, *sigs = NULL;
-	size_t size = 0;
+	_cleanup_free_ char *text = NULL;
 	int r;
 
 	if ((r = run(s, "policy current", "SELECT version, text, signatures FROM policies ORDER BY version DESC LIMIT 1",
@@ -584,17 +561,10 @@ static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_t
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
-	if ((r = text_dup(res, 1, ret_text ? &text : NULL, &size)) < 0 ||
-	    (r = text_dup(res, 2, ret_signatures ? &sigs : NULL, NULL)) < 0)
+	if ((r = text_dup(res, 1, &text, ret_size)) < 0 || (r = text_dup(res, 2, ret_signatures, NULL)) < 0)
 		return r;
-	if (ret_version)
-		*ret_version = col_int8(res, 0, 0);
-	if (ret_text)
-		*ret_text = TAKE_PTR(text);
-	if (ret_size)
-		*ret_size = size;
-	if (ret_signatures)
-		*ret_signatures = TAKE_PTR(sigs);
+	*ret_version = col_int8(res, 0, 0);
+	*ret_text = TAKE_PTR(text);
 	return 0;
 }
 
@@ -633,25 +603,25 @@ static int pg_secret_get(struct store *s, const char *name, struct secbuf **ret)
 	return 0;
 }
 
-static int audit_append_locked(struct store *s, void *userdata)
+static int pg_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32])
 {
-	_cleanup_pgresult_ PGresult *last = NULL;
-	struct audit_rec *rec = userdata;
-	struct params p = { 0 };
+	_cleanup_pgresult_ PGresult *res = NULL;
 	int r;
 
-	if ((r = run(s, "audit head", "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, 0, &last)) < 0)
+	if ((r = run(s, "audit head", "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, 0, &res)) < 0)
 		return r;
-	if (PQntuples(last) == 1) {
-		rec->seq = col_int8(last, 0, 0) + 1;
-		if ((r = col_bytes(last, 0, 1, rec->prev_hash, 32, 32, NULL)) < 0)
-			return r;
-	} else {
-		rec->seq = 1;
-		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
-	}
-	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	if ((r = col_bytes(res, 0, 1, ret_hash, 32, 32, NULL)) < 0)
 		return r;
+	*ret_seq = col_int8(res, 0, 0);
+	return 0;
+}
+
+static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
+{
+	struct params p = { 0 };
+
 	p_int8(&p, rec->seq);
 	p_int8(&p, rec->time_us);
 	p_text(&p, rec->peer ? rec->peer : "");
@@ -668,17 +638,14 @@ static int audit_append_locked(struct store *s, void *userdata)
 		   &p, RUN_WRITE, NULL);
 }
 
-static int pg_audit_append(struct store *s, struct audit_rec *rec)
-{
-	return locked(s, audit_append_locked, rec);
-}
-
 static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	PGconn *c = conn_of(s);
 	PGresult *res;
 	int r = 0;
 
+	if (!pg_in_transaction(s) && (r = ensure_connected(s)) < 0)
+		return r;
 	/* Row by row: an audit log may be far larger than memory wants to hold at once. */
 	if (!PQsendQueryParams(c, "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, "
 				  "hash FROM audit ORDER BY seq",
@@ -718,6 +685,7 @@ const struct store_ops store_pg_ops = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.in_transaction = pg_in_transaction,
 	.node_get = pg_node_get,
 	.node_request = pg_node_request,
 	.node_set_state = pg_node_set_state,
@@ -726,10 +694,11 @@ const struct store_ops store_pg_ops = {
 	.node_id_taken = pg_node_id_taken,
 	.nonce_put = pg_nonce_put,
 	.nonce_take = pg_nonce_take,
-	.policy_put = pg_policy_put,
+	.policy_insert = pg_policy_insert,
 	.policy_current = pg_policy_current,
 	.secret_put = pg_secret_put,
 	.secret_get = pg_secret_get,
-	.audit_append = pg_audit_append,
+	.audit_head = pg_audit_head,
+	.audit_insert = pg_audit_insert,
 	.audit_foreach = pg_audit_foreach,
 };

@@ -102,9 +102,14 @@ static int sqlite_commit(struct store *s)
 	return exec(s, "COMMIT");
 }
 
+static bool sqlite_in_transaction(struct store *s)
+{
+	return !sqlite3_get_autocommit(db_of(s));
+}
+
 static void sqlite_rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(db_of(s)))
+	if (sqlite_in_transaction(s))
 		(void)exec(s, "ROLLBACK");
 }
 
@@ -306,18 +311,12 @@ static int sqlite_nonce_take(struct store *s, const char *session, int64_t now_u
 	return 0;
 }
 
-static int sqlite_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
-		     int64_t now_us)
+static int sqlite_policy_insert(struct store *s, int64_t version, const char *text, size_t text_size,
+				const char *signatures, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int64_t current;
 	int r, rc;
 
-	r = store_policy_current(s, &current, NULL, NULL, NULL);
-	if (r >= 0 && version <= current)
-		return -ESTALE;
-	if (r < 0 && r != -ENOENT)
-		return r;
 	if ((r = prepare(s, "INSERT INTO policies (version, loaded_us, text, signatures) VALUES (?, ?, ?, ?)", &st)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, version);
@@ -349,11 +348,10 @@ static int text_dup(sqlite3_stmt *st, int col, char **ret, size_t *ret_size)
 }
 
 static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
-			 char **ret_signatures)
+				 char **ret_signatures)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_free_ char *text = NULL, *sigs = NULL;
-	size_t size = 0;
+	_cleanup_free_ char *text = NULL;
 	int r, rc;
 
 	if ((r = prepare(s, "SELECT version, text, signatures FROM policies ORDER BY version DESC LIMIT 1", &st)) < 0)
@@ -363,17 +361,10 @@ static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **r
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return sql_errno(s, rc, "policy current");
-	if ((r = text_dup(st, 1, ret_text ? &text : NULL, &size)) < 0 ||
-	    (r = text_dup(st, 2, ret_signatures ? &sigs : NULL, NULL)) < 0)
+	if ((r = text_dup(st, 1, &text, ret_size)) < 0 || (r = text_dup(st, 2, ret_signatures, NULL)) < 0)
 		return r;
-	if (ret_version)
-		*ret_version = sqlite3_column_int64(st, 0);
-	if (ret_text)
-		*ret_text = TAKE_PTR(text);
-	if (ret_size)
-		*ret_size = size;
-	if (ret_signatures)
-		*ret_signatures = TAKE_PTR(sigs);
+	*ret_version = sqlite3_column_int64(st, 0);
+	*ret_text = TAKE_PTR(text);
 	return 0;
 }
 
@@ -414,25 +405,29 @@ static int sqlite_secret_get(struct store *s, const char *name, struct secbuf **
 	return 0;
 }
 
-static int sqlite_audit_append(struct store *s, struct audit_rec *rec)
+static int sqlite_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32])
 {
-	_cleanup_stmt_ sqlite3_stmt *last = NULL, *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(s, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &last)) < 0)
+	if ((r = prepare(s, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st)) < 0)
 		return r;
-	rc = sqlite3_step(last);
-	if (rc == SQLITE_ROW) {
-		rec->seq = sqlite3_column_int64(last, 0) + 1;
-		if ((r = blob_copy(last, 1, rec->prev_hash, 32, 32, NULL)) < 0)
-			return r;
-	} else if (rc == SQLITE_DONE) {
-		rec->seq = 1;
-		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
-	} else
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
 		return sql_errno(s, rc, "audit head");
-	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
+	if ((r = blob_copy(st, 1, ret_hash, 32, 32, NULL)) < 0)
 		return r;
+	*ret_seq = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+static int sqlite_audit_insert(struct store *s, const struct audit_rec *rec)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
 	if ((r = prepare(s, "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, "
 			    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st)) < 0)
 		return r;
@@ -485,6 +480,7 @@ const struct store_ops store_sqlite_ops = {
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
+	.in_transaction = sqlite_in_transaction,
 	.node_get = sqlite_node_get,
 	.node_request = sqlite_node_request,
 	.node_set_state = sqlite_node_set_state,
@@ -493,10 +489,11 @@ const struct store_ops store_sqlite_ops = {
 	.node_id_taken = sqlite_node_id_taken,
 	.nonce_put = sqlite_nonce_put,
 	.nonce_take = sqlite_nonce_take,
-	.policy_put = sqlite_policy_put,
+	.policy_insert = sqlite_policy_insert,
 	.policy_current = sqlite_policy_current,
 	.secret_put = sqlite_secret_put,
 	.secret_get = sqlite_secret_get,
-	.audit_append = sqlite_audit_append,
+	.audit_head = sqlite_audit_head,
+	.audit_insert = sqlite_audit_insert,
 	.audit_foreach = sqlite_audit_foreach,
 };

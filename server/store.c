@@ -161,16 +161,75 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us, struc
 	return s->ops->nonce_take(s, session, now_us, ret);
 }
 
+/*
+ * Runs fn in the caller's transaction or in one of its own: a check and the write it guards
+ * (policy version, audit chain head) always happen under the single writer.
+ */
+static int transaction_do(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata)
+{
+	int r;
+
+	if (s->ops->in_transaction(s))
+		return fn(s, userdata);
+	if ((r = store_begin(s)) < 0)
+		return r;
+	if ((r = fn(s, userdata)) < 0 || (r = store_commit(s)) < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return 0;
+}
+
+struct policy_put_args {
+	int64_t version;
+	const char *text;
+	size_t text_size;
+	const char *signatures;
+	int64_t now_us;
+};
+
+static int policy_put(struct store *s, void *userdata)
+{
+	const struct policy_put_args *a = userdata;
+	int64_t current;
+	int r;
+
+	r = store_policy_current(s, &current, NULL, NULL, NULL);
+	if (r >= 0 && a->version <= current)
+		return -ESTALE;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	return s->ops->policy_insert(s, a->version, a->text, a->text_size, a->signatures, a->now_us);
+}
+
 int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
 		     int64_t now_us)
 {
-	return s->ops->policy_put(s, version, text, text_size, signatures, now_us);
+	struct policy_put_args a = { version, text, text_size, signatures, now_us };
+
+	return transaction_do(s, policy_put, &a);
 }
 
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures)
 {
-	return s->ops->policy_current(s, ret_version, ret_text, ret_size, ret_signatures);
+	_cleanup_free_ char *text = NULL, *sigs = NULL;
+	int64_t version;
+	size_t size;
+	int r;
+
+	r = s->ops->policy_current(s, &version, &text, &size, &sigs);
+	if (r < 0)
+		return r;
+	if (ret_version)
+		*ret_version = version;
+	if (ret_text)
+		*ret_text = TAKE_PTR(text);
+	if (ret_size)
+		*ret_size = size;
+	if (ret_signatures)
+		*ret_signatures = TAKE_PTR(sigs);
+	return 0;
 }
 
 int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
@@ -183,9 +242,26 @@ int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
 	return s->ops->secret_get(s, name, ret);
 }
 
+static int audit_append(struct store *s, void *userdata)
+{
+	struct audit_rec *rec = userdata;
+	int64_t seq = 0;
+	int r;
+
+	r = s->ops->audit_head(s, &seq, rec->prev_hash);
+	if (r == -ENOENT)
+		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
+	else if (r < 0)
+		return r;
+	rec->seq = seq + 1;
+	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
+		return r;
+	return s->ops->audit_insert(s, rec);
+}
+
 int store_audit_append(struct store *s, struct audit_rec *rec)
 {
-	return s->ops->audit_append(s, rec);
+	return transaction_do(s, audit_append, rec);
 }
 
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)

@@ -96,7 +96,8 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us, struc
 
 /*
  * Policies are kept, never overwritten: the current one is the highest version. put refuses
- * (-ESTALE) a version not above the current one, in the same transaction that inserts it.
+ * (-ESTALE) a version not above the current one, in the same transaction that inserts it (the
+ * caller's, else one of its own), so two servers racing cannot both win with stale versions.
  * signatures is what verified it (JSON), so a server re-verifies what it reads back.
  */
 int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
@@ -110,7 +111,7 @@ int store_secret_put(struct store *s, const char *name, const uint8_t *value, si
 struct secbuf;
 int store_secret_get(struct store *s, const char *name, struct secbuf **ret); /* -ENOENT */
 
-/* Appends rec to the chain (inside a transaction): fills seq, prev_hash, hash. */
+/* Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq, prev_hash, hash. */
 int store_audit_append(struct store *s, struct audit_rec *rec);
 /* Every record in seq order as stored (the hashes are not checked here). */
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);

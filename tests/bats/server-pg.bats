@@ -262,3 +262,28 @@ secrets.value:bytea" ]
 	# One enrollment request per EK, whichever instance it came through.
 	[ "$(pg_sql keystrap "SELECT count(*) FROM nodes WHERE ek_hash = '$EK'")" = 1 ]
 }
+
+healthz_at() {
+	curl -s -o /dev/null -w '%{http_code}' --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$1/healthz"
+}
+
+@test "PostgreSQL restarting under both instances: they answer 503 while it is down, then reconnect" {
+	[ "$(healthz_at "$A_PORT")" = 200 ]
+	pg_halt
+	[ "$(healthz_at "$A_PORT")" = 503 ]
+	[ "$(healthz_at "$B_PORT")" = 503 ]
+	# No decision without its record: a node is refused, and nothing is issued.
+	run attest_at A --retries 0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"(HTTP 503)"*"store unavailable"* ]]
+	[ ! -e out/node.crt ]
+	pg_run
+	[ "$(healthz_at "$A_PORT")" = 200 ]
+	[ "$(healthz_at "$B_PORT")" = 200 ]
+	run attest_at B
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run attest_at A
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run admin A audit verify
+	[ "$status" -eq 0 ]
+}

@@ -29,20 +29,36 @@ pg_start() {
 		return 1
 	}
 	rm -f "$PG_DIR/pw"
-	(cd "$PG_DIR" && exec setpriv --reuid=postgres --regid=postgres --clear-groups -- "$PG_BIN/postgres" \
-		-D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$PG_DIR" \
-		-c max_connections=40 -c shared_buffers=16MB) >"$PG_DIR/postgres.log" 2>&1 3>&- &
-	PG_PID=$!
-	for _ in $(seq 200); do
-		"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
-		kill -0 "$PG_PID" 2>/dev/null || { cat "$PG_DIR/postgres.log"; return 1; }
-		sleep 0.05
-	done
+	pg_run || return 1
 	# psql finds the password here; the server under test gets it only from its URI.
 	printf '127.0.0.1:%s:*:keystrap:%s\n' "$PG_PORT" "$PG_PASSWORD" >"$PG_DIR/pgpass"
 	chmod 600 "$PG_DIR/pgpass"
 	pg_sql postgres 'CREATE DATABASE keystrap' >/dev/null || return 1
 	export PG_URL="postgresql://keystrap:$PG_PASSWORD@127.0.0.1:$PG_PORT/keystrap"
+}
+
+# pg_run: the postmaster on the cluster in $PG_DIR; returns once it accepts connections.
+pg_run() {
+	(cd "$PG_DIR" && exec setpriv --reuid=postgres --regid=postgres --clear-groups -- "$PG_BIN/postgres" \
+		-D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$PG_DIR" \
+		-c max_connections=40 -c shared_buffers=16MB) >>"$PG_DIR/postgres.log" 2>&1 3>&- &
+	PG_PID=$!
+	for _ in $(seq 200); do
+		"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && return 0
+		kill -0 "$PG_PID" 2>/dev/null || { cat "$PG_DIR/postgres.log"; return 1; }
+		sleep 0.05
+	done
+	return 1
+}
+
+# pg_halt: fast shutdown of the postmaster we started (by PID); the cluster stays.
+pg_halt() {
+	[ -n "${PG_PID:-}" ] || return 0
+	kill -INT "$PG_PID" 2>/dev/null || true
+	for _ in $(seq 200); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$PG_PID" 2>/dev/null || true
+	while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.05; done
+	PG_PID=
 }
 
 # pg_sql DB SQL: runs SQL as the cluster's superuser; prints rows unaligned, no headers.
@@ -51,13 +67,8 @@ pg_sql() {
 		-d "$1" -c "$2"
 }
 
-# pg_stop: fast shutdown of the postmaster we started (by PID), then its directory goes.
+# pg_stop: pg_halt, then the cluster's directory goes.
 pg_stop() {
-	[ -n "${PG_PID:-}" ] || return 0
-	kill -INT "$PG_PID" 2>/dev/null || true
-	for _ in $(seq 200); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
-	kill -KILL "$PG_PID" 2>/dev/null || true
-	while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.05; done
-	rm -rf "$PG_DIR"
-	PG_PID=
+	pg_halt
+	[ -z "${PG_DIR:-}" ] || rm -rf "$PG_DIR"
 }
