@@ -22,8 +22,10 @@
  * row-locks it: at most once.
  *
  * PostgreSQL aborts a whole transaction on any failed statement where SQLite fails only the
- * statement; writes inside a transaction run under a savepoint so callers keep SQLite's
- * behaviour (a refused insert is -EEXIST and the transaction, with its audit record, goes on).
+ * statement; writes that may break a constraint run under a savepoint inside a transaction, so
+ * callers keep SQLite's behaviour (a refused insert is -EEXIST and the transaction, with its
+ * audit record, goes on). Other writes skip the two round trips: if they fail, so does the
+ * connection, and with it the transaction.
  *
  * Durability: commits wait for the WAL flush (synchronous_commit is forced on if the database
  * turned it off). Secret payloads and activation secrets pass through here: no parameter is
@@ -107,8 +109,8 @@ static void p_int8(struct params *p, int64_t v)
 }
 
 enum {
-	RUN_WRITE = 1 << 0,  /* under a savepoint when inside a transaction */
-	RUN_SECRET = 1 << 1, /* touches secret values: log no server message */
+	RUN_CONFLICT = 1 << 0, /* may break a constraint: under a savepoint when inside a transaction */
+	RUN_SECRET = 1 << 1,   /* touches secret values: log no server message */
 };
 
 static int sqlstate_errno(const char *state)
@@ -158,7 +160,7 @@ static int ensure_connected(struct store *s);
 static int run(struct store *s, const char *what, const char *sql, const struct params *p, unsigned flags,
 	       PGresult **ret)
 {
-	bool savepoint = (flags & RUN_WRITE) && pg_in_transaction(s);
+	bool savepoint = (flags & RUN_CONFLICT) && pg_in_transaction(s);
 	PGresult *res;
 	int r;
 
@@ -397,7 +399,7 @@ static int pg_node_request(struct store *s, const char *ek_hash, const char *pee
 	return run(s, "node request",
 		   "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer) "
 		   "VALUES ($1, NULL, 'requested', $2, $2, $3)",
-		   &p, RUN_WRITE, NULL);
+		   &p, RUN_CONFLICT, NULL);
 }
 
 static int pg_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
@@ -415,7 +417,7 @@ static int pg_node_set_state(struct store *s, const char *ek_hash, enum node_sta
 	if ((r = run(s, "node state",
 		     "UPDATE nodes SET state = $1, node_id = COALESCE($2, node_id), changed_us = $3, "
 		     "grp = COALESCE($4, grp) WHERE ek_hash = $5",
-		     &p, RUN_WRITE, &res)) < 0)
+		     &p, RUN_CONFLICT, &res)) < 0)
 		return r;
 	return changed(res) == 1 ? 0 : -ENOENT;
 }
@@ -430,7 +432,7 @@ static int pg_node_set_counters(struct store *s, const char *ek_hash, int64_t re
 	p_int8(&p, restart_count);
 	p_text(&p, ek_hash);
 	if ((r = run(s, "node counters", "UPDATE nodes SET reset_count = $1, restart_count = $2 WHERE ek_hash = $3", &p,
-		     RUN_WRITE, &res)) < 0)
+		     0, &res)) < 0)
 		return r;
 	return changed(res) == 1 ? 0 : -ENOENT;
 }
@@ -478,7 +480,7 @@ static int pg_nonce_put(struct store *s, const struct nonce_rec *n)
 	return run(s, "nonce put",
 		   "INSERT INTO nonces (session, nonce, secret, ek_hash, ak_pub, expires_us) "
 		   "VALUES ($1, $2, $3, $4, $5, $6)",
-		   &p, RUN_WRITE | RUN_SECRET, NULL);
+		   &p, RUN_CONFLICT | RUN_SECRET, NULL);
 }
 
 static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
@@ -493,7 +495,7 @@ static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, s
 	if ((r = run(s, "nonce take",
 		     "UPDATE nonces SET used = used + 1 WHERE session = $1 "
 		     "RETURNING nonce, secret, ek_hash, ak_pub, expires_us, used",
-		     &p, RUN_WRITE | RUN_SECRET, &res)) < 0)
+		     &p, RUN_SECRET, &res)) < 0)
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
@@ -513,7 +515,7 @@ static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, s
 	ret->expires_us = col_int8(res, 0, 4);
 	used = col_int8(res, 0, 5);
 	p_int8(&prune, now_us - 86400LL * 1000000);
-	(void)run(s, "nonce prune", "DELETE FROM nonces WHERE expires_us < $1", &prune, RUN_WRITE, NULL);
+	(void)run(s, "nonce prune", "DELETE FROM nonces WHERE expires_us < $1", &prune, 0, NULL);
 	if (used > 1)
 		return -EALREADY;
 	if (now_us > ret->expires_us)
@@ -531,7 +533,7 @@ static int pg_policy_insert(struct store *s, int64_t version, const char *text, 
 	p_add(&p, OID_TEXT, text, text_size);
 	p_text(&p, signatures);
 	return run(s, "policy put", "INSERT INTO policies (version, loaded_us, text, signatures) VALUES ($1, $2, $3, $4)",
-		   &p, RUN_WRITE, NULL);
+		   &p, RUN_CONFLICT, NULL);
 }
 
 static int text_dup(const PGresult *res, int col, char **ret, size_t *ret_size)
@@ -578,7 +580,7 @@ static int pg_secret_put(struct store *s, const char *name, const uint8_t *value
 	return run(s, "secret put",
 		   "INSERT INTO secrets (name, value, changed_us) VALUES ($1, $2, $3) "
 		   "ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_us = excluded.changed_us",
-		   &p, RUN_WRITE | RUN_SECRET, NULL);
+		   &p, RUN_SECRET, NULL);
 }
 
 static int pg_secret_get(struct store *s, const char *name, struct secbuf **ret)
@@ -635,7 +637,7 @@ static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
 	return run(s, "audit append",
 		   "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash) "
 		   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		   &p, RUN_WRITE, NULL);
+		   &p, 0, NULL);
 }
 
 static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
