@@ -287,3 +287,35 @@ healthz_at() {
 	run admin A audit verify
 	[ "$status" -eq 0 ]
 }
+
+# load_at A|B N: policy load of race-N.json (signed by both operators) through one instance.
+load_at() {
+	admin "$1" policy load "race-$2.json" --signature "race-$2.json.op1.sig" --signature "race-$2.json.op2.sig"
+}
+
+@test "policy loads racing through both instances: a version lands once, never one below the current" {
+	local o=$OPERATOR_DIR v i
+	v=$(($(cat "$o/policy.version") + 1))
+	echo $((v + 2)) >"$o/policy.version"
+	for i in 0 1 2; do
+		policy_json "0 7" $((v + i)) >"race-$i.json"
+		policy_sign "$o" "race-$i.json" op1 op2
+	done
+	load_at A 0 >a0.out 2>&1 &
+	load_at B 0 >b0.out 2>&1 &
+	wait
+	[ "$(cat a0.out b0.out | grep -c "^policy version $v loaded")" -eq 1 ]
+	[ "$(cat a0.out b0.out | grep -c "policy version $v is not newer than the current version $v")" -eq 1 ]
+	# v+1 and v+2 at once: v+2 always lands, v+1 only if it got there first.
+	load_at A 1 >a1.out 2>&1 &
+	load_at B 2 >b2.out 2>&1 &
+	wait
+	grep -q "^policy version $((v + 2)) loaded" b2.out
+	[ "$(pg_sql keystrap 'SELECT max(version) FROM policies')" = $((v + 2)) ]
+	[ "$(pg_sql keystrap 'SELECT count(*) FROM policies a JOIN policies b ON a.loaded_us > b.loaded_us AND a.version < b.version')" = 0 ]
+	run admin A audit verify
+	[ "$status" -eq 0 ]
+	# And the instances go on attesting under the newest policy.
+	run attest_at B
+	[ "$output" = "keystrap: attested as node1.example" ]
+}
