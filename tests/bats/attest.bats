@@ -266,3 +266,18 @@ api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
 	[ ! -e out/node.crt ]
 	[ "$(pcr_value sha256 12)" = "$before" ]
 }
+
+@test "with an ECC P-384 EK the payload key is wrapped to it (ECDH seed) and the secrets open the same" {
+	secrets_setup
+	run attest --ek ecc384
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"node is not approved: enrollment request recorded for EK "* ]]
+	ek384=$(srv node list | awk '$2 == "requested" { print $1 }')
+	[ ${#ek384} -eq 64 ]
+	srv node approve "$ek384" --id node384.example --group web >/dev/null
+	run attest --ek ecc384
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node384.example" ]
+	[ "$(cat out/secrets/db-password)" = "$A" ]
+	[ "$(ls out/secrets | tr '\n' ' ')" = "api-token db-password " ]
+}
