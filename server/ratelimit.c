@@ -83,6 +83,7 @@ static struct bucket *lookup(struct ratelimit *l, const char *addr, int64_t now_
 void ratelimit_take(struct ratelimit *l, const char *addr, int64_t now_us, struct ratelimit_verdict *ret)
 {
 	struct bucket *b;
+	double wait;
 
 	*ret = (struct ratelimit_verdict){ .allowed = true };
 	if (!l)
@@ -99,10 +100,13 @@ void ratelimit_take(struct ratelimit *l, const char *addr, int64_t now_us, struc
 		return;
 	}
 	b->refused++;
+	wait = (1 - b->tokens) / l->rate;
 	*ret = (struct ratelimit_verdict){
-		.retry_after = (int64_t)((1 - b->tokens) / l->rate) + 1,
+		.retry_after = (int64_t)wait < wait ? (int64_t)wait + 1 : (int64_t)wait, /* whole seconds, rounded up */
 		.refused = b->refused,
 	};
+	if (ret->retry_after < 1)
+		ret->retry_after = 1;
 	if (now_us - b->reported_us >= 1000000) {
 		ret->report = true;
 		b->reported_us = now_us;

@@ -55,3 +55,6 @@ $(BUILD)/bench/server-load: bench/server-load.c $(LIB_OBJ) $(HDRS)
 bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 	@BUILD=$(BUILD) bash bench/server.sh
 .PHONY: bench-server
+
+# tests/unit/test-ratelimit.c includes server/ratelimit.c (pure code) to test it on its own.
+$(BUILD)/asan/unit/test-ratelimit: server/ratelimit.c server/ratelimit.h
