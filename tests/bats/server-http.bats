@@ -32,6 +32,11 @@ setup() {
 
 teardown() {
 	[ -z "${SRV2:-}" ] || server_stop "$SRV2" || true
+	# What the SIGTERM test started, if it failed before stopping it.
+	local p
+	for p in $(cat "$BATS_TEST_TMPDIR"/srv3/*.pid 2>/dev/null); do
+		kill "$p" 2>/dev/null || true
+	done
 }
 
 # server2 EXTRA-JSON: a second server of this test's own (its own database), with EXTRA-JSON
@@ -214,15 +219,18 @@ with open(sys.argv[2], "a") as f:
             break
 ' "$d/notify.sock" "$d/notify.log" &
 	local listener=$!
+	echo "$listener" >"$d/listener.pid"
 	for _ in $(seq 50); do [ -S "$d/notify.sock" ] && break; sleep 0.05; done
 	NOTIFY_SOCKET=$d/notify.sock "$KEYSTRAP_SERVER" serve --config "$d/server.json" 2>"$d/server.log" &
 	pid=$!
+	echo "$pid" >"$d/server.pid"
 	for _ in $(seq 100); do grep -q READY=1 "$d/notify.log" 2>/dev/null && break; sleep 0.05; done
 	run curl -s --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$port/healthz"
 	[ "$output" = ok ]
 	kill -TERM "$pid"
 	wait "$pid" || rc=$?
 	wait "$listener" || true
+	rm -f "$d"/*.pid
 	[ "$rc" -eq 0 ]
 	[ "$(sed -n 1p "$d/notify.log")" = "READY=1 STATUS=listening on 127.0.0.1:$port" ]
 	[ "$(sed -n 2p "$d/notify.log")" = "STOPPING=1" ]
