@@ -100,6 +100,9 @@ install: $(BUILD)/keystrap
 	for m in man/*.8; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
 	for m in man/*.5; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man5/$$(basename $$m); done
 	install -Dm644 keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
+	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
+	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \
+		install -Dm644 units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
 
 clean:
 	rm -rf $(BUILD)

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,12 +20,13 @@
 
 #include "encode.h"
 #include "fileio.h"
+#include "handoff-status.h"
 #include "handoff.h"
 #include "keystrap.h"
 #include "log.h"
 #include "pcr.h"
 
-static const char usage[] = "keystrap handoff [--config FILE] [--ek rsa2048|ecc256|ecc384]";
+static const char usage[] = "keystrap handoff [--config FILE] [--ek rsa2048|ecc256|ecc384] [--renew]";
 
 /* Loud: stderr (the journal) and the kernel console, whatever the unit's output settings. */
 static void shout(const char *msg)
@@ -108,14 +110,44 @@ static int without_credentials(const struct keystrap_config *cfg, const char *wh
 	return 1;
 }
 
+int handoff_status_read(struct handoff_status *ret)
+{
+	_cleanup_secbuf_ struct secbuf *b = NULL;
+	int32_t ring;
+	int r;
+
+	if ((r = keyring_find_for_caller(&ring)) < 0 || (r = keyring_read(ring, "status", &b)) < 0)
+		return r;
+	return handoff_status_parse((const char *)b->data, b->size, ret);
+}
+
+/*
+ * --renew (keystrap-renew.timer): whether less than half of the credentials' lifetime
+ * remains, or there are none. Cheap when not due: one keyring read, no TPM, no network.
+ */
+static bool renewal_due(int64_t now)
+{
+	struct handoff_status st;
+
+	if (handoff_status_read(&st) < 0)
+		return true;
+	if (st.not_after - now < (st.not_after - st.attested_at) / 2)
+		return true;
+	printf("renewal not due: %lld of %lld s remain\n", (long long)(st.not_after - now),
+	       (long long)(st.not_after - st.attested_at));
+	return false;
+}
+
 int cmd_handoff(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "ek", required_argument, NULL, 'e' },
+					      { "renew", no_argument, NULL, 'r' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_config_ struct keystrap_config *cfg = NULL;
 	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	bool renew = false;
 	const char *config = CONFIG_PATH;
 	enum tpm_ek_kind kind = TPM_EK_RSA2048;
 	struct keyring_owner own;
@@ -132,13 +164,19 @@ int cmd_handoff(int argc, char **argv)
 			if (tpm_ek_kind_from_name(optarg, &kind) < 0)
 				return usage_error(usage, "unknown EK kind '%s'", optarg);
 			break;
+		case 'r':
+			renew = true;
+			break;
 		case 'h':
 			printf("Usage: %s\n\n"
 			       "Attest this boot to [Attest] Server= of keystrap.conf and put the node key, its\n"
 			       "certificate and chain and each secret into the \"keystrap\" kernel keyring, readable\n"
 			       "by [Handoff] Owner=/Group= only, until the certificate expires.\n"
 			       "Exit 0: handed off; 1: failed (FailurePolicy=continue, or a bad configuration);\n"
-			       "3: attestation failed and FailurePolicy=emergency.\n", usage);
+			       "3: attestation failed and FailurePolicy=emergency.\n"
+			       "--renew (the runtime timer): only when less than half of the credentials'\n"
+			       "lifetime remains; a failure then exits 1 and leaves the current ones in place.\n",
+			       usage);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
@@ -146,6 +184,8 @@ int cmd_handoff(int argc, char **argv)
 	if (optind != argc)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
 
+	if (renew && !renewal_due((int64_t)time(NULL)))
+		return 0;
 	if (handoff_config(config, &cfg) < 0)
 		return 1;
 	/* Before attesting: a name this initrd cannot resolve is the configuration's fault. */
@@ -155,13 +195,20 @@ int cmd_handoff(int argc, char **argv)
 		return 1;
 	}
 	/* attest_run logs why it failed; the policy decides what the boot does about it. */
-	if (handoff_attest(cfg, kind, &c) < 0)
+	if (handoff_attest(cfg, kind, &c) < 0) {
+		if (renew) {
+			log_error("renewal failed; the current credentials stay until they expire");
+			return 1;
+		}
 		return without_credentials(cfg, "attestation failed");
+	}
 	if (pcr_snapshot(pcrs, sizeof(pcrs)) < 0)
 		pcrs[0] = 0;
 	r = handoff_store(c, &own, pcrs, (int64_t)time(NULL), &id);
 	if (r < 0) {
 		log_error("cannot hand the credentials to the kernel keyring: %s", handoff_reason(r));
+		if (renew)
+			return 1;
 		return without_credentials(cfg, "the kernel keyring refused them");
 	}
 	fprintf(stderr, "keystrap: node %s: %zu secret(s), certificate and key in keyring %d \"%s\", expiring in %lld s\n",

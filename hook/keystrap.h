@@ -16,6 +16,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_handoff(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
 /* PCR 15: disk keys are sealed to its boot value, and the lock moves it. */
@@ -85,5 +86,8 @@ int attest_run(const struct attest_options *o, struct node_credentials **ret);
 int pcr_snapshot(char *buf, size_t size);
 /* Loads (and measures) keystrap.conf; -EINVAL (logged) without [Attest] Server= and CA=. */
 int handoff_config(const char *path, struct keystrap_config **ret);
+/* The keyring's status facts (root: through its user keyring). -ENOKEY without a handoff. */
+struct handoff_status;
+int handoff_status_read(struct handoff_status *ret);
 /* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run. */
 int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret);

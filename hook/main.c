@@ -23,6 +23,7 @@ static const struct {
 	{ "attest", cmd_attest, "prove this boot to keystrap-server and receive a node certificate" },
 	{ "handoff", cmd_handoff, "attest, then put the node credentials into the kernel keyring" },
 	{ "get", cmd_get, "print one credential from the kernel keyring (for the consumer service)" },
+	{ "verify", cmd_verify, "re-quote: report PCR drift since the handoff, attest again to the server" },
 	{ "status", cmd_status, "show what was handed off to the kernel keyring, without secrets" },
 };
 

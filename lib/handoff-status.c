@@ -114,3 +114,32 @@ int handoff_status_parse(const char *text, size_t size, struct handoff_status *r
 	*ret = s;
 	return 0;
 }
+
+int handoff_pcrs_get(const char *pcrs, unsigned index, char hex[129])
+{
+	const char *p = strchr(pcrs, ':');
+
+	if (!p)
+		return -EBADMSG;
+	for (p++; *p;) {
+		char *end;
+		unsigned long i;
+		size_t n;
+
+		errno = 0;
+		i = strtoul(p, &end, 10);
+		if (errno || end == p || *end != '=' || *p < '0' || *p > '9')
+			return -EBADMSG;
+		p = end + 1;
+		n = strspn(p, "0123456789abcdef");
+		if (n == 0 || n > 128 || (p[n] != ',' && p[n] != 0))
+			return -EBADMSG;
+		if (i == index) {
+			memcpy(hex, p, n);
+			hex[n] = 0;
+			return 0;
+		}
+		p += n + (p[n] == ',');
+	}
+	return -ENOENT;
+}

@@ -29,3 +29,9 @@ int handoff_status_format(const struct handoff_status *s, char **ret);
 
 /* -EBADMSG naming nothing secret: unknown or repeated names, oversize or malformed values. */
 int handoff_status_parse(const char *text, size_t size, struct handoff_status *ret);
+
+/*
+ * The hex value of PCR index in a "sha256:N=HEX,..." list: 0 and hex copied (at most 128
+ * digits), -ENOENT when the list does not name it, -EBADMSG when it is malformed.
+ */
+int handoff_pcrs_get(const char *pcrs, unsigned index, char hex[129]);

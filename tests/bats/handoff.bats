@@ -165,3 +165,41 @@ as_consumer() {
 	# The server's store holds it by design (this host plays the server too).
 	done < <(find /run /tmp "$PWD" -xdev -type f -newer marker ! -path "$SRV_DIR/*" -print0 2>/dev/null)
 }
+
+@test "verify: no drift and a fresh accepted attestation; after PCR 7 moves, drift named locally and by the server's audit" {
+	run "$KEYSTRAP" verify --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"keystrap: nothing to verify: no keystrap keyring with a status"* ]]
+	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	run "$KEYSTRAP" verify --config keystrap.conf
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"no drift: PCRs 0-11, 13, 14 are as at the handoff"* ]]
+	[[ "$output" == *"attestation to https://127.0.0.1:$SRV_PORT: accepted, node node1.example"* ]]
+	# Negative twin: something measured into PCR 7 after the handoff (the policy pins it).
+	tpm2_pcrextend "7:sha256=$(printf drift | sha256sum | cut -c1-64)"
+	run "$KEYSTRAP" verify --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"drift: PCR 7 changed since the handoff"* ]]
+	[[ "$output" == *"attestation to https://127.0.0.1:$SRV_PORT: refused or failed"* ]]
+	[[ "$output" == *"the server refused the attestation (HTTP 403): "*"PCR 7"* ]]
+	srv audit export | tail -n 3 | grep -q 'PCR 7'
+	# The credentials in the keyring are untouched by verify.
+	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
+}
+
+@test "handoff --renew: not due while more than half the lifetime remains; due without credentials; never the emergency exit" {
+	run "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[ "$status" -eq 0 ]
+	ring=$(keyctl search @s keyring keystrap)
+	run "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^renewal\ not\ due:\ (5[89][0-9]|600)\ of\ 600\ s\ remain$ ]]
+	[ "$(keyctl search @s keyring keystrap)" = "$ring" ]
+	# Due (no credentials) but the server is down, under FailurePolicy=emergency: at runtime
+	# that is a failed renewal (exit 1), not an emergency.
+	keyctl clear @s
+	conf "https://127.0.0.1:$(free_port)" emergency
+	run "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"keystrap: renewal failed; the current credentials stay until they expire"* ]]
+}

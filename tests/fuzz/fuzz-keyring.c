@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What keystrap get and status parse from the kernel: /proc/keys (whose descriptions anyone
- * who grants us view permission chooses), KEYCTL_DESCRIBE strings, and the "status" key.
+ * who grants us view permission chooses), KEYCTL_DESCRIBE strings, the "status" key and its PCR list.
  * The first byte picks the parser. Besides "no crash": candidates are real ids, a parsed
  * status round-trips through handoff_status_format.
  */
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data + 1, size - 1);
 	text[size - 1] = 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: {
 		int32_t *ids = NULL;
 		size_t n = 0;
@@ -46,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (keyring_describe_parse(text, type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) == 0 &&
 		    (!type[0] || strchr(type, ';')))
 			abort();
+		break;
+	}
+	case 3: {
+		char hex[129];
+
+		for (unsigned i = 0; i < 24; i++)
+			if (handoff_pcrs_get(text, i, hex) == 0 && (!hex[0] || strlen(hex) > 128))
+				abort();
 		break;
 	}
 	default: {

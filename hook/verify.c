@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keystrap verify: re-quote and report drift from the attested state. Two views of it:
+ *
+ *   local:  the sha256 PCRs 0-15 now against those recorded in the keyring's status key at
+ *           handoff (PCRs 12 and 15 excluded: keystrap itself moves them after the handoff —
+ *           leave-initrd, the lock, each attestation);
+ *   server: a fresh attestation to the same server (new AK, nonce and quote over the policy's
+ *           PCRs), which the server checks against the policy's reference values and records
+ *           in its audit log either way — a refusal names the PCR. The credentials it yields
+ *           are wiped, not stored: renewal is keystrap handoff's job.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handoff-status.h"
+#include "handoff.h"
+#include "keystrap.h"
+#include "log.h"
+
+static const char usage[] = "keystrap verify [--config FILE] [--ek rsa2048|ecc256|ecc384]";
+
+/* PCRs keystrap extends after a handoff by design. */
+#define KEYSTRAP_PCRS ((1u << MEASURE_PCR) | (1u << LOCK_PCR))
+
+/* Prints each PCR that differs; returns how many. */
+static int drift(const char *then, const char *now)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < 16; i++) {
+		char a[129], b[129];
+
+		if (KEYSTRAP_PCRS & (1u << i))
+			continue;
+		if (handoff_pcrs_get(then, i, a) < 0 || handoff_pcrs_get(now, i, b) < 0 || streq(a, b))
+			continue;
+		printf("drift: PCR %u changed since the handoff (was %.16s…, now %.16s…)\n", i, a, b);
+		n++;
+	}
+	return n;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "ek", required_argument, NULL, 'e' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	_cleanup_config_ struct keystrap_config *cfg = NULL;
+	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	static struct handoff_status st;
+	const char *config = CONFIG_PATH;
+	enum tpm_ek_kind kind = TPM_EK_RSA2048;
+	char now[HANDOFF_PCRS_MAX];
+	int o, r, changed;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (o) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'e':
+			if (tpm_ek_kind_from_name(optarg, &kind) < 0)
+				return usage_error(usage, "unknown EK kind '%s'", optarg);
+			break;
+		case 'h':
+			printf("Usage: %s\n\n"
+			       "Compare the PCRs with those recorded at the handoff (0-15 but keystrap's own 12 and\n"
+			       "15) and attest again to the same server, which checks and audits the new quote.\n"
+			       "Exit 0: no drift and attested; 1: drift, a refusal, or no handoff to compare with.\n",
+			       usage);
+			return 0;
+		default:
+			return usage_error(usage, "unknown option");
+		}
+	if (optind != argc)
+		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+
+	r = handoff_status_read(&st);
+	if (r < 0) {
+		log_error("nothing to verify: no keystrap keyring with a status (%s)",
+			  r == -ENOKEY ? "no handoff, or expired" : strerror(-r));
+		return 1;
+	}
+	if (!st.pcrs[0]) {
+		log_error("the handoff recorded no PCR values to compare with");
+		return 1;
+	}
+	if (pcr_snapshot(now, sizeof(now)) < 0)
+		return 1;
+	changed = drift(st.pcrs, now);
+	if (changed == 0)
+		printf("no drift: PCRs 0-11, 13, 14 are as at the handoff\n");
+
+	if (handoff_config(config, &cfg) < 0)
+		return 1;
+	if (!streq(cfg->server, st.server))
+		log_warning("[Attest] Server=%s is not the server of the handoff (%s)", cfg->server, st.server);
+	/* attest_run logs a refusal with the server's reason (a drifted PCR is named there). */
+	if (handoff_attest(cfg, kind, &c) < 0) {
+		printf("attestation to %s: refused or failed\n", cfg->server);
+		return 1;
+	}
+	printf("attestation to %s: accepted, node %s\n", cfg->server, c->node_id);
+	return changed ? 1 : 0;
+}
