@@ -43,21 +43,32 @@ pg_run() {
 		-D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$PG_DIR" \
 		-c max_connections=40 -c shared_buffers=16MB) >>"$PG_DIR/postgres.log" 2>&1 3>&- &
 	PG_PID=$!
+	# A test that restarts the cluster runs in its own process: teardown_file finds the PID here.
+	echo "$PG_PID" >"$PG_DIR/postmaster.pid.keystrap"
 	for _ in $(seq 200); do
 		"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && return 0
-		kill -0 "$PG_PID" 2>/dev/null || { cat "$PG_DIR/postgres.log"; return 1; }
+		pg_alive "$PG_PID" || { cat "$PG_DIR/postgres.log"; return 1; }
 		sleep 0.05
 	done
 	return 1
 }
 
+# pg_alive PID: running (a zombie left to an init that does not reap counts as gone).
+pg_alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
 # pg_halt: fast shutdown of the postmaster we started (by PID); the cluster stays.
 pg_halt() {
+	[ -n "${PG_DIR:-}" ] && [ -f "$PG_DIR/postmaster.pid.keystrap" ] && PG_PID=$(cat "$PG_DIR/postmaster.pid.keystrap")
 	[ -n "${PG_PID:-}" ] || return 0
 	kill -INT "$PG_PID" 2>/dev/null || true
-	for _ in $(seq 200); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
+	for _ in $(seq 200); do pg_alive "$PG_PID" || break; sleep 0.05; done
 	kill -KILL "$PG_PID" 2>/dev/null || true
-	while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.05; done
+	for _ in $(seq 100); do pg_alive "$PG_PID" || break; sleep 0.05; done
+	rm -f "$PG_DIR/postmaster.pid.keystrap"
 	PG_PID=
 }
 
