@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The pure parts of the keyring handoff: credential names, /proc/keys candidates (whose
+ * descriptions others choose), KEYCTL_DESCRIBE strings, the status text and its PCR list.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handoff-status.h"
+#include "keyring.h"
+#include "macro.h"
+#include "tap.h"
+
+static void test_names(void)
+{
+	CHECK(keyring_desc_valid("key") && keyring_desc_valid("certificate") && keyring_desc_valid("chain") &&
+	      keyring_desc_valid("status") && keyring_desc_valid("secret:db") && keyring_desc_valid("secret:a.b_c-1"),
+	      "the credential names");
+	CHECK(!keyring_desc_valid("secret:") && !keyring_desc_valid("secret:../x") && !keyring_desc_valid("secret:a b") &&
+	      !keyring_desc_valid("secret:.hidden") && !keyring_desc_valid("password") && !keyring_desc_valid("Key"),
+	      "anything else is not a credential name");
+	char longname[NODE_SECRET_NAME_MAX + 2];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	CHECK(!keyring_secret_name_valid(longname) && (longname[NODE_SECRET_NAME_MAX] = 0, keyring_secret_name_valid(longname)),
+	      "secret names are at most 64 characters");
+}
+
+static void test_proc_keys(void)
+{
+	static const char text[] =
+		"04ebc938 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: empty\n"
+		"12f020ac I--Q---     1   1h 3f030300 65534 65534 keyring   keystrap: 5\n"
+		"0cd9fea6 I--Q---     1  50s 3f030000 65534     0 user      keystrap: 432\n"
+		"1d10c5a5 I--Q---     1 perm 0c030000     0 65534 keyring   keystrapx: 2\n"
+		"2a38f621 I------     1 perm 1f030000  4242  4242 keyring   x\n"
+		"ffffffff I--Q---     1 perm 3f030300  4242  4242 keyring   keystrap: 0\n"
+		"3d6b21f1 I--Q---     2  50s 3f030000 65534     0 keyring   keystrap: 4";
+	int32_t *ids = NULL;
+	size_t n = 0;
+
+	CHECK(keyring_proc_candidates(text, strlen(text), KEYRING_NAME, &ids, &n) == 0 && n == 2 &&
+	      ids[0] == 0x12f020ac && ids[1] == 0x3d6b21f1,
+	      "/proc/keys: keyrings named exactly 'keystrap', not user keys, not keystrapx, no id above INT32_MAX");
+	free(ids);
+	CHECK(keyring_proc_candidates("", 0, KEYRING_NAME, &ids, &n) == 0 && n == 0, "an empty /proc/keys");
+	free(ids);
+}
+
+static void test_describe(void)
+{
+	char type[32], desc[KEYRING_DESC_MAX + 1];
+	uid_t uid;
+	gid_t gid;
+	uint32_t perm;
+
+	CHECK(keyring_describe_parse("keyring;65534;65534;3f030300;keystrap", type, sizeof(type), &uid, &gid, &perm, desc,
+				     sizeof(desc)) == 0 &&
+	      streq(type, "keyring") && uid == 65534 && gid == 65534 && perm == 0x3f030300 && streq(desc, "keystrap"),
+	      "KEYCTL_DESCRIBE: type, uid, gid, perm, description");
+	CHECK(keyring_describe_parse("user;0;-1;3f010000;a;b;c", type, sizeof(type), &uid, &gid, &perm, desc,
+				     sizeof(desc)) == 0 &&
+	      gid == (gid_t)-1 && streq(desc, "a;b;c"), "a description may hold ';', gid -1");
+	CHECK(keyring_describe_parse("user;x;0;0;d", type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) == -EBADMSG &&
+	      keyring_describe_parse("user;0;0;0", type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) == -EBADMSG &&
+	      keyring_describe_parse(";0;0;0;d", type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) == -EBADMSG,
+	      "malformed descriptions are refused");
+}
+
+static void test_status(void)
+{
+	struct handoff_status s = { .policy_version = 7, .attested_at = 100, .not_after = 700, .uid = 998, .gid = -1 }, t;
+	char *text = NULL, hex[129];
+
+	strcpy(s.node_id, "node1.example");
+	strcpy(s.server, "https://attest.example.net:8443");
+	strcpy(s.result, "attested");
+	strcpy(s.pcrs, "sha256:0=00ff,7=abcd,14=0123");
+	CHECK(handoff_status_format(&s, &text) == 0 && handoff_status_parse(text, strlen(text), &t) == 0 &&
+	      streq(t.node_id, s.node_id) && streq(t.server, s.server) && t.policy_version == 7 && t.attested_at == 100 &&
+	      t.not_after == 700 && t.uid == 998 && t.gid == -1 && streq(t.pcrs, s.pcrs),
+	      "status text round-trips");
+	free(text);
+	CHECK(handoff_status_parse("node_id=a\nnot_after=1\nnode_id=b\n", 30, &t) == -EBADMSG, "a name given twice");
+	CHECK(handoff_status_parse("node_id=a\nnot_after=1\nsecret=x\n", 29, &t) == -EBADMSG, "an unknown name");
+	CHECK(handoff_status_parse("node_id=a\n", 10, &t) == -EBADMSG, "not_after is required");
+	CHECK(handoff_status_parse("node_id=a\nnot_after=1x\n", 23, &t) == -EBADMSG, "a malformed number");
+	s.node_id[0] = '\n';
+	CHECK(handoff_status_format(&s, &text) == -EINVAL, "a value with a newline is not formatted");
+	CHECK(handoff_pcrs_get("sha256:0=00ff,7=abcd,14=0123", 7, hex) == 0 && streq(hex, "abcd") &&
+	      handoff_pcrs_get("sha256:0=00ff,7=abcd,14=0123", 14, hex) == 0 && streq(hex, "0123") &&
+	      handoff_pcrs_get("sha256:0=00ff,7=abcd,14=0123", 1, hex) == -ENOENT,
+	      "PCR list: found, last, absent");
+	CHECK(handoff_pcrs_get("sha256:0=00ff,7=", 7, hex) == -EBADMSG && handoff_pcrs_get("0=00", 0, hex) == -EBADMSG &&
+	      handoff_pcrs_get("sha256:x=00", 0, hex) == -EBADMSG, "PCR list: malformed");
+}
+
+int main(void)
+{
+	test_names();
+	test_proc_keys();
+	test_describe();
+	test_status();
+	return TAP_DONE();
+}
