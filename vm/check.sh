@@ -172,7 +172,7 @@ main() {
 	vm_build
 	U=$(vm_uuid)
 	say "build ready after $((SECONDS - t0))s"
-	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5}; do
+	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 mk1 mk1b}; do
 		"scenario_$s"
 	done
 	say "vm-check took $((SECONDS - t0))s"

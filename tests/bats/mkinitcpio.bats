@@ -33,6 +33,7 @@ setup() {
 	standin_setup "$BATS_TEST_TMPDIR/mk"
 	export STANDIN_HOOKDIR=$SRC/mkinitcpio/hooks STANDIN_UNITDIR=$SRC/units
 	export STANDIN_MODULES="tpm_crb tpm_tis dm_crypt"
+	export STANDIN_MODULE_PATHS="kernel/crypto/xts.ko kernel/arch/x86/crypto/aesni-intel.ko kernel/drivers/md/dm-crypt.ko"
 	keystrap_root=$STAGE
 	rm -rf "$STAGE/etc/keystrap"
 }
@@ -53,7 +54,7 @@ teardown() {
 		[ -f "$BUILDROOT$lib" ] || { echo "missing $lib"; false; }
 	done < <(ldd "$KEYSTRAP" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p')
 	ls "$BUILDROOT"/usr/lib/*/libtss2-tcti-device.so.0
-	for m in tpm_crb tpm_tis dm_crypt; do [ -e "$BUILDROOT/usr/lib/modules/$m.ko" ]; done
+	for m in tpm_crb tpm_tis dm_crypt xts aesni_intel; do [ -e "$BUILDROOT/usr/lib/modules/$m.ko" ]; done
 	[ "$(stat -c %a "$BUILDROOT/hooks/keystrap")" = 755 ]
 	cmp "$BUILDROOT/hooks/keystrap" "$HOOK"
 	# /config: run_hook under HOOKS, run_cleanuphook under CLEANUPHOOKS, nothing else.
@@ -65,9 +66,10 @@ teardown() {
 	[ ! -e "$BUILDROOT/usr/lib/systemd" ]
 }
 
-@test "install/keystrap: keystrap.conf and the server CA go in; a config holding a secret does not" {
+@test "install/keystrap: keystrap.conf and the CA it names go in; a config holding a secret does not" {
 	mkdir -p "$STAGE/etc/keystrap"
-	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\nName=cryptroot\n' >"$STAGE/etc/keystrap/keystrap.conf"
+	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\nName=cryptroot\n[Attest]\nServer=https://10.0.2.2:8443\nCA=/etc/keystrap/server-ca.pem\n' \
+		>"$STAGE/etc/keystrap/keystrap.conf"
 	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server-ca.pem"
 	standin_build "$SRC/mkinitcpio/install/keystrap"
 	cmp "$BUILDROOT/etc/keystrap/keystrap.conf" "$STAGE/etc/keystrap/keystrap.conf"
@@ -157,16 +159,14 @@ teardown() {
 
 # hook CMDLINE [FN...]: sources the hook in busybox ash with mkinitcpio's msg, err and
 # launch_interactive_shell, then calls each FN (default run_hook) as /init does. The hook's
-# keystrap.conf and CA are the test's own files (neither exists unless a test writes it).
+# keystrap.conf is the test's own file (none unless a test writes it with conf).
 hook() {
 	local cmdline=$1
 	shift
 	printf '%s\n' "$cmdline" >"$BATS_TEST_TMPDIR/cmdline"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
-		-keyout /dev/null -out "$BATS_TEST_TMPDIR/ca.pem" 2>/dev/null
 	# A fresh libblkid cache, as in an initramfs: the host's /run/blkid may still map this
 	# test's loop device to the previous test's volume.
-	run env PATH="$BBIN:$PATH" BLKID_FILE="$BATS_TEST_TMPDIR/blkid.tab" KEYSTRAP_TEST_CA="$BATS_TEST_TMPDIR/ca.pem" \
+	run env PATH="$BBIN:$PATH" BLKID_FILE="$BATS_TEST_TMPDIR/blkid.tab" \
 		KEYSTRAP_TEST_CONF="$BATS_TEST_TMPDIR/keystrap.conf" busybox sh -c '
 		msg() { [ "${quiet}" != "y" ] && echo "$@"; }
 		err() { echo "ERROR: $@"; }
@@ -174,7 +174,7 @@ hook() {
 		keystrap_cmdline=$1
 		shift
 		. "$0"
-		keystrap_ca=$KEYSTRAP_TEST_CA keystrap_conf=$KEYSTRAP_TEST_CONF
+		keystrap_conf=$KEYSTRAP_TEST_CONF
 		for fn in "$@"; do "$fn"; echo "$fn returned $?"; done' \
 		"$HOOK" "$BATS_TEST_TMPDIR/cmdline" "${@:-run_hook}"
 }
@@ -249,32 +249,49 @@ measured() { grep -c "\"keystrap:$1\"" "$KEYSTRAP_MEASURE_LOG" 2>/dev/null || tr
 	[ "$(pcr_value sha256 12)" != "$p12" ]
 }
 
-@test "server unreachable, failure policy continue (the default): bounded tries, loud, boot goes on" {
-	port=$(free_port)
-	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=2"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"attesting to https://127.0.0.1:$port (up to 2 tries)"* ]]
-	[[ "$output" == *"keystrap: cannot reach https://127.0.0.1:$port/"* ]]
-	[[ "$output" == *"ERROR: keystrap: attestation to https://127.0.0.1:$port failed after 2 tries; booting on WITHOUT node credentials (rd.keystrap.failure=continue)"* ]]
-	[[ "$output" != *"emergency shell"* ]]
-	[[ "$output" == *"run_hook returned 0"* ]]
+# conf POLICY [PORT]: keystrap.conf naming a server on PORT (default: one nobody listens on).
+conf() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
+		-keyout /dev/null -out "$BATS_TEST_TMPDIR/ca.pem" 2>/dev/null
+	PORT=${2:-$(free_port)}
+	printf '[Attest]\nServer=https://127.0.0.1:%s\nCA=%s\nTimeout=5\nRetries=1\nFailurePolicy=%s\n[Handoff]\nOwner=65534\n' \
+		"$PORT" "$BATS_TEST_TMPDIR/ca.pem" "$1" >"$BATS_TEST_TMPDIR/keystrap.conf"
 }
 
-@test "... failure policy emergency: the same failure stops the boot in the emergency shell" {
-	port=$(free_port)
-	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=1 rd.keystrap.failure=emergency"
+@test "server down, FailurePolicy=continue (the default): keystrap handoff says so loudly, the boot goes on" {
+	conf continue
+	hook "rd.keystrap.root=/dev/sda2"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"keystrap: cannot reach https://127.0.0.1:$PORT/"* ]]
+	[[ "$output" == *"booting WITHOUT node credentials"* ]]
+	[[ "$output" != *"emergency shell"* ]]
+	[[ "$output" == *"run_hook returned 0"* ]]
+	# The configuration was measured before use (by keystrap, once).
+	[ "$(grep -c '"keystrap:config:' "$KEYSTRAP_MEASURE_LOG")" = 1 ]
+}
+
+@test "... FailurePolicy=emergency: the same failure stops the boot in the emergency shell" {
+	conf emergency
+	hook "rd.keystrap.root=/dev/sda2"
 	[ "$status" -eq 99 ]
-	[[ "$output" == *"attestation to https://127.0.0.1:$port failed after 1 tries; rd.keystrap.failure=emergency: stopping the boot"* ]]
+	[[ "$output" == *"keystrap: cannot reach https://127.0.0.1:$PORT/"* ]]
+	[[ "$output" == *"ERROR: keystrap: no node credentials; FailurePolicy=emergency stops the boot"* ]]
 	[[ "$output" == *"emergency shell --exec"* ]]
 	[[ "$output" != *"run_hook returned"* ]]
 }
 
-@test "bad rd.keystrap.failure= and rd.keystrap.tries= are named and the defaults used" {
-	port=$(free_port)
-	hook "rd.keystrap.root=/dev/sda2 rd.keystrap.server=https://127.0.0.1:$port rd.keystrap.tries=x rd.keystrap.failure=halt"
+@test "keystrap.conf without Server=: no attestation; one keystrap refuses: said loudly, boot goes on" {
+	printf '[Handoff]\nOwner=65534\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
+	hook "rd.keystrap.root=/dev/sda2"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"rd.keystrap.failure=halt is neither 'continue' nor 'emergency'; using 'continue'"* ]]
-	[[ "$output" == *"rd.keystrap.tries=x is not a number from 1 to 20; using 5"* ]]
-	[[ "$output" == *"up to 5 tries"* ]]
-	[[ "$output" == *"booting on WITHOUT node credentials"* ]]
+	[[ "$output" != *"cannot reach"* ]]
+	[[ "$output" != *"WITHOUT node credentials"* ]]
+	# Server= in the wrong section: keystrap's strict parse refuses the file (exit 2), the
+	# hook says what that means and does not stop.
+	printf '[Handoff]\nServer=https://127.0.0.1:1\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
+	hook "rd.keystrap.root=/dev/sda2"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"[Handoff] Server=: unknown key"* ]]
+	[[ "$output" == *"ERROR: keystrap: keystrap handoff failed (exit 2); booting on WITHOUT node credentials"* ]]
+	[[ "$output" == *"run_hook returned 0"* ]]
 }

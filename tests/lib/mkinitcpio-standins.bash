@@ -101,6 +101,20 @@ add_module() {
 	: >"$BUILDROOT/usr/lib/modules/$target.ko"
 }
 
+# add_all_modules PATTERN: every module of STANDIN_MODULE_PATHS (kernel-tree paths, e.g.
+# kernel/crypto/xts.ko) whose path matches PATTERN; like mkinitcpio's, 0 when one matched.
+add_all_modules() {
+	local path found=1
+	standin_record add_all_modules "$@"
+	for path in ${STANDIN_MODULE_PATHS:-}; do
+		[[ $path == *$1* ]] || continue
+		path=${path##*/}
+		path=${path%%.ko*}
+		STANDIN_MODULES="${STANDIN_MODULES:-} ${path//-/_}" add_module "$path" && found=0
+	done
+	return "$found"
+}
+
 # add_runscript: the caller's runtime hook as /hooks/NAME, filed under the run_* functions
 # it defines, as mkinitcpio writes EARLYHOOKS, HOOKS, LATEHOOKS and CLEANUPHOOKS to /config.
 add_runscript() {
