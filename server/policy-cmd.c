@@ -52,9 +52,38 @@ static void signers_format(const struct operator_keys *k, uint32_t signers, bool
 		}
 }
 
+#define WHY_MAX 512
+
+/*
+ * A refused load: one line for the operator, and an audit record of the attempt (its own
+ * transaction; nothing else was written), since someone trying to change what nodes must
+ * boot without enough signatures is worth a trace.
+ */
+static int denied(struct store *s, const char *path, const char *fmt, ...) _printf_(3, 4);
+static int denied(struct store *s, const char *path, const char *fmt, ...)
+{
+	char why[WHY_MAX], who[64], record[WHY_MAX + 512];
+	struct audit_rec a;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "keystrap-server: %s\n", why);
+	admin_operator(who, sizeof(who));
+	snprintf(record, sizeof(record), "policy file %s refused: %s; by %s", path, why, who);
+	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
+				.action = "policy-load", .decision = "deny", .reasons = record };
+	if (store_begin(s) < 0)
+		return 1;
+	if (store_audit_append(s, &a) < 0 || store_commit(s) < 0)
+		store_rollback(s);
+	return 1;
+}
+
 /* Reads the signature files; each must verify under some operator key, and each key counts once. */
 static int signatures(const struct operator_keys *k, const char *text, size_t size, char *const *paths, size_t n,
-		      struct policy_signature *sigs, size_t *ret_n, uint32_t *ret_signers)
+		      struct policy_signature *sigs, size_t *ret_n, uint32_t *ret_signers, char why[WHY_MAX])
 {
 	uint32_t signers = 0;
 	size_t m = 0;
@@ -62,15 +91,16 @@ static int signatures(const struct operator_keys *k, const char *text, size_t si
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ uint8_t *sig = NULL;
 		size_t sig_size;
-		int key, r = read_file(paths[i], SIGNATURE_MAX, &sig, &sig_size);
+		int key = 0, r = read_file(paths[i], SIGNATURE_MAX, &sig, &sig_size);
 
 		if (r == -EFBIG)
-			return refuse("signature '%s' is larger than %d bytes", paths[i], SIGNATURE_MAX);
-		if (r < 0)
-			return refuse("cannot read signature '%s': %s", paths[i], strerror(-r));
-		key = operator_key_find(k, text, size, sig, sig_size);
-		if (key < 0)
-			return refuse("signature '%s' does not verify under any configured operator key", paths[i]);
+			snprintf(why, WHY_MAX, "signature '%s' is larger than %d bytes", paths[i], SIGNATURE_MAX);
+		else if (r < 0)
+			snprintf(why, WHY_MAX, "cannot read signature '%s': %s", paths[i], strerror(-r));
+		else if ((key = operator_key_find(k, text, size, sig, sig_size)) < 0)
+			snprintf(why, WHY_MAX, "signature '%s' does not verify under any configured operator key", paths[i]);
+		if (r < 0 || key < 0)
+			return -EKEYREJECTED;
 		if (signers & (1u << key))
 			continue; /* the same key again: still one operator */
 		signers |= 1u << key;
@@ -90,7 +120,7 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	_cleanup_free_ char *stored = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	_cleanup_policy_ struct policy *p = NULL;
-	char reason[ATTEST_REASON_MAX], who[64], fps[OPERATOR_KEYS_MAX * 18], when[21];
+	char reason[ATTEST_REASON_MAX], who[64], fps[OPERATOR_KEYS_MAX * 18], when[21], why[WHY_MAX];
 	char full[OPERATOR_KEYS_MAX * (FINGERPRINT_HEX + 2)], record[sizeof(full) + 256];
 	struct audit_rec a;
 	int64_t current = 0;
@@ -107,17 +137,17 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	if (!sigs)
 		return refuse("out of memory");
 	/* Authenticity before content: nothing in an unsigned document is acted on. */
-	if ((r = signatures(c->operators, (const char *)text, size, sig_paths, n_sigs, sigs, &n, &signers)) != 0)
-		return r;
+	if (signatures(c->operators, (const char *)text, size, sig_paths, n_sigs, sigs, &n, &signers, why) < 0)
+		return denied(s, path, "%s", why);
 	if ((int64_t)n < c->policy_threshold)
-		return refuse("policy is signed by %zu of the required %lld operator keys", n,
+		return denied(s, path, "policy is signed by %zu of the required %lld operator keys", n,
 			      (long long)c->policy_threshold);
 	r = policy_parse((const char *)text, size, &p, reason);
 	if (r < 0)
-		return refuse("%s: %s", path, r == -EBADMSG ? reason : strerror(-r));
+		return denied(s, path, "%s: %s", path, r == -EBADMSG ? reason : strerror(-r));
 	policy_time_format(p->expires_us, when);
 	if (p->expires_us <= now_usec())
-		return refuse("policy version %lld expired at %s", (long long)p->version, when);
+		return denied(s, path, "policy version %lld expired at %s", (long long)p->version, when);
 	if ((r = policy_signatures_format(c->operators, sigs, n, &stored)) < 0)
 		return refuse("cannot encode the signatures: %s", strerror(-r));
 	signers_format(c->operators, signers, false, fps, sizeof(fps));
@@ -144,10 +174,11 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	if (r < 0) {
 		store_rollback(s);
 		if (r == -ESTALE && p->version <= current)
-			return refuse("policy version %lld is not newer than the current version %lld",
+			return denied(s, path, "policy version %lld is not newer than the current version %lld",
 				      (long long)p->version, (long long)current);
 		if (r == -ESTALE)
-			return refuse("policy version %lld is not newer than the current version", (long long)p->version);
+			return denied(s, path, "policy version %lld is not newer than the current version",
+				      (long long)p->version);
 		return refuse("cannot store the policy: %s", strerror(-r));
 	}
 	printf("policy version %lld loaded: signed by %zu of %zu operator keys (%s), expires %s\n", (long long)p->version,

@@ -109,6 +109,9 @@ current_version() {
 	run srv policy load p.json --signature p.json.op1.sig --signature copy.sig
 	[ "$output" = "keystrap-server: policy is signed by 1 of the required 2 operator keys" ]
 	[ "$(current_version)" = "$before" ]
+	# Each attempt is on record, refused.
+	srv audit export | jq -r 'select(.action == "policy-load" and .decision == "deny") | .reasons' |
+		grep -q "^policy file p.json refused: policy is signed by 1 of the required 2 operator keys; by operator:"
 	# Its positive twin: the second operator signs too.
 	run load_signed p.json op1 op2
 	[ "$status" -eq 0 ]
