@@ -36,6 +36,11 @@ setup() {
 	export STANDIN_MODULE_PATHS="kernel/crypto/xts.ko kernel/arch/x86/crypto/aesni-intel.ko kernel/drivers/md/dm-crypt.ko"
 	keystrap_root=$STAGE
 	rm -rf "$STAGE/etc/keystrap"
+	# Only the test that ships them puts the dracut module's attestation units in the stage.
+	if [ ! -f "$SRC/units/keystrap-handoff.service" ]; then
+		rm -f "$STAGE"/usr/lib/systemd/system/keystrap-{handoff,leave-initrd}.service \
+			"$STAGE/usr/lib/systemd/network/99-keystrap-dhcp.network"
+	fi
 }
 
 teardown() {
@@ -116,6 +121,27 @@ teardown() {
 	[ -z "${_runhooks[hooks]:-}" ]
 	# The generator that ships is what the dracut module ships.
 	cmp "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" "$SRC/units/keystrap-generator"
+	# DHCP in the initrd only for a configured server.
+	[ ! -e "$BUILDROOT/usr/lib/systemd/network" ]
+}
+
+@test "install/sd-keystrap: the handoff and leave-initrd units when shipped; DHCP only when a server is configured" {
+	for f in system/keystrap-handoff.service system/keystrap-leave-initrd.service network/99-keystrap-dhcp.network; do
+		[ -f "$SRC/units/${f#*/}" ] && cp "$SRC/units/${f#*/}" "$STAGE/usr/lib/systemd/$f" ||
+			install -Dm644 /dev/null "$STAGE/usr/lib/systemd/$f"
+	done
+	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	[ -f "$BUILDROOT/usr/lib/systemd/system/keystrap-handoff.service" ]
+	[ -f "$BUILDROOT/usr/lib/systemd/system/keystrap-leave-initrd.service" ]
+	[ ! -e "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
+
+	standin_setup "$BATS_TEST_TMPDIR/mk2"
+	mkdir -p "$STAGE/etc/keystrap"
+	printf '[Attest]\nServer=https://10.0.2.2:8443\nCA=/etc/keystrap/server-ca.pem\n' >"$STAGE/etc/keystrap/keystrap.conf"
+	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server-ca.pem"
+	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	[ -f "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
+	cmp "$BUILDROOT/etc/keystrap/server-ca.pem" "$STAGE/etc/keystrap/server-ca.pem"
 }
 
 @test "install/sd-keystrap without keystrap_root: units through add_systemd_unit, which adds ExecStart's binary" {
