@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "utf8.h"
 #include "store-backend.h"
 
 static const char *const state_names[_NODE_STATE_MAX] = { "requested", "approved", "revoked" };
@@ -242,21 +244,42 @@ int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
 	return s->ops->secret_get(s, name, ret);
 }
 
+/*
+ * Audit text is stored as valid UTF-8 (utf8_valid_dup): PostgreSQL's text refuses invalid
+ * UTF-8, which would fail the whole batch's commit, and a reason can end in half a character
+ * (a name cut at a byte count). Both backends store the same, so the chain hashes exactly
+ * what is stored.
+ */
 static int audit_append(struct store *s, void *userdata)
 {
-	struct audit_rec *rec = userdata;
+	struct audit_rec *rec = userdata, r = *rec;
+	_cleanup_free_ char *peer = NULL, *ek = NULL, *node = NULL, *action = NULL, *decision = NULL,
+			    *reasons = NULL;
 	int64_t seq = 0;
-	int r;
+	int k;
 
-	r = s->ops->audit_head(s, &seq, rec->prev_hash);
-	if (r == -ENOENT)
-		memset(rec->prev_hash, 0, sizeof(rec->prev_hash));
-	else if (r < 0)
-		return r;
-	rec->seq = seq + 1;
-	if ((r = audit_rec_hash(rec, rec->hash)) < 0)
-		return r;
-	return s->ops->audit_insert(s, rec);
+	if ((k = utf8_valid_dup(rec->peer, &peer)) < 0 || (k = utf8_valid_dup(rec->ek_hash, &ek)) < 0 ||
+	    (k = utf8_valid_dup(rec->node_id, &node)) < 0 || (k = utf8_valid_dup(rec->action, &action)) < 0 ||
+	    (k = utf8_valid_dup(rec->decision, &decision)) < 0 || (k = utf8_valid_dup(rec->reasons, &reasons)) < 0)
+		return k;
+	r.peer = peer;
+	r.ek_hash = ek;
+	r.node_id = node;
+	r.action = action;
+	r.decision = decision;
+	r.reasons = reasons;
+	k = s->ops->audit_head(s, &seq, r.prev_hash);
+	if (k == -ENOENT)
+		memset(r.prev_hash, 0, sizeof(r.prev_hash));
+	else if (k < 0)
+		return k;
+	r.seq = seq + 1;
+	if ((k = audit_rec_hash(&r, r.hash)) < 0 || (k = s->ops->audit_insert(s, &r)) < 0)
+		return k;
+	rec->seq = r.seq;
+	memcpy(rec->prev_hash, r.prev_hash, sizeof(rec->prev_hash));
+	memcpy(rec->hash, r.hash, sizeof(rec->hash));
+	return 0;
 }
 
 int store_audit_append(struct store *s, struct audit_rec *rec)

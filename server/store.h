@@ -111,7 +111,10 @@ int store_secret_put(struct store *s, const char *name, const uint8_t *value, si
 struct secbuf;
 int store_secret_get(struct store *s, const char *name, struct secbuf **ret); /* -ENOENT */
 
-/* Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq, prev_hash, hash. */
+/*
+ * Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq, prev_hash,
+ * hash. Text is stored as valid UTF-8: a byte that starts no valid sequence becomes U+FFFD.
+ */
 int store_audit_append(struct store *s, struct audit_rec *rec);
 /* Every record in seq order as stored (the hashes are not checked here). */
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);

@@ -319,3 +319,18 @@ load_at() {
 	run attest_at B
 	[ "$output" = "keystrap: attested as node1.example" ]
 }
+
+@test "a field name cut inside a UTF-8 character in the reason is still recorded: 400, not 503" {
+	local before key
+	before=$(records)
+	# 'a' then 2-byte characters: the reason keeps 64 bytes of the name, half a character.
+	key="a$(printf 'é%.0s' $(seq 40))"
+	jq -c --arg k "$key" '.[$k] = 1' "$BATS_FILE_TMPDIR/start.json" >utf8.json
+	run post_at A /v1/attest/start utf8.json
+	[ "$(status_of "$output")" = 400 ]
+	run post_at B /v1/attest/start utf8.json
+	[ "$(status_of "$output")" = 400 ]
+	run admin A audit verify
+	[[ "$output" == "audit chain intact: $((before + 2)) records, head "* ]]
+	[ "$(admin B audit export | tail -n 1 | jq -r .reasons)" = "unknown field 'a$(printf 'é%.0s' $(seq 31))�'" ]
+}
