@@ -34,11 +34,18 @@ $(BUILD)/asan/attest-peer: tests/lib/attest-peer.c $(ASAN_LIB_OBJ) $(HDRS)
 
 check-bats: $(BUILD)/asan/attest-peer
 
-# fuzz-policy: the policy parser lives with the server; the fuzzer links it with lib/.
+# fuzz-policy and fuzz-policy-signatures: the policy parser and the stored signatures' check
+# live with the server; their fuzzers link that one file with lib/.
 $(BUILD)/fuzz/fuzz-policy: tests/fuzz/fuzz-policy.c server/policy.c server/policy.h $(LIB_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iserver $(PKG_CFLAGS) \
 		$< server/policy.c $(LIB_SRC) -o $@ $(PKG_LIBS)
+
+$(BUILD)/fuzz/fuzz-policy-signatures: tests/fuzz/fuzz-policy-signatures.c server/operator.c server/operator.h \
+		$(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iserver $(PKG_CFLAGS) \
+		$< server/operator.c $(LIB_SRC) -o $@ $(PKG_LIBS)
 
 # The keyring half of keystrap handoff with made-up credentials, for tests/bats/keyring.bats.
 $(BUILD)/asan/keyring-put: tests/lib/keyring-put.c $(ASAN_LIB_OBJ) $(HDRS)
