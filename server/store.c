@@ -94,6 +94,12 @@ int store_open(const char *spec, struct store **ret)
 			  store_spec_display(spec, shown, sizeof(shown)));
 		return -EPROTONOSUPPORT;
 	}
+	/* "host=db dbname=keystrap" would otherwise become an SQLite file of that name. */
+	if (!is_pg(spec) && strncmp(spec, "sqlite:", 7) != 0 && strchr(spec, '=') && !strchr(spec, '/')) {
+		log_error("cannot open the store: the database looks like libpq's key=value form, which is not "
+			  "taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)");
+		return -EPROTONOSUPPORT;
+	}
 	r = ops->open(spec, ret, reason, sizeof(reason));
 	if (r < 0)
 		log_error("cannot open the store '%s': %s", store_spec_display(spec, shown, sizeof(shown)),

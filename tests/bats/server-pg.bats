@@ -246,6 +246,13 @@ records() {
 	run "$KEYSTRAP_SERVER" node list --config mysql.json
 	[ "$status" -eq 1 ]
 	[ "$output" = "keystrap: cannot open the store 'mysql://db.example/keystrap': not a path, sqlite:PATH or postgresql:// URI" ]
+	# libpq's key=value form is not taken for a file name (it would hold the password in clear).
+	jq --arg db "host=127.0.0.1 port=$PG_PORT dbname=keystrap password=hunter2" '.database = $db' \
+		"$A_DIR/server.json" >kv.json
+	run "$KEYSTRAP_SERVER" node list --config kv.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot open the store: the database looks like libpq's key=value form, which is not taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)" ]
+	[ ! -e "host=127.0.0.1 port=$PG_PORT dbname=keystrap password=hunter2" ]
 	# The running instances logged where their store is, without its password.
 	grep -q "database=postgresql://keystrap:\*\*\*@127.0.0.1:$PG_PORT/keystrap" "$A_DIR/server.log"
 	! grep -q "$PG_PASSWORD" "$A_DIR/server.log" "$B_DIR/server.log"
