@@ -94,6 +94,8 @@ demo: deps $(BUILD)/keystrap
 
 shellcheck:
 	shellcheck -x tools/*.sh tests/*.sh tests/lib/*.bash bench/*.sh
+	shellcheck -x -s bash mkinitcpio/install/*
+	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init
 
 install: $(BUILD)/keystrap
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
