@@ -243,8 +243,11 @@ static int session_setup(struct store *s)
 	int r;
 
 	PQsetNoticeProcessor(conn_of(s), on_notice, NULL);
-	/* Like SQLite's busy timeout: a writer stuck elsewhere makes us fail (-EBUSY), not hang. */
+	/* Like SQLite's busy timeout: a writer stuck elsewhere makes us fail (-EBUSY), not hang. And
+	 * an instance stuck inside a transaction (stopped, hung) loses its session after 10 s, which
+	 * frees the lock for the others; its own commit then fails, so it replies 503. */
 	if ((r = simple(s, "SET lock_timeout = '5s'")) < 0 ||
+	    (r = simple(s, "SET idle_in_transaction_session_timeout = '10s'")) < 0 ||
 	    (r = run(s, "settings", "SELECT current_setting('synchronous_commit')", NULL, 0, &res)) < 0)
 		return r;
 	/* "off" would acknowledge commits before they are durable; every other value waits. */

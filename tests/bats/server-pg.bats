@@ -341,3 +341,22 @@ load_at() {
 	[[ "$output" == "audit chain intact: $((before + 2)) records, head "* ]]
 	[ "$(admin B audit export | tail -n 1 | jq -r .reasons)" = "unknown field 'a$(printf 'é%.0s' $(seq 31))�'" ]
 }
+
+@test "a writer holding the store's lock elsewhere: a request waits for it, then gets 503, and nothing half-done" {
+	local before t0 t1 lock=7738725071487918448
+	before=$(records)
+	# Another session takes the advisory lock every writing transaction needs, for 8 s.
+	pg_sql keystrap "SELECT pg_advisory_lock($lock); SELECT pg_sleep(8); SELECT pg_advisory_unlock($lock)" >/dev/null &
+	sleep 1
+	t0=$(date +%s%N)
+	run post_at A /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	t1=$(date +%s%N)
+	[ "$(status_of "$output")" = 503 ]
+	[ "$(body_of "$output")" = '{"error":"store unavailable"}' ]
+	[ $(((t1 - t0) / 1000000)) -ge 4500 ]
+	wait
+	# Its twin once the lock is free: served, and the log holds exactly that one more record.
+	run post_at A /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(records)" = $((before + 1)) ]
+}
