@@ -450,24 +450,30 @@ int keyring_find_visible(int32_t *ret)
 	r = keyring_proc_candidates((const char *)text, size, KEYRING_NAME, &ids, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		char buf[512], type[32], desc[KEYRING_DESC_MAX + 1];
-		uid_t uid;
-		gid_t gid;
-		uint32_t perm;
+	/*
+	 * Owned by root or by the caller first: anyone may make a keyring called "keystrap" and give
+	 * it to one of their own groups, so a group match is only taken when there is nothing else
+	 * (the [Handoff] Group= reader who is not the Owner=).
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			char buf[512], type[32], desc[KEYRING_DESC_MAX + 1];
+			uid_t uid;
+			gid_t gid;
+			uint32_t perm;
 
-		if (describe(ids[i], buf, sizeof(buf)) < 0 ||
-		    keyring_describe_parse(buf, type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) < 0 ||
-		    !streq(type, "keyring") || !streq(desc, KEYRING_NAME))
-			continue;
-		if (uid != 0 && uid != geteuid() && !in_groups(gid))
-			continue;
-		/* Live and readable: a revoked, invalidated or expired one fails here. */
-		if (keyctl(KEYCTL_READ, KID(ids[i]), 0, 0, 0) < 0)
-			continue;
-		*ret = ids[i];
-		return 0;
-	}
+			if (describe(ids[i], buf, sizeof(buf)) < 0 ||
+			    keyring_describe_parse(buf, type, sizeof(type), &uid, &gid, &perm, desc, sizeof(desc)) < 0 ||
+			    !streq(type, "keyring") || !streq(desc, KEYRING_NAME))
+				continue;
+			if (pass == 0 ? uid != 0 && uid != geteuid() : !in_groups(gid))
+				continue;
+			/* Live and readable: a revoked, invalidated or expired one fails here. */
+			if (keyctl(KEYCTL_READ, KID(ids[i]), 0, 0, 0) < 0)
+				continue;
+			*ret = ids[i];
+			return 0;
+		}
 	return -ENOKEY;
 }
 

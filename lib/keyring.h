@@ -69,8 +69,10 @@ int keyring_find_in(int32_t parent, int32_t *ret);
 
 /*
  * The "keystrap" keyring this process may view and read as its uid and groups, found through
- * /proc/keys. Only a keyring owned by root, by the caller, or by one of the caller's groups
- * is taken (nobody else can make one: giving a key away needs CAP_SYS_ADMIN). -ENOKEY if none.
+ * /proc/keys. One owned by root or by the caller is taken first (nobody else can make one:
+ * giving a key to another uid needs CAP_SYS_ADMIN); one owned by another uid but in one of the
+ * caller's groups only when there is none such (any member of the group can make that one, by
+ * keyctl chgrp). -ENOKEY if none.
  */
 int keyring_find_visible(int32_t *ret);
 

@@ -99,6 +99,31 @@ keystrap_ring() {
 	[ "$output" = "$SECRET" ]
 }
 
+@test "a \"keystrap\" keyring another member of the consumer's group made is not taken for the real one" {
+	put
+	# What any uid whose group is the consumer's can make without privilege: keyrings of its own
+	# called "keystrap", given to that group, each holding a secret:db of its choosing. Root
+	# makes them here as $OTHER:$CONSUMER; several, since /proc/keys lists keys by serial.
+	for i in 1 2 3 4 5 6 7 8; do
+		fake=$(keyctl newring keystrap "$(keyctl newring "holder$i" @s)")
+		forged=$(keyctl add user secret:db "forged-$i" "$fake")
+		for k in "$forged" "$fake"; do
+			keyctl chown "$k" $OTHER >/dev/null
+			keyctl chgrp "$k" $CONSUMER >/dev/null
+			keyctl setperm "$k" 0x3f0b0b00 >/dev/null
+		done
+	done
+	# The kernel lets the consumer read the forgeries (through the group)...
+	run as $CONSUMER $CONSUMER keyctl print "$forged"
+	[ "$output" = "forged-8" ]
+	# ... but keystrap get takes the keyring the consumer owns, every time.
+	for _ in 1 2 3; do
+		run as $CONSUMER $CONSUMER "$KEYSTRAP" get secret:db
+		[ "$status" -eq 0 ]
+		[ "$output" = "$SECRET" ]
+	done
+}
+
 @test "permissions: possessor all, owner and group view+read, nothing for others" {
 	put
 	ring=$(keystrap_ring)
