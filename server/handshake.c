@@ -262,8 +262,11 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		secmem_wipe(&n, sizeof(n));
 		return deny(r, 403, "nonce expired");
 	}
-	if (k < 0)
+	if (k < 0) {
+		/* A store failing half-way through the row may have copied the secret already. */
+		secmem_wipe(&n, sizeof(n));
 		return fail_internal(r, "taking the nonce", k);
+	}
 
 	k = attest_proof(n.secret, sizeof(n.secret), n.nonce, proof);
 	if (k >= 0 && !secmem_equal(proof, m.proof, sizeof(proof)))
