@@ -185,6 +185,9 @@ static void nodelay(struct evhttp_request *req)
 /* Replies and logs one request of a batch: status 503 instead when the batch was not recorded. */
 static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 {
+	static const char *const paths[_EP_MAX] = { [EP_START] = "/v1/attest/start", [EP_FINISH] = "/v1/attest/finish",
+						    [EP_HEALTHZ] = "/healthz", [EP_METRICS] = "/metrics",
+						    [EP_OTHER] = "other" };
 	_cleanup_free_ char *err_body = NULL;
 	const char *body;
 	char status_s[8], dur[24];
@@ -204,13 +207,16 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 			err_body = strdup("{\"error\":\"out of memory\"}");
 		body = err_body ? err_body : "{}";
 	}
+	/* The last use of p->req: a client gone while its request waited for the commit has it
+	 * detached, and sending the reply frees it there and then. */
 	send_json(p->req, p->r.status, body, p->retry_after);
+	p->req = NULL;
 	us = now_usec() - p->start_us;
 	metrics_request(&d->m, p->ep, p->r.status, us);
 	snprintf(status_s, sizeof(status_s), "%d", p->r.status);
 	snprintf(dur, sizeof(dur), "%lld", (long long)us);
 	slog(p->r.status == 500 || !recorded ? "error" : "info", "request", "peer", p->peer, "path",
-	     p->ep == EP_OTHER ? "other" : evhttp_request_get_uri(p->req), "status", status_s, "action", p->r.action,
+	     paths[p->ep], "status", status_s, "action", p->r.action,
 	     "decision", status_text(p->r.status), "ek", p->r.ek_hash, "node", p->r.node_id, "us", dur, "reason",
 	     p->r.reason, NULL);
 	free(p->r.body);
