@@ -197,6 +197,8 @@ hook() {
 		msg() { [ "${quiet}" != "y" ] && echo "$@"; }
 		err() { echo "ERROR: $@"; }
 		launch_interactive_shell() { echo "emergency shell $*"; exit 99; }
+		# This host is not an initramfs: mounts are reported, not made.
+		mount() { echo "mount $*"; }
 		keystrap_cmdline=$1
 		shift
 		. "$0"
@@ -292,6 +294,9 @@ conf() {
 	[[ "$output" == *"booting WITHOUT node credentials"* ]]
 	[[ "$output" != *"emergency shell"* ]]
 	[[ "$output" == *"run_hook returned 0"* ]]
+	# securityfs, for the firmware event log the server replays, unless it is there already.
+	grep -q ' /sys/kernel/security ' /proc/mounts ||
+		[[ "$output" == *"mount -t securityfs securityfs /sys/kernel/security"* ]]
 	# The configuration was measured before use (by keystrap, once).
 	[ "$(grep -c '"keystrap:config:' "$KEYSTRAP_MEASURE_LOG")" = 1 ]
 }
