@@ -95,7 +95,7 @@ demo: deps $(BUILD)/keystrap
 shellcheck:
 	shellcheck -x tools/*.sh tests/*.sh tests/lib/*.bash bench/*.sh
 	shellcheck -x -s bash mkinitcpio/install/*
-	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init
+	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
 
 install: $(BUILD)/keystrap
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap

@@ -12,10 +12,12 @@
 
 MK_MODULES="virtio_pci virtio_blk dm_crypt"
 
-# The image's inputs, down to the code that puts it together (not the scenarios below).
+# mk_initrd_key [attest]: the image's inputs, down to the code that puts it together (not the
+# scenarios below). The attest flavour adds the network and keystrap.conf naming the server.
 mk_initrd_key() {
 	key_of "$(kver)" "$KEYSTRAP_BIN" "$VM_SRC/mkinitcpio/hooks/keystrap" \
-		"$VM_SRC/vm/guest/mkinitcpio-init" /usr/bin/busybox "$MK_MODULES" "$(declare -f mk_libs build_mk_initrd)"
+		"$VM_SRC/vm/guest/mkinitcpio-init" /usr/bin/busybox "$MK_MODULES" "$(declare -f mk_libs build_mk_initrd)" \
+		${1:+"$1" "$VM_SRC/vm/guest/mkinitcpio-net" "$VM_SRC/vm/guest/udhcpc.script" "$(vm_attest_conf)" "$VM_PKI/ca.crt"}
 }
 
 # mk_libs FILE TREE: FILE and every library ldd lists for it, at their own paths.
@@ -26,12 +28,14 @@ mk_libs() {
 	done
 }
 
+# build_mk_initrd [attest]: build/vm/mkinitcpio.img, or mkinitcpio-attest.img.
 build_mk_initrd() {
-	local key tree=$VM_DIR/mk-tree k m f tcti
-	key=$(mk_initrd_key)
-	fresh mkinitcpio "$key" && return 0
-	say "mkinitcpio.img: busybox initramfs with the keystrap mkinitcpio hook"
+	local key tree=$VM_DIR/mk-tree k m f tcti name=mkinitcpio${1:+-$1} mods=$MK_MODULES hooks=keystrap
+	key=$(mk_initrd_key "${1:-}")
+	fresh "$name" "$key" && return 0
+	say "$name.img: busybox initramfs with the keystrap mkinitcpio hook"
 	k=$(kver)
+	[ "${1:-}" != attest ] || mods="$mods virtio_net"
 	rm -rf "$tree" && mkdir -p "$tree"/{usr/bin,usr/lib,usr/lib64,hooks,dev,proc,sys,run,new_root,etc}
 	ln -s usr/bin "$tree/bin" && ln -s usr/bin "$tree/sbin" && ln -s usr/lib "$tree/lib" && ln -s usr/lib64 "$tree/lib64"
 	install -m755 /usr/bin/busybox "$tree/usr/bin/busybox"
@@ -44,7 +48,7 @@ build_mk_initrd() {
 	for tcti in /usr/lib/*-linux-gnu/libtss2-tcti-device.so.0; do mk_libs "$tcti" "$tree"; done
 	# dm-crypt's ciphers (xts, aes…) are what install/keystrap's add_all_modules /crypto/ adds.
 	{
-		for m in $MK_MODULES; do
+		for m in $mods; do
 			modprobe -d "$VM_DIR/kernel" -S "$k" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 		done
 		find "$VM_DIR/kernel/lib/modules/$k/kernel" -path '*/crypto/*' -name '*.ko*'
@@ -55,13 +59,19 @@ build_mk_initrd() {
 	depmod -b "$tree" "$k"
 	install -m755 "$VM_SRC/vm/guest/mkinitcpio-init" "$tree/init"
 	install -m755 "$VM_SRC/mkinitcpio/hooks/keystrap" "$tree/hooks/keystrap"
-	# What mkinitcpio writes after add_runscript sorted the hook's run_* functions.
-	printf 'MODULES="%s"\nEARLYHOOKS=""\nHOOKS="keystrap"\nLATEHOOKS=""\nCLEANUPHOOKS="keystrap"\n' \
-		"$MK_MODULES" >"$tree/config"
+	if [ "${1:-}" = attest ]; then
+		install -m755 "$VM_SRC/vm/guest/mkinitcpio-net" "$tree/hooks/net"
+		install -Dm755 "$VM_SRC/vm/guest/udhcpc.script" "$tree/usr/share/udhcpc/default.script"
+		vm_stage_attest "$tree"
+		hooks="net keystrap"
+	fi
+	# What mkinitcpio writes after add_runscript sorted the hooks' run_* functions.
+	printf 'MODULES="%s"\nEARLYHOOKS=""\nHOOKS="%s"\nLATEHOOKS=""\nCLEANUPHOOKS="keystrap"\n' \
+		"$mods" "$hooks" >"$tree/config"
 	(cd "$tree" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
-		gzip -1 >"$VM_DIR/mkinitcpio.img"
+		gzip -1 >"$VM_DIR/$name.img"
 	rm -rf "$tree"
-	stamp mkinitcpio "$key"
+	stamp "$name" "$key"
 }
 
 MK_CMDLINE() { echo "console=ttyS0 rd.keystrap.root=UUID=$U root=/dev/mapper/luks-$U rw"; }
@@ -81,18 +91,23 @@ mk_swtpm() {
 	export KEYSTRAP_TCTI="swtpm:host=127.0.0.1,port=$port"
 }
 
+# build_mk_enrolled [attest]: build/vm/mkenrolled (or mkenrolled-attest)/disk.raw, enrolled
+# for the PCRs that image boots with (also kept, as "4=… 7=… 9=…", in pcrs).
 build_mk_enrolled() {
-	local key run=$VM_DIR/runs/mk-measure out=$VM_DIR/mkenrolled p4 p7
-	key=$(key_of "$(mk_initrd_key)" "$(installed_key)" "$(enrolled_key)")
-	fresh mkenrolled "$key" && return 0
-	say "mkenrolled/: first boot through the busybox image, then enrollment for its PCRs"
+	local key name=mkenrolled${1:+-$1} img=$VM_DIR/mkinitcpio${1:+-$1}.img run out p4 p7 p9
+	run=$VM_DIR/runs/$name-measure out=$VM_DIR/$name
+	key=$(key_of "$(mk_initrd_key "${1:-}")" "$(installed_key)" "$(enrolled_key)")
+	fresh "$name" "$key" && return 0
+	say "$name/: first boot through the busybox image, then enrollment for its PCRs"
 	rm -rf "$out" && mkdir -p "$out"
 	cp -a "$VM_DIR/enrolled/tpm" "$out/tpm"
 	cp --sparse=always "$VM_DIR/installed/disk.raw" "$out/disk.raw"
-	BOOT_DISK=$out/disk.raw BOOT_SRC='' BOOT_TPM=$out/tpm BOOT_INITRD=$VM_DIR/mkinitcpio.img \
+	BOOT_DISK=$out/disk.raw BOOT_SRC='' BOOT_TPM=$out/tpm BOOT_INITRD=$img \
 		BOOT_CMDLINE="$(MK_CMDLINE)" BOOT_MODE=check vm_boot "$run" || die "mkinitcpio first boot failed: see $run/console.log"
-	p4=$(ksvm "$run" pcr4 | tr A-F a-f) p7=$(ksvm "$run" pcr7 | tr A-F a-f)
-	[[ $p4 =~ ^[0-9a-f]{64}$ && $p7 =~ ^[0-9a-f]{64}$ ]] || die "no PCRs from the first boot: see $run/console.log"
+	p4=$(ksvm "$run" pcr4 | tr A-F a-f) p7=$(ksvm "$run" pcr7 | tr A-F a-f) p9=$(ksvm "$run" pcr9 | tr A-F a-f)
+	[[ $p4 =~ ^[0-9a-f]{64}$ && $p7 =~ ^[0-9a-f]{64}$ && $p9 =~ ^[0-9a-f]{64}$ ]] ||
+		die "no PCRs from the first boot: see $run/console.log"
+	echo "4=$p4 7=$p7 9=$p9" >"$out/pcrs"
 	(umask 077 && printf '%s' "$VM_PASSPHRASE" >"$out/passphrase")
 	: >"$out/empty.conf"
 	rm -rf "$out/tpm" && cp -a "$VM_DIR/enrolled/tpm" "$out/tpm"
@@ -101,7 +116,7 @@ build_mk_enrolled() {
 		--unlock-key-file "$out/passphrase" --config "$out/empty.conf" >&2 || die "enroll for the busybox image failed"
 	vm_cleanup
 	rm -rf "$out/tpm" "$out/passphrase" "$out/empty.conf"
-	stamp mkenrolled "$key"
+	stamp "$name" "$key"
 }
 
 mk_no_hook_error() { ! console_has '^ERROR: keystrap'; }
@@ -153,4 +168,53 @@ scenario_mk1b() {
 	expect "the init stopped in its emergency path" console_has 'KSVM mkinitcpio: emergency shell'
 	expect "nothing was switched to" mk_no_agent
 	result "mkinitcpio busybox hook, changed initramfs: keystrap names PCR 4, locks, opens nothing"
+}
+
+# Issue 6 scenario 6: scenario 1's happy path with the busybox hook in place of dracut. The
+# attest flavour of the image adds a net hook (udhcpc) before keystrap and keystrap.conf naming
+# the host's server (vm/server.sh); the server's policy takes its reference values from this
+# image's own first boot.
+mk_server_ready() {
+	local d=$1
+	rm -rf "$d" && mkdir -p "$d"
+	vm_server_config "$d"
+	vm_server_policy "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/mkenrolled-attest/pcrs")" "$VM_SECRET_NAME"
+	vm_server_secret "$d"
+	vm_server_start "$d"
+	vm_server_enrol "$d" "$VM_DIR/enrolled/tpm" node1
+}
+# mk_audited DECISION: the server's audit log has an attest-finish record with that decision.
+mk_audited() {
+	vm_srv "$SRV" audit export | jq -r --arg d "$1" 'select(.action == "attest-finish" and .decision == $d) | .decision' |
+		grep -q .
+}
+
+scenario_mk2() {
+	if ! declare -F vm_server_pki >/dev/null; then
+		N=$((N + 1)) PASS=$((PASS + 1))
+		echo "ok $N - mkinitcpio busybox hook, attestation # SKIP no vm/server.sh (the host-side server harness)"
+		return 0
+	fi
+	vm_server_pki
+	build_mk_initrd attest
+	build_mk_enrolled attest
+	SRV=$VM_DIR/runs/mkinitcpio-attest.server
+	mk_server_ready "$SRV"
+	boot mkinitcpio-attest "$VM_DIR/mkenrolled-attest/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" \
+		BOOT_CMDLINE="$(MK_CMDLINE)"
+	vm_server_stop "$SRV"
+	came_up
+	expect "no passphrase prompt" test "$(prompts)" = 0
+	expect "the busybox init ran the net hook, then keystrap's" mk_before ':: running hook \[net\]' ':: running hook \[keystrap\]'
+	expect "keystrap opened the root" console_has "opened as /dev/mapper/luks-$U"
+	expect "keystrap locked PCR 15 before attesting" mk_before 'PCR 15 extended' 'certificate and key in keyring'
+	expect "keystrap handoff put node1's credentials in the keyring" \
+		console_has 'node node1: 1 secret\(s\), certificate and key in keyring'
+	expect "the server's audit log: the quote accepted" mk_audited allow
+	expect "the cleanup hook measured leave-initrd after the handoff" \
+		mk_before 'certificate and key in keyring' 'keystrap:leave-initrd'
+	expect "the consumer service (uid 942) holds node1's certificate, valid, issued seconds ago, and the secret" \
+		reported consumer "certificate for node1 valid, issued [0-9]+ s ago, secret $VM_SECRET_NAME matches sha256"
+	ksvm "$RUN" consumer | sed 's/^/#   /'
+	result "mkinitcpio busybox hook, attestation: unlock, lock, keystrap handoff to the host's server, the consumer proves its certificate and secret"
 }
