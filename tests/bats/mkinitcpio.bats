@@ -311,6 +311,43 @@ conf() {
 	[[ "$output" != *"run_hook returned"* ]]
 }
 
+# kill_handoff_soon: in the background, SIGKILLs this test's keystrap handoff (by its PID) once
+# it is retrying, as the OOM killer might; the hook must then still follow FailurePolicy=.
+kill_handoff_soon() {
+	sed -i 's/^Retries=1$/Retries=6/' "$BATS_TEST_TMPDIR/keystrap.conf"
+	(
+		pid=
+		for _ in $(seq 200); do
+			pid=$(pgrep -x -f "keystrap handoff --config $BATS_TEST_TMPDIR/keystrap.conf") && break
+			sleep 0.05
+		done
+		sleep 0.5
+		[ -z "$pid" ] || kill -KILL "$pid" || :
+	) &
+	KILLER=$!
+}
+
+@test "FailurePolicy=emergency and keystrap handoff killed mid-retry: still the emergency shell" {
+	conf emergency
+	kill_handoff_soon
+	hook "rd.keystrap.root=/dev/sda2"
+	wait "$KILLER"
+	[ "$status" -eq 99 ]
+	[[ "$output" == *"ERROR: keystrap: keystrap handoff failed (exit 137); FailurePolicy=emergency stops the boot"* ]]
+	[[ "$output" == *"emergency shell --exec"* ]]
+	# Its twin, FailurePolicy=continue: the same kill, and the boot goes on, saying so. (A power
+	# cycle first: the killed keystrap left its EK and AK loaded, no resource manager here.)
+	swtpm_reboot
+	conf continue
+	kill_handoff_soon
+	hook "rd.keystrap.root=/dev/sda2"
+	wait "$KILLER"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ERROR: keystrap: keystrap handoff failed (exit 137); booting on WITHOUT node credentials"* ]]
+	[[ "$output" != *"emergency shell"* ]]
+	[[ "$output" == *"run_hook returned 0"* ]]
+}
+
 @test "keystrap.conf without Server=: no attestation; Server= where keystrap refuses it: named, boot goes on" {
 	printf '[Handoff]\nOwner=65534\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
 	hook "rd.keystrap.root=/dev/sda2"
