@@ -120,10 +120,10 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return deny(r, 400, "field 'ak_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
 	if (tpm_pub_check_ak(&ak, &ak_why) < 0)
 		return deny(r, 403, "the AK is refused: %s", ak_why);
-	if (pki_ek_cert_verify(s->pki, m.ek_cert, m.ek_cert_size, why) < 0)
+	if ((k = pki_ek_cert_check(s->pki, m.ek_cert, m.ek_cert_size, &ek, r->ek_hash, why)) == -EKEYREJECTED)
 		return deny(r, 403, "%s", why);
-	if (tpm_pub_cert_matches(&ek, m.ek_cert, m.ek_cert_size) < 0)
-		return deny(r, 403, "the EK certificate does not certify ek_pub");
+	if (k < 0)
+		return fail_internal(r, "checking the EK certificate", k);
 	if (node_admit(s, peer, r, &node) < 0 || policy_admit(s, r, &p) < 0)
 		return 0;
 	if (!policy_version_valid(m.version))
@@ -211,7 +211,7 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 	char why[ATTEST_REASON_MAX];
 	int k;
 
-	if ((k = pki_ca_pem(s->pki, &res->chain)) < 0 || (k = pki_pem_not_after(res->certificate, &res->not_after)) < 0) {
+	if ((k = pki_ca_pem(s->pki, &res->chain)) < 0) {
 		fail_internal(r, "the certificate chain", k);
 		return k;
 	}
@@ -227,7 +227,6 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
 {
-	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	_cleanup_free_ uint8_t *spki = NULL;
 	_cleanup_free_ char *pem = NULL;
 	const struct policy *p;
@@ -272,7 +271,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (k >= 0 && !secmem_equal(proof, m.proof, sizeof(proof)))
 		k = -EKEYREJECTED;
 	if (k >= 0)
-		k = pki_csr_key(m.csr, &key, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
+		k = pki_csr_key(s->pki, m.csr, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
 	if (k >= 0)
 		k = attest_extra_data(n.nonce, n.secret, sizeof(n.secret), spki, spki_size, extra);
 	secmem_wipe(&n.secret, sizeof(n.secret));
@@ -330,7 +329,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	/* The policy's lifetime, within the ceiling this server is configured with. */
 	lifetime = p->credential_lifetime < s->config->certificate_lifetime ? p->credential_lifetime :
 									    s->config->certificate_lifetime;
-	if ((k = pki_issue(s->pki, key, node.node_id, lifetime, &pem, serial)) < 0)
+	if ((k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &res.not_after)) < 0)
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
 	res.certificate = TAKE_PTR(pem);

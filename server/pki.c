@@ -3,20 +3,45 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "csr.h"
 #include "encode.h"
 #include "log.h"
 #include "ossl.h"
 #include "pki.h"
 
+/*
+ * EK certificates chain-verified and matched to an EK, by SHA-256 of the certificate DER: a
+ * node presents the same certificate at every boot. An entry vouches only for that exact
+ * certificate with that exact EK public area (ek_hash), inside the validity period of every
+ * certificate in its chain; the trusted CAs are fixed when the server starts. Nothing about
+ * approval, revocation or policy is in here: those are checked on every request.
+ */
+#define EK_CACHE_WAYS 4
+#define EK_CACHE_SETS 1024
+
+struct ek_cache_entry {
+	uint8_t cert[32];
+	char ek_hash[EK_HASH_HEX + 1];
+	int64_t not_before, not_after; /* the chain's: latest notBefore, earliest notAfter */
+	uint64_t used;                 /* 0: empty */
+};
+
 struct pki {
 	X509_STORE *ek_roots;
 	X509 *ca;
 	EVP_PKEY *ca_key;
+	char *ca_pem;
+	EVP_MD *sha256;
+	/* The node certificate's extensions every certificate shares, made once. */
+	X509_EXTENSION *fixed_ext[4];
+	struct ek_cache_entry *ek_cache;
+	uint64_t ek_cache_clock;
 };
 
 void pki_free(struct pki *p)
@@ -26,6 +51,11 @@ void pki_free(struct pki *p)
 	X509_STORE_free(p->ek_roots);
 	X509_free(p->ca);
 	EVP_PKEY_free(p->ca_key);
+	free(p->ca_pem);
+	EVP_MD_free(p->sha256);
+	for (size_t i = 0; i < ELEMENTSOF(p->fixed_ext); i++)
+		X509_EXTENSION_free(p->fixed_ext[i]);
+	free(p->ek_cache);
 	free(p);
 }
 
@@ -47,13 +77,38 @@ static X509 *read_cert(const char *path)
 	return x;
 }
 
+static X509_EXTENSION *ext_make(X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+
+	X509V3_set_ctx(&v3, issuer, NULL, NULL, NULL, 0);
+	return X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+}
+
+static int pem_of(X509 *x, char **ret)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *mem;
+	int r = -ENOMEM;
+
+	if (bio && PEM_write_bio_X509(bio, x) == 1) {
+		BIO_get_mem_ptr(bio, &mem);
+		*ret = strndup(mem->data, mem->length);
+		r = *ret ? 0 : -ENOMEM;
+	}
+	BIO_free(bio);
+	return r;
+}
+
 int pki_load(const struct server_config *c, struct pki **ret)
 {
 	struct pki *p = calloc(1, sizeof(*p));
 	FILE *f;
 	int r = -EINVAL;
 
-	if (!p || !(p->ek_roots = X509_STORE_new())) {
+	if (!p || !(p->ek_roots = X509_STORE_new()) ||
+	    !(p->ek_cache = calloc(EK_CACHE_SETS * EK_CACHE_WAYS, sizeof(*p->ek_cache))) ||
+	    !(p->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
 		pki_free(p);
 		return -ENOMEM;
 	}
@@ -75,6 +130,18 @@ int pki_load(const struct server_config *c, struct pki **ret)
 		r = log_error_errno(r, "cannot load CA key '%s', or it is not the CA certificate's key", c->ca_key);
 		goto fail;
 	}
+	p->fixed_ext[0] = ext_make(p->ca, NID_basic_constraints, "critical,CA:FALSE");
+	p->fixed_ext[1] = ext_make(p->ca, NID_key_usage, "critical,digitalSignature");
+	p->fixed_ext[2] = ext_make(p->ca, NID_ext_key_usage, "clientAuth");
+	p->fixed_ext[3] = ext_make(p->ca, NID_authority_key_identifier, "keyid:always");
+	for (size_t i = 0; i < ELEMENTSOF(p->fixed_ext); i++)
+		if (!p->fixed_ext[i]) {
+			r = log_error_errno(r, "CA certificate '%s' cannot issue node certificates (no key identifier?)",
+					    c->ca_certificate);
+			goto fail;
+		}
+	if ((r = pem_of(p->ca, &p->ca_pem)) < 0)
+		goto fail;
 	*ret = p;
 	return 0;
 fail:
@@ -83,13 +150,71 @@ fail:
 	return r;
 }
 
-int pki_ek_cert_verify(struct pki *p, const uint8_t *der, size_t size, char *reason)
+static int64_t asn1_time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : -1;
+}
+
+static struct ek_cache_entry *ek_cache_set(struct pki *p, const uint8_t cert[32])
+{
+	return p->ek_cache + ((size_t)(cert[0] | cert[1] << 8) % EK_CACHE_SETS) * EK_CACHE_WAYS;
+}
+
+static bool ek_cache_hit(struct pki *p, const uint8_t cert[32], const char *ek_hash, int64_t now)
+{
+	struct ek_cache_entry *e = ek_cache_set(p, cert);
+
+	for (size_t i = 0; i < EK_CACHE_WAYS; i++)
+		if (e[i].used && memcmp(e[i].cert, cert, 32) == 0 && streq(e[i].ek_hash, ek_hash) &&
+		    now >= e[i].not_before && now <= e[i].not_after) {
+			e[i].used = ++p->ek_cache_clock;
+			return true;
+		}
+	return false;
+}
+
+/* The chain just verified: remembered in the set's least recently used way. */
+static void ek_cache_put(struct pki *p, const uint8_t cert[32], const char *ek_hash, X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	struct ek_cache_entry *e = ek_cache_set(p, cert), *victim = e, n = { .not_before = INT64_MIN, .not_after = INT64_MAX };
+
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+		int64_t b = asn1_time_unix(X509_get0_notBefore(x)), a = asn1_time_unix(X509_get0_notAfter(x));
+
+		if (b < 0 || a < 0)
+			return; /* not representable: such a chain is verified every time */
+		n.not_before = b > n.not_before ? b : n.not_before;
+		n.not_after = a < n.not_after ? a : n.not_after;
+	}
+	if (sk_X509_num(chain) <= 0)
+		return;
+	for (size_t i = 1; i < EK_CACHE_WAYS; i++)
+		if (e[i].used < victim->used)
+			victim = &e[i];
+	memcpy(n.cert, cert, 32);
+	snprintf(n.ek_hash, sizeof(n.ek_hash), "%s", ek_hash);
+	n.used = ++p->ek_cache_clock;
+	*victim = n;
+}
+
+int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, const char *ek_hash,
+		      char *reason)
 {
 	_cleanup_(X509_freep) X509 *x = NULL;
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	const uint8_t *q = der;
+	uint8_t digest[32];
 	X509_STORE_CTX *ctx;
-	int ok, err;
+	int ok, err, r;
 
+	if (EVP_Digest(der, size, digest, NULL, p->sha256, NULL) != 1)
+		return -EIO;
+	if (ek_cache_hit(p, digest, ek_hash, (int64_t)time(NULL)))
+		return 0;
 	x = d2i_X509(NULL, &q, (long)size);
 	if (!x || q != der + size) {
 		ERR_clear_error();
@@ -102,52 +227,97 @@ int pki_ek_cert_verify(struct pki *p, const uint8_t *der, size_t size, char *rea
 	}
 	ok = X509_verify_cert(ctx);
 	err = X509_STORE_CTX_get_error(ctx);
-	X509_STORE_CTX_free(ctx);
-	ERR_clear_error();
-	if (ok != 1)
+	if (ok != 1) {
+		X509_STORE_CTX_free(ctx);
+		ERR_clear_error();
 		return reason_set(reason, "the EK certificate does not chain to a trusted manufacturer CA: ",
 				  X509_verify_cert_error_string(err));
+	}
+	r = tpm_pub_to_evp(ek, &key);
+	if (r >= 0 && (!X509_get0_pubkey(x) || EVP_PKEY_eq(key, X509_get0_pubkey(x)) != 1))
+		r = -EKEYREJECTED;
+	if (r >= 0)
+		ek_cache_put(p, digest, ek_hash, ctx);
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	if (r < 0)
+		return reason_set(reason, "the EK certificate does not certify ek_pub", "");
 	return 0;
 }
 
-int pki_csr_key(const char *pem, EVP_PKEY **ret_key, uint8_t **ret_spki, size_t *ret_spki_size, char *reason)
+/* An EC P-256 public key from its uncompressed point; fromdata refuses a point off the curve. */
+static int p256_key(const uint8_t point[CSR_P256_POINT_SIZE], EVP_PKEY **ret)
+{
+	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, CSR_P256_POINT_SIZE),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY *key = NULL;
+
+	if (!ctx)
+		return -ENOMEM;
+	if (EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		return -EKEYREJECTED;
+	*ret = key;
+	return 0;
+}
+
+int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_spki_size, char *reason)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-	X509_REQ *req;
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
 	BIO *bio = BIO_new_mem_buf(pem, -1);
-	uint8_t *spki = NULL;
-	char group[32];
-	int n;
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	long size = 0;
+	struct csr c;
+	int r = -EBADMSG;
 
 	if (!bio)
 		return -ENOMEM;
-	req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	/* The PEM armour as PEM_read_bio_X509_REQ takes it: either label, no headers. */
+	if (PEM_read_bio(bio, &name, &header, &der, &size) == 1 && !*header &&
+	    (streq(name, PEM_STRING_X509_REQ) || streq(name, PEM_STRING_X509_REQ_OLD)))
+		r = csr_parse_p256(der, (size_t)size, &c);
 	BIO_free(bio);
-	if (!req) {
-		ERR_clear_error();
-		snprintf(reason, ATTEST_REASON_MAX, "the CSR is not a PEM PKCS#10 request");
-		return -EBADMSG;
-	}
-	key = X509_REQ_get_pubkey(req);
-	n = key ? X509_REQ_verify(req, key) : 0;
-	X509_REQ_free(req);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
 	ERR_clear_error();
-	if (n != 1) {
-		snprintf(reason, ATTEST_REASON_MAX, "the CSR's signature does not verify");
-		return -EKEYREJECTED;
+	if (r == -EBADMSG) {
+		snprintf(reason, ATTEST_REASON_MAX, "the CSR is not a PEM PKCS#10 request");
+		goto out;
 	}
-	if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), NULL) != 1 ||
-	    !streq(group, "prime256v1")) {
+	if (r == -EOPNOTSUPP) {
+		snprintf(reason, ATTEST_REASON_MAX, "the CSR is not signed with ecdsa-with-SHA256");
+		r = -EKEYREJECTED;
+		goto out;
+	}
+	if (r < 0 || (r = p256_key(c.point, &key)) < 0) {
 		snprintf(reason, ATTEST_REASON_MAX, "the CSR's key is not ECC P-256");
-		return -EKEYREJECTED;
+		r = -EKEYREJECTED;
+		goto out;
 	}
-	n = i2d_PUBKEY(key, &spki);
-	if (n <= 0)
-		return -ENOMEM;
-	*ret_spki = spki;
-	*ret_spki_size = (size_t)n;
-	*ret_key = TAKE_PTR(key);
-	return 0;
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestVerifyInit(md, NULL, p->sha256, NULL, key) != 1 ||
+	    EVP_DigestVerify(md, c.sig, c.sig_size, c.info, c.info_size) != 1) {
+		ERR_clear_error();
+		snprintf(reason, ATTEST_REASON_MAX, "the CSR's signature does not verify");
+		r = -EKEYREJECTED;
+		goto out;
+	}
+	*ret_spki = malloc(c.spki_size);
+	if (!*ret_spki) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(*ret_spki, c.spki, c.spki_size);
+	*ret_spki_size = c.spki_size;
+	r = 0;
+out:
+	OPENSSL_free(der);
+	return r;
 }
 
 static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
@@ -165,15 +335,32 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok == 1 ? 0 : -ENOMEM;
 }
 
-int pki_issue(struct pki *p, EVP_PKEY *key, const char *node_id, int64_t lifetime, char **ret_pem,
-	      char ret_serial[41])
+/* The certificate's key from the SPKI pki_csr_key returned, as bytes: no key object, no encoder. */
+static int set_p256_key(X509 *x, const uint8_t *spki, size_t spki_size)
+{
+	uint8_t *point;
+
+	if (spki_size < CSR_P256_POINT_SIZE)
+		return -EINVAL;
+	point = OPENSSL_memdup(spki + spki_size - CSR_P256_POINT_SIZE, CSR_P256_POINT_SIZE);
+	if (!point)
+		return -ENOMEM;
+	if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+				   OBJ_nid2obj(NID_X9_62_prime256v1), point, CSR_P256_POINT_SIZE) != 1) {
+		OPENSSL_free(point);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
+	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after)
 {
 	_cleanup_(X509_freep) X509 *x = X509_new();
 	_cleanup_(BN_freep) BIGNUM *bn = NULL;
 	uint8_t serial[20];
 	char san[8 + ATTEST_NODE_ID_MAX + 1];
-	BIO *bio;
-	BUF_MEM *mem;
+	time_t now = time(NULL);
 	int r = -EIO;
 
 	if (!x)
@@ -186,33 +373,31 @@ int pki_issue(struct pki *p, EVP_PKEY *key, const char *node_id, int64_t lifetim
 	bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	snprintf(san, sizeof(san), "DNS:%s", node_id);
 	if (!bn || X509_set_version(x, X509_VERSION_3) != 1 || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -60) || !X509_gmtime_adj(X509_getm_notAfter(x), (long)lifetime) ||
+	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, -60, &now) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), 0, (long)lifetime, &now) ||
 	    X509_set_issuer_name(x, X509_get_subject_name(p->ca)) != 1 ||
 	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)node_id, -1,
-				       -1, 0) != 1 ||
-	    X509_set_pubkey(x, key) != 1)
+				       -1, 0) != 1)
 		goto out;
-	if ((r = add_ext(x, p->ca, NID_basic_constraints, "critical,CA:FALSE")) < 0 ||
-	    (r = add_ext(x, p->ca, NID_key_usage, "critical,digitalSignature")) < 0 ||
-	    (r = add_ext(x, p->ca, NID_ext_key_usage, "clientAuth")) < 0 ||
-	    (r = add_ext(x, p->ca, NID_subject_alt_name, san)) < 0 ||
-	    (r = add_ext(x, p->ca, NID_subject_key_identifier, "hash")) < 0 ||
-	    (r = add_ext(x, p->ca, NID_authority_key_identifier, "keyid:always")) < 0)
+	if ((r = set_p256_key(x, spki, spki_size)) < 0)
+		goto out;
+	r = -ENOMEM;
+	for (size_t i = 0; i < 3; i++)
+		if (X509_add_ext(x, p->fixed_ext[i], -1) != 1)
+			goto out;
+	if ((r = add_ext(x, p->ca, NID_subject_alt_name, san)) < 0 ||
+	    (r = add_ext(x, p->ca, NID_subject_key_identifier, "hash")) < 0)
+		goto out;
+	r = -ENOMEM;
+	if (X509_add_ext(x, p->fixed_ext[3], -1) != 1)
 		goto out;
 	r = -EIO;
-	if (X509_sign(x, p->ca_key, EVP_sha256()) <= 0)
+	if (X509_sign(x, p->ca_key, p->sha256) <= 0)
 		goto out;
-	bio = BIO_new(BIO_s_mem());
-	if (!bio || PEM_write_bio_X509(bio, x) != 1) {
-		BIO_free(bio);
+	if ((r = pem_of(x, ret_pem)) < 0)
 		goto out;
-	}
-	BIO_get_mem_ptr(bio, &mem);
-	*ret_pem = strndup(mem->data, mem->length);
-	BIO_free(bio);
-	if (!*ret_pem)
-		return -ENOMEM;
 	hex_encode(serial, sizeof(serial), ret_serial);
+	*ret_not_after = (int64_t)now + lifetime;
 	return 0;
 out:
 	ERR_clear_error();
@@ -221,28 +406,6 @@ out:
 
 int pki_ca_pem(struct pki *p, char **ret)
 {
-	BIO *bio = BIO_new(BIO_s_mem());
-	BUF_MEM *mem;
-	int r = -ENOMEM;
-
-	if (bio && PEM_write_bio_X509(bio, p->ca) == 1) {
-		BIO_get_mem_ptr(bio, &mem);
-		*ret = strndup(mem->data, mem->length);
-		r = *ret ? 0 : -ENOMEM;
-	}
-	BIO_free(bio);
-	return r;
-}
-
-int pki_pem_not_after(const char *pem, int64_t *ret)
-{
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	_cleanup_(X509_freep) X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	struct tm tm;
-
-	BIO_free(bio);
-	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
-		return -EBADMSG;
-	*ret = (int64_t)timegm(&tm);
-	return 0;
+	*ret = strdup(p->ca_pem);
+	return *ret ? 0 : -ENOMEM;
 }

@@ -6,6 +6,8 @@
 #include <openssl/x509.h>
 
 #include "server.h"
+#include "store.h"
+#include "tpmpub.h"
 
 /* The server's X.509 work: EK certificate chains in, node certificates out. */
 
@@ -15,19 +17,25 @@ struct pki;
 int pki_load(const struct server_config *c, struct pki **ret);
 void pki_free(struct pki *p);
 
-/* 0 when the DER EK certificate chains to a configured manufacturer CA; else a reason. */
-int pki_ek_cert_verify(struct pki *p, const uint8_t *der, size_t size, char *reason);
+/*
+ * 0 when the DER EK certificate chains to a configured manufacturer CA and certifies ek (whose
+ * registry key is ek_hash); else -EKEYREJECTED and a reason. A pass is remembered for that
+ * certificate and that EK (see pki.c), so a node's next boot skips the chain and key checks.
+ */
+int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, const char *ek_hash,
+		      char *reason);
 
 /*
- * Parses a PEM PKCS#10 request, checks its self-signature and that its key is ECC P-256, and
- * returns the key's SubjectPublicKeyInfo DER (malloc'ed) and the key.
+ * Parses a PEM PKCS#10 request (lib/csr.h: ECC P-256 key, ecdsa-with-SHA256), checks its
+ * self-signature, and returns the key's SubjectPublicKeyInfo DER (malloc'ed).
  */
-int pki_csr_key(const char *pem, EVP_PKEY **ret_key, uint8_t **ret_spki, size_t *ret_spki_size, char *reason);
+int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_spki_size, char *reason);
 
-/* A certificate for key: subject CN=node_id, SAN DNS:node_id, clientAuth, lifetime seconds. PEM. */
-int pki_issue(struct pki *p, EVP_PKEY *key, const char *node_id, int64_t lifetime, char **ret_pem,
-	      char ret_serial[41]);
+/*
+ * A certificate for the key in spki (as pki_csr_key returned it): subject CN=node_id, SAN
+ * DNS:node_id, clientAuth, lifetime seconds. PEM, the serial in hex, and its notAfter (Unix seconds).
+ */
+int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
+	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after);
 /* The CA certificate that signs node certificates, PEM (malloc'ed): the chain a node receives. */
 int pki_ca_pem(struct pki *p, char **ret);
-/* A PEM certificate's notAfter, Unix seconds. */
-int pki_pem_not_after(const char *pem, int64_t *ret);

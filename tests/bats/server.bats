@@ -202,6 +202,32 @@ attest() {
 	[ "$(body_of "$output")" = '{"error":"the EK certificate does not certify ek_pub"}' ]
 }
 
+@test "a verified EK certificate is remembered for its own EK only: swapped certificates are refused every time" {
+	# Both pairs pass the chain and key checks once (both nodes are approved by now), so the
+	# server remembers both certificates.
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" >other.json
+	run post /v1/attest/start other.json
+	[ "$(status_of "$output")" = 200 ]
+	run post /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	[ "$(status_of "$output")" = 200 ]
+	# Each remembered certificate (same manufacturer CA, another key) with the other TPM's EK, twice.
+	jq -c --slurpfile o other.json '.ek_cert = $o[0].ek_cert' "$BATS_FILE_TMPDIR/start.json" >mine-their-cert.json
+	jq -c --slurpfile s "$BATS_FILE_TMPDIR/start.json" '.ek_cert = $s[0].ek_cert' other.json >their-my-cert.json
+	for _ in 1 2; do
+		run post /v1/attest/start mine-their-cert.json
+		[ "$(status_of "$output")" = 403 ]
+		[ "$(body_of "$output")" = '{"error":"the EK certificate does not certify ek_pub"}' ]
+		run post /v1/attest/start their-my-cert.json
+		[ "$(status_of "$output")" = 403 ]
+		[ "$(body_of "$output")" = '{"error":"the EK certificate does not certify ek_pub"}' ]
+	done
+	# The right pairs still pass afterwards.
+	run post /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	[ "$(status_of "$output")" = 200 ]
+	run post /v1/attest/start other.json
+	[ "$(status_of "$output")" = 200 ]
+}
+
 # audit_copy NAME: a consistent copy of the live database and a configuration pointing at it.
 audit_copy() {
 	sqlite3 "$SRV_DIR/keystrap.db" ".backup $BATS_TEST_TMPDIR/$1.db"
