@@ -26,6 +26,12 @@ int tpm_pub_marshal(const struct tpm_pub *pub, uint8_t *buf, size_t max, size_t 
 /* The public key for OpenSSL: RSA 2048-4096, ECC NIST P-256/384/521. -EBADMSG: not a valid key. */
 int tpm_pub_to_evp(const struct tpm_pub *pub, EVP_PKEY **ret);
 
+/*
+ * An EC public key on curve (OpenSSL group name: prime256v1, secp384r1, secp521r1) from its
+ * encoded point. -EBADMSG: not a point on that curve; -EOPNOTSUPP: another curve.
+ */
+int evp_ec_public(const char *curve, const uint8_t *point, size_t size, EVP_PKEY **ret);
+
 /* 0 when the DER X.509 certificate certifies exactly this key; -EKEYREJECTED when another. */
 int tpm_pub_cert_matches(const struct tpm_pub *pub, const uint8_t *der, size_t size);
 

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -245,25 +244,6 @@ int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const stru
 	return 0;
 }
 
-/* An EC P-256 public key from its uncompressed point; fromdata refuses a point off the curve. */
-static int p256_key(const uint8_t point[CSR_P256_POINT_SIZE], EVP_PKEY **ret)
-{
-	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
-		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, CSR_P256_POINT_SIZE),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_PKEY *key = NULL;
-
-	if (!ctx)
-		return -ENOMEM;
-	if (EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		return -EKEYREJECTED;
-	*ret = key;
-	return 0;
-}
-
 int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_spki_size, char *reason)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
@@ -294,7 +274,7 @@ int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_
 		r = -EKEYREJECTED;
 		goto out;
 	}
-	if (r < 0 || (r = p256_key(c.point, &key)) < 0) {
+	if (r < 0 || (r = evp_ec_public("prime256v1", c.point, CSR_P256_POINT_SIZE, &key)) < 0) {
 		snprintf(reason, ATTEST_REASON_MAX, "the CSR's key is not ECC P-256");
 		r = -EKEYREJECTED;
 		goto out;
