@@ -218,3 +218,26 @@ scenario_mk2() {
 	ksvm "$RUN" consumer | sed 's/^/#   /'
 	result "mkinitcpio busybox hook, attestation: unlock, lock, keystrap handoff to the host's server, the consumer proves its certificate and secret"
 }
+
+# Its twin: the server is down. keystrap handoff's bounded retries end in FailurePolicy=continue
+# (the VM's keystrap.conf): said loudly, the root still opened and locked, nothing in the keyring.
+scenario_mk2b() {
+	if ! declare -F vm_server_pki >/dev/null; then
+		N=$((N + 1)) PASS=$((PASS + 1))
+		echo "ok $N - mkinitcpio busybox hook, server down # SKIP no vm/server.sh (the host-side server harness)"
+		return 0
+	fi
+	vm_server_pki
+	build_mk_initrd attest
+	build_mk_enrolled attest
+	boot mkinitcpio-server-down "$VM_DIR/mkenrolled-attest/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" \
+		BOOT_CMDLINE="$(MK_CMDLINE)"
+	came_up
+	expect "keystrap opened the root" console_has "opened as /dev/mapper/luks-$U"
+	expect "keystrap locked PCR 15" pcr15_moved
+	expect "keystrap said it could not reach the server" console_has "keystrap: cannot reach $VM_SERVER_URL/"
+	expect "the failure policy said so loudly" console_has 'booting WITHOUT node credentials: attestation failed \(FailurePolicy=continue\)'
+	expect "the hook went on: the cleanup hook measured leave-initrd" console_has 'PCR 12 extended with keystrap:leave-initrd'
+	expect "the consumer service found no certificate in the keyring" reported consumer 'no certificate'
+	result "mkinitcpio busybox hook, server down: bounded retries, FailurePolicy=continue, root open, no credentials"
+}
