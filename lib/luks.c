@@ -12,7 +12,13 @@ int luks_resolve(const char *spec, char **ret)
 	char *path;
 
 	if (strncmp(spec, "UUID=", 5) == 0) {
-		path = blkid_evaluate_tag("UUID", spec + 5, NULL);
+		blkid_cache cache = NULL;
+
+		/* A private, empty cache: a stale /run/blkid entry for a reused device must not hide the UUID. */
+		if (blkid_get_cache(&cache, "/dev/null") < 0)
+			return -ENOMEM;
+		path = blkid_evaluate_tag("UUID", spec + 5, &cache);
+		blkid_put_cache(cache);
 		if (!path)
 			return -ENOENT;
 	} else {
