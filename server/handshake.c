@@ -120,7 +120,7 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return deny(r, 400, "field 'ak_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
 	if (tpm_pub_check_ak(&ak, &ak_why) < 0)
 		return deny(r, 403, "the AK is refused: %s", ak_why);
-	if ((k = pki_ek_cert_check(s->pki, m.ek_cert, m.ek_cert_size, &ek, r->ek_hash, why)) == -EKEYREJECTED)
+	if ((k = pki_ek_cert_check(s->pki, m.ek_cert, m.ek_cert_size, &ek, why)) == -EKEYREJECTED)
 		return deny(r, 403, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "checking the EK certificate", k);

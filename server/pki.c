@@ -200,17 +200,29 @@ static void ek_cache_put(struct pki *p, const uint8_t cert[32], const char *ek_h
 	*victim = n;
 }
 
-int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, const char *ek_hash,
-		      char *reason)
+/* SHA-256 of the EK's TPMT_PUBLIC (what the registry is keyed by), in hex. */
+static int ek_digest(struct pki *p, const struct tpm_pub *ek, char ret[EK_HASH_HEX + 1])
+{
+	uint8_t buf[sizeof(TPM2B_PUBLIC)], d[32];
+	size_t size;
+
+	if (tpm_pub_marshal(ek, buf, sizeof(buf), &size) < 0 || EVP_Digest(buf + 2, size - 2, d, NULL, p->sha256, NULL) != 1)
+		return -EIO;
+	hex_encode(d, sizeof(d), ret);
+	return 0;
+}
+
+int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, char *reason)
 {
 	_cleanup_(X509_freep) X509 *x = NULL;
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	const uint8_t *q = der;
 	uint8_t digest[32];
+	char ek_hash[EK_HASH_HEX + 1];
 	X509_STORE_CTX *ctx;
 	int ok, err, r;
 
-	if (EVP_Digest(der, size, digest, NULL, p->sha256, NULL) != 1)
+	if (EVP_Digest(der, size, digest, NULL, p->sha256, NULL) != 1 || ek_digest(p, ek, ek_hash) < 0)
 		return -EIO;
 	if (ek_cache_hit(p, digest, ek_hash, (int64_t)time(NULL)))
 		return 0;

@@ -18,12 +18,11 @@ int pki_load(const struct server_config *c, struct pki **ret);
 void pki_free(struct pki *p);
 
 /*
- * 0 when the DER EK certificate chains to a configured manufacturer CA and certifies ek (whose
- * registry key is ek_hash); else -EKEYREJECTED and a reason. A pass is remembered for that
- * certificate and that EK (see pki.c), so a node's next boot skips the chain and key checks.
+ * 0 when the DER EK certificate chains to a configured manufacturer CA and certifies ek; else
+ * -EKEYREJECTED and a reason. A pass is remembered for that certificate and that EK's public
+ * area (see pki.c), so a node's next boot skips the chain and key checks.
  */
-int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, const char *ek_hash,
-		      char *reason);
+int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, char *reason);
 
 /*
  * Parses a PEM PKCS#10 request (lib/csr.h: ECC P-256 key, ecdsa-with-SHA256), checks its

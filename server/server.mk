@@ -65,3 +65,6 @@ bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 
 # tests/unit/test-ratelimit.c includes server/ratelimit.c (pure code) to test it on its own.
 $(BUILD)/asan/unit/test-ratelimit: server/ratelimit.c server/ratelimit.h
+
+# tests/unit/test-ekcache.c includes server/pki.c (and lib/) to test the EK certificate memory on its own.
+$(BUILD)/asan/unit/test-ekcache: server/pki.c server/pki.h
