@@ -136,6 +136,10 @@ install-units:
 	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
 	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
 	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
+	install -Dm644 units/keystrap-attest.service $(DESTDIR)/usr/lib/systemd/system/keystrap-attest.service
+	install -Dm644 units/keystrap-leave-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-leave-initrd.service
+	install -Dm644 units/99-keystrap-dhcp.network $(DESTDIR)/usr/lib/systemd/network/99-keystrap-dhcp.network
+	install -Dm755 units/initrd-attest $(DESTDIR)/usr/lib/keystrap/initrd-attest
 
 # The mkinitcpio hooks (busybox: keystrap; systemd: sd-keystrap, which needs the units above).
 # mkinitcpio looks in /usr/lib/initcpio, whatever PREFIX is.
@@ -147,12 +151,13 @@ install-mkinitcpio: install-units
 .PHONY: install-mkinitcpio install-units
 
 # QEMU + swtpm + OVMF: a Debian guest boots through a dracut initramfs with keystrap (vm/).
-VM_ENV = VM_DIR=$(abspath $(BUILD)/vm) KEYSTRAP_BIN=$(abspath $(BUILD)/keystrap)
+VM_ENV = VM_DIR=$(abspath $(BUILD)/vm) KEYSTRAP_BIN=$(abspath $(BUILD)/keystrap) \
+	KEYSTRAP_SERVER_BIN=$(abspath $(BUILD)/keystrap-server)
 
-vm-check: deps $(BUILD)/keystrap
+vm-check: deps $(BUILD)/keystrap $(BUILD)/keystrap-server
 	@$(VM_ENV) bash vm/check.sh
 
-demo-vm: deps $(BUILD)/keystrap
+demo-vm: deps $(BUILD)/keystrap $(BUILD)/keystrap-server
 	@$(VM_ENV) bash vm/demo.sh
 
 bench-vm: deps $(BUILD)/keystrap

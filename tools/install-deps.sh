@@ -12,7 +12,7 @@ pkgs=(
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck busybox-static
 	strace systemd keyutils
-	qemu-system-x86 qemu-utils ovmf dracut-core mmdebstrap clevis-systemd
+	qemu-system-x86 qemu-utils ovmf dracut-core dracut-network mmdebstrap clevis-systemd
 )
 
 missing=()

@@ -10,6 +10,8 @@
 set -euo pipefail
 # shellcheck source=vm/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=vm/server.sh
+. "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 
 build_kernel() {
 	local key pkg dl
@@ -85,12 +87,13 @@ build_src() {
 }
 
 initrd_inputs() {
-	echo "$KEYSTRAP_BIN" "$VM_SRC"/dracut/59keystrap/* "$VM_SRC"/units/keystrap-*
+	echo "$KEYSTRAP_BIN" "$VM_SRC"/dracut/59keystrap/* "$VM_SRC"/units/* "$VM_PKI/ca.crt"
 }
 
 initrd_key() {
 	# shellcheck disable=SC2046 # a list of file names without spaces
-	key_of "$VM_KERNEL_PKG" "$(dpkg-query -W -f='${Version}' dracut-core)" $(initrd_inputs) tpm2-tss
+	key_of "$VM_KERNEL_PKG" "$(dpkg-query -W -f='${Version}' dracut-core dracut-network)" $(initrd_inputs) \
+		"$(vm_attest_conf)" tpm2-tss
 }
 
 build_initrd() {
@@ -102,6 +105,9 @@ build_initrd() {
 	rm -rf "$stage" && mkdir -p "$stage/usr/sbin"
 	install -m755 "$KEYSTRAP_BIN" "$stage/usr/sbin/keystrap"
 	make -s -C "$VM_SRC" install-dracut DESTDIR="$stage" >/dev/null
+	# keystrap.conf with [Attest] Server= pointing at the host, and the server's CA: the
+	# module then adds the network and keystrap-attest.service.
+	vm_stage_attest "$stage"
 	# A private dracut tree, so the host's /usr/lib/dracut is never touched. tpm2-tss is
 	# there for scenario 4b: systemd-cryptsetup's own TPM2 unlocking in the initrd.
 	rm -rf "$base" && cp -a /usr/lib/dracut "$base"
@@ -194,6 +200,9 @@ build_enrolled() {
 	for k in enroll-keystrap enroll-systemd enroll-keystrap-nopcr9; do
 		[ "$(ksvm "$run" "$k-rc")" = 0 ] || die "$k failed: $(ksvm "$run" "$k" | tail -n 3)"
 	done
+	# The attestation server's reference values: what this known-good boot measured.
+	ksvm "$run" pcr-ref >"$out/pcrs"
+	[ "$(wc -l <"$out/pcrs")" -ge 3 ] || die "the enroll boot reported no PCR values"
 	variant "$out/disk.raw" "$out/keystrap.raw" "$(sed 's/:[0-9a-fA-F]*//g; s/,/+/g' <<<"$VM_PCRS")"
 	variant "$out/disk.raw" "$out/systemd.raw" 4+7+9
 	variant "$out/disk.raw" "$out/keystrap-nopcr9.raw" 4+7+15
@@ -207,6 +216,7 @@ vm_build() {
 	mkdir -p "$VM_DIR"
 	[ -x "$KEYSTRAP_BIN" ] || die "no keystrap binary at $KEYSTRAP_BIN (make build/keystrap)"
 	build_kernel
+	vm_server_pki
 	build_rootfs
 	build_src
 	build_initrd

@@ -102,14 +102,17 @@ qemu_args() {
 	local accel=(-machine "q35,accel=$VM_ACCEL")
 	[ "$VM_ACCEL" = kvm ] && accel+=(-cpu host) || accel+=(-cpu max)
 	QEMU=(qemu-system-x86_64 -name keystrap-vm "${accel[@]}" -m "$VM_MEM" -smp 1
-		-nodefaults -no-user-config -display none -nic none -no-reboot
+		-nodefaults -no-user-config -display none -no-reboot
 		-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
 		-drive "if=pflash,format=raw,file=$run/vars.fd"
 		-kernel "$(vmlinuz)" -initrd "$BOOT_INITRD" -append "$BOOT_CMDLINE"
 		-drive "file=$BOOT_DISK,if=none,id=root,format=raw,cache=unsafe"
 		-device virtio-blk-pci,drive=root,serial=ksvm-root
 		-drive "file=$run/tools.img,if=none,id=tools,format=raw,readonly=on"
-		-device virtio-blk-pci,drive=tools,serial=ksvm-tools)
+		-device virtio-blk-pci,drive=tools,serial=ksvm-tools
+		# User networking: the host's loopback is 10.0.2.2 to the guest (keystrap-server,
+		# vm/server.sh). No option ROM, so OVMF has no iPXE to load, measure or boot.
+		-netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=)
 	if [ -n "${BOOT_SRC:-}" ]; then
 		QEMU+=(-drive "file=$BOOT_SRC,if=none,id=src,format=qcow2"
 			-device virtio-blk-pci,drive=src,serial=ksvm-src

@@ -1,5 +1,7 @@
 #!/bin/bash
-# dracut module: keystrap unseals the root volume's disk key from the TPM in a systemd initrd.
+# dracut module: keystrap unseals the root volume's disk key from the TPM in a systemd initrd,
+# and, when /etc/keystrap/keystrap.conf names an attestation server, brings up the network
+# and attests the boot to it before the switch to the real root.
 #
 # Opt-in: add_dracutmodules+=" keystrap " (or dracut --add keystrap). The volume to open is
 # named on the kernel command line as rd.keystrap.root=UUID=… next to rd.luks.uuid=…; see
@@ -12,6 +14,20 @@ keystrap_src() {
 	printf '%s%s' "${keystrap_root-}" "$1"
 }
 
+keystrap_conf() {
+	keystrap_src /etc/keystrap/keystrap.conf
+}
+
+# conf_get SECTION KEY: KEY's value in keystrap.conf's [SECTION] (whole-line comments only).
+conf_get() {
+	[ -f "$(keystrap_conf)" ] || return 0
+	sed -n "/^\[$1\]/,/^\[/ s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$(keystrap_conf)" | tail -n 1
+}
+
+attest_configured() {
+	[ -n "$(conf_get Attest Server)" ]
+}
+
 check() {
 	require_binaries "$(keystrap_src /usr/sbin/keystrap)" || return 1
 	return 255
@@ -21,8 +37,11 @@ check() {
 # of initramfs) for systemd-cryptsetup's own TPM path. keystrap needs only its libraries
 # (inst_binary resolves them) and the TCTI it loads at run time. Add tpm2-tss yourself if
 # systemd-cryptsetup should also unseal with tpm2-device=.
+# The network only when there is a server to attest to: systemd-networkd is already part of
+# every systemd host and needs no NetworkManager, so it is the smaller of dracut's two.
 depends() {
 	echo crypt systemd
+	attest_configured && echo systemd-networkd
 	return 0
 }
 
@@ -31,7 +50,9 @@ installkernel() {
 }
 
 install() {
-	inst_binary "$(keystrap_src /usr/sbin/keystrap)" /usr/sbin/keystrap
+	local ks conf ca
+	ks=$(keystrap_src /usr/sbin/keystrap)
+	inst_binary "$ks" /usr/sbin/keystrap
 	# tpm2-tss's TCTI loader dlopens the device TCTI, so ldd does not see it.
 	inst_libdir_file "libtss2-tcti-device.so*"
 	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-unlock@.service)" \
@@ -40,10 +61,37 @@ install() {
 		"$systemdsystemunitdir/keystrap-lock.service"
 	inst_script "$(keystrap_src /usr/lib/systemd/system-generators/keystrap-generator)" \
 		"$systemdutildir/system-generators/keystrap-generator"
+	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-leave-initrd.service)" \
+		"$systemdsystemunitdir/keystrap-leave-initrd.service"
 
 	# Udev loads modular TPM drivers whenever it gets to them; loading them from
 	# systemd-modules-load, which keystrap-unlock@ is ordered after, makes /dev/tpmrm0
 	# exist before keystrap looks for it (built-in drivers are a no-op here).
 	mkdir -p "$initdir/etc/modules-load.d"
 	printf '%s\n' tpm_crb tpm_tis >"$initdir/etc/modules-load.d/keystrap.conf"
+
+	conf=$(keystrap_conf)
+	[ -f "$conf" ] || return 0
+	# The image is public: a config that does not parse or looks like it holds a secret
+	# stays out, and so does the image.
+	if ! "$ks" measure --config "$conf" --check >/dev/null; then
+		derror "keystrap: $conf refused (see above); not building an initramfs with it"
+		return 1
+	fi
+	inst_simple "$conf" /etc/keystrap/keystrap.conf
+	attest_configured || return 0
+
+	ca=$(conf_get Attest CA)
+	if [ -z "$ca" ] || [ ! -f "$(keystrap_src "$ca")" ]; then
+		derror "keystrap: [Attest] CA= '${ca}' is not a file under '${keystrap_root-}/'"
+		return 1
+	fi
+	inst_simple "$(keystrap_src "$ca")" "$ca"
+	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-attest.service)" \
+		"$systemdsystemunitdir/keystrap-attest.service"
+	inst_script "$(keystrap_src /usr/lib/keystrap/initrd-attest)" /usr/lib/keystrap/initrd-attest
+	# DHCP on every wired link unless the image brings its own .network files (they sort
+	# first) or ip= on the command line does (systemd-network-generator).
+	inst_simple "$(keystrap_src /usr/lib/systemd/network/99-keystrap-dhcp.network)" \
+		"/usr/lib/systemd/network/99-keystrap-dhcp.network"
 }

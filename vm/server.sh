@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# keystrap-server on the host for the VM scenarios (source after vm/lib.sh). QEMU's user
+# networking shows the host's loopback to the guest as 10.0.2.2, so a server bound to
+# 127.0.0.1:VM_SERVER_PORT is https://10.0.2.2:VM_SERVER_PORT from inside the guest, and no
+# one else can reach it. Its PKI is cached in build/vm/server-pki (the CA goes into the
+# initramfs, so a new CA means a new initramfs); everything else lives in a per-run directory:
+#   vm_server_pki                    the CA and a TLS certificate for IP 10.0.2.2 and 127.0.0.1
+#   vm_stage_attest STAGE            keystrap.conf ([Attest] Server=, CA=) and the CA in STAGE
+#   vm_server_config DIR PCRS REFS   DIR/server.json; REFS "4=hex 7=hex ..." (the reference)
+#   vm_server_start DIR | _stop DIR  the daemon (killed by PID with the rest on exit)
+#   vm_server_enrol DIR TPMSTATE ID  the node's first contact (its enrollment request) from a
+#                                    copy of its TPM, then `node approve --id ID`
+#   vm_srv DIR ARGS...               an admin command against DIR's server
+# Used by vm/check.sh and vm/demo.sh, and meant for any other boot scenario (mkinitcpio).
+
+KEYSTRAP_SERVER_BIN=${KEYSTRAP_SERVER_BIN:-$VM_SRC/build/keystrap-server}
+VM_SERVER_PORT=${VM_SERVER_PORT:-47443}
+VM_SERVER_URL=https://10.0.2.2:$VM_SERVER_PORT
+VM_SERVER_CA=/etc/keystrap/server-ca.pem
+VM_PKI=$VM_DIR/server-pki
+# swtpm_setup's local CA (/etc/swtpm-localca.conf): it certified the guest TPM's EK.
+VM_EK_CA_DIR=${VM_EK_CA_DIR:-/var/lib/swtpm-localca}
+
+vm_server_pki() {
+	local d=$VM_PKI
+	fresh server-pki v1 && return 0
+	say "server-pki/: the attestation server's CA and TLS certificate"
+	rm -rf "$d" && mkdir -p "$d"
+	(
+		umask 077
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+			-subj /CN=keystrap-vm-ca -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign -keyout "$d/ca.key" -out "$d/ca.crt"
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=10.0.2.2 \
+			-keyout "$d/tls.key" -out "$d/tls.csr"
+		openssl x509 -req -in "$d/tls.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+			-days 3650 -out "$d/tls.crt" -extfile <(printf '%s\n' \
+			'subjectAltName=IP:10.0.2.2,IP:127.0.0.1' 'extendedKeyUsage=serverAuth')
+	) >"$d/openssl.log" 2>&1 || die "server PKI: $(tail -n 3 "$d/openssl.log")"
+	chmod 644 "$d/ca.crt" "$d/tls.crt"
+	stamp server-pki v1
+}
+
+# The guest's keystrap.conf: public, so it goes into the initramfs as it is.
+vm_attest_conf() {
+	printf '%s\n' '# keystrap VM harness: attest to the host (QEMU user networking).' \
+		'[Attest]' "Server=$VM_SERVER_URL" "CA=$VM_SERVER_CA" 'Timeout=30'
+}
+
+vm_stage_attest() {
+	local stage=$1
+	mkdir -p "$stage/etc/keystrap"
+	vm_attest_conf >"$stage/etc/keystrap/keystrap.conf"
+	install -m644 "$VM_PKI/ca.crt" "$stage$VM_SERVER_CA"
+}
+
+vm_server_config() {
+	local d=$1 pcrs=$2 refs=$3 json="" p v
+	mkdir -p "$d"
+	for p in ${pcrs//,/ }; do
+		v=$(tr ' ' '\n' <<<"$refs" | sed -n "s/^$p=//p")
+		[ -n "$v" ] || v=$(printf '%064d' 0)
+		json+="${json:+,}\"$p\":\"$v\""
+	done
+	cat >"$d/server.json" <<-JSON
+		{"listen":"127.0.0.1:$VM_SERVER_PORT","tls_certificate":"$VM_PKI/tls.crt","tls_key":"$VM_PKI/tls.key",
+		 "database":"$d/keystrap.db","ek_ca":["$VM_EK_CA_DIR/swtpm-localca-rootca-cert.pem","$VM_EK_CA_DIR/issuercert.pem"],
+		 "ca_certificate":"$VM_PKI/ca.crt","ca_key":"$VM_PKI/ca.key","certificate_lifetime":3600,"nonce_lifetime":60,
+		 "max_body":65536,"pcr_bank":"sha256","reference_pcrs":{$json}}
+	JSON
+}
+
+vm_srv() {
+	local d=$1
+	shift
+	"$KEYSTRAP_SERVER_BIN" "$@" --config "$d/server.json"
+}
+
+port_busy() { ss -Hltn "sport = :$1" | grep -q .; }
+
+vm_server_start() {
+	local d=$1 pid
+	[ -x "$KEYSTRAP_SERVER_BIN" ] || die "no keystrap-server at $KEYSTRAP_SERVER_BIN (make build/keystrap-server)"
+	port_busy "$VM_SERVER_PORT" && die "port $VM_SERVER_PORT is in use (VM_SERVER_PORT=... picks another)"
+	"$KEYSTRAP_SERVER_BIN" serve --config "$d/server.json" 2>>"$d/server.log" &
+	pid=$!
+	VM_PIDS+=("$pid")
+	echo "$pid" >"$d/server.pid"
+	for _ in $(seq 100); do
+		curl -sf --cacert "$VM_PKI/ca.crt" "https://127.0.0.1:$VM_SERVER_PORT/healthz" >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || die "keystrap-server did not start: $(tail -n 3 "$d/server.log")"
+		sleep 0.1
+	done
+	die "keystrap-server did not answer /healthz (see $d/server.log)"
+}
+
+vm_server_stop() {
+	local d=$1 pid
+	[ -f "$d/server.pid" ] || return 0
+	pid=$(cat "$d/server.pid")
+	rm -f "$d/server.pid"
+	kill -TERM "$pid" 2>/dev/null || return 0
+	wait "$pid" 2>/dev/null || true
+}
+
+# vm_server_enrol DIR TPMSTATE ID: what a new node's first boot does — its attest is refused
+# and leaves an enrollment request — done from the host with a copy of the node's TPM state,
+# then what the operator does: find the request in `node list` and approve it.
+vm_server_enrol() {
+	local d=$1 id=$3 tpm port pid ek
+	tpm=$d/enrol-tpm
+	rm -rf "$tpm" && cp -a "$2" "$tpm"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	swtpm socket --tpm2 --tpmstate dir="$tpm" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
+		2>>"$d/enrol.log" &
+	pid=$!
+	VM_PIDS+=("$pid")
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+	KEYSTRAP_TCTI="swtpm:host=127.0.0.1,port=$port" "$KEYSTRAP_BIN" attest \
+		--server "https://127.0.0.1:$VM_SERVER_PORT" --ca "$VM_PKI/ca.crt" >/dev/null 2>>"$d/enrol.log" || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	rm -rf "$tpm"
+	ek=$(vm_srv "$d" node list | awk '/requested/ { print $1; exit }')
+	[ -n "$ek" ] || die "the node's first contact left no enrollment request: $(tail -n 2 "$d/enrol.log")"
+	vm_srv "$d" node approve "$ek" --id "$id" >>"$d/enrol.log" || die "node approve $ek failed"
+	echo "$ek" >"$d/ek-hash"
+}
