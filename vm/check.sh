@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make vm-check: boots the enrolled guest (vm/build.sh) through each scenario below and judges
-# it only by what the guest printed on its serial console: keystrap's own lines, systemd's
-# passphrase prompt, and the agent's "KSVM key: value" report. Prints TAP and a closing
+# it only by what the guest printed on its serial console — keystrap's own lines, systemd's
+# passphrase prompt, and the agent's "KSVM key: value" report — and, where the guest attests,
+# by the host-side keystrap-server's audit log (vm/server.sh). Prints TAP and a closing
 # "N passed, N failed". VM_SCENARIOS="1 3" runs a subset; VM_VERBOSE=1 shows the consoles.
 set -euo pipefail
 # shellcheck source=vm/build.sh
@@ -24,11 +25,48 @@ boot() {
 	cp -a "$VM_DIR/enrolled/tpm" "$data/tpm"
 	BOOTED=0
 	(
+		VM_PIDS=() # the boot's own; a server started for it is stopped by the scenario
 		BOOT_DISK=$data/disk.raw BOOT_SRC='' BOOT_TPM=$data/tpm BOOT_INITRD=$VM_DIR/initrd.img
 		BOOT_CMDLINE=$(vm_cmdline) BOOT_MODE=check
 		for kv in "$@"; do declare "$kv"; done
 		vm_boot "$RUN"
 	) || BOOTED=$?
+}
+
+# The attestation server every scenario's server starts from: node1's first contact and the
+# operator's approval, once per run; reference values from the enroll boot (enrolled/pcrs).
+TEMPLATE=$VM_DIR/runs/server-template
+server_template() {
+	rm -rf "$TEMPLATE" && mkdir -p "$TEMPLATE"
+	vm_server_config "$TEMPLATE" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")"
+	vm_server_start "$TEMPLATE"
+	vm_server_enrol "$TEMPLATE" "$VM_DIR/enrolled/tpm" node1
+	vm_server_stop "$TEMPLATE"
+}
+
+# server_up NAME: a fresh copy of the template's server, listening for the next boot.
+server_up() {
+	SRV=$VM_DIR/runs/$1.server
+	rm -rf "$SRV" && mkdir -p "$SRV"
+	vm_server_config "$SRV" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")"
+	cp "$TEMPLATE"/keystrap.db* "$SRV/"
+	vm_server_start "$SRV"
+}
+server_down() { vm_server_stop "$SRV"; }
+# audited ACTION DECISION ERE: the server's audit log has such a record for node1's EK whose
+# reasons match ERE.
+audited() {
+	vm_srv "$SRV" audit export | jq -r --arg a "$1" --arg d "$2" --arg ek "$(cat "$TEMPLATE/ek-hash")" \
+		'select(.action == $a and .decision == $d and .ek_hash == $ek) | .reasons' | grep -Eq -- "$3"
+}
+# attest_failed WHY: keystrap-attest gave up with a line matching WHY, the failure policy
+# (continue) said so on the console, and the boot went on.
+attest_failed() {
+	expect "keystrap attest said why ($1)" reported attest "keystrap: .*$1"
+	expect "the failure policy said so loudly on the console" \
+		console_has 'keystrap: ATTESTATION FAILED .*FailurePolicy=continue'
+	expect "keystrap-attest did not claim success" not_reported attest 'attested to'
+	expect "the consumer service found no certificate in the keyring" reported consumer 'no certificate'
 }
 
 expect() { # expect WHAT CMD...: WHAT is recorded as a failure unless CMD succeeds.
@@ -95,22 +133,38 @@ result() { # result DESCRIPTION: one TAP line for the scenario just judged.
 }
 
 scenario_1() {
+	server_up unattended
 	boot unattended "$VM_DIR/enrolled/keystrap.raw"
+	server_down
 	came_up
+	expect "keystrap attested to the host's server from the initrd" reported attest "attested to $VM_SERVER_URL"
+	expect "the server's audit log: node1's quote accepted" audited attest-finish allow .
+	expect "keystrap measured leave-initrd" reported leave-initrd 'keystrap:leave-initrd'
+	if handoff; then
+		expect "the consumer service (uid 4242) holds node1's certificate, valid, issued seconds ago, and the secret" \
+			reported consumer "certificate for node1 valid, issued [0-9]+ s ago, secret $VM_SECRET_NAME matches sha256"
+	fi
+	ksvm "$RUN" consumer | sed 's/^/#   /'
+	say "attestation in the initrd took $(ksvm "$RUN" attest-seconds)s"
 	opened_by_keystrap
 	expect "systemd-cryptsetup then found the volume open" reported cryptsetup 'already active'
 	expect "keystrap-lock extended PCR 15" reported lock 'PCR 15 extended'
 	expect "PCR 15 is no longer zero" pcr15_moved
 	expect "a second keystrap unlock in the booted guest fails" value_is relock-rc 1
 	expect "... naming PCR 15" reported relock 'PCR 15'
-	result "unattended boot: keystrap opens the root, then PCR 15 locks it"
+	result "unattended boot: keystrap opens the root, PCR 15 locks it, the guest attests to the host"
 }
 
 scenario_2() {
+	server_up tampered-cmdline
 	boot tampered-cmdline "$VM_DIR/enrolled/keystrap.raw" BOOT_CMDLINE="$(vm_cmdline) ksvm.tampered=1"
+	server_down
 	came_up
 	fell_back 'PCR 9 '
-	result "changed kernel command line: keystrap names PCR 9, passphrase fallback"
+	attest_failed 'PCR 9'
+	expect "the server's audit log: the quote refused, naming PCR 9" audited attest-finish deny 'PCR 9'
+	expect "... and no quote accepted" not audited attest-finish allow .
+	result "changed kernel command line: keystrap names PCR 9, passphrase fallback, the server refuses the quote naming PCR 9"
 }
 
 scenario_2b() {
@@ -167,12 +221,40 @@ scenario_5() {
 	result "corrupted token JSON: clear error, passphrase fallback, header untouched"
 }
 
+scenario_6() {
+	server_up revoked
+	vm_srv "$SRV" node revoke "$(cat "$TEMPLATE/ek-hash")" >/dev/null
+	boot revoked "$VM_DIR/enrolled/keystrap.raw"
+	server_down
+	came_up
+	opened_by_keystrap
+	attest_failed 'node is revoked'
+	expect "the server's audit log: the revoked node refused" audited attest-start deny 'revoked'
+	expect "... and no quote accepted" not audited attest-finish allow .
+	result "revoked node: the server refuses and audits it, the boot continues without credentials"
+}
+
+scenario_7() {
+	boot server-down "$VM_DIR/enrolled/keystrap.raw"
+	came_up
+	opened_by_keystrap
+	attest_failed 'cannot reach'
+	expect "attestation gave up within 60 s" awk -v s="$(ksvm "$RUN" attest-seconds)" 'BEGIN { exit !(s + 0 < 60) }'
+	say "attestation gave up after $(ksvm "$RUN" attest-seconds)s"
+	result "server down: bounded retries, then the failure policy; the boot completes"
+}
+
+not() { ! "$@"; }
+# handoff: the keystrap under test hands credentials to the kernel keyring (keystrap get).
+handoff() { "$KEYSTRAP_BIN" get --help >/dev/null 2>&1; }
+
 main() {
 	local s t0=$SECONDS
 	vm_build
 	U=$(vm_uuid)
+	server_template
 	say "build ready after $((SECONDS - t0))s"
-	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 mk1 mk1b}; do
+	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 6 7 mk1 mk1b}; do
 		"scenario_$s"
 	done
 	say "vm-check took $((SECONDS - t0))s"

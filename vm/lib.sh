@@ -77,6 +77,14 @@ tools_disk() {
 	[ -n "${BOOT_UUID:-}" ] && printf '%s' "$BOOT_UUID" >"$t/uuid"
 	install -m755 "$KEYSTRAP_BIN" "$t/keystrap"
 	install -m755 "$VM_SRC/vm/guest/agent" "$VM_SRC/vm/guest/install" "$VM_SRC/vm/guest/bench" "$t/"
+	# The consumer service and what it proves its credentials with: the host's openssl (the
+	# guest has its libraries, not the tool), the server's CA, the expected secret's name and
+	# SHA-256 — never the secret itself.
+	install -m755 "$VM_SRC/vm/guest/consumer" /usr/bin/openssl "$t/"
+	install -m644 "$VM_SRC/vm/guest/keystrap-consumer.service" "$t/"
+	[ -f "$VM_DIR/server-pki/ca.crt" ] && install -m644 "$VM_DIR/server-pki/ca.crt" "$t/server-ca.pem"
+	printf '%s\n' "${VM_SECRET_NAME:-none}" >"$t/secret-name"
+	printf '%s\n' "${VM_SECRET_SHA256:-none}" >"$t/secret.sha256"
 	[ -z "${BOOT_SCRIPT:-}" ] || install -m755 "$BOOT_SCRIPT" "$t/script"
 	rm -f "$dir/tools.img"
 	truncate -s 16M "$dir/tools.img"

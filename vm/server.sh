@@ -17,6 +17,10 @@ KEYSTRAP_SERVER_BIN=${KEYSTRAP_SERVER_BIN:-$VM_SRC/build/keystrap-server}
 VM_SERVER_PORT=${VM_SERVER_PORT:-47443}
 VM_SERVER_URL=https://10.0.2.2:$VM_SERVER_PORT
 VM_SERVER_CA=/etc/keystrap/server-ca.pem
+# What the server asks the guest to quote: kernel (4), Secure Boot state (7), command line and
+# initrd (9); their reference values come from the enroll boot (build/vm/enrolled/pcrs).
+# shellcheck disable=SC2034 # used by the scripts that source this one
+VM_ATTEST_PCRS=4,7,9
 VM_PKI=$VM_DIR/server-pki
 # swtpm_setup's local CA (/etc/swtpm-localca.conf): it certified the guest TPM's EK.
 VM_EK_CA_DIR=${VM_EK_CA_DIR:-/var/lib/swtpm-localca}
