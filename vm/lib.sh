@@ -127,6 +127,11 @@ qemu_args() {
 			-drive "file=$BOOT_PAYLOAD,if=none,id=payload,format=raw,readonly=on"
 			-device virtio-blk-pci,drive=payload,serial=ksvm-payload)
 	fi
+	# A scratch disk the agent writes the guest's journal, /run and /tmp to (leak scan).
+	if [ -n "${BOOT_SCAN:-}" ]; then
+		QEMU+=(-drive "file=$run/scan.img,if=none,id=scan,format=raw"
+			-device virtio-blk-pci,drive=scan,serial=ksvm-scan)
+	fi
 	if [ -n "${BOOT_TPM:-}" ]; then
 		QEMU+=(-chardev "socket,id=tpm,path=$run/swtpm.sock"
 			-tpmdev emulator,id=tpm0,chardev=tpm -device tpm-crb,tpmdev=tpm0)
@@ -136,7 +141,8 @@ qemu_args() {
 # vm_boot RUN: boots once as the BOOT_* variables say and waits until the guest powers off.
 #   BOOT_DISK root disk (raw), BOOT_SRC the installer's own root (qcow2) and BOOT_PAYLOAD the
 #   file system it installs (raw), both only for the installer boot, BOOT_TPM swtpm state
-#   dir (empty: no TPM), BOOT_INITRD, BOOT_CMDLINE, BOOT_MODE (what the guest agent does).
+#   dir (empty: no TPM), BOOT_INITRD, BOOT_CMDLINE, BOOT_MODE (what the guest agent does),
+#   BOOT_SCAN (non-empty: a scratch disk RUN/scan.img the agent dumps journal, /run, /tmp to).
 # Every passphrase prompt on the console is answered (at most 3); RUN/prompts counts them.
 # Serial console in RUN/serial.log. Returns 1 when the hard timeout (VM_TIMEOUT) hit.
 vm_boot() {
@@ -144,6 +150,7 @@ vm_boot() {
 	rm -rf "$run" && mkdir -p "$run"
 	cp "$OVMF_VARS" "$run/vars.fd"
 	tools_disk "$run" "$BOOT_MODE"
+	[ -z "${BOOT_SCAN:-}" ] || truncate -s 256M "$run/scan.img"
 	[ -n "${BOOT_TPM:-}" ] && swtpm_run "$BOOT_TPM" "$run/swtpm.sock" "$run/swtpm.log"
 	qemu_args "$run"
 	mkfifo "$run/serial.in" "$run/serial.out"

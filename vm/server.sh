@@ -11,6 +11,8 @@
 #   vm_server_enrol DIR TPMSTATE ID  the node's first contact (its enrollment request) from a
 #                                    copy of its TPM, then `node approve --id ID`
 #   vm_srv DIR ARGS...               an admin command against DIR's server
+#   vm_server_ready DIR              all of it for the enrolled guest: config with the enroll
+#                                    boot's PCRs as reference, start, node1 approved
 # Used by vm/check.sh and vm/demo.sh, and meant for any other boot scenario (mkinitcpio).
 
 KEYSTRAP_SERVER_BIN=${KEYSTRAP_SERVER_BIN:-$VM_SRC/build/keystrap-server}
@@ -114,13 +116,22 @@ vm_server_enrol() {
 	local d=$1 id=$3 tpm port pid ek
 	tpm=$d/enrol-tpm
 	rm -rf "$tpm" && cp -a "$2" "$tpm"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	swtpm socket --tpm2 --tpmstate dir="$tpm" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
-		2>>"$d/enrol.log" &
-	pid=$!
-	VM_PIDS+=("$pid")
-	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+	# Two free loopback ports (TPM and control); other suites pick ports too, so retry.
+	for _ in 1 2 3 4 5; do
+		port=$(shuf -i 20000-60000 -n 1)
+		port_busy "$port" || port_busy $((port + 1)) && continue
+		swtpm socket --tpm2 --tpmstate dir="$tpm" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
+			2>>"$d/enrol.log" &
+		pid=$!
+		VM_PIDS+=("$pid")
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break 2
+			sleep 0.1
+		done
+		wait "$pid" 2>/dev/null || true
+	done
 	KEYSTRAP_TCTI="swtpm:host=127.0.0.1,port=$port" "$KEYSTRAP_BIN" attest \
 		--server "https://127.0.0.1:$VM_SERVER_PORT" --ca "$VM_PKI/ca.crt" >/dev/null 2>>"$d/enrol.log" || true
 	kill "$pid" 2>/dev/null || true
@@ -130,4 +141,14 @@ vm_server_enrol() {
 	[ -n "$ek" ] || die "the node's first contact left no enrollment request: $(tail -n 2 "$d/enrol.log")"
 	vm_srv "$d" node approve "$ek" --id "$id" >>"$d/enrol.log" || die "node approve $ek failed"
 	echo "$ek" >"$d/ek-hash"
+}
+
+# vm_server_ready DIR: a running server that knows the enrolled guest as node1 and expects
+# the PCR values its enroll boot reported.
+vm_server_ready() {
+	local d=$1
+	rm -rf "$d" && mkdir -p "$d"
+	vm_server_config "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")"
+	vm_server_start "$d"
+	vm_server_enrol "$d" "$VM_DIR/enrolled/tpm" node1
 }
