@@ -45,7 +45,7 @@ server_template() {
 server_up() {
 	SRV=$VM_DIR/runs/$1.server
 	rm -rf "$SRV" && mkdir -p "$SRV"
-	vm_server_config "$SRV" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")"
+	vm_server_config "$SRV"
 	cp "$TEMPLATE"/keystrap.db* "$SRV/"
 	vm_server_start "$SRV"
 }

@@ -6,13 +6,16 @@
 # initramfs, so a new CA means a new initramfs); everything else lives in a per-run directory:
 #   vm_server_pki                    the CA and a TLS certificate for IP 10.0.2.2 and 127.0.0.1
 #   vm_stage_attest STAGE            keystrap.conf ([Attest] Server=, CA=) and the CA in STAGE
-#   vm_server_config DIR PCRS REFS   DIR/server.json; REFS "4=hex 7=hex ..." (the reference)
+#   vm_server_config DIR             DIR/server.json (operator keys op1, op2; threshold 2)
+#   vm_server_policy DIR PCRS REFS S a signed policy with reference values REFS ("4=hex ...")
+#                                    giving group default the secret S; loaded
+#   vm_server_secret DIR             a fresh random secret VM_SECRET_NAME (secret set)
 #   vm_server_start DIR | _stop DIR  the daemon (killed by PID with the rest on exit)
 #   vm_server_enrol DIR TPMSTATE ID  the node's first contact (its enrollment request) from a
 #                                    copy of its TPM, then `node approve --id ID`
 #   vm_srv DIR ARGS...               an admin command against DIR's server
-#   vm_server_ready DIR              all of it for the enrolled guest: config with the enroll
-#                                    boot's PCRs as reference, start, node1 approved
+#   vm_server_ready DIR              all of it for the enrolled guest: policy with the enroll
+#                                    boot's PCRs as reference, a secret, start, node1 approved
 # Used by vm/check.sh and vm/demo.sh, and meant for any other boot scenario (mkinitcpio).
 
 KEYSTRAP_SERVER_BIN=${KEYSTRAP_SERVER_BIN:-$VM_SRC/build/keystrap-server}
@@ -23,6 +26,8 @@ VM_SERVER_CA=/etc/keystrap/server-ca.pem
 # initrd (9); their reference values come from the enroll boot (build/vm/enrolled/pcrs).
 # shellcheck disable=SC2034 # used by the scripts that source this one
 VM_ATTEST_PCRS=4,7,9
+# The secret the policy gives group "default" (node1's), and the consumer checks.
+VM_SECRET_NAME=vm-secret
 VM_PKI=$VM_DIR/server-pki
 # swtpm_setup's local CA (/etc/swtpm-localca.conf): it certified the guest TPM's EK.
 VM_EK_CA_DIR=${VM_EK_CA_DIR:-/var/lib/swtpm-localca}
@@ -60,20 +65,51 @@ vm_stage_attest() {
 	install -m644 "$VM_PKI/ca.crt" "$stage$VM_SERVER_CA"
 }
 
-vm_server_config() {
-	local d=$1 pcrs=$2 refs=$3 json="" p v
+# Two operator keys (threshold 2: each policy needs both signatures), cached next to the PKI.
+vm_operator_keys() {
+	local d=$VM_DIR/operators k
 	mkdir -p "$d"
-	for p in ${pcrs//,/ }; do
-		v=$(tr ' ' '\n' <<<"$refs" | sed -n "s/^$p=//p")
-		[ -n "$v" ] || v=$(printf '%064d' 0)
-		json+="${json:+,}\"$p\":\"$v\""
+	for k in op1 op2; do
+		[ -f "$d/$k.pub" ] && continue
+		if ! (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$k.key" 2>/dev/null &&
+			openssl pkey -in "$d/$k.key" -pubout -out "$d/$k.pub" 2>/dev/null); then
+			die "cannot make operator key $k"
+		fi
 	done
+}
+
+vm_server_config() {
+	local d=$1 o=$VM_DIR/operators
+	mkdir -p "$d"
+	vm_operator_keys
 	cat >"$d/server.json" <<-JSON
 		{"listen":"127.0.0.1:$VM_SERVER_PORT","tls_certificate":"$VM_PKI/tls.crt","tls_key":"$VM_PKI/tls.key",
 		 "database":"$d/keystrap.db","ek_ca":["$VM_EK_CA_DIR/swtpm-localca-rootca-cert.pem","$VM_EK_CA_DIR/issuercert.pem"],
-		 "ca_certificate":"$VM_PKI/ca.crt","ca_key":"$VM_PKI/ca.key","certificate_lifetime":3600,"nonce_lifetime":60,
-		 "max_body":65536,"pcr_bank":"sha256","reference_pcrs":{$json}}
+		 "ca_certificate":"$VM_PKI/ca.crt","ca_key":"$VM_PKI/ca.key","nonce_lifetime":60,"max_body":1048576,
+		 "operator_keys":["$o/op1.pub","$o/op2.pub"],"policy_threshold":2}
 	JSON
+}
+
+# vm_server_policy DIR PCRS REFS [SECRET-NAME]: a policy pinning PCRS to REFS ("4=hex 7=hex
+# ..."), credentials for an hour, group "default" receiving SECRET-NAME; signed by both
+# operators and loaded into DIR's database.
+vm_server_policy() {
+	local d=$1 pcrs=$2 refs=$3 secret=${4:-} json="" p v f=$1/policy.json
+	for p in ${pcrs//,/ }; do
+		v=$(tr ' ' '\n' <<<"$refs" | sed -n "s/^$p=//p")
+		[ -n "$v" ] || die "no reference value for PCR $p"
+		json+="${json:+,}\"$p\":\"${v,,}\""
+	done
+	cat >"$f" <<-JSON
+		{"version":1,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
+		 "credential_lifetime":3600,"pcr_bank":"sha256","reference_pcrs":{$json},
+		 "groups":{"default":{"secrets":[${secret:+\"$secret\"}]}}}
+	JSON
+	for p in op1 op2; do
+		openssl dgst -sha256 -sign "$VM_DIR/operators/$p.key" -out "$f.$p.sig" "$f" || die "cannot sign the policy"
+	done
+	vm_srv "$d" policy load "$f" --signature "$f.op1.sig" --signature "$f.op2.sig" >>"$d/admin.log" 2>&1 ||
+		die "policy load failed: $(tail -n 2 "$d/admin.log")"
 }
 
 vm_srv() {
@@ -139,7 +175,7 @@ vm_server_enrol() {
 	rm -rf "$tpm"
 	ek=$(vm_srv "$d" node list | awk '/requested/ { print $1; exit }')
 	[ -n "$ek" ] || die "the node's first contact left no enrollment request: $(tail -n 2 "$d/enrol.log")"
-	vm_srv "$d" node approve "$ek" --id "$id" >>"$d/enrol.log" || die "node approve $ek failed"
+	vm_srv "$d" node approve "$ek" --id "$id" --group default >>"$d/enrol.log" || die "node approve $ek failed"
 	echo "$ek" >"$d/ek-hash"
 }
 
@@ -148,7 +184,20 @@ vm_server_enrol() {
 vm_server_ready() {
 	local d=$1
 	rm -rf "$d" && mkdir -p "$d"
-	vm_server_config "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")"
+	vm_server_config "$d"
+	vm_server_policy "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/enrolled/pcrs")" "$VM_SECRET_NAME"
+	vm_server_secret "$d"
 	vm_server_start "$d"
 	vm_server_enrol "$d" "$VM_DIR/enrolled/tpm" node1
+}
+
+# vm_server_secret DIR: a fresh random secret VM_SECRET_NAME, given to `secret set` on its
+# standard input; the harness keeps only its SHA-256 (VM_SECRET_SHA256, for the consumer) and,
+# for the leak scan, the value in VM_SECRET (a shell variable: never exported, argv or a file).
+# shellcheck disable=SC2034 # VM_SECRET_SHA256 goes to the tools disk (vm/lib.sh)
+vm_server_secret() {
+	VM_SECRET=$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 40)
+	VM_SECRET_SHA256=$(printf '%s' "$VM_SECRET" | sha256sum | cut -d' ' -f1)
+	printf '%s' "$VM_SECRET" | vm_srv "$1" secret set "$VM_SECRET_NAME" >>"$1/admin.log" 2>&1 ||
+		die "secret set failed: $(tail -n 2 "$1/admin.log")"
 }
