@@ -136,10 +136,9 @@ install-units:
 	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
 	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
 	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
-	install -Dm644 units/keystrap-attest.service $(DESTDIR)/usr/lib/systemd/system/keystrap-attest.service
+	install -Dm644 units/keystrap-handoff.service $(DESTDIR)/usr/lib/systemd/system/keystrap-handoff.service
 	install -Dm644 units/keystrap-leave-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-leave-initrd.service
 	install -Dm644 units/99-keystrap-dhcp.network $(DESTDIR)/usr/lib/systemd/network/99-keystrap-dhcp.network
-	install -Dm755 units/initrd-attest $(DESTDIR)/usr/lib/keystrap/initrd-attest
 
 # The mkinitcpio hooks (busybox: keystrap; systemd: sd-keystrap, which needs the units above).
 # mkinitcpio looks in /usr/lib/initcpio, whatever PREFIX is.

@@ -106,7 +106,7 @@ build_initrd() {
 	install -m755 "$KEYSTRAP_BIN" "$stage/usr/sbin/keystrap"
 	make -s -C "$VM_SRC" install-dracut DESTDIR="$stage" >/dev/null
 	# keystrap.conf with [Attest] Server= pointing at the host, and the server's CA: the
-	# module then adds the network and keystrap-attest.service.
+	# module then adds the network and keystrap-handoff.service.
 	vm_stage_attest "$stage"
 	# A private dracut tree, so the host's /usr/lib/dracut is never touched. tpm2-tss is
 	# there for scenario 4b: systemd-cryptsetup's own TPM2 unlocking in the initrd.

@@ -53,9 +53,11 @@ vm_server_pki() {
 }
 
 # The guest's keystrap.conf: public, so it goes into the initramfs as it is.
+# The credentials go to uid/gid 942, the harness's consumer service (vm/guest/consumer).
 vm_attest_conf() {
 	printf '%s\n' '# keystrap VM harness: attest to the host (QEMU user networking).' \
-		'[Attest]' "Server=$VM_SERVER_URL" "CA=$VM_SERVER_CA" 'Timeout=30'
+		'[Attest]' "Server=$VM_SERVER_URL" "CA=$VM_SERVER_CA" 'Timeout=30' 'FailurePolicy=continue' \
+		'' '[Handoff]' 'Owner=942' 'Group=942'
 }
 
 vm_stage_attest() {

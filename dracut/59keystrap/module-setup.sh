@@ -87,9 +87,8 @@ install() {
 		return 1
 	fi
 	inst_simple "$(keystrap_src "$ca")" "$ca"
-	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-attest.service)" \
-		"$systemdsystemunitdir/keystrap-attest.service"
-	inst_script "$(keystrap_src /usr/lib/keystrap/initrd-attest)" /usr/lib/keystrap/initrd-attest
+	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-handoff.service)" \
+		"$systemdsystemunitdir/keystrap-handoff.service"
 	# DHCP on every wired link unless the image brings its own .network files (they sort
 	# first) or ip= on the command line does (systemd-network-generator).
 	inst_simple "$(keystrap_src /usr/lib/systemd/network/99-keystrap-dhcp.network)" \
