@@ -96,6 +96,8 @@ shellcheck:
 	shellcheck -x tools/*.sh tests/*.sh tests/lib/*.bash bench/*.sh
 	shellcheck -x -s bash mkinitcpio/install/*
 	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
+	shellcheck -x vm/*.sh dracut/59keystrap/module-setup.sh
+	shellcheck -s sh units/keystrap-generator vm/guest/agent vm/guest/consumer vm/guest/install
 
 install: $(BUILD)/keystrap
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
