@@ -287,7 +287,7 @@ main() {
 	U=$(vm_uuid)
 	server_template
 	say "build ready after $((SECONDS - t0))s"
-	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 6 7 mk1 mk1b}; do
+	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 6 7 mk1 mk1b mk2}; do
 		"scenario_$s"
 	done
 	say "vm-check took $((SECONDS - t0))s"
