@@ -294,6 +294,8 @@ int config_load(struct tpm *t, const char *path, struct keystrap_config **ret)
 		printf("PCR %d extended with configuration %s (%s)\n", MEASURE_PCR, path, event);
 	else
 		printf("configuration %s was measured earlier in this boot (%s)\n", path, event);
+	/* In the journal this line must precede what is done with the configuration. */
+	fflush(stdout);
 	*ret = TAKE_PTR(c);
 	return 0;
 }

@@ -409,6 +409,14 @@ int keyring_proc_candidates(const char *text, size_t size, const char *name, int
 		id = strtoul(line, &end, 16);
 		if (errno || end != line + 8 || id == 0 || id > INT32_MAX)
 			continue;
+		/*
+		 * Flags "IRDQUNi": a replaced keyring is invalidated at once but lingers, still
+		 * readable, until the kernel's garbage collector reaps it. Only instantiated ones
+		 * that are not revoked, dead, negative, invalidated or expired are candidates.
+		 */
+		if (len < 28 || line[8] != ' ' || line[9] != 'I' || line[10] != '-' || line[11] != '-' ||
+		    line[14] != '-' || line[15] != '-' || memmem(line + 16, 12, "expd", 4))
+			continue;
 		if (n == cap) {
 			int32_t *p = reallocarray(ids, cap = cap ? cap * 2 : 8, sizeof(*ids));
 

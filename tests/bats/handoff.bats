@@ -129,6 +129,12 @@ as_consumer() {
 	new=$(keyctl search @s keyring keystrap)
 	[ "$new" != "$old" ]
 	[ "$(keyctl list @s | grep -c 'keyring: keystrap')" -eq 1 ]
+	# The replaced keyring is invalidated at once, but the kernel reaps it asynchronously; a
+	# reader racing that window may still get the previous (valid, unexpired) certificate.
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ "$(as_consumer "$KEYSTRAP" get certificate)" != "$first" ] && break
+		sleep 0.2
+	done
 	[ "$(as_consumer "$KEYSTRAP" get certificate)" != "$first" ]
 	run keyctl rdescribe "$old"
 	[ "$status" -ne 0 ]

@@ -46,6 +46,19 @@ static void test_proc_keys(void)
 	free(ids);
 	CHECK(keyring_proc_candidates("", 0, KEYRING_NAME, &ids, &n) == 0 && n == 0, "an empty /proc/keys");
 	free(ids);
+	{
+		static const char lingering[] =
+			"11111111 I-----i     1   1h 3f030300     0     0 keyring   keystrap: 5\n"
+			"22222222 IR-Q---     1   1h 3f030300     0     0 keyring   keystrap: 5\n"
+			"33333333 I-D----     1   1h 3f030300     0     0 keyring   keystrap: 5\n"
+			"44444444 I--Q---     1 expd 3f030300     0     0 keyring   keystrap: 5\n"
+			"55555555 I--Q---     1   1h 3f030300     0     0 keyring   keystrap: 5\n";
+
+		CHECK(keyring_proc_candidates(lingering, strlen(lingering), KEYRING_NAME, &ids, &n) == 0 && n == 1 &&
+		      ids[0] == 0x55555555,
+		      "/proc/keys: an invalidated, revoked, dead or expired keyring (readable until reaped) is no candidate");
+		free(ids);
+	}
 }
 
 static void test_describe(void)
