@@ -11,20 +11,14 @@
 
 #include "attest-msg.h"
 #include "encode.h"
+#include "json-cleanup.h"
 #include "json-dup.h"
 #include "macro.h"
 #include "ossl.h"
 
 #define JSON_MAX ATTEST_MESSAGE_MAX
 
-static void json_putp(json_object **j)
-{
-	json_object_put(*j);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
-
-static int fail(char *reason, const char *fmt, ...) _printf_(2, 3);
-static int fail(char *reason, const char *fmt, ...)
+int attest_fail(char *reason, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -45,9 +39,9 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 	int r;
 
 	if (size > JSON_MAX)
-		return fail(reason, "message is larger than %u bytes", JSON_MAX);
+		return attest_fail(reason, "message is larger than %u bytes", JSON_MAX);
 	if (memchr(json, 0, size))
-		return fail(reason, "message contains a NUL byte");
+		return attest_fail(reason, "message contains a NUL byte");
 	tok = json_tokener_new_ex(16);
 	if (!tok)
 		return -ENOMEM;
@@ -57,19 +51,19 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 	used = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	if (!o || e != json_tokener_success)
-		return fail(reason, "malformed JSON: %s", json_tokener_error_desc(e == json_tokener_success ?
+		return attest_fail(reason, "malformed JSON: %s", json_tokener_error_desc(e == json_tokener_success ?
 									     json_tokener_error_parse_eof : e));
 	for (; used < size; used++)
 		if (!strchr(" \t\r\n", json[used]))
-			return fail(reason, "malformed JSON: data after the object");
+			return attest_fail(reason, "malformed JSON: data after the object");
 	if (!json_object_is_type(o, json_type_object))
-		return fail(reason, "message is not a JSON object");
+		return attest_fail(reason, "message is not a JSON object");
 	/* json-c keeps the last of two equal keys silently: refuse the ambiguity instead. */
 	r = json_duplicate_key(json, size, dup, sizeof(dup));
 	if (r < 0)
-		return r == -ENOMEM ? r : fail(reason, "malformed JSON");
+		return r == -ENOMEM ? r : attest_fail(reason, "malformed JSON");
 	if (r > 0)
-		return fail(reason, "duplicate field '%s'", dup);
+		return attest_fail(reason, "duplicate field '%s'", dup);
 	json_object_object_foreach(o, key, val)
 	{
 		bool known = false;
@@ -78,7 +72,7 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 		for (size_t i = 0; allowed[i]; i++)
 			known = known || streq(allowed[i], key);
 		if (!known)
-			return fail(reason, "unknown field '%.64s'", key);
+			return attest_fail(reason, "unknown field '%.64s'", key);
 	}
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -89,11 +83,11 @@ static int get_string(json_object *o, const char *key, size_t max, const char **
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v))
-		return fail(reason, "missing field '%s'", key);
+		return attest_fail(reason, "missing field '%s'", key);
 	if (!json_object_is_type(v, json_type_string))
-		return fail(reason, "field '%s' is not a string", key);
+		return attest_fail(reason, "field '%s' is not a string", key);
 	if ((size_t)json_object_get_string_len(v) > max)
-		return fail(reason, "field '%s' is longer than %zu bytes", key, max);
+		return attest_fail(reason, "field '%s' is longer than %zu bytes", key, max);
 	*ret = json_object_get_string(v);
 	if (ret_len)
 		*ret_len = (size_t)json_object_get_string_len(v);
@@ -109,7 +103,7 @@ static int get_text(json_object *o, const char *key, char *buf, size_t max, char
 	if (r < 0)
 		return r;
 	if (n == 0 || strlen(s) != n)
-		return fail(reason, "field '%s' is empty", key);
+		return attest_fail(reason, "field '%s' is empty", key);
 	memcpy(buf, s, n + 1);
 	return 0;
 }
@@ -125,7 +119,7 @@ static int get_base64(json_object *o, const char *key, uint8_t *buf, size_t max,
 		return r;
 	k = base64_decode(s, n, buf, max);
 	if (k <= 0)
-		return fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
+		return attest_fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
 	*ret_size = (size_t)k;
 	return 0;
 }
@@ -138,7 +132,7 @@ static int get_base64_exact(json_object *o, const char *key, uint8_t *buf, size_
 	if (r < 0)
 		return r;
 	if (n != size)
-		return fail(reason, "field '%s' is not %zu bytes", key, size);
+		return attest_fail(reason, "field '%s' is not %zu bytes", key, size);
 	return 0;
 }
 
@@ -164,7 +158,7 @@ static int get_base64_alloc(json_object *o, const char *key, size_t max, uint8_t
 		return -ENOMEM;
 	k = base64_decode(s, n, buf, n);
 	if (k <= 0 || (size_t)k > max)
-		return fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
+		return attest_fail(reason, "field '%s' is not base64 of at most %zu bytes", key, max);
 	*ret = TAKE_PTR(buf);
 	*ret_size = (size_t)k;
 	return 0;
@@ -180,7 +174,7 @@ static int get_text_alloc(json_object *o, const char *key, size_t max, char **re
 	if (r < 0)
 		return r;
 	if (strlen(s) != n)
-		return fail(reason, "field '%s' contains a NUL character", key);
+		return attest_fail(reason, "field '%s' contains a NUL character", key);
 	*ret = n ? strndup(s, n) : NULL;
 	*ret_size = n;
 	return n && !*ret ? -ENOMEM : 0;
@@ -191,13 +185,13 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t max, in
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v))
-		return fail(reason, "missing field '%s'", key);
+		return attest_fail(reason, "missing field '%s'", key);
 	if (!json_object_is_type(v, json_type_int))
-		return fail(reason, "field '%s' is not an integer", key);
+		return attest_fail(reason, "field '%s' is not an integer", key);
 	errno = 0;
 	*ret = json_object_get_int64(v);
 	if (errno || *ret < min || *ret > max)
-		return fail(reason, "field '%s' is out of range", key);
+		return attest_fail(reason, "field '%s' is out of range", key);
 	return 0;
 }
 
@@ -209,10 +203,10 @@ static int get_session(json_object *o, char *buf, char *reason)
 	if (r < 0)
 		return r;
 	if (strlen(buf) != ATTEST_SESSION_HEX || hex_decode(buf, raw, sizeof(raw)) < 0)
-		return fail(reason, "field 'session' is not %d hex digits", ATTEST_SESSION_HEX);
+		return attest_fail(reason, "field 'session' is not %d hex digits", ATTEST_SESSION_HEX);
 	for (const char *p = buf; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
-			return fail(reason, "field 'session' is not lower-case hex");
+			return attest_fail(reason, "field 'session' is not lower-case hex");
 	return 0;
 }
 
@@ -225,7 +219,7 @@ static int get_bank(json_object *o, const struct pcr_bank **ret, char *reason)
 		return r;
 	*ret = pcr_bank_by_name(s);
 	if (!*ret)
-		return fail(reason, "field 'pcr_bank' names no known PCR bank");
+		return attest_fail(reason, "field 'pcr_bank' names no known PCR bank");
 	return 0;
 }
 
@@ -259,10 +253,10 @@ static int get_cert(json_object *o, struct attest_start *m, char *reason)
 		x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 		BIO_free(bio);
 		if (!x)
-			return fail(reason, "field 'ek_cert' is not a PEM certificate");
+			return attest_fail(reason, "field 'ek_cert' is not a PEM certificate");
 		len = i2d_X509(x, NULL);
 		if (len <= 0 || len > ATTEST_CERT_MAX)
-			return fail(reason, "field 'ek_cert' is larger than %d bytes", ATTEST_CERT_MAX);
+			return attest_fail(reason, "field 'ek_cert' is larger than %d bytes", ATTEST_CERT_MAX);
 		m->ek_cert_size = (size_t)i2d_X509(x, &p);
 		return 0;
 	}
@@ -303,18 +297,18 @@ int attest_challenge_parse(const char *json, size_t size, struct attest_challeng
 	    (r = get_bank(o, &ret->bank, reason)) < 0)
 		return r;
 	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_array))
-		return fail(reason, "field 'pcrs' is not an array");
+		return attest_fail(reason, "field 'pcrs' is not an array");
 	for (size_t i = 0; i < json_object_array_length(pcrs); i++) {
 		json_object *v = json_object_array_get_idx(pcrs, i);
 		int64_t n;
 
 		if (!json_object_is_type(v, json_type_int) || (n = json_object_get_int64(v)) < 0 || n >= PCR_COUNT ||
 		    ret->mask & (1u << n))
-			return fail(reason, "field 'pcrs' holds something other than distinct PCR indexes");
+			return attest_fail(reason, "field 'pcrs' holds something other than distinct PCR indexes");
 		ret->mask |= 1u << n;
 	}
 	if (!ret->mask)
-		return fail(reason, "field 'pcrs' is empty");
+		return attest_fail(reason, "field 'pcrs' is empty");
 	return 0;
 }
 
@@ -351,21 +345,21 @@ static int finish_parse(const char *json, size_t size, struct attest_finish *ret
 	    (r = get_text_alloc(o, "cel_log", ATTEST_CEL_MAX, &ret->cel_log, &ret->cel_log_size, reason)) < 0)
 		return r;
 	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
-		return fail(reason, "field 'pcrs' is not an object");
+		return attest_fail(reason, "field 'pcrs' is not an object");
 	json_object_object_foreach(pcrs, key, val)
 	{
 		int i = pcr_index(key);
 
 		if (i < 0)
-			return fail(reason, "field 'pcrs' has a key that is not a PCR index");
+			return attest_fail(reason, "field 'pcrs' has a key that is not a PCR index");
 		if (!json_object_is_type(val, json_type_string) ||
 		    (size_t)json_object_get_string_len(val) != 2u * ret->bank->size ||
 		    hex_decode(json_object_get_string(val), ret->pcr_values[i], ret->bank->size) < 0)
-			return fail(reason, "PCR %d is not a %s digest in hex", i, ret->bank->name);
+			return attest_fail(reason, "PCR %d is not a %s digest in hex", i, ret->bank->name);
 		ret->mask |= 1u << i;
 	}
 	if (!ret->mask)
-		return fail(reason, "field 'pcrs' is empty");
+		return attest_fail(reason, "field 'pcrs' is empty");
 	return 0;
 }
 
@@ -393,13 +387,13 @@ static int result_parse(const char *json, size_t size, struct attest_result *ret
 	    (r = get_base64_alloc(o, "payload", ATTEST_PAYLOAD_MAX, &p->ciphertext, &p->ciphertext_size, reason)) < 0)
 		return r;
 	if (!attest_node_id_valid(ret->node_id))
-		return fail(reason, "field 'node_id' is not a valid node id");
+		return attest_fail(reason, "field 'node_id' is not a valid node id");
 	if (!ret->certificate)
-		return fail(reason, "field 'certificate' is empty");
+		return attest_fail(reason, "field 'certificate' is empty");
 	if (!ret->chain)
-		return fail(reason, "field 'chain' is empty");
+		return attest_fail(reason, "field 'chain' is empty");
 	if (p->ciphertext_size < ATTEST_TAG_SIZE)
-		return fail(reason, "field 'payload' is shorter than its tag");
+		return attest_fail(reason, "field 'payload' is shorter than its tag");
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "macro.h"
 #include "pcr.h"
 
 /*
@@ -108,6 +109,9 @@ struct json_object;
 /* One JSON object filling the input exactly, with no field outside allowed[] (NULL-terminated). */
 int attest_json_object(const char *json, size_t size, const char *const *allowed, struct json_object **ret,
 		       char *reason);
+
+/* Writes the one-line reason (at most ATTEST_REASON_MAX bytes) and returns -EBADMSG. */
+int attest_fail(char *reason, const char *fmt, ...) _printf_(2, 3);
 
 /* Every error reply: {"error": REASON}. */
 int attest_start_parse(const char *json, size_t size, struct attest_start *ret, char *reason);

@@ -6,14 +6,9 @@
 #include <tss2/tss2_tpm2_types.h>
 
 #include "encode.h"
+#include "json-cleanup.h"
 #include "macro.h"
 #include "token.h"
-
-static void json_putp(json_object **j)
-{
-	json_object_put(*j);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
 
 static json_object *get(json_object *o, const char *key, json_type type)
 {

@@ -8,6 +8,7 @@
 
 #include "attest-msg.h"
 #include "encode.h"
+#include "json-cleanup.h"
 #include "fileio.h"
 #include "log.h"
 #include "operator.h"
@@ -128,15 +129,10 @@ int operator_key_find(const struct operator_keys *k, const void *data, size_t si
 	return -ENOKEY;
 }
 
-static void json_putp(json_object **j)
-{
-	json_object_put(*j);
-}
-
 int policy_signatures_format(const struct operator_keys *k, const struct policy_signature *sigs, size_t n,
 			     char **ret)
 {
-	_cleanup_(json_putp) json_object *a = json_object_new_array();
+	_cleanup_json_ json_object *a = json_object_new_array();
 
 	if (!a)
 		return -ENOMEM;
@@ -178,7 +174,7 @@ static int entry(json_object *e, const char **ret_fp, uint8_t *sig, size_t *ret_
 int policy_signers(const struct operator_keys *k, const char *text, size_t size, const char *signatures,
 		   uint32_t *ret_signers)
 {
-	_cleanup_(json_putp) json_object *a = NULL;
+	_cleanup_json_ json_object *a = NULL;
 	uint32_t signers = 0;
 	size_t len = strlen(signatures);
 	json_tokener *t;

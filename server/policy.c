@@ -5,7 +5,6 @@
  * the field; the signatures that make a document a policy are checked elsewhere (operator.c).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,17 +17,6 @@
 #define LIFETIME_MIN 60
 #define LIFETIME_MAX (90LL * 86400)
 #define REFERENCE_PCRS 16 /* PCRs 0-15: firmware, boot loader and initrd measurements */
-
-static int fail(char *reason, const char *fmt, ...) _printf_(2, 3);
-static int fail(char *reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, ATTEST_REASON_MAX, fmt, ap);
-	va_end(ap);
-	return -EBADMSG;
-}
 
 void policy_free(struct policy *p)
 {
@@ -45,9 +33,9 @@ void policy_free(struct policy *p)
 static int get(json_object *o, const char *key, json_type type, const char *what, json_object **ret, char *reason)
 {
 	if (!json_object_object_get_ex(o, key, ret))
-		return fail(reason, "policy field '%s' is missing", key);
+		return attest_fail(reason, "policy field '%s' is missing", key);
 	if (!json_object_is_type(*ret, type))
-		return fail(reason, "policy field '%s' is not %s", key, what);
+		return attest_fail(reason, "policy field '%s' is not %s", key, what);
 	return 0;
 }
 
@@ -60,7 +48,7 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t max, in
 		return r;
 	*ret = json_object_get_int64(v);
 	if (*ret < min || *ret > max)
-		return fail(reason, "policy field '%s' is not a number from %lld to %lld", key, (long long)min,
+		return attest_fail(reason, "policy field '%s' is not a number from %lld to %lld", key, (long long)min,
 			    (long long)max);
 	return 0;
 }
@@ -94,7 +82,7 @@ static int get_time(json_object *o, const char *key, int64_t *ret_us, char *reas
 	*ret_us = (int64_t)t * 1000000;
 	return 0;
 bad:
-	return fail(reason, "policy field '%s' is not a UTC time like 2027-01-31T00:00:00Z", key);
+	return attest_fail(reason, "policy field '%s' is not a UTC time like 2027-01-31T00:00:00Z", key);
 }
 
 bool policy_version_valid(const char *s)
@@ -154,9 +142,9 @@ static int get_reference(json_object *o, struct policy *p, char *reason)
 		int i = pcr_key(key, REFERENCE_PCRS);
 
 		if (i < 0)
-			return fail(reason, "policy field 'reference_pcrs' has key '%.8s', not a PCR from 0 to 15", key);
+			return attest_fail(reason, "policy field 'reference_pcrs' has key '%.8s', not a PCR from 0 to 15", key);
 		if (digest(val, p->bank, p->reference[i]) < 0)
-			return fail(reason, "policy field 'reference_pcrs' PCR %d is not a %s digest in hex", i,
+			return attest_fail(reason, "policy field 'reference_pcrs' PCR %d is not a %s digest in hex", i,
 				    p->bank->name);
 		p->value_mask |= 1u << i;
 	}
@@ -170,27 +158,27 @@ static int get_events(json_object *o, struct policy *p, char *reason)
 	if (!json_object_object_get_ex(o, "allowed_events", &pcrs))
 		return 0;
 	if (!json_object_is_type(pcrs, json_type_object))
-		return fail(reason, "policy field 'allowed_events' is not an object of PCR index to digests");
+		return attest_fail(reason, "policy field 'allowed_events' is not an object of PCR index to digests");
 	json_object_object_foreach(pcrs, key, val)
 	{
 		int i = pcr_key(key, PCR_COUNT);
 		size_t n;
 
 		if (i < 0)
-			return fail(reason, "policy field 'allowed_events' has key '%.8s', not a PCR from 0 to %d", key,
+			return attest_fail(reason, "policy field 'allowed_events' has key '%.8s', not a PCR from 0 to %d", key,
 				    PCR_COUNT - 1);
 		if (p->value_mask & (1u << i))
-			return fail(reason, "policy field 'allowed_events' names PCR %d, which 'reference_pcrs' pins", i);
+			return attest_fail(reason, "policy field 'allowed_events' names PCR %d, which 'reference_pcrs' pins", i);
 		if (!json_object_is_type(val, json_type_array) || (n = json_object_array_length(val)) == 0 ||
 		    n > POLICY_EVENTS_MAX)
-			return fail(reason, "policy field 'allowed_events' PCR %d is not a list of 1 to %d digests", i,
+			return attest_fail(reason, "policy field 'allowed_events' PCR %d is not a list of 1 to %d digests", i,
 				    POLICY_EVENTS_MAX);
 		p->allowed[i] = calloc(n, sizeof(*p->allowed[i]));
 		if (!p->allowed[i])
 			return -ENOMEM;
 		for (size_t j = 0; j < n; j++)
 			if (digest(json_object_array_get_idx(val, j), p->bank, p->allowed[i][j]) < 0)
-				return fail(reason, "policy field 'allowed_events' PCR %d holds something other than %s digests in hex",
+				return attest_fail(reason, "policy field 'allowed_events' PCR %d holds something other than %s digests in hex",
 					    i, p->bank->name);
 		p->n_allowed[i] = n;
 		p->event_mask |= 1u << i;
@@ -213,19 +201,19 @@ static int get_group(const char *name, json_object *val, struct policy_group *g,
 	size_t n;
 
 	if (!policy_name_valid(name, sizeof(g->name) - 1))
-		return fail(reason, "policy field 'groups' has key '%.40s', not a group name ([A-Za-z0-9._-], at most %zu)",
+		return attest_fail(reason, "policy field 'groups' has key '%.40s', not a group name ([A-Za-z0-9._-], at most %zu)",
 			    name, sizeof(g->name) - 1);
 	snprintf(g->name, sizeof(g->name), "%s", name);
 	if (!json_object_is_type(val, json_type_object))
-		return fail(reason, "policy field 'groups' group '%s' is not an object", name);
+		return attest_fail(reason, "policy field 'groups' group '%s' is not an object", name);
 	json_object_object_foreach(val, key, v)
 	{
 		if (!streq(key, "secrets"))
-			return fail(reason, "policy field 'groups' group '%s' has unknown field '%.40s'", name, key);
+			return attest_fail(reason, "policy field 'groups' group '%s' has unknown field '%.40s'", name, key);
 		list = v;
 	}
 	if (!list || !json_object_is_type(list, json_type_array) || (n = json_object_array_length(list)) > POLICY_SECRETS_MAX)
-		return fail(reason, "policy field 'groups' group '%s' has no 'secrets' list of at most %d names", name,
+		return attest_fail(reason, "policy field 'groups' group '%s' has no 'secrets' list of at most %d names", name,
 			    POLICY_SECRETS_MAX);
 	g->secrets = calloc(n ? n : 1, sizeof(*g->secrets));
 	if (!g->secrets)
@@ -234,11 +222,11 @@ static int get_group(const char *name, json_object *val, struct policy_group *g,
 		json_object *s = json_object_array_get_idx(list, i);
 
 		if (!json_object_is_type(s, json_type_string) || !policy_name_valid(json_object_get_string(s), sizeof(g->secrets[i]) - 1))
-			return fail(reason, "policy field 'groups' group '%s' holds a secret name that is not [A-Za-z0-9._-], at most %zu",
+			return attest_fail(reason, "policy field 'groups' group '%s' holds a secret name that is not [A-Za-z0-9._-], at most %zu",
 				    name, sizeof(g->secrets[i]) - 1);
 		for (size_t j = 0; j < i; j++)
 			if (streq(g->secrets[j], json_object_get_string(s)))
-				return fail(reason, "policy field 'groups' group '%s' lists secret '%s' twice", name,
+				return attest_fail(reason, "policy field 'groups' group '%s' lists secret '%s' twice", name,
 					    g->secrets[j]);
 		snprintf(g->secrets[i], sizeof(g->secrets[i]), "%s", json_object_get_string(s));
 	}
@@ -255,7 +243,7 @@ static int get_groups(json_object *o, struct policy *p, char *reason)
 	if (!json_object_object_get_ex(o, "groups", &groups))
 		return 0;
 	if (!json_object_is_type(groups, json_type_object) || (n = (size_t)json_object_object_length(groups)) > POLICY_GROUPS_MAX)
-		return fail(reason, "policy field 'groups' is not an object of at most %d groups", POLICY_GROUPS_MAX);
+		return attest_fail(reason, "policy field 'groups' is not an object of at most %d groups", POLICY_GROUPS_MAX);
 	p->groups = calloc(n ? n : 1, sizeof(*p->groups));
 	if (!p->groups)
 		return -ENOMEM;
@@ -290,7 +278,7 @@ int policy_parse(const char *json, size_t size, struct policy **ret, char reason
 	    (r = get(o, "min_keystrap_version", json_type_string, "a string", &v, reason)) < 0)
 		goto out;
 	if (!policy_version_valid(json_object_get_string(v))) {
-		r = fail(reason, "policy field 'min_keystrap_version' is not a dotted version like 0.1.0");
+		r = attest_fail(reason, "policy field 'min_keystrap_version' is not a dotted version like 0.1.0");
 		goto out;
 	}
 	snprintf(p->min_version, sizeof(p->min_version), "%s", json_object_get_string(v));
@@ -298,7 +286,7 @@ int policy_parse(const char *json, size_t size, struct policy **ret, char reason
 	    (r = get(o, "pcr_bank", json_type_string, "a string", &v, reason)) < 0)
 		goto out;
 	if (!(p->bank = pcr_bank_by_name(json_object_get_string(v)))) {
-		r = fail(reason, "policy field 'pcr_bank' names no known PCR bank");
+		r = attest_fail(reason, "policy field 'pcr_bank' names no known PCR bank");
 		goto out;
 	}
 	if ((r = get_reference(o, p, reason)) < 0 || (r = get_events(o, p, reason)) < 0 ||
@@ -306,7 +294,7 @@ int policy_parse(const char *json, size_t size, struct policy **ret, char reason
 		goto out;
 	p->mask = p->value_mask | p->event_mask;
 	if (!p->mask) {
-		r = fail(reason, "policy field 'reference_pcrs' is empty and no 'allowed_events' are given");
+		r = attest_fail(reason, "policy field 'reference_pcrs' is empty and no 'allowed_events' are given");
 		goto out;
 	}
 	*ret = TAKE_PTR(p);
@@ -338,7 +326,7 @@ int policy_check_events(const struct policy *p, unsigned pcr, const uint8_t (*di
 			char hex[2 * PCR_DIGEST_MAX + 1];
 
 			hex_encode(digests[i], p->bank->size, hex);
-			return fail(reason, "PCR %u event %zu (%s %.16s...) is not allowed by policy %lld", pcr, i,
+			return attest_fail(reason, "PCR %u event %zu (%s %.16s...) is not allowed by policy %lld", pcr, i,
 				    p->bank->name, hex, (long long)p->version);
 		}
 	}
