@@ -3,6 +3,10 @@ VERSION    := 0.1.0
 PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+# systemd's own directories for units and sysusers.d, as its pkg-config file names them.
+UNITDIR    ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/usr/lib/systemd/system)
+SYSUSERSDIR?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd 2>/dev/null),/usr/lib/sysusers.d)
 BUILD      ?= build
 CC         ?= cc
 CLANG      ?= clang
@@ -107,6 +111,21 @@ install: $(BUILD)/keystrap
 	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
 	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \
 		install -Dm644 units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
+
+# keystrap-server, its hardened service (ExecStart follows SBINDIR) and the user it runs as.
+install-server: $(BUILD)/keystrap-server $(BUILD)/keystrap-server.service
+	install -Dm755 $(BUILD)/keystrap-server $(DESTDIR)$(SBINDIR)/keystrap-server
+	install -Dm644 $(BUILD)/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
+	install -Dm644 units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
+	install -Dm644 keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
+	install -dm750 $(DESTDIR)$(SYSCONFDIR)/keystrap-server
+
+$(BUILD)/keystrap-server.service: units/keystrap-server.service.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
+
+install: install-server
+.PHONY: install-server
 
 clean:
 	rm -rf $(BUILD)
