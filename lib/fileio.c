@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -74,6 +77,25 @@ int write_full(int fd, const void *p, size_t n)
 			return -errno;
 		q += k;
 		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int file_check_private(const char *path, char *why, size_t size)
+{
+	struct stat st;
+	int r;
+
+	if (stat(path, &st) < 0) {
+		r = -errno;
+		snprintf(why, size, "cannot examine '%s': %s", path, strerror(-r));
+		return r;
+	}
+	/* What sshd does with a host key: anything beyond the owner is refused, not just reading. */
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, size, "'%s' has mode %04o: group or others can access it (chmod 600 it)", path,
+			 (unsigned)(st.st_mode & 07777));
+		return -EACCES;
 	}
 	return 0;
 }

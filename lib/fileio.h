@@ -17,3 +17,10 @@ int write_full(int fd, const void *p, size_t n);
 
 /* Reads from fd until EOF or cap bytes, retrying on EINTR; returns the count or -errno. */
 ssize_t read_full(int fd, uint8_t *buf, size_t cap);
+
+/*
+ * For a file that holds secrets (a private key, a database): 0 when group and others have no
+ * access to it. -EACCES when they do, -errno when it cannot be examined; either way why names
+ * the file and (for -EACCES) its mode, as one line.
+ */
+int file_check_private(const char *path, char *why, size_t size);

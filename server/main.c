@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "server.h"
@@ -30,6 +31,8 @@ static void show_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* The database holds secrets and whatever else is created here is no one else's business either. */
+	umask(077);
 	log_set_level_from_env();
 	if (argc < 2) {
 		show_usage(stderr);

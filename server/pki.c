@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 
 #include "csr.h"
 #include "encode.h"
+#include "fileio.h"
 #include "log.h"
 #include "ossl.h"
 #include "pki.h"
@@ -102,6 +104,7 @@ static int pem_of(X509 *x, char **ret)
 int pki_load(const struct server_config *c, struct pki **ret)
 {
 	struct pki *p = calloc(1, sizeof(*p));
+	char why[PATH_MAX + 128];
 	FILE *f;
 	int r = -EINVAL;
 
@@ -118,6 +121,11 @@ int pki_load(const struct server_config *c, struct pki **ret)
 		}
 	if (!(p->ca = read_cert(c->ca_certificate))) {
 		r = log_error_errno(r, "cannot load CA certificate '%s'", c->ca_certificate);
+		goto fail;
+	}
+	/* Whoever can read it can mint node certificates: refused unless it is the owner's alone. */
+	if (file_check_private(c->ca_key, why, sizeof(why)) == -EACCES) {
+		r = log_error_errno(-EACCES, "CA key %s", why);
 		goto fail;
 	}
 	f = fopen(c->ca_key, "re");

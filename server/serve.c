@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
+#include "fileio.h"
 #include "handshake.h"
 #include "log.h"
 #include "metrics.h"
@@ -435,6 +437,10 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 
 static int tls_setup(struct daemon *d, const struct server_config *c)
 {
+	char why[PATH_MAX + 128];
+
+	if (file_check_private(c->tls_key, why, sizeof(why)) == -EACCES)
+		return log_error_errno(-EACCES, "TLS key %s", why);
 	d->ssl = SSL_CTX_new(TLS_server_method());
 	if (!d->ssl)
 		return -ENOMEM;

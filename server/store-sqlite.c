@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sqlite3.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "secbuf.h"
 #include "store-backend.h"
@@ -85,14 +89,55 @@ static int exec(struct store *s, const char *sql)
 	return rc == SQLITE_OK ? 0 : sql_errno(s, rc, sql);
 }
 
+/*
+ * The database holds secret values and activation secrets in clear: it is created owner-only
+ * (SQLite gives its -wal and -shm the database's own mode), and one that group or others can
+ * access is refused, as is a -wal or -shm left so by an earlier version.
+ */
+static int check_private(const char *path, char *reason, size_t reason_size)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char name[PATH_MAX];
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, suffixes[i]) >= sizeof(name))
+			return -ENAMETOOLONG;
+		r = file_check_private(name, reason, reason_size);
+		if (r == -ENOENT && i > 0)
+			continue;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int create_private(const char *path, char *reason, size_t reason_size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+
+	if (fd < 0) {
+		int r = -errno;
+
+		snprintf(reason, reason_size, "cannot create '%s': %s", path, strerror(-r));
+		return r;
+	}
+	close(fd);
+	return check_private(path, reason, reason_size);
+}
+
 static int sqlite_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
 {
 	struct store_sqlite *q;
 	struct store *s;
+	bool file;
 	int rc, r;
 
 	if (strncmp(spec, "sqlite:", 7) == 0)
 		spec += 7;
+	file = *spec && !streq(spec, ":memory:");
+	if (file && (r = create_private(spec, reason, reason_size)) < 0)
+		return r;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
@@ -109,6 +154,10 @@ static int sqlite_open(const char *spec, struct store **ret, char *reason, size_
 	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) < 0 ||
 	    (r = exec(s, schema)) < 0) {
 		snprintf(reason, reason_size, "%s", sqlite3_errmsg(q->db));
+		store_close(s);
+		return r;
+	}
+	if (file && (r = check_private(spec, reason, reason_size)) < 0) {
 		store_close(s);
 		return r;
 	}

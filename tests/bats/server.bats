@@ -228,9 +228,10 @@ attest() {
 	[ "$(status_of "$output")" = 200 ]
 }
 
-# audit_copy NAME: a consistent copy of the live database and a configuration pointing at it.
+# audit_copy NAME: a consistent copy of the live database (owner-only, as the server requires)
+# and a configuration pointing at it.
 audit_copy() {
-	sqlite3 "$SRV_DIR/keystrap.db" ".backup $BATS_TEST_TMPDIR/$1.db"
+	(umask 077 && sqlite3 "$SRV_DIR/keystrap.db" ".backup $BATS_TEST_TMPDIR/$1.db")
 	jq --arg db "$BATS_TEST_TMPDIR/$1.db" '.database = $db' "$SRV_DIR/server.json" >"$1.json"
 }
 
@@ -285,4 +286,53 @@ audit_copy() {
 	[[ "$output" == "audit chain intact: 2 records, head "* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
 	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
+}
+
+# serve_refused DIR: keystrap-server serve with DIR's configuration must exit 1 at once, saying
+# one line (in $output).
+serve_refused() {
+	run timeout 20 "$KEYSTRAP_SERVER" serve --config "$1/server.json"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "under umask 022 the database, its -wal and -shm are created 0600; a loose database, CA or TLS key is refused, naming the file and its mode" {
+	local d=$BATS_TEST_TMPDIR/srv2 f
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
+	umask 022
+	# policy load creates the database, secret set writes a value into it, serve holds -wal and -shm open.
+	SRV_PORT=$(free_port) server_config "$d" "0 7"
+	echo hunter2 | "$KEYSTRAP_SERVER" secret set web.password --config "$d/server.json" >/dev/null
+	[ "$(stat -c %a "$d/keystrap.db")" = 600 ]
+	SRV_PORT=$(jq -r '.listen | split(":")[1]' "$d/server.json") server_start "$d"
+	for f in keystrap.db keystrap.db-wal keystrap.db-shm; do
+		[ "$(stat -c %a "$d/$f")" = 600 ]
+	done
+	server_stop "$d"
+	# Each file a group or other user could read, in turn (a -wal or -shm as an earlier version
+	# left it), is refused; the server never listens.
+	for f in keystrap.db keystrap.db-wal keystrap.db-shm; do
+		if [ "$f" = keystrap.db ]; then chmod 644 "$d/$f"; else install -m 644 /dev/null "$d/$f"; fi
+		serve_refused "$d"
+		[[ "$output" == *": cannot open the store '$d/keystrap.db': '$d/$f' has mode 0644: group or others can access it (chmod 600 it)" ]]
+		if [ "$f" = keystrap.db ]; then chmod 600 "$d/$f"; else rm "$d/$f"; fi
+	done
+	# The admin commands refuse it too: a secret is not written into a readable file.
+	chmod 640 "$d/keystrap.db"
+	run bash -c "echo x | '$KEYSTRAP_SERVER' secret set other --config '$d/server.json'"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"'$d/keystrap.db' has mode 0640: group or others can access it (chmod 600 it)" ]]
+	chmod 600 "$d/keystrap.db"
+	chmod 640 "$d/ca.key"
+	serve_refused "$d"
+	[[ "$output" == *": CA key '$d/ca.key' has mode 0640: group or others can access it (chmod 600 it)" ]]
+	chmod 600 "$d/ca.key"
+	chmod 604 "$d/tls.key"
+	serve_refused "$d"
+	[[ "$output" == *": TLS key '$d/tls.key' has mode 0604: group or others can access it (chmod 600 it)" ]]
+	chmod 600 "$d/tls.key"
+	# Twin: every file the owner's alone, the same configuration serves.
+	SRV_PORT=$(jq -r '.listen | split(":")[1]' "$d/server.json") server_start "$d"
+	server_stop "$d"
 }
