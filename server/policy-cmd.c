@@ -17,6 +17,7 @@
 #include "log.h"
 #include "operator.h"
 #include "policy-cache.h"
+#include "secbuf.h"
 #include "server.h"
 #include "store.h"
 
@@ -148,6 +149,19 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	policy_time_format(p->expires_us, when);
 	if (p->expires_us <= now_usec())
 		return denied(s, path, "policy version %lld expired at %s", (long long)p->version, when);
+	/* Loaded, a group naming an unset secret would fail every one of its nodes with a 500. */
+	for (size_t i = 0; i < p->n_groups; i++)
+		for (size_t j = 0; j < p->groups[i].n_secrets; j++) {
+			_cleanup_secbuf_ struct secbuf *value = NULL;
+			const char *name = p->groups[i].secrets[j];
+
+			r = store_secret_get(s, name, &value);
+			if (r == -ENOENT)
+				return denied(s, path, "group '%s' names secret '%s', which is not set "
+					      "(keystrap-server secret set %s)", p->groups[i].name, name, name);
+			if (r < 0)
+				return refuse("cannot read secret '%s' from the store: %s", name, strerror(-r));
+		}
 	if ((r = policy_signatures_format(c->operators, sigs, n, &stored)) < 0)
 		return refuse("cannot encode the signatures: %s", strerror(-r));
 	signers_format(c->operators, signers, false, fps, sizeof(fps));

@@ -388,6 +388,22 @@ current_version() {
 	srv node approve "$EK" --group default
 }
 
+@test "a policy whose group names an unset secret is refused, naming the secret; nothing is loaded; once set it loads" {
+	local v
+	v=$(current_version)
+	policy unset.json '.groups = {"default": {"secrets": []}, "api": {"secrets": ["db.password", "api.token"]}}'
+	run load_signed unset.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: group 'api' names secret 'api.token', which is not set (keystrap-server secret set api.token)" ]
+	[ "$(current_version)" = "$v" ]
+	srv audit export | tail -n1 | jq -r .reasons | grep -q "secret 'api.token', which is not set"
+	# Twin: the same document once the secret is set.
+	echo token-value | srv secret set api.token >/dev/null
+	run load_signed unset.json
+	[ "$status" -eq 0 ]
+	[ "$(current_version)" = "$((v + 1))" ]
+}
+
 @test "the configuration: k of n is checked, one key cannot be listed twice, k = 1 is warned about" {
 	jq '.policy_threshold = 3' "$SRV_DIR/server.json" >k3.json
 	run "$KEYSTRAP_SERVER" policy show --config k3.json
