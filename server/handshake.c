@@ -230,7 +230,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	_cleanup_free_ uint8_t *spki = NULL;
 	_cleanup_free_ char *pem = NULL;
 	const struct policy *p;
-	struct attest_finish m __attribute__((cleanup(attest_finish_done)));
+	struct attest_finish m __attribute__((cleanup(attest_finish_done))) = {};
 	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
 	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
 	struct nonce_rec n;
