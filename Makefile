@@ -37,7 +37,7 @@ ASAN_HOOK_OBJ:= $(HOOK_SRC:%.c=$(BUILD)/asan/%.o)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/unit/%)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps check check-unit check-bats check-fuzz fuzz bench demo install clean shellcheck
+.PHONY: all deps check check-unit check-bats check-fuzz check-cleanup fuzz bench demo install clean shellcheck
 all: $(BUILD)/keystrap
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -72,10 +72,14 @@ check: deps
 	@bash tests/run-all.sh
 
 check-unit: $(UNIT_BIN)
-	@for t in $(UNIT_BIN); do $$t; done
+	@bash tests/unit/run.sh $(UNIT_BIN)
 
 check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
 	@KEYSTRAP=$(abspath $(BUILD)/asan/keystrap) bats --tap tests/bats
+
+# The source rules no compiler enforces (tools/check-cleanup.sh); TAP like the suites.
+check-cleanup:
+	@bash tools/check-cleanup.sh
 
 check-fuzz: $(FUZZ_BIN)
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
@@ -97,7 +101,7 @@ demo: deps $(BUILD)/keystrap
 	@bash tools/demo.sh
 
 shellcheck:
-	shellcheck -x tools/*.sh tests/*.sh tests/lib/*.bash bench/*.sh
+	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/lib/*.bash bench/*.sh
 	shellcheck -x -s bash mkinitcpio/install/*
 	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
 	shellcheck -x vm/*.sh dracut/59keystrap/module-setup.sh

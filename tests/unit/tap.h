@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Minimal TAP for the C unit tests: one "ok N - name" line per check. */
+/*
+ * Minimal TAP for the C unit tests: one "ok N - name" line per check, and the plan "1..N"
+ * last, so that tests/unit/run.sh can tell a binary that finished from one that died early.
+ */
 #pragma once
 
 #include <stdio.h>
@@ -18,4 +21,4 @@ static int tap_n, tap_failed;
 		}                                                                  \
 	} while (0)
 
-#define TAP_DONE() (tap_failed ? 1 : 0)
+#define TAP_DONE() (printf("1..%d\n", tap_n), tap_failed ? 1 : 0)
