@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -107,6 +108,8 @@ int main(void)
 	ek2 = cert(ek2_key, root, root_key, "ek", -3600, 7200);
 	n1 = der_of(ek1, &der1);
 	n2 = der_of(ek2, &der2);
+	/* As keystrap-server does: pki_load refuses a CA key that group or others can read. */
+	umask(077);
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(root_path, sizeof(root_path), "%s/root.pem", dir);
