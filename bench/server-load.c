@@ -410,10 +410,10 @@ static int answer(const struct node *n, const char *json, size_t size, char **re
 		return -EBADMSG;
 	if ((r = activate(n, &ch, secret, &ss)) < 0)
 		return r;
-	if ((r = attest_extra_data(ch.nonce, secret, ss, n->spki, n->spki_size, extra)) < 0 ||
-	    (r = attest_proof(secret, ss, ch.nonce, f.proof)) < 0)
-		return r;
+	r = attest_proof(secret, ss, ch.nonce, f.proof);
 	OPENSSL_cleanse(secret, sizeof(secret));
+	if (r < 0 || (r = attest_extra_data(ch.nonce, f.proof, n->spki, n->spki_size, extra)) < 0)
+		return r;
 	if ((r = quote(n, &ch, extra, &f)) < 0)
 		return r;
 	memcpy(f.session, ch.session, sizeof(f.session));

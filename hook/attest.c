@@ -4,7 +4,7 @@
  *
  *   start:  EK certificate, EK public, a fresh AK (this boot only)  → session, nonce,
  *           MakeCredential challenge bound to the AK's name, the PCRs to quote
- *   finish: proof of ActivateCredential, TPM2_Quote with extraData = H(nonce || secret ||
+ *   finish: proof of ActivateCredential, TPM2_Quote with extraData = H(nonce || proof ||
  *           CSR key), the PCR values, a CSR for a P-256 key made here → the certificate
  *
  * The server is verified against --ca only (TLS 1.3); every refusal ends the attempt (fails

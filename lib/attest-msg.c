@@ -615,13 +615,18 @@ int attest_proof(const uint8_t *secret, size_t secret_size, const uint8_t nonce[
 	return 0;
 }
 
-int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t *secret, size_t secret_size,
+int attest_proof_verifier(const uint8_t proof[ATTEST_PROOF_SIZE], uint8_t ret[32])
+{
+	return EVP_Digest(proof, ATTEST_PROOF_SIZE, ret, NULL, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+}
+
+int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t proof[ATTEST_PROOF_SIZE],
 		      const uint8_t *spki, size_t spki_size, uint8_t ret[32])
 {
 	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = EVP_MD_CTX_new();
 
 	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, nonce, ATTEST_NONCE_SIZE) ||
-	    !EVP_DigestUpdate(c, secret, secret_size) || !EVP_DigestUpdate(c, spki, spki_size) ||
+	    !EVP_DigestUpdate(c, proof, ATTEST_PROOF_SIZE) || !EVP_DigestUpdate(c, spki, spki_size) ||
 	    !EVP_DigestFinal_ex(c, ret, NULL))
 		return -EIO;
 	return 0;

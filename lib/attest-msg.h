@@ -137,8 +137,15 @@ int attest_node_id_valid(const char *s);
 int attest_proof(const uint8_t *secret, size_t secret_size, const uint8_t nonce[ATTEST_NONCE_SIZE],
 		 uint8_t ret[ATTEST_PROOF_SIZE]);
 /*
- * The quote's extraData: SHA-256(nonce || secret || SubjectPublicKeyInfo DER of the CSR key),
- * binding the quote to this challenge, to the TPM that activated it and to the key certified.
+ * What the server keeps to check a proof: SHA-256(proof). It holds neither the secret nor the
+ * proof, so whoever reads the server's database cannot answer the challenge without the TPM.
  */
-int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t *secret, size_t secret_size,
+int attest_proof_verifier(const uint8_t proof[ATTEST_PROOF_SIZE], uint8_t ret[32]);
+/*
+ * The quote's extraData: SHA-256(nonce || proof || SubjectPublicKeyInfo DER of the CSR key),
+ * binding the quote to this challenge, to the TPM that activated it and to the key certified.
+ * The proof, not the secret: the server, which keeps only the proof's verifier, learns the
+ * proof from the finish it checks.
+ */
+int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t proof[ATTEST_PROOF_SIZE],
 		      const uint8_t *spki, size_t spki_size, uint8_t ret[32]);

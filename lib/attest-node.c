@@ -149,10 +149,11 @@ int attest_node_answer(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attes
 	STEP("making the node key", key ? 0 : -EIO);
 	STEP("making the CSR", csr_make(key, ret->csr, sizeof(ret->csr)));
 	STEP("making the CSR", spki_of(key, &spki, &spki_size));
-	r = attest_extra_data(ch->nonce, secret->data, secret->size, spki, spki_size, extra);
+	r = attest_proof(secret->data, secret->size, ch->nonce, ret->proof);
+	if (r >= 0)
+		r = attest_extra_data(ch->nonce, ret->proof, spki, spki_size, extra);
 	OPENSSL_free(spki);
-	STEP("hashing the quote's extraData", r);
-	STEP("proving the activation", attest_proof(secret->data, secret->size, ch->nonce, ret->proof));
+	STEP("proving the activation", r);
 	STEP("quoting PCRs", tpm_quote(quote_tpm, quote_ak, ch->bank, ch->mask, extra, sizeof(extra), &q));
 	STEP("reading PCRs", tpm_pcr_read(quote_tpm, ch->bank, ch->mask, ret->pcr_values));
 	memcpy(ret->session, ch->session, sizeof(ret->session));

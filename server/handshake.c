@@ -95,6 +95,7 @@ static int policy_admit(struct server *s, struct reply *r, const struct policy *
 
 int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
 {
+	_cleanup_secbuf_ struct secbuf *secret = NULL;
 	const struct policy *p;
 	struct attest_start m;
 	struct attest_challenge c = {};
@@ -103,7 +104,7 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	struct nonce_rec n = { 0 };
 	TPM2B_ID_OBJECT blob;
 	TPM2B_ENCRYPTED_SECRET seed;
-	uint8_t session[ATTEST_SESSION_SIZE];
+	uint8_t session[ATTEST_SESSION_SIZE], proof[ATTEST_PROOF_SIZE];
 	const char *ak_why = NULL;
 	char why[ATTEST_REASON_MAX];
 	size_t off;
@@ -134,25 +135,30 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	c.bank = p->bank;
 	c.mask = p->mask;
 
+	if (!(secret = secbuf_new(ATTEST_SECRET_SIZE)))
+		return fail_internal(r, "the activation secret", -ENOMEM);
 	if (RAND_bytes(session, sizeof(session)) != 1 || RAND_bytes(n.nonce, sizeof(n.nonce)) != 1 ||
-	    RAND_bytes(n.secret, sizeof(n.secret)) != 1)
+	    RAND_bytes(secret->data, (int)secret->size) != 1)
 		return fail_internal(r, "random", -EIO);
 	hex_encode(session, sizeof(session), n.session);
-	k = credential_make(&ek, &ak.name, n.secret, sizeof(n.secret), &blob, &seed);
-	if (k < 0) {
-		secmem_wipe(&n, sizeof(n));
+	k = credential_make(&ek, &ak.name, secret->data, secret->size, &blob, &seed);
+	if (k < 0)
 		return deny(r, 400, "MakeCredential to this EK failed: %s", strerror(-k));
-	}
+	/* The secret leaves in the credential only: what is stored checks a proof but cannot make one. */
+	k = attest_proof(secret->data, secret->size, n.nonce, proof);
+	if (k >= 0)
+		k = attest_proof_verifier(proof, n.verifier);
+	secmem_wipe(proof, sizeof(proof));
+	if (k < 0)
+		return fail_internal(r, "the proof's verifier", k);
 	memcpy(n.ek_hash, r->ek_hash, sizeof(n.ek_hash));
 	memcpy(n.ak_pub, m.ak_pub, m.ak_pub_size);
 	n.ak_pub_size = m.ak_pub_size;
 	n.expires_us = now_usec() + s->config->nonce_lifetime * 1000000;
-	k = store_nonce_put(s->store, &n);
+	if ((k = store_nonce_put(s->store, &n, now_usec())) < 0)
+		return fail_internal(r, "storing the nonce", k);
 	memcpy(c.session, n.session, sizeof(c.session));
 	memcpy(c.nonce, n.nonce, sizeof(c.nonce));
-	secmem_wipe(&n, sizeof(n));
-	if (k < 0)
-		return fail_internal(r, "storing the nonce", k);
 	off = 0;
 	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, c.credential_blob, sizeof(c.credential_blob), &off) != 0)
 		return fail_internal(r, "marshalling the credential", -EIO);
@@ -164,8 +170,8 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	if ((k = attest_challenge_format(&c, &r->body)) < 0)
 		return fail_internal(r, "formatting the challenge", k);
 	r->status = 200;
-	snprintf(r->reason, sizeof(r->reason), "challenge issued, session %s, policy %lld", c.session,
-		 (long long)p->version);
+	/* No session id: the reason goes to the log and the audit trail, which others read. */
+	snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)p->version);
 	return 0;
 }
 
@@ -238,7 +244,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	struct tpm_pub ak, ek;
 	struct quote_expect e;
 	TPMS_ATTEST attest;
-	uint8_t proof[ATTEST_PROOF_SIZE], extra[32];
+	uint8_t verifier[32], extra[32];
 	size_t spki_size;
 	int64_t lifetime;
 	char serial[41], why[ATTEST_REASON_MAX];
@@ -248,34 +254,27 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	r->action = "attest-finish";
 	if (attest_finish_parse(body, size, &m, why) < 0)
 		return deny(r, 400, "%s", why);
-	k = store_nonce_take(s->store, m.session, now_usec(), &n);
+	k = store_nonce_get(s->store, m.session, &n);
 	if (k == -ENOENT)
 		return deny(r, 403, "unknown session");
-	if (k == -EALREADY || k == -ETIME || k >= 0)
-		memcpy(r->ek_hash, n.ek_hash, sizeof(r->ek_hash));
-	if (k == -EALREADY) {
-		secmem_wipe(&n, sizeof(n));
+	if (k < 0)
+		return fail_internal(r, "reading the nonce", k);
+	memcpy(r->ek_hash, n.ek_hash, sizeof(r->ek_hash));
+	if (n.used)
 		return deny(r, 403, "nonce already used: a replayed or repeated finish");
-	}
-	if (k == -ETIME) {
-		secmem_wipe(&n, sizeof(n));
+	if (now_usec() > n.expires_us)
 		return deny(r, 403, "nonce expired");
-	}
-	if (k < 0) {
-		/* A store failing half-way through the row may have copied the secret already. */
-		secmem_wipe(&n, sizeof(n));
-		return fail_internal(r, "taking the nonce", k);
-	}
-
-	k = attest_proof(n.secret, sizeof(n.secret), n.nonce, proof);
-	if (k >= 0 && !secmem_equal(proof, m.proof, sizeof(proof)))
+	/*
+	 * The proof first, and nothing spent on a refusal: a finish by anyone who merely knows the
+	 * session id must not use up the nonce of the node that owns it.
+	 */
+	k = attest_proof_verifier(m.proof, verifier);
+	if (k >= 0 && !secmem_equal(verifier, n.verifier, sizeof(verifier)))
 		k = -EKEYREJECTED;
 	if (k >= 0)
 		k = pki_csr_key(s->pki, m.csr, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
 	if (k >= 0)
-		k = attest_extra_data(n.nonce, n.secret, sizeof(n.secret), spki, spki_size, extra);
-	secmem_wipe(&n.secret, sizeof(n.secret));
-	secmem_wipe(proof, sizeof(proof));
+		k = attest_extra_data(n.nonce, m.proof, spki, spki_size, extra);
 	if (k == -EKEYREJECTED)
 		return deny(r, 403, "proof of activation does not match: the credential was not activated by the EK's TPM");
 	if (k == -EBADMSG)
@@ -285,7 +284,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (session_ek(&m, &n, &ek) < 0)
 		return deny(r, 403, "field 'ek_pub' is not the EK this session was issued to");
 
-	/* Approval can have been revoked since the challenge. */
+	/* Approval can have been revoked since the challenge; a 503 leaves the nonce for the retry. */
 	if (node_admit(s, peer, r, &node) < 0 || policy_admit(s, r, &p) < 0)
 		return 0;
 	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
@@ -323,6 +322,15 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 403, "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
 			    attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
 			    (long long)node.restart_count);
+	/*
+	 * The evidence passed: spend the nonce before anything is issued. Of finishes racing for
+	 * one nonce a single one spends it; the others are refused here, later ones above.
+	 */
+	k = store_nonce_take(s->store, m.session, now_usec());
+	if (k == -EALREADY)
+		return deny(r, 403, "nonce already used: a replayed or repeated finish");
+	if (k < 0)
+		return fail_internal(r, "spending the nonce", k);
 	if ((k = store_node_set_counters(s->store, r->ek_hash, attest.clockInfo.resetCount,
 					 attest.clockInfo.restartCount)) < 0)
 		return fail_internal(r, "node counters", k);

@@ -24,8 +24,9 @@ struct store_ops {
 	int (*node_set_counters)(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
 	int (*node_foreach)(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
 	int (*node_id_taken)(struct store *s, const char *node_id, const char *except_ek_hash);
-	int (*nonce_put)(struct store *s, const struct nonce_rec *n);
-	int (*nonce_take)(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
+	int (*nonce_put)(struct store *s, const struct nonce_rec *n, int64_t now_us);
+	int (*nonce_get)(struct store *s, const char *session, struct nonce_rec *ret);
+	int (*nonce_take)(struct store *s, const char *session, int64_t now_us);
 	/* store.c checks the version (under the writer lock) and then inserts. */
 	int (*policy_insert)(struct store *s, int64_t version, const char *text, size_t text_size,
 			     const char *signatures, int64_t now_us);
@@ -64,16 +65,19 @@ struct store_ops {
 	" name TEXT PRIMARY KEY," \
 	" value " BLOB " NOT NULL," \
 	" changed_us " INT " NOT NULL);" \
-	"CREATE TABLE IF NOT EXISTS nonces (" \
+	/* Earlier versions kept each activation secret in clear in a table "nonces": its rows are \
+	 * short-lived challenges, dropped rather than migrated (a node mid-handshake starts again). */ \
+	"DROP TABLE IF EXISTS nonces;" \
+	"CREATE TABLE IF NOT EXISTS challenges (" \
 	" session TEXT PRIMARY KEY," \
 	" nonce " BLOB " NOT NULL," \
-	" secret " BLOB " NOT NULL," \
+	" verifier " BLOB " NOT NULL," \
 	" ek_hash TEXT NOT NULL," \
 	" ak_pub " BLOB " NOT NULL," \
 	" expires_us " INT " NOT NULL," \
 	" used " INT " NOT NULL DEFAULT 0);" \
-	/* The nonce take prunes by expiry every time: without the index, a scan of every nonce ever issued. */ \
-	"CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires_us);" \
+	/* The nonce put prunes by expiry every time: without the index, a scan of every nonce ever issued. */ \
+	"CREATE INDEX IF NOT EXISTS challenges_expires ON challenges (expires_us);" \
 	"CREATE TABLE IF NOT EXISTS audit (" \
 	" seq " INT " PRIMARY KEY," \
 	" time_us " INT " NOT NULL," \

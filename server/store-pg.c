@@ -18,7 +18,7 @@
  * isolation level is READ COMMITTED on purpose: each statement after the lock sees everything
  * committed before the lock was granted (REPEATABLE READ would keep the snapshot taken when the
  * wait began). The audit seq is the primary key as well, so even a writer bypassing the lock
- * could not fork the chain, only fail. A nonce is taken by one UPDATE ... RETURNING, which
+ * could not fork the chain, only fail. A nonce is spent by one conditional UPDATE, which
  * row-locks it: at most once.
  *
  * PostgreSQL aborts a whole transaction on any failed statement where SQLite fails only the
@@ -28,8 +28,9 @@
  * connection, and with it the transaction.
  *
  * Durability: commits wait for the WAL flush (synchronous_commit is forced on if the database
- * turned it off). Secret payloads and activation secrets pass through here: no parameter is
- * ever logged, and errors of statements touching them are logged without the server's message.
+ * turned it off). Secret payloads pass through here (activation secrets never do: a challenge
+ * row holds only its proof's verifier): no parameter is ever logged, and errors of statements
+ * touching them are logged without the server's message.
  */
 #include <endian.h>
 #include <errno.h>
@@ -470,60 +471,72 @@ static int pg_node_id_taken(struct store *s, const char *node_id, const char *ex
 	return PQntuples(res) > 0 ? -EEXIST : 0;
 }
 
-static int pg_nonce_put(struct store *s, const struct nonce_rec *n)
+static int pg_nonce_put(struct store *s, const struct nonce_rec *n, int64_t now_us)
 {
-	struct params p = { 0 };
+	struct params p = { 0 }, prune = { 0 };
+	int r;
 
 	p_text(&p, n->session);
 	p_bytea(&p, n->nonce, sizeof(n->nonce));
-	p_bytea(&p, n->secret, sizeof(n->secret));
+	p_bytea(&p, n->verifier, sizeof(n->verifier));
 	p_text(&p, n->ek_hash);
 	p_bytea(&p, n->ak_pub, n->ak_pub_size);
 	p_int8(&p, n->expires_us);
-	return run(s, "nonce put",
-		   "INSERT INTO nonces (session, nonce, secret, ek_hash, ak_pub, expires_us) "
-		   "VALUES ($1, $2, $3, $4, $5, $6)",
-		   &p, RUN_CONFLICT | RUN_SECRET, NULL);
+	if ((r = run(s, "nonce put",
+		     "INSERT INTO challenges (session, nonce, verifier, ek_hash, ak_pub, expires_us) "
+		     "VALUES ($1, $2, $3, $4, $5, $6)",
+		     &p, RUN_CONFLICT, NULL)) < 0)
+		return r;
+	p_int8(&prune, now_us - 86400LL * 1000000);
+	(void)run(s, "nonce prune", "DELETE FROM challenges WHERE expires_us < $1", &prune, 0, NULL);
+	return 0;
 }
 
-static int pg_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+static int pg_nonce_get(struct store *s, const char *session, struct nonce_rec *ret)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
-	struct params p = { 0 }, prune = { 0 };
-	int64_t used;
+	struct params p = { 0 };
+	struct nonce_rec n = { 0 };
 	int r;
 
 	p_text(&p, session);
-	/* Finding it and marking it used is one statement (the row is locked): at most once. */
-	if ((r = run(s, "nonce take",
-		     "UPDATE nonces SET used = used + 1 WHERE session = $1 "
-		     "RETURNING nonce, secret, ek_hash, ak_pub, expires_us, used",
-		     &p, RUN_SECRET, &res)) < 0)
+	if ((r = run(s, "nonce get",
+		     "SELECT nonce, verifier, ek_hash, ak_pub, expires_us, used FROM challenges WHERE session = $1", &p,
+		     0, &res)) < 0)
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
-	memset(ret, 0, sizeof(*ret));
-	copy_text(ret->session, sizeof(ret->session), session);
-	r = col_bytes(res, 0, 0, ret->nonce, sizeof(ret->nonce), sizeof(ret->nonce), NULL);
+	n.used = col_int8(res, 0, 5) != 0;
+	copy_text(n.session, sizeof(n.session), session);
+	/* A spent nonce's verifier is wiped: only an unused one must have its 32 bytes. */
+	r = col_bytes(res, 0, 0, n.nonce, sizeof(n.nonce), sizeof(n.nonce), NULL);
+	if (r >= 0 && !n.used)
+		r = col_bytes(res, 0, 1, n.verifier, sizeof(n.verifier), sizeof(n.verifier), NULL);
 	if (r >= 0)
-		r = col_bytes(res, 0, 1, ret->secret, sizeof(ret->secret), sizeof(ret->secret), NULL);
-	/* The activation secret leaves libpq's copy wiped. */
-	if (!PQgetisnull(res, 0, 1))
-		explicit_bzero(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
-	if (r >= 0)
-		r = col_bytes(res, 0, 3, ret->ak_pub, sizeof(ret->ak_pub), 0, &ret->ak_pub_size);
+		r = col_bytes(res, 0, 3, n.ak_pub, sizeof(n.ak_pub), 0, &n.ak_pub_size);
 	if (r < 0)
 		return r;
-	copy_text(ret->ek_hash, sizeof(ret->ek_hash), col_text(res, 0, 2));
-	ret->expires_us = col_int8(res, 0, 4);
-	used = col_int8(res, 0, 5);
-	p_int8(&prune, now_us - 86400LL * 1000000);
-	(void)run(s, "nonce prune", "DELETE FROM nonces WHERE expires_us < $1", &prune, 0, NULL);
-	if (used > 1)
-		return -EALREADY;
-	if (now_us > ret->expires_us)
-		return -ETIME;
+	copy_text(n.ek_hash, sizeof(n.ek_hash), col_text(res, 0, 2));
+	n.expires_us = col_int8(res, 0, 4);
+	*ret = n;
 	return 0;
+}
+
+static int pg_nonce_take(struct store *s, const char *session, int64_t now_us)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, session);
+	p_int8(&p, now_us);
+	/* The UPDATE row-locks what it finds; a racing one waits and then finds it used: at most once. */
+	if ((r = run(s, "nonce take",
+		     "UPDATE challenges SET used = 1, verifier = ''::bytea "
+		     "WHERE session = $1 AND used = 0 AND expires_us >= $2",
+		     &p, 0, &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -EALREADY;
 }
 
 static int pg_policy_insert(struct store *s, int64_t version, const char *text, size_t text_size,
@@ -698,6 +711,7 @@ const struct store_ops store_pg_ops = {
 	.node_foreach = pg_node_foreach,
 	.node_id_taken = pg_node_id_taken,
 	.nonce_put = pg_nonce_put,
+	.nonce_get = pg_nonce_get,
 	.nonce_take = pg_nonce_take,
 	.policy_insert = pg_policy_insert,
 	.policy_current = pg_policy_current,

@@ -322,24 +322,6 @@ static int sqlite_node_id_taken(struct store *s, const char *node_id, const char
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node id");
 }
 
-static int sqlite_nonce_put(struct store *s, const struct nonce_rec *n)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r, rc;
-
-	if ((r = prepare(s, "INSERT INTO nonces (session, nonce, secret, ek_hash, ak_pub, expires_us) "
-			    "VALUES (?, ?, ?, ?, ?, ?)", &st)) < 0)
-		return r;
-	sqlite3_bind_text(st, 1, n->session, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, n->nonce, sizeof(n->nonce), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, n->secret, sizeof(n->secret), SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, n->ek_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 5, n->ak_pub, (int)n->ak_pub_size, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, n->expires_us);
-	rc = sqlite3_step(st);
-	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "nonce put");
-}
-
 static int blob_copy(sqlite3_stmt *st, int col, uint8_t *dst, size_t max, size_t exact, size_t *ret_size)
 {
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
@@ -354,44 +336,72 @@ static int blob_copy(sqlite3_stmt *st, int col, uint8_t *dst, size_t max, size_t
 	return 0;
 }
 
-static int sqlite_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+static int sqlite_nonce_put(struct store *s, const struct nonce_rec *n, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL, *prune = NULL;
-	int64_t used;
 	int r, rc;
 
-	if ((r = prepare(s, "UPDATE nonces SET used = used + 1 WHERE session = ? "
-			    "RETURNING nonce, secret, ek_hash, ak_pub, expires_us, used", &st)) < 0)
+	if ((r = prepare(s, "INSERT INTO challenges (session, nonce, verifier, ek_hash, ak_pub, expires_us) "
+			    "VALUES (?, ?, ?, ?, ?, ?)", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, n->session, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, n->nonce, sizeof(n->nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, n->verifier, sizeof(n->verifier), SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, n->ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, n->ak_pub, (int)n->ak_pub_size, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, n->expires_us);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "nonce put");
+	if (prepare(s, "DELETE FROM challenges WHERE expires_us < ?", &prune) == 0) {
+		sqlite3_bind_int64(prune, 1, now_us - 86400LL * 1000000);
+		(void)sqlite3_step(prune);
+	}
+	return 0;
+}
+
+static int sqlite_nonce_get(struct store *s, const char *session, struct nonce_rec *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	struct nonce_rec n = { 0 };
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT nonce, verifier, ek_hash, ak_pub, expires_us, used FROM challenges WHERE session = ?",
+			 &st)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
-		return sql_errno(s, rc, "nonce take");
-	memset(ret, 0, sizeof(*ret));
-	snprintf(ret->session, sizeof(ret->session), "%s", session);
-	if ((r = blob_copy(st, 0, ret->nonce, sizeof(ret->nonce), sizeof(ret->nonce), NULL)) < 0 ||
-	    (r = blob_copy(st, 1, ret->secret, sizeof(ret->secret), sizeof(ret->secret), NULL)) < 0 ||
-	    (r = blob_copy(st, 3, ret->ak_pub, sizeof(ret->ak_pub), 0, &ret->ak_pub_size)) < 0)
+		return sql_errno(s, rc, "nonce get");
+	n.used = sqlite3_column_int64(st, 5) != 0;
+	snprintf(n.session, sizeof(n.session), "%s", session);
+	/* A spent nonce's verifier is wiped: only an unused one must have its 32 bytes. */
+	if ((r = blob_copy(st, 0, n.nonce, sizeof(n.nonce), sizeof(n.nonce), NULL)) < 0 ||
+	    (!n.used && (r = blob_copy(st, 1, n.verifier, sizeof(n.verifier), sizeof(n.verifier), NULL)) < 0) ||
+	    (r = blob_copy(st, 3, n.ak_pub, sizeof(n.ak_pub), 0, &n.ak_pub_size)) < 0)
 		return r;
-	copy_text(ret->ek_hash, sizeof(ret->ek_hash), sqlite3_column_text(st, 2));
-	ret->expires_us = sqlite3_column_int64(st, 4);
-	used = sqlite3_column_int64(st, 5);
-	/* Drain the statement so the UPDATE completes before the prune. */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;
+	copy_text(n.ek_hash, sizeof(n.ek_hash), sqlite3_column_text(st, 2));
+	n.expires_us = sqlite3_column_int64(st, 4);
+	*ret = n;
+	return 0;
+}
+
+static int sqlite_nonce_take(struct store *s, const char *session, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE challenges SET used = 1, verifier = X'' "
+			    "WHERE session = ? AND used = 0 AND expires_us >= ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_us);
+	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sql_errno(s, rc, "nonce take");
-	if (prepare(s, "DELETE FROM nonces WHERE expires_us < ?", &prune) == 0) {
-		sqlite3_bind_int64(prune, 1, now_us - 86400LL * 1000000);
-		(void)sqlite3_step(prune);
-	}
-	if (used > 1)
-		return -EALREADY;
-	if (now_us > ret->expires_us)
-		return -ETIME;
-	return 0;
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -EALREADY;
 }
 
 static int sqlite_policy_insert(struct store *s, int64_t version, const char *text, size_t text_size,
@@ -571,6 +581,7 @@ const struct store_ops store_sqlite_ops = {
 	.node_foreach = sqlite_node_foreach,
 	.node_id_taken = sqlite_node_id_taken,
 	.nonce_put = sqlite_nonce_put,
+	.nonce_get = sqlite_nonce_get,
 	.nonce_take = sqlite_nonce_take,
 	.policy_insert = sqlite_policy_insert,
 	.policy_current = sqlite_policy_current,

@@ -159,14 +159,19 @@ int store_node_id_taken(struct store *s, const char *node_id, const char *except
 	return s->ops->node_id_taken(s, node_id, except_ek_hash);
 }
 
-int store_nonce_put(struct store *s, const struct nonce_rec *n)
+int store_nonce_put(struct store *s, const struct nonce_rec *n, int64_t now_us)
 {
-	return s->ops->nonce_put(s, n);
+	return s->ops->nonce_put(s, n, now_us);
 }
 
-int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret)
+int store_nonce_get(struct store *s, const char *session, struct nonce_rec *ret)
 {
-	return s->ops->nonce_take(s, session, now_us, ret);
+	return s->ops->nonce_get(s, session, ret);
+}
+
+int store_nonce_take(struct store *s, const char *session, int64_t now_us)
+{
+	return s->ops->nonce_take(s, session, now_us);
 }
 
 /*

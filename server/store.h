@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,11 +42,14 @@ struct node_rec {
 struct nonce_rec {
 	char session[33];
 	uint8_t nonce[32];
-	uint8_t secret[32]; /* the activation secret: lives until the nonce is used or expires */
+	/* SHA-256 of the expected proof of activation (attest_proof_verifier): never the secret,
+	 * which leaves the server in the credential only. Wiped when the nonce is taken. */
+	uint8_t verifier[32];
 	char ek_hash[EK_HASH_HEX + 1];
 	uint8_t ak_pub[1024];
 	size_t ak_pub_size;
 	int64_t expires_us;
+	bool used;
 };
 
 /* One audit record; seq, prev_hash and hash are filled in by store_audit_append. */
@@ -86,13 +90,16 @@ int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void
 /* The node id is unique: -EEXIST when another EK holds it. */
 int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash);
 
-int store_nonce_put(struct store *s, const struct nonce_rec *n);
+/* Expired rows older than a day are pruned here. */
+int store_nonce_put(struct store *s, const struct nonce_rec *n, int64_t now_us);
+/* A session's nonce as it stands, used or expired included; changes nothing. -ENOENT unknown. */
+int store_nonce_get(struct store *s, const char *session, struct nonce_rec *ret);
 /*
- * Takes the nonce of a session: marks it used in the same statement that finds it, so a nonce is
- * handed out at most once however many requests race. -ENOENT unknown, -EALREADY already used,
- * -ETIME expired (also marked used). Expired rows older than a day are pruned here.
+ * Spends a session's nonce: marks it used and wipes its verifier in the one statement that finds
+ * it unused and unexpired, so it is spent at most once however many requests race. -EALREADY
+ * when it was not there to spend (used, expired or unknown).
  */
-int store_nonce_take(struct store *s, const char *session, int64_t now_us, struct nonce_rec *ret);
+int store_nonce_take(struct store *s, const char *session, int64_t now_us);
 
 /*
  * Policies are kept, never overwritten: the current one is the highest version. put refuses

@@ -136,6 +136,32 @@ records() {
 	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
 }
 
+@test "the shared store holds no challenge secret: a verifier only; forged proofs at A spend nothing, the TPM's at B passes" {
+	challenge_at A ch.json
+	session=$(jq -r .session ch.json)
+	"$PEER" finish "$U" ch.json >good.json
+	read -r secret proof nonce < <(handshake_facts ch.json good.json)
+	[[ "$secret" =~ ^[0-9a-f]{64}$ ]]
+	# The whole row, as a database reader sees it.
+	row=$(pg_sql keystrap "SELECT row_to_json(c) FROM challenges c WHERE session = '$session'")
+	[ "$(jq -r .verifier <<<"$row")" = "\\x$(printf '%s' "$proof" | xxd -r -p | sha256sum | cut -d' ' -f1)" ]
+	[ "$(jq -r .nonce <<<"$row")" = "\\x$nonce" ]
+	[ "$(grep -c "$secret" <<<"$row")" = 0 ]
+	[ "$(grep -c "$proof" <<<"$row")" = 0 ]
+	forge_proofs "$(jq -r '.verifier | ltrimstr("\\x")' <<<"$row")" "$nonce" good.json
+	for forged in forged-1.json forged-2.json; do
+		run post_at A /v1/attest/finish "$forged"
+		[ "$(status_of "$output")" = 403 ]
+		[[ "$(body_of "$output")" == '{"error":"proof of activation does not match: '* ]]
+	done
+	run post_at B /v1/attest/finish good.json
+	[ "$(status_of "$output")" = 200 ]
+	# Spent: the verifier is wiped, and a replay at either instance is refused.
+	[ "$(pg_sql keystrap "SELECT length(verifier), used FROM challenges WHERE session = '$session'")" = "0|1" ]
+	run post_at A /v1/attest/finish good.json
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+}
+
 @test "the same finish sent to A and B at once is accepted by exactly one of them" {
 	local i
 	for i in 1 2 3 4; do
@@ -263,8 +289,8 @@ records() {
 		WHERE table_schema = 'public' AND column_name IN ('seq', 'hash', 'value', 'used', 'grp') ORDER BY 1"
 	[ "$output" = "audit.hash:bytea
 audit.seq:bigint
+challenges.used:bigint
 nodes.grp:text
-nonces.used:bigint
 secrets.value:bytea" ]
 	# One enrollment request per EK, whichever instance it came through.
 	[ "$(pg_sql keystrap "SELECT count(*) FROM nodes WHERE ek_hash = '$EK'")" = 1 ]

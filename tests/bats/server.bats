@@ -129,14 +129,97 @@ attest() {
 	[ "$(body_of "$output")" = '{"error":"quote signed by a key other than the AK"}' ]
 }
 
-@test "a wrong proof of activation is refused, and the session cannot be retried" {
+@test "a garbage finish does not spend the session: the genuine finish after it passes, once" {
 	challenge ch.json
+	session=$(jq -r .session ch.json)
 	"$PEER" finish "$U" ch.json bad-proof >bad.json
 	run post /v1/attest/finish bad.json
 	[ "$(status_of "$output")" = 403 ]
 	[ "$(body_of "$output")" = '{"error":"proof of activation does not match: the credential was not activated by the EK'"'"'s TPM"}' ]
+	# Someone who only knows the session id: the rest of a genuine finish, a made-up proof.
 	"$PEER" finish "$U" ch.json >good.json
+	jq -c --arg p "$(head -c 32 /dev/urandom | base64 -w0)" '.proof = $p' good.json >garbage.json
+	run post /v1/attest/finish garbage.json
+	[ "$(status_of "$output")" = 403 ]
+	[[ "$(body_of "$output")" == '{"error":"proof of activation does not match: '* ]]
 	run post /v1/attest/finish good.json
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(body_of "$output" | jq -r .node_id)" = node1.example ]
+	# Twin: once spent by the genuine finish, it is spent for everyone.
+	run post /v1/attest/finish good.json
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+	run post /v1/attest/finish bad.json
+	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+	# The session id is the finish's handle: not in the log, not in the audit trail.
+	[ "$(grep -c "$session" "$SRV_DIR/server.log")" = 0 ]
+	[ "$(srv audit export | grep -c "$session")" = 0 ]
+	srv audit export | jq -r .reasons | grep -qx 'challenge issued under policy [0-9]*'
+}
+
+# hexdump FILE: FILE's bytes as one line of lowercase hex.
+hexdump() { xxd -p "$1" | tr -d '\n'; }
+
+@test "the challenge secret is not in the database: only a verifier of the proof, and a proof made from it is refused" {
+	local db=$SRV_DIR/keystrap.db
+	challenge ch.json
+	session=$(jq -r .session ch.json)
+	"$PEER" finish "$U" ch.json >good.json
+	read -r secret proof nonce < <(handshake_facts ch.json good.json)
+	[[ "$secret" =~ ^[0-9a-f]{64}$ ]]
+	# What the row holds: the public nonce and SHA-256 of the expected proof.
+	row=$(sqlite3 "$db" "SELECT lower(hex(nonce)) || ' ' || lower(hex(verifier)) || ' ' || used FROM challenges WHERE session = '$session'")
+	[ "$row" = "$nonce $(printf '%s' "$proof" | xxd -r -p | sha256sum | cut -d' ' -f1) 0" ]
+	# Neither the secret nor the proof is anywhere in the database's files.
+	for f in "$db" "$db-wal"; do
+		[ -s "$f" ] || continue
+		[ "$(hexdump "$f" | grep -c "$secret")" = 0 ]
+		[ "$(hexdump "$f" | grep -c "$proof")" = 0 ]
+	done
+	# A database reader's best tries: the verifier as the proof, and as the HMAC key.
+	verifier=${row#* }
+	forge_proofs "${verifier% *}" "$nonce" good.json
+	for forged in forged-1.json forged-2.json; do
+		run post /v1/attest/finish "$forged"
+		[ "$(status_of "$output")" = 403 ]
+		[[ "$(body_of "$output")" == '{"error":"proof of activation does not match: '* ]]
+	done
+	# Twin: the TPM's own proof passes, and the verifier is wiped as the nonce is spent.
+	run post /v1/attest/finish good.json
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(sqlite3 "$db" "SELECT length(verifier) || ' ' || used FROM challenges WHERE session = '$session'")" = "0 1" ]
+}
+
+@test "a database from before holds no clear secret once the server opens it: the old nonces table is dropped" {
+	audit_copy old
+	sqlite3 old.db "CREATE TABLE nonces (session TEXT PRIMARY KEY, nonce BLOB NOT NULL, secret BLOB NOT NULL,
+		ek_hash TEXT NOT NULL, ak_pub BLOB NOT NULL, expires_us INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+		INSERT INTO nonces VALUES ('00', X'00', X'5ec7e75ec7e75ec7e7', '', X'', 0, 0)"
+	run "$KEYSTRAP_SERVER" node list --config old.json
+	[ "$status" -eq 0 ]
+	[ "$(sqlite3 old.db "SELECT group_concat(name) FROM sqlite_master WHERE name LIKE 'nonces%' OR name = 'challenges'")" = challenges ]
+	# Twin: an open of today's database keeps its challenges.
+	challenge ch.json
+	run "$KEYSTRAP_SERVER" node list --config "$SRV_DIR/server.json"
+	[ "$(sqlite3 "$SRV_DIR/keystrap.db" "SELECT count(*) FROM challenges WHERE session = '$(jq -r .session ch.json)'")" = 1 ]
+}
+
+@test "a finish answered 503 keeps its nonce: the retry gets the real reason, and passes once the policy is back" {
+	local db=$SRV_DIR/keystrap.db v
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	# No trusted policy in force for a moment: a "newer" row the operators did not sign.
+	v=$(sqlite3 "$db" "SELECT max(version) FROM policies")
+	sqlite3 "$db" "INSERT INTO policies SELECT $((v + 100)), loaded_us, text, signatures FROM policies WHERE version = $v"
+	for _ in 1 2; do
+		run post /v1/attest/finish finish.json
+		[ "$(status_of "$output")" = 503 ]
+		[ "$(body_of "$output")" = "{\"error\":\"the stored policy version $((v + 100)) holds a policy of version $v\"}" ]
+	done
+	sqlite3 "$db" "DELETE FROM policies WHERE version = $((v + 100))"
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	# Single use still holds.
+	run post /v1/attest/finish finish.json
 	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
 }
 

@@ -12,11 +12,14 @@
  *            other-tpm=TCTI         the quote made by the AK (same UNIQUE) of another TPM
  *   open UNIQUE CHALLENGE RESULT    opens RESULT's secret payload with this TPM's EK and the AK
  *                                   UNIQUE; prints each secret as NAME=SHA256-OF-VALUE
+ *   secret UNIQUE CHALLENGE         activates CHALLENGE's credential and prints the activation
+ *                                   secret (hex), for a test that looks for it where it must not be
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tss2/tss2_mu.h>
 
 #include "attest-node.h"
 #include "encode.h"
@@ -24,12 +27,13 @@
 #include "log.h"
 #include "ossl.h"
 #include "payload.h"
+#include "secbuf.h"
 #include "tpm.h"
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: attest-peer start UNIQUE | finish UNIQUE CHALLENGE [bad-proof|other-tpm=TCTI] |\n"
-			"                   open UNIQUE CHALLENGE RESULT\n");
+			"                   open UNIQUE CHALLENGE RESULT | secret UNIQUE CHALLENGE\n");
 	return 2;
 }
 
@@ -92,6 +96,30 @@ static int open_payload(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct atte
 	return r;
 }
 
+static int print_secret(struct tpm *t, ESYS_TR ek, ESYS_TR ak, const struct attest_challenge *ch, const char **what)
+{
+	_cleanup_secbuf_ struct secbuf *secret = NULL, *hex = NULL;
+	TPM2B_ID_OBJECT blob = {};
+	TPM2B_ENCRYPTED_SECRET seed = {};
+	size_t off = 0;
+	int r;
+
+	*what = "reading the credential";
+	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(ch->credential_blob, ch->credential_blob_size, &off, &blob) != 0)
+		return -EBADMSG;
+	off = 0;
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(ch->credential_seed, ch->credential_seed_size, &off, &seed) != 0)
+		return -EBADMSG;
+	*what = "ActivateCredential";
+	if ((r = tpm_credential_activate(t, ak, ek, &blob, &seed, &secret)) < 0)
+		return r;
+	if (!(hex = secbuf_new(2 * secret->size + 1)))
+		return -ENOMEM;
+	hex_encode(secret->data, secret->size, (char *)hex->data);
+	puts((char *)hex->data);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	_cleanup_tpm_ struct tpm *t = NULL;
@@ -125,6 +153,9 @@ int main(int argc, char **argv)
 	} else if (streq(argv[1], "open")) {
 		if (argc != 5)
 			return usage();
+	} else if (streq(argv[1], "secret")) {
+		if (argc != 4)
+			return usage();
 	} else if (!streq(argv[1], "start") || argc != 3)
 		return usage();
 
@@ -147,6 +178,8 @@ int main(int argc, char **argv)
 		r = -EBADMSG;
 	} else if (streq(argv[1], "open"))
 		r = open_payload(t, ek, ak, &ch, argv[4], &what);
+	else if (streq(argv[1], "secret"))
+		r = print_secret(t, ek, ak, &ch, &what);
 	else if (other_tcti && ((r = open_tpm(other_tcti, &other)) < 0 ||
 				  (r = tpm_ak_create(other, unique, &other_ak, NULL)) < 0))
 		what = "the other TPM's AK";
@@ -158,7 +191,7 @@ int main(int argc, char **argv)
 		tpm_flush(other, &other_ak);
 	if (r < 0)
 		return fail(what, r);
-	if (streq(argv[1], "open"))
+	if (streq(argv[1], "open") || streq(argv[1], "secret"))
 		return 0;
 	memcpy(fin.ek_pub, st.ek_pub, st.ek_pub_size);
 	fin.ek_pub_size = st.ek_pub_size;

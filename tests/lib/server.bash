@@ -144,3 +144,21 @@ challenge() {
 # status_of OUTPUT: the HTTP status post printed last; body_of: the rest.
 status_of() { echo "${1##*$'\n'}"; }
 body_of() { echo "${1%$'\n'*}"; }
+
+# handshake_facts CHALLENGE FINISH: what must never be in the store, and what may: the
+# activation secret (the TPM's, through $PEER), the proof, the nonce; hex, on one line.
+handshake_facts() {
+	printf '%s %s %s\n' "$("$PEER" secret "$U" "$1")" "$(jq -r .proof "$2" | base64 -d | xxd -p -c 64)" \
+		"$(jq -r .nonce "$1" | base64 -d | xxd -p -c 64)"
+}
+
+# forge_proofs VERIFIER NONCE FINISH: forged-1.json and forged-2.json, FINISH with the proofs a
+# reader of the store would try: the stored verifier itself, and HMAC(verifier, label ‖ nonce).
+forge_proofs() {
+	local i=0 p
+	{ printf keystrap-proof; printf '%s' "$2" | xxd -r -p; } >forge.msg
+	for p in "$1" "$(openssl mac -digest SHA256 -macopt "hexkey:$1" -in forge.msg HMAC | tr A-F a-f)"; do
+		i=$((i + 1))
+		jq -c --arg p "$(printf '%s' "$p" | xxd -r -p | base64 -w0)" '.proof = $p' "$3" >"forged-$i.json"
+	done
+}
