@@ -4,6 +4,7 @@ PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+COMPLETIONDIR ?= $(or $(shell $(PKG_CONFIG) --variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
 # systemd's own directories for units and sysusers.d, as its pkg-config file names them.
 UNITDIR    ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/usr/lib/systemd/system)
 SYSUSERSDIR?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd 2>/dev/null),/usr/lib/sysusers.d)
@@ -17,10 +18,13 @@ PKGS := tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup blkid json-c libcry
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
-WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+# -Werror is on (CI builds with it); a packager on a newer compiler can set WERROR=.
+WERROR  ?= -Werror
+WARN    := -Wall -Wextra $(WERROR) -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fstack-clash-protection
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -DKEYSTRAP_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+# -ffile-prefix-map: the build's path never reaches the binary, so two clones build alike.
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -Ilib -DKEYSTRAP_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS)
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -37,7 +41,7 @@ ASAN_HOOK_OBJ:= $(HOOK_SRC:%.c=$(BUILD)/asan/%.o)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/unit/%)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps check check-unit check-bats check-fuzz check-cleanup fuzz bench demo install clean shellcheck
+.PHONY: all deps check check-unit check-bats check-deb check-fuzz check-cleanup fuzz bench demo install clean shellcheck
 all: $(BUILD)/keystrap
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -81,6 +85,11 @@ check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
 check-cleanup:
 	@bash tools/check-cleanup.sh
 
+# The Debian packages: built twice in two paths (bit-identical), lintian, installed and run in a
+# fresh Debian 12 root.
+check-deb:
+	@bash tests/deb/run.sh
+
 check-fuzz: $(FUZZ_BIN)
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
@@ -101,16 +110,25 @@ demo: deps $(BUILD)/keystrap
 	@bash tools/demo.sh
 
 shellcheck:
-	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/lib/*.bash bench/*.sh
+	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/lib/*.bash bench/*.sh tests/deb/run.sh completion/keystrap.bash
 	shellcheck -x -s bash mkinitcpio/install/*
 	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
 	shellcheck -x vm/*.sh dracut/59keystrap/module-setup.sh
 	shellcheck -s sh units/keystrap-generator vm/guest/agent vm/guest/consumer vm/guest/install
 
-install: $(BUILD)/keystrap
+# Man pages carry the release they describe: VERSION, and the date of the last commit (or
+# SOURCE_DATE_EPOCH, as dpkg sets it), so two builds of one tree install the same pages.
+MAN_DATE := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
+MAN_OUT  := $(patsubst man/%,$(BUILD)/man/%,$(wildcard man/*.[0-9]))
+$(BUILD)/man/%: man/% Makefile
+	@mkdir -p $(@D)
+	sed -E '1s/^(\.TH [^ ]+ [0-9]) "[^"]*" "keystrap [^"]*"/\1 "$(MAN_DATE)" "keystrap $(VERSION)"/' $< >$@
+
+install: $(BUILD)/keystrap $(MAN_OUT)
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
-	for m in man/*.8; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
-	for m in man/*.5; do install -Dm644 $$m $(DESTDIR)$(MANDIR)/man5/$$(basename $$m); done
+	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
+	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
+	for m in $(MAN_OUT); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 	install -Dm644 keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
 	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
 	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \

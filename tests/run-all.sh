@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-suites=(check-cleanup check-unit check-bats check-fuzz vm-check)
+suites=(check-cleanup check-unit check-bats check-fuzz check-deb vm-check)
 [ $# -gt 0 ] && suites=("$@")
 pass=0 fail=0
 

@@ -7,6 +7,7 @@ pkgs=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libtss2-dev libcryptsetup-dev libblkid-dev libsystemd-dev libssl-dev libjson-c-dev
 	libsqlite3-dev libpq-dev libevent-dev libcurl4-openssl-dev sqlite3 postgresql
+	debhelper lintian fakeroot curl
 	bats bats-assert bats-support
 	swtpm swtpm-tools tpm2-tools
 	cryptsetup-bin clevis clevis-luks clevis-tpm2

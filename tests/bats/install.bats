@@ -56,3 +56,31 @@ exposure() {
 	systemd-sysusers --root="$root" >/dev/null 2>&1
 	grep -q '^keystrap-server:x:[0-9]*:[0-9]*:keystrap attestation server:/var/lib/keystrap-server:' "$root/etc/passwd"
 }
+
+@test "installed man pages carry the Makefile's VERSION and a date" {
+	v=$(sed -n 's/^VERSION *:= *//p' "$SRC/Makefile")
+	for m in "$DEST"/usr/local/share/man/man*/*; do
+		head -1 "$m" | grep -Eq "^\.TH [^ ]+ [0-9] \"[0-9]{4}-[0-9]{2}-[0-9]{2}\" \"keystrap $v\"" ||
+			{ echo "$m: $(head -1 "$m")"; return 1; }
+	done
+	[ "$(ls "$DEST"/usr/local/share/man/man*/* | wc -l)" -eq "$(ls "$SRC"/man/*.[0-9] | wc -l)" ]
+}
+
+# complete WORDS...: what bash completion offers for the last word, with the built binaries.
+complete_words() {
+	PATH=$SRC/build:$PATH bash -c '. "$0"; COMP_WORDS=("${@}"); COMP_CWORD=$(($# - 1)); _keystrap; printf "%s\n" "${COMPREPLY[@]}"' \
+		"$DEST/usr/local/share/bash-completion/completions/keystrap" "$@"
+}
+
+@test "bash completion offers the verbs, subcommands and options the binaries' --help lists" {
+	[ "$(complete_words keystrap enr)" = enroll ]
+	complete_words keystrap enroll --d | grep -qx -- --device
+	complete_words keystrap-server node a | grep -qx approve
+	complete_words keystrap-server policy load --sig | grep -qx -- --signature
+}
+
+@test "... and its twin: nothing for a verb or option that does not exist" {
+	[ -n "$(complete_words keystrap enroll --d)" ]
+	[ -z "$(complete_words keystrap frobnicate)" ]
+	[ -z "$(complete_words keystrap enroll --frob)" ]
+}
