@@ -60,7 +60,7 @@ int admin_open_group(int argc, char **argv, const char *usage, const char **ret_
 			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
-			return EXIT_USAGE;
+			return EXIT_HELP;
 		default:
 			goto bad;
 		}

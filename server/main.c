@@ -47,8 +47,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-		if (streq(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+		if (streq(argv[1], commands[i].name)) {
+			int r = commands[i].run(argc - 1, argv + 1);
+
+			return r == EXIT_HELP ? 0 : r;
+		}
 	fprintf(stderr, "keystrap-server: unknown command '%s'\n", argv[1]);
 	show_usage(stderr);
 	return EXIT_USAGE;

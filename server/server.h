@@ -8,6 +8,8 @@
 #include "pcr.h"
 
 #define EXIT_USAGE 2
+/* A command printed its --help: main exits 0 without running it. */
+#define EXIT_HELP (-1)
 #define EK_CA_MAX 8
 #define OPERATOR_KEYS_CONFIG_MAX 16
 
