@@ -104,7 +104,7 @@ static struct json_object *json_events(const struct eventlog *log)
 		eventlog_describe(log, e, desc, sizeof(desc));
 		json_object_object_add(o, "number", json_object_new_uint64(n));
 		json_object_object_add(o, "offset", json_object_new_uint64(e->offset));
-		json_object_object_add(o, "pcr", json_object_new_int((int)e->pcr));
+		json_object_object_add(o, "pcr", json_object_new_int64(e->pcr));
 		json_object_object_add(o, "type", json_object_new_string(name ? name : type));
 		json_object_object_add(o, "type_value", json_object_new_uint64(e->type));
 		json_object_object_add(o, "digests", json_digests(log, e));
@@ -155,6 +155,7 @@ static void print_json(const char *path, const struct replay_view *v)
 	json_object_object_add(root, "file", json_object_new_string(path));
 	json_object_object_add(root, "format", json_object_new_string(log->agile ? "crypto-agile" : "sha1"));
 	json_object_object_add(root, "startup_locality", json_object_new_int(log->locality));
+	json_object_object_add(root, "padding", json_object_new_uint64(log->padding));
 	for (size_t b = 0; b < PCR_BANKS; b++) {
 		const struct pcr_bank *bank = pcr_bank_by_index(b);
 		struct json_object *values;
@@ -364,6 +365,8 @@ int cmd_eventlog(int argc, char **argv)
 		print_json(path, &v);
 	else {
 		printf("# %s: %s log, %zu events", path, log->agile ? "crypto-agile" : "SHA-1", log->n_events);
+		if (log->padding)
+			printf(", %zu bytes of zero padding", log->padding);
 		if (n_cel)
 			printf("; %zu CEL records", cel.n_records);
 		printf("\n");

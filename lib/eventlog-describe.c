@@ -157,10 +157,17 @@ static void describe_image(struct out *o, const uint8_t *d, uint32_t n, uint8_t 
 static void describe_no_action(struct out *o, const struct eventlog *log, const uint8_t *d, uint32_t n)
 {
 	if (n >= 16 && memcmp(d, "Spec ID Event03", 16) == 0 && log->agile) {
+		bool other = false;
+
 		put(o, "Spec ID Event03: banks");
 		for (size_t b = 0; b < PCR_BANKS; b++)
 			if (log->banks & (1u << b))
 				put(o, " %s", pcr_bank_by_index(b)->name);
+		for (unsigned i = 0; i < log->n_algs; i++)
+			if (!log->algs[i].bank) {
+				put(o, "%s0x%04x", other ? " " : "; not replayed: ", log->algs[i].id);
+				other = true;
+			}
 		return;
 	}
 	if (n == 17 && memcmp(d, "StartupLocality", 16) == 0) {

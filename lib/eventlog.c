@@ -53,8 +53,14 @@ static bool has_signature(const struct eventlog *log, const struct eventlog_even
 	       memcmp(log->data + e->data_offset, s, strlen(s) + 1) == 0;
 }
 
-static int check_pcr(struct parser *ps, size_t off, uint32_t pcr)
+static int check_pcr(struct parser *ps, size_t off, uint32_t pcr, uint32_t type)
 {
+	/*
+	 * EV_NO_ACTION is never extended (PFP 10.4.3), so its index names no PCR: Windows' boot
+	 * manager writes 0xFFFFFFFF there. The events whose meaning depends on it check it.
+	 */
+	if (type == EV_NO_ACTION)
+		return 0;
 	if (pcr >= PCR_COUNT)
 		return fail(ps, off, "PCR index %" PRIu32 " is out of range (0-23)", pcr);
 	/* PCRs 17-22 belong to dynamic launch: firmware at locality 0 cannot extend them. */
@@ -221,7 +227,7 @@ static int parse_legacy_event(struct parser *ps, size_t off, size_t *ret_next)
 	e.digests[0] = (struct eventlog_digest){ pcr_bank_by_alg(TPM2_ALG_SHA1), off + 8 };
 	e.data_size = le32(p + 28);
 	e.data_offset = off + LEGACY_HEADER;
-	r = check_pcr(ps, off, e.pcr);
+	r = check_pcr(ps, off, e.pcr, e.type);
 	if (r < 0)
 		return r;
 	if (!fits(size, e.data_offset, e.data_size))
@@ -231,11 +237,35 @@ static int parse_legacy_event(struct parser *ps, size_t off, size_t *ret_next)
 	return record_event(ps, &e);
 }
 
-static const struct pcr_bank *declared_bank(const struct eventlog *log, uint16_t alg)
+/* "sha256", or "0x0027" for an algorithm keystrap has no bank for. */
+static const char *alg_name(uint16_t id, const struct pcr_bank *bank, char buf[static 8])
 {
-	const struct pcr_bank *bank = pcr_bank_by_alg(alg);
+	if (bank)
+		return bank->name;
+	snprintf(buf, 8, "0x%04x", id);
+	return buf;
+}
 
-	return bank && (log->banks & (1u << pcr_bank_index(bank))) ? bank : NULL;
+static int declared_alg(const struct eventlog *log, uint16_t id)
+{
+	for (unsigned i = 0; i < log->n_algs; i++)
+		if (log->algs[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Where the log's trailing run of zero bytes starts. A log copied from a fixed-size area (the
+ * ACPI TPM2/TCPA table's, a firmware buffer) ends in zeros; the kernel's reader stops at the
+ * first event of type 0 and size 0, so such zeros are no event (EV_PREBOOT_CERT is unused).
+ */
+static size_t zero_tail(const struct eventlog *log)
+{
+	size_t n = log->size;
+
+	while (n > 0 && log->data[n - 1] == 0)
+		n--;
+	return n;
 }
 
 static int parse_agile_event(struct parser *ps, size_t off, size_t *ret_next)
@@ -243,7 +273,7 @@ static int parse_agile_event(struct parser *ps, size_t off, size_t *ret_next)
 	const uint8_t *d = ps->log->data;
 	size_t size = ps->log->size, o;
 	struct eventlog_event e = { .offset = off };
-	uint32_t count, declared = (uint32_t)__builtin_popcount(ps->log->banks);
+	uint32_t count, seen = 0;
 	int r;
 
 	if (!fits(size, off, AGILE_HEADER))
@@ -252,36 +282,38 @@ static int parse_agile_event(struct parser *ps, size_t off, size_t *ret_next)
 	e.pcr = le32(d + off);
 	e.type = le32(d + off + 4);
 	count = le32(d + off + 8);
-	r = check_pcr(ps, off, e.pcr);
+	r = check_pcr(ps, off, e.pcr, e.type);
 	if (r < 0)
 		return r;
 	if (count == 0)
 		return fail(ps, off, "event has no digests");
-	if (count > declared)
-		return fail(ps, off, "digest count %" PRIu32 " exceeds the %" PRIu32
-			    " algorithms the Spec ID event declares", count, declared);
+	if (count > ps->log->n_algs)
+		return fail(ps, off, "digest count %" PRIu32 " exceeds the %u algorithms the Spec ID "
+			    "event declares", count, ps->log->n_algs);
 	o = off + AGILE_HEADER;
 	for (unsigned i = 0; i < count; i++) {
-		const struct pcr_bank *bank;
-		uint16_t alg;
+		const struct eventlog_alg *a;
+		char name[8];
+		int k;
 
 		if (!fits(size, o, 2))
 			return fail(ps, off, "digest %u runs past end of log (%zu bytes)", i, size);
-		alg = le16(d + o);
-		bank = declared_bank(ps->log, alg);
-		if (!bank)
+		k = declared_alg(ps->log, le16(d + o));
+		if (k < 0)
 			return fail(ps, off, "digest %u: algorithm 0x%04x is not one the Spec ID event "
-				    "declares", i, alg);
-		for (unsigned j = 0; j < i; j++)
-			if (e.digests[j].bank == bank)
-				return fail(ps, off, "digest %u: a second %s digest", i, bank->name);
-		if (!fits(size, o + 2, bank->size))
+				    "declares", i, le16(d + o));
+		a = &ps->log->algs[k];
+		if (seen & (1u << k))
+			return fail(ps, off, "digest %u: a second %s digest", i, alg_name(a->id, a->bank, name));
+		seen |= 1u << k;
+		if (!fits(size, o + 2, a->size))
 			return fail(ps, off, "digest %u (%s) runs past end of log (%zu bytes)", i,
-				    bank->name, size);
-		e.digests[i] = (struct eventlog_digest){ bank, o + 2 };
-		o += 2 + bank->size;
+				    alg_name(a->id, a->bank, name), size);
+		/* The declared size steps over a digest keystrap cannot replay. */
+		if (a->bank)
+			e.digests[e.n_digests++] = (struct eventlog_digest){ a->bank, o + 2 };
+		o += 2 + a->size;
 	}
-	e.n_digests = count;
 	if (!fits(size, o, 4))
 		return fail(ps, off, "event size field runs past end of log (%zu bytes)", size);
 	e.data_size = le32(d + o);
@@ -313,9 +345,9 @@ static int parse_spec_id(struct parser *ps, const struct eventlog_event *e)
 	n = le32(d + 24);
 	if (n == 0)
 		return fail(ps, 0, "the Spec ID event declares no algorithms");
-	if (n > PCR_BANKS)
-		return fail(ps, 0, "the Spec ID event declares %" PRIu32 " algorithms; there are only %u "
-			    "PCR hash algorithms", n, PCR_BANKS);
+	if (n > EVENTLOG_ALGS_MAX)
+		return fail(ps, 0, "the Spec ID event declares %" PRIu32 " algorithms; at most %u are "
+			    "accepted", n, EVENTLOG_ALGS_MAX);
 	need = SPEC_ID_FIXED + 4 * (size_t)n + 1;
 	if (e->data_size < need)
 		return fail(ps, 0, "Spec ID event has %" PRIu32 " bytes of data, too few for %" PRIu32
@@ -323,18 +355,26 @@ static int parse_spec_id(struct parser *ps, const struct eventlog_event *e)
 	for (uint32_t i = 0; i < n; i++) {
 		uint16_t alg = le16(d + SPEC_ID_FIXED + 4 * i), size = le16(d + SPEC_ID_FIXED + 4 * i + 2);
 		const struct pcr_bank *bank = pcr_bank_by_alg(alg);
-		uint32_t bit;
+		char name[8];
 
-		if (!bank)
-			return fail(ps, 0, "the Spec ID event declares unknown algorithm 0x%04x", alg);
-		if (size != bank->size)
+		if (declared_alg(log, alg) >= 0)
+			return fail(ps, 0, "the Spec ID event declares %s twice", alg_name(alg, bank, name));
+		/*
+		 * An algorithm keystrap has no bank for (SHA3 on a newer TPM) is declared with its
+		 * digest size so that a parser can step over its digests; it is not replayed.
+		 */
+		if (!bank && (size == 0 || size > PCR_DIGEST_MAX))
+			return fail(ps, 0, "the Spec ID event gives algorithm 0x%04x a digest size of %u "
+				    "(1-%u)", alg, size, PCR_DIGEST_MAX);
+		if (bank && size != bank->size)
 			return fail(ps, 0, "the Spec ID event gives %s a digest size of %u, not %u",
 				    bank->name, size, bank->size);
-		bit = 1u << pcr_bank_index(bank);
-		if (log->banks & bit)
-			return fail(ps, 0, "the Spec ID event declares %s twice", bank->name);
-		log->banks |= bit;
+		log->algs[log->n_algs++] = (struct eventlog_alg){ alg, size, bank };
+		if (bank)
+			log->banks |= 1u << pcr_bank_index(bank);
 	}
+	if (log->banks == 0)
+		return fail(ps, 0, "the Spec ID event declares no algorithm keystrap can replay");
 	vendor = d[need - 1];
 	if (e->data_size != need + vendor)
 		return fail(ps, 0, "Spec ID event size %" PRIu32 " disagrees with its contents (%zu bytes)",
@@ -374,7 +414,7 @@ int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char
 {
 	_cleanup_eventlog_ struct eventlog *log = calloc(1, sizeof(*log));
 	struct parser ps = { .log = log, .err = err };
-	size_t off = 0, next = 0;
+	size_t off = 0, next = 0, zeros;
 	int r;
 
 	err[0] = 0;
@@ -385,6 +425,9 @@ int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char
 	pcr_replay_init(&log->replay, 0);
 	if (size == 0)
 		return fail(&ps, 0, "the log is empty");
+	zeros = zero_tail(log);
+	if (zeros == 0)
+		return fail(&ps, 0, "the log is empty (%zu zero bytes)", size);
 
 	if (is_spec_id(log)) {
 		struct eventlog_event e = {
@@ -403,14 +446,16 @@ int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char
 		if (r < 0)
 			return r;
 		log->agile = true;
-		for (off = LEGACY_HEADER + e.data_size; off < size; off = next) {
+		for (off = LEGACY_HEADER + e.data_size; off < zeros; off = next) {
 			r = parse_agile_event(&ps, off, &next);
 			if (r < 0)
 				return r;
 		}
 	} else {
-		log->banks = 1u << pcr_bank_index(pcr_bank_by_alg(TPM2_ALG_SHA1));
-		for (off = 0; off < size; off = next) {
+		log->algs[0] = (struct eventlog_alg){ TPM2_ALG_SHA1, 20, pcr_bank_by_alg(TPM2_ALG_SHA1) };
+		log->n_algs = 1;
+		log->banks = 1u << pcr_bank_index(log->algs[0].bank);
+		for (off = 0; off < zeros; off = next) {
 			r = parse_legacy_event(&ps, off, &next);
 			if (r == -EBADMSG && log->n_events == 0 && looks_agile(log)) {
 				snprintf(err, EVENTLOG_ERROR_MAX, "offset 0: event 0: crypto-agile events "
@@ -421,6 +466,8 @@ int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char
 				return r;
 		}
 	}
+	/* An event may end in zeros of its own: only what lies past the last event is padding. */
+	log->padding = size - off;
 	*ret = TAKE_PTR(log);
 	return 0;
 }

@@ -54,6 +54,15 @@
 
 /* "offset 1234: event 17: ..." fits. */
 #define EVENTLOG_ERROR_MAX 256
+/* Hash algorithms a Spec ID event may declare, known to keystrap or not. */
+#define EVENTLOG_ALGS_MAX 16
+
+/* An algorithm the Spec ID event declares; bank is NULL for one keystrap cannot replay. */
+struct eventlog_alg {
+	uint16_t id;
+	uint16_t size;
+	const struct pcr_bank *bank;
+};
 
 struct eventlog_digest {
 	const struct pcr_bank *bank;
@@ -62,9 +71,9 @@ struct eventlog_digest {
 
 struct eventlog_event {
 	size_t offset; /* of the event header */
-	uint32_t pcr;
+	uint32_t pcr;  /* < PCR_COUNT unless the event is EV_NO_ACTION, which names no PCR */
 	uint32_t type;
-	unsigned n_digests;
+	unsigned n_digests; /* in banks keystrap replays; other algorithms' digests are skipped */
 	struct eventlog_digest digests[PCR_BANKS];
 	size_t data_offset;
 	uint32_t data_size;
@@ -77,6 +86,9 @@ struct eventlog {
 	uint8_t uintn_size; /* Spec ID uintnSize: 1 = 32-bit UINTN, 2 = 64-bit (0 if unknown) */
 	uint8_t locality;   /* PCR 0's startup locality (StartupLocality or H-CRTM event) */
 	uint32_t banks;     /* bank indexes (pcr_bank_by_index) the log records */
+	unsigned n_algs;    /* what the Spec ID event declares (the legacy format: sha1) */
+	struct eventlog_alg algs[EVENTLOG_ALGS_MAX];
+	size_t padding;     /* zero bytes after the last event (a fixed-size log area) */
 	size_t n_events, n_alloc;
 	struct eventlog_event *events;
 	struct pcr_replay replay;

@@ -137,6 +137,24 @@ extend_hex() {
 	[ "$status" -eq 0 ]
 }
 
+@test "a firmware log as Windows and fixed-size log areas write it attests; an extending event on PCR 0xFFFFFFFF is refused" {
+	boot
+	serve_now
+	# EV_NO_ACTION events on PCR 0xFFFFFFFF, a SHA3-256 digest in every event, zero padding.
+	perl "$BATS_TEST_DIRNAME/../lib/eventlog-edit.pl" "$FW" quirks.bin \
+		alg=0x27:32 no-action=4294967295 no-action=4294967295:9 pad=512
+	run attest --event-log quirks.bin
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# Negative twin: the first of them made an EV_EFI_ACTION, which would be extended.
+	at=$("$KEYSTRAP" eventlog --json quirks.bin | jq '.events[1].offset')
+	cp quirks.bin extending.bin
+	printf '\x07\x00\x00\x80' | dd of=extending.bin bs=1 seek=$((at + 4)) conv=notrunc status=none
+	run attest --event-log extending.bin
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 400): firmware event log does not parse: offset $at: event 1: PCR index 4294967295 is out of range (0-23)" ]
+}
+
 @test "a CEL log missing its last record is refused naming PCR 12" {
 	boot
 	cp "$KEYSTRAP_MEASURE_LOG" short.log

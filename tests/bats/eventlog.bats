@@ -1,12 +1,14 @@
 #!/usr/bin/env bats
 # keystrap eventlog: replay against the tpm2_eventlog oracle for every shared log, mutants
 # (flipped bytes, truncations, appended garbage) that either replay like the oracle or fail
-# naming an offset, and --verify against a real swtpm with its negative twin.
+# naming an offset, the quirks of real firmware (tests/lib/eventlog-edit.pl) that replay like
+# the log they were made from, and --verify against a real swtpm with its negative twin.
 
 load ../lib/swtpm
 load ../lib/firmware
 
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
+EDIT=$BATS_TEST_DIRNAME/../lib/eventlog-edit.pl
 
 setup_file() {
 	export SWTPM_PCR_BANKS=sha1,sha256
@@ -15,6 +17,10 @@ setup_file() {
 
 teardown_file() {
 	swtpm_stop
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
 }
 
 teardown() {
@@ -83,6 +89,14 @@ check_mutant() {
 		return 0
 	fi
 	out=$(keystrap_pcrs "$output")
+	# Zeros after the last event are padding to keystrap, events to tpm2_eventlog (or not
+	# parseable): the replay is then that of the log without them.
+	if [[ "${output%%$'\n'*}" =~ ", "([0-9]+)" bytes of zero padding"$ ]]; then
+		head -c $(($(stat -c %s "$mutant") - BASH_REMATCH[1])) "$mutant" >"$mutant.unpadded"
+		want=$(oracle_pcrs "$mutant.unpadded") && [ "$out" = "$want" ] && return 0
+		echo "replay of $mutant of $orig without its padding differs from tpm2_eventlog's" >&2
+		return 1
+	fi
 	if want=$(oracle_pcrs "$mutant"); then
 		[ "$out" = "$want" ] && return 0
 		echo "replay of $mutant of $orig (offset ${offset:-none}) differs from tpm2_eventlog:" >&2
@@ -207,12 +221,85 @@ check_mutant() {
 			check_mutant "$f" "$BATS_TEST_TMPDIR/a.bin"
 		done
 	done
-	# A 40-byte all-zero legacy event is a valid event: appended, it replays.
+	# 32 zero bytes after a legacy log would be an all-zero EV_PREBOOT_CERT event to
+	# tpm2_eventlog; the kernel ends a log there, and so does keystrap: padding, not extended.
 	cp "$LOGS/event-uefi-sha1-log.bin" "$BATS_TEST_TMPDIR/z.bin"
 	head -c 32 /dev/zero >>"$BATS_TEST_TMPDIR/z.bin"
 	run "$KEYSTRAP" eventlog "$BATS_TEST_TMPDIR/z.bin"
 	[ "$status" -eq 0 ]
-	[ "$(keystrap_pcrs "$output")" = "$(oracle_pcrs "$BATS_TEST_TMPDIR/z.bin")" ]
+	[[ "${lines[0]}" == *", 32 bytes of zero padding" ]]
+	[ "$(keystrap_pcrs "$output")" = "$(oracle_pcrs "$LOGS/event-uefi-sha1-log.bin")" ]
+	[ "$(keystrap_pcrs "$output")" != "$(oracle_pcrs "$BATS_TEST_TMPDIR/z.bin")" ]
+}
+
+# quirk IN OUT EDIT...: OUT is IN as real firmware also writes it, and replays like IN.
+quirk() {
+	local in=$1 out=$2
+	shift 2
+	perl "$EDIT" "$in" "$out" "$@"
+	! cmp -s "$in" "$out"
+	run "$KEYSTRAP" eventlog "$out"
+	[ "$status" -eq 0 ] || { echo "$out ($*): $output" >&2; return 1; }
+	[ "$(keystrap_pcrs "$output")" = "$(oracle_pcrs "$in")" ] || { echo "$out ($*) replays otherwise" >&2; return 1; }
+}
+
+# retype FILE EVENT TYPE: sets event number EVENT's type field (as keystrap --json numbers it).
+retype() {
+	local at
+	at=$("$KEYSTRAP" eventlog --json "$1" | jq ".events[$2].offset + 4")
+	printf "$(printf '\\x%02x' $(($3 & 255)) $(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24)))" |
+		dd of="$1" bs=1 seek="$at" conv=notrunc status=none
+}
+
+@test "real firmware quirks replay like the log they were made from; each twin is refused" {
+	local arch=$LOGS/event-arch-linux.bin sha1=$LOGS/event-uefi-sha1-log.bin
+	# Windows' boot manager: EV_NO_ACTION events on PCR 0xFFFFFFFF, in both formats.
+	quirk "$arch" win.bin no-action=4294967295 no-action=4294967295:12
+	quirk "$sha1" win1.bin no-action=4294967295
+	run "$KEYSTRAP" eventlog --json win.bin
+	jq -e '[.events[] | select(.pcr == 4294967295) | .type] == ["EV_NO_ACTION", "EV_NO_ACTION"]' <<<"$output"
+	# A log area of fixed size: zero padding after the last event.
+	quirk "$arch" pad.bin pad=4096
+	quirk "$sha1" pad1.bin pad=100
+	# An algorithm keystrap has no bank for (SHA3-256), declared with its digest size.
+	quirk "$LOGS/event-sd-boot-fedora37.bin" sha3.bin alg=0x27:32
+	run "$KEYSTRAP" eventlog --json sha3.bin
+	jq -e '.banks == ["sha256"] and (.events[0].description | endswith("; not replayed: 0x0027"))' <<<"$output"
+	# All of them at once.
+	quirk "$arch" all.bin alg=0x27:48 no-action=4294967295:3 pad=17
+
+	# Twins: an extending event on PCR 0xFFFFFFFF, a non-zero byte in the padding, a digest of
+	# an algorithm the Spec ID event does not declare.
+	cp win.bin bad.bin
+	retype bad.bin 1 $((0x80000007))
+	run "$KEYSTRAP" eventlog bad.bin
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: bad.bin: offset $(jq '.events[1].offset' <<<"$("$KEYSTRAP" eventlog --json win.bin)"): event 1: PCR index 4294967295 is out of range (0-23)" ]
+	cp win1.bin bad1.bin
+	retype bad1.bin 1 5
+	run "$KEYSTRAP" eventlog bad1.bin
+	[ "$status" -eq 1 ]
+	[[ "$output" == *": event 1: PCR index 4294967295 is out of range (0-23)" ]]
+	cp pad.bin badpad.bin
+	printf '\001' >>badpad.bin
+	run "$KEYSTRAP" eventlog badpad.bin
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: badpad.bin: offset $(stat -c %s "$arch"): event 25: event has no digests" ]
+	perl "$EDIT" "$arch" undeclared.bin alg=0x27:32
+	# The Spec ID event declares 0x0027 as 0x0099 instead: the events' 0x0027 digests are now unknown.
+	spec_alg=$(($(od -An -tu4 -j56 -N4 undeclared.bin) * 4 + 32 + 28 - 4))
+	printf '\x99' | dd of=undeclared.bin bs=1 seek="$spec_alg" conv=notrunc status=none
+	run "$KEYSTRAP" eventlog undeclared.bin
+	[ "$status" -eq 1 ]
+	[[ "$output" == *": event 1: digest 0: algorithm 0x0027 is not one the Spec ID event declares" ]]
+}
+
+@test "a separator logged twice extends twice, as tpm2_eventlog replays it" {
+	perl "$EDIT" "$LOGS/event-arch-linux.bin" dup.bin dup=10
+	run "$KEYSTRAP" eventlog dup.bin
+	[ "$status" -eq 0 ]
+	[ "$(keystrap_pcrs "$output")" = "$(oracle_pcrs dup.bin)" ]
+	[ "$(keystrap_pcrs "$output")" != "$(oracle_pcrs "$LOGS/event-arch-linux.bin")" ]
 }
 
 @test "malformed logs are refused with the byte offset and the reason, one line, exit 1" {
@@ -264,6 +351,20 @@ check_mutant() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"  4  : MISMATCH: log replays to 0x7672cbacaf6568fd1767a29cce541602ad91360dbd753a16b0d64021e619d65d, TPM has 0x"* ]]
 	[ "${lines[-1]}" = "keystrap: the log does not replay to the TPM's PCRs: PCR 4 (sha256)" ]
+	swtpm_reboot
+}
+
+@test "--verify: a log with Windows' EV_NO_ACTION events, an undeclared bank and padding matches the TPM" {
+	perl "$EDIT" "$LOGS/event-arch-linux.bin" all.bin alg=0x27:48 no-action=4294967295:3 pad=17
+	replay_firmware "$LOGS/event-arch-linux.bin"
+	run "$KEYSTRAP" eventlog --verify all.bin
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" == "the log replays to the TPM's PCRs 0,1,2,3,4,5,6,7,8 (sha1, sha256)" ]]
+	# Negative twin: the same log once the TPM holds one extension more.
+	tpm2_pcrextend 0:sha1=0000000000000000000000000000000000000001
+	run "$KEYSTRAP" eventlog --verify all.bin
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "keystrap: the log does not replay to the TPM's PCRs: PCR 0 (sha1)" ]
 	swtpm_reboot
 }
 

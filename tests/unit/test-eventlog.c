@@ -258,6 +258,21 @@ static void test_locality(void)
 	      "an H-CRTM event starts PCR 0 at 0...04");
 	eventlog_free(log);
 
+	h = (struct buf){ .n = 0 };
+	spec_id(&h, algs, 1);
+	event2(&h, 0, EV_NO_ACTION, algs, 1, "StartupLocality\0\4", 17);
+	event2(&h, 0, EV_EFI_HCRTM_EVENT, algs, 1, "HCRTM", 5);
+	CHECK(parse(&h, &log, err) == 0 && log->locality == 4 &&
+	      memcmp(log->replay.values[bank("sha256")][0], want, 32) == 0,
+	      "StartupLocality 4 then the H-CRTM event (how H-CRTM platforms log it) starts PCR 0 at 0...04");
+	eventlog_free(log);
+	h = (struct buf){ .n = 0 };
+	spec_id(&h, algs, 1);
+	event2(&h, 0, EV_NO_ACTION, algs, 1, "StartupLocality\0\3", 17);
+	event2(&h, 0, EV_EFI_HCRTM_EVENT, algs, 1, "HCRTM", 5);
+	CHECK(parse(&h, &log, err) == -EBADMSG && strstr(err, "H-CRTM event contradicts StartupLocality 3"),
+	      "StartupLocality 3 then an H-CRTM event is refused");
+
 	spec_id(&late, algs, 1);
 	event2(&late, 0, EV_S_CRTM_VERSION, algs, 1, "v", 1);
 	event2(&late, 0, EV_NO_ACTION, algs, 1, "StartupLocality\0\3", 17);
@@ -381,8 +396,19 @@ static void test_errors(void)
 
 	b = (struct buf){ .n = 0 };
 	spec_id(&b, six, 6);
-	refuse(&b, "offset 0: event 0: the Spec ID event declares 6 algorithms; there are only 5 PCR hash algorithms",
-	       "six algorithms");
+	refuse(&b, "offset 0: event 0: the Spec ID event declares sha1 twice", "sha1 declared four times");
+
+	{
+		struct alg many[EVENTLOG_ALGS_MAX + 1];
+
+		for (unsigned i = 0; i < ELEMENTSOF(many); i++)
+			many[i] = (struct alg){ (uint16_t)(0x0100 + i), 32, "SHA256" };
+		many[0] = SHA256;
+		b = (struct buf){ .n = 0 };
+		spec_id(&b, many, ELEMENTSOF(many));
+		refuse(&b, "offset 0: event 0: the Spec ID event declares 17 algorithms; at most 16 are accepted",
+		       "17 algorithms");
+	}
 
 	b = (struct buf){ .n = 0 };
 	spec_id(&b, two, 0);
@@ -390,7 +416,8 @@ static void test_errors(void)
 
 	b = (struct buf){ .n = 0 };
 	spec_id(&b, unknown, 1);
-	refuse(&b, "offset 0: event 0: the Spec ID event declares unknown algorithm 0x0099", "an unknown algorithm");
+	refuse(&b, "offset 0: event 0: the Spec ID event declares no algorithm keystrap can replay",
+	       "only an algorithm keystrap has no bank for");
 
 	b = (struct buf){ .n = 0 };
 	spec_id(&b, bad_size, 1);
@@ -415,6 +442,146 @@ static void test_errors(void)
 	refuse(&b, "offset 0: event 0: event size 1 runs past end of log (32 bytes)", "a truncated legacy event");
 }
 
+/* Replays of PCRs 0-23 in every bank equal: the quirk changed nothing a verifier relies on. */
+static bool same_replay(const struct eventlog *a, const struct eventlog *b)
+{
+	return a && b && memcmp(a->replay.extended, b->replay.extended, sizeof(a->replay.extended)) == 0 &&
+	       memcmp(a->replay.unknown, b->replay.unknown, sizeof(a->replay.unknown)) == 0 &&
+	       memcmp(a->replay.values, b->replay.values, sizeof(a->replay.values)) == 0;
+}
+
+/* What real firmware writes and the spec allows: each is accepted, each twin is not. */
+static void test_quirks(void)
+{
+	const struct alg two[] = { SHA1, SHA256 }, sha3 = { 0x0027, 32, "SHA3-256" };
+	const struct alg with_sha3[] = { SHA1, sha3, SHA256 };
+	struct buf plain = { .n = 0 }, b, legacy = { .n = 0 }, l;
+	uint8_t want[32] = { 0 };
+	char err[EVENTLOG_ERROR_MAX], desc[256], msg[EVENTLOG_ERROR_MAX];
+	struct eventlog *ref = NULL, *ref1 = NULL, *log = NULL;
+	size_t spec, at;
+
+	spec_id(&plain, two, 2);
+	spec = plain.n;
+	event2(&plain, 0, EV_S_CRTM_VERSION, two, 2, "v", 1);
+	event2(&plain, 7, EV_SEPARATOR, two, 2, "\0\0\0", 4);
+	CHECK(parse(&plain, &ref, err) == 0, "the reference log parses");
+	event1(&legacy, 0, EV_S_CRTM_VERSION, "v");
+	event1(&legacy, 7, EV_SEPARATOR, "sep");
+	CHECK(parse(&legacy, &ref1, err) == 0, "the legacy reference log parses");
+
+	/* Windows' boot manager: EV_NO_ACTION events on PCR 0xFFFFFFFF. */
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, two, 2);
+	event2(&b, UINT32_MAX, EV_NO_ACTION, two, 2, "WBCL\0\0\0\0\0\0\0\0\0\0\0\0x", 17);
+	put(&b, plain.d + spec, plain.n - spec);
+	CHECK(parse(&b, &log, err) == 0 && log->n_events == 4 && log->events[1].pcr == UINT32_MAX &&
+	      same_replay(log, ref), "crypto-agile: an EV_NO_ACTION event on PCR 0xFFFFFFFF is kept and extends nothing");
+	eventlog_free(log);
+	l = (struct buf){ .n = 0 };
+	event1(&l, UINT32_MAX, EV_NO_ACTION, "no PCR");
+	put(&l, legacy.d, legacy.n);
+	CHECK(parse(&l, &log, err) == 0 && log->n_events == 3 && same_replay(log, ref1),
+	      "legacy: an EV_NO_ACTION event on PCR 0xFFFFFFFF extends nothing");
+	eventlog_free(log);
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, two, 2);
+	event2(&b, UINT32_MAX, EV_EFI_ACTION, two, 2, "x", 1);
+	snprintf(msg, sizeof(msg), "offset %zu: event 1: PCR index 4294967295 is out of range (0-23)", spec);
+	refuse(&b, msg, "an extending event on PCR 0xFFFFFFFF");
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, two, 2);
+	event2(&b, UINT32_MAX, EV_NO_ACTION, two, 2, "StartupLocality\0\3", 17);
+	snprintf(msg, sizeof(msg), "offset %zu: event 1: StartupLocality event on PCR 4294967295, not 0", spec);
+	refuse(&b, msg, "a StartupLocality event elsewhere than PCR 0 (it would decide PCR 0's start)");
+
+	/* An algorithm keystrap has no bank for, declared with its size: stepped over. */
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, with_sha3, 3);
+	event2(&b, 0, EV_S_CRTM_VERSION, with_sha3, 3, "v", 1);
+	event2(&b, 7, EV_SEPARATOR, (const struct alg[]){ sha3, SHA256, SHA1 }, 3, "\0\0\0", 4);
+	CHECK(parse(&b, &log, err) == 0 && log->n_algs == 3 && log->banks == ref->banks && same_replay(log, ref) &&
+	      log->events[1].n_digests == 2 && log->events[2].n_digests == 2,
+	      "a declared SHA3-256 digest is stepped over by its declared size, wherever it sits; the rest replays");
+	if (log) {
+		eventlog_describe(log, &log->events[0], desc, sizeof(desc));
+		CHECK(streq(desc, "Spec ID Event03: banks sha1 sha256; not replayed: 0x0027"),
+		      "the Spec ID description names the algorithm it does not replay");
+	}
+	eventlog_free(log);
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, with_sha3, 3);
+	at = b.n;
+	event2(&b, 0, EV_S_CRTM_VERSION, (const struct alg[]){ sha3 }, 1, "v", 1);
+	CHECK(parse(&b, &log, err) == 0 && log->replay.unknown[bank("sha256")] == 1u && log->replay.unknown_offset[bank("sha256")][0] == at,
+	      "an event with only the unknown algorithm's digest leaves PCR 0 unknown in the banks keystrap replays");
+	eventlog_free(log);
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, with_sha3, 3);
+	event2(&b, 0, EV_S_CRTM_VERSION, (const struct alg[]){ sha3, sha3 }, 2, "v", 1);
+	snprintf(msg, sizeof(msg), "offset %zu: event 1: digest 1: a second 0x0027 digest", spec + 4);
+	refuse(&b, msg, "the unknown algorithm twice in one event");
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, (const struct alg[]){ SHA256, { 0x0027, 0, "SHA256" } }, 2);
+	refuse(&b, "offset 0: event 0: the Spec ID event gives algorithm 0x0027 a digest size of 0 (1-64)",
+	       "an unknown algorithm with no digest size");
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, (const struct alg[]){ SHA256, { 0x0027, 65, "SHA256" } }, 2);
+	refuse(&b, "offset 0: event 0: the Spec ID event gives algorithm 0x0027 a digest size of 65 (1-64)",
+	       "an unknown algorithm with a digest larger than any TPM's");
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, (const struct alg[]){ SHA256, sha3, sha3 }, 3);
+	refuse(&b, "offset 0: event 0: the Spec ID event declares 0x0027 twice", "an unknown algorithm declared twice");
+
+	/* A fixed-size log area: zeros after the last event are padding, not events. */
+	b = plain;
+	memset(b.d + b.n, 0, 100);
+	b.n += 100;
+	CHECK(parse(&b, &log, err) == 0 && log->n_events == 3 && log->padding == 100 && same_replay(log, ref),
+	      "crypto-agile: 100 zero bytes after the last event are padding");
+	eventlog_free(log);
+	b.d[b.n - 1] = 1;
+	snprintf(msg, sizeof(msg), "offset %zu: event 3: event has no digests", plain.n);
+	refuse(&b, msg, "zeros that end in a non-zero byte are an event, and a malformed one");
+	l = legacy;
+	memset(l.d + l.n, 0, 64);
+	l.n += 64;
+	CHECK(parse(&l, &log, err) == 0 && log->n_events == 2 && log->padding == 64 && same_replay(log, ref1),
+	      "legacy: 64 zero bytes (two all-zero events to a reader that ignores padding) extend nothing");
+	eventlog_free(log);
+	l = (struct buf){ .n = 64 };
+	memset(l.d, 0, 64);
+	refuse(&l, "offset 0: event 0: the log is empty (64 zero bytes)", "a log of zeros only");
+	l = legacy;
+	l.d[l.n - 1] = 0; /* the separator's data "sep" becomes "se\0": still its event, no padding */
+	CHECK(parse(&l, &log, err) == 0 && log->n_events == 2 && log->padding == 0,
+	      "an event's own trailing zero bytes are its data, not padding");
+	eventlog_free(log);
+
+	/* Firmware that logs a separator twice: both extend, as the TPM did. */
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, (const struct alg[]){ SHA256 }, 1);
+	event2(&b, 7, EV_SEPARATOR, (const struct alg[]){ SHA256 }, 1, "\0\0\0", 4);
+	event2(&b, 7, EV_SEPARATOR, (const struct alg[]){ SHA256 }, 1, "\0\0\0", 4);
+	extend("SHA256", 32, want, "\0\0\0", 4);
+	extend("SHA256", 32, want, "\0\0\0", 4);
+	CHECK(parse(&b, &log, err) == 0 && memcmp(log->replay.values[bank("sha256")][7], want, 32) == 0,
+	      "two separators on PCR 7 both extend it");
+	eventlog_free(log);
+
+	/* A crypto-agile log that declares sha1 only (a TPM with the SHA-1 bank alone). */
+	b = (struct buf){ .n = 0 };
+	spec_id(&b, (const struct alg[]){ SHA1 }, 1);
+	event2(&b, 0, EV_S_CRTM_VERSION, (const struct alg[]){ SHA1 }, 1, "v", 1);
+	CHECK(parse(&b, &log, err) == 0 && log->agile && log->banks == 1u << bank("sha1") &&
+	      memcmp(log->replay.values[bank("sha1")][0], ref->replay.values[bank("sha1")][0], 20) == 0,
+	      "a crypto-agile SHA-1-only log replays its one bank");
+	eventlog_free(log);
+
+	eventlog_free(ref);
+	eventlog_free(ref1);
+}
+
 /* Every prefix of a valid log either parses (at an event boundary) or names an offset. */
 static void test_truncations(void)
 {
@@ -432,16 +599,23 @@ static void test_truncations(void)
 	for (size_t n = 0; n <= b.n; n++) {
 		char err[EVENTLOG_ERROR_MAX];
 		struct eventlog *log = NULL;
-		bool boundary = false;
+		bool whole = false;
+		size_t last = 0;
 		int r = eventlog_parse(b.d, n, &log, err);
 
+		/* Whole events, then nothing or only zeros (a cut inside the next event's PCR index). */
 		for (size_t i = 0; i < nb; i++)
-			boundary |= bounds[i] == n;
-		if (boundary ? r != 0 : (r != -EBADMSG || strncmp(err, "offset ", 7) != 0))
+			if (bounds[i] <= n) {
+				last = bounds[i];
+				whole = true;
+			}
+		for (size_t i = last; whole && i < n; i++)
+			whole = b.d[i] == 0;
+		if (whole ? r != 0 || log->padding != n - last : (r != -EBADMSG || strncmp(err, "offset ", 7) != 0))
 			ok = false;
 		eventlog_free(log);
 	}
-	CHECK(ok, "every truncation parses at an event boundary and is refused with an offset elsewhere");
+	CHECK(ok, "every truncation parses at an event boundary (zeros after it are padding) and is refused with an offset elsewhere");
 }
 
 static void test_many_events(void)
@@ -519,6 +693,7 @@ int main(void)
 	test_sm3();
 	test_locality();
 	test_errors();
+	test_quirks();
 	test_truncations();
 	test_many_events();
 	test_describe();
