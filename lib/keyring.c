@@ -317,7 +317,7 @@ int keyring_list(int32_t keyring, struct keyring_entry **ret, size_t *ret_n)
 {
 	_cleanup_free_ int32_t *ids = NULL;
 	_cleanup_free_ struct keyring_entry *e = NULL;
-	long size = keyctl(KEYCTL_READ, KID(keyring), 0, 0, 0);
+	long size = keyctl(KEYCTL_READ, KID(keyring), 0, 0, 0), got;
 	size_t n = 0;
 
 	if (size < 0)
@@ -325,9 +325,13 @@ int keyring_list(int32_t keyring, struct keyring_entry **ret, size_t *ret_n)
 	ids = malloc((size_t)size + sizeof(int32_t));
 	if (!ids)
 		return -ENOMEM;
-	size = keyctl(KEYCTL_READ, KID(keyring), (unsigned long)ids, (unsigned long)size, 0);
-	if (size < 0)
+	/* KEYCTL_READ returns the keyring's size now, not what it copied: one that grew is -EAGAIN. */
+	got = keyctl(KEYCTL_READ, KID(keyring), (unsigned long)ids, (unsigned long)size, 0);
+	if (got < 0)
 		return -errno;
+	if (got > size)
+		return -EAGAIN;
+	size = got;
 	e = calloc((size_t)size / sizeof(int32_t) + 1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;

@@ -83,7 +83,10 @@ int keyring_find_visible(int32_t *ret);
  */
 int keyring_find_for_caller(int32_t *ret);
 
-/* The key called desc in keyring, read into a secure buffer. -ENOKEY if it holds none. */
+/*
+ * The key called desc in keyring, read into a secure buffer. -ENOKEY if it holds none, -EAGAIN
+ * if the keyring or the key changed while it was read (look again).
+ */
 int keyring_read(int32_t keyring, const char *desc, struct secbuf **ret);
 
 struct keyring_entry {
@@ -95,7 +98,7 @@ struct keyring_entry {
 	size_t size; /* payload bytes (the size only; nothing is read) */
 };
 
-/* The keys in keyring, described. */
+/* The keys in keyring, described. -EAGAIN if keys were added while it was read (look again). */
 int keyring_list(int32_t keyring, struct keyring_entry **ret, size_t *ret_n);
 
 /* "type;uid;gid;perm;description" as KEYCTL_DESCRIBE gives it. Pure, fuzzed. */

@@ -21,4 +21,7 @@ static int tap_n, tap_failed;
 		}                                                                  \
 	} while (0)
 
+/* A check that cannot run here: it counts as passed, with TAP's SKIP directive saying why. */
+#define SKIP(name, why) printf("ok %d - %s: %s # SKIP %s\n", ++tap_n, __FILE__, name, why)
+
 #define TAP_DONE() (printf("1..%d\n", tap_n), tap_failed ? 1 : 0)

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The pure parts of the keyring handoff: credential names, /proc/keys candidates (whose
- * descriptions others choose), KEYCTL_DESCRIBE strings, the status text and its PCR list.
+ * descriptions others choose), KEYCTL_DESCRIBE strings, the status text and its PCR list;
+ * and keyring_list on a real kernel keyring that grows between its size query and its read.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "handoff-status.h"
 #include "keyring.h"
@@ -109,11 +114,80 @@ static void test_status(void)
 	      handoff_pcrs_get("sha256:x=00", 0, hex) == -EBADMSG, "PCR list: malformed");
 }
 
+/*
+ * The seam: lib/keyring.c reaches the kernel through syscall(2), which this binary defines, so
+ * a keyring can be made to grow at the exact moment between keyring_list's size query and its
+ * read, as another process adding keys would. Everything else passes straight through.
+ */
+#define KEYCTL_READ 11
+#define GROW_BY 64
+static int32_t grow_ring;
+
+long syscall(long nr, ...)
+{
+	static long (*real)(long, ...);
+	long a[6], r;
+	va_list ap;
+
+	va_start(ap, nr);
+	for (size_t i = 0; i < ELEMENTSOF(a); i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (!real)
+		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+	r = real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (nr == SYS_keyctl && a[0] == KEYCTL_READ && grow_ring && a[1] == grow_ring && a[2] == 0) {
+		static unsigned added;
+		int32_t ring = grow_ring;
+
+		grow_ring = 0;
+		for (int i = 0; i < GROW_BY; i++) {
+			char desc[32];
+
+			/* New names: adding a key under a name the keyring holds replaces it in place. */
+			snprintf(desc, sizeof(desc), "secret:g%u", added++);
+			(void)real(SYS_add_key, "user", desc, "x", 1L, (long)ring);
+		}
+	}
+	return r;
+}
+
+static void test_list_grows(void)
+{
+	int32_t ring = (int32_t)syscall(SYS_add_key, "keyring", "keystrap-test", NULL, 0L, (long)KEYRING_SPEC_PROCESS);
+	struct keyring_entry *e = NULL;
+	struct secbuf *b = NULL;
+	size_t n = 0;
+
+	if (ring < 0 || syscall(SYS_add_key, "user", "certificate", "pem", 3L, (long)ring) < 0) {
+		SKIP("keyring_list on a growing keyring", "no kernel key retention service here");
+		return;
+	}
+	CHECK(keyring_list(ring, &e, &n) == 0 && n == 1 && streq(e[0].desc, "certificate") && e[0].size == 3,
+	      "keyring_list: one key, described and sized");
+	free(e);
+	e = NULL;
+	grow_ring = ring;
+	CHECK(keyring_list(ring, &e, &n) == -EAGAIN && !e && grow_ring == 0,
+	      "keyring_list: a keyring that grew between its size query and its read is -EAGAIN, not over-read");
+	CHECK(keyring_list(ring, &e, &n) == 0 && n == 1 + GROW_BY, "keyring_list: listed whole once it holds still");
+	free(e);
+	grow_ring = ring;
+	CHECK(keyring_read(ring, "certificate", &b) == -EAGAIN && !b && grow_ring == 0,
+	      "keyring_read: the listing it starts from grew: -EAGAIN");
+	secbuf_free(b);
+	b = NULL;
+	CHECK(keyring_read(ring, "certificate", &b) == 0 && b->size == 3 && memcmp(b->data, "pem", 3) == 0,
+	      "keyring_read: the key, once the keyring holds still");
+	secbuf_free(b);
+}
+
 int main(void)
 {
 	test_names();
 	test_proc_keys();
 	test_describe();
 	test_status();
+	test_list_grows();
 	return TAP_DONE();
 }
