@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +42,11 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 	if (err < 0)
 		err = -err;
 	if (level <= max_level) {
-		fputs("keystrap: ", stderr);
+		/* Each binary under its own name: keystrap, keystrap-server, the test helpers. */
+		fprintf(stderr, "%s: ", program_invocation_short_name);
 		va_start(ap, fmt);
+		/* %m is the error given, not whatever errno the caller's last call left. */
+		errno = err ? err : saved;
 		vfprintf(stderr, fmt, ap);
 		va_end(ap);
 		fputc('\n', stderr);

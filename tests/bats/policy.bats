@@ -408,21 +408,21 @@ current_version() {
 	jq '.policy_threshold = 3' "$SRV_DIR/server.json" >k3.json
 	run "$KEYSTRAP_SERVER" policy show --config k3.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: k3.json: 'policy_threshold' 3 is more than the 2 operator keys" ]
+	[ "$output" = "keystrap-server: k3.json: 'policy_threshold' 3 is more than the 2 operator keys" ]
 	jq '.policy_threshold = 0' "$SRV_DIR/server.json" >k0.json
 	run "$KEYSTRAP_SERVER" policy show --config k0.json
-	[ "$output" = "keystrap: k0.json: 'policy_threshold' is not a number from 1 to 16" ]
+	[ "$output" = "keystrap-server: k0.json: 'policy_threshold' is not a number from 1 to 16" ]
 	cp "$OPERATOR_DIR/op1.pub" same.pub
 	jq --arg k "$PWD/same.pub" '.operator_keys += [$k]' "$SRV_DIR/server.json" >twice.json
 	run "$KEYSTRAP_SERVER" policy show --config twice.json
-	[ "$output" = "keystrap: operator key '$PWD/same.pub' is the same key as '$OPERATOR_DIR/op1.pub'" ]
+	[ "$output" = "keystrap-server: operator key '$PWD/same.pub' is the same key as '$OPERATOR_DIR/op1.pub'" ]
 	jq --arg k "$OPERATOR_DIR/op1.key" '.operator_keys[0] = $k' "$SRV_DIR/server.json" >private.json
 	run "$KEYSTRAP_SERVER" policy show --config private.json
-	[ "$output" = "keystrap: operator key '$OPERATOR_DIR/op1.key' is not a PEM public key" ]
+	[ "$output" = "keystrap-server: operator key '$OPERATOR_DIR/op1.key' is not a PEM public key" ]
 	jq '.policy_threshold = 1' "$SRV_DIR/server.json" >k1.json
 	run "$KEYSTRAP_SERVER" policy show --config k1.json
 	[ "$status" -eq 0 ]
-	[[ "${lines[0]}" == "keystrap: k1.json: 'policy_threshold' 1 lets any single operator key change what nodes must boot" ]]
+	[[ "${lines[0]}" == "keystrap-server: k1.json: 'policy_threshold' 1 lets any single operator key change what nodes must boot" ]]
 }
 
 @test "Ed25519 and RSA operator keys sign with standard tools" {

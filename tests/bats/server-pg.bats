@@ -256,14 +256,14 @@ records() {
 		"$A_DIR/server.json" >badpw.json
 	run "$KEYSTRAP_SERVER" node list --config badpw.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: cannot open the store 'postgresql://keystrap:***@127.0.0.1:$PG_PORT/keystrap': connection to server at \"127.0.0.1\", port $PG_PORT failed: FATAL:  password authentication failed for user \"keystrap\"" ]
+	[ "$output" = "keystrap-server: cannot open the store 'postgresql://keystrap:***@127.0.0.1:$PG_PORT/keystrap': connection to server at \"127.0.0.1\", port $PG_PORT failed: FATAL:  password authentication failed for user \"keystrap\"" ]
 	local nobody
 	nobody=$(free_port)
 	jq --arg db "postgres://keystrap@127.0.0.1:$nobody/keystrap?password=hunter2&connect_timeout=2" \
 		'.database = $db' "$A_DIR/server.json" >nobody.json
 	run "$KEYSTRAP_SERVER" audit verify --config nobody.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: cannot open the store 'postgres://keystrap@127.0.0.1:$nobody/keystrap?password=***&connect_timeout=2': connection to server at \"127.0.0.1\", port $nobody failed: Connection refused" ]
+	[ "$output" = "keystrap-server: cannot open the store 'postgres://keystrap@127.0.0.1:$nobody/keystrap?password=***&connect_timeout=2': connection to server at \"127.0.0.1\", port $nobody failed: Connection refused" ]
 	run "$KEYSTRAP_SERVER" serve --config nobody.json
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"cannot open the store"*"Connection refused" ]]
@@ -271,13 +271,13 @@ records() {
 	jq '.database = "mysql://db.example/keystrap"' "$A_DIR/server.json" >mysql.json
 	run "$KEYSTRAP_SERVER" node list --config mysql.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: cannot open the store 'mysql://db.example/keystrap': not a path, sqlite:PATH or postgresql:// URI" ]
+	[ "$output" = "keystrap-server: cannot open the store 'mysql://db.example/keystrap': not a path, sqlite:PATH or postgresql:// URI" ]
 	# libpq's key=value form is not taken for a file name (it would hold the password in clear).
 	jq --arg db "host=127.0.0.1 port=$PG_PORT dbname=keystrap password=hunter2" '.database = $db' \
 		"$A_DIR/server.json" >kv.json
 	run "$KEYSTRAP_SERVER" node list --config kv.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: cannot open the store: the database looks like libpq's key=value form, which is not taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)" ]
+	[ "$output" = "keystrap-server: cannot open the store: the database looks like libpq's key=value form, which is not taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)" ]
 	[ ! -e "host=127.0.0.1 port=$PG_PORT dbname=keystrap password=hunter2" ]
 	# The running instances logged where their store is, without its password.
 	grep -q "database=postgresql://keystrap:\*\*\*@127.0.0.1:$PG_PORT/keystrap" "$A_DIR/server.log"
