@@ -8,9 +8,10 @@
 
 load ../lib/swtpm
 load ../lib/mkinitcpio-standins
+load ../lib/initrd
 
 SRC=$BATS_TEST_DIRNAME/../..
-HOOK=$SRC/mkinitcpio/hooks/keystrap
+ZERO=0000000000000000000000000000000000000000000000000000000000000000
 
 setup_file() {
 	swtpm_start
@@ -18,11 +19,8 @@ setup_file() {
 	export STAGE=$BATS_FILE_TMPDIR/stage
 	make -s -C "$SRC" install-mkinitcpio DESTDIR="$STAGE" >/dev/null
 	install -Dm755 "$KEYSTRAP" "$STAGE/usr/sbin/keystrap"
-	# What the image's PATH offers the hook: busybox applets, and keystrap.
-	export BBIN=$BATS_FILE_TMPDIR/bin
-	mkdir -p "$BBIN"
-	for a in findfs modprobe sleep; do ln -sf "$(command -v busybox)" "$BBIN/$a"; done
-	ln -sf "$(readlink -f "$KEYSTRAP")" "$BBIN/keystrap"
+	hook_path "$BATS_FILE_TMPDIR/bin"
+	export BBIN
 }
 
 teardown_file() {
@@ -114,6 +112,7 @@ teardown() {
 	ls "$BUILDROOT"/usr/lib/*/libtss2-tcti-device.so.0
 	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-unlock@.service" "$SRC/units/keystrap-unlock@.service"
 	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/units/keystrap-lock.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-enter-initrd.service" "$SRC/units/keystrap-enter-initrd.service"
 	[ -x "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" ]
 	[ "$(cat "$BUILDROOT/etc/modules-load.d/keystrap.conf")" = "$(printf 'tpm_crb\ntpm_tis')" ]
 	[ ! -e "$BUILDROOT/hooks" ]
@@ -183,43 +182,6 @@ teardown() {
 
 # ---- run time ---------------------------------------------------------------------------
 
-# hook CMDLINE [FN...]: sources the hook in busybox ash with mkinitcpio's msg, err and
-# launch_interactive_shell, then calls each FN (default run_hook) as /init does. The hook's
-# keystrap.conf is the test's own file (none unless a test writes it with conf).
-hook() {
-	local cmdline=$1
-	shift
-	printf '%s\n' "$cmdline" >"$BATS_TEST_TMPDIR/cmdline"
-	# A fresh libblkid cache, as in an initramfs: the host's /run/blkid may still map this
-	# test's loop device to the previous test's volume.
-	run env PATH="$BBIN:$PATH" BLKID_FILE="$BATS_TEST_TMPDIR/blkid.tab" \
-		KEYSTRAP_TEST_CONF="$BATS_TEST_TMPDIR/keystrap.conf" busybox sh -c '
-		msg() { [ "${quiet}" != "y" ] && echo "$@"; }
-		err() { echo "ERROR: $@"; }
-		launch_interactive_shell() { echo "emergency shell $*"; exit 99; }
-		# This host is not an initramfs: mounts are reported, not made.
-		mount() { echo "mount $*"; }
-		keystrap_cmdline=$1
-		shift
-		. "$0"
-		keystrap_conf=$KEYSTRAP_TEST_CONF
-		for fn in "$@"; do "$fn"; echo "$fn returned $?"; done' \
-		"$HOOK" "$BATS_TEST_TMPDIR/cmdline" "${@:-run_hook}"
-}
-
-luks_volume() {
-	IMG=$BATS_TEST_TMPDIR/root.img KEY=$BATS_TEST_TMPDIR/key
-	make_luks "$IMG" "$KEY" >/dev/null
-	# Its own (empty) configuration: whatever /etc/keystrap holds on this host stays out of it.
-	: >"$BATS_TEST_TMPDIR/enroll.conf"
-	"$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --pcrs 7,15:0 \
-		--config "$BATS_TEST_TMPDIR/enroll.conf" >/dev/null
-	UUID=$(cryptsetup luksUUID "$IMG")
-	LOOP=$(losetup -f --show "$IMG" 2>/dev/null) || skip "no loop device available here"
-}
-
-measured() { grep -c "\"keystrap:$1\"" "$KEYSTRAP_MEASURE_LOG" 2>/dev/null || true; }
-
 @test "nothing on the command line and no keystrap.conf: the hook does nothing at all" {
 	p12=$(pcr_value sha256 12) p15=$(pcr_value sha256 15)
 	hook "console=ttyS0 root=/dev/sda2" run_hook run_cleanuphook
@@ -239,7 +201,7 @@ measured() { grep -c "\"keystrap:$1\"" "$KEYSTRAP_MEASURE_LOG" 2>/dev/null || tr
 	[[ "$output" != *"PCR mismatch"* ]]
 	[[ "$output" == *"could not open UUID=$UUID; the passphrase is the fallback"* ]] ||
 		[[ "$output" == *"opened as /dev/mapper/luks-$UUID"* ]]
-	[ "$(pcr_value sha256 15)" != 0000000000000000000000000000000000000000000000000000000000000000 ]
+	[ "$(pcr_value sha256 15)" != "$ZERO" ]
 	[ "$(measured volumes-unlocked)" = 1 ]
 	# ... and now, with PCR 15 moved, the same hook cannot unseal it again: it names PCR 15.
 	hook "rd.keystrap.root=UUID=$UUID"
@@ -264,6 +226,78 @@ measured() { grep -c "\"keystrap:$1\"" "$KEYSTRAP_MEASURE_LOG" 2>/dev/null || tr
 	[ "$(measured volumes-unlocked)" = 1 ]
 	hook "rd.keystrap.root=UUID=not-a-uuid;rm"
 	[[ "$output" == *"ignoring rd.keystrap.root=UUID=not-a-uuid;rm: only UUID=… is supported"* ]]
+}
+
+# unlock_conf [LINE...]: keystrap.conf whose [Unlock] names the test's volume (and LINEs).
+unlock_conf() {
+	printf '[Unlock]\nDevice=UUID=%s\nName=cryptroot\n' "$UUID" >"$BATS_TEST_TMPDIR/keystrap.conf"
+	printf '%s\n' "$@" >>"$BATS_TEST_TMPDIR/keystrap.conf"
+}
+
+@test "[Unlock] of keystrap.conf, and the unseal refused (PCR 7 changed): PCR 15 is locked anyway" {
+	luks_volume
+	unlock_conf
+	tpm2_pcrextend "7:sha256=$(printf '%064d' 1)"
+	hook "root=/dev/mapper/cryptroot"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"PCR mismatch (sha256): PCR 7 is "* ]]
+	[[ "$output" == *"ERROR: keystrap: could not open the volume of $BATS_TEST_TMPDIR/keystrap.conf; the passphrase is the fallback"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	[ "$(pcr_value sha256 15)" != "$ZERO" ]
+}
+
+@test "... and its twin: the unseal works (even with Lock=no): keystrap unlock does not lock, the hook locks once" {
+	luks_volume
+	unlock_conf Lock=no
+	hook "root=/dev/mapper/cryptroot"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"PCR mismatch"* ]]
+	[[ "$output" == *"opened as /dev/mapper/cryptroot"* ]] ||
+		[[ "$output" == *"could not open the volume of $BATS_TEST_TMPDIR/keystrap.conf"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	[ "$(pcr_value sha256 15)" != "$ZERO" ]
+	# After the configuration's measurement: the lock is the hook's, not keystrap unlock's.
+	[ "$(logged | tail -n 1)" = "15 keystrap:volumes-unlocked" ]
+	[ "$(logged | sed -n 2p)" = "12 keystrap:config:$(sha256sum <"$BATS_TEST_TMPDIR/keystrap.conf" | cut -c1-64)" ]
+}
+
+# stalled_unlock: the hook's PATH gets a keystrap whose unlock meets a stalled TPM (swtpm
+# stopped) and is SIGKILLed a second later, as the OOM killer or a timeout would; every other
+# verb is the real keystrap on a running TPM.
+stalled_unlock() {
+	local pid
+	pid=$(cat "$SWTPM_DIR/pid")
+	HOOK_PATH=$BATS_TEST_TMPDIR/stalled
+	mkdir -p "$HOOK_PATH"
+	cat >"$HOOK_PATH/keystrap" <<-EOF
+		#!/bin/sh
+		if [ "\$1" = unlock ]; then
+			kill -STOP $pid
+			(sleep 1; kill -KILL \$\$; kill -CONT $pid) >/dev/null 2>&1 &
+		fi
+		exec $(readlink -f "$KEYSTRAP") "\$@"
+	EOF
+	chmod 755 "$HOOK_PATH/keystrap"
+}
+
+@test "keystrap unlock SIGKILLed mid-unseal, rd.keystrap.root= and [Unlock] alike: PCR 15 is locked anyway" {
+	luks_volume
+	stalled_unlock
+	hook "rd.keystrap.root=UUID=$UUID"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ERROR: keystrap: could not open UUID=$UUID; the passphrase is the fallback"* ]]
+	[[ "$output" != *"opened as"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	[ "$(pcr_value sha256 15)" != "$ZERO" ]
+
+	swtpm_reboot
+	[ "$(pcr_value sha256 15)" = "$ZERO" ]
+	unlock_conf
+	hook "root=/dev/mapper/cryptroot"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ERROR: keystrap: could not open the volume of $BATS_TEST_TMPDIR/keystrap.conf"* ]]
+	[ "$(measured volumes-unlocked)" = 1 ]
+	[ "$(pcr_value sha256 15)" != "$ZERO" ]
 }
 
 @test "run_cleanuphook measures leave-initrd into PCR 12, after enter-initrd" {

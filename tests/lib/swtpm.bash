@@ -3,7 +3,6 @@
 # and the tools under test. Every test talks to a real swtpm; there is no mock TPM.
 
 KEYSTRAP=${KEYSTRAP:-$BATS_TEST_DIRNAME/../../build/keystrap}
-TESTLIB=$BATS_TEST_DIRNAME/../lib
 export TSS2_LOG=all+none
 
 free_port() {
