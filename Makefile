@@ -178,6 +178,7 @@ install-dracut: install-units
 install-units:
 	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
 	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
+	install -Dm644 units/keystrap-enter-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-enter-initrd.service
 	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
 	install -Dm644 units/keystrap-handoff.service $(DESTDIR)/usr/lib/systemd/system/keystrap-handoff.service
 	install -Dm644 units/keystrap-leave-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-leave-initrd.service

@@ -11,6 +11,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/mkinitcpio.sh"
 
 ZERO=0000000000000000000000000000000000000000000000000000000000000000
+# What keystrap measures (its CEL log's phases, in order) in a boot that attests, and in one
+# whose unlock or attestation fails: the same through dracut's units and mkinitcpio's hook.
+PHASES_ATTESTED="enter-initrd volumes-unlocked attested leave-initrd"
+PHASES_UNATTESTED="enter-initrd volumes-unlocked leave-initrd"
 PROBLEMS=()
 N=0 PASS=0 FAIL=0
 
@@ -176,6 +180,7 @@ scenario_1() {
 		reported attest 'node node1: 1 secret\(s\), certificate and key in keyring'
 	expect "the server's audit log: node1's quote accepted" audited attest-finish allow .
 	expect "keystrap measured leave-initrd" reported leave-initrd 'keystrap:leave-initrd'
+	expect "the measurement log: $PHASES_ATTESTED" value_is phases "$PHASES_ATTESTED"
 	expect "the consumer service (uid 942) holds node1's certificate, valid, issued seconds ago, and the secret" \
 		reported consumer "certificate for node1 valid, issued [0-9]+ s ago, secret $VM_SECRET_NAME matches sha256"
 	ksvm "$RUN" consumer | grep '^keystrap-consumer:' | sed 's/^/#   /' || true
@@ -196,6 +201,8 @@ scenario_2() {
 	server_down
 	came_up
 	fell_back 'PCR 9 '
+	expect "PCR 15 is no longer zero, the unlock having failed" pcr15_moved
+	expect "the measurement log: $PHASES_UNATTESTED" value_is phases "$PHASES_UNATTESTED"
 	attest_failed 'PCR 9'
 	expect "the server's audit log: the quote refused, naming PCR 9" audited attest-finish deny 'PCR 9'
 	expect "... and no quote accepted" not audited attest-finish allow .
@@ -252,6 +259,7 @@ scenario_5() {
 	rm -f "$disk"
 	came_up
 	fell_back 'token 0 is malformed'
+	expect "PCR 15 is no longer zero, the unlock having failed" pcr15_moved
 	expect "the LUKS2 header is untouched" test "$before" = "$after"
 	result "corrupted token JSON: clear error, passphrase fallback, header untouched"
 }

@@ -211,6 +211,7 @@ scenario_mk2() {
 	expect "keystrap handoff put node1's credentials in the keyring" \
 		console_has 'node node1: 1 secret\(s\), certificate and key in keyring'
 	expect "the server's audit log: the quote accepted" mk_audited allow
+	expect "the measurement log: $PHASES_ATTESTED, as through dracut" value_is phases "$PHASES_ATTESTED"
 	expect "the cleanup hook measured leave-initrd after the handoff" \
 		mk_before 'certificate and key in keyring' 'keystrap:leave-initrd'
 	expect "the consumer service (uid 942) holds node1's certificate, valid, issued seconds ago, and the secret" \
@@ -238,6 +239,7 @@ scenario_mk2b() {
 	expect "keystrap said it could not reach the server" console_has "keystrap: cannot reach $VM_SERVER_URL/"
 	expect "the failure policy said so loudly" console_has 'booting WITHOUT node credentials: attestation failed \(FailurePolicy=continue\)'
 	expect "the hook went on: the cleanup hook measured leave-initrd" console_has 'PCR 12 extended with keystrap:leave-initrd'
+	expect "the measurement log: $PHASES_UNATTESTED, as through dracut" value_is phases "$PHASES_UNATTESTED"
 	expect "the consumer service found no certificate in the keyring" reported consumer 'no certificate'
 	result "mkinitcpio busybox hook, server down: bounded retries, FailurePolicy=continue, root open, no credentials"
 }

@@ -61,6 +61,9 @@ install() {
 		"$systemdsystemunitdir/keystrap-lock.service"
 	inst_script "$(keystrap_src /usr/lib/systemd/system-generators/keystrap-generator)" \
 		"$systemdutildir/system-generators/keystrap-generator"
+	# The phases the mkinitcpio busybox hook measures, in the same order (see the generator).
+	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-enter-initrd.service)" \
+		"$systemdsystemunitdir/keystrap-enter-initrd.service"
 	inst_simple "$(keystrap_src /usr/lib/systemd/system/keystrap-leave-initrd.service)" \
 		"$systemdsystemunitdir/keystrap-leave-initrd.service"
 
