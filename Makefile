@@ -14,7 +14,7 @@ CLANG      ?= clang
 PKG_CONFIG ?= pkg-config
 FUZZ_SECONDS ?= 15
 
-PKGS := tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup blkid json-c libcrypto
+PKGS := tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup blkid json-c libssl libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
@@ -168,6 +168,13 @@ $(BUILD)/attest-check: tests/lib/attest-check.c $(LIB_OBJ) $(HDRS)
 	$(CC) $(ALL_CFLAGS) $(HARDEN) $< $(LIB_OBJ) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
 
 check-bats: $(BUILD)/asan/attest-check
+
+# keystrap's HTTPS client on its own, against canned and misbehaving servers (tests/bats/https.bats).
+$(BUILD)/asan/https-post: tests/lib/https-post.c $(ASAN_LIB_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+
+check-bats: $(BUILD)/asan/https-post
 
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
 # the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX.
