@@ -106,6 +106,10 @@ $(BUILD)/bench/libtss2-tcti-count.so.0: bench/tcti-count.c
 bench: deps $(BUILD)/keystrap $(BUILD)/bench/libtss2-tcti-count.so.0
 	@BUILD=$(BUILD) bash bench/unlock.sh
 
+# What the initramfs carries for keystrap against systemd-cryptsetup's TPM path (figures).
+bench-closure: $(BUILD)/keystrap
+	@BUILD=$(BUILD) bash bench/closure.sh
+
 demo: deps $(BUILD)/keystrap
 	@bash tools/demo.sh
 
