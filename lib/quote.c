@@ -247,10 +247,32 @@ static int check_pcrs(const struct quote_expect *e, const TPMS_ATTEST *a, TPMI_A
 	return 0;
 }
 
+/* The TPM names the signer by qualified name: the AK's under one of the parents it may have. */
+static int signer_is_ak(const struct quote_expect *e, const TPM2B_NAME *signer)
+{
+	const TPM2B_NAME *parents = e->ak_parents;
+	size_t n = e->n_ak_parents;
+	TPM2B_NAME endorsement, qn;
+	int r;
+
+	if (n == 0) {
+		tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &endorsement);
+		parents = &endorsement;
+		n = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = tpm_name_qualify(&parents[i], &e->ak->name, &qn);
+		if (r < 0)
+			return r;
+		if (signer->size == qn.size && memcmp(signer->name, qn.name, qn.size) == 0)
+			return 0;
+	}
+	return -EKEYREJECTED;
+}
+
 int quote_verify(const struct quote_expect *e, const uint8_t *attest, size_t attest_size,
 		 const uint8_t *sig, size_t sig_size, TPMS_ATTEST *ret_attest, char *reason)
 {
-	TPM2B_NAME parent, qn;
 	TPMT_SIGNATURE s;
 	TPMS_ATTEST a;
 	const char *why;
@@ -268,15 +290,11 @@ int quote_verify(const struct quote_expect *e, const uint8_t *attest, size_t att
 	if (r < 0)
 		return r;
 
-	if (e->ak_parent_qn)
-		parent = *e->ak_parent_qn;
-	else
-		tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &parent);
-	r = tpm_name_qualify(&parent, &e->ak->name, &qn);
+	r = signer_is_ak(e, &a.qualifiedSigner);
+	if (r == -EKEYREJECTED)
+		return fail(reason, r, "quote signed by a key other than the AK");
 	if (r < 0)
 		return fail(reason, r, "AK qualified name cannot be computed");
-	if (a.qualifiedSigner.size != qn.size || memcmp(a.qualifiedSigner.name, qn.name, qn.size) != 0)
-		return fail(reason, -EKEYREJECTED, "quote signed by a key other than the AK");
 	r = verify_signature(e->ak, &s, attest, attest_size, reason);
 	if (r < 0)
 		return r;

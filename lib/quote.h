@@ -18,8 +18,12 @@
 struct quote_expect {
 	/* The AK the node presented; its name is what the MakeCredential challenge was bound to. */
 	const struct tpm_pub *ak;
-	/* Qualified name of the AK's parent. NULL: a primary in the endorsement hierarchy (tpm_ak_create). */
-	const TPM2B_NAME *ak_parent_qn;
+	/*
+	 * The qualified names the AK's parent may have: the quote's signer must be the AK under one
+	 * of them. None (n_ak_parents 0): a primary in the endorsement hierarchy (tpm_ak_create).
+	 */
+	const TPM2B_NAME *ak_parents;
+	size_t n_ak_parents;
 	/* The qualifying data the verifier asked the TPM to sign (nonce-derived). */
 	const uint8_t *extra_data;
 	size_t extra_data_size;
@@ -36,7 +40,7 @@ int quote_attest_unwrap(const uint8_t *buf, size_t size, const uint8_t **ret, si
 /*
  * Checks, in order: the AK is a restricted signing key; attest is a well-formed TPMS_ATTEST with
  * magic TPM_GENERATED_VALUE and type TPM_ST_ATTEST_QUOTE; the signature is well formed; the
- * signer's qualified name is the AK's; the signature verifies with the AK over the attest bytes;
+ * signer's qualified name is the AK's under one of the parents; the signature verifies with the AK over the attest bytes;
  * extraData is the expected one; the quoted PCR selection is exactly the requested one; the PCR
  * digest is the hash of the reported PCR values. 0 on success, with *ret_attest (optional) the
  * parsed quote (clock, resetCount, restartCount, firmwareVersion for the caller's own checks).

@@ -477,73 +477,6 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
  * and Quote. The verifying side is pure code in credential.c, quote.c and tpmpub.c.
  */
 
-/* TCG EK Credential Profile 2.x: PolicySecret(TPM_RH_ENDORSEMENT) as SHA-256 (policy A, low range)... */
-#define EK_POLICY_A_SHA256                                                                          \
-	{ 0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24, \
-	  0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa }
-/* ...and policy B as SHA-384 (high range: userWithAuth is set, so plain auth also works). */
-#define EK_POLICY_B_SHA384                                                                          \
-	{ 0xb2, 0x6e, 0x7d, 0x28, 0xd1, 0x1a, 0x50, 0xbc, 0x53, 0xd8, 0x82, 0xbc, 0xf5, 0xfd, 0x3a, 0x1a, \
-	  0x07, 0x41, 0x48, 0xbb, 0x35, 0xd3, 0xb4, 0xe4, 0xcb, 0x1c, 0x0a, 0xd9, 0xbd, 0xe4, 0x19, 0xca, \
-	  0xcb, 0x47, 0xba, 0x09, 0x69, 0x96, 0x46, 0x15, 0x0f, 0x9f, 0xc0, 0x00, 0xf3, 0xf8, 0x0e, 0x12 }
-#define EK_ATTRS                                                                                 \
-	(TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |      \
-	 TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
-
-static const struct ek_profile {
-	const char *name;
-	TPM2_HANDLE cert_index;
-	TPM2B_PUBLIC template;
-} ek_profiles[_TPM_EK_KIND_MAX] = {
-	/* Template L-1: the unique field is 256 zero bytes, so the derived key is the certified one. */
-	[TPM_EK_RSA2048] = { "rsa2048", 0x01c00002, { .publicArea = {
-		.type = TPM2_ALG_RSA, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
-		.authPolicy = { 32, EK_POLICY_A_SHA256 },
-		.parameters.rsaDetail = {
-			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
-			.scheme.scheme = TPM2_ALG_NULL, .keyBits = 2048,
-		},
-		.unique.rsa.size = 256,
-	} } },
-	/* Template L-2: x and y of 32 zero bytes each. */
-	[TPM_EK_ECC_P256] = { "ecc256", 0x01c0000a, { .publicArea = {
-		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
-		.authPolicy = { 32, EK_POLICY_A_SHA256 },
-		.parameters.eccDetail = {
-			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
-			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P256,
-			.kdf.scheme = TPM2_ALG_NULL,
-		},
-		.unique.ecc = { .x.size = 32, .y.size = 32 },
-	} } },
-	/* Template H-3 (what swtpm_setup certifies as its ECC EK): empty unique. */
-	[TPM_EK_ECC_P384] = { "ecc384", 0x01c00016, { .publicArea = {
-		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA384,
-		.objectAttributes = EK_ATTRS | TPMA_OBJECT_USERWITHAUTH,
-		.authPolicy = { 48, EK_POLICY_B_SHA384 },
-		.parameters.eccDetail = {
-			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 256, .mode.aes = TPM2_ALG_CFB },
-			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P384,
-			.kdf.scheme = TPM2_ALG_NULL,
-		},
-	} } },
-};
-
-const char *tpm_ek_kind_name(enum tpm_ek_kind kind)
-{
-	return kind < _TPM_EK_KIND_MAX ? ek_profiles[kind].name : NULL;
-}
-
-int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret)
-{
-	for (size_t i = 0; i < _TPM_EK_KIND_MAX; i++)
-		if (streq(ek_profiles[i].name, s)) {
-			*ret = (enum tpm_ek_kind)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 /* The response code without its parameter/handle/session number. */
 static TSS2_RC rc_base(TSS2_RC rc)
 {
@@ -620,11 +553,11 @@ int tpm_ek_cert_read(struct tpm *t, enum tpm_ek_kind kind, uint8_t **ret, size_t
 
 	if (kind >= _TPM_EK_KIND_MAX)
 		return -EINVAL;
-	rc = Esys_TR_FromTPMPublic(t->esys, ek_profiles[kind].cert_index, ESYS_TR_NONE, ESYS_TR_NONE,
+	rc = Esys_TR_FromTPMPublic(t->esys, tpm_ek_profile(kind)->cert_index, ESYS_TR_NONE, ESYS_TR_NONE,
 				   ESYS_TR_NONE, &nv);
 	if (rc != TSS2_RC_SUCCESS)
 		return log_debug_errno(rc_base(rc) == TPM2_RC_HANDLE ? -ENOENT : tpm_rc_errno(rc),
-				       "NV index 0x%08x: %s", ek_profiles[kind].cert_index, tpm_rc_str(rc));
+				       "NV index 0x%08x: %s", tpm_ek_profile(kind)->cert_index, tpm_rc_str(rc));
 	r = nv_read_all(t, nv, ret, ret_size);
 	(void)Esys_TR_Close(t->esys, &nv);
 	return r;
@@ -652,9 +585,12 @@ static int create_primary(struct tpm *t, ESYS_TR hierarchy, const TPM2B_PUBLIC *
 
 int tpm_ek_create(struct tpm *t, enum tpm_ek_kind kind, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub)
 {
+	TPM2B_PUBLIC template;
+
 	if (kind >= _TPM_EK_KIND_MAX)
 		return -EINVAL;
-	return create_primary(t, ESYS_TR_RH_ENDORSEMENT, &ek_profiles[kind].template, ret, ret_pub);
+	template = (TPM2B_PUBLIC){ .publicArea = tpm_ek_profile(kind)->area };
+	return create_primary(t, ESYS_TR_RH_ENDORSEMENT, &template, ret, ret_pub);
 }
 
 int tpm_ak_create(struct tpm *t, const uint8_t *unique, ESYS_TR *ret, TPM2B_PUBLIC *ret_pub)

@@ -7,6 +7,7 @@
 #include "macro.h"
 #include "pcr.h"
 #include "secbuf.h"
+#include "tpmpub.h"
 
 #define TPM_TCTI_DEFAULT "device:/dev/tpmrm0"
 #define TPM_SRK_HANDLE 0x81000001u
@@ -54,17 +55,6 @@ const char *tpm_rc_str(TSS2_RC rc);
 int tpm_rc_errno(TSS2_RC rc);
 
 /* Attestation (issue 5): EK and certificate, an AK for this boot, ActivateCredential, Quote. */
-
-/* TCG EK Credential Profile templates, each with the NV index its certificate lives at. */
-enum tpm_ek_kind {
-	TPM_EK_RSA2048,  /* template L-1, certificate at 0x01c00002 */
-	TPM_EK_ECC_P256, /* template L-2, certificate at 0x01c0000a */
-	TPM_EK_ECC_P384, /* template H-3, certificate at 0x01c00016 (swtpm_setup's ECC EK) */
-	_TPM_EK_KIND_MAX,
-};
-/* "rsa2048", "ecc256", "ecc384" */
-const char *tpm_ek_kind_name(enum tpm_ek_kind kind);
-int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret);
 
 /* The EK certificate as stored (DER, possibly padded): malloc'ed. -ENOENT: no such NV index. */
 int tpm_ek_cert_read(struct tpm *t, enum tpm_ek_kind kind, uint8_t **ret, size_t *ret_size);

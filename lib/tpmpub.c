@@ -5,6 +5,7 @@
 #include <openssl/core_names.h>
 #include <tss2/tss2_mu.h>
 
+#include "encode.h"
 #include "log.h"
 #include "ossl.h"
 #include "pcr.h"
@@ -377,6 +378,156 @@ int tpm_pub_check_ak(const struct tpm_pub *pub, const char **ret_reason)
 		return -EKEYREJECTED;
 	}
 	return 0;
+}
+
+/* TCG EK Credential Profile 2.x: PolicySecret(TPM_RH_ENDORSEMENT) as SHA-256 (policy A, low range)... */
+#define EK_POLICY_A_SHA256                                                                          \
+	{ 0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24, \
+	  0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa }
+/* ...and policy B as SHA-384 (high range: userWithAuth is set, so plain auth also works). */
+#define EK_POLICY_B_SHA384                                                                          \
+	{ 0xb2, 0x6e, 0x7d, 0x28, 0xd1, 0x1a, 0x50, 0xbc, 0x53, 0xd8, 0x82, 0xbc, 0xf5, 0xfd, 0x3a, 0x1a, \
+	  0x07, 0x41, 0x48, 0xbb, 0x35, 0xd3, 0xb4, 0xe4, 0xcb, 0x1c, 0x0a, 0xd9, 0xbd, 0xe4, 0x19, 0xca, \
+	  0xcb, 0x47, 0xba, 0x09, 0x69, 0x96, 0x46, 0x15, 0x0f, 0x9f, 0xc0, 0x00, 0xf3, 0xf8, 0x0e, 0x12 }
+#define EK_ATTRS                                                                                 \
+	(TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |      \
+	 TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
+
+static const struct tpm_ek_profile ek_profiles[_TPM_EK_KIND_MAX] = {
+	/* Template L-1: the unique field is 256 zero bytes, so the derived key is the certified one. */
+	[TPM_EK_RSA2048] = { "rsa2048", "L-1", 0x01c00002, {
+		.type = TPM2_ALG_RSA, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
+		.authPolicy = { 32, EK_POLICY_A_SHA256 },
+		.parameters.rsaDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .keyBits = 2048,
+		},
+		.unique.rsa.size = 256,
+	} },
+	/* Template L-2: x and y of 32 zero bytes each. */
+	[TPM_EK_ECC_P256] = { "ecc256", "L-2", 0x01c0000a, {
+		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA256, .objectAttributes = EK_ATTRS,
+		.authPolicy = { 32, EK_POLICY_A_SHA256 },
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+		.unique.ecc = { .x.size = 32, .y.size = 32 },
+	} },
+	/* Template H-3 (what swtpm_setup certifies as its ECC EK): empty unique. */
+	[TPM_EK_ECC_P384] = { "ecc384", "H-3", 0x01c00016, {
+		.type = TPM2_ALG_ECC, .nameAlg = TPM2_ALG_SHA384,
+		.objectAttributes = EK_ATTRS | TPMA_OBJECT_USERWITHAUTH,
+		.authPolicy = { 48, EK_POLICY_B_SHA384 },
+		.parameters.eccDetail = {
+			.symmetric = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 256, .mode.aes = TPM2_ALG_CFB },
+			.scheme.scheme = TPM2_ALG_NULL, .curveID = TPM2_ECC_NIST_P384,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	} },
+};
+
+const struct tpm_ek_profile *tpm_ek_profile(enum tpm_ek_kind kind)
+{
+	return kind < _TPM_EK_KIND_MAX ? &ek_profiles[kind] : NULL;
+}
+
+const char *tpm_ek_kind_name(enum tpm_ek_kind kind)
+{
+	return kind < _TPM_EK_KIND_MAX ? ek_profiles[kind].name : NULL;
+}
+
+int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret)
+{
+	for (size_t i = 0; i < _TPM_EK_KIND_MAX; i++)
+		if (streq(ek_profiles[i].name, s)) {
+			*ret = (enum tpm_ek_kind)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* The template for this key type (RSA modulus size or ECC curve), and the key written at full length into it. */
+static const struct tpm_ek_profile *ek_template_for(const TPMT_PUBLIC *p, TPMT_PUBLIC *ret, char *reason)
+{
+	for (size_t i = 0; i < _TPM_EK_KIND_MAX; i++) {
+		const struct tpm_ek_profile *e = &ek_profiles[i];
+		size_t fs = 0;
+
+		if (e->area.type != p->type)
+			continue;
+		if (p->type == TPM2_ALG_RSA && e->area.parameters.rsaDetail.keyBits == p->parameters.rsaDetail.keyBits) {
+			*ret = e->area;
+			ret->unique.rsa = p->unique.rsa;
+			if (p->unique.rsa.size == e->area.unique.rsa.size)
+				return e;
+			snprintf(reason, TPM_PUB_REASON_MAX, "an RSA modulus of %u bytes is not a %u-bit key",
+				 p->unique.rsa.size, p->parameters.rsaDetail.keyBits);
+			return NULL;
+		}
+		if (p->type == TPM2_ALG_ECC && e->area.parameters.eccDetail.curveID == p->parameters.eccDetail.curveID) {
+			const TPMS_ECC_POINT *q = &p->unique.ecc;
+
+			*ret = e->area;
+			/* A TPM pads the coordinates to the field size; a short one is the same point. */
+			(void)tpm_curve_info(p->parameters.eccDetail.curveID, &fs);
+			if (q->x.size > fs || q->y.size > fs) {
+				snprintf(reason, TPM_PUB_REASON_MAX, "ECC point coordinates of %u and %u bytes exceed the curve",
+					 q->x.size, q->y.size);
+				return NULL;
+			}
+			ret->unique.ecc = (TPMS_ECC_POINT){ .x.size = (uint16_t)fs, .y.size = (uint16_t)fs };
+			memcpy(ret->unique.ecc.x.buffer + fs - q->x.size, q->x.buffer, q->x.size);
+			memcpy(ret->unique.ecc.y.buffer + fs - q->y.size, q->y.buffer, q->y.size);
+			return e;
+		}
+	}
+	if (p->type == TPM2_ALG_RSA)
+		snprintf(reason, TPM_PUB_REASON_MAX, "an RSA %u key is in none of the EK templates (rsa2048, ecc256, ecc384)",
+			 p->parameters.rsaDetail.keyBits);
+	else
+		snprintf(reason, TPM_PUB_REASON_MAX,
+			 "an ECC key on curve 0x%04x is in none of the EK templates (rsa2048, ecc256, ecc384)",
+			 p->parameters.eccDetail.curveID);
+	return NULL;
+}
+
+int tpm_ek_identity(const struct tpm_pub *ek, uint8_t ret[TPM_EK_ID_SIZE], char reason[TPM_PUB_REASON_MAX])
+{
+	const TPMT_PUBLIC *p = &ek->area;
+	const struct tpm_ek_profile *e;
+	TPMT_PUBLIC want, got;
+	uint8_t a[sizeof(TPMT_PUBLIC)], b[sizeof(TPMT_PUBLIC)];
+	char policy[2 * sizeof(p->authPolicy.buffer) + 1];
+	size_t na = 0, nb = 0;
+
+	e = ek_template_for(p, &want, reason);
+	if (!e)
+		return -EKEYREJECTED;
+	got = *p;
+	got.unique = want.unique;
+	if (Tss2_MU_TPMT_PUBLIC_Marshal(&want, a, sizeof(a), &na) != TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPMT_PUBLIC_Marshal(&got, b, sizeof(b), &nb) != TSS2_RC_SUCCESS)
+		return -EINVAL;
+	if (na == nb && memcmp(a, b, na) == 0)
+		return pcr_bank_digest(pcr_bank_by_alg(TPM2_ALG_SHA256), a, na, ret);
+	if (p->nameAlg != want.nameAlg)
+		snprintf(reason, TPM_PUB_REASON_MAX, "nameAlg 0x%04x is not 0x%04x (EK template %s, %s)", p->nameAlg,
+			 want.nameAlg, e->template, e->name);
+	else if (p->objectAttributes != want.objectAttributes)
+		snprintf(reason, TPM_PUB_REASON_MAX, "objectAttributes 0x%08x are not 0x%08x (EK template %s, %s)",
+			 p->objectAttributes, want.objectAttributes, e->template, e->name);
+	else if (p->authPolicy.size != want.authPolicy.size ||
+		 memcmp(p->authPolicy.buffer, want.authPolicy.buffer, want.authPolicy.size) != 0) {
+		hex_encode(p->authPolicy.buffer, p->authPolicy.size, policy);
+		snprintf(reason, TPM_PUB_REASON_MAX, "authPolicy '%.64s%s' is not the EK template %s's (%s)", policy,
+			 p->authPolicy.size > 32 ? "..." : "", e->template, e->name);
+	} else
+		snprintf(reason, TPM_PUB_REASON_MAX,
+			 "the symmetric, scheme, exponent or KDF parameters are not the EK template %s's (%s)", e->template,
+			 e->name);
+	return -EKEYREJECTED;
 }
 
 void tpm_name_hierarchy(TPM2_HANDLE hierarchy, TPM2B_NAME *ret)

@@ -41,6 +41,39 @@ int tpm_pub_cert_matches(const struct tpm_pub *pub, const uint8_t *der, size_t s
  */
 int tpm_pub_check_ak(const struct tpm_pub *pub, const char **ret_reason);
 
+/*
+ * The TCG EK Credential Profile templates keystrap derives EKs from, each with the NV index its
+ * certificate lives at. Each holds another key type, so an EK's key alone says which template
+ * its public area must be.
+ */
+enum tpm_ek_kind {
+	TPM_EK_RSA2048,  /* template L-1, certificate at 0x01c00002 */
+	TPM_EK_ECC_P256, /* template L-2, certificate at 0x01c0000a */
+	TPM_EK_ECC_P384, /* template H-3, certificate at 0x01c00016 (swtpm_setup's ECC EK) */
+	_TPM_EK_KIND_MAX,
+};
+struct tpm_ek_profile {
+	const char *name;     /* "rsa2048", "ecc256", "ecc384" */
+	const char *template; /* "L-1", "L-2", "H-3" */
+	TPM2_HANDLE cert_index;
+	TPMT_PUBLIC area; /* what CreatePrimary takes; unique is the derivation's input, not the key */
+};
+/* NULL for a kind out of range. */
+const struct tpm_ek_profile *tpm_ek_profile(enum tpm_ek_kind kind);
+const char *tpm_ek_kind_name(enum tpm_ek_kind kind);
+int tpm_ek_kind_from_name(const char *s, enum tpm_ek_kind *ret);
+
+#define TPM_EK_ID_SIZE 32
+#define TPM_PUB_REASON_MAX 160
+/*
+ * An EK's identity, what the server's registry is keyed by: SHA-256 of the marshalled
+ * TPMT_PUBLIC, once that is exactly its key type's template with the key at full length. So
+ * it is a function of the key alone: one EK is one identity whatever public area an attacker
+ * wraps its (certified) key in; and for what a TPM derives it is the hash of the bytes sent.
+ * -EKEYREJECTED and a reason naming the field and its value when the area is no template.
+ */
+int tpm_ek_identity(const struct tpm_pub *ek, uint8_t ret[TPM_EK_ID_SIZE], char reason[TPM_PUB_REASON_MAX]);
+
 /* The qualified name of a hierarchy (TPM_RH_ENDORSEMENT, TPM_RH_OWNER, ...): its handle. */
 void tpm_name_hierarchy(TPM2_HANDLE hierarchy, TPM2B_NAME *ret);
 /* QN(child) = nameAlg || H_nameAlg(QN(parent) || name(child)): what TPMS_ATTEST.qualifiedSigner holds. */

@@ -33,11 +33,14 @@ static int fail_internal(struct reply *r, const char *what, int err)
 	return deny(r, 500, "internal error: %s: %s", what, strerror(-err));
 }
 
-/* The registry's key: SHA-256 of the EK's marshalled TPMT_PUBLIC (a TPM2B_PUBLIC minus its size). */
-static int ek_hash(const uint8_t *tpm2b_public, size_t size, char ret[EK_HASH_HEX + 1])
+/*
+ * The registry's key: the EK's identity (tpm_ek_identity), in hex. Only a TCG-template EK has
+ * one (-EKEYREJECTED, reason filled in), so re-wrapping a certified key makes no second node.
+ */
+static int ek_hash(const struct tpm_pub *ek, char ret[EK_HASH_HEX + 1], char *reason)
 {
-	uint8_t d[32];
-	int r = pcr_bank_digest(pcr_bank_by_name("sha256"), tpm2b_public + 2, size - 2, d);
+	uint8_t d[TPM_EK_ID_SIZE];
+	int r = tpm_ek_identity(ek, d, reason);
 
 	if (r < 0)
 		return r;
@@ -115,7 +118,9 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return deny(r, 400, "%s", why);
 	if (tpm_pub_parse(m.ek_pub, m.ek_pub_size, &ek) < 0)
 		return deny(r, 400, "field 'ek_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
-	if ((k = ek_hash(m.ek_pub, m.ek_pub_size, r->ek_hash)) < 0)
+	if ((k = ek_hash(&ek, r->ek_hash, why)) == -EKEYREJECTED)
+		return deny(r, 403, "the EK is refused: %s", why);
+	if (k < 0)
 		return fail_internal(r, "hashing the EK", k);
 	if (tpm_pub_parse(m.ak_pub, m.ak_pub_size, &ak) < 0)
 		return deny(r, 400, "field 'ak_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
@@ -198,10 +203,9 @@ static bool reference_mismatch(const struct policy *c, const struct attest_finis
 /* The finish carries the start's EK again: it must be the one this session's nonce was issued to. */
 static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, struct tpm_pub *ret)
 {
-	char h[EK_HASH_HEX + 1];
+	char h[EK_HASH_HEX + 1], why[TPM_PUB_REASON_MAX];
 
-	if (tpm_pub_parse(m->ek_pub, m->ek_pub_size, ret) < 0 || ek_hash(m->ek_pub, m->ek_pub_size, h) < 0 ||
-	    !streq(h, n->ek_hash))
+	if (tpm_pub_parse(m->ek_pub, m->ek_pub_size, ret) < 0 || ek_hash(ret, h, why) < 0 || !streq(h, n->ek_hash))
 		return -EPERM;
 	return 0;
 }
@@ -243,6 +247,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	struct node_rec node;
 	struct tpm_pub ak, ek;
 	struct quote_expect e;
+	TPM2B_NAME ak_parents[2];
 	TPMS_ATTEST attest;
 	uint8_t verifier[32], extra[32];
 	size_t spki_size;
@@ -292,8 +297,14 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	/* The policy in force now: one loaded since the challenge may select other PCRs. */
 	if (m.bank != p->bank || m.mask != p->mask)
 		return deny(r, 403, "reported PCRs are not the requested selection");
+	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
+	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);
+	if ((k = tpm_name_qualify(&ak_parents[0], &ek.name, &ak_parents[1])) < 0)
+		return fail_internal(r, "the EK's qualified name", k);
 	e = (struct quote_expect){
 		.ak = &ak,
+		.ak_parents = ak_parents,
+		.n_ak_parents = ELEMENTSOF(ak_parents),
 		.extra_data = extra,
 		.extra_data_size = sizeof(extra),
 		.bank = m.bank,

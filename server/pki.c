@@ -208,7 +208,7 @@ static void ek_cache_put(struct pki *p, const uint8_t cert[32], const char *ek_h
 	*victim = n;
 }
 
-/* SHA-256 of the EK's TPMT_PUBLIC (what the registry is keyed by), in hex. */
+/* SHA-256 of the EK's TPMT_PUBLIC as sent, in hex: the exact public area a cache entry vouches for. */
 static int ek_digest(struct pki *p, const struct tpm_pub *ek, char ret[EK_HASH_HEX + 1])
 {
 	uint8_t buf[sizeof(TPM2B_PUBLIC)], d[32];

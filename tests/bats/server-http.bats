@@ -114,6 +114,26 @@ req() {
 	[ "${#lines[@]}" -eq 2 ]
 }
 
+@test "one EK certificate in many re-encoded EKs cannot fill max_pending_enrollments: each is refused, a genuine new EK may still ask" {
+	server2 '"max_pending_enrollments":2'
+	run req "$SRV2_PORT" --data-binary "@$BATS_FILE_TMPDIR/start.json" /v1/attest/start
+	[ "${lines[2]}" = '{"error":"node is not approved: enrollment request recorded for EK '"$(ek_hash | cut -c1-16)"'"}' ]
+	# No TPM needed for these: the certified key, a random authPolicy each time.
+	for _ in 1 2 3 4; do
+		"$PEER" start "$U" "ek-policy=$(head -c 32 /dev/urandom | xxd -p -c 64)" >x.json
+		run req "$SRV2_PORT" --data-binary @x.json /v1/attest/start
+		[ "${lines[0]}" = "HTTP/1.1 403 Forbidden" ]
+		[[ "${lines[2]}" == '{"error":"the EK is refused: authPolicy '*"' is not the EK template L-1's (rsa2048)\"}" ]]
+	done
+	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
+	[ "${#lines[@]}" -eq 1 ]
+	# The positive twin: this TPM's genuine ECC EK is another EK, and there is room for it.
+	run "$KEYSTRAP" attest --ek ecc384 --server "https://127.0.0.1:$SRV2_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out
+	[[ "$output" == "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK "* ]]
+	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
+	[ "${#lines[@]}" -eq 2 ]
+}
+
 @test "/healthz answers ok while the store answers, 503 once it does not" {
 	run req "$SRV_PORT" /healthz
 	[ "${lines[0]}" = "HTTP/1.1 200 OK" ]

@@ -7,6 +7,7 @@
 load ../lib/swtpm
 load ../lib/server
 load ../lib/firmware
+load ../lib/tpm2-node
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
@@ -309,6 +310,63 @@ hexdump() { xxd -p "$1" | tr -d '\n'; }
 	[ "$(status_of "$output")" = 200 ]
 	run post /v1/attest/start other.json
 	[ "$(status_of "$output")" = 200 ]
+}
+
+# One EK is one node: its certified key in any public area other than its TCG template is no
+# node at all (tpm2-tools' tpm2_createek derives the same EK, hence the same node, below).
+@test "a revoked node's EK re-encoded (authPolicy, attributes, exponent) is refused, never a new enrollment request" {
+	local before
+	srv node revoke "$EK_OTHER" >/dev/null
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	before=$(srv node list)
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" "ek-policy=$(printf 'ab%.0s' {1..32})" >x.json
+	run post /v1/attest/start x.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = '{"error":"the EK is refused: authPolicy '"'$(printf 'ab%.0s' {1..32})'"' is not the EK template L-1'"'"'s (rsa2048)"}' ]
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" "ek-policy=$(head -c 32 /dev/urandom | xxd -p -c 64)" >x.json
+	run post /v1/attest/start x.json
+	[[ "$(body_of "$output")" == '{"error":"the EK is refused: authPolicy '* ]]
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" ek-attrs=000300f2 >x.json
+	run post /v1/attest/start x.json
+	[ "$(body_of "$output")" = '{"error":"the EK is refused: objectAttributes 0x000300f2 are not 0x000300b2 (EK template L-1, rsa2048)"}' ]
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" ek-exponent >x.json
+	run post /v1/attest/start x.json
+	[ "$(body_of "$output")" = '{"error":"the EK is refused: the symmetric, scheme, exponent or KDF parameters are not the EK template L-1'"'"'s (rsa2048)"}' ]
+	# Nothing was recorded, and the genuine EK is still the revoked node.
+	[ "$(srv node list)" = "$before" ]
+	grep -q 'action=attest-start decision=deny.*the EK is refused: objectAttributes' "$SRV_DIR/server.log"
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	srv node approve "$EK_OTHER" >/dev/null
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: attested as other" ]
+	# The approved node re-encoded is refused as well: there is no second way to be it.
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" ek-attrs=000300f2 >x.json
+	run post /v1/attest/start x.json
+	[ "$(status_of "$output")" = 403 ]
+}
+
+@test "tpm2-tools as the node (tpm2_createek, tpm2_createak under the EK, tpm2_quote): attests as this TPM's node" {
+	t2n_keys t2 ek
+	run t2n_attest t2
+	[ "$(status_of "$output")" = 200 ]
+	# tpm2_createek derives keystrap's RSA EK: the same registry entry, the approved node1.
+	[ "$(body_of "$output" | jq -r .node_id)" = node1.example ]
+	body_of "$output" | jq -r .certificate >node.crt
+	[ "$(openssl x509 -in node.crt -noout -pubkey)" = "$(openssl pkey -in t2/node.key -pubout)" ]
+	run openssl verify -CAfile "$SRV_DIR/ca.crt" node.crt
+	[ "$output" = "node.crt: OK" ]
+}
+
+@test "tpm2-tools AKs under another EK of the TPM, or under an owner-hierarchy SRK, are refused naming the signer" {
+	local parent
+	for parent in ecc-ek owner; do
+		t2n_keys "$parent" "$parent"
+		run t2n_attest "$parent"
+		[ "$(status_of "$output")" = 403 ]
+		[ "$(body_of "$output")" = '{"error":"quote signed by a key other than the AK"}' ]
+	done
 }
 
 # audit_copy NAME: a consistent copy of the live database (owner-only, as the server requires)

@@ -57,11 +57,18 @@ static void exercise_key(const struct tpm_pub *pub)
 	TPM2B_ID_OBJECT blob;
 	EVP_PKEY *key = NULL;
 	const char *why = NULL;
+	uint8_t id[TPM_EK_ID_SIZE], id2[TPM_EK_ID_SIZE];
+	char reason[TPM_PUB_REASON_MAX] = "";
 
 	if (tpm_pub_to_evp(pub, &key) == 0)
 		EVP_PKEY_free(key);
 	if (tpm_pub_check_ak(pub, &why) < 0)
 		must(why != NULL);
+	/* The registry's key: an EK without one says why; one that has it, has it every time. */
+	if (tpm_ek_identity(pub, id, reason) < 0)
+		must(reason[0] != 0);
+	else
+		must(tpm_ek_identity(pub, id2, reason) == 0 && memcmp(id, id2, sizeof(id)) == 0);
 	/* The server wraps credentials for whatever EK a node presents. */
 	if (credential_make(pub, &pub->name, secret, sizeof(secret), &blob, &seed) == 0)
 		must(blob.size > 0 && blob.size <= sizeof(blob.credential) && seed.size > 0);
@@ -76,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wire w = wire_init(data, size);
 	char reason[QUOTE_REASON_MAX] = "";
 	struct tpm_pub ak, parent;
-	TPM2B_NAME hier, parent_qn;
+	TPM2B_NAME parents[2];
 	struct quote_expect e = { 0 };
 	const uint8_t *inner;
 	size_t inner_size;
@@ -104,9 +111,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (parent_f.size) {
 		if (parse_pub(&parent_f, &parent) < 0)
 			return 0;
-		tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &hier);
-		must(tpm_name_qualify(&hier, &parent.name, &parent_qn) == 0);
-		e.ak_parent_qn = &parent_qn;
+		/* As the server asks: an endorsement primary, or a child of this (EK) parent. */
+		tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &parents[0]);
+		must(tpm_name_qualify(&parents[0], &parent.name, &parents[1]) == 0);
+		e.ak_parents = parents;
+		e.n_ak_parents = 2;
 	}
 	e.ak = &ak;
 	e.extra_data = nonce.data;

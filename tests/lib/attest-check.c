@@ -453,7 +453,8 @@ static int cmd_verify(int argc, char **argv)
 		tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &hier);
 		if (tpm_name_qualify(&hier, &parent.name, &parent_qn) < 0)
 			return refuse("cannot qualify the parent's name");
-		e.ak_parent_qn = &parent_qn;
+		e.ak_parents = &parent_qn;
+		e.n_ak_parents = 1;
 	}
 	r = load_evidence(argv[5], e.bank, e.mask, &ev);
 	if (r < 0)

@@ -4,8 +4,11 @@
  * lib/attest-node.c steps keystrap attest runs, but leaves the HTTP to curl, so a test can
  * replay, tamper with or mix up messages. Test-only.
  *
- *   start UNIQUE                    prints the start message: RSA EK + certificate, the AK
+ *   start UNIQUE [EK]               prints the start message: RSA EK + certificate, the AK
  *                                   with unique UNIQUE (hex; the same key again when repeated)
+ *     EK: ek-policy=HEX             the same EK (the certified key) re-encoded with another
+ *         ek-attrs=HEX              authPolicy, other objectAttributes, or the default
+ *         ek-exponent               exponent written out as 65537: what no TPM derived
  *   finish UNIQUE CHALLENGE [FAULT] prints the finish message answering CHALLENGE (a file), with
  *                                   the logs $PEER_EVENT_LOG and $KEYSTRAP_MEASURE_LOG (if set)
  *     FAULT: bad-proof              the proof of activation with one bit flipped
@@ -29,10 +32,12 @@
 #include "payload.h"
 #include "secbuf.h"
 #include "tpm.h"
+#include "tpmpub.h"
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: attest-peer start UNIQUE | finish UNIQUE CHALLENGE [bad-proof|other-tpm=TCTI] |\n"
+	fprintf(stderr, "usage: attest-peer start UNIQUE [ek-policy=HEX|ek-attrs=HEX|ek-exponent] |\n"
+			"                   finish UNIQUE CHALLENGE [bad-proof|other-tpm=TCTI] |\n"
 			"                   open UNIQUE CHALLENGE RESULT | secret UNIQUE CHALLENGE\n");
 	return 2;
 }
@@ -48,6 +53,31 @@ static int open_tpm(const char *tcti, struct tpm **ret)
 	if (tcti)
 		setenv("KEYSTRAP_TCTI", tcti, 1);
 	return tpm_open(ret);
+}
+
+/* The start's EK, the key the certificate certifies, in a public area no TPM derived. */
+static int reencode_ek(struct attest_start *st, const char *how)
+{
+	struct tpm_pub ek;
+	TPM2B_DIGEST *policy = &ek.area.authPolicy;
+	char *end;
+	int r;
+
+	if ((r = tpm_pub_parse(st->ek_pub, st->ek_pub_size, &ek)) < 0)
+		return r;
+	if (strncmp(how, "ek-policy=", 10) == 0) {
+		policy->size = (uint16_t)(strlen(how + 10) / 2);
+		if (policy->size > sizeof(policy->buffer) || hex_decode(how + 10, policy->buffer, policy->size) < 0)
+			return -EINVAL;
+	} else if (strncmp(how, "ek-attrs=", 9) == 0) {
+		ek.area.objectAttributes = (TPMA_OBJECT)strtoul(how + 9, &end, 16);
+		if (*end)
+			return -EINVAL;
+	} else if (streq(how, "ek-exponent"))
+		ek.area.parameters.rsaDetail.exponent = 65537;
+	else
+		return -EINVAL;
+	return tpm_pub_marshal(&ek, st->ek_pub, sizeof(st->ek_pub), &st->ek_pub_size);
 }
 
 static int log_from_env(const char *name, uint8_t **ret, size_t *ret_size)
@@ -156,7 +186,7 @@ int main(int argc, char **argv)
 	} else if (streq(argv[1], "secret")) {
 		if (argc != 4)
 			return usage();
-	} else if (!streq(argv[1], "start") || argc != 3)
+	} else if (!streq(argv[1], "start") || argc > 4)
 		return usage();
 
 	if ((r = open_tpm(tcti, &t)) < 0)
@@ -166,6 +196,8 @@ int main(int argc, char **argv)
 	if (streq(argv[1], "start")) {
 		tpm_flush(t, &ek);
 		tpm_flush(t, &ak);
+		if (argc == 4 && reencode_ek(&st, argv[3]) < 0)
+			return usage();
 		if ((r = attest_start_format(&st, &json)) < 0)
 			return fail("formatting", r);
 		puts(json);

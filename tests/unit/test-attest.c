@@ -229,6 +229,106 @@ static void test_credential_make(void)
 	      "an EK whose symmetric scheme is not AES-CFB is refused");
 }
 
+/* SHA-256 of the TPMT_PUBLIC inside a TPM2B_PUBLIC given in hex: what the registry kept so far. */
+static bool id_is_area_hash(const char *tpm2b_hex, const uint8_t id[TPM_EK_ID_SIZE])
+{
+	uint8_t buf[512], d[32];
+	size_t n = unhex(tpm2b_hex, buf);
+
+	return pcr_bank_digest(pcr_bank_by_alg(TPM2_ALG_SHA256), buf + 2, n - 2, d) == 0 && memcmp(d, id, 32) == 0;
+}
+
+/* x has no EK identity, for the reason want. */
+static bool no_identity(const struct tpm_pub *x, const char *want)
+{
+	uint8_t id[TPM_EK_ID_SIZE];
+	char reason[TPM_PUB_REASON_MAX];
+
+	return tpm_ek_identity(x, id, reason) == -EKEYREJECTED && streq(reason, want);
+}
+
+static void test_ek_identity(void)
+{
+	static const char *const eks[] = { ek_rsa_hex, ek_p256_hex, ek_p384_hex };
+	uint8_t buf[512], id[TPM_EK_ID_SIZE], id2[TPM_EK_ID_SIZE];
+	char reason[TPM_PUB_REASON_MAX];
+	struct tpm_pub ek, x;
+	bool all = true, distinct = true;
+
+	for (size_t i = 0; i < ELEMENTSOF(eks); i++)
+		all = all && tpm_pub_parse(buf, unhex(eks[i], buf), &ek) == 0 && tpm_ek_identity(&ek, id, reason) == 0 &&
+		      id_is_area_hash(eks[i], id);
+	CHECK(all, "EKs a TPM derived (L-1, L-2, H-3) have an identity: SHA-256 of their TPMT_PUBLIC, as registry rows hold");
+	for (size_t i = 0; i < _TPM_EK_KIND_MAX; i++)
+		for (size_t j = i + 1; j < _TPM_EK_KIND_MAX; j++) {
+			const TPMT_PUBLIC *a = &tpm_ek_profile(i)->area, *b = &tpm_ek_profile(j)->area;
+
+			distinct = distinct && !(a->type == b->type && (a->type == TPM2_ALG_RSA ?
+						a->parameters.rsaDetail.keyBits == b->parameters.rsaDetail.keyBits :
+						a->parameters.eccDetail.curveID == b->parameters.eccDetail.curveID));
+		}
+	CHECK(distinct && !tpm_ek_profile(_TPM_EK_KIND_MAX),
+	      "no two EK templates hold the same key type: the key alone decides the template");
+
+	tpm_pub_parse(buf, unhex(ek_rsa_hex, buf), &ek);
+	x = ek;
+	memset(x.area.authPolicy.buffer, 0xab, 32);
+	CHECK(no_identity(&x, "authPolicy 'abababababababababababababababababababababababababababababababab' is not the EK "
+			      "template L-1's (rsa2048)"),
+	      "the certified RSA key under another authPolicy: no identity, the policy quoted");
+	x = ek;
+	x.area.authPolicy.size = 0;
+	CHECK(no_identity(&x, "authPolicy '' is not the EK template L-1's (rsa2048)"), "or with no authPolicy");
+	x = ek;
+	x.area.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+	CHECK(no_identity(&x, "objectAttributes 0x000300f2 are not 0x000300b2 (EK template L-1, rsa2048)"),
+	      "with userWithAuth added: refused, both attribute sets named");
+	x = ek;
+	x.area.nameAlg = TPM2_ALG_SHA384;
+	CHECK(no_identity(&x, "nameAlg 0x000c is not 0x000b (EK template L-1, rsa2048)"),
+	      "with another nameAlg: refused");
+	x = ek;
+	x.area.parameters.rsaDetail.exponent = 65537;
+	CHECK(no_identity(&x, "the symmetric, scheme, exponent or KDF parameters are not the EK template L-1's (rsa2048)"),
+	      "the default exponent written out (the same key): refused");
+	x = ek;
+	x.area.parameters.rsaDetail.keyBits = 3072;
+	CHECK(no_identity(&x, "an RSA 3072 key is in none of the EK templates (rsa2048, ecc256, ecc384)"),
+	      "an RSA 3072 key: in no template");
+	x = ek;
+	x.area.unique.rsa.size = 255;
+	CHECK(no_identity(&x, "an RSA modulus of 255 bytes is not a 2048-bit key"),
+	      "a short modulus: refused");
+
+	tpm_pub_parse(buf, unhex(ek_p256_hex, buf), &ek);
+	x = ek;
+	x.area.parameters.eccDetail.symmetric.keyBits.aes = 256;
+	CHECK(no_identity(&x, "the symmetric, scheme, exponent or KDF parameters are not the EK template L-2's (ecc256)"),
+	      "the P-256 key with AES-256: refused");
+	x = ek;
+	x.area.parameters.eccDetail.curveID = TPM2_ECC_NIST_P521;
+	CHECK(no_identity(&x, "an ECC key on curve 0x0005 is in none of the EK templates (rsa2048, ecc256, ecc384)"),
+	      "a P-521 key: in no template");
+	/* A point whose x starts with a zero octet, written at full length and without it. */
+	x = ek;
+	x.area.unique.ecc.x.buffer[0] = 0;
+	CHECK(tpm_ek_identity(&x, id, reason) == 0, "a P-256 key with x = 00...: an identity");
+	memmove(x.area.unique.ecc.x.buffer, x.area.unique.ecc.x.buffer + 1, 31);
+	x.area.unique.ecc.x.size = 31;
+	CHECK(tpm_ek_identity(&x, id2, reason) == 0 && memcmp(id, id2, sizeof(id)) == 0,
+	      "the same point with x's leading zero dropped: the same identity");
+	x.area.unique.ecc.y.size = 33;
+	CHECK(no_identity(&x, "ECC point coordinates of 31 and 33 bytes exceed the curve"),
+	      "a coordinate longer than the curve: refused");
+
+	tpm_pub_parse(buf, unhex(ek_p384_hex, buf), &ek);
+	x = ek;
+	x.area.authPolicy = tpm_ek_profile(TPM_EK_ECC_P256)->area.authPolicy;
+	CHECK(no_identity(&x, "authPolicy '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa' is not the "
+			      "EK template H-3's (ecc384)"),
+	      "the P-384 key under the low-range policy: refused");
+}
+
 struct real_quote {
 	struct tpm_pub ak;
 	uint8_t attest[256], sig[128], nonce[32], values[PCR_COUNT][PCR_DIGEST_MAX];
@@ -276,7 +376,7 @@ static void test_quote(void)
 	static struct real_quote q;
 	char reason[QUOTE_REASON_MAX];
 	TPMS_ATTEST a;
-	TPM2B_NAME owner;
+	TPM2B_NAME owner, parents[2];
 	bool all;
 
 	real_quote_load(&q);
@@ -297,10 +397,16 @@ static void test_quote(void)
 	      "another PCR selection asked for: refused, naming both");
 	q.e.mask = 1u << 0 | 1u << 7 | 1u << 15;
 	tpm_name_hierarchy(TPM2_RH_OWNER, &owner);
-	q.e.ak_parent_qn = &owner;
+	q.e.ak_parents = &owner;
+	q.e.n_ak_parents = 1;
 	CHECK(verify(&q, reason) == -EKEYREJECTED && streq(reason, "quote signed by a key other than the AK"),
 	      "the same AK taken for an owner-hierarchy key is another signer");
-	q.e.ak_parent_qn = NULL;
+	parents[0] = owner;
+	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &parents[1]);
+	q.e.ak_parents = parents;
+	q.e.n_ak_parents = 2;
+	CHECK(verify(&q, reason) == 0, "the AK under the second of two admissible parents (owner, endorsement) verifies");
+	q.e.n_ak_parents = 0;
 
 	CHECK(every_flip_fails(&q, q.attest, q.attest_size), "flipping any one bit of the signed attest bytes makes the quote fail");
 	CHECK(every_flip_fails(&q, q.sig, q.sig_size), "flipping any one bit of the signature makes the quote fail");
@@ -345,6 +451,7 @@ int main(void)
 	test_parse_strict();
 	test_keys();
 	test_credential_make();
+	test_ek_identity();
 	test_quote();
 	test_unwrap();
 	test_wire();
