@@ -28,6 +28,16 @@ int attest_fail(char *reason, const char *fmt, ...)
 	return -EBADMSG;
 }
 
+/* How many of the n bytes at p are JSON whitespace (RFC 8259), from the start. */
+static size_t json_space(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	return i;
+}
+
 int attest_json_object(const char *json, size_t size, const char *const *allowed, json_object **ret,
 			char *reason)
 {
@@ -40,6 +50,8 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 
 	if (size > JSON_MAX)
 		return attest_fail(reason, "message is larger than %u bytes", JSON_MAX);
+	if (json_space(json, size) == size)
+		return attest_fail(reason, "empty body: a JSON object is expected");
 	if (memchr(json, 0, size))
 		return attest_fail(reason, "message contains a NUL byte");
 	tok = json_tokener_new_ex(16);
@@ -50,12 +62,13 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 	e = json_tokener_get_error(tok);
 	used = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
+	/* json-c reports a document cut short as "continue": it would wait for more. */
 	if (!o || e != json_tokener_success)
-		return attest_fail(reason, "malformed JSON: %s", json_tokener_error_desc(e == json_tokener_success ?
+		return attest_fail(reason, "malformed JSON: %s", json_tokener_error_desc(e == json_tokener_success ||
+									     e == json_tokener_continue ?
 									     json_tokener_error_parse_eof : e));
-	for (; used < size; used++)
-		if (!strchr(" \t\r\n", json[used]))
-			return attest_fail(reason, "malformed JSON: data after the object");
+	if (used + json_space(json + used, size - used) < size)
+		return attest_fail(reason, "malformed JSON: data after the object");
 	if (!json_object_is_type(o, json_type_object))
 		return attest_fail(reason, "message is not a JSON object");
 	/* json-c keeps the last of two equal keys silently: refuse the ambiguity instead. */
@@ -102,8 +115,11 @@ static int get_text(json_object *o, const char *key, char *buf, size_t max, char
 
 	if (r < 0)
 		return r;
-	if (n == 0 || strlen(s) != n)
+	if (n == 0)
 		return attest_fail(reason, "field '%s' is empty", key);
+	if (strlen(s) != n)
+		return attest_fail(reason, "field '%s' is not text: it contains a NUL character (\\u0000) at "
+				   "byte %zu", key, strlen(s));
 	memcpy(buf, s, n + 1);
 	return 0;
 }

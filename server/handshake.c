@@ -51,8 +51,13 @@ static int ek_hash(const struct tpm_pub *ek, char ret[EK_HASH_HEX + 1], char *re
 /* Refuses anything but an approved node; records an unknown EK as an enrollment request. */
 static int node_admit(struct server *s, const char *peer, struct reply *r, struct node_rec *ret)
 {
+	int64_t counts[_NODE_STATE_MAX];
 	int k = store_node_get(s->store, r->ek_hash, ret);
 
+	/* The cached count lags what operators approved or removed since the last tick: recount. */
+	if (k == -ENOENT && s->enroll_max > 0 && s->enroll_pending >= s->enroll_max &&
+	    store_node_count(s->store, counts) >= 0)
+		s->enroll_pending = counts[NODE_REQUESTED];
 	if (k == -ENOENT && s->enroll_max > 0 && s->enroll_pending >= s->enroll_max) {
 		deny(r, 503, "enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
 		     (long long)s->enroll_pending);

@@ -402,14 +402,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 		batch_commit(d);
 }
 
-static int count_node(const struct node_rec *n, void *userdata)
-{
-	int64_t *counts = userdata;
-
-	counts[n->state]++;
-	return 0;
-}
-
 /* Every second: registry counts for the gauges and the enrollment cap. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -418,7 +410,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (store_node_foreach(d->srv.store, count_node, counts) < 0)
+	if (store_node_count(d->srv.store, counts) < 0)
 		return;
 	memcpy(d->m.nodes, counts, sizeof(counts));
 	d->m.nodes_known = true;

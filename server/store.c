@@ -154,6 +154,25 @@ int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void
 	return s->ops->node_foreach(s, cb, userdata);
 }
 
+static int count_node(const struct node_rec *n, void *userdata)
+{
+	int64_t *counts = userdata;
+
+	counts[n->state]++;
+	return 0;
+}
+
+int store_node_count(struct store *s, int64_t ret[_NODE_STATE_MAX])
+{
+	int64_t counts[_NODE_STATE_MAX] = { 0 };
+	int r = store_node_foreach(s, count_node, counts);
+
+	if (r < 0)
+		return r;
+	memcpy(ret, counts, sizeof(counts));
+	return 0;
+}
+
 int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
 {
 	return s->ops->node_id_taken(s, node_id, except_ek_hash);

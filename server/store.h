@@ -87,6 +87,8 @@ int store_node_set_state(struct store *s, const char *ek_hash, enum node_state s
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
 /* Every node, by request time; cb returning < 0 stops. */
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
+/* How many nodes the registry holds in each state, as this transaction sees it. */
+int store_node_count(struct store *s, int64_t ret[_NODE_STATE_MAX]);
 /* The node id is unique: -EEXIST when another EK holds it. */
 int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash);
 

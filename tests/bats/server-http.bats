@@ -105,13 +105,25 @@ req() {
 	[[ "$output" == *'"action":"attest-start","decision":"deny","reasons":"enrollment requests are closed: 1 await an operator (max_pending_enrollments)"'* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
 	[ "${#lines[@]}" -eq 1 ]
-	# The positive twin: once the operator approves the pending one, the ECC EK may ask.
+	# The positive twin: once the operator approves the pending one, another EK may ask at
+	# once: the cap counts what the registry holds now, not what it held at the last tick. The
+	# other EK's start is made beforehand (a second swtpm) so that it follows the approval
+	# within milliseconds.
+	local tpm=("$SWTPM_DIR" "$SWTPM_PORT" "$KEYSTRAP_TCTI")
+	swtpm_start "$BATS_TEST_TMPDIR/tpm2"
+	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >other.json
+	swtpm_stop
+	SWTPM_DIR=${tpm[0]} SWTPM_PORT=${tpm[1]} KEYSTRAP_TCTI=${tpm[2]}
 	"$KEYSTRAP_SERVER" node approve "${lines[0]%% *}" --config "$SRV2/server.json" >/dev/null
-	sleep 1.2
+	out=$(SRV_PORT=$SRV2_PORT post /v1/attest/start other.json)
+	[ "$(status_of "$out")" = 403 ]
+	[[ "$(body_of "$out")" == '{"error":"node is not approved: enrollment request recorded for EK '* ]]
+	# Full again, and the count is what the registry holds: one request waits.
 	run "$KEYSTRAP" attest --ek ecc384 --server "https://127.0.0.1:$SRV2_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out
-	[[ "$output" == "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK "* ]]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 503): enrollment requests are closed: 1 await an operator (max_pending_enrollments)" ]
 	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
 	[ "${#lines[@]}" -eq 2 ]
+	[ "$(grep -c ' requested' <<<"$output")" -eq 1 ]
 }
 
 @test "one EK certificate in many re-encoded EKs cannot fill max_pending_enrollments: each is refused, a genuine new EK may still ask" {

@@ -253,7 +253,26 @@ hexdump() { xxd -p "$1" | tr -d '\n'; }
 	printf '{"version": "1",' >broken.json
 	run post /v1/attest/start broken.json
 	[ "$(status_of "$output")" = 400 ]
-	[[ "$(body_of "$output")" == '{"error":"malformed JSON: '* ]]
+	[ "$(body_of "$output")" = '{"error":"malformed JSON: unexpected end of data"}' ]
+	# An empty body is named as one (json-c calls it "continue"), whitespace alone too.
+	: >empty.json
+	run post /v1/attest/start empty.json
+	[ "$(status_of "$output")" = 400 ]
+	[ "$(body_of "$output")" = '{"error":"empty body: a JSON object is expected"}' ]
+	printf ' \r\n\t' >blank.json
+	run post /v1/attest/start blank.json
+	[ "$(body_of "$output")" = '{"error":"empty body: a JSON object is expected"}' ]
+	# A NUL inside a string is not text; an empty string is empty.
+	jq -c '.version = "\u0000"' "$BATS_FILE_TMPDIR/start.json" >nul.json
+	run post /v1/attest/start nul.json
+	[ "$(status_of "$output")" = 400 ]
+	[ "$(body_of "$output")" = "{\"error\":\"field 'version' is not text: it contains a NUL character (\\\\u0000) at byte 0\"}" ]
+	jq -c '.version = "0.1\u0000.0"' "$BATS_FILE_TMPDIR/start.json" >nul.json
+	run post /v1/attest/start nul.json
+	[[ "$(body_of "$output")" == *"contains a NUL character (\\\\u0000) at byte 3\"}" ]]
+	jq -c '.version = ""' "$BATS_FILE_TMPDIR/start.json" >blankv.json
+	run post /v1/attest/start blankv.json
+	[ "$(body_of "$output")" = "{\"error\":\"field 'version' is empty\"}" ]
 	jq -c '.extra = 1' "$BATS_FILE_TMPDIR/start.json" >unknown.json
 	run post /v1/attest/start unknown.json
 	[ "$(status_of "$output")" = 400 ]
