@@ -140,8 +140,9 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	if (!policy_version_valid(m.version))
 		return deny(r, 400, "field 'version' is not a dotted keystrap version");
 	if (policy_version_compare(m.version, p->min_version) < 0)
-		return deny(r, 403, "keystrap %s is older than the minimum version %s of policy %lld", m.version,
-			    p->min_version, (long long)p->version);
+		/* Advisory: the version is the node's own claim; PCR 9's initrd digest pins the binary. */
+		return deny(r, 403, "keystrap %s is older than the advisory minimum %s of policy %lld "
+			    "(min_keystrap_version)", m.version, p->min_version, (long long)p->version);
 	c.bank = p->bank;
 	c.mask = p->mask;
 

@@ -224,7 +224,8 @@ static int show(const struct server_config *c, struct store *s)
 	}
 	policy_time_format(p->expires_us, when);
 	printf("expires %s\n", when);
-	printf("min-keystrap-version %s\ncredential-lifetime %lld\n", p->min_version, (long long)p->credential_lifetime);
+	printf("min-keystrap-version %s (advisory: what the node reports about itself)\ncredential-lifetime %lld\n",
+	       p->min_version, (long long)p->credential_lifetime);
 	for (size_t i = 0; i < c->operators->n; i++)
 		if (signers & (1u << i))
 			printf("signed-by %s %s\n", c->operators->key[i].fingerprint, c->operators->key[i].path);

@@ -196,12 +196,19 @@ current_version() {
 	load_signed good.json
 }
 
-@test "a downgraded keystrap is refused naming both versions; at the minimum it passes" {
+@test "min_keystrap_version is advisory: an older reported version is refused naming both, any claim above passes" {
 	policy p.json '.min_keystrap_version = "0.2.0"'
 	load_signed p.json
 	run attest
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): keystrap 0.1.0 is older than the minimum version 0.2.0 of policy $(jq .version p.json)" ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): keystrap 0.1.0 is older than the advisory minimum 0.2.0 of policy $(jq .version p.json) (min_keystrap_version)" ]
+	run srv policy show
+	[[ "$output" == *$'\nmin-keystrap-version 0.2.0 (advisory: what the node reports about itself)\n'* ]]
+	# The version is the node's own claim: the same node saying 99.0.0 gets its challenge. What
+	# pins the keystrap binary is PCR 9 (the initrd's digest) in reference_pcrs.
+	jq -c '.version = "99.0.0"' "$BATS_FILE_TMPDIR/start.json" >claim.json
+	run post /v1/attest/start claim.json
+	[ "$(status_of "$output")" = 200 ]
 	# 0.10 is newer than 0.9: versions compare by number, not as text.
 	policy p.json '.min_keystrap_version = "0.0.10"'
 	load_signed p.json
