@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -36,8 +37,6 @@
 
 #define RESPONSE_MAX ATTEST_MESSAGE_MAX
 #define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
-#define ATTEMPTS 5
-#define TIMEOUT 20
 
 static const char usage[] = "keystrap attest --server URL --ca FILE [--ek rsa2048|ecc256|ecc384] [--event-log FILE]\n"
 			    "                       [--log FILE] [--timeout SEC] [--retries N] [--out-dir DIR]";
@@ -107,8 +106,8 @@ static void backoff(unsigned attempt)
 static int http_post(const struct attest_options *o, const char *url, const char *body, bool idempotent,
 		     long *ret_status, struct response *ret)
 {
-	unsigned attempts = o->attempts ? o->attempts : ATTEMPTS;
-	long timeout_ms = 1000L * (o->timeout ? o->timeout : TIMEOUT);
+	unsigned attempts = o->attempts ? o->attempts : ATTEST_RETRIES_DEFAULT + 1;
+	long timeout_ms = 1000L * (o->timeout ? o->timeout : ATTEST_TIMEOUT_DEFAULT);
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	CURLcode c = CURLE_OK;
@@ -402,33 +401,46 @@ int attest_run(const struct attest_options *o, struct node_credentials **ret)
 	return 0;
 }
 
-static int write_file(int dir, const char *name, const void *p, size_t n)
+static int write_file(int dir, const char *path, const char *name, const void *p, size_t n)
 {
 	_cleanup_close_ int fd = openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int r = fd < 0 ? -errno : write_full(fd, p, n);
 
-	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
-		return log_error_errno(-errno, "cannot write %s: %m", name);
+	if (r < 0)
+		return log_error_errno(r, "cannot write %s/%s: %m", path, name);
 	return 0;
 }
 
+/* After a failed save: none of the set is left, so no half of it is taken for the whole. */
+static void discard(int dir, const struct node_credentials *c)
+{
+	(void)unlinkat(dir, "node.key.der", 0);
+	(void)unlinkat(dir, "node.crt", 0);
+	(void)unlinkat(dir, "chain.pem", 0);
+	for (size_t i = 0; i < c->n_secrets; i++) {
+		_cleanup_free_ char *name = NULL;
+
+		if (asprintf(&name, "secrets/%s", c->secrets[i].name) >= 0)
+			(void)unlinkat(dir, name, 0);
+	}
+	(void)unlinkat(dir, "secrets", AT_REMOVEDIR);
+}
+
 /* --out-dir (tests, on a tmpfs): the certificate, its chain, the key as DER from a secure buffer, the secrets. */
-static int save(const char *path, const struct node_credentials *c)
+static int save_files(int dir, const char *path, const struct node_credentials *c)
 {
 	_cleanup_secbuf_ struct secbuf *der = NULL;
-	_cleanup_close_ int dir = open(path, O_DIRECTORY | O_CLOEXEC);
 	uint8_t *p;
 	int n = i2d_PrivateKey(c->key, NULL), r;
 
-	if (dir < 0)
-		return log_error_errno(-errno, "cannot open --out-dir '%s': %m", path);
 	if (n <= 0 || !(der = secbuf_new((size_t)n)))
 		return log_error_errno(-ENOMEM, "out of memory");
 	p = der->data;
 	if (i2d_PrivateKey(c->key, &p) != n)
 		return log_error_errno(-EIO, "cannot encode the node key");
-	if ((r = write_file(dir, "node.key.der", der->data, der->size)) < 0 ||
-	    (r = write_file(dir, "node.crt", c->certificate, strlen(c->certificate))) < 0 ||
-	    (c->chain && (r = write_file(dir, "chain.pem", c->chain, strlen(c->chain))) < 0))
+	if ((r = write_file(dir, path, "node.key.der", der->data, der->size)) < 0 ||
+	    (r = write_file(dir, path, "node.crt", c->certificate, strlen(c->certificate))) < 0 ||
+	    (c->chain && (r = write_file(dir, path, "chain.pem", c->chain, strlen(c->chain))) < 0))
 		return r;
 	if (c->n_secrets && mkdirat(dir, "secrets", 0700) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "cannot create %s/secrets: %m", path);
@@ -437,10 +449,23 @@ static int save(const char *path, const struct node_credentials *c)
 
 		if (asprintf(&name, "secrets/%s", c->secrets[i].name) < 0)
 			return log_error_errno(-ENOMEM, "out of memory");
-		if ((r = write_file(dir, name, c->secrets[i].value->data, c->secrets[i].value->size)) < 0)
+		if ((r = write_file(dir, path, name, c->secrets[i].value->data, c->secrets[i].value->size)) < 0)
 			return r;
 	}
 	return 0;
+}
+
+static int save(const char *path, const struct node_credentials *c)
+{
+	_cleanup_close_ int dir = open(path, O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (dir < 0)
+		return log_error_errno(-errno, "cannot open --out-dir '%s': %m", path);
+	r = save_files(dir, path, c);
+	if (r < 0)
+		discard(dir, c);
+	return r;
 }
 
 static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -494,12 +519,14 @@ int cmd_attest(int argc, char **argv)
 			a.measure_log = optarg;
 			break;
 		case 't':
-			if (parse_uint(optarg, 1, 600, &a.timeout) < 0)
-				return usage_error(usage, "--timeout '%s' is not a number of seconds from 1 to 600", optarg);
+			if (parse_uint(optarg, ATTEST_TIMEOUT_MIN, ATTEST_TIMEOUT_MAX, &a.timeout) < 0)
+				return usage_error(usage, "--timeout '%s' is not a number of seconds from %d to %d", optarg,
+						   ATTEST_TIMEOUT_MIN, ATTEST_TIMEOUT_MAX);
 			break;
 		case 'r':
-			if (parse_uint(optarg, 0, 20, &retries) < 0)
-				return usage_error(usage, "--retries '%s' is not a number from 0 to 20", optarg);
+			if (parse_uint(optarg, 0, ATTEST_RETRIES_MAX, &retries) < 0)
+				return usage_error(usage, "--retries '%s' is not a number from 0 to %d", optarg,
+						   ATTEST_RETRIES_MAX);
 			a.attempts = retries + 1;
 			break;
 		case 'h':
@@ -512,11 +539,13 @@ int cmd_attest(int argc, char **argv)
 			       "  --event-log FILE  firmware event log; default the kernel's, none if absent\n"
 			       "  --log FILE        keystrap's measurement log; default $KEYSTRAP_MEASURE_LOG or\n"
 			       "                    /run/log/keystrap/tpm2-measure.log\n"
-			       "  --timeout SEC     per request (default %d)\n"
-			       "  --retries N       further tries of a request, with backoff and jitter (default %d)\n"
+			       "  --timeout SEC     per request, %d to %d (default %d; Timeout= in keystrap.conf)\n"
+			       "  --retries N       further tries of a request, with backoff and jitter, 0 to %d\n"
+			       "                    (default %d; Retries=)\n"
 			       "  --out-dir DIR     FOR TESTS ONLY, on a tmpfs: write the certificate, chain, node key\n"
 			       "                    and secrets as files (keystrap handoff keeps them in keyrings)\n",
-			       usage, TIMEOUT, ATTEMPTS - 1);
+			       usage, ATTEST_TIMEOUT_MIN, ATTEST_TIMEOUT_MAX, ATTEST_TIMEOUT_DEFAULT, ATTEST_RETRIES_MAX,
+			       ATTEST_RETRIES_DEFAULT);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
@@ -544,8 +573,8 @@ int cmd_attest(int argc, char **argv)
 	r = attest_run(&a, &c);
 	if (r >= 0 && out_dir)
 		r = save(out_dir, c);
-	else if (r >= 0)
-		fputs(c->certificate, stdout);
+	else if (r >= 0 && (r = write_full(STDOUT_FILENO, c->certificate, strlen(c->certificate))) < 0)
+		log_error_errno(r, "cannot write the certificate to stdout: %m");
 	if (r < 0)
 		return 1;
 	fprintf(stderr, "keystrap: attested as %s\n", c->node_id);

@@ -66,8 +66,8 @@ struct attest_options {
 	enum tpm_ek_kind ek_kind;
 	const char *event_log;   /* firmware event log; NULL: the kernel's (none there: none sent) */
 	const char *measure_log; /* keystrap's CEL log; NULL: $KEYSTRAP_MEASURE_LOG or the default */
-	unsigned timeout;        /* seconds per request; 0: 20 */
-	unsigned attempts;       /* tries per request, with backoff and jitter; 0: 5 */
+	unsigned timeout;        /* seconds per request; 0: ATTEST_TIMEOUT_DEFAULT */
+	unsigned attempts;       /* tries per request, with backoff and jitter; 0: ATTEST_RETRIES_DEFAULT + 1 */
 };
 
 /*

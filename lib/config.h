@@ -16,6 +16,14 @@
  */
 
 #define CONFIG_PATH "/etc/keystrap/keystrap.conf"
+
+/* [Attest] Timeout= and keystrap attest --timeout: seconds per request to the server. */
+#define ATTEST_TIMEOUT_MIN 1
+#define ATTEST_TIMEOUT_MAX 300
+#define ATTEST_TIMEOUT_DEFAULT 20
+/* [Attest] Retries= and keystrap attest --retries: further tries of each request. */
+#define ATTEST_RETRIES_MAX 20
+#define ATTEST_RETRIES_DEFAULT 4
 #define CONFIG_SIZE_MAX 65536
 #define CONFIG_ERROR_MAX 512
 

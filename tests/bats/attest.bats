@@ -235,6 +235,61 @@ flip_bit() {
 	done
 }
 
+@test "--timeout and --retries take the range of Timeout= and Retries=, with the same defaults" {
+	for bad in 0 301 -1 20s; do
+		run "$KEYSTRAP" attest --server https://127.0.0.1:1 --ca "$SRV_DIR/ca.crt" --timeout "$bad"
+		[ "$status" -eq 2 ]
+		[ "${lines[0]}" = "keystrap: --timeout '$bad' is not a number of seconds from 1 to 300" ]
+	done
+	run "$KEYSTRAP" attest --server https://127.0.0.1:1 --ca "$SRV_DIR/ca.crt" --retries 21
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "keystrap: --retries '21' is not a number from 0 to 20" ]
+	# The twin: the bounds themselves parse (the missing CA is what stops these).
+	for ok in "--timeout 1" "--timeout 300" "--retries 0" "--retries 20"; do
+		# shellcheck disable=SC2086 # option and value
+		run "$KEYSTRAP" attest --server https://127.0.0.1:1 --ca /nonexistent $ok
+		[ "$status" -eq 1 ]
+		[ "$output" = "keystrap: --ca '/nonexistent' is not a readable file" ]
+	done
+	run "$KEYSTRAP" attest --help
+	[[ "$output" == *"--timeout SEC     per request, 1 to 300 (default 20; Timeout= in keystrap.conf)"* ]]
+	[[ "$output" == *"(default 4; Retries=)"* ]]
+}
+
+@test "a short write in --out-dir fails naming the file, and leaves none of the set; a full stdout fails too" {
+	# A secret larger than every other file, so that a file size limit can fall below it only.
+	head -c 3000 /dev/urandom | base64 -w0 >big.value
+	srv secret set big <big.value >/dev/null
+	srv node approve "$EK" --group big >/dev/null
+	POLICY_GROUPS='{"default":{"secrets":[]},"big":{"secrets":["big"]}}' serve_now
+	# The twin first: with room for everything, every file is whole.
+	run attest
+	[ "$status" -eq 0 ]
+	cmp out/secrets/big big.value
+	local limit
+	limit=$(stat -c %s out/node.key.der out/node.crt out/chain.pem "$KEYSTRAP_MEASURE_LOG" | sort -n | tail -n 1)
+	limit=$((limit + 256))
+	[ "$limit" -lt "$(stat -c %s big.value)" ]
+	# A new boot, so that the measurement log holds one record again.
+	swtpm_reboot
+	rm -r out && mkdir out
+	# RLIMIT_FSIZE above every other file, below the secret: its write stops short, and the
+	# next one says EFBIG (SIGXFSZ ignored).
+	POLICY_GROUPS='{"default":{"secrets":[]},"big":{"secrets":["big"]}}' serve_now
+	run bash -c 'trap "" XFSZ; exec prlimit --fsize="$1" -- "$2" attest --server "$3" --ca "$4" --out-dir out' \
+		_ "$limit" "$KEYSTRAP" "https://127.0.0.1:$SRV_PORT" "$SRV_DIR/ca.crt"
+	srv node approve "$EK" --group default >/dev/null
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot write out/secrets/big: File too large" ]
+	[ -z "$(ls -A out)" ]
+	# Without --out-dir the certificate goes to stdout: a full one is an error too.
+	serve_now
+	run bash -c '"$1" attest --server "$2" --ca "$3" >/dev/full' _ "$KEYSTRAP" "https://127.0.0.1:$SRV_PORT" \
+		"$SRV_DIR/ca.crt"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot write the certificate to stdout: No space left on device" ]
+}
+
 @test "a finish after the nonce expired is refused (403 nonce expired) and recorded" {
 	local d=$BATS_TEST_TMPDIR/srv1
 	mkdir -p "$d"

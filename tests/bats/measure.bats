@@ -102,7 +102,7 @@ pcr() {
 	[ "$(jq --seq -r .content.string "$KEYSTRAP_MEASURE_LOG")" = "keystrap:config:$digest" ]
 
 	# Negative twin: other bytes, another measurement.
-	sed 's/Timeout=30/Timeout=31/' "$EXAMPLE" >"$BATS_TEST_TMPDIR/changed.conf"
+	sed 's/Timeout=20/Timeout=21/' "$EXAMPLE" >"$BATS_TEST_TMPDIR/changed.conf"
 	other=$(sha256sum <"$BATS_TEST_TMPDIR/changed.conf" | cut -d' ' -f1)
 	run "$KEYSTRAP" measure --config "$BATS_TEST_TMPDIR/changed.conf"
 	[ "$status" -eq 0 ]

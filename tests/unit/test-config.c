@@ -31,7 +31,7 @@ static void test_example(void)
 	      streq(c->pcrs, "7,15:0") && streq(c->bank->name, "sha256") && c->lock,
 	      "its [Unlock] values are read");
 	CHECK(c && streq(c->server, "https://attest.example.net:8443") && streq(c->ca, "/etc/keystrap/server-ca.pem") &&
-	      c->timeout == 30, "its [Attest] values are read");
+	      c->timeout == 20, "its [Attest] values are read");
 	config_free(c);
 }
 
@@ -41,11 +41,11 @@ static void test_defaults(void)
 	char err[CONFIG_ERROR_MAX];
 
 	CHECK(parse("", &c, err) == 0 && !c->device && !c->name && !c->pcrs && !c->server && !c->ca &&
-	      streq(c->bank->name, "sha256") && c->lock && c->timeout == 30,
+	      streq(c->bank->name, "sha256") && c->lock && c->timeout == 20,
 	      "an empty file means every default");
 	config_free(c);
 	CHECK(parse("# comment\n; comment\n\n  [Unlock]  \n\tLock = no \nPCRBank=\n[Attest]\nTimeout=\n", &c, err) == 0 &&
-	      !c->lock && streq(c->bank->name, "sha256") && c->timeout == 30,
+	      !c->lock && streq(c->bank->name, "sha256") && c->timeout == 20,
 	      "comments, blank lines, whitespace around '=' and empty values (the default)");
 	config_free(c);
 	CHECK(parse("[Unlock]\nDevice=all\nPCRs=7,11:" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", &c, err) == 0 &&
