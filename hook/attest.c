@@ -24,10 +24,12 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "attest-msg.h"
 #include "attest-node.h"
+#include "encode.h"
 #include "fileio.h"
 #include "node-credentials.h"
 #include "keystrap.h"
@@ -45,6 +47,14 @@ struct response {
 	char *data;
 	size_t size;
 	bool too_big;
+	int64_t date;     /* the server's Date header, Unix seconds; 0: none */
+	int64_t received; /* this node's clock when the answer arrived */
+};
+
+/* Why the server's TLS certificate did not verify, when it was its validity period. */
+struct tls_clock {
+	int error; /* X509_V_ERR_CERT_NOT_YET_VALID or _HAS_EXPIRED; 0: not a matter of time */
+	int64_t not_before, not_after;
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *userdata)
@@ -65,6 +75,93 @@ static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 	r->size += k;
 	r->data[r->size] = 0;
 	return k;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *userdata)
+{
+	struct response *r = userdata;
+	size_t k = size * n;
+	char line[128];
+
+	if (k > 5 && k < sizeof(line) && strncasecmp(p, "Date:", 5) == 0) {
+		time_t t;
+
+		memcpy(line, p + 5, k - 5);
+		line[k - 5] = 0;
+		t = curl_getdate(line, NULL);
+		r->date = t > 0 ? (int64_t)t : 0;
+	}
+	return k;
+}
+
+static int64_t asn1_unix(const ASN1_TIME *a)
+{
+	struct tm tm;
+
+	return a && ASN1_TIME_to_tm(a, &tm) == 1 ? (int64_t)timegm(&tm) : 0;
+}
+
+/* This process's slot in each SSL_CTX for the struct tls_clock of the request (libcurl makes the CTX). */
+static int tls_clock_index = -1;
+
+/* Records a validity-period failure (the verdict stays OpenSSL's) so the error can name the clock. */
+static int on_verify(int ok, X509_STORE_CTX *ctx)
+{
+	int e = X509_STORE_CTX_get_error(ctx);
+	SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_clock *tc = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_clock_index) : NULL;
+	X509 *x = X509_STORE_CTX_get_current_cert(ctx);
+
+	if (!ok && tc && !tc->error && x && (e == X509_V_ERR_CERT_NOT_YET_VALID || e == X509_V_ERR_CERT_HAS_EXPIRED)) {
+		tc->error = e;
+		tc->not_before = asn1_unix(X509_get0_notBefore(x));
+		tc->not_after = asn1_unix(X509_get0_notAfter(x));
+	}
+	return ok;
+}
+
+static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *userdata)
+{
+	SSL_CTX *ctx = sslctx;
+
+	(void)h;
+	if (tls_clock_index < 0)
+		tls_clock_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (tls_clock_index < 0 || SSL_CTX_set_ex_data(ctx, tls_clock_index, userdata) != 1)
+		return CURLE_OUT_OF_MEMORY;
+	SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), on_verify);
+	return CURLE_OK;
+}
+
+/* A TLS failure that this node's clock explains, said as such: both times named. */
+static int tls_clock_failed(const char *url, const struct tls_clock *tc)
+{
+	char now[UTC_TIME_MAX], from[UTC_TIME_MAX], to[UTC_TIME_MAX];
+
+	return log_error_errno(-ETIME,
+			       "cannot reach %s: the server's TLS certificate is valid from %s to %s but this "
+			       "node's clock says %s: the local clock (RTC) is likely wrong",
+			       url, utc_time_format(tc->not_before, from), utc_time_format(tc->not_after, to),
+			       utc_time_format((int64_t)time(NULL), now));
+}
+
+/*
+ * The node's clock against the server's (the Date of its answer): more than ATTEST_CLOCK_SKEW_MAX
+ * apart and the attestation stops here, before the finish asks the server to issue anything.
+ */
+static int clock_check(const struct response *resp)
+{
+	char node[UTC_TIME_MAX], server[UTC_TIME_MAX];
+	int64_t skew = resp->received - resp->date;
+
+	if (!resp->date || (skew <= ATTEST_CLOCK_SKEW_MAX && skew >= -ATTEST_CLOCK_SKEW_MAX))
+		return 0;
+	return log_error_errno(-ETIME,
+			       "this node's clock says %s but the server's says %s (its Date header): %lld s %s, "
+			       "more than the %d s keystrap tolerates; the local clock (RTC) is likely wrong, "
+			       "so nothing was requested",
+			       utc_time_format(resp->received, node), utc_time_format(resp->date, server),
+			       (long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead", ATTEST_CLOCK_SKEW_MAX);
 }
 
 /* Transport failures worth another try; anything about the server's identity is not. */
@@ -111,6 +208,7 @@ static int http_post(const struct attest_options *o, const char *url, const char
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	CURLcode c = CURLE_OK;
+	struct tls_clock tc = {};
 	long status = 0;
 
 	if (!h || !hdr) {
@@ -134,13 +232,19 @@ static int http_post(const struct attest_options *o, const char *url, const char
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, ret);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, ret);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &tc);
 
 	for (unsigned attempt = 0; attempt < attempts; attempt++) {
 		if (attempt)
 			backoff(attempt - 1);
 		free(ret->data);
 		*ret = (struct response){};
+		tc = (struct tls_clock){};
 		c = curl_easy_perform(h);
+		ret->received = (int64_t)time(NULL);
 		if (c == CURLE_OK) {
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 			if ((status == 429 || status == 502 || status == 503 || status == 504) && attempt + 1 < attempts)
@@ -156,6 +260,8 @@ static int http_post(const struct attest_options *o, const char *url, const char
 		if (ret->too_big)
 			return log_error_errno(-EMSGSIZE, "the server's answer from %s is larger than %d bytes", url,
 					       RESPONSE_MAX);
+		if (c == CURLE_PEER_FAILED_VERIFICATION && tc.error)
+			return tls_clock_failed(url, &tc);
 		return log_error_errno(-EIO, "cannot reach %s: %s", url, curl_easy_strerror(c));
 	}
 	*ret_status = status;
@@ -219,31 +325,39 @@ static X509 *pem_cert(const char *pem)
 
 /*
  * The certificate is for the key made here and chains to the CA the server names (which came
- * over the TLS connection the pinned CA authenticated); its expiry in Unix seconds.
+ * over the TLS connection the pinned CA authenticated), at the server's time (clock_check has
+ * bounded how far this node's may be from it); its expiry in Unix seconds.
  */
-static int check_certificate(const char *pem, const char *chain, EVP_PKEY *key, int64_t *ret_not_after)
+static int check_certificate(const char *pem, const char *chain, EVP_PKEY *key, int64_t at, int64_t *ret_not_after)
 {
 	_cleanup_(X509_freep) X509 *cert = pem_cert(pem);
 	_cleanup_(X509_freep) X509 *ca = pem_cert(chain);
 	X509_STORE *store = NULL;
 	X509_STORE_CTX *ctx = NULL;
-	struct tm tm;
-	int ok = 0;
+	int ok = 0, e = 0;
+	char when[UTC_TIME_MAX], from[UTC_TIME_MAX], to[UTC_TIME_MAX];
 
 	if (!cert || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)
 		return log_error_errno(-EPROTO, "the server's certificate is not for this node's key");
 	if (ca && (store = X509_STORE_new()) && X509_STORE_add_cert(store, ca) == 1 && (ctx = X509_STORE_CTX_new()) &&
 	    X509_STORE_CTX_init(ctx, store, cert, NULL) == 1) {
 		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
+		X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
 		ok = X509_verify_cert(ctx) == 1;
+		e = X509_STORE_CTX_get_error(ctx);
 	}
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
+	if (!ok && (e == X509_V_ERR_CERT_NOT_YET_VALID || e == X509_V_ERR_CERT_HAS_EXPIRED))
+		return log_error_errno(-ETIME, "the server's certificate (valid from %s to %s) or its chain is not "
+					       "valid at %s, the server's own time: the server's clock or CA is wrong",
+				       utc_time_format(asn1_unix(X509_get0_notBefore(cert)), from),
+				       utc_time_format(asn1_unix(X509_get0_notAfter(cert)), to), utc_time_format(at, when));
 	if (!ok)
 		return log_error_errno(-EPROTO, "the server's certificate does not verify against the chain it sent");
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+	*ret_not_after = asn1_unix(X509_get0_notAfter(cert));
+	if (!*ret_not_after)
 		return log_error_errno(-EPROTO, "the server's certificate has no usable expiry");
-	*ret_not_after = (int64_t)timegm(&tm);
 	return 0;
 }
 
@@ -294,12 +408,14 @@ static int logs_read(const struct attest_options *o, uint8_t **ret_fw, size_t *r
 /* What the server sent for this node: the certificate for our key, its chain, the opened secrets. */
 static int accept_result(const struct attest_options *o, struct tpm *t, ESYS_TR ek, ESYS_TR ak,
 			 const struct attest_challenge *ch, EVP_PKEY **key, struct attest_result *res,
-			 struct node_credentials *c)
+			 const struct response *resp, struct node_credentials *c)
 {
+	/* Without a Date header, this node's clock is all there is. */
+	int64_t server_now = resp->date ? resp->date : resp->received;
 	const char *what = NULL;
 	int r;
 
-	if ((r = check_certificate(res->certificate, res->chain, *key, &c->not_after)) < 0)
+	if ((r = check_certificate(res->certificate, res->chain, *key, server_now, &c->not_after)) < 0)
 		return r;
 	r = attest_node_open(t, ek, ak, ch->session, &res->payload, &c->secrets, &c->n_secrets, &what);
 	if (r == -EBADMSG && streq(what, "decrypting the payload"))
@@ -311,6 +427,7 @@ static int accept_result(const struct attest_options *o, struct tpm *t, ESYS_TR 
 	snprintf(c->node_id, sizeof(c->node_id), "%s", res->node_id);
 	snprintf(c->server, sizeof(c->server), "%s", o->server);
 	c->policy_version = res->policy_version;
+	c->clock_skew = resp->received - server_now;
 	c->certificate = TAKE_PTR(res->certificate);
 	c->chain = TAKE_PTR(res->chain);
 	c->key = TAKE_PTR(*key);
@@ -345,6 +462,8 @@ static int run(const struct attest_options *o, struct tpm *t, struct node_creden
 		r = log_error_errno(-EPROTO, "the server's challenge is malformed: %s", reason);
 		goto out;
 	}
+	if ((r = clock_check(&resp)) < 0)
+		goto out;
 	r = attest_node_answer(t, ek, ak, &ch, t, ak, &key, &fin, &what);
 	if (r < 0) {
 		r = tpm_step_failed(what, r, o->ek_kind);
@@ -366,7 +485,7 @@ static int run(const struct attest_options *o, struct tpm *t, struct node_creden
 		r = log_error_errno(-EPROTO, "the server's result is malformed: %s", reason);
 		goto out;
 	}
-	r = accept_result(o, t, ek, ak, &ch, &key, &res, c);
+	r = accept_result(o, t, ek, ak, &ch, &key, &res, &resp, c);
 out:
 	tpm_flush(t, &ek);
 	tpm_flush(t, &ak);

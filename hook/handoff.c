@@ -131,10 +131,10 @@ static bool renewal_due(int64_t now)
 
 	if (handoff_status_read(&st) < 0)
 		return true;
-	if (st.not_after - now < (st.not_after - st.attested_at) / 2)
+	if (handoff_status_expiry(&st) - now < (handoff_status_expiry(&st) - st.attested_at) / 2)
 		return true;
-	printf("renewal not due: %lld of %lld s remain\n", (long long)(st.not_after - now),
-	       (long long)(st.not_after - st.attested_at));
+	printf("renewal not due: %lld of %lld s remain\n", (long long)(handoff_status_expiry(&st) - now),
+	       (long long)(handoff_status_expiry(&st) - st.attested_at));
 	return false;
 }
 
@@ -212,6 +212,6 @@ int cmd_handoff(int argc, char **argv)
 		return without_credentials(cfg, "the kernel keyring refused them");
 	}
 	fprintf(stderr, "keystrap: node %s: %zu secret(s), certificate and key in keyring %d \"%s\", expiring in %lld s\n",
-		c->node_id, c->n_secrets, id, KEYRING_NAME, (long long)(c->not_after - time(NULL)));
+		c->node_id, c->n_secrets, id, KEYRING_NAME, (long long)node_credentials_remaining(c, (int64_t)time(NULL)));
 	return 0;
 }

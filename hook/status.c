@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "encode.h"
 #include "handoff-status.h"
 #include "keyring.h"
 #include "keystrap.h"
@@ -22,12 +23,9 @@ static const char usage[] = "keystrap status";
 /* "2026-11-22 05:40:00 UTC (in 3600 s)" */
 static void print_time(int64_t t, int64_t now)
 {
-	char buf[64] = "?";
-	time_t tt = (time_t)t;
-	struct tm tm;
+	char buf[UTC_TIME_MAX];
 
-	if (gmtime_r(&tt, &tm))
-		strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	utc_time_format(t, buf);
 	if (t > now)
 		printf("%s (in %" PRId64 " s)\n", buf, t - now);
 	else
@@ -87,8 +85,8 @@ int cmd_status(int argc, char **argv)
 	printf("%-13s%s at ", "attestation:", s.result);
 	print_time(s.attested_at, now);
 	printf("%-13s", "expires:");
-	print_time(s.not_after, now);
-	printf("%-13s%" PRId64 " s\n", "remaining:", s.not_after > now ? s.not_after - now : 0);
+	print_time(handoff_status_expiry(&s), now);
+	printf("%-13s%" PRId64 " s\n", "remaining:", handoff_status_expiry(&s) > now ? handoff_status_expiry(&s) - now : 0);
 	printf("%-13s", "owner:");
 	print_id("uid", s.uid);
 	print_id(", gid", s.gid);

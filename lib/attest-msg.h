@@ -41,6 +41,13 @@
 #define ATTEST_PAYLOAD_MAX 262144 /* the sealed secrets: ciphertext and tag */
 #define ATTEST_IV_SIZE 12
 #define ATTEST_TAG_SIZE 16
+/*
+ * How far a node's clock may be from the server's (its HTTP Date header) and still attest: an
+ * initramfs often starts from a wrong RTC. The server backdates notBefore by as much, so a
+ * node this far behind can use a certificate issued this second; a node further off stops
+ * before the finish (nothing is issued), since its TLS check of the server used that clock.
+ */
+#define ATTEST_CLOCK_SKEW_MAX 300
 
 struct attest_start {
 	char version[ATTEST_VERSION_MAX + 1];

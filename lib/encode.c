@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "encode.h"
 
@@ -112,4 +114,14 @@ int hex_decode(const char *src, uint8_t *dst, size_t dst_size)
 		dst[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+const char *utc_time_format(int64_t t, char buf[UTC_TIME_MAX])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, UTC_TIME_MAX, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, UTC_TIME_MAX, "%lld", (long long)t);
+	return buf;
 }

@@ -22,6 +22,7 @@ static const struct field {
 	F("policy_version", INT, policy_version),
 	F("attested_at", INT, attested_at),
 	F("not_after", INT, not_after),
+	F("clock_skew", INT, clock_skew),
 	F("result", STR, result),
 	F("uid", INT, uid),
 	F("gid", INT, gid),

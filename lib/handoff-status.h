@@ -18,11 +18,18 @@ struct handoff_status {
 	char server[256];
 	int64_t policy_version;
 	int64_t attested_at;  /* Unix seconds */
-	int64_t not_after;    /* Unix seconds */
+	int64_t not_after;    /* Unix seconds, the certificate's (the server's clock) */
+	int64_t clock_skew;   /* this node's clock minus the server's at the attestation, seconds */
 	char result[32];      /* "attested" */
 	int64_t uid, gid;     /* the consumer; -1: none */
 	char pcrs[HANDOFF_STATUS_PCRS_MAX + 1]; /* "sha256:0=HEX,1=HEX,..." read after the handoff; may be "" */
 };
+
+/* When the keys time out, by this node's clock (the kernel's). */
+static inline int64_t handoff_status_expiry(const struct handoff_status *s)
+{
+	return s->not_after + s->clock_skew;
+}
 
 /* The text, NUL-terminated, in a malloc'd string. */
 int handoff_status_format(const struct handoff_status *s, char **ret);

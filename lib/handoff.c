@@ -60,6 +60,7 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 		.policy_version = c->policy_version,
 		.attested_at = now,
 		.not_after = c->not_after,
+		.clock_skew = c->clock_skew,
 		.uid = o->uid == (uid_t)-1 ? -1 : (int64_t)o->uid,
 		.gid = o->gid == (gid_t)-1 ? -1 : (int64_t)o->gid,
 	};

@@ -162,7 +162,9 @@ static int check_credentials(const struct node_credentials *c, int64_t now, unsi
 {
 	if (!c->key || !c->certificate)
 		return -EINVAL;
-	if (c->not_after <= now)
+	int64_t left = node_credentials_remaining(c, now);
+
+	if (left <= 0)
 		return -ESTALE;
 	for (size_t i = 0; i < c->n_secrets; i++) {
 		if (!keyring_secret_name_valid(c->secrets[i].name) || !c->secrets[i].value)
@@ -173,7 +175,7 @@ static int check_credentials(const struct node_credentials *c, int64_t now, unsi
 	}
 	if (c->n_secrets > ELEMENTSOF(((struct made *)NULL)->ids) - 8)
 		return -E2BIG;
-	*ret_timeout = c->not_after - now > UINT32_MAX ? UINT32_MAX : (unsigned)(c->not_after - now);
+	*ret_timeout = left > UINT32_MAX ? UINT32_MAX : (unsigned)left;
 	return 0;
 }
 

@@ -56,10 +56,11 @@ int keyring_possess(int32_t parent);
 /*
  * Builds a new "keystrap" keyring off to the side (in the process keyring) holding c and the
  * status text, hands its keys to o, and links it into parent, which replaces any previous one
- * in a single link operation; the previous keyring and its keys are then invalidated. On any
- * failure whatever was made is invalidated and the previous keyring is untouched. -ESTALE when
- * c->not_after is not after now, -EINVAL for a bad secret name, -ENOTUNIQ for a name given
- * twice, -EDQUOT when the owner's key quota cannot take it.
+ * in a single link operation; the previous keyring and its keys are then invalidated. Every
+ * key times out after node_credentials_remaining(c, now) seconds. On any failure whatever was
+ * made is invalidated and the previous keyring is untouched. -ESTALE when nothing remains,
+ * -EINVAL for a bad secret name, -ENOTUNIQ for a name given twice, -EDQUOT when the owner's key
+ * quota cannot take it.
  */
 int keyring_store(const struct node_credentials *c, const struct keyring_owner *o, const char *status,
 		  int64_t now, int32_t parent, int32_t *ret_id);

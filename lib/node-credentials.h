@@ -27,11 +27,21 @@ struct node_credentials {
 	char *certificate;    /* PEM, the node certificate */
 	char *chain;          /* PEM, the issuing CA (and anything above it) */
 	int64_t not_after;    /* the certificate's expiry, Unix seconds */
+	int64_t clock_skew;   /* this node's clock minus the server's (its Date header), seconds */
 	char server[256];     /* where it came from, for keystrap status */
 	int64_t policy_version;
 	struct node_secret *secrets;
 	size_t n_secrets;
 };
+
+/*
+ * Seconds left at now (this node's clock) by the server's clock: a node ahead of the server
+ * must not cut the lifetime short, nor one behind stretch it.
+ */
+static inline int64_t node_credentials_remaining(const struct node_credentials *c, int64_t now)
+{
+	return c->not_after - (now - c->clock_skew);
+}
 
 void node_credentials_free(struct node_credentials *c); /* wipes */
 static inline void node_credentials_freep(struct node_credentials **c)

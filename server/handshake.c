@@ -354,7 +354,10 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	/* The policy's lifetime, within the ceiling this server is configured with. */
 	lifetime = p->credential_lifetime < s->config->certificate_lifetime ? p->credential_lifetime :
 									    s->config->certificate_lifetime;
-	if ((k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &res.not_after)) < 0)
+	k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &res.not_after);
+	if (k == -ETIME)
+		return deny(r, 500, "the server's clock is outside its CA certificate's validity: nothing issued");
+	if (k < 0)
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
 	res.certificate = TAKE_PTR(pem);

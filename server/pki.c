@@ -365,6 +365,9 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 
 	if (!x)
 		return -ENOMEM;
+	/* A certificate issued outside the CA's own validity verifies nowhere: this server's clock is wrong. */
+	if (X509_cmp_time(X509_get0_notBefore(p->ca), &now) >= 0 || X509_cmp_time(X509_get0_notAfter(p->ca), &now) <= 0)
+		return -ETIME;
 	/* 159 random bits, positive: unique without coordination between servers. */
 	if (RAND_bytes(serial, sizeof(serial)) != 1)
 		return -EIO;
@@ -373,7 +376,7 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 	bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	snprintf(san, sizeof(san), "DNS:%s", node_id);
 	if (!bn || X509_set_version(x, X509_VERSION_3) != 1 || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
-	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, -60, &now) ||
+	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, -ATTEST_CLOCK_SKEW_MAX, &now) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 0, (long)lifetime, &now) ||
 	    X509_set_issuer_name(x, X509_get_subject_name(p->ca)) != 1 ||
 	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)node_id, -1,

@@ -32,7 +32,9 @@ int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_
 
 /*
  * A certificate for the key in spki (as pki_csr_key returned it): subject CN=node_id, SAN
- * DNS:node_id, clientAuth, lifetime seconds. PEM, the serial in hex, and its notAfter (Unix seconds).
+ * DNS:node_id, clientAuth, lifetime seconds, valid from ATTEST_CLOCK_SKEW_MAX seconds ago (for
+ * nodes whose clock is behind). PEM, the serial in hex, and its notAfter (Unix seconds). -ETIME
+ * when this server's clock is outside the CA certificate's validity.
  */
 int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
 	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after);

@@ -2,8 +2,8 @@
 SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libpq libssl
 SERVER_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SERVER_PKGS))
 SERVER_LIBS   = $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS))
-# keystrap attest speaks HTTPS through libcurl (OpenSSL flavour).
-PKGS += libcurl
+# keystrap attest speaks HTTPS through libcurl (OpenSSL flavour); libssl for its TLS verify callback.
+PKGS += libcurl libssl
 
 SERVER_SRC := $(wildcard server/*.c)
 SERVER_HDRS := $(wildcard server/*.h)

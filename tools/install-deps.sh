@@ -12,7 +12,7 @@ pkgs=(
 	swtpm swtpm-tools tpm2-tools
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck busybox-static
-	strace systemd keyutils
+	strace systemd keyutils faketime libfaketime
 	qemu-system-x86 qemu-utils ovmf dracut-core dracut-network mmdebstrap clevis-systemd
 )
 

@@ -7,6 +7,7 @@
 
 load ../lib/swtpm
 load ../lib/server
+load ../lib/clock
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
 CONSUMER=65534
@@ -16,7 +17,8 @@ setup_file() {
 	swtpm_start
 	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT EK
 	SRV_PORT=$(free_port)
-	server_pki "$SRV_DIR"
+	# Issued an hour ago, as a real server's are: a node minutes behind is within their validity.
+	if [ -n "$FAKETIME_LIB" ]; then with_clock -1h server_pki "$SRV_DIR"; else server_pki "$SRV_DIR"; fi
 	server_config "$SRV_DIR" "0 7"
 	# The default group receives one secret, known to the test only through this file.
 	export SECRET="keystrap-handoff-$(head -c 12 /dev/urandom | xxd -p)"
@@ -208,4 +210,84 @@ as_consumer() {
 	run "$KEYSTRAP" handoff --renew --config keystrap.conf
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"keystrap: renewal failed; the current credentials stay until they expire"* ]]
+}
+
+# finishes: how many finishes the server has audited (each would have issued a certificate).
+finishes() {
+	srv audit export | jq -c 'select(.action == "attest-finish")' | wc -l
+}
+
+@test "a node clock minutes off (2 min behind, 4 min ahead) still hands off, and the keys live as long as the certificate" {
+	clock_skip
+	run with_clock -2m "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	as_consumer "$KEYSTRAP" get certificate | openssl verify -CAfile "$SRV_DIR/ca.crt"
+	run with_clock +4m "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ "$output" =~ expiring\ in\ (59[0-9]|600)\ s ]]
+	# The kernel counts the timeout on its own (real) clock: the certificate's 600 s, not 360.
+	ring=$(keyctl search @s keyring keystrap)
+	grep -E "^$(printf '%08x' "$ring") " /proc/keys | awk '{ print $4 }' | grep -Eq '^(9|10)m$'
+	run with_clock +4m "$KEYSTRAP" status
+	[[ "$output" =~ remaining:\ +(5[89][0-9]|600)\ s ]]
+	run with_clock +4m "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[[ "$output" =~ ^renewal\ not\ due:\ (5[89][0-9]|600)\ of\ 600\ s\ remain$ ]]
+}
+
+@test "a node clock years or an hour off fails closed naming the clock, before the server issues anything" {
+	clock_skip
+	before=$(finishes)
+	# Years behind and ahead: the server's TLS certificate is outside its validity by this clock.
+	for when in "@2001-01-01 00:00:00" "@2045-06-01 12:00:00"; do
+		run with_clock "$when" "$KEYSTRAP" handoff --config keystrap.conf
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"the server's TLS certificate is valid from $(date -u +%Y)-"*" but this node's clock says ${when:1:4}-"*": the local clock (RTC) is likely wrong"* ]]
+		[[ "$output" != *"SSL peer certificate"* ]]
+	done
+	# An hour ahead: TLS still verifies, the server's Date says otherwise; no finish is sent.
+	run with_clock +1h "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ this\ node\'s\ clock\ says\ .*\ but\ the\ server\'s\ says\ .*\(its\ Date\ header\):\ 36(0[0-9]|99|98)\ s\ ahead,\ more\ than\ the\ 300\ s\ keystrap\ tolerates ]]
+	[[ "$output" == *"*** booting WITHOUT node credentials: attestation failed"* ]]
+	[ "$(finishes)" -eq "$before" ]
+	run keyctl search @s keyring keystrap
+	[ "$status" -ne 0 ]
+}
+
+@test "a server clock an hour ahead of the node's: the node says it is behind, nothing issued; the same server at the right time works" {
+	clock_skip
+	server_stop "$SRV_DIR"
+	clock_wrapper +1h "$KEYSTRAP_SERVER" "$BATS_TEST_TMPDIR/server-ahead"
+	KEYSTRAP_SERVER=$BATS_TEST_TMPDIR/server-ahead server_start "$SRV_DIR"
+	before=$(finishes)
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	server_stop "$SRV_DIR"
+	server_start "$SRV_DIR"
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ :\ 3[56][0-9][0-9]\ s\ behind,\ more\ than\ the\ 300\ s ]]
+	[ "$(finishes)" -eq "$before" ]
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 0 ]
+}
+
+@test "a server whose clock is outside its node CA's validity issues nothing: an error naming its clock, audited" {
+	clock_skip
+	# A node CA that expired yesterday (the TLS certificate and the node's pinned CA stay valid).
+	with_clock -3d openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=keystrap-expired-ca -addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign -keyout old-ca.key -out old-ca.crt 2>/dev/null
+	server_stop "$SRV_DIR"
+	cp "$SRV_DIR/server.json" server.json.orig
+	jq -c --arg c "$PWD/old-ca.crt" --arg k "$PWD/old-ca.key" '.ca_certificate = $c | .ca_key = $k' \
+		server.json.orig >"$SRV_DIR/server.json"
+	server_start "$SRV_DIR"
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	server_stop "$SRV_DIR"
+	cp server.json.orig "$SRV_DIR/server.json"
+	server_start "$SRV_DIR"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the server refused the attestation (HTTP 500): the server's clock is outside its CA certificate's validity: nothing issued"* ]]
+	srv audit export | jq -c 'select(.action == "attest-finish")' | tail -n 1 | grep -q '"decision":"error".*outside its CA'
+	run keyctl search @s keyring keystrap
+	[ "$status" -ne 0 ]
 }
