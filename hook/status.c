@@ -91,6 +91,8 @@ int cmd_status(int argc, char **argv)
 	print_id("uid", s.uid);
 	print_id(", gid", s.gid);
 	printf("\n%-13s%" PRId32 " (\"%s\")\n", "keyring:", ring, KEYRING_NAME);
+	if (s.generation[0])
+		printf("%-13s%s\n", "generation:", s.generation);
 	printf("credentials:\n");
 	for (size_t i = 0; i < n; i++)
 		printf("  %-24s %5zu bytes  uid %u  gid %u  perm %08" PRIx32 "\n", e[i].desc, e[i].size,

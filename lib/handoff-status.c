@@ -27,6 +27,7 @@ static const struct field {
 	F("uid", INT, uid),
 	F("gid", INT, gid),
 	F("pcrs", STR, pcrs),
+	F("generation", STR, generation),
 };
 
 int handoff_status_format(const struct handoff_status *s, char **ret)

@@ -12,6 +12,7 @@
  */
 
 #define HANDOFF_STATUS_PCRS_MAX 2400 /* sha256 values of PCRs 0-23 as "N=HEX," */
+#define HANDOFF_GENERATION_SIZE 16    /* random bytes; hex in the status */
 
 struct handoff_status {
 	char node_id[65];
@@ -23,6 +24,8 @@ struct handoff_status {
 	char result[32];      /* "attested" */
 	int64_t uid, gid;     /* the consumer; -1: none */
 	char pcrs[HANDOFF_STATUS_PCRS_MAX + 1]; /* "sha256:0=HEX,1=HEX,..." read after the handoff; may be "" */
+	/* Names this keyring's contents: every handoff makes a new one; "" in a status from before. */
+	char generation[2 * HANDOFF_GENERATION_SIZE + 1];
 };
 
 /* When the keys time out, by this node's clock (the kernel's). */

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "encode.h"
 #include "handoff-status.h"
 #include "handoff.h"
 
@@ -56,6 +58,7 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 		  int32_t *ret_id)
 {
 	_cleanup_free_ char *text = NULL;
+	uint8_t generation[HANDOFF_GENERATION_SIZE];
 	struct handoff_status s = {
 		.policy_version = c->policy_version,
 		.attested_at = now,
@@ -72,6 +75,9 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 	snprintf(s.result, sizeof(s.result), "attested");
 	if (pcrs && strlen(pcrs) < sizeof(s.pcrs))
 		snprintf(s.pcrs, sizeof(s.pcrs), "%s", pcrs);
+	if (getrandom(generation, sizeof(generation), 0) != sizeof(generation))
+		return -errno;
+	hex_encode(generation, sizeof(generation), s.generation);
 	if ((r = keyring_parent(&parent)) < 0)
 		return -EBADR;
 	if ((r = handoff_status_format(&s, &text)) < 0)

@@ -208,6 +208,7 @@ keystrap_ring() {
 	[[ "$output" =~ remaining:\ +(59[0-9]|600)\ s ]]
 	[[ "$output" =~ secret:db\ +${#SECRET}\ bytes\ +uid\ $CONSUMER ]]
 	[[ "$output" == *"owner:       uid $CONSUMER, gid $CONSUMER"* ]]
+	[[ "$output" =~ generation:\ +[0-9a-f]{32} ]]
 	root_status=$output
 	run as $CONSUMER $CONSUMER "$KEYSTRAP" status
 	[ "$status" -eq 0 ]
@@ -284,4 +285,76 @@ keystrap_ring() {
 	[[ "$output" == *"KEYSTRAP_KEYRING is neither 'user' nor 'session'"* ]]
 	run "$PUT" --owner no-such-user-here
 	[ "$status" -eq 1 ]
+}
+
+# pair_of FILE: "match" when the PEM key in FILE is its certificate's, else "MISMATCH".
+pair_of() {
+	if [ "$(openssl pkey -in "$1" -pubout 2>/dev/null)" = "$(openssl x509 -in "$1" -pubkey -noout 2>/dev/null)" ] &&
+		grep -q 'BEGIN PRIVATE KEY' "$1"; then echo match; else echo MISMATCH; fi
+}
+
+@test "get --bundle: the key (PEM), certificate and chain of one keyring; its negative twins" {
+	put
+	as $CONSUMER $CONSUMER "$KEYSTRAP" get --bundle >bundle.pem
+	[ "$(pair_of bundle.pem)" = match ]
+	# The key is the keyring's key, the certificate and chain are byte for byte the keyring's.
+	setpriv --reuid=$CONSUMER --regid=$CONSUMER --clear-groups "$KEYSTRAP" get key | openssl pkey -inform DER >key.pem
+	[ "$(openssl pkey -in bundle.pem)" = "$(cat key.pem)" ]
+	[ "$(grep -c 'BEGIN CERTIFICATE' bundle.pem)" -eq 2 ]
+	sed -n '/BEGIN CERTIFICATE/,$p' bundle.pem | cmp - <(cat cert.pem cert.pem)
+	rm -f bundle.pem key.pem
+	run as $OTHER $OTHER "$KEYSTRAP" get --bundle
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap: permission denied: "* ]]
+	[[ "$output" != *"PRIVATE KEY"* ]]
+	run "$KEYSTRAP" get --bundle key
+	[ "$status" -eq 2 ]
+	[[ "${lines[0]}" == "keystrap: --bundle takes no credential name ('key')" ]]
+}
+
+@test "get --generation: reads the pinned keyring; after a renewal it is gone, named, and nothing is printed" {
+	put
+	g=$(as $CONSUMER $CONSUMER "$KEYSTRAP" get status | sed -n 's/^generation=//p')
+	[[ "$g" =~ ^[0-9a-f]{32}$ ]]
+	run as $CONSUMER $CONSUMER "$KEYSTRAP" get --generation "$g" secret:db
+	[ "$status" -eq 0 ]
+	[ "$output" = "$SECRET" ]
+	as $CONSUMER $CONSUMER "$KEYSTRAP" get --generation "$g" --bundle >bundle.pem
+	[ "$(pair_of bundle.pem)" = match ]
+	put
+	run as $CONSUMER $CONSUMER "$KEYSTRAP" get --generation "$g" secret:db
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: generation $g is gone: a renewal replaced the keyring (read the generation and the set again)" ]
+	h=$(as $CONSUMER $CONSUMER "$KEYSTRAP" get status | sed -n 's/^generation=//p')
+	[[ "$h" =~ ^[0-9a-f]{32}$ ]] && [ "$h" != "$g" ]
+	run as $CONSUMER $CONSUMER "$KEYSTRAP" get --generation "$h" certificate
+	[ "$output" = "$(cat cert.pem)" ]
+	run "$KEYSTRAP" get --generation 12ab certificate
+	[ "$status" -eq 2 ]
+	[[ "${lines[0]}" == "keystrap: --generation '12ab' is not 32 lowercase hex digits" ]]
+}
+
+@test "under back-to-back renewals the bundle always matches; two separate calls do not" {
+	put
+	# Renewals as fast as keyring-put makes them, until killed.
+	(while :; do "$PUT" --owner $CONSUMER --group $CONSUMER >/dev/null 2>&1; done) 3>&- &
+	renewer=$!
+	ok=0 bad=0 split=0
+	for i in $(seq 40); do
+		if as $CONSUMER $CONSUMER "$KEYSTRAP" get --bundle >"b$i.pem" 2>"b$i.err"; then
+			[ "$(pair_of "b$i.pem")" = match ] && ok=$((ok + 1)) || bad=$((bad + 1))
+		fi
+		# The two-call way: a certificate, then a key (DER), possibly from two generations.
+		as $CONSUMER $CONSUMER "$KEYSTRAP" get certificate >"c$i.pem" 2>/dev/null &&
+			setpriv --reuid=$CONSUMER --regid=$CONSUMER --clear-groups "$KEYSTRAP" get key 2>/dev/null |
+			openssl pkey -inform DER -pubout >"k$i.pub" 2>/dev/null &&
+			[ "$(openssl x509 -in "c$i.pem" -pubkey -noout)" != "$(cat "k$i.pub")" ] && split=$((split + 1))
+	done
+	kill "$renewer"
+	wait "$renewer" 2>/dev/null || true
+	echo "# bundles: $ok of 40 read, $bad mismatched; two calls: $split of 40 read a mismatched pair" >&3
+	[ "$bad" -eq 0 ]
+	[ "$ok" -ge 30 ]
+	# The harness does race: without --bundle the pair comes apart.
+	[ "$split" -ge 1 ]
 }

@@ -96,15 +96,17 @@ static void test_status(void)
 	strcpy(s.server, "https://attest.example.net:8443");
 	strcpy(s.result, "attested");
 	strcpy(s.pcrs, "sha256:0=00ff,7=abcd,14=0123");
+	strcpy(s.generation, "00112233445566778899aabbccddeeff");
 	CHECK(handoff_status_format(&s, &text) == 0 && handoff_status_parse(text, strlen(text), &t) == 0 &&
 	      streq(t.node_id, s.node_id) && streq(t.server, s.server) && t.policy_version == 7 && t.attested_at == 100 &&
-	      t.not_after == 700 && t.uid == 998 && t.gid == -1 && streq(t.pcrs, s.pcrs) && t.clock_skew == -240,
+	      t.not_after == 700 && t.uid == 998 && t.gid == -1 && streq(t.pcrs, s.pcrs) && t.clock_skew == -240 &&
+	      streq(t.generation, s.generation),
 	      "status text round-trips");
 	CHECK(handoff_status_expiry(&t) == 460, "the keys expire at not_after on this node's clock (skew -240 s)");
 	free(text);
-	/* A status written before the clock skew: skew 0. */
-	CHECK(handoff_status_parse("node_id=a\nnot_after=9\n", 22, &t) == 0 && t.clock_skew == 0 &&
-	      handoff_status_expiry(&t) == 9, "an older status parses, with no skew");
+	/* A status written before the clock skew and the generation: skew 0, no generation. */
+	CHECK(handoff_status_parse("node_id=a\nnot_after=9\n", 22, &t) == 0 && t.clock_skew == 0 && !t.generation[0] &&
+	      handoff_status_expiry(&t) == 9, "an older status parses, with no skew and no generation");
 	CHECK(handoff_status_parse("node_id=a\nnot_after=1\nnode_id=b\n", 30, &t) == -EBADMSG, "a name given twice");
 	CHECK(handoff_status_parse("node_id=a\nnot_after=1\nsecret=x\n", 29, &t) == -EBADMSG, "an unknown name");
 	CHECK(handoff_status_parse("node_id=a\n", 10, &t) == -EBADMSG, "not_after is required");
