@@ -26,6 +26,7 @@
 #endif
 
 struct conn {
+	struct https_cert_failure cert; /* the first certificate that failed verification */
 	int fd;
 	SSL_CTX *ctx;
 	SSL *ssl;
@@ -145,7 +146,30 @@ static int ssl_wait(struct conn *c, int rv)
 	return -ECONNRESET;
 }
 
-static int handshake(struct conn *c, const struct http_url *u, const char *ca_file, long *ret_verify_error)
+static time_t asn1_unix(const ASN1_TIME *a)
+{
+	struct tm tm;
+
+	return a && ASN1_TIME_to_tm(a, &tm) == 1 ? timegm(&tm) : 0;
+}
+
+/* Keeps OpenSSL's verdict; records which certificate failed first and its validity period. */
+static int on_verify(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *cert = X509_STORE_CTX_get_current_cert(x);
+
+	if (!ok && c && !c->cert.error) {
+		c->cert.error = X509_STORE_CTX_get_error(x);
+		c->cert.not_before = cert ? asn1_unix(X509_get0_notBefore(cert)) : 0;
+		c->cert.not_after = cert ? asn1_unix(X509_get0_notAfter(cert)) : 0;
+	}
+	return ok;
+}
+
+static int handshake(struct conn *c, const struct http_url *u, const char *ca_file,
+		     struct https_cert_failure *ret_cert)
 {
 	X509_VERIFY_PARAM *vp;
 	long v;
@@ -159,9 +183,9 @@ static int handshake(struct conn *c, const struct http_url *u, const char *ca_fi
 		snprintf(c->why, c->why_size, "cannot load the server CA '%s': %s", ca_file, ossl_reason("unreadable"));
 		return -ENOENT;
 	}
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, on_verify);
 	c->ssl = SSL_new(c->ctx);
-	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_app_data(c->ssl, c) != 1)
 		return say(c, -ENOMEM, "cannot set up TLS");
 	vp = SSL_get0_param(c->ssl);
 	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -176,8 +200,10 @@ static int handshake(struct conn *c, const struct http_url *u, const char *ca_fi
 			return say(c, r, "the TLS handshake timed out");
 		v = SSL_get_verify_result(c->ssl);
 		if (v != X509_V_OK) {
-			if (ret_verify_error)
-				*ret_verify_error = v;
+			if (ret_cert) {
+				*ret_cert = c->cert;
+				ret_cert->error = v;
+			}
 			snprintf(c->why, c->why_size, "the server's certificate does not verify against '%s': %s", ca_file,
 				 X509_verify_cert_error_string(v));
 			return -EKEYREJECTED;
@@ -263,7 +289,7 @@ done:
 }
 
 int https_post_json(const struct https_options *o, const char *url, const char *body, struct https_reply *ret,
-		    long *ret_verify_error, char *why, size_t why_size)
+		    struct https_cert_failure *ret_cert, char *why, size_t why_size)
 {
 	struct conn c = { .fd = -1, .deadline = now_ms() + o->timeout_ms, .why = why, .why_size = why_size };
 	_cleanup_free_ uint8_t *buf = NULL;
@@ -293,7 +319,7 @@ int https_post_json(const struct https_options *o, const char *url, const char *
 	ERR_clear_error();
 	r = connect_host(&c, &u);
 	if (r == 0)
-		r = handshake(&c, &u, o->ca_file, ret_verify_error);
+		r = handshake(&c, &u, o->ca_file, ret_cert);
 	if (r == 0)
 		r = send_all(&c, head, strlen(head));
 	if (r == 0)

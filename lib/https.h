@@ -25,16 +25,23 @@ struct https_reply {
 	time_t date;	  /* the server's Date header, 0 when absent */
 };
 
+/* Why the server's certificate did not verify: OpenSSL's X509_V_ERR_* and that certificate's validity. */
+struct https_cert_failure {
+	long error;
+	time_t not_before, not_after; /* 0 when unknown */
+};
+
 /*
  * 0 on any HTTP answer (ret filled; free with https_reply_done). On failure ret is untouched,
  * why names the cause in one line, and the return says which kind it is:
  *   -EINVAL bad URL, -ENOENT/-EIO the CA file, -ECONNREFUSED/-EHOSTUNREACH/-ENETUNREACH/
  *   -EADDRNOTAVAIL nobody answered, -ETIMEDOUT the deadline passed, -EKEYREJECTED the server's
- *   certificate did not verify (ret_verify_error, when not NULL, gets the X509_V_ERR_* code),
+ *   certificate did not verify (ret_cert, when not NULL, says why and the certificate's validity,
+ *   so a caller can tell a wrong local clock from a wrong server),
  *   -ECONNRESET/-EPROTO the TLS session or the HTTP response was broken, -EMSGSIZE the response
  *   was larger than max_response.
  */
 int https_post_json(const struct https_options *o, const char *url, const char *body, struct https_reply *ret,
-		    long *ret_verify_error, char *why, size_t why_size);
+		    struct https_cert_failure *ret_cert, char *why, size_t why_size);
 
 void https_reply_done(struct https_reply *r);

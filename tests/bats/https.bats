@@ -185,3 +185,14 @@ post_it() {
 	[ "$status" -eq 1 ]
 	[[ ${lines[0]} == "error ENOENT"*"cannot load the server CA '$BATS_TEST_TMPDIR/nope.pem'"* ]]
 }
+
+@test "a certificate outside its validity on this clock: the code and the period, so the caller can name the clock" {
+	canned ok
+	# libfaketime shifts this process's clock three days on; the certificates are valid for two.
+	ASAN_OPTIONS=verify_asan_link_order=0 run faketime -f '+3d' "$POST" "https://127.0.0.1:$PORT/" "$PKI/ca.crt" 5000 65536 <<<'{}'
+	[ "$status" -eq 1 ]
+	[[ ${lines[0]} == "error EKEYREJECTED verify=10:"*"certificate has expired"* ]]
+	nb=$(date -u -d "$(openssl x509 -in "$PKI/tls.crt" -noout -startdate | cut -d= -f2)" +%s)
+	na=$(date -u -d "$(openssl x509 -in "$PKI/tls.crt" -noout -enddate | cut -d= -f2)" +%s)
+	[ "${lines[1]}" = "certificate valid $nb..$na" ]
+}

@@ -16,7 +16,7 @@ int main(int argc, char **argv)
 	static char body[1 << 16];
 	struct https_options o = {};
 	struct https_reply r = {};
-	long verr = 0;
+	struct https_cert_failure cf = {};
 	char why[512] = "";
 	size_t n;
 	int k;
@@ -30,9 +30,11 @@ int main(int argc, char **argv)
 	o.ca_file = argv[2];
 	o.timeout_ms = atoi(argv[3]);
 	o.max_response = strtoul(argv[4], NULL, 10);
-	k = https_post_json(&o, argv[1], body, &r, &verr, why, sizeof(why));
+	k = https_post_json(&o, argv[1], body, &r, &cf, why, sizeof(why));
 	if (k < 0) {
-		printf("error %s verify=%ld: %s\n", strerrorname_np(-k), verr, why);
+		printf("error %s verify=%ld: %s\n", strerrorname_np(-k), cf.error, why);
+		if (cf.error)
+			printf("certificate valid %lld..%lld\n", (long long)cf.not_before, (long long)cf.not_after);
 		return 1;
 	}
 	printf("status %d\nretry-after %ld\ndate %lld\n", r.status, r.retry_after, (long long)r.date);
