@@ -27,6 +27,16 @@
  * audit record, goes on). Other writes skip the two round trips: if they fail, so does the
  * connection, and with it the transaction.
  *
+ * Deadlines. The server answers every request from one event loop, so no call here may wait
+ * on the database without bound: libpq runs non-blocking, and every round trip polls the socket
+ * against a deadline (ROUND_TRIP_MS; LOCK_WAIT_MS where the statement may queue for the writer
+ * lock, which lock_timeout ends server-side first). TCP keepalives or statement_timeout would
+ * not do: a stopped server's kernel still acknowledges, and a stopped backend enforces nothing.
+ * A round trip past its deadline drops the connection (whatever it carried is in doubt, and a
+ * transaction on it fails) and calls outside a transaction make it again with
+ * PQresetStart/PQresetPoll, one bounded step at a time: a database that does not answer costs
+ * the loop at most CONNECT_STEP_MS per RECONNECT_PAUSE_MS, and every other call fails at once.
+ *
  * Durability: commits wait for the WAL flush (synchronous_commit is forced on if the database
  * turned it off). Secret payloads pass through here (activation secrets never do: a challenge
  * row holds only its proof's verifier): no parameter is ever logged, and errors of statements
@@ -34,9 +44,11 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <libpq-fe.h>
 
 #include "log.h"
@@ -49,10 +61,22 @@
 /* Type OIDs of the parameters we send (pg_type.h is in the server headers, not libpq's). */
 enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25 };
 
+/* No statement of ours takes longer on a database that answers; the lock wait is lock_timeout's. */
+#define ROUND_TRIP_MS 3000
+#define LOCK_WAIT_MS (5000 + ROUND_TRIP_MS)
+#define CONNECT_STEP_MS 500
+#define CONNECT_ATTEMPT_MS 5000
+#define RECONNECT_PAUSE_MS 1000
+
 struct store_pg {
 	struct store base;
 	PGconn *conn;
-	bool in_tx; /* between store_begin and commit/rollback, whatever became of the connection */
+	bool in_tx;  /* between store_begin and commit/rollback, whatever became of the connection */
+	bool broken; /* a round trip timed out or failed: the connection is made again before use */
+	bool connecting;                  /* PQresetStart issued, PQresetPoll not done */
+	PostgresPollingStatusType polling; /* what PQresetPoll last asked for */
+	int64_t attempt_end_ms;           /* when the reconnect under way is given up */
+	int64_t pause_end_ms;             /* no reconnect step before this: the last one timed out */
 };
 
 static struct store_pg *pg_of(struct store *s)
@@ -146,14 +170,134 @@ static bool pg_in_transaction(struct store *s)
 	return pg_of(s)->in_tx;
 }
 
-/* A statement without parameters or rows: transaction control, savepoints, settings. */
-static int simple(struct store *s, const char *sql)
+static int64_t mono_ms(void)
 {
-	_cleanup_pgresult_ PGresult *res = PQexec(conn_of(s), sql);
+	struct timespec ts;
 
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Until the connection's socket is ready for events: 0, or -ETIMEDOUT at deadline_ms. */
+static int wait_socket(PGconn *c, short events, int64_t deadline_ms)
+{
+	struct pollfd p = { .fd = PQsocket(c), .events = events };
+
+	if (p.fd < 0)
+		return -ENOTCONN;
+	for (;;) {
+		int64_t left = deadline_ms - mono_ms();
+		int k;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		k = poll(&p, 1, (int)left);
+		if (k > 0)
+			return 0;
+		if (k == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* What the round trip in flight carried is in doubt: the connection is not used again. */
+static int lose(struct store *s, int r, const char *what)
+{
+	pg_of(s)->broken = true;
+	return log_debug_errno(r, "%s: %s", what,
+			       r == -ETIMEDOUT ? "the database did not answer in time" : PQerrorMessage(conn_of(s)));
+}
+
+/* The query just sent leaves libpq's buffer by deadline_ms (answers read meanwhile, as libpq asks). */
+static int flush(struct store *s, const char *what, int64_t deadline_ms)
+{
+	PGconn *c = conn_of(s);
+	int k, r;
+
+	while ((k = PQflush(c)) == 1) {
+		if ((r = wait_socket(c, POLLIN | POLLOUT, deadline_ms)) < 0)
+			return lose(s, r, what);
+		if (!PQconsumeInput(c))
+			return lose(s, -EIO, what);
+	}
+	return k == 0 ? 0 : lose(s, -EIO, what);
+}
+
+/* The next result of the query in flight, by deadline_ms; *ret NULL once there are no more. */
+static int next_result(struct store *s, const char *what, int64_t deadline_ms, PGresult **ret)
+{
+	PGconn *c = conn_of(s);
+	int r;
+
+	while (PQisBusy(c)) {
+		if ((r = wait_socket(c, POLLIN, deadline_ms)) < 0)
+			return lose(s, r, what);
+		if (!PQconsumeInput(c))
+			return lose(s, -EIO, what);
+	}
+	*ret = PQgetResult(c);
+	return 0;
+}
+
+static bool result_ok(const PGresult *res)
+{
+	return PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+/*
+ * PQexec or PQexecParams (p not NULL) within wait_ms: the last result, or the first that
+ * failed (*ret NULL when the connection died first). < 0 only when the round trip itself failed.
+ */
+static int round_trip(struct store *s, const char *what, const char *sql, const struct params *p, int64_t wait_ms,
+		      PGresult **ret)
+{
+	int64_t deadline = mono_ms() + wait_ms;
+	PGconn *c = conn_of(s);
+	PGresult *last = NULL, *res;
+	int sent, r;
+
+	if (pg_of(s)->broken)
+		return -ENOTCONN;
+	sent = p ? PQsendQueryParams(c, sql, p->n, p->types, p->values, p->lengths, p->formats, 1) : PQsendQuery(c, sql);
+	if (!sent)
+		return lose(s, -EIO, what);
+	if ((r = flush(s, what, deadline)) < 0)
+		return r;
+	for (;;) {
+		if ((r = next_result(s, what, deadline, &res)) < 0) {
+			PQclear(last);
+			return r;
+		}
+		if (!res)
+			break;
+		if (last && !result_ok(last))
+			PQclear(res); /* the server skips what follows a failed statement: this is the error */
+		else {
+			PQclear(last);
+			last = res;
+		}
+	}
+	*ret = last;
+	return 0;
+}
+
+/* A statement without parameters or rows: transaction control, savepoints, settings. */
+static int simple_wait(struct store *s, const char *sql, int64_t wait_ms)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = round_trip(s, sql, sql, NULL, wait_ms, &res);
+
+	if (r < 0)
+		return r;
+	if (!result_ok(res))
 		return result_errno(s, res, sql, 0);
 	return 0;
+}
+
+static int simple(struct store *s, const char *sql)
+{
+	return simple_wait(s, sql, ROUND_TRIP_MS);
 }
 
 static int ensure_connected(struct store *s);
@@ -161,8 +305,9 @@ static int ensure_connected(struct store *s);
 static int run(struct store *s, const char *what, const char *sql, const struct params *p, unsigned flags,
 	       PGresult **ret)
 {
+	static const struct params none = { 0 };
 	bool savepoint = (flags & RUN_CONFLICT) && pg_in_transaction(s);
-	PGresult *res;
+	PGresult *res = NULL;
 	int r;
 
 	/* Outside a transaction a lost connection is re-made (a /healthz probe must see the database
@@ -171,9 +316,9 @@ static int run(struct store *s, const char *what, const char *sql, const struct 
 		return r;
 	if (savepoint && (r = simple(s, "SAVEPOINT stmt")) < 0)
 		return r;
-	res = PQexecParams(conn_of(s), sql, p ? p->n : 0, p ? p->types : NULL, p ? p->values : NULL,
-			   p ? p->lengths : NULL, p ? p->formats : NULL, 1);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if ((r = round_trip(s, what, sql, p ? p : &none, ROUND_TRIP_MS, &res)) < 0)
+		return r;
+	if (!result_ok(res)) {
 		r = result_errno(s, res, what, flags);
 		PQclear(res);
 		if (savepoint)
@@ -244,6 +389,8 @@ static int session_setup(struct store *s)
 	int r;
 
 	PQsetNoticeProcessor(conn_of(s), on_notice, NULL);
+	if (PQsetnonblocking(conn_of(s), 1) < 0)
+		return lose(s, -EIO, "non-blocking mode");
 	/* Like SQLite's busy timeout: a writer stuck elsewhere makes us fail (-EBUSY), not hang. And
 	 * an instance stuck inside a transaction (stopped, hung) loses its session after 10 s, which
 	 * frees the lock for the others; its own commit then fails, so it replies 503. */
@@ -257,14 +404,64 @@ static int session_setup(struct store *s)
 	return 0;
 }
 
-/* After a lost connection (a database restart), the next statement outside a transaction reconnects. */
+/* PQresetPoll as far as the server answers by deadline_ms: 0 connected, -ETIMEDOUT not yet. */
+static int reconnect_step(struct store_pg *q, int64_t deadline_ms)
+{
+	int r;
+
+	for (;;) {
+		switch (q->polling) {
+		case PGRES_POLLING_OK:
+			return 0;
+		case PGRES_POLLING_FAILED:
+			return -ECONNREFUSED;
+		case PGRES_POLLING_READING:
+			r = wait_socket(q->conn, POLLIN, deadline_ms);
+			break;
+		default:
+			r = wait_socket(q->conn, POLLOUT, deadline_ms);
+			break;
+		}
+		if (r < 0)
+			return r;
+		q->polling = PQresetPoll(q->conn);
+	}
+}
+
+/*
+ * After a lost connection (a database restarted, stopped or unreachable), the next statement
+ * outside a transaction reconnects: a bounded step of it at a time, so that a database that
+ * does not answer fails calls at once instead of holding each one for a connect timeout.
+ */
 static int ensure_connected(struct store *s)
 {
-	if (PQstatus(conn_of(s)) == CONNECTION_OK)
+	struct store_pg *q = pg_of(s);
+	int64_t now = mono_ms();
+	int r;
+
+	if (!q->broken && !q->connecting && PQstatus(q->conn) == CONNECTION_OK)
 		return 0;
-	PQreset(conn_of(s));
-	if (PQstatus(conn_of(s)) != CONNECTION_OK)
-		return log_debug_errno(-ECONNREFUSED, "reconnect: %s", PQerrorMessage(conn_of(s)));
+	if (now < q->pause_end_ms)
+		return -ETIMEDOUT;
+	if (!q->connecting) {
+		/* Closes the old socket first: a stalled backend sees its transaction end when it wakes. */
+		if (!PQresetStart(q->conn))
+			return log_debug_errno(-ECONNREFUSED, "reconnect: %s", PQerrorMessage(q->conn));
+		q->connecting = true;
+		q->broken = false;
+		q->polling = PGRES_POLLING_WRITING;
+		q->attempt_end_ms = now + CONNECT_ATTEMPT_MS;
+	}
+	r = reconnect_step(q, now + CONNECT_STEP_MS < q->attempt_end_ms ? now + CONNECT_STEP_MS : q->attempt_end_ms);
+	if (r == -ETIMEDOUT) {
+		q->pause_end_ms = mono_ms() + RECONNECT_PAUSE_MS;
+		if (mono_ms() >= q->attempt_end_ms)
+			q->connecting = false; /* the next step starts a fresh attempt */
+		return log_debug_errno(r, "reconnect: the database did not answer in time");
+	}
+	q->connecting = false;
+	if (r < 0)
+		return log_debug_errno(r, "reconnect: %s", PQerrorMessage(q->conn));
 	return session_setup(s);
 }
 
@@ -275,9 +472,9 @@ static int pg_open(const char *spec, struct store **ret, char *reason, size_t re
 	const char *values[] = { "10", "keystrap-server", "UTF8", spec, NULL };
 	static const char schema[] = "BEGIN; SELECT pg_advisory_xact_lock(" STORE_LOCK "); " STORE_SCHEMA("bytea", "bigint")
 		" COMMIT;";
+	_cleanup_pgresult_ PGresult *res = NULL;
 	struct store_pg *q;
 	struct store *s;
-	PGresult *res;
 	int r;
 
 	q = calloc(1, sizeof(*q));
@@ -304,17 +501,16 @@ static int pg_open(const char *spec, struct store **ret, char *reason, size_t re
 		return r;
 	}
 	/* Instances starting together would race on CREATE TABLE IF NOT EXISTS: under the lock. */
-	res = PQexec(q->conn, schema);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	r = round_trip(s, "schema", schema, NULL, LOCK_WAIT_MS, &res);
+	if (r < 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
 		snprintf(reason, reason_size, "cannot create the schema: %s", m ? m : "no answer");
-		r = sqlstate_errno(PQresultErrorField(res, PG_DIAG_SQLSTATE));
-		PQclear(res);
+		if (r >= 0)
+			r = sqlstate_errno(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
 		store_close(s);
 		return r;
 	}
-	PQclear(res);
 	*ret = s;
 	return 0;
 }
@@ -331,7 +527,8 @@ static int pg_begin(struct store *s)
 
 	if ((r = ensure_connected(s)) < 0)
 		return r;
-	r = simple(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")");
+	r = simple_wait(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")",
+			LOCK_WAIT_MS);
 	if (r < 0) {
 		store_rollback(s);
 		return r;
@@ -343,9 +540,12 @@ static int pg_begin(struct store *s)
 static int pg_commit(struct store *s)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
 
 	pg_of(s)->in_tx = false;
-	res = PQexec(conn_of(s), "COMMIT");
+	/* A connection lost inside the transaction took the transaction with it. */
+	if ((r = round_trip(s, "commit", "COMMIT", NULL, ROUND_TRIP_MS, &res)) < 0)
+		return r;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		return result_errno(s, res, "commit", 0);
 	/* COMMIT of a failed transaction "succeeds" as ROLLBACK. */
@@ -359,7 +559,7 @@ static void pg_rollback(struct store *s)
 	PGTransactionStatusType t = PQtransactionStatus(conn_of(s));
 
 	pg_of(s)->in_tx = false;
-	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+	if (!pg_of(s)->broken && (t == PQTRANS_INTRANS || t == PQTRANS_INERROR))
 		(void)simple(s, "ROLLBACK");
 }
 
@@ -658,19 +858,23 @@ static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
 
 static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
-	PGconn *c = conn_of(s);
 	PGresult *res;
-	int r = 0;
+	int r = 0, k;
 
 	if (!pg_in_transaction(s) && (r = ensure_connected(s)) < 0)
 		return r;
+	if (pg_of(s)->broken)
+		return -ENOTCONN;
 	/* Row by row: an audit log may be far larger than memory wants to hold at once. */
-	if (!PQsendQueryParams(c, "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, "
-				  "hash FROM audit ORDER BY seq",
+	if (!PQsendQueryParams(conn_of(s), "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, "
+					   "prev_hash, hash FROM audit ORDER BY seq",
 			       0, NULL, NULL, NULL, NULL, 1) ||
-	    !PQsetSingleRowMode(c))
-		return log_debug_errno(-EIO, "audit list: %s", PQerrorMessage(c));
-	while ((res = PQgetResult(c))) {
+	    !PQsetSingleRowMode(conn_of(s)))
+		return lose(s, -EIO, "audit list");
+	if ((k = flush(s, "audit list", mono_ms() + ROUND_TRIP_MS)) < 0)
+		return k;
+	/* The deadline is per row: a long log streams for as long as rows keep coming. */
+	while ((k = next_result(s, "audit list", mono_ms() + ROUND_TRIP_MS, &res)) >= 0 && res) {
 		ExecStatusType st = PQresultStatus(res);
 
 		if (r >= 0 && st == PGRES_SINGLE_TUPLE) {
@@ -694,7 +898,7 @@ static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r
 		/* Once cb stops us, the remaining rows are drained unread: the connection stays usable. */
 		PQclear(res);
 	}
-	return r;
+	return k < 0 ? k : r;
 }
 
 const struct store_ops store_pg_ops = {

@@ -53,6 +53,14 @@ setup() {
 	mkdir -p out
 }
 
+# A test that stopped PostgreSQL (SIGSTOP) and failed before resuming it: resumed here.
+teardown() {
+	if [ -e "$BATS_FILE_TMPDIR/pg-stopped" ]; then
+		pg_signal CONT
+		rm "$BATS_FILE_TMPDIR/pg-stopped"
+	fi
+}
+
 # attest_at A|B [args]: keystrap attest through one instance.
 attest_at() {
 	local port
@@ -319,6 +327,78 @@ healthz_at() {
 	[ "$output" = "keystrap: attested as node1.example" ]
 	run admin A audit verify
 	[ "$status" -eq 0 ]
+}
+
+# pg_signal SIG: SIG to the postmaster we started and to every backend it forked, by PID.
+pg_signal() {
+	local pm pid
+	pm=$(cat "$PG_DIR/postmaster.pid.keystrap")
+	for pid in $pm $(ps -o pid= --ppid "$pm"); do
+		kill "-$1" "$pid"
+	done
+}
+
+# timed_health PORT: /healthz's status and body on one line, then how long it took in ms.
+timed_health() {
+	local t0 out
+	t0=$(date +%s%N)
+	out=$(curl -s -m 30 -w ' %{http_code}' --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$1/healthz" | tr '\n' ' ')
+	echo "$out"
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+
+@test "PostgreSQL stopped (SIGSTOP): /healthz fails within the deadline, then every answer is a quick 503; one log line as the outage begins and one as it ends" {
+	local i t0 ms before_down before_up
+	[ "$(healthz_at "$A_PORT")" = 200 ]
+	before_down=$(grep -c 'event=store-unavailable' "$A_DIR/server.log" || true)
+	before_up=$(grep -c 'event=store-available' "$A_DIR/server.log" || true)
+	touch "$BATS_FILE_TMPDIR/pg-stopped"
+	pg_signal STOP
+	# The first call to find the database stopped waits out its deadline (3 s), not forever.
+	run timed_health "$A_PORT"
+	[[ "${lines[0]}" == "store unavailable: "*": Connection timed out  503" ]]
+	[ "${lines[1]}" -lt 5000 ]
+	# From then on the loop is never held: health and attestations get their 503 at once.
+	for i in 1 2 3; do
+		run timed_health "$A_PORT"
+		[[ "${lines[0]}" == "store unavailable: "*": Connection timed out  503" ]]
+		[ "${lines[1]}" -lt 1500 ]
+	done
+	for i in $(seq 10); do
+		t0=$(date +%s%N)
+		curl -s -D "h$i" -o "b$i" --cacert "$SRV_DIR/ca.crt" --data-binary "@$BATS_FILE_TMPDIR/start.json" \
+			"https://127.0.0.1:$A_PORT/v1/attest/start"
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		[ "$ms" -lt 1500 ]
+		head -1 "h$i" | grep -q '^HTTP/1.1 503'
+		grep -qix 'retry-after: 1' <(tr -d '\r' <"h$i")
+		[ "$(cat "b$i")" = '{"error":"store unavailable"}' ]
+	done
+	run attest_at A --retries 0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"(HTTP 503)"*"store unavailable"* ]]
+	[ ! -e out/node.crt ]
+	pg_signal CONT
+	rm "$BATS_FILE_TMPDIR/pg-stopped"
+	# Back by itself: a reconnect step a second finds the database answering again.
+	for i in $(seq 100); do
+		[ "$(healthz_at "$A_PORT")" = 200 ] && break
+		sleep 0.1
+	done
+	[ "$(healthz_at "$A_PORT")" = 200 ]
+	run attest_at A
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# One line as the outage began, one as it ended; none of the refused requests logged its own.
+	[ "$(grep -c 'event=store-unavailable' "$A_DIR/server.log")" = $((before_down + 1)) ]
+	[ "$(grep -c 'event=store-available' "$A_DIR/server.log")" = $((before_up + 1)) ]
+	grep 'event=store-unavailable' "$A_DIR/server.log" | tail -n1 | grep -q 'reason="store unavailable: .*: Connection timed out"'
+	grep 'event=store-available' "$A_DIR/server.log" | tail -n1 | grep -Eq 'after=[0-9]+\.[0-9]s$'
+	# B went through the same outage and is back as well.
+	for i in $(seq 100); do
+		[ "$(healthz_at "$B_PORT")" = 200 ] && break
+		sleep 0.1
+	done
+	[ "$(healthz_at "$B_PORT")" = 200 ]
 }
 
 # load_at A|B N: policy load of race-N.json (signed by both operators) through one instance.
