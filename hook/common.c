@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 
 #include "keystrap.h"
 #include "log.h"
@@ -74,5 +75,47 @@ int luks_load(const char *path, struct crypt_device **ret)
 		return log_error_errno(r, "'%s' is not a LUKS2 device: no LUKS header", path);
 	if (r < 0)
 		return log_error_errno(r, "cannot read the LUKS2 header of '%s': %s", path, strerror(-r));
+	return 0;
+}
+
+/* "keyslot 1" or "keyslots 1,3"; "" for none. */
+static void format_slots(const char *what, uint32_t mask, char *buf, size_t size)
+{
+	size_t o = 0;
+	int n = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < 32; i++)
+		if (mask & (1u << i))
+			n++;
+	if (n == 0)
+		return;
+	o = (size_t)snprintf(buf, size, "%s%s ", what, n > 1 ? "s" : "");
+	for (unsigned i = 0; i < 32 && o < size; i++)
+		if (mask & (1u << i))
+			o += (size_t)snprintf(buf + o, size - o, "%s%u", buf[o - 1] == ' ' ? "" : ",", i);
+}
+
+int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run)
+{
+	uint32_t keyslots = 0, tokens = 0;
+	char ks[128], ts[128];
+	int r;
+
+	r = luks_repair(cd, dry_run, &keyslots, &tokens);
+	if (r < 0)
+		return log_error_errno(r, "cannot remove what an interrupted keystrap enroll left in '%s': %s",
+				       path, strerror(-r));
+	if (!keyslots && !tokens)
+		return 0;
+	format_slots("keyslot", keyslots, ks, sizeof(ks));
+	format_slots("token", tokens, ts, sizeof(ts));
+	if (dry_run)
+		log_info("'%s' holds %s%s%s left by an interrupted keystrap enroll; keystrap enroll or "
+			 "unlock (without --dry-run) removes %s", path, ks, *ks ? " and " : "", ts,
+			 keyslots || tokens & (tokens - 1) ? "them" : "it");
+	else
+		log_info("removed %s%s%s of '%s', left by an interrupted keystrap enroll", ks,
+			 *ks ? " and " : "", ts, path);
 	return 0;
 }

@@ -163,6 +163,7 @@ int cmd_enroll(int argc, char **argv)
 	const struct pcr_bank *bank;
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
+	enum luks_leftover leftover;
 	bool srk = false;
 	int opt, r, slot, token;
 	char mask[80];
@@ -210,7 +211,7 @@ int cmd_enroll(int argc, char **argv)
 	r = luks_resolve(device, &path);
 	if (r < 0)
 		return log_error_errno(r, "no device matches '%s'", device), 1;
-	if (luks_load(path, &cd) < 0)
+	if (luks_load(path, &cd) < 0 || luks_repair_logged(cd, path, false) < 0)
 		return 1;
 
 	r = read_existing(key_file, path, &existing);
@@ -225,15 +226,26 @@ int cmd_enroll(int argc, char **argv)
 	if (r < 0)
 		return 1;
 
-	r = luks_enroll(cd, existing, passphrase, make_token, c, &slot, &token);
+	r = luks_enroll(cd, existing, passphrase, make_token, c, &slot, &token, &leftover);
 	if (r == -EACCES)
 		return log_error("the existing %s does not open any keyslot of '%s'",
 				 key_file ? "key file" : "passphrase", path), 1;
-	if (r == -ENOSPC)
+	if (r == -ENOBUFS)
 		return log_error("all 32 LUKS2 token slots of '%s' are in use; nothing was added "
 				 "(free one with 'cryptsetup token remove')", path), 1;
+	if (r == -EMLINK)
+		return log_error("all LUKS2 keyslots of '%s' are in use; nothing was added "
+				 "(free one with 'cryptsetup luksKillSlot')", path), 1;
 	if (r < 0)
-		return log_error("cannot add keyslot and token to '%s': %s", path, strerror(-r)), 1;
+		return log_error("cannot add keyslot and token to '%s': %s; %s", path,
+				 r == -E2BIG ? "the LUKS2 header has no room left for them" : strerror(-r),
+				 leftover == LUKS_LEFT_ENROLLED ?
+					 "the new keyslot and token were written all the same and open the "
+					 "volume (see cryptsetup luksDump)" :
+				 leftover == LUKS_LEFT_PENDING ?
+					 "what was written could not be removed now: keystrap enroll or unlock "
+					 "removes it when next run" :
+					 "nothing was added"), 1;
 
 	pcr_mask_format(spec.mask, mask, sizeof(mask));
 	printf("enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s\n", path, slot, token, mask,

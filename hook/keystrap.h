@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "tpm.h"
 
@@ -27,6 +29,8 @@ int cmd_status(int argc, char **argv);
 struct crypt_device;
 /* Loads a LUKS2 header or logs a one-line reason naming the device. */
 int luks_load(const char *path, struct crypt_device **ret);
+/* luks_repair, saying in one line what it removed (or, dry_run, would remove). */
+int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run);
 
 /* Opens the TPM or logs a one-line reason naming the TCTI. */
 int tpm_connect(struct tpm **ret);

@@ -148,6 +148,8 @@ static int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 	r = luks_load(v->path, &cd);
 	if (r < 0)
 		return r;
+	/* An enroll cut short leaves nothing that opens the volume, but removing it is a write. */
+	(void)luks_repair_logged(cd, v->path, dry_run);
 	if (!dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
 		printf("%s: already open as /dev/mapper/%s\n", v->path, v->name);
 		return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <blkid/blkid.h>
 
@@ -61,48 +62,265 @@ int luks_open(const char *path, struct crypt_device **ret)
 	return 0;
 }
 
-static bool no_free_token(struct crypt_device *cd)
+/*
+ * The key is 256 bits from getrandom: a slow KDF adds boot time and no security. These exact
+ * parameters are also half of how luks_repair knows a keyslot an interrupted enroll added
+ * (the other half is the pending record naming it).
+ */
+static const struct crypt_pbkdf_type keystrap_pbkdf = {
+	.type = CRYPT_KDF_PBKDF2,
+	.hash = "sha512",
+	.iterations = 1000,
+	.flags = CRYPT_PBKDF_NO_BENCHMARK,
+};
+
+#define LUKS2_TOKENS 32
+
+/*
+ * libcryptsetup reports every failed header or keyslot-area write as -EIO. The write(2) that
+ * failed set errno, and nothing on libcryptsetup's way out resets it: errno, cleared before the
+ * call, names the cause when it is one a write can have. libcryptsetup's own -ENOSPC is a full
+ * header (JSON or keyslots area), never a full disk.
+ */
+static int write_cause(int r)
 {
-	for (int tok = 0; tok < 32; tok++)
-		if (crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE)
+	if (r == -ENOSPC)
+		return -E2BIG;
+	if (r != -EIO)
+		return r;
+	switch (errno) {
+	case ENOSPC:
+	case EDQUOT:
+	case EROFS:
+	case EFBIG:
+	case ENXIO:
+	case ENODEV:
+	case ENOMEDIUM:
+		return -errno;
+	default:
+		return r;
+	}
+}
+
+/*
+ * One header commit: r is what the libcryptsetup call returned (errno cleared before it). The
+ * next commit depends on this one being on the disk, and libcryptsetup ignores what its own
+ * fsync says, so this fsync must succeed too.
+ */
+static int committed(int fd, int r)
+{
+	r = write_cause(r);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	return r;
+}
+#define COMMIT(fd, call)                    \
+	({                                  \
+		errno = 0;                  \
+		committed((fd), (call));    \
+	})
+
+/* Where the header lives: a detached header's device, else the volume's. */
+static const char *header_path(struct crypt_device *cd)
+{
+	return crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
+}
+
+/* A descriptor of the header's device, opened before the writes whose errors its fsync reports. */
+static int sync_fd(struct crypt_device *cd)
+{
+	const char *path = header_path(cd);
+	int fd;
+
+	if (!path)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Added by keystrap's enroll: its PBKDF, no token, and never the only keyslot left. */
+static bool keyslot_is_orphan(struct crypt_device *cd, int slot)
+{
+	struct crypt_pbkdf_type p;
+
+	if (slot < 0 || crypt_keyslot_status(cd, slot) != CRYPT_SLOT_ACTIVE)
+		return false;
+	if (crypt_keyslot_get_pbkdf(cd, slot, &p) < 0 || !p.type || !p.hash ||
+	    !streq(p.type, keystrap_pbkdf.type) || !streq(p.hash, keystrap_pbkdf.hash) ||
+	    p.iterations != keystrap_pbkdf.iterations)
+		return false;
+	for (int tok = 0; tok < LUKS2_TOKENS; tok++)
+		if (crypt_token_is_assigned(cd, tok, slot) == 0)
 			return false;
 	return true;
 }
 
+static int repair(struct crypt_device *cd, int fd, bool dry_run, uint32_t *ret_keyslots,
+		  uint32_t *ret_tokens)
+{
+	uint32_t keyslots = 0, tokens = 0;
+	int r;
+
+	for (int tok = 0; tok < LUKS2_TOKENS; tok++) {
+		const char *json = NULL;
+		enum token_kind kind;
+		int slot = -1;
+
+		if (crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE ||
+		    crypt_token_json_get(cd, tok, &json) < 0)
+			continue;
+		kind = token_classify(json, strlen(json), &slot);
+		if (kind != TOKEN_PENDING && kind != TOKEN_KEYSTRAP_UNBOUND)
+			continue;
+		/* The keyslot goes first: its record must outlive it, or a crash in between would
+		 * leave a keyslot nothing names. */
+		if (kind == TOKEN_PENDING && keyslot_is_orphan(cd, slot)) {
+			if (!dry_run) {
+				r = COMMIT(fd, crypt_keyslot_destroy(cd, slot));
+				if (r < 0)
+					return log_debug_errno(r, "destroying keyslot %d: %s", slot, strerror(-r));
+			}
+			keyslots |= 1u << slot;
+		}
+		if (!dry_run) {
+			r = COMMIT(fd, crypt_token_json_set(cd, tok, NULL));
+			if (r < 0)
+				return log_debug_errno(r, "removing token %d: %s", tok, strerror(-r));
+		}
+		tokens |= 1u << tok;
+	}
+	*ret_keyslots = keyslots;
+	*ret_tokens = tokens;
+	return 0;
+}
+
+int luks_repair(struct crypt_device *cd, bool dry_run, uint32_t *ret_keyslots, uint32_t *ret_tokens)
+{
+	_cleanup_close_ int fd = dry_run ? -1 : sync_fd(cd);
+
+	if (!dry_run && fd < 0)
+		return fd;
+	return repair(cd, fd, dry_run, ret_keyslots, ret_tokens);
+}
+
+/*
+ * After a failed commit libcryptsetup's idea of the header is not the disk's: read again what
+ * landed, turn this run's token (if its commit landed after all) back into the pending record,
+ * and let repair remove the rest.
+ */
+static enum luks_leftover undo(const char *path, int slot, int token)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	_cleanup_free_ char *pending = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *json = NULL;
+	uint32_t keyslots, tokens;
+	int r, bound = -1;
+
+	r = luks_open(path, &cd);
+	if (r < 0)
+		return log_debug_errno(r, "reading the header again: %s", strerror(-r)), LUKS_LEFT_PENDING;
+	fd = sync_fd(cd);
+	if (fd < 0)
+		return LUKS_LEFT_PENDING;
+	if (crypt_token_json_get(cd, token, &json) >= 0 &&
+	    token_classify(json, strlen(json), &bound) == TOKEN_KEYSTRAP && bound == slot) {
+		r = token_pending_format(slot, &pending);
+		if (r >= 0)
+			r = COMMIT(fd, crypt_token_json_set(cd, token, pending));
+		if (r < 0)
+			return log_debug_errno(r, "demoting token %d: %s", token, strerror(-r)), LUKS_LEFT_ENROLLED;
+	}
+	r = repair(cd, fd, false, &keyslots, &tokens);
+	return r < 0 ? LUKS_LEFT_PENDING : LUKS_LEFT_NOTHING;
+}
+
+static int free_keyslot(struct crypt_device *cd)
+{
+	for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); slot++)
+		if (crypt_keyslot_status(cd, slot) == CRYPT_SLOT_INACTIVE)
+			return slot;
+	return -EMLINK;
+}
+
+static int free_token(struct crypt_device *cd)
+{
+	for (int tok = 0; tok < LUKS2_TOKENS; tok++)
+		if (crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE)
+			return tok;
+	return -ENOBUFS;
+}
+
+/* Three commits, each leaving a state repair recognises; see luks.h. */
+static int enroll_commits(struct crypt_device *cd, int fd, const struct secbuf *volume_key,
+			  const struct secbuf *passphrase, int slot, int token, const char *final_json)
+{
+	_cleanup_free_ char *pending = NULL;
+	int r;
+
+	r = token_pending_format(slot, &pending);
+	if (r < 0)
+		return r;
+	r = COMMIT(fd, crypt_token_json_set(cd, token, pending));
+	if (r < 0)
+		return log_debug_errno(r, "writing the pending record as token %d: %s", token, strerror(-r));
+	r = crypt_set_pbkdf_type(cd, &keystrap_pbkdf);
+	if (r < 0)
+		return log_debug_errno(r, "crypt_set_pbkdf_type: %s", strerror(-r));
+	r = COMMIT(fd, crypt_keyslot_add_by_volume_key(cd, slot, (const char *)volume_key->data,
+						      volume_key->size, (const char *)passphrase->data,
+						      passphrase->size));
+	if (r < 0)
+		return log_debug_errno(r, "adding keyslot %d: %s", slot, strerror(-r));
+	r = COMMIT(fd, crypt_token_json_set(cd, token, final_json));
+	if (r < 0)
+		return log_debug_errno(r, "writing token %d: %s", token, strerror(-r));
+	return 0;
+}
+
 int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const struct secbuf *passphrase,
 		int (*make_token)(int slot, void *userdata, char **ret_json), void *userdata,
-		int *ret_slot, int *ret_token)
+		int *ret_slot, int *ret_token, enum luks_leftover *leftover)
 {
-	/* The key is 256 bits from getrandom: a slow KDF adds boot time and no security. */
-	struct crypt_pbkdf_type pbkdf = {
-		.type = CRYPT_KDF_PBKDF2,
-		.hash = "sha512",
-		.iterations = 1000,
-		.flags = CRYPT_PBKDF_NO_BENCHMARK,
-	};
-	_cleanup_free_ char *json = NULL;
+	_cleanup_secbuf_ struct secbuf *volume_key = NULL;
+	_cleanup_free_ char *json = NULL, *path = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t vk_size;
 	int slot, token, r;
 
-	r = crypt_set_pbkdf_type(cd, &pbkdf);
+	*leftover = LUKS_LEFT_NOTHING;
+	/* Everything that can refuse is asked before the first write, so a refusal writes nothing. */
+	r = crypt_get_volume_key_size(cd);
+	if (r <= 0)
+		return -EINVAL;
+	volume_key = secbuf_new((size_t)r);
+	if (!volume_key)
+		return -ENOMEM;
+	vk_size = volume_key->size;
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)volume_key->data, &vk_size,
+				 (const char *)existing->data, existing->size);
 	if (r < 0)
-		return log_debug_errno(r, "crypt_set_pbkdf_type: %m");
-	slot = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)existing->data,
-					       existing->size, (const char *)passphrase->data,
-					       passphrase->size);
+		return r == -EPERM ? -EACCES : r;
+	volume_key->size = vk_size;
+	slot = free_keyslot(cd);
 	if (slot < 0)
-		return slot == -EPERM ? -EACCES : slot;
-
+		return slot;
+	token = free_token(cd);
+	if (token < 0)
+		return token;
 	r = make_token(slot, userdata, &json);
-	if (r >= 0) {
-		token = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
-		r = token;
-	}
-	if (r == -EINVAL && no_free_token(cd))
-		r = -ENOSPC;
+	if (r < 0)
+		return r;
+	path = strdup(header_path(cd) ?: "");
+	if (!path)
+		return -ENOMEM;
+	fd = sync_fd(cd);
+	if (fd < 0)
+		return fd;
+
+	r = enroll_commits(cd, fd, volume_key, passphrase, slot, token, json);
 	if (r < 0) {
-		/* Roll back: a keyslot without its token is an orphan nobody can use or explain. */
-		if (crypt_keyslot_destroy(cd, slot) < 0)
-			log_error("could not remove keyslot %d after a failed enroll; remove it by hand", slot);
+		*leftover = undo(path, slot, token);
 		return r;
 	}
 	*ret_slot = slot;

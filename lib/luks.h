@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <libcryptsetup.h>
 
 #include "macro.h"
@@ -21,14 +22,35 @@ int luks_resolve(const char *spec, char **ret);
 int luks_open(const char *path, struct crypt_device **ret);
 
 /*
- * Adds a keyslot for passphrase (authorised by existing) with minimal PBKDF2, then writes
- * token_json bound to it. Either both land or neither does. token_json must name the
- * keyslot: it is built by make_token(slot) once the slot number is known. -ENOSPC: all 32
- * token slots are taken.
+ * Adds a keyslot for passphrase (authorised by existing) with minimal PBKDF2, and the token
+ * make_token(slot) builds, bound to it. Crash-safe in three header commits, each fsynced:
+ *   1. a pending record, token T {"type":"keystrap-pending","keystrap-keyslot":"N"};
+ *   2. keyslot N, with keystrap's PBKDF2 parameters;
+ *   3. token T replaced by the real token, bound to N.
+ * Until 3 lands, every keyslot this adds is named by a pending record, which luks_repair
+ * resolves. A failure after the first write is undone here; *leftover says what of it could
+ * not be. Refusals write nothing: -EACCES, existing opens
+ * no keyslot; -EMLINK, all keyslots in use; -ENOBUFS, all 32 token slots in use. -E2BIG: the
+ * header has no room left (JSON or keyslots area). A failed write returns its cause (-ENOSPC, -EIO, ...).
+ * cd no longer matches the disk after a failure.
  */
+enum luks_leftover {
+	LUKS_LEFT_NOTHING,  /* nothing was written, or all of it was undone */
+	LUKS_LEFT_PENDING,  /* a pending record (with its keyslot), for the next luks_repair */
+	LUKS_LEFT_ENROLLED, /* the last commit landed after all: keyslot and token work */
+};
 int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const struct secbuf *passphrase,
 		int (*make_token)(int slot, void *userdata, char **ret_json), void *userdata,
-		int *ret_slot, int *ret_token);
+		int *ret_slot, int *ret_token, enum luks_leftover *leftover);
+
+/*
+ * Removes what an interrupted enroll left: each pending record, with the keyslot it names when
+ * that keyslot still looks as enroll leaves it (keystrap's PBKDF2, bound to no token, not the
+ * last keyslot), and each keystrap systemd-tpm2 token bound to no keyslot. Nothing else is
+ * touched, so no keyslot a human or another tool can use is removed. dry_run: only report.
+ * *ret_keyslots and *ret_tokens are bitmasks of what was (or would be) removed.
+ */
+int luks_repair(struct crypt_device *cd, bool dry_run, uint32_t *ret_keyslots, uint32_t *ret_tokens);
 
 /* Iterates systemd-tpm2 tokens: returns the next token id > after, or -ENOENT. */
 int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json);

@@ -60,29 +60,42 @@ static int parse_values(json_object *o, struct tpm2_token *t, const char **ret_r
 	return 0;
 }
 
+/* Strict RFC 8259 (no trailing commas, comments or single quotes), one object, nothing after it. */
+static json_object *parse_object(const char *json, size_t len)
+{
+	json_object *root;
+	json_tokener *tok;
+	bool whole;
+
+	if (len > TOKEN_JSON_MAX)
+		return NULL;
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	root = json_tokener_parse_ex(tok, json, (int)len);
+	whole = json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (root && (!whole || !json_object_is_type(root, json_type_object))) {
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
+
 int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason)
 {
 	_cleanup_json_ json_object *root = NULL;
-	json_tokener *tok;
 	json_object *v;
 	struct tpm2_token *t = ret;
 	const char *s;
 	long n;
-	int r;
 
 	*ret_reason = NULL;
 	if (len > TOKEN_JSON_MAX)
 		FAIL("token JSON is larger than 16 KiB");
-	tok = json_tokener_new_ex(16);
-	if (!tok)
-		return -ENOMEM;
-	/* Strict RFC 8259: no trailing commas, no comments, no single quotes. */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, json, (int)len);
-	r = json_tokener_get_error(tok) == json_tokener_success &&
-	    json_tokener_get_parse_end(tok) == len;
-	json_tokener_free(tok);
-	if (!root || !r || !json_object_is_type(root, json_type_object))
+	root = parse_object(json, len);
+	if (!root)
 		FAIL("token is not a well-formed JSON object");
 
 	memset(t, 0, sizeof(*t));
@@ -217,4 +230,53 @@ int token_format(const struct tpm2_token *t, char **ret)
 
 	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	return *ret ? 0 : -ENOMEM;
+}
+
+int token_pending_format(int keyslot, char **ret)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	char slot[8];
+
+	if (!root)
+		return -ENOMEM;
+	snprintf(slot, sizeof(slot), "%d", keyslot);
+	json_object_object_add(root, "type", json_object_new_string(TOKEN_TYPE_PENDING));
+	/* Bound to nothing: libcryptsetup admits a token only for keyslots that exist, and this one
+	 * is written before its keyslot. */
+	json_object_object_add(root, "keyslots", json_object_new_array());
+	json_object_object_add(root, "keystrap-keyslot", json_object_new_string(slot));
+	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	return *ret ? 0 : -ENOMEM;
+}
+
+enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
+{
+	_cleanup_json_ json_object *root = parse_object(json, len);
+	json_object *type, *slots, *v;
+	int slot = -1;
+
+	if (!root || !(type = get(root, "type", json_type_string)) ||
+	    !(slots = get(root, "keyslots", json_type_array)))
+		return TOKEN_OTHER;
+	if (streq(json_object_get_string(type), TOKEN_TYPE_PENDING)) {
+		v = get(root, "keystrap-keyslot", json_type_string);
+		/* A record whose keyslot cannot be read names no keyslot to remove; it goes alone. */
+		if (!v || parse_int_string(json_object_get_string(v), 31, &slot) < 0)
+			slot = -1;
+		*ret_keyslot = slot;
+		return TOKEN_PENDING;
+	}
+	/* keystrap-pcr-values is what keystrap writes and systemd-cryptenroll never does. */
+	if (streq(json_object_get_string(type), TOKEN_TYPE_TPM2) &&
+	    json_object_object_get_ex(root, "keystrap-pcr-values", NULL)) {
+		if (json_object_array_length(slots) == 0)
+			return TOKEN_KEYSTRAP_UNBOUND;
+		v = json_object_array_get_idx(slots, 0);
+		if (json_object_array_length(slots) == 1 && json_object_is_type(v, json_type_string) &&
+		    parse_int_string(json_object_get_string(v), 31, &slot) == 0) {
+			*ret_keyslot = slot;
+			return TOKEN_KEYSTRAP;
+		}
+	}
+	return TOKEN_OTHER;
 }

@@ -8,6 +8,8 @@
 #include "pcr.h"
 
 #define TOKEN_TYPE_TPM2 "systemd-tpm2"
+/* What keystrap enroll writes before the keyslot it is about to add: see luks_enroll. */
+#define TOKEN_TYPE_PENDING "keystrap-pending"
 #define TOKEN_JSON_MAX 16384
 #define TOKEN_BLOB_MAX 4096
 #define TOKEN_SRK_MAX 1024
@@ -39,3 +41,15 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 
 /* Serializes; the caller frees *ret. */
 int token_format(const struct tpm2_token *t, char **ret);
+
+/* {"type":"keystrap-pending","keyslots":[],"keystrap-keyslot":"N"}; the caller frees *ret. */
+int token_pending_format(int keyslot, char **ret);
+
+enum token_kind {
+	TOKEN_OTHER,            /* not keystrap's, or not readable as such: never touched */
+	TOKEN_PENDING,          /* an enroll's record of the keyslot it adds; *ret_keyslot or -1 */
+	TOKEN_KEYSTRAP,         /* a systemd-tpm2 token keystrap wrote, bound to *ret_keyslot */
+	TOKEN_KEYSTRAP_UNBOUND, /* ... bound to no keyslot: its keyslot is gone */
+};
+/* Sorts untrusted header JSON for luks_repair; *ret_keyslot is written for PENDING and KEYSTRAP. */
+enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot);

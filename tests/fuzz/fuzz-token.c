@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * token_parse on arbitrary bytes: what a LUKS2 header hands keystrap is untrusted. Besides
- * "no crash", every accepted token must survive token_format -> token_parse unchanged
- * (tpm2_srk and tpm2_pubkey are read but never written, so they are left out).
+ * token_parse and token_classify on arbitrary bytes: what a LUKS2 header hands keystrap is
+ * untrusted. Besides "no crash", every accepted token must survive token_format -> token_parse
+ * unchanged (tpm2_srk and tpm2_pubkey are read but never written, so they are left out), and
+ * token_classify names a keyslot in range or none.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct tpm2_token a, b;
 	const char *why = NULL;
 	char *json = NULL;
+	int slot = 99;
+	enum token_kind kind = token_classify((const char *)data, size, &slot);
 
+	/* What repair may act on: a keyslot number in range, or none. */
+	must(kind == TOKEN_PENDING ? slot >= -1 && slot < 32 :
+	     kind == TOKEN_KEYSTRAP ? slot >= 0 && slot < 32 : slot == 99);
 	if (token_parse((const char *)data, size, &a, &why) < 0) {
 		must(why != NULL);
 		return 0;

@@ -239,6 +239,52 @@ static void test_not_json(void)
 	      "JSON over 16 KiB: \"token JSON is larger than 16 KiB\"");
 }
 
+/* What luks_repair may remove hangs on token_classify: each kind with its look-alike twin. */
+static void test_classify(void)
+{
+	static const struct {
+		const char *json, *name;
+		enum token_kind kind;
+		int keyslot;
+	} cases[] = {
+		{ "{\"type\":\"keystrap-pending\",\"keyslots\":[],\"keystrap-keyslot\":\"7\"}",
+		  "a pending record names its keyslot", TOKEN_PENDING, 7 },
+		{ "{\"type\":\"keystrap-pending\",\"keyslots\":[],\"keystrap-keyslot\":\"32\"}",
+		  "a pending record naming keyslot 32 names none", TOKEN_PENDING, -1 },
+		{ "{\"type\":\"keystrap-pending\",\"keyslots\":[],\"keystrap-keyslot\":7}",
+		  "a pending record with a number, not a string, names none", TOKEN_PENDING, -1 },
+		{ "{\"type\":\"keystrap-pending\",\"keyslots\":[]",
+		  "a truncated pending record is not one", TOKEN_OTHER, 99 },
+		{ "{\"type\":\"keystrap-pending\"}", "a pending record without keyslots is not one",
+		  TOKEN_OTHER, 99 },
+		{ "{\"type\":\"systemd-tpm2\",\"keyslots\":[],\"keystrap-pcr-values\":{}}",
+		  "keystrap's token bound to nothing", TOKEN_KEYSTRAP_UNBOUND, 99 },
+		{ "{\"type\":\"systemd-tpm2\",\"keyslots\":[]}",
+		  "systemd-cryptenroll's token bound to nothing is not keystrap's", TOKEN_OTHER, 99 },
+		{ "{\"type\":\"systemd-tpm2\",\"keyslots\":[\"4\"],\"keystrap-pcr-values\":{}}",
+		  "keystrap's token names its keyslot", TOKEN_KEYSTRAP, 4 },
+		{ "{\"type\":\"systemd-tpm2\",\"keyslots\":[\"4\",\"5\"],\"keystrap-pcr-values\":{}}",
+		  "a token bound to two keyslots is not keystrap's", TOKEN_OTHER, 99 },
+		{ "{\"type\":\"systemd-recovery\",\"keyslots\":[],\"keystrap-pcr-values\":{}}",
+		  "another type with keystrap's key is not keystrap's", TOKEN_OTHER, 99 },
+	};
+	_cleanup_free_ char *json = NULL;
+	int slot;
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		slot = 99;
+		CHECK(token_classify(cases[i].json, strlen(cases[i].json), &slot) == cases[i].kind &&
+		      slot == cases[i].keyslot, cases[i].name);
+	}
+	slot = 99;
+	CHECK(token_pending_format(31, &json) == 0 &&
+	      token_classify(json, strlen(json), &slot) == TOKEN_PENDING && slot == 31,
+	      "token_pending_format's record classifies as pending, for its keyslot");
+	slot = 99;
+	CHECK(token_classify(cryptenroll_json, strlen(cryptenroll_json), &slot) == TOKEN_OTHER && slot == 99,
+	      "systemd-cryptenroll's real token is never keystrap's");
+}
+
 int main(void)
 {
 	test_roundtrip();
@@ -246,5 +292,6 @@ int main(void)
 	test_malformed();
 	test_blob_limits();
 	test_not_json();
+	test_classify();
 	return TAP_DONE();
 }
