@@ -332,7 +332,7 @@ add_keyslot() {
 	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o calls.txt -P "$IMG" -e trace=write,pwrite64,fsync,fdatasync \
 		"$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" >/dev/null
 	declare -A count
-	for sc in write pwrite64 fsync fdatasync; do count[$sc]=$(grep -c "^[0-9]* $sc(" calls.txt || true); done
+	for sc in write pwrite64 fsync fdatasync; do count[$sc]=$(grep -cE "^[0-9]+ +$sc\(" calls.txt || true); done
 	[ "${count[write]}" -ge 10 ]
 	[ "${count[fsync]}" -ge 3 ]
 	failed=0 repaired=0 runs=0
