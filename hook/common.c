@@ -96,26 +96,39 @@ static void format_slots(const char *what, uint32_t mask, char *buf, size_t size
 			o += (size_t)snprintf(buf + o, size - o, "%s%u", buf[o - 1] == ' ' ? "" : ",", i);
 }
 
-int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run)
+int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run, uint32_t *ret_tokens)
 {
-	uint32_t keyslots = 0, tokens = 0;
+	struct luks_repaired done;
 	char ks[128], ts[128];
 	int r;
 
-	r = luks_repair(cd, dry_run, &keyslots, &tokens);
+	r = luks_repair(cd, dry_run, &done);
 	if (r < 0)
 		return log_error_errno(r, "cannot remove what an interrupted keystrap enroll left in '%s': %s",
 				       path, strerror(-r));
-	if (!keyslots && !tokens)
-		return 0;
-	format_slots("keyslot", keyslots, ks, sizeof(ks));
-	format_slots("token", tokens, ts, sizeof(ts));
-	if (dry_run)
-		log_info("'%s' holds %s%s%s left by an interrupted keystrap enroll; keystrap enroll or "
-			 "unlock (without --dry-run) removes %s", path, ks, *ks ? " and " : "", ts,
-			 keyslots || tokens & (tokens - 1) ? "them" : "it");
-	else
-		log_info("removed %s%s%s of '%s', left by an interrupted keystrap enroll", ks,
-			 *ks ? " and " : "", ts, path);
+	format_slots("keyslot", done.keyslots, ks, sizeof(ks));
+	if (done.pending) {
+		format_slots("token", done.pending, ts, sizeof(ts));
+		if (dry_run)
+			log_info("'%s' holds %s%s%s left by an interrupted keystrap enroll; keystrap enroll "
+				 "or unlock (without --dry-run) removes %s", path, ks, *ks ? " and " : "", ts,
+				 *ks || done.pending & (done.pending - 1) ? "them" : "it");
+		else
+			log_info("removed %s%s%s of '%s', left by an interrupted keystrap enroll", ks,
+				 *ks ? " and " : "", ts, path);
+	}
+	if (done.unbound) {
+		bool many = done.unbound & (done.unbound - 1);
+
+		format_slots("keystrap token", done.unbound, ts, sizeof(ts));
+		if (dry_run)
+			log_info("'%s' holds %s, bound to no keyslot (%s removed); keystrap enroll or "
+				 "unlock (without --dry-run) removes %s", path, ts,
+				 many ? "their keyslots were" : "its keyslot was", many ? "them" : "it");
+		else
+			log_info("removed %s of '%s', bound to no keyslot (%s removed)", ts, path,
+				 many ? "their keyslots were" : "its keyslot was");
+	}
+	*ret_tokens = done.pending | done.unbound;
 	return 0;
 }

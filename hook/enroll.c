@@ -164,6 +164,7 @@ int cmd_enroll(int argc, char **argv)
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
 	enum luks_leftover leftover;
+	uint32_t leftovers;
 	bool srk = false;
 	int opt, r, slot, token;
 	char mask[80];
@@ -211,7 +212,7 @@ int cmd_enroll(int argc, char **argv)
 	r = luks_resolve(device, &path);
 	if (r < 0)
 		return log_error_errno(r, "no device matches '%s'", device), 1;
-	if (luks_load(path, &cd) < 0 || luks_repair_logged(cd, path, false) < 0)
+	if (luks_load(path, &cd) < 0 || luks_repair_logged(cd, path, false, &leftovers) < 0)
 		return 1;
 
 	r = read_existing(key_file, path, &existing);

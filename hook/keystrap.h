@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "tpm.h"
@@ -29,8 +30,8 @@ int cmd_status(int argc, char **argv);
 struct crypt_device;
 /* Loads a LUKS2 header or logs a one-line reason naming the device. */
 int luks_load(const char *path, struct crypt_device **ret);
-/* luks_repair, saying in one line what it removed (or, dry_run, would remove). */
-int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run);
+/* luks_repair, saying in a line what it removed (or, dry_run, would remove: *ret_tokens). */
+int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run, uint32_t *ret_tokens);
 
 /* Opens the TPM or logs a one-line reason naming the TCTI. */
 int tpm_connect(struct tpm **ret);

@@ -142,19 +142,25 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 static int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	uint32_t leftovers = 0;
 	const char *json;
-	int r, tok = -1, tried = 0;
+	int r, tok = -1, tried = 0, skipped = 0;
 
 	r = luks_load(v->path, &cd);
 	if (r < 0)
 		return r;
-	/* An enroll cut short leaves nothing that opens the volume, but removing it is a write. */
-	(void)luks_repair_logged(cd, v->path, dry_run);
+	/* What an enroll cut short leaves opens nothing; removing it is a write, so a dry run
+	 * only says so, once, and skips it. */
+	(void)luks_repair_logged(cd, v->path, dry_run, &leftovers);
 	if (!dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
 		printf("%s: already open as /dev/mapper/%s\n", v->path, v->name);
 		return 0;
 	}
 	while ((tok = luks_next_tpm2_token(cd, tok, &json)) >= 0) {
+		if (leftovers & (1u << tok)) {
+			skipped++;
+			continue;
+		}
 		if (!*t && (r = tpm_connect(t)) < 0)
 			return r;
 		tried++;
@@ -165,6 +171,8 @@ static int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 		if (r == -ENOLCK || r == -EIO || r == -ENODEV)
 			return r;
 	}
+	if (!tried && skipped)
+		return -ENOENT;
 	if (!tried)
 		return log_error_errno(-ENOENT, "'%s' has no systemd-tpm2 token", v->path);
 	return -EACCES;

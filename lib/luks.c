@@ -155,10 +155,9 @@ static bool keyslot_is_orphan(struct crypt_device *cd, int slot)
 	return true;
 }
 
-static int repair(struct crypt_device *cd, int fd, bool dry_run, uint32_t *ret_keyslots,
-		  uint32_t *ret_tokens)
+static int repair(struct crypt_device *cd, int fd, bool dry_run, struct luks_repaired *ret)
 {
-	uint32_t keyslots = 0, tokens = 0;
+	struct luks_repaired done = {};
 	int r;
 
 	for (int tok = 0; tok < LUKS2_TOKENS; tok++) {
@@ -180,27 +179,29 @@ static int repair(struct crypt_device *cd, int fd, bool dry_run, uint32_t *ret_k
 				if (r < 0)
 					return log_debug_errno(r, "destroying keyslot %d: %s", slot, strerror(-r));
 			}
-			keyslots |= 1u << slot;
+			done.keyslots |= 1u << slot;
 		}
 		if (!dry_run) {
 			r = COMMIT(fd, crypt_token_json_set(cd, tok, NULL));
 			if (r < 0)
 				return log_debug_errno(r, "removing token %d: %s", tok, strerror(-r));
 		}
-		tokens |= 1u << tok;
+		if (kind == TOKEN_PENDING)
+			done.pending |= 1u << tok;
+		else
+			done.unbound |= 1u << tok;
 	}
-	*ret_keyslots = keyslots;
-	*ret_tokens = tokens;
+	*ret = done;
 	return 0;
 }
 
-int luks_repair(struct crypt_device *cd, bool dry_run, uint32_t *ret_keyslots, uint32_t *ret_tokens)
+int luks_repair(struct crypt_device *cd, bool dry_run, struct luks_repaired *ret)
 {
 	_cleanup_close_ int fd = dry_run ? -1 : sync_fd(cd);
 
 	if (!dry_run && fd < 0)
 		return fd;
-	return repair(cd, fd, dry_run, ret_keyslots, ret_tokens);
+	return repair(cd, fd, dry_run, ret);
 }
 
 /*
@@ -213,8 +214,8 @@ static enum luks_leftover undo(const char *path, int slot, int token)
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_free_ char *pending = NULL;
 	_cleanup_close_ int fd = -1;
+	struct luks_repaired done;
 	const char *json = NULL;
-	uint32_t keyslots, tokens;
 	int r, bound = -1;
 
 	r = luks_open(path, &cd);
@@ -231,7 +232,7 @@ static enum luks_leftover undo(const char *path, int slot, int token)
 		if (r < 0)
 			return log_debug_errno(r, "demoting token %d: %s", token, strerror(-r)), LUKS_LEFT_ENROLLED;
 	}
-	r = repair(cd, fd, false, &keyslots, &tokens);
+	r = repair(cd, fd, false, &done);
 	return r < 0 ? LUKS_LEFT_PENDING : LUKS_LEFT_NOTHING;
 }
 

@@ -48,9 +48,13 @@ int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const st
  * that keyslot still looks as enroll leaves it (keystrap's PBKDF2, bound to no token, not the
  * last keyslot), and each keystrap systemd-tpm2 token bound to no keyslot. Nothing else is
  * touched, so no keyslot a human or another tool can use is removed. dry_run: only report.
- * *ret_keyslots and *ret_tokens are bitmasks of what was (or would be) removed.
  */
-int luks_repair(struct crypt_device *cd, bool dry_run, uint32_t *ret_keyslots, uint32_t *ret_tokens);
+struct luks_repaired {
+	uint32_t keyslots; /* bitmasks of what was (or would be) removed: keyslots, */
+	uint32_t pending;  /* pending records, */
+	uint32_t unbound;  /* keystrap tokens bound to no keyslot */
+};
+int luks_repair(struct crypt_device *cd, bool dry_run, struct luks_repaired *ret);
 
 /* Iterates systemd-tpm2 tokens: returns the next token id > after, or -ENOENT. */
 int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json);

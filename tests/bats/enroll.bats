@@ -452,10 +452,12 @@ add_keyslot() {
 	[ "$(cryptsetup luksDump --dump-json-metadata "$IMG" | jq -c '[.tokens[].keyslots]')" = '[[],[]]' ]
 	run "$KEYSTRAP" unlock --device "$IMG" --dry-run
 	[ "$status" -eq 1 ]
-	[ "${lines[0]}" = "keystrap: '$IMG' holds token 0 left by an interrupted keystrap enroll; keystrap enroll or unlock (without --dry-run) removes it" ]
+	[ "${lines[0]}" = "keystrap: '$IMG' holds keystrap token 0, bound to no keyslot (its keyslot was removed); keystrap enroll or unlock (without --dry-run) removes it" ]
+	[ "${lines[1]}" = "keystrap: $IMG token 1 is malformed: token is bound to no keyslot (its keyslot was removed)" ]
+	[ "${#lines[@]}" -eq 2 ]
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY"
 	[ "$status" -eq 0 ]
-	[ "${lines[0]}" = "keystrap: removed token 0 of '$IMG', left by an interrupted keystrap enroll" ]
+	[ "${lines[0]}" = "keystrap: removed keystrap token 0 of '$IMG', bound to no keyslot (its keyslot was removed)" ]
 	[[ "${lines[1]}" == "enrolled $IMG: keyslot 1, token 0,"* ]]
 	[ "$(tokens "$IMG")" = "0 1" ]
 	[ "$(cryptsetup token export --token-id 1 "$IMG" | jq -c .keyslots)" = '[]' ]

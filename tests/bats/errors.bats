@@ -127,6 +127,11 @@ one_line() {
 @test "the token's keyslot was removed: the token is bound to no keyslot" {
 	cryptsetup luksKillSlot --batch-mode --key-file "$KEY" "$IMG" 1
 	[ "$(cryptsetup token export --token-id 0 "$IMG" | jq -c .keyslots)" = "[]" ]
+	# keystrap's own token: the dry run says it is left over (a real unlock removes it).
+	unlock_must_fail "$IMG"
+	[ "$output" = "keystrap: '$IMG' holds keystrap token 0, bound to no keyslot (its keyslot was removed); keystrap enroll or unlock (without --dry-run) removes it" ]
+	# Twin: another tool's token (no keystrap-pcr-values) is not keystrap's to remove.
+	token_edit "$IMG" 0 'del(."keystrap-pcr-values")'
 	unlock_must_fail "$IMG"
 	one_line
 	[ "$output" = "keystrap: $IMG token 0 is malformed: token is bound to no keyslot (its keyslot was removed)" ]
