@@ -26,6 +26,7 @@
 
 #include "fileio.h"
 #include "handshake.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -102,6 +103,7 @@ struct daemon {
 	struct ratelimit *limit;
 	struct event *commit_ev, *tick_ev;
 	struct metrics m;
+	struct health health;
 	bool batch_open;
 	int64_t batch_start_us;
 	size_t n_pending;
@@ -184,6 +186,27 @@ static void nodelay(struct evhttp_request *req)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A store outage is logged once when it begins and once when it ends, not once per request. */
+static void health_logged(struct daemon *d, bool was_failing)
+{
+	char after[24];
+
+	if (!was_failing && d->health.store_failing)
+		slog("error", "store-unavailable", "reason", d->health.store_reason, NULL);
+	else if (was_failing && !d->health.store_failing) {
+		snprintf(after, sizeof(after), "%.1fs", (double)(now_usec() - d->health.failing_since_us) / 1e6);
+		slog("info", "store-available", "after", after, NULL);
+	}
+}
+
+static void health_note(struct daemon *d, int err, const char *what)
+{
+	bool was = d->health.store_failing;
+
+	health_store_result(&d->health, err, what, now_usec());
+	health_logged(d, was);
+}
+
 /* Replies and logs one request of a batch: status 503 instead when the batch was not recorded. */
 static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 {
@@ -217,10 +240,11 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	metrics_request(&d->m, p->ep, p->r.status, us);
 	snprintf(status_s, sizeof(status_s), "%d", p->r.status);
 	snprintf(dur, sizeof(dur), "%lld", (long long)us);
-	slog(p->r.status == 500 || !recorded ? "error" : "info", "request", "peer", p->peer, "path",
-	     paths[p->ep], "status", status_s, "action", p->r.action,
-	     "decision", status_text(p->r.status), "ek", p->r.ek_hash, "node", p->r.node_id, "us", dur, "reason",
-	     p->r.reason, NULL);
+	/* Unrecorded: the store outage's own line says so, once for all of them. */
+	if (recorded)
+		slog(p->r.status == 500 ? "error" : "info", "request", "peer", p->peer, "path", paths[p->ep], "status",
+		     status_s, "action", p->r.action, "decision", status_text(p->r.status), "ek", p->r.ek_hash,
+		     "node", p->r.node_id, "us", dur, "reason", p->r.reason, NULL);
 	free(p->r.body);
 	p->r.body = NULL;
 }
@@ -230,16 +254,18 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 static void batch_commit(struct daemon *d)
 {
 	bool ok;
+	int k;
 
 	if (!d->batch_open)
 		return;
-	ok = store_commit(d->srv.store) >= 0;
+	k = store_commit(d->srv.store);
+	ok = k >= 0;
 	if (!ok) {
 		store_rollback(d->srv.store);
 		d->m.commit_failures++;
-		slog("error", "store", "reason", "commit failed: the batch's replies become 503", NULL);
 	} else
 		d->m.commits++;
+	health_note(d, k, "cannot commit a decision");
 	d->batch_open = false;
 	for (size_t i = 0; i < d->n_pending; i++)
 		finish_pending(d, d->pending + i, ok);
@@ -277,16 +303,24 @@ static void answer_now(struct daemon *d, struct evhttp_request *req, enum endpoi
 	metrics_request(&d->m, ep, status, now_usec() - start);
 }
 
-static bool store_answers(struct daemon *d)
+/* /healthz: 200 when a node could be admitted now, else 503 and why (the open batch first commits). */
+static void answer_health(struct daemon *d, struct evhttp_request *req, int64_t start)
 {
-	struct node_rec n;
-	char zeros[EK_HASH_HEX + 1];
-	int k;
+	char reason[ATTEST_REASON_MAX + 1];
+	bool was;
+	size_t n;
 
-	memset(zeros, '0', EK_HASH_HEX);
-	zeros[EK_HASH_HEX] = 0;
-	k = store_node_get(d->srv.store, zeros, &n);
-	return k == -ENOENT || k >= 0;
+	batch_commit(d);
+	was = d->health.store_failing;
+	if (health_check(&d->health, &d->srv, now_usec(), reason) >= 0) {
+		answer_now(d, req, EP_HEALTHZ, start, 200, "text/plain; charset=utf-8", "ok\n", 3, 0);
+		health_logged(d, was);
+		return;
+	}
+	health_logged(d, was);
+	n = strlen(reason);
+	reason[n++] = '\n';
+	answer_now(d, req, EP_HEALTHZ, start, 503, "text/plain; charset=utf-8", reason, n, 1);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -335,12 +369,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		size_t text_size;
 
 		/* Neither is audited: a scrape every few seconds would drown the decisions. */
-		if (ep == EP_HEALTHZ) {
-			if (store_answers(d))
-				answer_now(d, req, ep, start, 200, "text/plain; charset=utf-8", "ok\n", 3, 0);
-			else
-				answer_now(d, req, ep, start, 503, "text/plain; charset=utf-8", "store unavailable\n", 18, 1);
-		} else if (metrics_format(&d->m, &text, &text_size) < 0)
+		if (ep == EP_HEALTHZ)
+			answer_health(d, req, start);
+		else if (metrics_format(&d->m, &text, &text_size) < 0)
 			answer_now(d, req, ep, start, 500, "application/json", "{\"error\":\"out of memory\"}", 25, 0);
 		else
 			answer_now(d, req, ep, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, text_size,
@@ -361,7 +392,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	k = batch_join(d);
 	if (k < 0) {
-		slog("error", "store", "peer", p->peer, "reason", "cannot begin a transaction", NULL);
+		health_note(d, k, "cannot begin a transaction");
 		answer_now(d, req, ep, start, 503, "application/json", "{\"error\":\"store unavailable\"}", 29, 1);
 		return;
 	}
@@ -392,6 +423,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		store_rollback(d->srv.store);
 		d->batch_open = false;
 		d->m.commit_failures++;
+		health_note(d, k, "cannot record a decision");
 		for (size_t i = 0; i < d->n_pending; i++)
 			finish_pending(d, d->pending + i, false);
 		d->n_pending = 0;
@@ -407,11 +439,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	int64_t counts[_NODE_STATE_MAX] = { 0 };
+	int k;
 
 	(void)fd;
 	(void)what;
-	if (store_node_count(d->srv.store, counts) < 0)
+	/* During an outage, a probe a second notices (and logs) the store's return without traffic. */
+	if (d->health.store_failing && !d->batch_open)
+		health_note(d, store_probe(d->srv.store, now_usec()), "cannot commit a decision");
+	if ((k = store_node_count(d->srv.store, counts)) < 0) {
+		if (!d->batch_open)
+			health_note(d, k, "cannot read the registry");
 		return;
+	}
 	memcpy(d->m.nodes, counts, sizeof(counts));
 	d->m.nodes_known = true;
 	d->srv.enroll_pending = counts[NODE_REQUESTED];

@@ -39,6 +39,7 @@ struct store_ops {
 	int (*audit_head)(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]);
 	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
 	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+	int (*probe_write)(struct store *s, int64_t now_us); /* the health row, in store.c's transaction */
 };
 
 /*
@@ -88,7 +89,11 @@ struct store_ops {
 	" decision TEXT NOT NULL," \
 	" reasons TEXT NOT NULL," \
 	" prev_hash " BLOB " NOT NULL," \
-	" hash " BLOB " NOT NULL);"
+	" hash " BLOB " NOT NULL);" \
+	/* One row that store_probe rewrites: a committed write, as a decision's, that records nothing. */ \
+	"CREATE TABLE IF NOT EXISTS health (" \
+	" id " INT " PRIMARY KEY," \
+	" probed_us " INT " NOT NULL);"
 
 struct store {
 	const struct store_ops *ops;

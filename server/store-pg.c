@@ -901,6 +901,17 @@ static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r
 	return k < 0 ? k : r;
 }
 
+static int pg_probe_write(struct store *s, int64_t now_us)
+{
+	struct params p = { 0 };
+
+	p_int8(&p, now_us);
+	return run(s, "probe",
+		   "INSERT INTO health (id, probed_us) VALUES (1, $1) "
+		   "ON CONFLICT (id) DO UPDATE SET probed_us = excluded.probed_us",
+		   &p, 0, NULL);
+}
+
 const struct store_ops store_pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
@@ -924,4 +935,5 @@ const struct store_ops store_pg_ops = {
 	.audit_head = pg_audit_head,
 	.audit_insert = pg_audit_insert,
 	.audit_foreach = pg_audit_foreach,
+	.probe_write = pg_probe_write,
 };

@@ -567,6 +567,19 @@ static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_re
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit list");
 }
 
+static int sqlite_probe_write(struct store *s, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO health (id, probed_us) VALUES (1, ?) "
+			    "ON CONFLICT (id) DO UPDATE SET probed_us = excluded.probed_us", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, now_us);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "probe");
+}
+
 const struct store_ops store_sqlite_ops = {
 	.open = sqlite_open,
 	.close = sqlite_close,
@@ -590,4 +603,5 @@ const struct store_ops store_sqlite_ops = {
 	.audit_head = sqlite_audit_head,
 	.audit_insert = sqlite_audit_insert,
 	.audit_foreach = sqlite_audit_foreach,
+	.probe_write = sqlite_probe_write,
 };

@@ -212,6 +212,18 @@ static int transaction_do(struct store *s, int (*fn)(struct store *s, void *user
 	return 0;
 }
 
+static int probe_write(struct store *s, void *userdata)
+{
+	return s->ops->probe_write(s, *(const int64_t *)userdata);
+}
+
+int store_probe(struct store *s, int64_t now_us)
+{
+	if (s->ops->in_transaction(s))
+		return -EBUSY;
+	return transaction_do(s, probe_write, &now_us);
+}
+
 struct policy_put_args {
 	int64_t version;
 	const char *text;

@@ -74,6 +74,13 @@ static inline void store_closep(struct store **s)
 }
 #define _cleanup_store_ _cleanup_(store_closep)
 
+/*
+ * Whether a decision could be committed now: a transaction of its own rewrites one row and
+ * commits durably, as a decision's would, so a full disk or a database that cannot write
+ * fails it. Not inside another transaction (-EBUSY).
+ */
+int store_probe(struct store *s, int64_t now_us);
+
 int store_begin(struct store *s);  /* exclusive writer until commit/rollback, across every server sharing the store */
 int store_commit(struct store *s); /* durable on return */
 void store_rollback(struct store *s);

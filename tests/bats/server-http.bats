@@ -32,6 +32,8 @@ setup() {
 
 teardown() {
 	[ -z "${SRV2:-}" ] || server_stop "$SRV2" || true
+	# The small file system the full-disk test made, once its server is gone.
+	[ -z "${FULL:-}" ] || ! mountpoint -q "$FULL" || umount "$FULL"
 	# What the SIGTERM test started, if it failed before stopping it.
 	local p
 	for p in $(cat "$BATS_TEST_TMPDIR"/srv3/*.pid 2>/dev/null); do
@@ -146,7 +148,7 @@ req() {
 	[ "${#lines[@]}" -eq 2 ]
 }
 
-@test "/healthz answers ok while the store answers, 503 once it does not" {
+@test "/healthz answers ok while the store answers, 503 with the reason once it does not" {
 	run req "$SRV_PORT" /healthz
 	[ "${lines[0]}" = "HTTP/1.1 200 OK" ]
 	[ "${lines[1]}" = "Content-Type: text/plain; charset=utf-8" ]
@@ -158,7 +160,96 @@ req() {
 	dd if=/dev/zero of="$SRV2/keystrap.db-shm" bs=32768 count=1 conv=notrunc status=none
 	run req "$SRV2_PORT" /healthz
 	[ "${lines[0]}" = "HTTP/1.1 503 Service Unavailable" ]
-	[ "${lines[3]}" = "store unavailable" ]
+	[[ "${lines[3]}" == "store unavailable: cannot read the policy: "* ]]
+}
+
+# health PORT: /healthz's status code, then its body.
+health() {
+	curl -s -w '\n%{http_code}' --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$1/healthz" | tac
+}
+
+@test "/healthz fails, naming why, whenever a node could not be admitted: no policy, an expired one, one under-signed once an operator key is replaced" {
+	local o=$OPERATOR_DIR v exp
+	server2 ''
+	run health "$SRV2_PORT"
+	[ "$output" = "200
+ok" ]
+	sqlite3 "$SRV2/keystrap.db" "DELETE FROM policies"
+	run health "$SRV2_PORT"
+	[ "$output" = "503
+no policy is loaded: nothing is released until operators load a signed one" ]
+	# A policy that expires two seconds from now: healthy, then not.
+	v=$(($(cat "$o/policy.version") + 1))
+	echo "$v" >"$o/policy.version"
+	exp=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
+	policy_json "0 7" "$v" | jq -c --arg e "$exp" '.expires = $e' >short.json
+	policy_sign "$o" short.json op1 op2
+	"$KEYSTRAP_SERVER" policy load short.json --signature short.json.op1.sig --signature short.json.op2.sig \
+		--config "$SRV2/server.json" >/dev/null
+	run health "$SRV2_PORT"
+	[ "${lines[0]}" = 200 ]
+	sleep 3
+	run health "$SRV2_PORT"
+	[ "$output" = "503
+policy version $v expired at $exp" ]
+	# A policy signed by op1 and op2; then op2 is replaced by op3 in the configuration: 1 of 2.
+	SRV_PORT=$SRV2_PORT server_policy "$SRV2" "0 7" >/dev/null
+	v=$(cat "$o/policy.version")
+	run health "$SRV2_PORT"
+	[ "${lines[0]}" = 200 ]
+	server_stop "$SRV2"
+	operator_key "$o" op3
+	jq --arg k "$o/op3.pub" '.operator_keys[1] = $k' "$SRV2/server.json" >k.json && mv k.json "$SRV2/server.json"
+	SRV_PORT=$SRV2_PORT server_start "$SRV2"
+	run health "$SRV2_PORT"
+	[ "$output" = "503
+the stored policy version $v is signed by 1 of the required 2 operator keys" ]
+	# Twin: op1 and op3 sign the next version; the server can admit nodes again.
+	policy_json "0 7" $((v + 1)) >next.json
+	echo $((v + 1)) >"$o/policy.version"
+	policy_sign "$o" next.json op1 op3
+	"$KEYSTRAP_SERVER" policy load next.json --signature next.json.op1.sig --signature next.json.op3.sig \
+		--config "$SRV2/server.json" >/dev/null
+	run health "$SRV2_PORT"
+	[ "$output" = "200
+ok" ]
+}
+
+@test "/healthz fails while the disk under the database is full and attestations get 503; with room again both recover, one log line each way" {
+	local out
+	FULL=$BATS_TEST_TMPDIR/full
+	mkdir -p "$FULL"
+	mount -t tmpfs -o size=4m keystrap-full "$FULL" || skip "cannot mount a tmpfs here"
+	SRV_DATABASE=$FULL/keystrap.db server2 ''
+	run health "$SRV2_PORT"
+	[ "${lines[0]}" = 200 ]
+	# Every block taken: reads still work, no write can land.
+	dd if=/dev/zero of="$FULL/filler" bs=64k status=none 2>/dev/null || true
+	[ "$(df --output=avail "$FULL" | tail -n1 | tr -d ' ')" = 0 ]
+	sleep 1.1 # the last probe's success no longer counts
+	run health "$SRV2_PORT"
+	[ "$output" = "503
+store unavailable: cannot commit a decision: No space left on device" ]
+	run curl -s -D headers --cacert "$SRV_DIR/ca.crt" --data-binary "@$BATS_FILE_TMPDIR/start.json" \
+		"https://127.0.0.1:$SRV2_PORT/v1/attest/start"
+	head -1 headers | grep -q '^HTTP/1.1 503'
+	grep -qix 'retry-after: 1' <(tr -d '\r' <headers)
+	[ "$output" = '{"error":"store unavailable: the decision could not be recorded"}' ]
+	run health "$SRV2_PORT"
+	[ "${lines[0]}" = 503 ]
+	# Room again: healthy at the next probe, and the node's request is recorded.
+	rm "$FULL/filler"
+	run health "$SRV2_PORT"
+	[ "$output" = "200
+ok" ]
+	out=$(SRV_PORT=$SRV2_PORT post /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
+	[ "$(status_of "$out")" = 403 ]
+	[ "$(grep -c 'event=store-unavailable' "$SRV2/server.log")" = 1 ]
+	grep -q 'event=store-unavailable reason="store unavailable: cannot commit a decision: No space left on device"' "$SRV2/server.log"
+	[ "$(grep -c 'event=store-available' "$SRV2/server.log")" = 1 ]
+	server_stop "$SRV2"
+	SRV2=
+	umount "$FULL"
 }
 
 @test "/metrics counts requests by endpoint and status, decisions, audit records and latency, and names no node" {

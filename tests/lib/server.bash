@@ -86,13 +86,16 @@ server_policy() {
 		--signature "$o/policy-v$v.json.op2.sig" --config "$d/server.json"
 }
 
-# server_start DIR: runs the server in the background; waits until /healthz answers.
+# server_start DIR: runs the server in the background; waits until /healthz answers (200, or
+# 503 when the server cannot admit a node yet, e.g. with no policy loaded).
 server_start() {
 	local d=$1
 	"$KEYSTRAP_SERVER" serve --config "$d/server.json" 2>>"$d/server.log" 3>&- &
 	echo $! >"$d/server.pid"
 	for _ in $(seq 100); do
-		curl -sf --cacert "$d/ca.crt" "https://127.0.0.1:$SRV_PORT/healthz" >/dev/null 2>&1 && return 0
+		case $(curl -s -o /dev/null -w '%{http_code}' --cacert "$d/ca.crt" "https://127.0.0.1:$SRV_PORT/healthz" 2>/dev/null) in
+		200 | 503) return 0 ;;
+		esac
 		kill -0 "$(cat "$d/server.pid")" 2>/dev/null || return 1
 		sleep 0.05
 	done
