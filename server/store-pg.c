@@ -912,17 +912,6 @@ static int pg_probe_write(struct store *s, int64_t now_us)
 		   &p, 0, NULL);
 }
 
-static int pg_probe_write(struct store *s, int64_t now_us)
-{
-	struct params p = { 0 };
-
-	p_int8(&p, now_us);
-	return run(s, "probe",
-		   "INSERT INTO health (id, probed_us) VALUES (1, $1) "
-		   "ON CONFLICT (id) DO UPDATE SET probed_us = excluded.probed_us",
-		   &p, 0, NULL);
-}
-
 const struct store_ops store_pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
