@@ -178,8 +178,9 @@ mk_server_ready() {
 	local d=$1
 	rm -rf "$d" && mkdir -p "$d"
 	vm_server_config "$d"
-	vm_server_policy "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/mkenrolled-attest/pcrs")" "$VM_SECRET_NAME"
+	# policy load refuses a group whose secret is not set yet.
 	vm_server_secret "$d"
+	vm_server_policy "$d" "$VM_ATTEST_PCRS" "$(cat "$VM_DIR/mkenrolled-attest/pcrs")" "$VM_SECRET_NAME"
 	vm_server_start "$d"
 	vm_server_enrol "$d" "$VM_DIR/enrolled/tpm" node1
 }
