@@ -29,6 +29,7 @@
 
 #include "credential.h"
 #include "encode.h"
+#include "fileio.h"
 #include "log.h"
 #include "quote.h"
 #include "secbuf.h"
@@ -78,9 +79,7 @@ static int write_all(const char *path, const void *buf, size_t size)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-	if (fd < 0 || write(fd, buf, size) != (ssize_t)size)
-		return -errno;
-	return 0;
+	return fd < 0 ? -errno : write_full(fd, buf, size);
 }
 
 static int hex_arg(const char *s, uint8_t *buf, size_t max, size_t *ret_size)
