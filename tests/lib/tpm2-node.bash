@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # An independent node for keystrap-server: tpm2-tools for every TPM step, openssl for the CSR
 # and the protocol's hashes, jq and curl for the messages; no keystrap code. It follows the
-# protocol as the README and keystrap-server(8) describe it, so a test with it shows what a
+# protocol as docs/protocol.md and keystrap-server(8) describe it, so a test with it shows what a
 # third-party client can rely on. Load after ../lib/swtpm and ../lib/server (post, SRV_*).
 
 # t2n_keys DIR PARENT: in DIR, this TPM's RSA EK (template L-1) and its certificate (ek.pub,
