@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "deadline.h"
 #include "http.h"
 #include "https.h"
 #include "macro.h"
@@ -34,14 +35,6 @@ struct conn {
 	char *why;
 	size_t why_size;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void conn_done(struct conn *c)
 {
@@ -66,24 +59,10 @@ static const char *ossl_reason(const char *fallback)
 	return s ? s : fallback;
 }
 
-/* Waits until fd is ready for events, or the deadline passes (-ETIMEDOUT). */
+/* Waits until the connection's socket is ready for events, or the deadline passes (-ETIMEDOUT). */
 static int wait_fd(struct conn *c, short events)
 {
-	for (;;) {
-		struct pollfd p = { .fd = c->fd, .events = events };
-		int64_t left = c->deadline - now_ms();
-		int k;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		k = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (k > 0)
-			return 0;
-		if (k == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return fd_wait(c->fd, events, c->deadline);
 }
 
 static int connect_one(struct conn *c, const struct addrinfo *a)
@@ -291,7 +270,7 @@ done:
 int https_post_json(const struct https_options *o, const char *url, const char *body, struct https_reply *ret,
 		    struct https_cert_failure *ret_cert, char *why, size_t why_size)
 {
-	struct conn c = { .fd = -1, .deadline = now_ms() + o->timeout_ms, .why = why, .why_size = why_size };
+	struct conn c = { .fd = -1, .deadline = mono_ms() + o->timeout_ms, .why = why, .why_size = why_size };
 	_cleanup_free_ uint8_t *buf = NULL;
 	_cleanup_free_ char *head = NULL;
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;

@@ -51,6 +51,7 @@
 #include <time.h>
 #include <libpq-fe.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "secbuf.h"
 #include "store-backend.h"
@@ -170,35 +171,12 @@ static bool pg_in_transaction(struct store *s)
 	return pg_of(s)->in_tx;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Until the connection's socket is ready for events: 0, or -ETIMEDOUT at deadline_ms. */
 static int wait_socket(PGconn *c, short events, int64_t deadline_ms)
 {
-	struct pollfd p = { .fd = PQsocket(c), .events = events };
+	int fd = PQsocket(c);
 
-	if (p.fd < 0)
-		return -ENOTCONN;
-	for (;;) {
-		int64_t left = deadline_ms - mono_ms();
-		int k;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		k = poll(&p, 1, (int)left);
-		if (k > 0)
-			return 0;
-		if (k == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return fd < 0 ? -ENOTCONN : fd_wait(fd, events, deadline_ms);
 }
 
 /* What the round trip in flight carried is in doubt: the connection is not used again. */
