@@ -90,7 +90,7 @@ static int exec(struct store *s, const char *sql)
 }
 
 /*
- * The database holds secret values and activation secrets in clear: it is created owner-only
+ * The database holds secret values in clear: it is created owner-only
  * (SQLite gives its -wal and -shm the database's own mode), and one that group or others can
  * access is refused, as is a -wal or -shm left so by an earlier version.
  */
