@@ -10,7 +10,7 @@ SRV_PID=
 cleanup() {
 	[ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null
 	[ -n "$SRV_PID" ] && wait "$SRV_PID" 2>/dev/null
-	rm -rf "$T"
+	[ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 n=0 failed=0
@@ -74,11 +74,17 @@ check "the three packages install into a fresh Debian 12 root with their depende
 # smoke: the installed keystrap reads a real firmware log; the installed server, as its own
 # user, answers on loopback; the dracut module and the service user are in place.
 smoke() {
-	cp "$src/tests/data/eventlogs/event-arch-linux.bin" "$root/tmp/log.bin" &&
-		chroot "$root" /usr/sbin/keystrap eventlog --json /tmp/log.bin | grep -q EV_SEPARATOR &&
-		[ -f "$root/usr/lib/dracut/modules.d/59keystrap/module-setup.sh" ] &&
-		grep -q '^keystrap-server:' "$root/etc/passwd" &&
-		[ "$(stat -c %a "$root/etc/keystrap-server")" = 750 ] || return 1
+	cp "$src/tests/data/eventlogs/event-arch-linux.bin" "$root/tmp/log.bin"
+	# Read whole (grep -q would close the pipe early, and pipefail would call that a failure).
+	if ! chroot "$root" /usr/sbin/keystrap eventlog --json /tmp/log.bin >"$T/eventlog.json" ||
+		! grep -q EV_SEPARATOR "$T/eventlog.json"; then
+		echo "the installed keystrap does not replay a firmware log"
+		return 1
+	fi
+	[ -f "$root/usr/lib/dracut/modules.d/59keystrap/module-setup.sh" ] || { echo "no dracut module"; return 1; }
+	grep -q '^keystrap-server:' "$root/etc/passwd" || { echo "no keystrap-server user"; return 1; }
+	[ "$(stat -c %a "$root/etc/keystrap-server")" = 750 ] ||
+		{ echo "/etc/keystrap-server is $(stat -c %a "$root/etc/keystrap-server"), not 750"; return 1; }
 	# The server's PKI is made on the host (the root has no openssl) and owned by its user.
 	local etc=$root/etc/keystrap-server port=$((20000 + RANDOM % 10000))
 	(
@@ -90,7 +96,7 @@ smoke() {
 				-addext subjectAltName=IP:127.0.0.1 -keyout tls.key -out tls.crt &&
 			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out op.key &&
 			openssl pkey -in op.key -pubout -out op.pub && rm op.key && cp tls.crt ek-ca.pem
-	) 2>/dev/null || return 1
+	) 2>/dev/null || { echo "cannot make the server's PKI"; return 1; }
 	cat >"$etc/server.json" <<JSON
 {"listen":"127.0.0.1:$port","tls_certificate":"/etc/keystrap-server/tls.crt","tls_key":"/etc/keystrap-server/tls.key",
  "database":"/var/lib/keystrap-server/keystrap.db","ek_ca":["/etc/keystrap-server/ek-ca.pem"],
