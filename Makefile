@@ -14,9 +14,22 @@ CLANG      ?= clang
 PKG_CONFIG ?= pkg-config
 FUZZ_SECONDS ?= 15
 
-PKGS := tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup blkid json-c libssl libcrypto
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
-PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# Each wing of the tree builds as one static archive, and each binary links only the wings
+# (and the libraries) it uses: keystrap never contains server code or its libraries, and
+# keystrap-server never links libcryptsetup, libblkid or tss2-esys. A wing's include path is
+# common/ and itself (and the wings below it), so reaching across is a compile error.
+COMMON_PKGS := libcrypto json-c tss2-mu
+NODE_PKGS   := tss2-esys tss2-rc tss2-tctildr libcryptsetup blkid libssl libcurl
+SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libpq libssl
+# SERVER=no: build (and install) only the node's side, without the server's libraries.
+SERVER ?= yes
+
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+NODE_LIBS   = $(call pc_libs,$(NODE_PKGS) $(COMMON_PKGS))
+SERVER_LIBS = $(call pc_libs,$(SERVER_PKGS) $(COMMON_PKGS))
+ALL_PKGS    = $(COMMON_PKGS) $(NODE_PKGS) $(if $(filter yes,$(SERVER)),$(SERVER_PKGS))
+ALL_LIBS    = $(call pc_libs,$(ALL_PKGS))
 
 # -Werror is on (CI builds with it); a packager on a newer compiler can set WERROR=.
 WERROR  ?= -Werror
@@ -24,50 +37,111 @@ WARN    := -Wall -Wextra $(WERROR) -Wshadow -Wformat=2 -Wstrict-prototypes -Wmis
 HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fstack-clash-protection
 CFLAGS  ?= -O2 -g
 # -ffile-prefix-map: the build's path never reaches the binary, so two clones build alike.
-ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -Ilib -DKEYSTRAP_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+# -MMD -MP: each object's header dependencies (build/**/*.d), so a change rebuilds what uses it.
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -MMD -MP \
+	-DKEYSTRAP_VERSION='"$(VERSION)"' $(call pc_cflags,$(ALL_PKGS))
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS)
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SAN:= -fsanitize=fuzzer-no-link,address,undefined
 
-LIB_SRC  := $(wildcard lib/*.c)
-HOOK_SRC := $(wildcard hook/*.c)
-UNIT_SRC := $(wildcard tests/unit/test-*.c)
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
-HDRS     := $(wildcard lib/*.h hook/*.h tests/unit/*.h)
+# What each wing may include (DESIGN.md's layout table), by the source file's directory.
+INC_common        := -Icommon
+INC_node          := -Icommon -Inode
+INC_node/cli      := -Icommon -Inode -Inode/cli
+INC_server/verify := -Icommon -Iserver/verify
+INC_server/store  := -Icommon -Iserver/store
+INC_server        := -Icommon -Iserver/verify -Iserver/store -Iserver
+INC_server/admin  := $(INC_server) -Iserver/admin
+# Tests and benchmarks reach everything.
+INC_ALL           := $(INC_server/admin) -Inode -Inode/cli -Itests/unit
+inc = $(or $(INC_$(patsubst %/,%,$(dir $(1)))),$(INC_ALL))
 
-LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
-HOOK_OBJ     := $(HOOK_SRC:%.c=$(BUILD)/%.o)
-ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
-ASAN_HOOK_OBJ:= $(HOOK_SRC:%.c=$(BUILD)/asan/%.o)
-UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/unit/%)
-FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# Wings: archive name → sources. keystrap = node/cli + node + common; keystrap-server =
+# server/admin + server + server/store + server/verify + common (link order = layering).
+WING_common := $(wildcard common/*.c)
+WING_node   := $(wildcard node/*.c)
+WING_server := $(wildcard server/*.c)
+WING_store  := $(wildcard server/store/*.c)
+WING_verify := $(wildcard server/verify/*.c)
+CLI_SRC     := $(wildcard node/cli/*.c)
+ADMIN_SRC   := $(wildcard server/admin/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test-*.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz-*.c)
+WINGS       := common node server store verify
+
+# $(call archives,VARIANT,WING...): the archives of a build variant ("" plain, asan/, fuzz/).
+archives = $(foreach w,$(2),$(BUILD)/$(1)lib$(w).a)
+NODE_A   = $(call archives,$(1),node common)
+SERVER_A = $(call archives,$(1),server store verify common)
+# What tests link: every wing, node's before verify (both only need common).
+TEST_A   = $(call archives,$(1),node server store verify common)
+TEST_LIBS = $(call pc_libs,$(COMMON_PKGS) $(NODE_PKGS) $(SERVER_PKGS))
 
 .PHONY: all deps check check-unit check-bats check-deb check-fuzz check-cleanup fuzz bench demo install clean shellcheck
 all: $(BUILD)/keystrap
 
-$(BUILD)/%.o: %.c $(HDRS)
+$(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(HARDEN) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(call inc,$<) $(HARDEN) -c $< -o $@
 
-$(BUILD)/keystrap: $(HOOK_OBJ) $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) $(HARDEN) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
-
-# Sanitizer build: what make check runs every bats test against.
-$(BUILD)/asan/%.o: %.c $(HDRS)
+# Sanitizer build: what make check runs every bats test against, and what unit tests link.
+$(BUILD)/asan/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -fPIE -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(call inc,$<) -O1 $(SAN) -fPIE -c $< -o $@
 
-$(BUILD)/asan/keystrap: $(ASAN_HOOK_OBJ) $(ASAN_LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) $(SAN) $^ -o $@ -pie $(PKG_LIBS)
-
-$(BUILD)/asan/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDRS)
+# libFuzzer build of the wings the fuzz targets link.
+$(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -MMD -MP $(FUZZ_SAN) $(call inc,$<) $(call pc_cflags,$(ALL_PKGS)) \
+		-DKEYSTRAP_VERSION='"$(VERSION)"' -c $< -o $@
 
-# libFuzzer targets reuse the pure parsers only: no TPM, no disk.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS)
+define wing_rules
+$(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(WING_$(1)))
+$(BUILD)/asan/lib$(1).a: $(patsubst %.c,$(BUILD)/asan/%.o,$(WING_$(1)))
+$(BUILD)/fuzz/lib$(1).a: $(patsubst %.c,$(BUILD)/fuzz/%.o,$(WING_$(1)))
+endef
+$(foreach w,$(WINGS),$(eval $(call wing_rules,$(w))))
+$(BUILD)/%.a:
 	@mkdir -p $(@D)
-	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
-		$< $(LIB_SRC) -o $@ $(PKG_LIBS)
+	rm -f $@ && $(AR) rcsD $@ $^
+
+$(BUILD)/keystrap: $(CLI_SRC:%.c=$(BUILD)/%.o) $(call NODE_A)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $^ -o $@ $(ALL_LDFLAGS) $(NODE_LIBS)
+
+$(BUILD)/asan/keystrap: $(CLI_SRC:%.c=$(BUILD)/asan/%.o) $(call NODE_A,asan/)
+	$(CC) $(ALL_CFLAGS) $(SAN) $^ -o $@ -pie $(NODE_LIBS)
+
+$(BUILD)/keystrap-server: $(ADMIN_SRC:%.c=$(BUILD)/%.o) $(call SERVER_A)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) $^ -o $@ $(ALL_LDFLAGS) $(SERVER_LIBS)
+
+$(BUILD)/asan/keystrap-server: $(ADMIN_SRC:%.c=$(BUILD)/asan/%.o) $(call SERVER_A,asan/)
+	$(CC) $(ALL_CFLAGS) $(SAN) $^ -o $@ -pie $(SERVER_LIBS)
+
+ifeq ($(SERVER),yes)
+all: $(BUILD)/keystrap-server
+endif
+
+# Unit tests and the test helpers in tests/lib link the sanitizer archives.
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/unit/%)
+$(BUILD)/asan/unit/%: tests/unit/%.c $(call TEST_A,asan/)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) -O1 $(SAN) $< $(call TEST_A,asan/) -o $@ $(TEST_LIBS)
+
+$(BUILD)/asan/%: tests/lib/%.c $(call TEST_A,asan/)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) -O1 $(SAN) $< $(call TEST_A,asan/) -o $@ $(TEST_LIBS)
+
+# The plain build of the attestation core's checker, for its bench subcommand.
+$(BUILD)/attest-check: tests/lib/attest-check.c $(call TEST_A)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
+
+# libFuzzer targets link the fuzz build of the wings: pure parsers, no TPM, no disk.
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(call TEST_A,fuzz/)
+	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -MMD -MP -fsanitize=fuzzer,address,undefined $(INC_ALL) \
+		$(call pc_cflags,$(ALL_PKGS)) $< $(call TEST_A,fuzz/) -o $@ $(TEST_LIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 deps:
 	@bash tools/install-deps.sh
@@ -81,9 +155,11 @@ check-unit: $(UNIT_BIN)
 check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
 	@KEYSTRAP=$(abspath $(BUILD)/asan/keystrap) bats --tap tests/bats
 
-# The source rules no compiler enforces (tools/check-cleanup.sh); TAP like the suites.
-check-cleanup:
+# The source rules no compiler enforces (tools/check-cleanup.sh) and the layout's boundaries
+# (tools/check-layout.sh); TAP like the suites.
+check-cleanup: $(BUILD)/keystrap $(if $(filter yes,$(SERVER)),$(BUILD)/keystrap-server)
 	@bash tools/check-cleanup.sh
+	@bash tools/check-layout.sh $(BUILD)
 
 # The Debian packages: built twice in two paths (bit-identical), lintian, installed and run in a
 # fresh Debian 12 root.
@@ -115,10 +191,10 @@ demo: deps $(BUILD)/keystrap
 
 shellcheck:
 	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/lib/*.bash bench/*.sh tests/deb/run.sh completion/keystrap.bash
-	shellcheck -x -s bash mkinitcpio/install/*
-	shellcheck -s sh mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
-	shellcheck -x vm/*.sh dracut/59keystrap/module-setup.sh
-	shellcheck -s sh units/keystrap-generator vm/guest/agent vm/guest/consumer vm/guest/install
+	shellcheck -x -s bash dist/mkinitcpio/install/*
+	shellcheck -s sh dist/mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
+	shellcheck -x vm/*.sh dist/dracut/59keystrap/module-setup.sh
+	shellcheck -s sh dist/units/keystrap-generator vm/guest/agent vm/guest/consumer vm/guest/install
 
 # Man pages carry the release they describe: VERSION, and the date of the last commit (or
 # SOURCE_DATE_EPOCH, as dpkg sets it), so two builds of one tree install the same pages.
@@ -133,24 +209,26 @@ install: $(BUILD)/keystrap $(MAN_OUT)
 	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
 	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
 	for m in $(MAN_OUT); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
-	install -Dm644 keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
+	install -Dm644 dist/keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
 	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
 	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \
-		install -Dm644 units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
+		install -Dm644 dist/units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
 
 # keystrap-server, its hardened service (ExecStart follows SBINDIR) and the user it runs as.
 install-server: $(BUILD)/keystrap-server $(BUILD)/keystrap-server.service
 	install -Dm755 $(BUILD)/keystrap-server $(DESTDIR)$(SBINDIR)/keystrap-server
 	install -Dm644 $(BUILD)/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
-	install -Dm644 units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
-	install -Dm644 keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
+	install -Dm644 dist/units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
+	install -Dm644 dist/keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
 	install -dm750 $(DESTDIR)$(SYSCONFDIR)/keystrap-server
 
-$(BUILD)/keystrap-server.service: units/keystrap-server.service.in Makefile
+$(BUILD)/keystrap-server.service: dist/units/keystrap-server.service.in Makefile
 	@mkdir -p $(@D)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
 
+ifeq ($(SERVER),yes)
 install: install-server
+endif
 .PHONY: install-server
 
 clean:
@@ -162,45 +240,44 @@ $(BUILD)/sd-token-open: tests/lib/sd-token-open.c
 
 check-bats: $(BUILD)/sd-token-open
 
-# The attestation core (EK, AK, MakeCredential, ActivateCredential, quote) against a real swtpm:
-# sanitizer build for tests/bats/attest-crypto.bats, plain build for its bench subcommand.
-$(BUILD)/asan/attest-check: tests/lib/attest-check.c $(ASAN_LIB_OBJ) $(HDRS)
+# Test helpers, each built from tests/lib/NAME.c by the rule above: the attestation core against
+# a real swtpm (attest-crypto.bats), the HTTPS client on its own (https.bats), a misbehaving node
+# (server.bats), the keyring half of handoff (keyring.bats).
+check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/attest-peer $(BUILD)/asan/keyring-put
+ifeq ($(SERVER),yes)
+check-bats: $(BUILD)/asan/keystrap-server
+endif
+
+# make bench-server: the load generator (software TPMs) against one server; not a test.
+$(BUILD)/bench/server-load: bench/server-load.c $(call TEST_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/attest-check: tests/lib/attest-check.c $(LIB_OBJ) $(HDRS)
-	$(CC) $(ALL_CFLAGS) $(HARDEN) $< $(LIB_OBJ) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
-
-check-bats: $(BUILD)/asan/attest-check
-
-# keystrap's HTTPS client on its own, against canned and misbehaving servers (tests/bats/https.bats).
-$(BUILD)/asan/https-post: tests/lib/https-post.c $(ASAN_LIB_OBJ) $(HDRS)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $< $(ASAN_LIB_OBJ) -o $@ $(PKG_LIBS)
-
-check-bats: $(BUILD)/asan/https-post
+bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
+	@BUILD=$(BUILD) bash bench/server.sh
+.PHONY: bench-server
 
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
 # the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX.
 install-dracut: install-units
-	install -Dm755 dracut/59keystrap/module-setup.sh $(DESTDIR)/usr/lib/dracut/modules.d/59keystrap/module-setup.sh
+	install -Dm755 dist/dracut/59keystrap/module-setup.sh $(DESTDIR)/usr/lib/dracut/modules.d/59keystrap/module-setup.sh
 
 # The initrd units and generator both initramfs tools take from /usr/lib/systemd.
 install-units:
-	install -Dm644 units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
-	install -Dm644 units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
-	install -Dm644 units/keystrap-enter-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-enter-initrd.service
-	install -Dm755 units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
-	install -Dm644 units/keystrap-handoff.service $(DESTDIR)/usr/lib/systemd/system/keystrap-handoff.service
-	install -Dm644 units/keystrap-leave-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-leave-initrd.service
-	install -Dm644 units/99-keystrap-dhcp.network $(DESTDIR)/usr/lib/systemd/network/99-keystrap-dhcp.network
+	install -Dm644 dist/units/keystrap-unlock@.service $(DESTDIR)/usr/lib/systemd/system/keystrap-unlock@.service
+	install -Dm644 dist/units/keystrap-lock.service $(DESTDIR)/usr/lib/systemd/system/keystrap-lock.service
+	install -Dm644 dist/units/keystrap-enter-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-enter-initrd.service
+	install -Dm755 dist/units/keystrap-generator $(DESTDIR)/usr/lib/systemd/system-generators/keystrap-generator
+	install -Dm644 dist/units/keystrap-handoff.service $(DESTDIR)/usr/lib/systemd/system/keystrap-handoff.service
+	install -Dm644 dist/units/keystrap-leave-initrd.service $(DESTDIR)/usr/lib/systemd/system/keystrap-leave-initrd.service
+	install -Dm644 dist/units/99-keystrap-dhcp.network $(DESTDIR)/usr/lib/systemd/network/99-keystrap-dhcp.network
 
 # The mkinitcpio hooks (busybox: keystrap; systemd: sd-keystrap, which needs the units above).
 # mkinitcpio looks in /usr/lib/initcpio, whatever PREFIX is.
 install-mkinitcpio: install-units
-	install -Dm644 mkinitcpio/install/keystrap $(DESTDIR)/usr/lib/initcpio/install/keystrap
-	install -Dm644 mkinitcpio/install/sd-keystrap $(DESTDIR)/usr/lib/initcpio/install/sd-keystrap
-	install -Dm644 mkinitcpio/hooks/keystrap $(DESTDIR)/usr/lib/initcpio/hooks/keystrap
+	install -Dm644 dist/mkinitcpio/install/keystrap $(DESTDIR)/usr/lib/initcpio/install/keystrap
+	install -Dm644 dist/mkinitcpio/install/sd-keystrap $(DESTDIR)/usr/lib/initcpio/install/sd-keystrap
+	install -Dm644 dist/mkinitcpio/hooks/keystrap $(DESTDIR)/usr/lib/initcpio/hooks/keystrap
 
 .PHONY: install-mkinitcpio install-units
 
@@ -221,6 +298,3 @@ vm-clean:
 	rm -rf $(BUILD)/vm $(BUILD)/vm-bench
 
 .PHONY: install-dracut vm-check demo-vm bench-vm vm-clean
-
-# keystrap-server and keystrap attest (issue 5).
-include server/server.mk

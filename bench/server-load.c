@@ -6,7 +6,7 @@
  * certificate signed by the bench's own EK CA), a restricted ECDSA AK with the TPM's attributes,
  * ActivateCredential done as the TPM does it (ECDH + KDFe seed, KDFa keys, outer HMAC checked,
  * AES-CFB), and TPM2_Quote's TPMS_ATTEST marshalled and signed by the AK. The messages are the
- * protocol's own (lib/attest-msg.c), carried by libcurl over kept-alive TLS 1.3 connections.
+ * protocol's own (common/attest-msg.c), carried by libcurl over kept-alive TLS 1.3 connections.
  *
  *   server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --nodes N
  *               --approve "CMD" [--concurrency C] [--duration S] [--rate R]... [--max]

@@ -25,7 +25,7 @@ void pki_free(struct pki *p);
 int pki_ek_cert_check(struct pki *p, const uint8_t *der, size_t size, const struct tpm_pub *ek, char *reason);
 
 /*
- * Parses a PEM PKCS#10 request (lib/csr.h: ECC P-256 key, ecdsa-with-SHA256), checks its
+ * Parses a PEM PKCS#10 request (server/verify/csr.h: ECC P-256 key, ecdsa-with-SHA256), checks its
  * self-signature, and returns the key's SubjectPublicKeyInfo DER (malloc'ed).
  */
 int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_spki_size, char *reason);

@@ -48,12 +48,8 @@ static inline void server_config_freep(struct server_config **c)
 }
 #define _cleanup_server_config_ _cleanup_(server_config_freep)
 
-/* Subcommands, one file each. */
+/* keystrap-server serve (serve.c): the one command that is not an operator's (admin/). */
 int cmd_serve(int argc, char **argv);
-int cmd_node(int argc, char **argv);
-int cmd_audit(int argc, char **argv);
-int cmd_policy(int argc, char **argv);
-int cmd_secret(int argc, char **argv);
 
 
 int64_t now_usec(void);

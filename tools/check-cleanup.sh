@@ -3,11 +3,11 @@
 # initialised where it is declared: a goto or early return before its first assignment would
 # otherwise hand stack garbage to free(), close() or a destructor. One TAP line; each offending
 # declarator is named FILE:LINE. Usage: check-cleanup.sh [FILE...] (default: every C file of
-# lib/, hook/, server/, tests/ and bench/).
+# common/, node/, server/, tests/ and bench/).
 set -euo pipefail
 if [ $# -eq 0 ]; then
 	cd "$(dirname "$0")/.."
-	mapfile -t files < <(find lib hook server tests bench -name '*.[ch]' | sort)
+	mapfile -t files < <(find common node server tests bench -name '*.[ch]' | sort)
 	set -- "${files[@]}"
 fi
 # shellcheck disable=SC2016 # Perl, not shell, expands these

@@ -87,7 +87,7 @@ build_src() {
 }
 
 initrd_inputs() {
-	echo "$KEYSTRAP_BIN" "$VM_SRC"/dracut/59keystrap/* "$VM_SRC"/units/* "$VM_PKI/ca.crt"
+	echo "$KEYSTRAP_BIN" "$VM_SRC"/dist/dracut/59keystrap/* "$VM_SRC"/dist/units/* "$VM_PKI/ca.crt"
 }
 
 initrd_key() {

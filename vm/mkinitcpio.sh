@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Scenario mk1 of vm/check.sh (sourced by it): the same enrolled guest, booted through a busybox
-# initramfs whose /init calls mkinitcpio/hooks/keystrap the way mkinitcpio's init does
+# initramfs whose /init calls dist/mkinitcpio/hooks/keystrap the way mkinitcpio's init does
 # (vm/guest/mkinitcpio-init) instead of through dracut. mkinitcpio itself is not packaged for
 # Debian, so the image is put together here: static busybox, keystrap with its libraries and
 # the TCTI it dlopens, the guest kernel's virtio and dm-crypt modules, the hook, /config.
@@ -15,7 +15,7 @@ MK_MODULES="virtio_pci virtio_blk dm_crypt"
 # mk_initrd_key [attest]: the image's inputs, down to the code that puts it together (not the
 # scenarios below). The attest flavour adds the network and keystrap.conf naming the server.
 mk_initrd_key() {
-	key_of "$(kver)" "$KEYSTRAP_BIN" "$VM_SRC/mkinitcpio/hooks/keystrap" \
+	key_of "$(kver)" "$KEYSTRAP_BIN" "$VM_SRC/dist/mkinitcpio/hooks/keystrap" \
 		"$VM_SRC/vm/guest/mkinitcpio-init" /usr/bin/busybox "$MK_MODULES" "$(declare -f mk_libs build_mk_initrd)" \
 		${1:+"$1" "$VM_SRC/vm/guest/mkinitcpio-net" "$VM_SRC/vm/guest/udhcpc.script" "$(vm_attest_conf)" "$VM_PKI/ca.crt"}
 }
@@ -58,7 +58,7 @@ build_mk_initrd() {
 	cp "$VM_DIR/kernel/lib/modules/$k"/modules.{order,builtin,builtin.modinfo} "$tree/usr/lib/modules/$k/"
 	depmod -b "$tree" "$k"
 	install -m755 "$VM_SRC/vm/guest/mkinitcpio-init" "$tree/init"
-	install -m755 "$VM_SRC/mkinitcpio/hooks/keystrap" "$tree/hooks/keystrap"
+	install -m755 "$VM_SRC/dist/mkinitcpio/hooks/keystrap" "$tree/hooks/keystrap"
 	if [ "${1:-}" = attest ]; then
 		install -m755 "$VM_SRC/vm/guest/mkinitcpio-net" "$tree/hooks/net"
 		install -Dm755 "$VM_SRC/vm/guest/udhcpc.script" "$tree/usr/share/udhcpc/default.script"

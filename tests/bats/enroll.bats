@@ -285,7 +285,7 @@ token_field() {
 }
 
 @test "enroll vets keystrap.conf first: a clean one passes, one holding a secret stops it before any write" {
-	cp "$BATS_TEST_DIRNAME/../../keystrap.conf.example" good.conf
+	cp "$BATS_TEST_DIRNAME/../../dist/keystrap.conf.example" good.conf
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --config good.conf
 	[ "$status" -eq 0 ]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The systemd initrd units and generator (dracut/59keystrap and mkinitcpio's sd-keystrap ship
+# The systemd initrd units and generator (dist/dracut/59keystrap and mkinitcpio's sd-keystrap ship
 # the same ones), on the host: systemd-analyze verify for the unit files, systemd --test for
 # the boot transaction the generators' output gives (what starts, and what waits for what),
 # and keystrap's ExecStart= lines run in that order against a real swtpm and a real LUKS2

@@ -7,7 +7,7 @@ load ../lib/swtpm
 load ../lib/firmware
 
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
-EXAMPLE=$BATS_TEST_DIRNAME/../../keystrap.conf.example
+EXAMPLE=$BATS_TEST_DIRNAME/../../dist/keystrap.conf.example
 
 setup_file() {
 	export SWTPM_PCR_BANKS=sha1,sha256

@@ -29,13 +29,13 @@ teardown_file() {
 
 setup() {
 	standin_setup "$BATS_TEST_TMPDIR/mk"
-	export STANDIN_HOOKDIR=$SRC/mkinitcpio/hooks STANDIN_UNITDIR=$SRC/units
+	export STANDIN_HOOKDIR=$SRC/dist/mkinitcpio/hooks STANDIN_UNITDIR=$SRC/dist/units
 	export STANDIN_MODULES="tpm_crb tpm_tis dm_crypt"
 	export STANDIN_MODULE_PATHS="kernel/crypto/xts.ko kernel/arch/x86/crypto/aesni-intel.ko kernel/drivers/md/dm-crypt.ko"
 	keystrap_root=$STAGE
 	rm -rf "$STAGE/etc/keystrap"
 	# Only the test that ships them puts the dracut module's attestation units in the stage.
-	if [ ! -f "$SRC/units/keystrap-handoff.service" ]; then
+	if [ ! -f "$SRC/dist/units/keystrap-handoff.service" ]; then
 		rm -f "$STAGE"/usr/lib/systemd/system/keystrap-{handoff,leave-initrd}.service \
 			"$STAGE/usr/lib/systemd/network/99-keystrap-dhcp.network"
 	fi
@@ -49,7 +49,7 @@ teardown() {
 # ---- build time -------------------------------------------------------------------------
 
 @test "install/keystrap: keystrap, its libraries and dlopened TCTI, the modules, the runtime hook" {
-	standin_build "$SRC/mkinitcpio/install/keystrap"
+	standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ -x "$BUILDROOT/usr/bin/keystrap" ]
 	cmp "$BUILDROOT/usr/bin/keystrap" "$KEYSTRAP"
 	# Every library ldd names is there, and the TCTI nobody links against.
@@ -74,14 +74,14 @@ teardown() {
 	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\nName=cryptroot\n[Attest]\nServer=https://10.0.2.2:8443\nCA=/etc/keystrap/server-ca.pem\n' \
 		>"$STAGE/etc/keystrap/keystrap.conf"
 	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server-ca.pem"
-	standin_build "$SRC/mkinitcpio/install/keystrap"
+	standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	cmp "$BUILDROOT/etc/keystrap/keystrap.conf" "$STAGE/etc/keystrap/keystrap.conf"
 	cmp "$BUILDROOT/etc/keystrap/server-ca.pem" "$STAGE/etc/keystrap/server-ca.pem"
 
 	standin_setup "$BATS_TEST_TMPDIR/mk2"
 	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\n# -----BEGIN PRIVATE KEY-----\n' \
 		>"$STAGE/etc/keystrap/keystrap.conf"
-	run standin_build "$SRC/mkinitcpio/install/keystrap"
+	run standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"==> ERROR: $STAGE/etc/keystrap/keystrap.conf: not copied into the image"* ]]
 	[[ "$output" != *"PRIVATE KEY"* ]]
@@ -89,47 +89,47 @@ teardown() {
 }
 
 @test "install/keystrap: TPM drivers may be built in, dm_crypt may not be missing" {
-	STANDIN_MODULES=dm_crypt standin_build "$SRC/mkinitcpio/install/keystrap"
+	STANDIN_MODULES=dm_crypt standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ "$_builderrors" -eq 0 ]
 	[ ! -e "$BUILDROOT/usr/lib/modules/tpm_crb.ko" ]
 
 	standin_setup "$BATS_TEST_TMPDIR/mk2"
-	STANDIN_MODULES="tpm_crb tpm_tis" run standin_build "$SRC/mkinitcpio/install/keystrap"
+	STANDIN_MODULES="tpm_crb tpm_tis" run standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"==> ERROR: module not found: 'dm_crypt'"* ]]
 }
 
 @test "install/keystrap: no keystrap binary is an error naming the path" {
 	keystrap_root=$BATS_TEST_TMPDIR/empty
-	run standin_build "$SRC/mkinitcpio/install/keystrap"
+	run standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"==> ERROR: file not found: '$keystrap_root/usr/sbin/keystrap'"* ]]
 }
 
 @test "install/sd-keystrap: the units and generator, TPM modules loaded early, no ash hook" {
-	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	standin_build "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	[ -x "$BUILDROOT/usr/bin/keystrap" ]
 	ls "$BUILDROOT"/usr/lib/*/libtss2-tcti-device.so.0
-	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-unlock@.service" "$SRC/units/keystrap-unlock@.service"
-	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/units/keystrap-lock.service"
-	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-enter-initrd.service" "$SRC/units/keystrap-enter-initrd.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-unlock@.service" "$SRC/dist/units/keystrap-unlock@.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/dist/units/keystrap-lock.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-enter-initrd.service" "$SRC/dist/units/keystrap-enter-initrd.service"
 	[ -x "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" ]
 	[ "$(cat "$BUILDROOT/etc/modules-load.d/keystrap.conf")" = "$(printf 'tpm_crb\ntpm_tis')" ]
 	[ ! -e "$BUILDROOT/hooks" ]
 	! grep -q add_runscript "$STANDIN_CALLS"
 	[ -z "${_runhooks[hooks]:-}" ]
 	# The generator that ships is what the dracut module ships.
-	cmp "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" "$SRC/units/keystrap-generator"
+	cmp "$BUILDROOT/usr/lib/systemd/system-generators/keystrap-generator" "$SRC/dist/units/keystrap-generator"
 	# DHCP in the initrd only for a configured server.
 	[ ! -e "$BUILDROOT/usr/lib/systemd/network" ]
 }
 
 @test "install/sd-keystrap: the handoff and leave-initrd units when shipped; DHCP only when a server is configured" {
 	for f in system/keystrap-handoff.service system/keystrap-leave-initrd.service network/99-keystrap-dhcp.network; do
-		[ -f "$SRC/units/${f#*/}" ] && cp "$SRC/units/${f#*/}" "$STAGE/usr/lib/systemd/$f" ||
+		[ -f "$SRC/dist/units/${f#*/}" ] && cp "$SRC/dist/units/${f#*/}" "$STAGE/usr/lib/systemd/$f" ||
 			install -Dm644 /dev/null "$STAGE/usr/lib/systemd/$f"
 	done
-	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	standin_build "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	[ -f "$BUILDROOT/usr/lib/systemd/system/keystrap-handoff.service" ]
 	[ -f "$BUILDROOT/usr/lib/systemd/system/keystrap-leave-initrd.service" ]
 	[ ! -e "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
@@ -138,7 +138,7 @@ teardown() {
 	mkdir -p "$STAGE/etc/keystrap"
 	printf '[Attest]\nServer=https://10.0.2.2:8443\nCA=/etc/keystrap/server-ca.pem\n' >"$STAGE/etc/keystrap/keystrap.conf"
 	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server-ca.pem"
-	standin_build "$SRC/mkinitcpio/install/sd-keystrap"
+	standin_build "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	[ -f "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
 	cmp "$BUILDROOT/etc/keystrap/server-ca.pem" "$STAGE/etc/keystrap/server-ca.pem"
 }
@@ -146,21 +146,21 @@ teardown() {
 @test "install/sd-keystrap without keystrap_root: units through add_systemd_unit, which adds ExecStart's binary" {
 	unset keystrap_root
 	# shellcheck disable=SC1091
-	. "$SRC/mkinitcpio/install/sd-keystrap"
+	. "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	keystrap_unit keystrap-unlock@.service || :
 	keystrap_unit keystrap-lock.service || :
 	[ "$_builderrors" -eq 0 ] || [ ! -e /usr/sbin/keystrap ]
 	grep -qx 'add_systemd_unit keystrap-unlock@.service' "$STANDIN_CALLS"
 	grep -qx 'add_systemd_unit keystrap-lock.service' "$STANDIN_CALLS"
 	grep -qx 'add_binary /usr/sbin/keystrap' "$STANDIN_CALLS"
-	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/units/keystrap-lock.service"
+	cmp "$BUILDROOT/usr/lib/systemd/system/keystrap-lock.service" "$SRC/dist/units/keystrap-lock.service"
 }
 
 @test "help() of each install hook prints what the hook does and its parameters" {
 	for h in keystrap sd-keystrap; do
 		unset -f help
 		# shellcheck disable=SC1090
-		. "$SRC/mkinitcpio/install/$h"
+		. "$SRC/dist/mkinitcpio/install/$h"
 		run help
 		[ "$status" -eq 0 ]
 		[[ "$output" == *"PCR 15"* ]]
@@ -172,9 +172,9 @@ teardown() {
 	dash -n "$HOOK"
 	busybox sh -n "$HOOK"
 	shellcheck -s sh "$HOOK"
-	bash -n "$SRC/mkinitcpio/install/keystrap"
-	bash -n "$SRC/mkinitcpio/install/sd-keystrap"
-	shellcheck -x -s bash "$SRC/mkinitcpio/install/keystrap" "$SRC/mkinitcpio/install/sd-keystrap"
+	bash -n "$SRC/dist/mkinitcpio/install/keystrap"
+	bash -n "$SRC/dist/mkinitcpio/install/sd-keystrap"
+	shellcheck -x -s bash "$SRC/dist/mkinitcpio/install/keystrap" "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	# Sourcing it only defines functions: mkinitcpio sources every hook into /init's shell.
 	run busybox sh -c ". '$HOOK'; echo sourced"
 	[ "$output" = sourced ]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The attestation protocol's JSON messages (lib/attest-msg.c), the first thing keystrap-server
+ * The attestation protocol's JSON messages (common/attest-msg.c), the first thing keystrap-server
  * parses from a peer: each message type from the same bytes. Whatever parses must format and
  * parse back to the same structure, and every refusal must come with a reason.
  */

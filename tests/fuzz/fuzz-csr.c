@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The PKCS#10 reader keystrap-server runs on every finish (lib/csr.c): whatever parses points
+ * The PKCS#10 reader keystrap-server runs on every finish (server/verify/csr.c): whatever parses points
  * inside the input, the signed span and the key lie inside the request, and the key is the
  * one canonical P-256 form.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The decrypted secret payload (lib/payload.c) the node decodes: whatever decodes must encode
+ * The decrypted secret payload (common/payload.c) the node decodes: whatever decodes must encode
  * back to the same bytes.
  */
 #include <assert.h>

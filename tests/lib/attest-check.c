@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * attest-check: drives keystrap's attestation core (lib/tpm.c, credential.c, quote.c, tpmpub.c)
+ * attest-check: drives keystrap's attestation core (node/tpm.c, credential.c, quote.c, tpmpub.c)
  * against a real TPM for tests/bats/attest-crypto.bats. Each subcommand does one thing and prints
  * one line: exit 0 when it succeeded, 1 when it was refused (the line says why), 2 on usage.
  * Test-only: it reads a test secret from a file, which keystrap itself never does.

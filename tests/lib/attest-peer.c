@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * attest-peer: a node that misbehaves on purpose, for tests/bats/server.bats. It runs the same
- * lib/attest-node.c steps keystrap attest runs, but leaves the HTTP to curl, so a test can
+ * node/attest-node.c steps keystrap attest runs, but leaves the HTTP to curl, so a test can
  * replay, tamper with or mix up messages. Test-only.
  *
  *   start UNIQUE [EK]               prints the start message: RSA EK + certificate, the AK

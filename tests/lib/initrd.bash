@@ -4,7 +4,7 @@
 #
 # - mkinitcpio's busybox hook (hooks/keystrap): hook runs it in busybox ash the way
 #   mkinitcpio's /init does (sourced, then run_hook, later run_cleanuphook).
-# - the systemd initrd that dracut/59keystrap and mkinitcpio's sd-keystrap build, with systemd
+# - the systemd initrd that dist/dracut/59keystrap and mkinitcpio's sd-keystrap build, with systemd
 #   itself deciding what runs: the units as 'make install-units' lays them out (what both
 #   tools copy into the image), keystrap-generator and systemd-cryptsetup-generator run for a
 #   given kernel command line and keystrap.conf, and 'systemd --test' computes the boot
@@ -19,7 +19,7 @@
 # VM scenarios of vm/check.sh boot the same hook and units for real.
 
 INITRD_SRC=$BATS_TEST_DIRNAME/../..
-HOOK=$INITRD_SRC/mkinitcpio/hooks/keystrap
+HOOK=$INITRD_SRC/dist/mkinitcpio/hooks/keystrap
 INITRD_SYSTEMD=${INITRD_SYSTEMD:-/lib/systemd/systemd}
 INITRD_CRYPTSETUP_GENERATOR=${INITRD_CRYPTSETUP_GENERATOR:-/lib/systemd/system-generators/systemd-cryptsetup-generator}
 

@@ -3,7 +3,7 @@
  * keyring-put: the keyring half of keystrap handoff without a server, for tests/bats/keyring.bats.
  * Makes what attest_run hands over — a fresh P-256 node key (OpenSSL secure heap), a
  * self-signed certificate for it, that certificate again as the chain, and secrets read from
- * files — and stores it exactly as keystrap handoff does (lib/handoff.c). Test-only.
+ * files — and stores it exactly as keystrap handoff does (node/handoff.c). Test-only.
  *
  *   keyring-put [--owner ID] [--group ID] [--lifetime SECONDS] [--node-id ID] [--secret NAME=FILE]...
  *

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The attestation core's pure code (lib/wire, tpmpub, credential, quote) without a TPM:
+ * The attestation core's pure code (common/wire, tpmpub; server/verify/credential, quote) without a TPM:
  * known-answer vectors and one real quote captured from swtpm 0.7 (libtpms).
  *
- * Where the expected values come from (computed once, independently of lib/):
+ * Where the expected values come from (computed once, independently of this tree):
  *  - KDFa: Python's hmac module, K(i) = HMAC(key, [i]32 || label || 00 || u || v || [bits]32);
  *    vectors A and C also match `openssl kdf ... KBKDF` (SP 800-108 counter mode).
  *  - KDFe: Python's hashlib, H([i]32 || Z || "IDENTITY\0" || u || v).

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/cel: systemd's tpm2-measure.log records parse; format/parse round trip; replay; merge order; errors. */
+/* common/cel.c: systemd's tpm2-measure.log records parse; format/parse round trip; replay; merge order; errors. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/config: the shipped example parses; every strictness rule and the secret rule, with the message. */
+/* node/config.c: the shipped example parses; every strictness rule and the secret rule, with the message. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +23,9 @@ static void test_example(void)
 	char err[CONFIG_ERROR_MAX];
 	size_t size = 0;
 
-	CHECK(read_file("keystrap.conf.example", CONFIG_SIZE_MAX, &data, &size) == 0,
+	CHECK(read_file("dist/keystrap.conf.example", CONFIG_SIZE_MAX, &data, &size) == 0,
 	      "keystrap.conf.example is readable");
-	CHECK(data && config_parse("keystrap.conf.example", (const char *)data, size, &c, err) == 0,
+	CHECK(data && config_parse("dist/keystrap.conf.example", (const char *)data, size, &c, err) == 0,
 	      "the shipped example parses");
 	CHECK(c && streq(c->device, "UUID=5465369a-996d-42ca-9ad4-91d0082e0b34") && streq(c->name, "cryptroot") &&
 	      streq(c->pcrs, "7,15:0") && streq(c->bank->name, "sha256") && c->lock,

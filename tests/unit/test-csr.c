@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/csr.c: the PKCS#10 requests OpenSSL writes are read exactly; anything else is refused. */
+/* server/verify/csr.c: the PKCS#10 requests OpenSSL writes are read exactly; anything else is refused. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 #include "ossl.h"
 #include "tap.h"
 
-/* A DER request for key signed with md, as a node (lib/attest-node.c) makes it. */
+/* A DER request for key signed with md, as a node (node/attest-node.c) makes it. */
 static int make(EVP_PKEY *key, const EVP_MD *md, uint8_t **ret)
 {
 	X509_REQ *req = X509_REQ_new();

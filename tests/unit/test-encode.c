@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/encode: base64 (RFC 4648 section 10 vectors, strict decoding) and hex. */
+/* common/encode.c: base64 (RFC 4648 section 10 vectors, strict decoding) and hex. */
 #include <errno.h>
 #include <string.h>
 

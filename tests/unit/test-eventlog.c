@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * lib/eventlog: logs built here byte by byte, replayed against values computed here with
+ * common/eventlog.c: logs built here byte by byte, replayed against values computed here with
  * OpenSSL directly; StartupLocality and H-CRTM; every structural error names its offset.
  */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/json-dup: a key twice in one object is found, however it is spelled; distinct keys, equal keys in different objects, and keys inside strings are not duplicates. */
+/* common/json-dup.c: a key twice in one object is found, however it is spelled; distinct keys, equal keys in different objects, and keys inside strings are not duplicates. */
 #include <string.h>
 
 #include "json-dup.h"

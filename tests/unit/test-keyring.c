@@ -122,7 +122,7 @@ static void test_status(void)
 }
 
 /*
- * The seam: lib/keyring.c reaches the kernel through syscall(2), which this binary defines, so
+ * The seam: node/keyring.c reaches the kernel through syscall(2), which this binary defines, so
  * a keyring can be made to grow at the exact moment between keyring_list's size query and its
  * read, as another process adding keys would. Everything else passes straight through.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * lib/log: each binary's lines start with its own name; %m is the error handed to
+ * common/log.c: each binary's lines start with its own name; %m is the error handed to
  * log_*_errno, whatever errno the caller left behind, and the caller's errno otherwise;
  * errno is as it was afterwards; below the level nothing is written.
  */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The secret payload (lib/payload.c): encoding, AES-256-GCM sealing, and what is refused. */
+/* The secret payload (common/payload.c): encoding, AES-256-GCM sealing, and what is refused. */
 #include <errno.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/pcr: banks, --pcrs parsing (and its errors), the PolicyPCR digest, mask formatting. */
+/* common/pcr.c: banks, --pcrs parsing (and its errors), the PolicyPCR digest, mask formatting. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * lib/secbuf: what is observable from outside. The wipe on free cannot be seen portably
+ * common/secbuf.c: what is observable from outside. The wipe on free cannot be seen portably
  * (the pages are unmapped), so this checks what the kernel reports instead: the mapping is
  * private, locked, excluded from core dumps, and gone after free.
  */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/token: systemd-tpm2 token JSON, format -> parse round trip and one reason per defect. */
+/* node/token.c: systemd-tpm2 token JSON, format -> parse round trip and one reason per defect. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lib/utf8: valid text passes unchanged, every byte that starts no valid sequence is U+FFFD. */
+/* common/utf8.c: valid text passes unchanged, every byte that starts no valid sequence is U+FFFD. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -63,7 +63,7 @@ int config_check(const char *path);
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);
 
-/* keystrap attest (hook/attest.c): the handshake with keystrap-server, for attest and handoff. */
+/* keystrap attest (node/cli/attest.c): the handshake with keystrap-server, for attest and handoff. */
 struct node_credentials;
 struct attest_options {
 	const char *server;      /* https:// URL of keystrap-server */
@@ -83,7 +83,7 @@ struct attest_options {
  */
 int attest_run(const struct attest_options *o, struct node_credentials **ret);
 
-/* keystrap handoff (hook/handoff.c), shared with keystrap verify. */
+/* keystrap handoff (node/cli/handoff.c), shared with keystrap verify. */
 /* The PCRs recorded at handoff and compared by verify: sha256 0-15, what policy covers. */
 #define PCR_SNAPSHOT_MASK 0xffffu
 #define HANDOFF_PCRS_MAX 1200

@@ -6,6 +6,12 @@
 #include "server.h"
 #include "store.h"
 
+/* The operator commands, one file each (main.c's table; serve is server.h's). */
+int cmd_node(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_secret(int argc, char **argv);
+
 /*
  * The admin commands' command line: VERB [ARG] --config FILE [--id ID] [--group GROUP]. Opens
  * the store the configuration names. Returns 0, or the exit code after saying what was wrong.

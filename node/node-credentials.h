@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "macro.h"
+#include "payload.h"
 #include "secbuf.h"
 
 /*
@@ -13,13 +14,6 @@
  * handshake to the keyring handoff (issue 6) inside one process: nothing here is ever written
  * to a file. The private key lives in OpenSSL's secure heap, secret values in secbufs.
  */
-
-#define NODE_SECRET_NAME_MAX 64
-
-struct node_secret {
-	char name[NODE_SECRET_NAME_MAX + 1];
-	struct secbuf *value;
-};
 
 struct node_credentials {
 	char node_id[65];

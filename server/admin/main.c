@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
-#include "server.h"
+#include "admin.h"
 
 #ifndef KEYSTRAP_VERSION
 #define KEYSTRAP_VERSION "0"

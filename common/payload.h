@@ -4,7 +4,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node-credentials.h"
 #include "secbuf.h"
 
 /*
@@ -15,6 +14,15 @@
  */
 
 #define PAYLOAD_KEY_SIZE 32
+
+/* One secret as the node holds it after opening the payload. */
+#define NODE_SECRET_NAME_MAX 64
+
+struct node_secret {
+	char name[NODE_SECRET_NAME_MAX + 1];
+	struct secbuf *value;
+};
+
 
 struct payload_item {
 	const char *name;          /* [A-Za-z0-9._-], 1..NODE_SECRET_NAME_MAX */
