@@ -24,3 +24,17 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 
 /* The one-line reason for a handoff_store error. */
 const char *handoff_reason(int r);
+
+#include "config.h"
+struct handoff_status;
+
+/* The steps of keystrap handoff before the keyring (handoff-run.c), shared with keystrap verify. */
+/* The PCRs recorded at handoff and compared by verify: sha256 0-15, what policy covers. */
+#define PCR_SNAPSHOT_MASK 0xffffu
+#define HANDOFF_PCRS_MAX 1200
+/* "sha256:0=HEX,1=HEX,...,15=HEX" of the TPM's current values. */
+int pcr_snapshot(char *buf, size_t size);
+/* Loads (and measures) keystrap.conf; -EINVAL (logged) without [Attest] Server= and CA=. */
+int handoff_config(const char *path, struct keystrap_config **ret);
+/* The keyring's status facts (root: through its user keyring). -ENOKEY without a handoff. */
+int handoff_status_read(struct handoff_status *ret);

@@ -280,3 +280,16 @@ enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
 	}
 	return TOKEN_OTHER;
 }
+
+int token_passphrase(const struct secbuf *key, struct secbuf **ret)
+{
+	struct secbuf *p;
+
+	p = secbuf_new(base64_encoded_len(key->size) + 1);
+	if (!p)
+		return -ENOMEM;
+	base64_encode(key->data, key->size, (char *)p->data);
+	p->size = base64_encoded_len(key->size);
+	*ret = p;
+	return 0;
+}

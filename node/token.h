@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "pcr.h"
+#include "secbuf.h"
 
 #define TOKEN_TYPE_TPM2 "systemd-tpm2"
 /* What keystrap enroll writes before the keyslot it is about to add: see luks_enroll. */
@@ -53,3 +54,9 @@ enum token_kind {
 };
 /* Sorts untrusted header JSON for luks_repair; *ret_keyslot is written for PENDING and KEYSTRAP. */
 enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot);
+
+/*
+ * The LUKS passphrase of a systemd-tpm2 token's keyslot: base64 of the unsealed key, as
+ * systemd-cryptsetup derives it. enroll and unlock both go through here.
+ */
+int token_passphrase(const struct secbuf *key, struct secbuf **ret);

@@ -31,9 +31,11 @@
 #include "attest-node.h"
 #include "encode.h"
 #include "fileio.h"
-#include "node-credentials.h"
 #include "keystrap.h"
 #include "log.h"
+#include "measure.h"
+#include "node-credentials.h"
+#include "open.h"
 #include "ossl.h"
 #include "secbuf.h"
 

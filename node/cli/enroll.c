@@ -11,11 +11,13 @@
 #include "encode.h"
 #include "keystrap.h"
 #include "log.h"
+#include "enroll.h"
 #include "luks.h"
+#include "measure.h"
+#include "open.h"
 #include "pcr.h"
 #include "token.h"
 
-#define SECRET_SIZE 32
 #define PASSPHRASE_MAX 4096
 
 static const char usage[] =
@@ -44,18 +46,6 @@ static void show_help(void)
 	       usage);
 }
 
-struct enroll_ctx {
-	struct tpm2_token token;
-};
-
-static int make_token(int slot, void *userdata, char **ret_json)
-{
-	struct enroll_ctx *c = userdata;
-
-	c->token.keyslot = slot;
-	return token_format(&c->token, ret_json);
-}
-
 static int read_existing(const char *key_file, const char *device, struct secbuf **ret)
 {
 	int r;
@@ -74,73 +64,6 @@ static int read_existing(const char *key_file, const char *device, struct secbuf
 	return 0;
 }
 
-static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
-			struct secbuf **ret_passphrase)
-{
-	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
-	_cleanup_tpm_ struct tpm *t = NULL;
-	uint8_t current[PCR_COUNT][PCR_DIGEST_MAX];
-	ESYS_TR primary = ESYS_TR_NONE;
-	char pcrs[80];
-	int r;
-
-	r = tpm_connect(&t);
-	if (r < 0)
-		return r;
-	pcr_mask_format(spec->mask, pcrs, sizeof(pcrs));
-
-	/* Read even when every value is given: a bank this TPM has not allocated would seal a key
-	 * that can never be unsealed. */
-	r = tpm_pcr_read(t, spec->bank, spec->mask, current);
-	if (r < 0)
-		return log_error_errno(r, "cannot read PCRs %s from bank %s: %s", pcrs, spec->bank->name,
-				       tpm_failure_reason(r));
-	for (unsigned i = 0; i < PCR_COUNT; i++)
-		if (spec->mask & ~spec->given & (1u << i))
-			memcpy(spec->values[i], current[i], spec->bank->size);
-	spec->given = spec->mask;
-	r = pcr_policy_digest(spec, c->token.policy_hash);
-	if (r < 0)
-		return log_error_errno(r, "cannot compute the PCR policy digest");
-
-	secret = secbuf_new(SECRET_SIZE);
-	if (!secret)
-		return log_error_errno(-ENOMEM, "out of memory");
-	if (getrandom(secret->data, SECRET_SIZE, 0) != SECRET_SIZE)
-		return log_error_errno(-errno, "getrandom failed: %m");
-
-	if (srk)
-		r = tpm_srk_ensure(t, &primary, c->token.srk, sizeof(c->token.srk), &c->token.srk_size);
-	else
-		r = tpm_primary_create(t, alg, &primary);
-	if (r == -ENOKEY)
-		return log_error_errno(r, "the object at 0x%x is not a storage key; it cannot be the SRK",
-				       TPM_SRK_HANDLE);
-	if (r < 0)
-		return log_error_errno(r, "cannot %s the TPM storage primary key: %s",
-				       srk ? "create and persist" : "create", tpm_failure_reason(r));
-	r = tpm_seal(t, primary, c->token.policy_hash, secret, c->token.blob, sizeof(c->token.blob),
-		     &c->token.blob_size);
-	tpm_flush(t, &primary);
-	if (r < 0)
-		return log_error_errno(r, "cannot seal the disk key: %s", tpm_failure_reason(r));
-
-	/* The LUKS passphrase is base64 of the key, as systemd-cryptsetup derives it. */
-	passphrase = secbuf_new(base64_encoded_len(SECRET_SIZE) + 1);
-	if (!passphrase)
-		return log_error_errno(-ENOMEM, "out of memory");
-	base64_encode(secret->data, SECRET_SIZE, (char *)passphrase->data);
-	passphrase->size = base64_encoded_len(SECRET_SIZE);
-
-	c->token.pcr_mask = spec->mask;
-	c->token.bank = spec->bank;
-	c->token.primary_alg = alg;
-	c->token.values_mask = spec->mask;
-	memcpy(c->token.values, spec->values, sizeof(spec->values));
-	*ret_passphrase = TAKE_PTR(passphrase);
-	return 0;
-}
-
 int cmd_enroll(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -156,14 +79,12 @@ int cmd_enroll(int argc, char **argv)
 	};
 	const char *device = NULL, *pcrs = "7,15:0", *bank_name = "sha256", *key_file = NULL;
 	const char *config = NULL;
-	_cleanup_secbuf_ struct secbuf *existing = NULL, *passphrase = NULL;
+	_cleanup_secbuf_ struct secbuf *existing = NULL;
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	_cleanup_free_ struct enroll_ctx *c = NULL;
 	_cleanup_free_ char *path = NULL, *bad = NULL;
 	const struct pcr_bank *bank;
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
-	enum luks_leftover leftover;
 	uint32_t leftovers;
 	bool srk = false;
 	int opt, r, slot, token;
@@ -218,35 +139,11 @@ int cmd_enroll(int argc, char **argv)
 	r = read_existing(key_file, path, &existing);
 	if (r < 0)
 		return 1;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return log_error("out of memory"), 1;
 	if (srk && alg == TPM2_ALG_RSA)
 		return usage_error(usage, "--srk and --primary-alg rsa exclude each other: the SRK is ECC");
-	r = seal_new_key(&spec, alg, srk, c, &passphrase);
+	r = enroll_volume(cd, path, existing, key_file ? "key file" : "passphrase", &spec, alg, srk, &slot, &token);
 	if (r < 0)
 		return 1;
-
-	r = luks_enroll(cd, existing, passphrase, make_token, c, &slot, &token, &leftover);
-	if (r == -EACCES)
-		return log_error("the existing %s does not open any keyslot of '%s'",
-				 key_file ? "key file" : "passphrase", path), 1;
-	if (r == -ENOBUFS)
-		return log_error("all 32 LUKS2 token slots of '%s' are in use; nothing was added "
-				 "(free one with 'cryptsetup token remove')", path), 1;
-	if (r == -EMLINK)
-		return log_error("all LUKS2 keyslots of '%s' are in use; nothing was added "
-				 "(free one with 'cryptsetup luksKillSlot')", path), 1;
-	if (r < 0)
-		return log_error("cannot add keyslot and token to '%s': %s; %s", path,
-				 r == -E2BIG ? "the LUKS2 header has no room left for them" : strerror(-r),
-				 leftover == LUKS_LEFT_ENROLLED ?
-					 "the new keyslot and token were written all the same and open the "
-					 "volume (see cryptsetup luksDump)" :
-				 leftover == LUKS_LEFT_PENDING ?
-					 "what was written could not be removed now: keystrap enroll or unlock "
-					 "removes it when next run" :
-					 "nothing was added"), 1;
 
 	pcr_mask_format(spec.mask, mask, sizeof(mask));
 	printf("enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s\n", path, slot, token, mask,

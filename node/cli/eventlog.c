@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "keystrap.h"
 #include "log.h"
+#include "open.h"
 
 #define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define FIRMWARE_LOG_MAX (16u << 20)

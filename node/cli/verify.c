@@ -19,6 +19,7 @@
 #include "handoff.h"
 #include "keystrap.h"
 #include "log.h"
+#include "measure.h"
 
 static const char usage[] = "keystrap verify [--config FILE] [--ek rsa2048|ecc256|ecc384]";
 

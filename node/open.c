@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Opening the TPM and a LUKS2 header, each failure said in one line naming the device. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 
-#include "keystrap.h"
 #include "log.h"
 #include "luks.h"
+#include "open.h"
 
 int tpm_connect(struct tpm **ret)
 {
@@ -48,18 +48,6 @@ const char *tpm_failure_reason(int err)
 	default:
 		return "the TPM refused the operation";
 	}
-}
-
-int usage_error(const char *usage, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("keystrap: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nUsage: %s\n", usage);
-	return EXIT_USAGE;
 }
 
 int luks_load(const char *path, struct crypt_device **ret)

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Enrolling a volume: a fresh 256-bit key sealed in the TPM under the PCR policy, then a LUKS2
+ * keyslot for it and the systemd-tpm2 token that describes it (luks_enroll orders the two
+ * commits so a cut-short run leaves something the next run recognises and removes).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "enroll.h"
+#include "log.h"
+#include "luks.h"
+#include "open.h"
+#include "token.h"
+
+#define SECRET_SIZE 32
+
+struct enroll_ctx {
+	struct tpm2_token token;
+};
+
+static int make_token(int slot, void *userdata, char **ret_json)
+{
+	struct enroll_ctx *c = userdata;
+
+	c->token.keyslot = slot;
+	return token_format(&c->token, ret_json);
+}
+
+static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
+			struct secbuf **ret_passphrase)
+{
+	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
+	_cleanup_tpm_ struct tpm *t = NULL;
+	uint8_t current[PCR_COUNT][PCR_DIGEST_MAX];
+	ESYS_TR primary = ESYS_TR_NONE;
+	char pcrs[80];
+	int r;
+
+	r = tpm_connect(&t);
+	if (r < 0)
+		return r;
+	pcr_mask_format(spec->mask, pcrs, sizeof(pcrs));
+
+	/* Read even when every value is given: a bank this TPM has not allocated would seal a key
+	 * that can never be unsealed. */
+	r = tpm_pcr_read(t, spec->bank, spec->mask, current);
+	if (r < 0)
+		return log_error_errno(r, "cannot read PCRs %s from bank %s: %s", pcrs, spec->bank->name,
+				       tpm_failure_reason(r));
+	for (unsigned i = 0; i < PCR_COUNT; i++)
+		if (spec->mask & ~spec->given & (1u << i))
+			memcpy(spec->values[i], current[i], spec->bank->size);
+	spec->given = spec->mask;
+	r = pcr_policy_digest(spec, c->token.policy_hash);
+	if (r < 0)
+		return log_error_errno(r, "cannot compute the PCR policy digest");
+
+	secret = secbuf_new(SECRET_SIZE);
+	if (!secret)
+		return log_error_errno(-ENOMEM, "out of memory");
+	if (getrandom(secret->data, SECRET_SIZE, 0) != SECRET_SIZE)
+		return log_error_errno(-errno, "getrandom failed: %m");
+
+	if (srk)
+		r = tpm_srk_ensure(t, &primary, c->token.srk, sizeof(c->token.srk), &c->token.srk_size);
+	else
+		r = tpm_primary_create(t, alg, &primary);
+	if (r == -ENOKEY)
+		return log_error_errno(r, "the object at 0x%x is not a storage key; it cannot be the SRK",
+				       TPM_SRK_HANDLE);
+	if (r < 0)
+		return log_error_errno(r, "cannot %s the TPM storage primary key: %s",
+				       srk ? "create and persist" : "create", tpm_failure_reason(r));
+	r = tpm_seal(t, primary, c->token.policy_hash, secret, c->token.blob, sizeof(c->token.blob),
+		     &c->token.blob_size);
+	tpm_flush(t, &primary);
+	if (r < 0)
+		return log_error_errno(r, "cannot seal the disk key: %s", tpm_failure_reason(r));
+
+	if (token_passphrase(secret, &passphrase) < 0)
+		return log_error_errno(-ENOMEM, "out of memory");
+
+	c->token.pcr_mask = spec->mask;
+	c->token.bank = spec->bank;
+	c->token.primary_alg = alg;
+	c->token.values_mask = spec->mask;
+	memcpy(c->token.values, spec->values, sizeof(spec->values));
+	*ret_passphrase = TAKE_PTR(passphrase);
+	return 0;
+}
+
+int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
+		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token)
+{
+	_cleanup_secbuf_ struct secbuf *passphrase = NULL;
+	_cleanup_free_ struct enroll_ctx *c = NULL;
+	enum luks_leftover leftover;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return log_error_errno(-ENOMEM, "out of memory");
+	r = seal_new_key(spec, alg, srk, c, &passphrase);
+	if (r < 0)
+		return r;
+
+	r = luks_enroll(cd, existing, passphrase, make_token, c, ret_slot, ret_token, &leftover);
+	if (r == -EACCES)
+		return log_error_errno(r, "the existing %s does not open any keyslot of '%s'", existing_what, path);
+	if (r == -ENOBUFS)
+		return log_error_errno(r, "all 32 LUKS2 token slots of '%s' are in use; nothing was added "
+				       "(free one with 'cryptsetup token remove')", path);
+	if (r == -EMLINK)
+		return log_error_errno(r, "all LUKS2 keyslots of '%s' are in use; nothing was added "
+				       "(free one with 'cryptsetup luksKillSlot')", path);
+	if (r < 0)
+		return log_error_errno(r, "cannot add keyslot and token to '%s': %s; %s", path,
+				       r == -E2BIG ? "the LUKS2 header has no room left for them" : strerror(-r),
+				       leftover == LUKS_LEFT_ENROLLED ?
+					 "the new keyslot and token were written all the same and open the "
+					 "volume (see cryptsetup luksDump)" :
+				       leftover == LUKS_LEFT_PENDING ?
+					 "what was written could not be removed now: keystrap enroll or unlock "
+					 "removes it when next run" :
+					 "nothing was added");
+	return 0;
+}
