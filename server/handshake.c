@@ -94,7 +94,7 @@ static int policy_admit(struct server *s, struct reply *r, const struct policy *
 {
 	char why[ATTEST_REASON_MAX];
 
-	if (policy_current(&s->policy, s->store, s->config, now_usec(), ret, why) < 0) {
+	if (policy_cache_current(&s->policy, s->store, s->config, now_usec(), ret, why) < 0) {
 		deny(r, 503, "%s", why);
 		return -EPERM;
 	}

@@ -6,7 +6,7 @@
 #include "attest-msg.h"
 #include "pki.h"
 #include "policy-cache.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
 /* What the attestation endpoints work with: no HTTP here, only bodies in and replies out. */

@@ -30,7 +30,7 @@ int health_check(struct health *h, struct server *srv, int64_t now_us, char reas
 	char why[ATTEST_REASON_MAX];
 	int r;
 
-	r = policy_current(&srv->policy, srv->store, srv->config, now_us, &p, why);
+	r = policy_cache_current(&srv->policy, srv->store, srv->config, now_us, &p, why);
 	/* Anything but a verdict on the policy is the store failing to answer. */
 	if (r < 0 && r != -ENOENT && r != -EKEYREJECTED && r != -EBADMSG && r != -ETIME)
 		health_store_result(h, r, "cannot read the policy", now_us);

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <openssl/x509.h>
 
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 #include "tpmpub.h"
 

@@ -65,7 +65,7 @@ void policy_cache_done(struct policy_cache *pc)
 	*pc = (struct policy_cache){};
 }
 
-int policy_current(struct policy_cache *pc, struct store *s, const struct server_config *c, int64_t now_us,
+int policy_cache_current(struct policy_cache *pc, struct store *s, const struct server_config *c, int64_t now_us,
 		   const struct policy **ret, char reason[ATTEST_REASON_MAX])
 {
 	_cleanup_free_ char *text = NULL, *signatures = NULL;

@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 #include "policy.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
 /*
@@ -34,7 +34,7 @@ struct policy_cache {
  * policy loaded (-ENOENT), an untrusted one (-EKEYREJECTED, -EBADMSG) or an expired one
  * (-ETIME) give a reason fit for the node and the audit log.
  */
-int policy_current(struct policy_cache *pc, struct store *s, const struct server_config *c, int64_t now_us,
+int policy_cache_current(struct policy_cache *pc, struct store *s, const struct server_config *c, int64_t now_us,
 		   const struct policy **ret, char reason[ATTEST_REASON_MAX]);
 void policy_cache_done(struct policy_cache *pc);
 

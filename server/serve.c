@@ -30,9 +30,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
-#include "server.h"
-
-static const char usage[] = "keystrap-server serve --config FILE";
+#include "serve.h"
+#include "server-config.h"
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)
@@ -531,36 +530,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, &drain);
 }
 
-int cmd_serve(int argc, char **argv)
+int serve_run(const char *config)
 {
-	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
-					      { "help", no_argument, NULL, 'h' },
-					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ struct daemon *dp = calloc(1, sizeof(*dp));
 	struct daemon *d = dp;
 	struct event *sigterm = NULL, *sigint = NULL;
-	const char *config = NULL;
 	char host[256], shown[512];
 	uint16_t port;
-	int o, rc = 1;
+	int rc = 1;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (o) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			printf("Usage: %s\n", usage);
-			return 0;
-		default:
-			fprintf(stderr, "Usage: %s\n", usage);
-			return EXIT_USAGE;
-		}
-	if (!config || optind != argc) {
-		fprintf(stderr, "keystrap-server: serve takes --config FILE and nothing else\nUsage: %s\n", usage);
-		return EXIT_USAGE;
-	}
 	if (!d) {
 		log_error("out of memory");
 		return 1;

@@ -6,7 +6,7 @@
 
 #include "admin.h"
 #include "log.h"
-#include "server.h"
+#include "server-config.h"
 
 int admin_load(const char *config, struct server_config **ret_config, struct store **ret)
 {

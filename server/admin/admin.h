@@ -3,10 +3,15 @@
 
 #include <stddef.h>
 
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
-/* The operator commands, one file each (main.c's table; serve is server.h's). */
+#define EXIT_USAGE 2
+/* A command printed its --help: main exits 0 without running it. */
+#define EXIT_HELP (-1)
+
+/* keystrap-server's commands, one file each (main.c's table): the service and the operator's. */
+int cmd_serve(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * keystrap-server audit verify|export: the audit log is a hash chain. Each record's hash is
- * SHA-256(prev_hash || seq || time || peer || EK hash || node id || action || decision ||
- * reasons), every field length-prefixed, and prev_hash is the previous record's hash (zeros
- * for seq 1). An edited record no longer matches its hash; a removed or reordered one breaks
+ * keystrap-server audit verify|export: the audit log is a hash chain (server/store/audit-chain.c).
+ * An edited record no longer matches its hash; a removed or reordered one breaks
  * the sequence or the link. Removing records from the end is only visible against a head
  * recorded elsewhere: verify prints the head so it can be kept.
  */
@@ -16,35 +14,8 @@
 #include "admin.h"
 #include "encode.h"
 #include "ossl.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
-
-static int put_field(EVP_MD_CTX *c, const void *p, size_t n)
-{
-	uint8_t len[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-
-	return EVP_DigestUpdate(c, len, sizeof(len)) && EVP_DigestUpdate(c, p, n) ? 0 : -EIO;
-}
-
-static int put_str(EVP_MD_CTX *c, const char *s)
-{
-	return put_field(c, s ? s : "", s ? strlen(s) : 0);
-}
-
-int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32])
-{
-	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = EVP_MD_CTX_new();
-	char seq[24], t[24];
-
-	snprintf(seq, sizeof(seq), "%" PRId64, r->seq);
-	snprintf(t, sizeof(t), "%" PRId64, r->time_us);
-	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, r->prev_hash, 32) ||
-	    put_str(c, seq) < 0 || put_str(c, t) < 0 || put_str(c, r->peer) < 0 || put_str(c, r->ek_hash) < 0 ||
-	    put_str(c, r->node_id) < 0 || put_str(c, r->action) < 0 || put_str(c, r->decision) < 0 ||
-	    put_str(c, r->reasons) < 0 || !EVP_DigestFinal_ex(c, ret, NULL))
-		return -EIO;
-	return 0;
-}
 
 struct verify {
 	int64_t expect_seq;

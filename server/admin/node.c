@@ -13,7 +13,7 @@
 #include "attest-msg.h"
 #include "log.h"
 #include "policy.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
 static const char usage[] = "keystrap-server node list --config FILE\n"

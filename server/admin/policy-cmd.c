@@ -18,7 +18,7 @@
 #include "operator.h"
 #include "policy-cache.h"
 #include "secbuf.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
 #define POLICY_FILE_MAX 65536

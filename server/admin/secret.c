@@ -13,7 +13,7 @@
 #include "log.h"
 #include "policy.h"
 #include "secbuf.h"
-#include "server.h"
+#include "server-config.h"
 #include "store.h"
 
 static const char usage[] = "keystrap-server secret set NAME --config FILE   (the value is read from standard input)";

@@ -9,7 +9,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "operator.h"
-#include "server.h"
+#include "server-config.h"
 
 #define CONFIG_MAX 65536
 

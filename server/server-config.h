@@ -7,9 +7,6 @@
 #include "macro.h"
 #include "pcr.h"
 
-#define EXIT_USAGE 2
-/* A command printed its --help: main exits 0 without running it. */
-#define EXIT_HELP (-1)
 #define EK_CA_MAX 8
 #define OPERATOR_KEYS_CONFIG_MAX 16
 
@@ -48,8 +45,5 @@ static inline void server_config_freep(struct server_config **c)
 }
 #define _cleanup_server_config_ _cleanup_(server_config_freep)
 
-/* keystrap-server serve (serve.c): the one command that is not an operator's (admin/). */
-int cmd_serve(int argc, char **argv);
-
-
+/* CLOCK_REALTIME in microseconds: what records and policies are timed by. */
 int64_t now_usec(void);
