@@ -200,23 +200,27 @@ shellcheck:
 # SOURCE_DATE_EPOCH, as dpkg sets it), so two builds of one tree install the same pages.
 MAN_DATE := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
 MAN_OUT  := $(patsubst man/%,$(BUILD)/man/%,$(wildcard man/*.[0-9]))
+SERVER_MAN := $(filter $(BUILD)/man/keystrap-server%,$(MAN_OUT))
+NODE_MAN := $(filter-out $(SERVER_MAN),$(MAN_OUT))
 $(BUILD)/man/%: man/% Makefile
 	@mkdir -p $(@D)
 	sed -E '1s/^(\.TH [^ ]+ [0-9]) "[^"]*" "keystrap [^"]*"/\1 "$(MAN_DATE)" "keystrap $(VERSION)"/' $< >$@
 
-install: $(BUILD)/keystrap $(MAN_OUT)
+install: $(BUILD)/keystrap $(NODE_MAN)
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
 	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
-	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
-	for m in $(MAN_OUT); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
+	for m in $(NODE_MAN); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 	install -Dm644 dist/keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
 	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
 	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \
 		install -Dm644 dist/units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
 
 # keystrap-server, its hardened service (ExecStart follows SBINDIR) and the user it runs as.
-install-server: $(BUILD)/keystrap-server $(BUILD)/keystrap-server.service
+install-server: $(BUILD)/keystrap-server $(BUILD)/keystrap-server.service $(SERVER_MAN)
 	install -Dm755 $(BUILD)/keystrap-server $(DESTDIR)$(SBINDIR)/keystrap-server
+	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
+	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
+	for m in $(SERVER_MAN); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 	install -Dm644 $(BUILD)/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
 	install -Dm644 dist/units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
 	install -Dm644 dist/keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example

@@ -84,3 +84,31 @@ complete_words() {
 	[ -z "$(complete_words keystrap frobnicate)" ]
 	[ -z "$(complete_words keystrap enroll --frob)" ]
 }
+
+# A pkg-config that knows none of the server's libraries, as on a node-only build host.
+node_only_pkg_config() {
+	cat >"$BATS_TEST_TMPDIR/pkg-config" <<'SH'
+#!/bin/sh
+for a; do case $a in libevent*|sqlite3|libpq|libsystemd) echo "no $a here" >&2; exit 1 ;; esac; done
+exec pkg-config "$@"
+SH
+	chmod +x "$BATS_TEST_TMPDIR/pkg-config"
+}
+
+@test "SERVER=no builds and installs keystrap alone, without the server's libraries on the build host" {
+	node_only_pkg_config
+	make -s -C "$SRC" -j2 install SERVER=no PKG_CONFIG="$BATS_TEST_TMPDIR/pkg-config" \
+		BUILD="$BATS_TEST_TMPDIR/build" DESTDIR="$BATS_TEST_TMPDIR/root" PREFIX=/usr >/dev/null
+	[ -x "$BATS_TEST_TMPDIR/root/usr/sbin/keystrap" ]
+	[ ! -e "$BATS_TEST_TMPDIR/root/usr/sbin/keystrap-server" ]
+	[ -z "$(find "$BATS_TEST_TMPDIR/root" -name 'keystrap-server*')" ]
+	[ ! -d "$BATS_TEST_TMPDIR/build/server" ]
+	"$BATS_TEST_TMPDIR/root/usr/sbin/keystrap" --version
+}
+
+@test "... and its twin: by default the server is built, and needs its libraries" {
+	make -s -C "$SRC" -n all BUILD="$BATS_TEST_TMPDIR/build" | grep -q 'keystrap-server'
+	node_only_pkg_config
+	run make -s -C "$SRC" -j2 all PKG_CONFIG="$BATS_TEST_TMPDIR/pkg-config" BUILD="$BATS_TEST_TMPDIR/build"
+	[ "$status" -ne 0 ]
+}
