@@ -11,14 +11,19 @@
 
 #define TAG_SIZE 16
 
-static bool name_valid(const char *s, size_t n)
+bool keystrap_name_valid(const char *s, size_t n, size_t max)
 {
-	if (n == 0 || n > NODE_SECRET_NAME_MAX)
+	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", s[i]) || !s[i])
+		if (!s[i] || !strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", s[i]))
 			return false;
-	return s[0] != '.';
+	return true;
+}
+
+bool secret_name_valid(const char *s)
+{
+	return keystrap_name_valid(s, strlen(s), NODE_SECRET_NAME_MAX);
 }
 
 int payload_encode(const struct payload_item *items, size_t n, struct secbuf **ret, size_t *ret_bad)
@@ -29,7 +34,7 @@ int payload_encode(const struct payload_item *items, size_t n, struct secbuf **r
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(items[i].name);
 
-		if (!name_valid(items[i].name, l) || items[i].value->size > UINT16_MAX) {
+		if (!secret_name_valid(items[i].name) || items[i].value->size > UINT16_MAX) {
 			*ret_bad = i;
 			return -EINVAL;
 		}
@@ -71,7 +76,7 @@ int payload_decode(const uint8_t *p, size_t size, struct node_secret **ret, size
 		size_t l = p[off++], v;
 		struct node_secret *q;
 
-		if (l > size - off || !name_valid((const char *)p + off, l))
+		if (l > size - off || !keystrap_name_valid((const char *)p + off, l, NODE_SECRET_NAME_MAX))
 			goto fail;
 		for (size_t i = 0; i < n; i++)
 			if (strlen(s[i].name) == l && memcmp(s[i].name, p + off, l) == 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,16 @@
 /* One secret as the node holds it after opening the payload. */
 #define NODE_SECRET_NAME_MAX 64
 
+/*
+ * The one rule for a secret's name, wherever one is typed, sent, stored or put in a keyring
+ * (node groups follow it too, with their own max): 1..max characters of [A-Za-z0-9._-], not
+ * starting with '.' (a hidden file to whoever writes secrets to files) or '-' (read as an
+ * option by keystrap get and keystrap-server secret). s need not be NUL-terminated: n bytes.
+ */
+bool keystrap_name_valid(const char *s, size_t n, size_t max);
+/* keystrap_name_valid for a NUL-terminated secret name, max NODE_SECRET_NAME_MAX. */
+bool secret_name_valid(const char *s);
+
 struct node_secret {
 	char name[NODE_SECRET_NAME_MAX + 1];
 	struct secbuf *value;
@@ -25,7 +36,7 @@ struct node_secret {
 
 
 struct payload_item {
-	const char *name;          /* [A-Za-z0-9._-], 1..NODE_SECRET_NAME_MAX */
+	const char *name;          /* secret_name_valid */
 	const struct secbuf *value; /* at most 65535 bytes */
 };
 

@@ -3,7 +3,6 @@
  * Raw add_key(2)/keyctl(2) rather than libkeyutils: five calls, and one library less in the
  * initramfs (the dracut and mkinitcpio images would otherwise have to carry libkeyutils.so).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,24 +48,12 @@ static int32_t add_key(const char *type, const char *desc, const void *p, size_t
 
 #define KID(id) ((unsigned long)(long)(id))
 
-bool keyring_secret_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > NODE_SECRET_NAME_MAX || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
-			return false;
-	return true;
-}
-
 bool keyring_desc_valid(const char *desc)
 {
 	if (streq(desc, "key") || streq(desc, "certificate") || streq(desc, "chain") || streq(desc, "status"))
 		return true;
 	return strncmp(desc, KEYRING_SECRET_PREFIX, strlen(KEYRING_SECRET_PREFIX)) == 0 &&
-	       keyring_secret_name_valid(desc + strlen(KEYRING_SECRET_PREFIX));
+	       secret_name_valid(desc + strlen(KEYRING_SECRET_PREFIX));
 }
 
 int keyring_parent(int32_t *ret)
@@ -167,7 +154,7 @@ static int check_credentials(const struct node_credentials *c, int64_t now, unsi
 	if (left <= 0)
 		return -ESTALE;
 	for (size_t i = 0; i < c->n_secrets; i++) {
-		if (!keyring_secret_name_valid(c->secrets[i].name) || !c->secrets[i].value)
+		if (!secret_name_valid(c->secrets[i].name) || !c->secrets[i].value)
 			return -EINVAL;
 		for (size_t j = 0; j < i; j++)
 			if (streq(c->secrets[i].name, c->secrets[j].name))

@@ -111,4 +111,3 @@ int keyring_proc_candidates(const char *text, size_t size, const char *name, int
 
 /* Whether desc may name a credential: "key", "certificate", "chain", "status", "secret:NAME". */
 bool keyring_desc_valid(const char *desc);
-bool keyring_secret_name_valid(const char *name);

@@ -186,21 +186,12 @@ static int get_events(json_object *o, struct policy *p, char *reason)
 	return 0;
 }
 
-/* What an operator types and a keyring description can carry. */
-bool policy_name_valid(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n <= max && s[0] != '.' && s[0] != '-' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
 static int get_group(const char *name, json_object *val, struct policy_group *g, char *reason)
 {
 	json_object *list = NULL;
 	size_t n;
 
-	if (!policy_name_valid(name, sizeof(g->name) - 1))
+	if (!keystrap_name_valid(name, strlen(name), sizeof(g->name) - 1))
 		return attest_fail(reason, "policy field 'groups' has key '%.40s', not a group name ([A-Za-z0-9._-], at most %zu)",
 			    name, sizeof(g->name) - 1);
 	snprintf(g->name, sizeof(g->name), "%s", name);
@@ -221,7 +212,7 @@ static int get_group(const char *name, json_object *val, struct policy_group *g,
 	for (size_t i = 0; i < n; i++) {
 		json_object *s = json_object_array_get_idx(list, i);
 
-		if (!json_object_is_type(s, json_type_string) || !policy_name_valid(json_object_get_string(s), sizeof(g->secrets[i]) - 1))
+		if (!json_object_is_type(s, json_type_string) || !secret_name_valid(json_object_get_string(s)))
 			return attest_fail(reason, "policy field 'groups' group '%s' holds a secret name that is not [A-Za-z0-9._-], at most %zu",
 				    name, sizeof(g->secrets[i]) - 1);
 		for (size_t j = 0; j < i; j++)

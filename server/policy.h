@@ -7,6 +7,7 @@
 
 #include "attest-msg.h"
 #include "macro.h"
+#include "payload.h"
 #include "pcr.h"
 
 /*
@@ -23,7 +24,7 @@
 
 struct policy_group {
 	char name[33];
-	char (*secrets)[65]; /* secret names, malloc'ed */
+	char (*secrets)[NODE_SECRET_NAME_MAX + 1]; /* secret names, malloc'ed */
 	size_t n_secrets;
 };
 
@@ -64,9 +65,6 @@ const struct policy_group *policy_group(const struct policy *p, const char *name
  */
 int policy_check_events(const struct policy *p, unsigned pcr, const uint8_t (*digests)[PCR_DIGEST_MAX], size_t n,
 			char reason[ATTEST_REASON_MAX]);
-
-/* Group and secret names: [A-Za-z0-9._-], not starting with '.' or '-', 1..max characters. */
-bool policy_name_valid(const char *s, size_t max);
 
 /* Dotted decimal ("0.1.0"), at most ATTEST_VERSION_MAX characters: what versions look like. */
 bool policy_version_valid(const char *s);

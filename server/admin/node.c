@@ -44,7 +44,7 @@ static int change(struct store *s, const char *verb, const char *ek, const char 
 		fprintf(stderr, "keystrap-server: '%s' is not a node id ([a-z0-9.-], at most 64)\n", id);
 		return 1;
 	}
-	if (group && !policy_name_valid(group, GROUP_MAX)) {
+	if (group && !keystrap_name_valid(group, strlen(group), GROUP_MAX)) {
 		fprintf(stderr, "keystrap-server: '%s' is not a group name ([A-Za-z0-9._-], at most %d)\n", group,
 			GROUP_MAX);
 		return 1;

@@ -42,9 +42,9 @@ int cmd_secret(int argc, char **argv)
 		fprintf(stderr, "Usage: %s\n", usage);
 		return EXIT_USAGE;
 	}
-	if (!policy_name_valid(name, SECRET_NAME_MAX)) {
+	if (!secret_name_valid(name)) {
 		fprintf(stderr, "keystrap-server: '%s' is not a secret name ([A-Za-z0-9._-], at most %d)\n", name,
-			SECRET_NAME_MAX);
+			NODE_SECRET_NAME_MAX);
 		return 1;
 	}
 	r = read_value(&value);

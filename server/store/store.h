@@ -26,7 +26,6 @@ const char *node_state_name(enum node_state s);
 #define EK_HASH_HEX 64
 #define NODE_ID_MAX 64
 #define GROUP_MAX 32
-#define SECRET_NAME_MAX 64
 #define SECRET_VALUE_MAX 4096
 
 struct node_rec {
