@@ -206,29 +206,38 @@ $(BUILD)/man/%: man/% Makefile
 	@mkdir -p $(@D)
 	sed -E '1s/^(\.TH [^ ]+ [0-9]) "[^"]*" "keystrap [^"]*"/\1 "$(MAN_DATE)" "keystrap $(VERSION)"/' $< >$@
 
-install: $(BUILD)/keystrap $(NODE_MAN)
+# Units that run the installed binaries name them under SBINDIR: dist/units/NAME.in with @SBINDIR@.
+# They depend on SBINDIR's value too (a stamp rewritten when it changes), or an install with
+# another SBINDIR would ship the units an earlier one made.
+$(BUILD)/units/%: dist/units/%.in $(BUILD)/units/sbindir
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
+
+$(BUILD)/units/sbindir: FORCE
+	@mkdir -p $(@D)
+	@echo '$(SBINDIR)' | cmp -s - $@ || echo '$(SBINDIR)' >$@
+.PHONY: FORCE
+
+RUNTIME_UNITS := $(BUILD)/units/keystrap-renew.service dist/units/keystrap-renew.timer \
+	$(BUILD)/units/keystrap-verify.service dist/units/keystrap-verify.timer
+
+install: $(BUILD)/keystrap $(NODE_MAN) $(RUNTIME_UNITS)
 	install -Dm755 $(BUILD)/keystrap $(DESTDIR)$(SBINDIR)/keystrap
 	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
 	for m in $(NODE_MAN); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 	install -Dm644 dist/keystrap.conf.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap.conf.example
 	# Runtime units (after switch_root): credential renewal and drift check; enable the timers.
-	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer; do \
-		install -Dm644 dist/units/$$u $(DESTDIR)/usr/lib/systemd/system/$$u; done
+	for u in $(RUNTIME_UNITS); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 
 # keystrap-server, its hardened service (ExecStart follows SBINDIR) and the user it runs as.
-install-server: $(BUILD)/keystrap-server $(BUILD)/keystrap-server.service $(SERVER_MAN)
+install-server: $(BUILD)/keystrap-server $(BUILD)/units/keystrap-server.service $(SERVER_MAN)
 	install -Dm755 $(BUILD)/keystrap-server $(DESTDIR)$(SBINDIR)/keystrap-server
 	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
 	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
 	for m in $(SERVER_MAN); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
-	install -Dm644 $(BUILD)/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
+	install -Dm644 $(BUILD)/units/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
 	install -Dm644 dist/units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
 	install -Dm644 dist/keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
 	install -dm750 $(DESTDIR)$(SYSCONFDIR)/keystrap-server
-
-$(BUILD)/keystrap-server.service: dist/units/keystrap-server.service.in Makefile
-	@mkdir -p $(@D)
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
 
 ifeq ($(SERVER),yes)
 install: install-server
@@ -262,7 +271,9 @@ bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 .PHONY: bench-server
 
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
-# the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX.
+# the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX, UNITDIR and
+# SBINDIR: the initrd units run the image's keystrap, which both tools always put at
+# /usr/sbin/keystrap there (mkinitcpio's /usr/sbin is /usr/bin), wherever the host's is.
 install-dracut: install-units
 	install -Dm755 dist/dracut/59keystrap/module-setup.sh $(DESTDIR)/usr/lib/dracut/modules.d/59keystrap/module-setup.sh
 

@@ -34,6 +34,39 @@ exposure() {
 	grep -qx 'User=keystrap-server' "$UNIT"
 }
 
+# execstarts DEST: "UNIT ExecStart=…" for every unit make install put under DEST.
+execstarts() {
+	local f
+	find "$1" -name '*.service' | while read -r f; do
+		grep '^ExecStart=' "$f" | sed "s|^|${f##*/} |"
+	done
+}
+
+@test "make install PREFIX=/opt/x SBINDIR=/opt/x/sbin: every unit it installs runs /opt/x/sbin's binaries, from pkg-config's unit directory" {
+	dest=$BATS_TEST_TMPDIR/opt
+	make -s -C "$SRC" install DESTDIR="$dest" PREFIX=/opt/x SBINDIR=/opt/x/sbin >/dev/null
+	unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
+	execstarts "$dest"
+	[ "$(execstarts "$dest" | sort)" = "$(printf '%s\n' \
+		'keystrap-renew.service ExecStart=/opt/x/sbin/keystrap handoff --renew' \
+		'keystrap-server.service ExecStart=/opt/x/sbin/keystrap-server serve --config /etc/keystrap-server/server.json' \
+		'keystrap-verify.service ExecStart=/opt/x/sbin/keystrap verify')" ]
+	for u in keystrap-renew.service keystrap-renew.timer keystrap-verify.service keystrap-verify.timer keystrap-server.service; do
+		[ -f "$dest$unitdir/$u" ] || { echo "no $unitdir/$u"; false; }
+	done
+	[ -x "$dest/opt/x/sbin/keystrap" ]
+	! grep -r '@SBINDIR@' "$dest"
+}
+
+@test "... and its twin: installed again with the default prefix after it, the units name /usr/local/sbin, not /opt/x" {
+	dest=$BATS_TEST_TMPDIR/again
+	make -s -C "$SRC" install DESTDIR="$BATS_TEST_TMPDIR/opt" PREFIX=/opt/x SBINDIR=/opt/x/sbin >/dev/null
+	make -s -C "$SRC" install DESTDIR="$dest" PREFIX=/usr/local >/dev/null
+	execstarts "$dest"
+	[ "$(execstarts "$dest" | grep -c ' ExecStart=/usr/local/sbin/keystrap')" -eq 3 ]
+	! execstarts "$dest" | grep -q /opt/x
+}
+
 @test "systemd-analyze security rates the service's exposure 2.0 or lower" {
 	e=$(exposure "$UNIT")
 	echo "exposure $e"
