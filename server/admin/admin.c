@@ -32,31 +32,40 @@ void admin_operator(char *buf, size_t size)
 		snprintf(buf, size, "operator:uid=%u", (unsigned)getuid());
 }
 
-int admin_open_group(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_group,
-		     const char **ret_verb, const char **ret_arg, struct store **ret)
+int admin_open(int argc, char **argv, const char *usage, const struct admin_options *o, const char **ret_verb,
+	       const char **ret_arg, struct store **ret)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "id", required_argument, NULL, 'i' },
 					      { "group", required_argument, NULL, 'g' },
+					      { "json", no_argument, NULL, 'j' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
+	static const struct admin_options none = {};
 	const char *config = NULL;
-	int o;
+	int opt;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (o) {
+	if (!o)
+		o = &none;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (opt) {
 		case 'c':
 			config = optarg;
 			break;
 		case 'i':
-			if (!ret_id)
+			if (!o->id)
 				goto bad;
-			*ret_id = optarg;
+			*o->id = optarg;
 			break;
 		case 'g':
-			if (!ret_group)
+			if (!o->group)
 				goto bad;
-			*ret_group = optarg;
+			*o->group = optarg;
+			break;
+		case 'j':
+			if (!o->json)
+				goto bad;
+			*o->json = true;
 			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
@@ -75,8 +84,7 @@ bad:
 	return EXIT_USAGE;
 }
 
-int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
-	       const char **ret_arg, struct store **ret)
+void admin_json_print(json_object *o)
 {
-	return admin_open_group(argc, argv, usage, ret_id, NULL, ret_verb, ret_arg, ret);
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }

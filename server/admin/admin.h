@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <json-c/json.h>
 
 #include "server-config.h"
 #include "store.h"
@@ -17,15 +19,23 @@ int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 
+/* The options an admin command takes besides --config: a NULL member refuses its option. */
+struct admin_options {
+	const char **id;    /* --id ID */
+	const char **group; /* --group GROUP */
+	bool *json;         /* --json */
+};
+
 /*
- * The admin commands' command line: VERB [ARG] --config FILE [--id ID] [--group GROUP]. Opens
- * the store the configuration names. Returns 0, or the exit code after saying what was wrong.
- * ret_id, ret_group and ret_arg NULL: the command takes no --id / --group / ARG.
+ * The admin commands' command line: VERB [ARG] --config FILE and what o allows (o NULL:
+ * nothing else). Opens the store the configuration names. Returns 0, or the exit code after
+ * saying what was wrong. ret_arg NULL: the command takes no ARG.
  */
-int admin_open(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_verb,
+int admin_open(int argc, char **argv, const char *usage, const struct admin_options *o, const char **ret_verb,
 	       const char **ret_arg, struct store **ret);
-int admin_open_group(int argc, char **argv, const char *usage, const char **ret_id, const char **ret_group,
-		     const char **ret_verb, const char **ret_arg, struct store **ret);
+
+/* --json output: o as one line on stdout (owned by the caller). */
+void admin_json_print(json_object *o);
 
 /* Loads the configuration and opens its store: 0, or exit code 1 after saying why. */
 int admin_load(const char *config, struct server_config **ret_config, struct store **ret);

@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "encode.h"
+#include "json-cleanup.h"
 #include "ossl.h"
 #include "server-config.h"
 #include "store.h"
@@ -70,24 +71,50 @@ static int export_one(const struct audit_rec *r, void *userdata)
 	json_object_object_add(o, "reasons", json_object_new_string(r->reasons ? r->reasons : ""));
 	json_object_object_add(o, "prev_hash", json_object_new_string(prev));
 	json_object_object_add(o, "hash", json_object_new_string(hash));
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	admin_json_print(o);
 	json_object_put(o);
 	return 0;
 }
 
-static const char usage[] = "keystrap-server audit verify|export --config FILE";
+static const char usage[] = "keystrap-server audit verify [--json] --config FILE\n"
+			    "       keystrap-server audit export --config FILE";
+
+/* audit verify --json: {"intact": true, "records": N, "head": HEX}, or intact false, the
+ * first bad record's seq and why. */
+static void verify_json(const struct verify *v, bool intact)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	char head[65];
+
+	json_object_object_add(o, "intact", json_object_new_boolean(intact));
+	json_object_object_add(o, "records", json_object_new_int64(v->expect_seq - 1));
+	if (intact) {
+		hex_encode(v->prev, 32, head);
+		json_object_object_add(o, "head", json_object_new_string(head));
+	} else {
+		json_object_object_add(o, "broken_at", json_object_new_int64(v->bad_seq));
+		json_object_object_add(o, "reason", json_object_new_string(v->why));
+	}
+	admin_json_print(o);
+}
 
 int cmd_audit(int argc, char **argv)
 {
 	_cleanup_store_ struct store *s = NULL;
 	struct verify v = { .expect_seq = 1 };
 	const char *verb;
+	bool json = false;
 	char head[65];
 	int r;
 
-	r = admin_open(argc, argv, usage, NULL, &verb, NULL, &s);
+	r = admin_open(argc, argv, usage, &(struct admin_options){ .json = &json }, &verb, NULL, &s);
 	if (r != 0)
 		return r;
+	if (streq(verb, "export") && json) {
+		fprintf(stderr, "keystrap-server: audit export is JSON already (--json goes with verify)\nUsage: %s\n",
+			usage);
+		return EXIT_USAGE;
+	}
 	if (streq(verb, "export"))
 		return store_audit_foreach(s, export_one, NULL) < 0 ? 1 : 0;
 	if (!streq(verb, "verify")) {
@@ -96,12 +123,18 @@ int cmd_audit(int argc, char **argv)
 	}
 	r = store_audit_foreach(s, verify_one, &v);
 	if (r == -EBADMSG) {
+		if (json)
+			verify_json(&v, false);
 		fprintf(stderr, "keystrap-server: audit chain broken: %s\n", v.why);
 		return 1;
 	}
 	if (r < 0) {
 		fprintf(stderr, "keystrap-server: cannot read the audit log: %s\n", strerror(-r));
 		return 1;
+	}
+	if (json) {
+		verify_json(&v, true);
+		return 0;
 	}
 	hex_encode(v.prev, 32, head);
 	printf("audit chain intact: %" PRId64 " records, head %s\n", v.expect_seq - 1, head);

@@ -11,20 +11,70 @@
 
 #include "admin.h"
 #include "attest-msg.h"
+#include "json-cleanup.h"
 #include "log.h"
-#include "policy.h"
+#include "payload.h"
 #include "server-config.h"
 #include "store.h"
 
-static const char usage[] = "keystrap-server node list --config FILE\n"
+static const char usage[] = "keystrap-server node list [--json] --config FILE\n"
 			    "       keystrap-server node approve EK-HASH [--id NODE-ID] [--group GROUP] --config FILE\n"
 			    "       keystrap-server node revoke EK-HASH --config FILE";
+
+/* A value of node list --json: null for what the text shows as "-" (or -1: no quote yet). */
+static json_object *str_or_null(const char *s)
+{
+	return s[0] ? json_object_new_string(s) : NULL;
+}
+
+static json_object *count_or_null(int64_t n)
+{
+	return n >= 0 ? json_object_new_int64(n) : NULL;
+}
+
+static int list_json(const struct node_rec *n, void *userdata)
+{
+	json_object *list = userdata, *o = json_object_new_object();
+
+	if (!o || json_object_array_add(list, o) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	json_object_object_add(o, "ek_hash", json_object_new_string(n->ek_hash));
+	json_object_object_add(o, "state", json_object_new_string(node_state_name(n->state)));
+	json_object_object_add(o, "node_id", str_or_null(n->node_id));
+	json_object_object_add(o, "peer", str_or_null(n->peer));
+	json_object_object_add(o, "group", str_or_null(n->group));
+	json_object_object_add(o, "requested_us", json_object_new_int64(n->requested_us));
+	json_object_object_add(o, "changed_us", json_object_new_int64(n->changed_us));
+	json_object_object_add(o, "reset_count", count_or_null(n->reset_count));
+	json_object_object_add(o, "restart_count", count_or_null(n->restart_count));
+	return 0;
+}
 
 static int list_one(const struct node_rec *n, void *userdata)
 {
 	(void)userdata;
 	printf("%s %-9s %s %s %s\n", n->ek_hash, node_state_name(n->state), n->node_id[0] ? n->node_id : "-",
 	       n->peer[0] ? n->peer : "-", n->group[0] ? n->group : "-");
+	return 0;
+}
+
+/* node list --json: one array, every node, by request time. */
+static int list(struct store *s, bool json)
+{
+	_cleanup_json_ json_object *all = NULL;
+	int r;
+
+	if (!json)
+		return store_node_foreach(s, list_one, NULL) < 0 ? 1 : 0;
+	all = json_object_new_array();
+	r = all ? store_node_foreach(s, list_json, all) : -ENOMEM;
+	if (r < 0) {
+		fprintf(stderr, "keystrap-server: cannot list the node registry: %s\n", strerror(-r));
+		return 1;
+	}
+	admin_json_print(all);
 	return 0;
 }
 
@@ -88,14 +138,16 @@ int cmd_node(int argc, char **argv)
 {
 	_cleanup_store_ struct store *s = NULL;
 	const char *verb, *arg = NULL, *id = NULL, *group = NULL;
+	bool json = false;
 	int r;
 
-	r = admin_open_group(argc, argv, usage, &id, &group, &verb, &arg, &s);
+	r = admin_open(argc, argv, usage, &(struct admin_options){ .id = &id, .group = &group, .json = &json }, &verb,
+		       &arg, &s);
 	if (r != 0)
 		return r;
 	if (streq(verb, "list") && !arg && !id && !group)
-		return store_node_foreach(s, list_one, NULL) < 0 ? 1 : 0;
-	if ((streq(verb, "approve") || (streq(verb, "revoke") && !id && !group)) && arg)
+		return list(s, json);
+	if ((streq(verb, "approve") || (streq(verb, "revoke") && !id && !group)) && arg && !json)
 		return change(s, verb, arg, id, group);
 	fprintf(stderr, "Usage: %s\n", usage);
 	return EXIT_USAGE;

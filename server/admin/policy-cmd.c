@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "fileio.h"
+#include "json-cleanup.h"
 #include "log.h"
 #include "operator.h"
 #include "policy-cache.h"
@@ -24,7 +25,7 @@
 #define POLICY_FILE_MAX 65536
 
 static const char usage[] = "keystrap-server policy load POLICY --signature FILE [--signature FILE...] --config FILE\n"
-			    "       keystrap-server policy show --config FILE";
+			    "       keystrap-server policy show [--json] --config FILE";
 
 static int refuse(const char *fmt, ...) _printf_(1, 2);
 static int refuse(const char *fmt, ...)
@@ -200,7 +201,44 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	return 0;
 }
 
-static int show(const struct server_config *c, struct store *s)
+/*
+ * policy show --json: {"version", "state": "in force"|"expired"|"refused", and either "reason"
+ * (refused) or "expires", "expires_us", "min_keystrap_version", "credential_lifetime" and
+ * "signed_by": [{"fingerprint", "path"}]}.
+ */
+static int show_json(const struct server_config *c, int64_t version, const struct policy *p, uint32_t signers,
+		     const char *state, const char *reason)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *by;
+	char when[21];
+
+	json_object_object_add(o, "version", json_object_new_int64(version));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	if (!p) {
+		json_object_object_add(o, "reason", json_object_new_string(reason));
+		admin_json_print(o);
+		return 1;
+	}
+	policy_time_format(p->expires_us, when);
+	json_object_object_add(o, "expires", json_object_new_string(when));
+	json_object_object_add(o, "expires_us", json_object_new_int64(p->expires_us));
+	json_object_object_add(o, "min_keystrap_version", json_object_new_string(p->min_version));
+	json_object_object_add(o, "credential_lifetime", json_object_new_int64(p->credential_lifetime));
+	json_object_object_add(o, "signed_by", by = json_object_new_array());
+	for (size_t i = 0; i < c->operators->n; i++)
+		if (signers & (1u << i)) {
+			json_object *k = json_object_new_object();
+
+			json_object_object_add(k, "fingerprint", json_object_new_string(c->operators->key[i].fingerprint));
+			json_object_object_add(k, "path", json_object_new_string(c->operators->key[i].path));
+			json_object_array_add(by, k);
+		}
+	admin_json_print(o);
+	return streq(state, "in force") ? 0 : 1;
+}
+
+static int show(const struct server_config *c, struct store *s, bool json)
 {
 	_cleanup_free_ char *text = NULL, *sigs = NULL;
 	_cleanup_policy_ struct policy *p = NULL;
@@ -215,11 +253,16 @@ static int show(const struct server_config *c, struct store *s)
 		return refuse("no policy is loaded");
 	if (r < 0)
 		return refuse("cannot read the policy: %s", strerror(-r));
-	printf("version %lld\n", (long long)version);
 	/* What the server would do with it: the same trust check, so a doctored row shows here. */
 	r = policy_trust(c, version, text, size, sigs, &p, &signers, reason);
+	if (r < 0 && r != -EKEYREJECTED && r != -EBADMSG)
+		snprintf(reason, sizeof(reason), "%s", strerror(-r));
+	if (json)
+		return show_json(c, version, r < 0 ? NULL : p, signers,
+				 r < 0 ? "refused" : p->expires_us <= now_usec() ? "expired" : "in force", reason);
+	printf("version %lld\n", (long long)version);
 	if (r < 0) {
-		printf("state refused: %s\n", r == -EKEYREJECTED || r == -EBADMSG ? reason : strerror(-r));
+		printf("state refused: %s\n", reason);
 		return 1;
 	}
 	policy_time_format(p->expires_us, when);
@@ -241,6 +284,7 @@ int cmd_policy(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "signature", required_argument, NULL, 's' },
+					      { "json", no_argument, NULL, 'j' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
@@ -248,6 +292,7 @@ int cmd_policy(int argc, char **argv)
 	char *sig_paths[OPERATOR_KEYS_MAX * 2];
 	const char *config = NULL;
 	size_t n_sigs = 0;
+	bool json = false;
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
@@ -260,6 +305,9 @@ int cmd_policy(int argc, char **argv)
 				return refuse("more than %zu --signature files", ELEMENTSOF(sig_paths));
 			sig_paths[n_sigs++] = optarg;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
 			return 0;
@@ -268,7 +316,7 @@ int cmd_policy(int argc, char **argv)
 		}
 	if (!config || optind >= argc)
 		goto bad;
-	if (streq(argv[optind], "load") && argc - optind == 2) {
+	if (streq(argv[optind], "load") && argc - optind == 2 && !json) {
 		if ((r = admin_load(config, &c, &s)) != 0)
 			return r;
 		return load(c, s, argv[optind + 1], sig_paths, n_sigs);
@@ -276,7 +324,7 @@ int cmd_policy(int argc, char **argv)
 	if (streq(argv[optind], "show") && argc - optind == 1 && n_sigs == 0) {
 		if ((r = admin_load(config, &c, &s)) != 0)
 			return r;
-		return show(c, s);
+		return show(c, s, json);
 	}
 bad:
 	fprintf(stderr, "Usage: %s\n", usage);

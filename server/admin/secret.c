@@ -11,7 +11,7 @@
 
 #include "admin.h"
 #include "log.h"
-#include "policy.h"
+#include "payload.h"
 #include "secbuf.h"
 #include "server-config.h"
 #include "store.h"

@@ -85,8 +85,16 @@ current_version() {
 	[ "$(sed -n 1p <<<"$output")" = "version $(jq .version p.json)" ]
 	[ "$(grep -c '^signed-by ' <<<"$output")" = 2 ]
 	[ "$(tail -n1 <<<"$output")" = "state in force" ]
-	# The audit record names the version and both keys' full fingerprints.
 	fp1=$(openssl pkey -pubin -in "$OPERATOR_DIR/op1.pub" -outform DER | sha256sum | cut -c1-64)
+	# --json: the same facts as one object, for scripts.
+	run srv policy show --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.version, .state, .credential_lifetime, (.signed_by | length), .expires_us > 0]' <<<"$output")" = \
+		"[$(jq .version p.json),\"in force\",$(jq .credential_lifetime p.json),2,true]" ]
+	jq -e --arg fp "$fp1" --arg pub "$OPERATOR_DIR/op1.pub" \
+		'.signed_by | any(.fingerprint == $fp and .path == $pub)' <<<"$output" >/dev/null
+	[ "$(jq -r .expires <<<"$output")" = "$(jq -r .expires p.json)" ]
+	# The audit record names the version and both keys' full fingerprints.
 	rec=$(srv audit export | jq -c 'select(.action == "policy-load")' | tail -n1)
 	[[ "$rec" == *"policy version $(jq .version p.json), "*"$fp1"* ]]
 	run attest
@@ -239,6 +247,11 @@ current_version() {
 	run srv policy show
 	[ "$status" -eq 1 ]
 	[ "$(tail -n1 <<<"$output")" = "state refused: the stored policy version $((v + 100)) is signed by 0 of the required 2 operator keys" ]
+	# ... and as JSON: refused, with the reason and none of the policy's claims.
+	run srv policy show --json
+	[ "$status" -eq 1 ]
+	[ "$(jq -c '[.version, .state, .reason, has("expires"), has("signed_by")]' <<<"$output")" = \
+		"[$((v + 100)),\"refused\",\"the stored policy version $((v + 100)) is signed by 0 of the required 2 operator keys\",false,false]" ]
 	# The refusals are in the audit log.
 	srv audit export | jq -r .reasons | grep -q "holds a policy of version $v"
 	# Twin: the operators sign and load a newer policy; nodes attest again.

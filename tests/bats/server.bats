@@ -77,6 +77,14 @@ attest() {
 	run srv node list
 	[[ "$output" == *"$EK_OTHER requested - 127.0.0.1:"* ]]
 	[[ "$output" == *"$EK approved  node1.example"* ]]
+	# --json: one array for scripts; what the text shows as "-" is null there.
+	run srv node list --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -c --arg ek "$EK_OTHER" '.[] | select(.ek_hash == $ek) |
+		[.state, .node_id, (.peer | startswith("127.0.0.1:")), .group, .requested_us > 0, .reset_count]' <<<"$output")" = \
+		'["requested",null,true,"default",true,null]' ]
+	[ "$(jq -r --arg ek "$EK" '.[] | select(.ek_hash == $ek) | "\(.state) \(.node_id)"' <<<"$output")" = "approved node1.example" ]
+	[ "$(jq length <<<"$output")" = "$(srv node list | wc -l)" ]
 	# Asking again does not approve anything.
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request awaits an operator" ]
@@ -108,6 +116,14 @@ attest() {
 	run srv node approve nothex
 	[ "$status" -eq 1 ]
 	run srv node frobnicate
+	[ "$status" -eq 2 ]
+	# --json goes only where there is output to parse; elsewhere it is a usage error.
+	run srv node approve "$EK" --json
+	[ "$status" -eq 2 ]
+	run srv audit export --json
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"audit export is JSON already (--json goes with verify)"* ]]
+	run srv policy load x.json --json
 	[ "$status" -eq 2 ]
 }
 
@@ -413,6 +429,14 @@ audit_copy() {
 		UPDATE audit SET seq = 3 WHERE seq = -1"
 	run "$KEYSTRAP_SERVER" audit verify --config reordered.json
 	[ "$output" = "keystrap-server: audit chain broken: record 2 does not link to the record before it" ]
+	# --json: one object, intact with the same head, or where and why it broke.
+	head=$(srv audit verify | sed 's/.* head //')
+	run srv audit verify --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.intact, .records > 0, .head]' <<<"$output")" = "[true,true,\"$head\"]" ]
+	run bash -c '"$0" audit verify --json --config removed.json 2>/dev/null' "$KEYSTRAP_SERVER"
+	[ "$status" -eq 1 ]
+	[ "$(jq -c . <<<"$output")" = '{"intact":false,"records":2,"broken_at":4,"reason":"record 4 follows 2 (removed or reordered records)"}' ]
 	# Every decision above is in the log, as JSON lines.
 	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-revoke policy-load " ]
 }
