@@ -400,6 +400,42 @@ int config_parse(const char *path, const char *text, size_t size, struct keystra
 	return 0;
 }
 
+int config_value(const struct keystrap_config *c, const char *section, const char *name, char **ret)
+{
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		const void *field = (const char *)c + keys[i].offset;
+		char *v = NULL;
+
+		if (!streq(keys[i].section, section) || !streq(keys[i].name, name))
+			continue;
+		switch (keys[i].type) {
+		case T_STRING:
+			if (!*(char *const *)field)
+				return -ENODATA;
+			v = strdup(*(char *const *)field);
+			break;
+		case T_BOOL:
+			v = strdup(*(const bool *)field ? "yes" : "no");
+			break;
+		case T_BANK:
+			v = strdup((*(const struct pcr_bank *const *)field)->name);
+			break;
+		case T_FAILURE:
+			v = strdup(*(const bool *)field ? "emergency" : "continue");
+			break;
+		case T_UINT:
+			if (asprintf(&v, "%u", *(const unsigned *)field) < 0)
+				v = NULL;
+			break;
+		}
+		if (!v)
+			return -ENOMEM;
+		*ret = v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void config_free(struct keystrap_config *c)
 {
 	if (!c)

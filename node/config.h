@@ -59,6 +59,13 @@ static inline void config_freep(struct keystrap_config **c)
 #define _cleanup_config_ _cleanup_(config_freep)
 
 /*
+ * The value of [section] name= in c, malloc'ed, as keystrap.conf spells it, defaults included:
+ * yes/no, a number, the bank's name, continue/emergency, the string. -ENOENT: no such key;
+ * -ENODATA: a key without a default that the file does not set.
+ */
+int config_value(const struct keystrap_config *c, const char *section, const char *name, char **ret);
+
+/*
  * The rule that keeps secrets out: NULL if s may stand in a config file, else why not. In
  * values and comments alike: a PEM block, a URL with a password, a hex run of 32 or more
  * digits (128 bits; PCR digests belong in PCRs= only), or a run of 24 or more base64

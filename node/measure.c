@@ -243,13 +243,19 @@ static int config_read(const char *path, uint8_t **ret_data, size_t *ret_size, s
 	return 0;
 }
 
-int config_check(const char *path)
+int config_check(const char *path, struct keystrap_config **ret)
 {
 	_cleanup_config_ struct keystrap_config *c = NULL;
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t size;
+	int r;
 
-	return config_read(path, &data, &size, &c);
+	r = config_read(path, &data, &size, &c);
+	if (r < 0)
+		return r;
+	if (ret)
+		*ret = TAKE_PTR(c);
+	return 0;
 }
 
 int config_load(struct tpm *t, const char *path, struct keystrap_config **ret)

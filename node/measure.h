@@ -29,8 +29,12 @@ const char *measure_log_path(void);
  */
 int config_load(struct tpm *t, const char *path, struct keystrap_config **ret);
 
-/* Strictly parses path and applies the no-secrets rule, without measuring; for installers. */
-int config_check(const char *path);
+/*
+ * Strictly parses path and applies the no-secrets rule, without measuring: for installers, and
+ * for keystrap config get, which only decides what to start (what then acts on the file loads
+ * and measures it itself). ret may be NULL.
+ */
+int config_check(const char *path, struct keystrap_config **ret);
 
 /* Extends PCR 15 so nothing sealed against its boot value can be unsealed again. */
 int lock_volumes(struct tpm *t);

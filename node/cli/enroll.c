@@ -127,7 +127,7 @@ int cmd_enroll(int argc, char **argv)
 	/* The config ends up in a public initramfs: refuse to set up a machine around a leaky one. */
 	if (!config && access(CONFIG_PATH, F_OK) == 0)
 		config = CONFIG_PATH;
-	if (config && config_check(config) < 0)
+	if (config && config_check(config, NULL) < 0)
 		return 1;
 
 	r = luks_resolve(device, &path);

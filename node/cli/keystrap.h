@@ -22,6 +22,7 @@ int cmd_get(int argc, char **argv);
 int cmd_handoff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 /* keystrap attest (node/cli/attest.c): the handshake with keystrap-server, for attest and handoff. */
 struct node_credentials;

@@ -25,6 +25,7 @@ static const struct {
 	{ "get", cmd_get, "print one credential from the kernel keyring (for the consumer service)" },
 	{ "verify", cmd_verify, "re-quote: report PCR drift since the handoff, attest again to the server" },
 	{ "status", cmd_status, "show what was handed off to the kernel keyring, without secrets" },
+	{ "config", cmd_config, "print one value of keystrap.conf, strictly parsed (for hooks and scripts)" },
 };
 
 static void show_usage(FILE *f)

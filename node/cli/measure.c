@@ -66,7 +66,7 @@ int cmd_measure(int argc, char **argv)
 	measure_log_use(log);
 
 	if (check) {
-		if (config_check(config) < 0)
+		if (config_check(config, NULL) < 0)
 			return 1;
 		printf("%s: valid, and nothing in it looks like a secret\n", config);
 		return 0;

@@ -86,6 +86,43 @@ keystrap_jobs() { grep '^keystrap-' "$INITRD/order" | sed 's/@.*/@/'; }
 	[ -z "$(keystrap_jobs)" ]
 }
 
+@test "the generator reads keystrap.conf through keystrap config get: FailurePolicy=emergency gives handoff OnFailure=, and asking measures nothing" {
+	printf '[Attest]\nServer = https://127.0.0.1:1 \nCA=/etc/keystrap/ca.pem\nFailurePolicy = emergency\n' \
+		>"$BATS_TEST_TMPDIR/keystrap.conf"
+	initrd_boot "console=ttyS0"
+	initrd_has_job keystrap-handoff.service
+	grep -qx 'OnFailure=emergency.target' "$INITRD/gen/keystrap-handoff.service.d/60-failure-policy.conf"
+	# ... as systemd itself reads the unit with its drop-in.
+	awk '/^\t-> Unit keystrap-handoff.service:/ { u = 1; next } /^\t-> Unit / { u = 0 }
+		u && /^\t\tOnFailure: emergency.target/ { f = 1 } END { exit !f }' "$INITRD/dump.initrd.target"
+	# The generator runs before any keystrap unit: what it asked did not touch PCR 12 or the log.
+	[ "$(pcr_value sha256 12)" = "$ZERO" ]
+	[ ! -e "$KEYSTRAP_MEASURE_LOG" ]
+	# Its twin: the default (continue), handoff without OnFailure=.
+	printf '[Attest]\nServer=https://127.0.0.1:1\nCA=/etc/keystrap/ca.pem\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
+	initrd_boot "console=ttyS0"
+	initrd_has_job keystrap-handoff.service
+	[ ! -e "$INITRD/gen/keystrap-handoff.service.d" ]
+}
+
+@test "a keystrap.conf keystrap refuses: the generator says why and starts handoff to fail under its name; a valid one without Server= starts none" {
+	printf '[Attest]\nServer=http://127.0.0.1:1\nFailurePolicy=emergency\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
+	initrd_boot "console=ttyS0"
+	cat "$INITRD/generator.err"
+	grep -qxF "keystrap: /etc/keystrap/keystrap.conf:2: [Attest] Server=: 'http://127.0.0.1:1' is not an https:// URL with a host" \
+		"$INITRD/generator.err"
+	initrd_has_job keystrap-handoff.service
+	# Nothing in a refused file is used, FailurePolicy= neither (keystrap handoff exits 1 on it).
+	[ ! -e "$INITRD/gen/keystrap-handoff.service.d" ]
+	# Its twin: valid, Server= only in a comment; no handoff, and nothing said.
+	printf '[Unlock]\nLock=yes\n# Server=https://127.0.0.1:1\n' >"$BATS_TEST_TMPDIR/keystrap.conf"
+	initrd_boot "console=ttyS0"
+	run initrd_has_job keystrap-handoff.service
+	[ "$status" -eq 1 ]
+	initrd_has_job keystrap-enter-initrd.service
+	[ ! -s "$INITRD/generator.err" ]
+}
+
 @test "emergency and rescue shells: the lock runs before the shell starts" {
 	u=5465369a-996d-42ca-9ad4-91d0082e0b34
 	for t in emergency rescue; do

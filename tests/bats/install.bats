@@ -110,6 +110,9 @@ complete_words() {
 	complete_words keystrap enroll --d | grep -qx -- --device
 	complete_words keystrap-server node a | grep -qx approve
 	complete_words keystrap-server policy load --sig | grep -qx -- --signature
+	[ "$(complete_words keystrap config g)" = get ]
+	complete_words keystrap config get --c | grep -qx -- --config
+	complete_words keystrap-server node list --j | grep -qx -- --json
 }
 
 @test "... and its twin: nothing for a verb or option that does not exist" {

@@ -88,6 +88,21 @@ teardown() {
 	[ ! -e "$BUILDROOT/etc/keystrap/keystrap.conf" ]
 }
 
+@test "install/keystrap reads CA= through keystrap config get: a path with a blank in it, blanks around it" {
+	mkdir -p "$STAGE/etc/keystrap"
+	printf '[Attest]\nServer=https://10.0.2.2:8443\nCA = /etc/keystrap/server ca.pem \n' >"$STAGE/etc/keystrap/keystrap.conf"
+	printf 'public CA certificate\n' >"$STAGE/etc/keystrap/server ca.pem"
+	standin_build "$SRC/dist/mkinitcpio/install/keystrap"
+	cmp "$BUILDROOT/etc/keystrap/server ca.pem" "$STAGE/etc/keystrap/server ca.pem"
+	# Its twin: no CA= in the file, no certificate asked for (and no error).
+	standin_setup "$BATS_TEST_TMPDIR/mk2"
+	printf '[Unlock]\nDevice=UUID=5465369a-996d-42ca-9ad4-91d0082e0b34\n' >"$STAGE/etc/keystrap/keystrap.conf"
+	standin_build "$SRC/dist/mkinitcpio/install/keystrap"
+	[ "$_builderrors" -eq 0 ]
+	[ -f "$BUILDROOT/etc/keystrap/keystrap.conf" ]
+	! grep -q 'ca.pem' "$STANDIN_CALLS"
+}
+
 @test "install/keystrap: TPM drivers may be built in, dm_crypt may not be missing" {
 	STANDIN_MODULES=dm_crypt standin_build "$SRC/dist/mkinitcpio/install/keystrap"
 	[ "$_builderrors" -eq 0 ]
@@ -141,6 +156,13 @@ teardown() {
 	standin_build "$SRC/dist/mkinitcpio/install/sd-keystrap"
 	[ -f "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
 	cmp "$BUILDROOT/etc/keystrap/server-ca.pem" "$STAGE/etc/keystrap/server-ca.pem"
+
+	# A keystrap.conf without Server= (keystrap config get says it is not set): no DHCP.
+	standin_setup "$BATS_TEST_TMPDIR/mk3"
+	printf '[Unlock]\nLock=yes\n# Server=https://10.0.2.2:8443\n' >"$STAGE/etc/keystrap/keystrap.conf"
+	standin_build "$SRC/dist/mkinitcpio/install/sd-keystrap"
+	[ -f "$BUILDROOT/etc/keystrap/keystrap.conf" ]
+	[ ! -e "$BUILDROOT/usr/lib/systemd/network/99-keystrap-dhcp.network" ]
 }
 
 @test "install/sd-keystrap without keystrap_root: units through add_systemd_unit, which adds ExecStart's binary" {
@@ -394,5 +416,7 @@ kill_handoff_soon() {
 	hook "rd.keystrap.root=/dev/sda2"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"keystrap: $BATS_TEST_TMPDIR/keystrap.conf:2: [Handoff] Server=: unknown key"* ]]
+	[[ "$output" == *"ERROR: keystrap: $BATS_TEST_TMPDIR/keystrap.conf refused (see above): nothing in it is used"* ]]
+	[[ "$output" != *"cannot reach"* ]]
 	[[ "$output" == *"run_hook returned 0"* ]]
 }

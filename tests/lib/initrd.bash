@@ -90,7 +90,9 @@ initrd_setup() {
 	[ -x "$INITRD_SYSTEMD" ] || skip "no $INITRD_SYSTEMD"
 	INITRD=$(mktemp -d /tmp/keystrap-initrd.XXXXXX)
 	chmod 755 "$INITRD"
-	mkdir -p "$INITRD"/{upper,work,gen}
+	mkdir -p "$INITRD"/{upper,work,gen,bin}
+	# The generator asks keystrap (config get) what keystrap.conf says; the image's is on PATH.
+	ln -s "$(readlink -f "$KEYSTRAP")" "$INITRD/bin/keystrap"
 	: >"$INITRD/upper/initrd-release"
 	make -s -C "$INITRD_SRC" install-units DESTDIR="$INITRD/root" >/dev/null
 	unshare -m sh -c "mount -t overlay overlay -o lowerdir=/etc,upperdir=$INITRD/upper,workdir=$INITRD/work /etc" ||
@@ -128,8 +130,8 @@ initrd_boot() {
 	printf '%s\n' "$cmdline" >"$INITRD/cmdline"
 	rm -rf "$INITRD/gen" "$INITRD"/{order,edges,exec,deps,units,dump.*} && mkdir "$INITRD/gen"
 	touch "$INITRD"/{order,edges,exec,deps,units}
-	initrd_ns sh "$INITRD/root/usr/lib/systemd/system-generators/keystrap-generator" \
-		"$INITRD/gen" "$INITRD/gen" "$INITRD/gen"
+	initrd_ns env PATH="$INITRD/bin:$PATH" sh "$INITRD/root/usr/lib/systemd/system-generators/keystrap-generator" \
+		"$INITRD/gen" "$INITRD/gen" "$INITRD/gen" 2>"$INITRD/generator.err"
 	# systemd reads PID 1's command line in a container; this is how it is told the initrd's.
 	initrd_ns env SYSTEMD_PROC_CMDLINE="$cmdline" SYSTEMD_IN_INITRD=1 "$INITRD_CRYPTSETUP_GENERATOR" \
 		"$INITRD/gen" "$INITRD/gen" "$INITRD/gen"

@@ -171,8 +171,43 @@ static void test_handoff(void)
 	       "a group name with a space");
 }
 
+/* config_value of c's [section] name= is want. */
+static bool value_is(const struct keystrap_config *c, const char *section, const char *name, const char *want)
+{
+	_cleanup_free_ char *v = NULL;
+
+	return config_value(c, section, name, &v) == 0 && streq(v, want);
+}
+
+static void test_value(void)
+{
+	struct keystrap_config *c;
+	char err[CONFIG_ERROR_MAX];
+	_cleanup_free_ char *v = NULL;
+
+	CHECK(parse("[Unlock]\nDevice=/dev/vda2\nLock=off\nPCRBank=sha384\n[Attest]\nServer=https://a.example\n"
+		    "FailurePolicy=emergency\nRetries=0\n", &c, err) == 0, "a file to ask");
+	CHECK(value_is(c, "Unlock", "Device", "/dev/vda2") && value_is(c, "Attest", "Server", "https://a.example"),
+	      "config_value: strings as given");
+	CHECK(value_is(c, "Unlock", "Lock", "no") && value_is(c, "Unlock", "PCRBank", "sha384") &&
+		      value_is(c, "Attest", "FailurePolicy", "emergency") && value_is(c, "Attest", "Retries", "0"),
+	      "config_value: a boolean, a bank, the failure policy and a number as keystrap.conf spells them");
+	CHECK(value_is(c, "Attest", "Timeout", "20"), "config_value: a number the file leaves out is its default");
+	CHECK(config_value(c, "Attest", "CA", &v) == -ENODATA && !v && config_value(c, "Handoff", "Owner", &v) == -ENODATA,
+	      "config_value: a string the file leaves out is not set");
+	CHECK(config_value(c, "Attest", "Password", &v) == -ENOENT && config_value(c, "attest", "Server", &v) == -ENOENT &&
+		      config_value(c, "Handoff", "Device", &v) == -ENOENT && !v,
+	      "config_value: no such key (spelt as in the file, in its own section)");
+	config_free(c);
+	CHECK(parse("", &c, err) == 0 && value_is(c, "Attest", "FailurePolicy", "continue") &&
+		      value_is(c, "Unlock", "Lock", "yes") && value_is(c, "Unlock", "PCRBank", "sha256"),
+	      "config_value: an empty file answers the defaults");
+	config_free(c);
+}
+
 int main(void)
 {
+	test_value();
 	test_example();
 	test_defaults();
 	test_strict();

@@ -18,14 +18,15 @@ keystrap_conf() {
 	keystrap_src /etc/keystrap/keystrap.conf
 }
 
-# conf_get SECTION KEY: KEY's value in keystrap.conf's [SECTION] (whole-line comments only).
+# conf_get SECTION.KEY: its value in keystrap.conf, from keystrap's own strict parser; fails
+# when the file does not set it (or is refused: install says why).
 conf_get() {
-	[ -f "$(keystrap_conf)" ] || return 0
-	sed -n "/^\[$1\]/,/^\[/ s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$(keystrap_conf)" | tail -n 1
+	[ -f "$(keystrap_conf)" ] &&
+		"$(keystrap_src /usr/sbin/keystrap)" config get --config "$(keystrap_conf)" "$1" 2>/dev/null
 }
 
 attest_configured() {
-	[ -n "$(conf_get Attest Server)" ]
+	conf_get Attest.Server >/dev/null
 }
 
 check() {
@@ -84,7 +85,7 @@ install() {
 	inst_simple "$conf" /etc/keystrap/keystrap.conf
 	attest_configured || return 0
 
-	ca=$(conf_get Attest CA)
+	ca=$(conf_get Attest.CA)
 	if [ -z "$ca" ] || [ ! -f "$(keystrap_src "$ca")" ]; then
 		derror "keystrap: [Attest] CA= '${ca}' is not a file under '${keystrap_root-}/'"
 		return 1
