@@ -159,6 +159,7 @@ check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
 # (tools/check-layout.sh); TAP like the suites.
 check-cleanup: $(BUILD)/keystrap $(if $(filter yes,$(SERVER)),$(BUILD)/keystrap-server)
 	@bash tools/check-cleanup.sh
+	@bash tools/check-bats-asserts.sh
 	@bash tools/check-layout.sh $(BUILD)
 
 # The Debian packages: built twice in two paths (bit-identical), lintian, installed and run in a

@@ -18,7 +18,7 @@ report() { # NAME, then offending lines on stdin
 	n=$((n + 1))
 	if [ -n "$bad" ]; then
 		echo "not ok $n - $1"
-		sed 's/^/#   /' <<<"$bad"
+		while IFS= read -r l; do echo "#   $l"; done <<<"$bad"
 		failed=$((failed + 1))
 	else
 		echo "ok $n - $1"
