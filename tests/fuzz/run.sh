@@ -3,15 +3,19 @@
 # corpus is temporary; what a target fails on (crash, leak, timeout, OOM) is kept next to the
 # binary, in crashes/NAME/ (build/fuzz/crashes/ for make check-fuzz), and its path printed,
 # so that it can be replayed (FUZZER FILE) and turned into a seed and a unit test.
-# Usage: run.sh SECONDS FUZZER...
+# FUZZ_JOBS targets run at once (default 2: this is CPU-bound, one core each); their lines come
+# out in the order given. Usage: run.sh SECONDS FUZZER...
 set -uo pipefail
 secs=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
-n=0 rc=0
-echo "1..$#"
-for f in "$@"; do
-	n=$((n + 1))
+jobs=${FUZZ_JOBS:-2}
+out_dir=$(mktemp -d)
+trap 'rm -rf "$out_dir"' EXIT
+
+# fuzz_one N FUZZER: its TAP line (and diagnostics) on stdout; exit 1 when it failed.
+fuzz_one() {
+	local n=$1 f=$2 name corpus crashes before seeds out runs new rc=0
 	name=$(basename "$f")
 	corpus=$(mktemp -d)
 	crashes=$(cd "$(dirname "$f")" && pwd)/crashes/$name
@@ -37,6 +41,25 @@ for f in "$@"; do
 		rc=1
 	fi
 	rm -rf "$corpus"
-	rmdir --ignore-fail-on-non-empty "$crashes" "${crashes%/*}"
+	rmdir --ignore-fail-on-non-empty "$crashes" 2>/dev/null
+	return $rc
+}
+
+echo "1..$#"
+n=0
+for f in "$@"; do
+	n=$((n + 1))
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+	fuzz_one "$n" "$f" >"$out_dir/$n" 2>&1 &
+done
+wait
+rc=0
+for i in $(seq 1 "$n"); do
+	# A job that died without its line (killed, out of memory) is a failure too.
+	grep -qE "^(not )?ok $i " "$out_dir/$i" || { echo "not ok $i - fuzz $(basename "${!i}") reported nothing"; rc=1; }
+	cat "$out_dir/$i"
+	grep -qE "^not ok $i " "$out_dir/$i" && rc=1
+	# The shared crashes/ directory goes when no target left anything in it.
+	rmdir --ignore-fail-on-non-empty "$(cd "$(dirname "${!i}")" && pwd)/crashes" 2>/dev/null
 done
 exit $rc
