@@ -19,7 +19,7 @@
  *   POST /v1/attest/finish  attest_finish → attest_result
  */
 
-#define ATTEST_REASON_MAX 192
+#define ATTEST_REASON_MAX 1024 /* room for six PCRs or events named in full SHA-256 digests */
 #define ATTEST_NONCE_SIZE 32
 #define ATTEST_SECRET_SIZE 32
 #define ATTEST_PROOF_SIZE 32

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,9 @@
 #include <tss2/tss2_mu.h>
 
 #include "credential.h"
+#include "encode.h"
 #include "evidence.h"
+#include "json-cleanup.h"
 #include "payload.h"
 #include "secbuf.h"
 
@@ -93,8 +96,13 @@ static int replay(const struct attest_finish *m, struct evidence *e, char *reaso
 			return -EPERM;
 		}
 		if (memcmp(e->replay.values[b][i], m->pcr_values[i], m->bank->size) != 0) {
-			snprintf(reason, ATTEST_REASON_MAX, "event log does not replay to quoted PCR %u (%s)", i,
-				 m->bank->name);
+			char logs[2 * PCR_DIGEST_MAX + 1], quoted[2 * PCR_DIGEST_MAX + 1];
+
+			hex_encode(e->replay.values[b][i], m->bank->size, logs);
+			hex_encode(m->pcr_values[i], m->bank->size, quoted);
+			snprintf(reason, ATTEST_REASON_MAX,
+				 "event log does not replay to quoted PCR %u (%s): the logs give %s, the quote %s", i,
+				 m->bank->name, logs, quoted);
 			return -EPERM;
 		}
 	}
@@ -110,6 +118,169 @@ int evidence_replay(const struct attest_finish *m, struct evidence *ret, char re
 	if (r < 0)
 		evidence_done(ret);
 	return r;
+}
+
+/*
+ * A refusal's one line: items joined by "; ", each whole or not at all, and a count of those
+ * that did not fit (the stored evidence has them all).
+ */
+struct refusal_line {
+	char *buf;
+	size_t len;
+	unsigned left_out;
+};
+
+#define LEFT_OUT_TAIL 96 /* what the line keeps free for its last words */
+
+static void line_add(struct refusal_line *l, const char *fmt, ...) _printf_(2, 3);
+static void line_add(struct refusal_line *l, const char *fmt, ...)
+{
+	char item[4 * PCR_DIGEST_MAX + 128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(item, sizeof(item), fmt, ap);
+	va_end(ap);
+	if (n < 0 || l->left_out || l->len + 2 + (size_t)n + LEFT_OUT_TAIL >= ATTEST_REASON_MAX) {
+		l->left_out++;
+		return;
+	}
+	l->len += (size_t)snprintf(l->buf + l->len, ATTEST_REASON_MAX - l->len, "%s%s", l->len ? "; " : "", item);
+}
+
+static void line_end(struct refusal_line *l)
+{
+	if (l->left_out)
+		snprintf(l->buf + l->len, ATTEST_REASON_MAX - l->len,
+			 "; and %u more (keystrap-server policy draft --from-node lists them)", l->left_out);
+}
+
+/* digest in hex, into an object under key, or appended to an array (key NULL). */
+static int add_hex(json_object *o, const char *key, const uint8_t *d, size_t size)
+{
+	char hex[2 * PCR_DIGEST_MAX + 1];
+	json_object *v;
+	int r;
+
+	hex_encode(d, size, hex);
+	if (!(v = json_object_new_string(hex)))
+		return -ENOMEM;
+	r = key ? json_object_object_add(o, key, v) : json_object_array_add(o, v);
+	if (r < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int add_list(json_object *o, unsigned pcr, json_object *list)
+{
+	char key[4];
+
+	snprintf(key, sizeof(key), "%u", pcr);
+	if (json_object_object_add(o, key, list) < 0) {
+		json_object_put(list);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * What policy draft needs of a refusal: the quoted values of every PCR p pins, and for each
+ * PCR p checks by events the digests it does not allow, each once, at most POLICY_EVENTS_MAX
+ * in all (a draft can add no more), so the row stays small whatever a log holds.
+ */
+static int refusal_format(const struct policy *p, const struct attest_finish *m, const struct evidence *e,
+			  char **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *values = json_object_new_object(), *events = json_object_new_object();
+	size_t kept = 0;
+	char *text;
+	int r;
+
+	if (!o || !values || !events) {
+		json_object_put(values);
+		json_object_put(events);
+		return -ENOMEM;
+	}
+	json_object_object_add(o, "pcr_bank", json_object_new_string(p->bank->name));
+	json_object_object_add(o, "reference_pcrs", values);
+	json_object_object_add(o, "allowed_events", events);
+	for (unsigned i = 0; i < PCR_COUNT; i++) {
+		char key[4];
+
+		snprintf(key, sizeof(key), "%u", i);
+		if (p->value_mask & (1u << i) && (r = add_hex(values, key, m->pcr_values[i], p->bank->size)) < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < PCR_COUNT; i++) {
+		json_object *list;
+
+		if (!(p->event_mask & (1u << i)))
+			continue;
+		if (!(list = json_object_new_array()))
+			return -ENOMEM;
+		for (size_t j = 0; j < e->n_events[i] && kept < POLICY_EVENTS_MAX; j++) {
+			const uint8_t *d = e->events[i][j];
+			bool again = false;
+
+			for (size_t k = 0; k < j && !again; k++)
+				again = memcmp(e->events[i][k], d, p->bank->size) == 0;
+			if (again || policy_event_allowed(p, i, d))
+				continue;
+			if ((r = add_hex(list, NULL, d, p->bank->size)) < 0) {
+				json_object_put(list);
+				return r;
+			}
+			kept++;
+		}
+		if (json_object_array_length(list) == 0)
+			json_object_put(list);
+		else if ((r = add_list(events, i, list)) < 0)
+			return r;
+	}
+	if (!(text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
+		return -ENOMEM;
+	*ret = text;
+	return 0;
+}
+
+int evidence_judge(const struct policy *p, const struct attest_finish *m, const struct evidence *e,
+		   char reason[ATTEST_REASON_MAX], char **ret_refused)
+{
+	struct refusal_line l = { .buf = reason };
+	char is[2 * PCR_DIGEST_MAX + 1], wants[2 * PCR_DIGEST_MAX + 1];
+	bool refused = false;
+	int r;
+
+	reason[0] = 0;
+	for (unsigned i = 0; i < PCR_COUNT; i++) {
+		if (!(p->value_mask & (1u << i)) || memcmp(m->pcr_values[i], p->reference[i], p->bank->size) == 0)
+			continue;
+		refused = true;
+		hex_encode(m->pcr_values[i], p->bank->size, is);
+		hex_encode(p->reference[i], p->bank->size, wants);
+		line_add(&l, "PCR %u (%s) is %s, policy %lld wants %s", i, p->bank->name, is, (long long)p->version,
+			 wants);
+	}
+	/* The events as well, whatever the values said: a draft from this refusal needs both. */
+	for (unsigned i = 0; i < PCR_COUNT; i++)
+		for (size_t j = 0; p->event_mask & (1u << i) && j < e->n_events[i]; j++) {
+			if (policy_event_allowed(p, i, e->events[i][j]))
+				continue;
+			refused = true;
+			hex_encode(e->events[i][j], p->bank->size, is);
+			line_add(&l, "PCR %u event %zu (%s %s) is not allowed by policy %lld", i, j, p->bank->name, is,
+				 (long long)p->version);
+		}
+	if (!refused)
+		return 0;
+	line_end(&l);
+	if ((r = refusal_format(p, m, e, ret_refused)) < 0)
+		return r;
+	return 1;
 }
 
 static void items_free(struct payload_item *items, size_t n)

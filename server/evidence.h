@@ -36,6 +36,17 @@ void evidence_done(struct evidence *e);
 int evidence_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
 
 /*
+ * The boot state m quoted (its logs replayed into e) against p: every reference value, then
+ * every event of an event-checked PCR. 0: p accepts it. 1: refused; reason names each PCR that
+ * differs (quoted and wanted value) and each event p does not allow, in full digests, and
+ * *ret_refused is what policy draft needs from it (malloc'ed JSON in the policy's own terms:
+ * "pcr_bank", "reference_pcrs" with every quoted value p pins, "allowed_events" with the
+ * digests p does not allow, each once, at most POLICY_EVENTS_MAX in all).
+ */
+int evidence_judge(const struct policy *p, const struct attest_finish *m, const struct evidence *e,
+		   char reason[ATTEST_REASON_MAX], char **ret_refused);
+
+/*
  * Seals the secrets named (values from the store) for this TPM: AES-256-GCM with AAD session
  * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every
  * value are wiped on each path. -ENOENT: a named secret is not in the store (reason says which).

@@ -186,26 +186,6 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	return 0;
 }
 
-/* "PCR 7" or "PCRs 0, 7": which reported values differ from the reference. */
-static bool reference_mismatch(const struct policy *c, const struct attest_finish *m, char *buf, size_t size)
-{
-	char list[96] = "";
-	int count = 0;
-
-	for (int i = 0; i < PCR_COUNT; i++)
-		if (c->value_mask & (1u << i) && memcmp(m->pcr_values[i], c->reference[i], c->bank->size) != 0) {
-			size_t l = strlen(list);
-
-			snprintf(list + l, sizeof(list) - l, "%s%d", count ? ", " : "", i);
-			count++;
-		}
-	if (!count)
-		return false;
-	snprintf(buf, size, "%s %s (%s) %s the reference value%s", count > 1 ? "PCRs" : "PCR", list, c->bank->name,
-		 count > 1 ? "do not match" : "does not match", count > 1 ? "s" : "");
-	return true;
-}
-
 /* The finish carries the start's EK again: it must be the one this session's nonce was issued to. */
 static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, struct tpm_pub *ret)
 {
@@ -244,7 +224,7 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
 {
 	_cleanup_free_ uint8_t *spki = NULL;
-	_cleanup_free_ char *pem = NULL;
+	_cleanup_free_ char *pem = NULL, *refused = NULL;
 	const struct policy *p;
 	struct attest_finish m __attribute__((cleanup(attest_finish_done))) = {};
 	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
@@ -326,13 +306,17 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 403, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "replaying the logs", k);
-	if (reference_mismatch(p, &m, why, sizeof(why)))
+	/* The logs replayed to the quote: now its values and events against the policy. */
+	k = evidence_judge(p, &m, &ev, why, &refused);
+	if (k < 0)
+		return fail_internal(r, "judging the evidence", k);
+	if (k > 0) {
+		/* A quoted boot state the policy does not know: kept for policy draft, in the
+		 * transaction of this refusal's audit record. What is lost if it fails is a draft. */
+		if ((k = store_refusal_put(s->store, r->ek_hash, now_usec(), p->version, refused)) < 0)
+			log_debug("keeping the refused evidence: %s", strerror(-k));
 		return deny(r, 403, "%s", why);
-	/* The logs replayed to the quote: every event in an event-checked PCR must be one the policy allows. */
-	for (unsigned i = 0; i < PCR_COUNT; i++)
-		if (p->event_mask & (1u << i) &&
-		    policy_check_events(p, i, (const uint8_t(*)[PCR_DIGEST_MAX])ev.events[i], ev.n_events[i], why) < 0)
-			return deny(r, 403, "%s", why);
+	}
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
 	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
 	     (int64_t)attest.clockInfo.restartCount < node.restart_count))

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "encode.h"
+#include "json-cleanup.h"
 #include "policy.h"
 
 #define VERSION_MAX 1000000000000000LL
@@ -248,15 +249,33 @@ static int get_groups(json_object *o, struct policy *p, char *reason)
 	return 0;
 }
 
-int policy_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX])
+/* What a policy says of its own terms: not in a refusal's evidence, which has only the PCRs. */
+static int get_terms(json_object *o, struct policy *p, char *reason)
 {
-	static const char *const fields[] = { "version", "expires", "min_keystrap_version", "credential_lifetime",
-					      "pcr_bank", "reference_pcrs", "allowed_events", "groups", NULL };
+	json_object *v;
+	int r;
+
+	if ((r = get_int(o, "version", 1, VERSION_MAX, &p->version, reason)) < 0 ||
+	    (r = get_time(o, "expires", &p->expires_us, reason)) < 0 ||
+	    (r = get(o, "min_keystrap_version", json_type_string, "a string", &v, reason)) < 0)
+		return r;
+	if (!policy_version_valid(json_object_get_string(v)))
+		return attest_fail(reason, "policy field 'min_keystrap_version' is not a dotted version like 0.1.0");
+	snprintf(p->min_version, sizeof(p->min_version), "%s", json_object_get_string(v));
+	return get_int(o, "credential_lifetime", LIFETIME_MIN, LIFETIME_MAX, &p->credential_lifetime, reason);
+}
+
+/* A policy (evidence false) or a refusal's evidence, whose fields are a policy's PCR fields alone. */
+static int parse(const char *json, size_t size, bool evidence, struct policy **ret, char *reason)
+{
+	static const char *const policy_fields[] = { "version", "expires", "min_keystrap_version", "credential_lifetime",
+						     "pcr_bank", "reference_pcrs", "allowed_events", "groups", NULL };
+	static const char *const evidence_fields[] = { "pcr_bank", "reference_pcrs", "allowed_events", NULL };
 	_cleanup_policy_ struct policy *p = NULL;
 	json_object *o = NULL, *v;
 	int r;
 
-	r = attest_json_object(json, size, fields, &o, reason);
+	r = attest_json_object(json, size, evidence ? evidence_fields : policy_fields, &o, reason);
 	if (r < 0)
 		return r;
 	p = calloc(1, sizeof(*p));
@@ -264,16 +283,7 @@ int policy_parse(const char *json, size_t size, struct policy **ret, char reason
 		json_object_put(o);
 		return -ENOMEM;
 	}
-	if ((r = get_int(o, "version", 1, VERSION_MAX, &p->version, reason)) < 0 ||
-	    (r = get_time(o, "expires", &p->expires_us, reason)) < 0 ||
-	    (r = get(o, "min_keystrap_version", json_type_string, "a string", &v, reason)) < 0)
-		goto out;
-	if (!policy_version_valid(json_object_get_string(v))) {
-		r = attest_fail(reason, "policy field 'min_keystrap_version' is not a dotted version like 0.1.0");
-		goto out;
-	}
-	snprintf(p->min_version, sizeof(p->min_version), "%s", json_object_get_string(v));
-	if ((r = get_int(o, "credential_lifetime", LIFETIME_MIN, LIFETIME_MAX, &p->credential_lifetime, reason)) < 0 ||
+	if ((!evidence && (r = get_terms(o, p, reason)) < 0) ||
 	    (r = get(o, "pcr_bank", json_type_string, "a string", &v, reason)) < 0)
 		goto out;
 	if (!(p->bank = pcr_bank_by_name(json_object_get_string(v)))) {
@@ -281,10 +291,10 @@ int policy_parse(const char *json, size_t size, struct policy **ret, char reason
 		goto out;
 	}
 	if ((r = get_reference(o, p, reason)) < 0 || (r = get_events(o, p, reason)) < 0 ||
-	    (r = get_groups(o, p, reason)) < 0)
+	    (!evidence && (r = get_groups(o, p, reason)) < 0))
 		goto out;
 	p->mask = p->value_mask | p->event_mask;
-	if (!p->mask) {
+	if (!p->mask && !evidence) {
 		r = attest_fail(reason, "policy field 'reference_pcrs' is empty and no 'allowed_events' are given");
 		goto out;
 	}
@@ -295,6 +305,16 @@ out:
 	return r;
 }
 
+int policy_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX])
+{
+	return parse(json, size, false, ret, reason);
+}
+
+int policy_evidence_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX])
+{
+	return parse(json, size, true, ret, reason);
+}
+
 const struct policy_group *policy_group(const struct policy *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_groups; i++)
@@ -303,23 +323,105 @@ const struct policy_group *policy_group(const struct policy *p, const char *name
 	return NULL;
 }
 
-int policy_check_events(const struct policy *p, unsigned pcr, const uint8_t (*digests)[PCR_DIGEST_MAX], size_t n,
-			char reason[ATTEST_REASON_MAX])
+bool policy_event_allowed(const struct policy *p, unsigned pcr, const uint8_t *digest)
 {
 	if (pcr >= PCR_COUNT || !(p->event_mask & (1u << pcr)))
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		bool found = false;
+		return false;
+	for (size_t j = 0; j < p->n_allowed[pcr]; j++)
+		if (memcmp(digest, p->allowed[pcr][j], p->bank->size) == 0)
+			return true;
+	return false;
+}
 
-		for (size_t j = 0; j < p->n_allowed[pcr] && !found; j++)
-			found = memcmp(digests[i], p->allowed[pcr][j], p->bank->size) == 0;
-		if (!found) {
-			char hex[2 * PCR_DIGEST_MAX + 1];
+static json_object *hex_string(const struct pcr_bank *bank, const uint8_t *d)
+{
+	char hex[2 * PCR_DIGEST_MAX + 1];
 
-			hex_encode(digests[i], p->bank->size, hex);
-			return attest_fail(reason, "PCR %u event %zu (%s %.16s...) is not allowed by policy %lld", pcr, i,
-				    p->bank->name, hex, (long long)p->version);
-		}
+	hex_encode(d, bank->size, hex);
+	return json_object_new_string(hex);
+}
+
+/* ev's events of one PCR that cur does not allow, each once, appended to list. */
+static int draft_events(const struct policy *cur, const struct policy *ev, unsigned pcr, json_object *list,
+			size_t *ret_added, char *reason)
+{
+	size_t added = 0;
+
+	for (size_t j = 0; j < ev->n_allowed[pcr]; j++) {
+		bool again = false;
+
+		if (policy_event_allowed(cur, pcr, ev->allowed[pcr][j]))
+			continue;
+		for (size_t k = 0; k < j && !again; k++)
+			again = memcmp(ev->allowed[pcr][k], ev->allowed[pcr][j], cur->bank->size) == 0;
+		if (again)
+			continue;
+		if (cur->n_allowed[pcr] + added >= POLICY_EVENTS_MAX)
+			return attest_fail(reason, "PCR %u would allow more than %d events: edit policy %lld by hand", pcr,
+				    POLICY_EVENTS_MAX, (long long)cur->version);
+		if (json_object_array_add(list, hex_string(cur->bank, ev->allowed[pcr][j])) < 0)
+			return -ENOMEM;
+		added++;
 	}
+	*ret_added = added;
+	return 0;
+}
+
+int policy_draft(const char *text, const struct policy *cur, const struct policy *ev, char **ret,
+		 struct policy_draft_changes *ret_changes, char reason[ATTEST_REASON_MAX])
+{
+	_cleanup_json_ json_object *o = NULL;
+	_cleanup_policy_ struct policy *check = NULL;
+	struct policy_draft_changes c = {};
+	json_object *refs, *events;
+	char key[4], *out;
+	const char *s;
+	int r;
+
+	if (ev->bank != cur->bank)
+		return attest_fail(reason, "the refused attestation quoted %s PCRs and policy %lld uses %s: the node must "
+			    "attest again", ev->bank->name, (long long)cur->version, cur->bank->name);
+	/* cur was parsed from text: a JSON object holding reference_pcrs (allowed_events if it checks events). */
+	o = json_tokener_parse(text);
+	if (!o || !json_object_object_get_ex(o, "reference_pcrs", &refs))
+		return -EBADMSG;
+	if (json_object_object_add(o, "version", json_object_new_int64(cur->version + 1)) < 0)
+		return -ENOMEM;
+	for (unsigned i = 0; i < PCR_COUNT; i++) {
+		if (!(cur->value_mask & ev->value_mask & (1u << i)) ||
+		    memcmp(cur->reference[i], ev->reference[i], cur->bank->size) == 0)
+			continue;
+		snprintf(key, sizeof(key), "%u", i);
+		if (json_object_object_add(refs, key, hex_string(cur->bank, ev->reference[i])) < 0)
+			return -ENOMEM;
+		c.replaced |= 1u << i;
+	}
+	for (unsigned i = 0; i < PCR_COUNT; i++) {
+		json_object *list;
+
+		/* A PCR the policy no longer checks by its events keeps what the policy says of it. */
+		if (!(cur->event_mask & ev->event_mask & (1u << i)))
+			continue;
+		snprintf(key, sizeof(key), "%u", i);
+		if (!json_object_object_get_ex(o, "allowed_events", &events) ||
+		    !json_object_object_get_ex(events, key, &list))
+			return -EBADMSG;
+		if ((r = draft_events(cur, ev, i, list, &c.added[i], reason)) < 0)
+			return r;
+		c.n_added += c.added[i];
+	}
+	if (!c.replaced && !c.n_added)
+		return attest_fail(reason, "it holds nothing policy %lld does not already allow", (long long)cur->version);
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!s || asprintf(&out, "%s\n", s) < 0)
+		return -ENOMEM;
+	/* What operators will sign must load: the same parser says so now. */
+	if ((r = policy_parse(out, strlen(out), &check, reason)) < 0) {
+		free(out);
+		return r;
+	}
+	*ret = out;
+	if (ret_changes)
+		*ret_changes = c;
 	return 0;
 }

@@ -58,13 +58,32 @@ const struct policy_group *policy_group(const struct policy *p, const char *name
 
 /*
  * The allowed-events rule for one PCR of p->event_mask: every event the node's log extended into
- * it (digests in p->bank, in log order, after the log replayed to the quoted value) must be one
- * of p->allowed[pcr]. Returns 0 for PCRs outside event_mask; -EBADMSG with a reason naming the
- * PCR and the event otherwise. The handshake calls it for every PCR of event_mask, with an
- * empty list where the node logged nothing.
+ * it (digest in p->bank) must be one of p->allowed[pcr]. False for PCRs outside event_mask.
  */
-int policy_check_events(const struct policy *p, unsigned pcr, const uint8_t (*digests)[PCR_DIGEST_MAX], size_t n,
-			char reason[ATTEST_REASON_MAX]);
+bool policy_event_allowed(const struct policy *p, unsigned pcr, const uint8_t *digest);
+
+/*
+ * What a refused attestation carried (evidence_judge's JSON, read back from the store, so
+ * untrusted), parsed as strictly as a policy: "pcr_bank", "reference_pcrs" (the quoted values
+ * of the pinned PCRs) and "allowed_events" (the digests that were not allowed).
+ */
+int policy_evidence_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX]);
+
+struct policy_draft_changes {
+	uint32_t replaced;         /* PCRs whose reference value the draft replaces */
+	size_t added[PCR_COUNT];   /* events the draft adds to each PCR's allowed list */
+	size_t n_added;
+};
+
+/*
+ * policy draft: the next version of the policy cur (parsed from text, NUL-terminated, and trusted) with ev
+ * merged into it: the reference value of each PCR both pin replaced where ev's differs, and
+ * ev's events added to the allowed list of each PCR both check by events; everything else as
+ * text has it. *ret is malloc'ed pretty-printed JSON that policy_parse accepts. -EBADMSG with
+ * reason: another bank, nothing new, or an allowed list past POLICY_EVENTS_MAX.
+ */
+int policy_draft(const char *text, const struct policy *cur, const struct policy *ev, char **ret,
+		 struct policy_draft_changes *ret_changes, char reason[ATTEST_REASON_MAX]);
 
 /* Dotted decimal ("0.1.0"), at most ATTEST_VERSION_MAX characters: what versions look like. */
 bool policy_version_valid(const char *s);

@@ -18,7 +18,7 @@ static const struct {
 	{ "serve", cmd_serve, "run the attestation server (HTTPS, TLS 1.3)" },
 	{ "node", cmd_node, "list the node registry; approve or revoke a node" },
 	{ "audit", cmd_audit, "verify the audit hash chain, or export it as JSON lines" },
-	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force" },
+	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
 	{ "secret", cmd_secret, "store a secret payload (value read from standard input)" },
 };
 

@@ -6,13 +6,17 @@
  * insert (with its audit record) are one transaction: a refusal leaves the store untouched.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "admin.h"
+#include "attest-msg.h"
 #include "fileio.h"
 #include "json-cleanup.h"
 #include "log.h"
@@ -25,7 +29,8 @@
 #define POLICY_FILE_MAX 65536
 
 static const char usage[] = "keystrap-server policy load POLICY --signature FILE [--signature FILE...] --config FILE\n"
-			    "       keystrap-server policy show [--json] --config FILE";
+			    "       keystrap-server policy show [--json] --config FILE\n"
+			    "       keystrap-server policy draft --from-node NODE [--out FILE [--force]] --config FILE";
 
 static int refuse(const char *fmt, ...) _printf_(1, 2);
 static int refuse(const char *fmt, ...)
@@ -280,19 +285,137 @@ static int show(const struct server_config *c, struct store *s, bool json)
 	return 0;
 }
 
+struct node_find {
+	const char *want; /* a node id or an EK hash */
+	struct node_rec node;
+	bool found;
+};
+
+static int node_match(const struct node_rec *n, void *userdata)
+{
+	struct node_find *f = userdata;
+
+	if (!streq(n->node_id, f->want) && !streq(n->ek_hash, f->want))
+		return 0;
+	f->node = *n;
+	f->found = true;
+	return -ECANCELED; /* found: stop */
+}
+
+/* The draft to FILE, created owner-only; an existing one is replaced only when forced. */
+static int draft_write(const char *path, const char *text, bool force)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL), 0600), r;
+
+	if (fd < 0 && errno == EEXIST)
+		return refuse("'%s' exists: not overwritten without --force", path);
+	if (fd < 0)
+		return refuse("cannot create '%s': %s", path, strerror(errno));
+	/* A file that was there keeps its mode through O_TRUNC: owner-only all the same. */
+	r = fchmod(fd, 0600) < 0 ? -errno : write_full(fd, text, strlen(text));
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r < 0)
+		return refuse("cannot write '%s': %s", path, strerror(-r));
+	return 0;
+}
+
+/* "new reference values for PCRs 4, 9; PCR 12 allows 2 more events". */
+static void changes_format(const struct policy_draft_changes *c, char *buf, size_t size)
+{
+	char list[64] = "";
+	size_t l = 0;
+	int n = 0;
+
+	for (unsigned i = 0; i < PCR_COUNT; i++)
+		if (c->replaced & (1u << i))
+			l += (size_t)snprintf(list + l, sizeof(list) - l, "%s%u", n++ ? ", " : "", i);
+	l = 0;
+	buf[0] = 0;
+	if (n)
+		l = (size_t)snprintf(buf, size, "new reference value%s for PCR%s %s", n > 1 ? "s" : "", n > 1 ? "s" : "",
+				     list);
+	for (unsigned i = 0; i < PCR_COUNT && l < size; i++)
+		if (c->added[i])
+			l += (size_t)snprintf(buf + l, size - l, "%sPCR %u allows %zu more event%s", l ? "; " : "", i,
+					      c->added[i], c->added[i] > 1 ? "s" : "");
+}
+
+/*
+ * policy draft --from-node: the current policy, version + 1, with what the node's last refused
+ * attestation carried merged in. Only a trusted policy is drafted from (a doctored row would
+ * carry its changes into what operators sign); nothing is stored, nothing takes effect until
+ * k operators sign the file and load it.
+ */
+static int draft(const struct server_config *c, struct store *s, const char *node, const char *out, bool force)
+{
+	_cleanup_free_ char *text = NULL, *sigs = NULL, *evidence = NULL, *result = NULL;
+	_cleanup_policy_ struct policy *cur = NULL, *ev = NULL;
+	struct node_find f = { .want = node };
+	struct policy_draft_changes changes;
+	char reason[ATTEST_REASON_MAX], when[21], what[256];
+	int64_t version, refused_us, refused_under;
+	size_t size;
+	int r;
+
+	r = store_node_foreach(s, node_match, &f);
+	if (r < 0 && r != -ECANCELED)
+		return refuse("cannot read the node registry: %s", strerror(-r));
+	if (!f.found)
+		return refuse("no node '%s' in the registry (node list shows them)", node);
+	r = store_refusal_get(s, f.node.ek_hash, &refused_us, &refused_under, &evidence);
+	if (r == -ENOENT)
+		return refuse("node '%s' has no refused attestation on record: nothing to draft from", node);
+	if (r < 0)
+		return refuse("cannot read node '%s''s refused attestation: %s", node, strerror(-r));
+	r = store_policy_current(s, &version, &text, &size, &sigs);
+	if (r == -ENOENT)
+		return refuse("no policy is loaded: a draft starts from the current one");
+	if (r < 0)
+		return refuse("cannot read the policy: %s", strerror(-r));
+	r = policy_trust(c, version, text, size, sigs, &cur, NULL, reason);
+	if (r < 0)
+		return refuse("the stored policy version %lld is not trusted: %s", (long long)version,
+			      r == -EKEYREJECTED || r == -EBADMSG ? reason : strerror(-r));
+	r = policy_evidence_parse(evidence, strlen(evidence), &ev, reason);
+	if (r < 0)
+		return refuse("node '%s''s refused attestation on record does not parse: %s", node,
+			      r == -EBADMSG ? reason : strerror(-r));
+	policy_time_format(refused_us, when);
+	r = policy_draft(text, cur, ev, &result, &changes, reason);
+	if (r < 0)
+		return refuse("no draft from node '%s''s refusal of %s under policy %lld: %s", node, when,
+			      (long long)refused_under, r == -EBADMSG ? reason : strerror(-r));
+	if (out && (r = draft_write(out, result, force)) != 0)
+		return r;
+	if (!out)
+		fputs(result, stdout);
+	changes_format(&changes, what, sizeof(what));
+	fprintf(out ? stdout : stderr,
+		"policy version %lld drafted from node %s's refusal of %s under policy %lld: %s; review it, sign it "
+		"(k of n) and load it\n",
+		(long long)cur->version + 1, node, when, (long long)refused_under, what);
+	return 0;
+}
+
 int cmd_policy(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "signature", required_argument, NULL, 's' },
 					      { "json", no_argument, NULL, 'j' },
+					      { "from-node", required_argument, NULL, 'n' },
+					      { "out", required_argument, NULL, 'o' },
+					      { "force", no_argument, NULL, 'f' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_store_ struct store *s = NULL;
 	char *sig_paths[OPERATOR_KEYS_MAX * 2];
-	const char *config = NULL;
+	const char *config = NULL, *from_node = NULL, *out = NULL;
 	size_t n_sigs = 0;
-	bool json = false;
+	bool json = false, force = false;
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
@@ -308,6 +431,15 @@ int cmd_policy(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'n':
+			from_node = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
 			return 0;
@@ -316,6 +448,14 @@ int cmd_policy(int argc, char **argv)
 		}
 	if (!config || optind >= argc)
 		goto bad;
+	/* Each verb's own options, and no other's. */
+	if ((from_node || out || force) && !streq(argv[optind], "draft"))
+		goto bad;
+	if (streq(argv[optind], "draft") && argc - optind == 1 && from_node && (out || !force) && !json && n_sigs == 0) {
+		if ((r = admin_load(config, &c, &s)) != 0)
+			return r;
+		return draft(c, s, from_node, out, force);
+	}
 	if (streq(argv[optind], "load") && argc - optind == 2 && !json) {
 		if ((r = admin_load(config, &c, &s)) != 0)
 			return r;

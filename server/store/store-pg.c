@@ -764,6 +764,42 @@ static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_t
 	return 0;
 }
 
+static int pg_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
+			  const char *evidence)
+{
+	struct params p = { 0 };
+
+	p_text(&p, ek_hash);
+	p_int8(&p, time_us);
+	p_int8(&p, policy_version);
+	p_text(&p, evidence);
+	return run(s, "refusal put",
+		   "INSERT INTO refusals (ek_hash, time_us, policy_version, evidence) VALUES ($1, $2, $3, $4) "
+		   "ON CONFLICT (ek_hash) DO UPDATE SET time_us = excluded.time_us, "
+		   "policy_version = excluded.policy_version, evidence = excluded.evidence",
+		   &p, 0, NULL);
+}
+
+static int pg_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
+			  char **ret_evidence)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, ek_hash);
+	if ((r = run(s, "refusal get", "SELECT time_us, policy_version, evidence FROM refusals WHERE ek_hash = $1", &p,
+		     0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	if ((r = text_dup(res, 2, ret_evidence, NULL)) < 0)
+		return r;
+	*ret_time_us = col_int8(res, 0, 0);
+	*ret_policy_version = col_int8(res, 0, 1);
+	return 0;
+}
+
 static int pg_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
 {
 	struct params p = { 0 };
@@ -908,6 +944,8 @@ const struct store_ops store_pg_ops = {
 	.nonce_take = pg_nonce_take,
 	.policy_insert = pg_policy_insert,
 	.policy_current = pg_policy_current,
+	.refusal_put = pg_refusal_put,
+	.refusal_get = pg_refusal_get,
 	.secret_put = pg_secret_put,
 	.secret_get = pg_secret_get,
 	.audit_head = pg_audit_head,

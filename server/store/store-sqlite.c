@@ -201,6 +201,20 @@ static void copy_text(char *dst, size_t max, const unsigned char *src)
 	snprintf(dst, max, "%s", src ? (const char *)src : "");
 }
 
+/* SQL selecting by one text key, stepped to its row: -ENOENT when there is none. */
+static int select_one(struct store *s, const char *sql, const char *key, const char *what, sqlite3_stmt **ret)
+{
+	int r, rc;
+
+	if ((r = prepare(s, sql, ret)) < 0)
+		return r;
+	sqlite3_bind_text(*ret, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(*ret);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	return rc == SQLITE_ROW ? 0 : sql_errno(s, rc, what);
+}
+
 static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
 {
 	memset(n, 0, sizeof(*n));
@@ -220,16 +234,10 @@ static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
 static int sqlite_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r = select_one(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = ?", ek_hash, "node get", &st);
 
-	if ((r = prepare(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = ?", &st)) < 0)
+	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sql_errno(s, rc, "node get");
 	return node_from_row(st, ret);
 }
 
@@ -461,6 +469,39 @@ static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **r
 	return 0;
 }
 
+static int sqlite_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
+			      const char *evidence)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO refusals (ek_hash, time_us, policy_version, evidence) VALUES (?, ?, ?, ?) "
+			    "ON CONFLICT (ek_hash) DO UPDATE SET time_us = excluded.time_us, "
+			    "policy_version = excluded.policy_version, evidence = excluded.evidence",
+			 &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, time_us);
+	sqlite3_bind_int64(st, 3, policy_version);
+	sqlite3_bind_text(st, 4, evidence, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "refusal put");
+}
+
+static int sqlite_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
+			      char **ret_evidence)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = select_one(s, "SELECT time_us, policy_version, evidence FROM refusals WHERE ek_hash = ?", ek_hash,
+			   "refusal get", &st);
+
+	if (r < 0 || (r = text_dup(st, 2, ret_evidence, NULL)) < 0)
+		return r;
+	*ret_time_us = sqlite3_column_int64(st, 0);
+	*ret_policy_version = sqlite3_column_int64(st, 1);
+	return 0;
+}
+
 static int sqlite_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -481,16 +522,10 @@ static int sqlite_secret_get(struct store *s, const char *name, struct secbuf **
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	struct secbuf *b;
-	int r, rc;
+	int r = select_one(s, "SELECT value FROM secrets WHERE name = ?", name, "secret get", &st);
 
-	if ((r = prepare(s, "SELECT value FROM secrets WHERE name = ?", &st)) < 0)
+	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sql_errno(s, rc, "secret get");
 	b = secbuf_dup(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
 	if (!b)
 		return -ENOMEM;
@@ -598,6 +633,8 @@ const struct store_ops store_sqlite_ops = {
 	.nonce_take = sqlite_nonce_take,
 	.policy_insert = sqlite_policy_insert,
 	.policy_current = sqlite_policy_current,
+	.refusal_put = sqlite_refusal_put,
+	.refusal_get = sqlite_refusal_get,
 	.secret_put = sqlite_secret_put,
 	.secret_get = sqlite_secret_get,
 	.audit_head = sqlite_audit_head,

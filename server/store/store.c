@@ -276,6 +276,32 @@ int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text,
 	return 0;
 }
 
+int store_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
+		      const char *evidence)
+{
+	if (strlen(evidence) > REFUSAL_MAX)
+		return -EMSGSIZE;
+	return s->ops->refusal_put(s, ek_hash, time_us, policy_version, evidence);
+}
+
+int store_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
+		      char **ret_evidence)
+{
+	_cleanup_free_ char *evidence = NULL;
+	int64_t time_us, version;
+	int r = s->ops->refusal_get(s, ek_hash, &time_us, &version, &evidence);
+
+	if (r < 0)
+		return r;
+	/* The database is not trusted to keep the bound the writer kept. */
+	if (strlen(evidence) > REFUSAL_MAX)
+		return -EBADMSG;
+	*ret_time_us = time_us;
+	*ret_policy_version = version;
+	*ret_evidence = TAKE_PTR(evidence);
+	return 0;
+}
+
 int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
 {
 	return s->ops->secret_put(s, name, value, size, now_us);

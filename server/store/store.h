@@ -121,6 +121,18 @@ int store_policy_put(struct store *s, int64_t version, const char *text, size_t 
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures);
 
+/*
+ * A node's last attestation refused for its boot state (the quote verified, the logs replayed,
+ * the policy did not allow it): what it carried, as evidence_judge writes it, for policy draft.
+ * Nothing secret. One row per node, replaced by the next refusal; at most REFUSAL_MAX bytes.
+ * get: -ENOENT when the node was never refused so; ret_evidence malloc'ed.
+ */
+#define REFUSAL_MAX (64u << 10)
+int store_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
+		      const char *evidence);
+int store_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
+		      char **ret_evidence);
+
 /* Secret payloads: the store is the only place their values rest. */
 int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
 struct secbuf;

@@ -175,12 +175,31 @@ current_version() {
 	[ "$(current_version)" = "$(jq .version p.json)" ]
 }
 
+@test "policy draft refuses in one line: an unknown node, a node never refused; nothing is written" {
+	run srv policy draft --from-node nosuch.example --out d.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: no node 'nosuch.example' in the registry (node list shows them)" ]
+	[ ! -e d.json ]
+	# node1 attested, but no boot state of it was ever refused.
+	run srv policy draft --from-node node1.example --out d.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: node 'node1.example' has no refused attestation on record: nothing to draft from" ]
+	[ ! -e d.json ]
+	# Its options belong to draft alone.
+	run srv policy show --from-node node1.example
+	[ "$status" -eq 2 ]
+	run srv policy draft --out d.json
+	[ "$status" -eq 2 ]
+}
+
 @test "a newer policy governs the next handshake: a changed PCR 7 reference fails naming it; its twin passes" {
-	policy p.json ".reference_pcrs.\"7\" = \"$(printf 'other' | sha256sum | cut -c1-64)\""
+	other=$(printf 'other' | sha256sum | cut -c1-64)
+	policy p.json ".reference_pcrs.\"7\" = \"$other\""
 	load_signed p.json
 	run attest
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) does not match the reference value" ]
+	# Both values in full: what the node quoted, and what the policy wanted.
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) is $(pcr_value sha256 7), policy $(jq .version p.json) wants $other" ]
 	[ ! -e out/node.crt ]
 	policy good.json
 	load_signed good.json
@@ -190,6 +209,80 @@ current_version() {
 	# Issued under the policy that was in force, which the audit record names.
 	srv audit export | jq -r 'select(.action == "attest-finish" and .decision == "allow") | .reasons' | tail -n1 |
 		grep -q "under policy $(jq .version good.json),"
+}
+
+@test "after an update: the refusal names PCR 7 in full (node and audit), policy draft takes it, 2-of-2 signed it loads and the node attests" {
+	other=$(printf 'before the update' | sha256sum | cut -c1-64)
+	policy p.json ".reference_pcrs.\"7\" = \"$other\""
+	load_signed p.json
+	v=$(jq .version p.json)
+	now=$(pcr_value sha256 7)
+	run attest
+	[ "$status" -eq 1 ]
+	want="PCR 7 (sha256) is $now, policy $v wants $other"
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): $want" ]
+	[ "$(srv audit export | jq -r 'select(.action == "attest-finish") | .reasons' | tail -n1)" = "$want" ]
+	run srv policy draft --from-node node1.example --out draft.json
+	[ "$status" -eq 0 ]
+	[[ "$output" == "policy version $((v + 1)) drafted from node node1.example's refusal of "*" under policy $v: new reference value for PCR 7; review it, sign it (k of n) and load it" ]]
+	[ "$(stat -c %a draft.json)" = 600 ]
+	# The policy in force, one version up, PCR 7 as the node quoted it; the rest as it was.
+	[ "$(jq -c 'del(.version, .reference_pcrs."7")' draft.json)" = "$(jq -c 'del(.version, .reference_pcrs."7")' p.json)" ]
+	[ "$(jq -r '[.version, .reference_pcrs."7"] | @tsv' draft.json)" = "$((v + 1))	$now" ]
+	# Never overwritten without --force; with it, still owner-only.
+	chmod 644 draft.json
+	cp draft.json kept.json
+	run srv policy draft --from-node node1.example --out draft.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: 'draft.json' exists: not overwritten without --force" ]
+	cmp draft.json kept.json
+	run srv policy draft --from-node node1.example --out draft.json --force
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a draft.json)" = 600 ]
+	cmp draft.json kept.json
+	# Without --out: the draft on stdout, the same bytes.
+	srv policy draft --from-node node1.example 2>/dev/null | cmp - draft.json
+	# A draft edited after signing is refused at load: nothing changes, the node stays refused.
+	policy_sign "$OPERATOR_DIR" draft.json op1 op2
+	sed 's/"credential_lifetime":600/"credential_lifetime":6000/; s/"credential_lifetime": 600/"credential_lifetime": 6000/' draft.json >edited.json
+	! cmp -s draft.json edited.json
+	cp draft.json.op1.sig edited.json.op1.sig
+	cp draft.json.op2.sig edited.json.op2.sig
+	run srv policy load edited.json --signature edited.json.op1.sig --signature edited.json.op2.sig
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: signature 'edited.json.op1.sig' does not verify under any configured operator key" ]
+	[ "$(current_version)" = "$v" ]
+	run attest
+	[ "$status" -eq 1 ]
+	# Twin: the draft as drafted, signed by both operators, loads; the same node attests.
+	echo $((v + 1)) >"$OPERATOR_DIR/policy.version"
+	run srv policy load draft.json --signature draft.json.op1.sig --signature draft.json.op2.sig
+	[ "$status" -eq 0 ]
+	run attest
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# The refusal on record is now in the policy: nothing left to draft.
+	run srv policy draft --from-node node1.example --out again.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap-server: no draft from node 'node1.example''s refusal of "*" under policy $v: it holds nothing policy $((v + 1)) does not already allow" ]]
+	[ ! -e again.json ]
+}
+
+@test "policy draft with no policy in the store refuses in one line" {
+	local d=$BATS_TEST_TMPDIR/nopolicy
+	mkdir -p "$d"
+	sqlite3 "$SRV_DIR/keystrap.db" ".backup '$d/keystrap.db'"
+	chmod 600 "$d/keystrap.db"
+	sqlite3 "$d/keystrap.db" "DELETE FROM policies"
+	jq --arg db "$d/keystrap.db" '.database = $db' "$SRV_DIR/server.json" >"$d/server.json"
+	run "$KEYSTRAP_SERVER" policy draft --from-node node1.example --out d.json --config "$d/server.json"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: no policy is loaded: a draft starts from the current one" ]
+	[ ! -e d.json ]
+	# Twin: the same copy with its policies gets past that (the refusal on record is in the policy now).
+	sqlite3 "$SRV_DIR/keystrap.db" ".backup '$d/keystrap.db'"
+	run "$KEYSTRAP_SERVER" policy draft --from-node node1.example --out d.json --config "$d/server.json"
+	[[ "$output" == "keystrap-server: no draft from node 'node1.example''s refusal of "*": it holds nothing policy "*" does not already allow" ]]
 }
 
 @test "the credential lifetime comes from the policy" {
@@ -367,7 +460,22 @@ current_version() {
 	load_signed p.json
 	run attest
 	[ "$status" -eq 1 ]
-	[[ "$output" == "keystrap: the server refused the attestation (HTTP 403): PCR 12 event 0 (sha256 "*") is not allowed by policy $(jq .version p.json)" ]]
+	# Every event the policy does not list, each in full: the first attest added "attested" to the log.
+	v=$(jq .version p.json)
+	events=$(jq --seq -c '[.digests[] | select(.hashAlg == "sha256") | .digest]' "$KEYSTRAP_MEASURE_LOG" | jq -s -c 'add')
+	[ "$(jq length <<<"$events")" -eq 2 ]
+	want=$(jq -r --arg v "$v" '. as $e | [range(length) | "PCR 12 event \(.) (sha256 \($e[.])) is not allowed by policy \($v)"] | join("; ")' <<<"$events")
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): $want" ]
+	[ "$(srv audit export | jq -r 'select(.action == "attest-finish") | .reasons' | tail -n1)" = "$want" ]
+	# The draft allows them, beside what was allowed.
+	run srv policy draft --from-node node1.example --out draft.json
+	[ "$status" -eq 0 ]
+	[[ "$output" == *": PCR 12 allows 2 more events; review it"* ]]
+	[ "$(jq -c '.allowed_events."12"' draft.json)" = "$(jq -c --arg o "$other" '[$o] + .' <<<"$events")" ]
+	echo $((v + 1)) >"$OPERATOR_DIR/policy.version"
+	load_signed draft.json
+	run attest
+	[ "$output" = "keystrap: attested as node1.example" ]
 	policy good.json
 	load_signed good.json
 }

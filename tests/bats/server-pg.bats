@@ -131,6 +131,27 @@ records() {
 	[[ "$output" == "$EK approved  node1.example 127.0.0.1:"* ]]
 }
 
+@test "a boot state refused through A is kept in PostgreSQL: policy draft through B takes it; loaded, the node attests through A" {
+	o=$OPERATOR_DIR
+	v=$(($(cat "$o/policy.version") + 1))
+	other=$(printf 'before the update' | sha256sum | cut -c1-64)
+	policy_json "0 7" "$v" | jq -c --arg d "$other" '.reference_pcrs."7" = $d' >p.json
+	policy_sign "$o" p.json op1 op2
+	admin A policy load p.json --signature p.json.op1.sig --signature p.json.op2.sig >/dev/null
+	run attest_at A
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) is $(pcr_value sha256 7), policy $v wants $other" ]
+	[ "$(pg_sql keystrap "SELECT policy_version FROM refusals WHERE ek_hash = '$EK'")" = "$v" ]
+	run admin B policy draft --from-node node1.example --out draft.json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.version, .reference_pcrs."7"] | @tsv' draft.json)" = "$((v + 1))	$(pcr_value sha256 7)" ]
+	policy_sign "$o" draft.json op1 op2
+	admin B policy load draft.json --signature draft.json.op1.sig --signature draft.json.op2.sig >/dev/null
+	echo $((v + 1)) >"$o/policy.version"
+	run attest_at A
+	[ "$output" = "keystrap: attested as node1.example" ]
+}
+
 @test "a nonce issued by A and finished at B passes once; the finish replayed at A is refused" {
 	challenge_at A ch.json
 	"$PEER" finish "$U" ch.json >finish.json
