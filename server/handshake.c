@@ -115,6 +115,7 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 	uint8_t session[ATTEST_SESSION_SIZE], proof[ATTEST_PROOF_SIZE];
 	const char *ak_why = NULL;
 	char why[ATTEST_REASON_MAX];
+	bool older;
 	size_t off;
 	int k;
 
@@ -139,10 +140,9 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return 0;
 	if (!policy_version_valid(m.version))
 		return deny(r, 400, "field 'version' is not a dotted keystrap version");
-	if (policy_version_compare(m.version, p->min_version) < 0)
-		/* Advisory: the version is the node's own claim; PCR 9's initrd digest pins the binary. */
-		return deny(r, 403, "keystrap %s is older than the advisory minimum %s of policy %lld "
-			    "(min_keystrap_version)", m.version, p->min_version, (long long)p->version);
+	/* Not a check: the version is the node's own claim, so it only annotates the record. What
+	 * pins the keystrap binary is the initrd digest in PCR 9, which the policy's references hold. */
+	older = policy_version_compare(m.version, p->min_version) < 0;
 	c.bank = p->bank;
 	c.mask = p->mask;
 
@@ -182,7 +182,13 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return fail_internal(r, "formatting the challenge", k);
 	r->status = 200;
 	/* No session id: the reason goes to the log and the audit trail, which others read. */
-	snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)p->version);
+	if (older)
+		snprintf(r->reason, sizeof(r->reason),
+			 "challenge issued under policy %lld; the node reports keystrap %s, older than "
+			 "min_keystrap_version %s (advisory, not enforced)",
+			 (long long)p->version, m.version, p->min_version);
+	else
+		snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)p->version);
 	return 0;
 }
 

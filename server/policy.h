@@ -31,7 +31,7 @@ struct policy_group {
 struct policy {
 	int64_t version;        /* strictly increasing: an older or equal one is refused */
 	int64_t expires_us;     /* wall clock; an expired policy releases nothing */
-	char min_version[ATTEST_VERSION_MAX + 1]; /* keystrap version below which nodes are refused */
+	char min_version[ATTEST_VERSION_MAX + 1]; /* advisory: a node reporting less is noted, not refused */
 	int64_t credential_lifetime; /* seconds */
 	const struct pcr_bank *bank;
 	uint32_t mask;          /* what nodes quote: value_mask | event_mask */

@@ -297,12 +297,19 @@ current_version() {
 	load_signed good.json
 }
 
-@test "min_keystrap_version is advisory: an older reported version is refused naming both, any claim above passes" {
+@test "min_keystrap_version is advisory: a node reporting an older version is admitted, and its record and log line say so" {
 	policy p.json '.min_keystrap_version = "0.2.0"'
 	load_signed p.json
+	local v note
+	v=$(jq .version p.json)
+	note="challenge issued under policy $v; the node reports keystrap 0.1.0, older than min_keystrap_version 0.2.0 (advisory, not enforced)"
 	run attest
-	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): keystrap 0.1.0 is older than the advisory minimum 0.2.0 of policy $(jq .version p.json) (min_keystrap_version)" ]
+	[ "$status" -eq 0 ]
+	[ "$output" = "keystrap: attested as node1.example" ]
+	run srv audit export
+	[[ "$output" == *"\"action\":\"attest-start\",\"decision\":\"allow\",\"reasons\":\"$note\""* ]]
+	grep -q "event=request .*path=/v1/attest/start status=200 action=attest-start decision=allow .*reason=\"$note\"" "$SRV_DIR/server.log"
+	[ "$(grep -c 'min_keystrap_version 0.2.0' "$SRV_DIR/server.log")" -eq 1 ]
 	run srv policy show
 	[[ "$output" == *$'\nmin-keystrap-version 0.2.0 (advisory: what the node reports about itself)\n'* ]]
 	# The version is the node's own claim: the same node saying 99.0.0 gets its challenge. What
@@ -319,6 +326,10 @@ current_version() {
 	load_signed good.json
 	run attest
 	[ "$output" = "keystrap: attested as node1.example" ]
+	# The negative twin: a node at the minimum gets the plain reason, no note.
+	run srv audit export
+	[[ "$output" == *"\"reasons\":\"challenge issued under policy $(jq .version good.json)\""* ]]
+	[ "$(grep -c 'older than min_keystrap_version' "$SRV_DIR/server.log")" -eq 1 ]
 	jq -c '.version = "not-a-version"' "$BATS_FILE_TMPDIR/start.json" >bad.json
 	run post /v1/attest/start bad.json
 	[ "$(body_of "$output")" = "{\"error\":\"field 'version' is not a dotted keystrap version\"}" ]
