@@ -259,8 +259,13 @@ check-bats: $(BUILD)/sd-token-open
 # (server.bats), the keyring half of handoff (keyring.bats).
 check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/attest-peer $(BUILD)/asan/keyring-put
 ifeq ($(SERVER),yes)
-check-bats: $(BUILD)/asan/keystrap-server
+check-bats: $(BUILD)/asan/keystrap-server $(BUILD)/ssl-new-fault.so
 endif
+
+# server-http.bats: an SSL_new that fails on demand, preloaded into a server.
+$(BUILD)/ssl-new-fault.so: tests/lib/ssl-new-fault.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -fPIC -shared $(call pc_cflags,libssl) $< -o $@ -ldl
 
 # make bench-server: the load generator (software TPMs) against one server; not a test.
 $(BUILD)/bench/server-load: bench/server-load.c $(call TEST_A)

@@ -54,3 +54,16 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 	errno = saved;
 	return -err;
 }
+
+bool log_limit_pass(struct log_limit *l, int64_t now_us, uint64_t *ret_held)
+{
+	if (l->logged && now_us - l->last_us < 1000000 && now_us >= l->last_us) {
+		l->held++;
+		return false;
+	}
+	*ret_held = l->held;
+	l->held = 0;
+	l->last_us = now_us;
+	l->logged = true;
+	return true;
+}

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include "macro.h"
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -19,3 +21,15 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...) _printf_
 #define log_debug(...) (void) log_full_errno(LOG_LVL_DEBUG, 0, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_LVL_ERROR, (e), __VA_ARGS__)
 #define log_debug_errno(e, ...) log_full_errno(LOG_LVL_DEBUG, (e), __VA_ARGS__)
+
+/*
+ * At most one line a second for one kind of failure, however often it happens: a struct
+ * log_limit per kind (static, zeroed), and log_limit_pass says whether this occurrence may be
+ * logged and how many were held back since the last one that was.
+ */
+struct log_limit {
+	int64_t last_us;
+	uint64_t held;
+	bool logged;
+};
+bool log_limit_pass(struct log_limit *l, int64_t now_us, uint64_t *ret_held);

@@ -5,6 +5,8 @@
  * transaction committed durably) inside its callback, so a reply never leaves before its
  * audit record is on disk.
  */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +15,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -20,10 +24,12 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
+#include "connlimit.h"
 #include "fileio.h"
 #include "handshake.h"
 #include "health.h"
@@ -52,13 +58,13 @@ static void put_value(FILE *f, const char *v)
 		fputc('"', f);
 }
 
-/* One line per event on stderr (the journal when run as a service): time, level, then pairs. */
-static void slog(const char *level, const char *event, ...)
+/* One line per event on stderr (the journal when run as a service): time, level, then pairs;
+ * held, when not 0, says how many lines of this kind slog_limited held back before it. */
+static void vslog(const char *level, const char *event, uint64_t held, va_list ap)
 {
 	char ts[40];
 	struct timespec now;
 	struct tm tm;
-	va_list ap;
 	const char *k;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -66,7 +72,6 @@ static void slog(const char *level, const char *event, ...)
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	flockfile(stderr);
 	fprintf(stderr, "time=%s.%06ldZ level=%s event=%s", ts, now.tv_nsec / 1000, level, event);
-	va_start(ap, event);
 	while ((k = va_arg(ap, const char *))) {
 		const char *v = va_arg(ap, const char *);
 
@@ -75,9 +80,33 @@ static void slog(const char *level, const char *event, ...)
 		fprintf(stderr, " %s=", k);
 		put_value(stderr, v);
 	}
-	va_end(ap);
+	if (held)
+		fprintf(stderr, " held_back=%llu", (unsigned long long)held);
 	fputc('\n', stderr);
 	funlockfile(stderr);
+}
+
+static void slog(const char *level, const char *event, ...)
+{
+	va_list ap;
+
+	va_start(ap, event);
+	vslog(level, event, 0, ap);
+	va_end(ap);
+}
+
+/* For failures that can repeat as fast as a peer can make them: one line a second per kind
+ * (lim), the next one counting those held back. */
+static void slog_limited(struct log_limit *lim, const char *level, const char *event, ...)
+{
+	uint64_t held;
+	va_list ap;
+
+	if (!log_limit_pass(lim, now_usec(), &held))
+		return;
+	va_start(ap, event);
+	vslog(level, event, held, ap);
+	va_end(ap);
 }
 
 /* Nothing is answered before the audit record of the answer is durable: audited requests wait
@@ -92,6 +121,31 @@ struct pending {
 
 #define BATCH_MAX 512
 #define BATCH_MAX_US 10000 /* a batch older than this commits even while requests keep coming */
+/* Descriptors kept free beside the connections: the store (SQLite's -wal and -shm, temporary
+ * files, a PostgreSQL reconnect), files read while serving. */
+#define FD_RESERVE 32
+/* After accept() failed (EMFILE, ENFILE, ENOBUFS...) or no connection object could be made. */
+#define ACCEPT_BACKOFF_US 100000
+
+struct daemon;
+
+/*
+ * One accepted connection, made before its socket exists (the spare, see conn_prepare): the
+ * TLS bufferevent handed to evhttp, and one timer that first learns the peer's address (evhttp
+ * gives the socket to the bufferevent only after its callback returns), then bounds the time
+ * to a whole request. It lives as long as its SSL (freed with the socket): conn_ex_free.
+ */
+struct conn {
+	struct daemon *d;
+	struct bufferevent *bev;
+	struct event *timer;
+	uint8_t addr[CONNLIMIT_ADDR_SIZE];
+	bool counted, attached;
+	LIST_ENTRY(conn) link;
+};
+
+static struct conn *conn_of(struct evhttp_request *req);
+static void conn_arm(struct conn *c);
 
 struct daemon {
 	struct server srv;
@@ -100,7 +154,12 @@ struct daemon {
 	struct evhttp_bound_socket *sock;
 	SSL_CTX *ssl;
 	struct ratelimit *limit;
-	struct event *commit_ev, *tick_ev;
+	struct connlimit *conns;
+	struct evconnlistener *listener;
+	struct conn *spare;  /* the next connection's objects: accepting is off while there is none */
+	LIST_HEAD(, conn) all; /* every conn, the spare included */
+	bool accepting, backing_off, stopping;
+	struct event *commit_ev, *tick_ev, *backoff_ev;
 	struct metrics m;
 	struct health health;
 	bool batch_open;
@@ -114,6 +173,7 @@ static void send_body(struct evhttp_request *req, int status, const char *type, 
 {
 	struct evbuffer *out = evbuffer_new();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct conn *c = conn_of(req);
 	char ra[24];
 
 	evhttp_add_header(h, "Content-Type", type);
@@ -126,6 +186,9 @@ static void send_body(struct evhttp_request *req, int status, const char *type, 
 		evhttp_add_header(h, "Allow", strstr(evhttp_request_get_uri(req), "/v1/") ? "POST" : "GET");
 	if (out)
 		evbuffer_add(out, body, size);
+	/* The reply, then the next request on the connection, each have request_timeout. */
+	if (c)
+		conn_arm(c);
 	/* libevent 2.1 has no phrase for 429. */
 	evhttp_send_reply(req, status, status == 429 ? "Too Many Requests" : NULL, out);
 	evbuffer_free(out);
@@ -335,8 +398,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct pending *p;
 	struct audit_rec a;
 	char addr[64];
+	struct conn *c = conn_of(req);
 	int k;
 
+	/* The whole request is here: the time it takes to answer is the server's, not the peer's. */
+	if (c)
+		event_del(c->timer);
 	nodelay(req);
 	if (d->n_pending >= BATCH_MAX)
 		batch_commit(d);
@@ -455,14 +522,296 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	d->srv.enroll_pending = counts[NODE_REQUESTED];
 }
 
+/* The SSL ex_data slot holding each connection's struct conn. */
+static int conn_index = -1;
+/* The listener's callbacks get evhttp's argument, not ours; there is one daemon. */
+static struct daemon *the_daemon;
+
+static void listener_update(struct daemon *d);
+
+/* From the socket's address: the accounting key, and the text for a log line. */
+static int conn_peer(struct conn *c, char *text, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	const void *a;
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    connlimit_addr((struct sockaddr *)&ss, len, c->addr) < 0)
+		return -ENOTCONN;
+	a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (!inet_ntop(ss.ss_family, a, text, (socklen_t)size))
+		snprintf(text, size, "?");
+	return 0;
+}
+
+static void conn_arm(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->d->srv.config->request_timeout };
+
+	if (c->timer) /* NULL only while the server shuts down */
+		(void)event_add(c->timer, &tv);
+}
+
+/*
+ * Closes a connection as evhttp closes one whose socket failed: it frees the connection and a
+ * request still being read (one already handed to on_request is detached, and its reply
+ * dropped), the socket closes and the SSL goes, and c with it (conn_ex_free).
+ */
+static void conn_close(struct conn *c)
+{
+	bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR | BEV_EVENT_READING, 0);
+}
+
+/* First: the peer's address, charged to its count; then the deadline for a whole request. */
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	static struct log_limit refused, timed_out;
+	struct conn *c = arg;
+	struct daemon *d = c->d;
+	char peer[INET6_ADDRSTRLEN], why[96];
+
+	(void)fd;
+	(void)what;
+	if (c->attached) {
+		if (conn_peer(c, peer, sizeof(peer)) < 0)
+			snprintf(peer, sizeof(peer), "?");
+		snprintf(why, sizeof(why), "no whole request within request_timeout %llds",
+			 (long long)d->srv.config->request_timeout);
+		slog_limited(&timed_out, "info", "connection-closed", "peer", peer, "reason", why, NULL);
+		conn_close(c);
+		return;
+	}
+	if (conn_peer(c, peer, sizeof(peer)) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (connlimit_attach(d->conns, c->addr) < 0) {
+		snprintf(why, sizeof(why), "max_connections_per_address %lld reached",
+			 (long long)d->srv.config->max_connections_per_address);
+		slog_limited(&refused, "warning", "connection-refused", "peer", peer, "reason", why, NULL);
+		conn_close(c);
+		return;
+	}
+	c->attached = true;
+	conn_arm(c);
+}
+
+/* OpenSSL frees the SSL as bufferevent_openssl closes the socket: the connection is gone. */
+static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct conn *c = ptr;
+	struct daemon *d;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (!c)
+		return;
+	d = c->d;
+	if (c->counted)
+		connlimit_close(d->conns, c->attached ? c->addr : NULL);
+	if (c->timer)
+		event_free(c->timer);
+	LIST_REMOVE(c, link);
+	free(c);
+	/* A descriptor came back: accept() failing for want of one may succeed now. */
+	if (d->backing_off && d->spare && !d->stopping) {
+		d->backing_off = false;
+		event_del(d->backoff_ev);
+	}
+	listener_update(d);
+}
+
+/*
+ * The next connection's objects (SSL, TLS bufferevent, timer), made before its socket is
+ * accepted: evhttp's bufferevent callback cannot fail (given NULL, evhttp would serve the
+ * connection in plaintext), so accepting is off while this has not succeeded.
+ */
+static int conn_prepare(struct daemon *d)
+{
+	struct conn *c;
+	SSL *ssl;
+
+	if (d->spare)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->d = d;
+	c->timer = event_new(d->base, -1, 0, on_conn_timer, c);
+	ssl = c->timer ? SSL_new(d->ssl) : NULL;
+	if (!ssl || SSL_set_ex_data(ssl, conn_index, c) != 1) {
+		SSL_free(ssl);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return -ENOMEM;
+	}
+	/* From here the SSL owns c: freeing it (below on failure, else with the socket) frees c. */
+	LIST_INSERT_HEAD(&d->all, c, link);
+	c->bev = bufferevent_openssl_socket_new(d->base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		return -ENOMEM;
+	d->spare = c;
+	return 0;
+}
+
+/* Stops accepting for ACCEPT_BACKOFF_US: accept() failed, or the next connection cannot be
+ * prepared; on_backoff tries again. */
+static void backoff_start(struct daemon *d, const char *event, const char *why)
+{
+	static struct log_limit lim;
+	struct timeval tv = { 0, ACCEPT_BACKOFF_US };
+
+	slog_limited(&lim, "error", event, "reason", why, NULL);
+	d->backing_off = true;
+	(void)event_add(d->backoff_ev, &tv);
+	listener_update(d);
+}
+
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	d->backing_off = false;
+	if (conn_prepare(d) < 0) {
+		backoff_start(d, "accept-paused", "cannot prepare a connection: out of memory");
+		return;
+	}
+	listener_update(d);
+}
+
+/* EMFILE, ENFILE, ENOBUFS...: libevent would retry at once, forever. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)lev;
+	(void)arg;
+	backoff_start(the_daemon, "accept-failed", strerror(e));
+}
+
+/*
+ * Accepting is on exactly while a connection can be kept: below max_connections, its objects
+ * prepared, not backing off. libevent's accept loop looks at this after each connection, so the
+ * one that fills the table is the last accepted; the rest wait in the kernel's backlog.
+ */
+static void listener_update(struct daemon *d)
+{
+	static struct log_limit full;
+	bool want;
+	char why[64];
+
+	if (!d->listener || d->stopping)
+		return;
+	want = d->spare && !d->backing_off && !connlimit_full(d->conns);
+	if (want == d->accepting || (want ? evconnlistener_enable(d->listener) : evconnlistener_disable(d->listener)) < 0)
+		return;
+	d->accepting = want;
+	if (!want && connlimit_full(d->conns)) {
+		snprintf(why, sizeof(why), "max_connections %zu open", connlimit_total(d->conns));
+		slog_limited(&full, "warning", "accept-paused", "reason", why, NULL);
+	}
+}
+
 static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 {
 	struct daemon *d = arg;
-	SSL *ssl = SSL_new(d->ssl);
+	struct conn *c = d->spare;
 
-	if (!ssl)
-		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	(void)base;
+	/* listener_update keeps accepting off without a spare or room, so neither can happen; a
+	 * NULL here would be a plaintext connection, and serving none is the lesser failure. */
+	if (!c || connlimit_open(d->conns) < 0) {
+		slog("error", "internal", "reason", "accepted a connection without TLS objects or room", NULL);
+		abort();
+	}
+	d->spare = NULL;
+	c->counted = true;
+	/* Its socket is set once this returns: the timer learns the peer's address then. */
+	event_active(c->timer, EV_TIMEOUT, 0);
+	if (conn_prepare(d) < 0)
+		backoff_start(d, "accept-paused", "cannot prepare a connection: out of memory");
+	listener_update(d);
+	return c->bev;
+}
+
+/* The connection a request came on, while it has one. */
+static struct conn *conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+/* Open descriptors now: the store's, the listener, the event loop's own. */
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+static long fds_open(void)
+{
+	_cleanup_(closedirp) DIR *dir = opendir("/proc/self/fd");
+	long n = 0;
+
+	if (!dir)
+		return 64; /* no /proc: a guess on the safe side */
+	while (readdir(dir))
+		n++;
+	return n - 3; /* ".", ".." and the directory itself */
+}
+
+/*
+ * The soft descriptor limit raised to the hard one (the event loop is epoll; 1024 is a limit for
+ * select()), and max_connections lowered to what it leaves beside those open and FD_RESERVE.
+ */
+static int connections_setup(struct daemon *d, const struct server_config *c)
+{
+	struct rlimit rl;
+	long open_now = fds_open();
+	long long room, max = c->max_connections;
+	char nofile[24], chosen[24], configured[24], per[24], timeout[24];
+	int k;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return log_error_errno(-errno, "cannot read the open-file limit: %m");
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	room = rl.rlim_cur > (rlim_t)CONNECTIONS_MAX * 2 ? CONNECTIONS_MAX : (long long)rl.rlim_cur - open_now - FD_RESERVE;
+	if (room < 1)
+		return log_error_errno(-EMFILE,
+				       "the open-file limit %llu leaves no room for connections (%ld open, %d kept "
+				       "for the store): raise it (LimitNOFILE=)",
+				       (unsigned long long)rl.rlim_cur, open_now, FD_RESERVE);
+	if (max > room)
+		max = room;
+	k = connlimit_new((size_t)max, (size_t)c->max_connections_per_address, &d->conns);
+	if (k < 0)
+		return log_error_errno(k, "cannot set up connection accounting: %m");
+	snprintf(nofile, sizeof(nofile), "%llu", (unsigned long long)rl.rlim_cur);
+	snprintf(chosen, sizeof(chosen), "%lld", max);
+	snprintf(configured, sizeof(configured), "%lld", (long long)c->max_connections);
+	snprintf(per, sizeof(per), "%lld", (long long)c->max_connections_per_address);
+	snprintf(timeout, sizeof(timeout), "%llds", (long long)c->request_timeout);
+	slog(max < c->max_connections ? "warning" : "info", "connection-limits", "nofile", nofile, "max_connections",
+	     chosen, "configured", max < c->max_connections ? configured : NULL, "max_connections_per_address", per,
+	     "request_timeout", timeout, NULL);
+	return 0;
 }
 
 static int tls_setup(struct daemon *d, const struct server_config *c)
@@ -484,7 +833,18 @@ static int tls_setup(struct daemon *d, const struct server_config *c)
 		return log_error_errno(-EINVAL, "cannot load TLS key '%s', or it is not the certificate's key",
 				       c->tls_key);
 	SSL_CTX_set_session_cache_mode(d->ssl, SSL_SESS_CACHE_SERVER);
+	if (conn_index < 0 && (conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free)) < 0)
+		return -ENOMEM;
 	return 0;
+}
+
+/* libevent's own warnings (it has a few for failures a peer can repeat at will). */
+static void on_libevent_log(int severity, const char *msg)
+{
+	static struct log_limit lim;
+
+	if (severity >= EVENT_LOG_WARN)
+		slog_limited(&lim, severity >= EVENT_LOG_ERR ? "error" : "warning", "libevent", "message", msg, NULL);
 }
 
 /* "ADDRESS:PORT" or "[IPv6]:PORT". */
@@ -523,6 +883,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	slog("info", "stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
 	sd_notify(0, "STOPPING=1");
 	/* No new connections; replies already queued get a moment to leave. */
+	d->stopping = true;
+	d->listener = NULL;
 	if (d->sock) {
 		evhttp_del_accept_socket(d->http, d->sock);
 		d->sock = NULL;
@@ -558,6 +920,7 @@ int serve_run(const char *config)
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;
 	d->srv.enroll_max = c->max_pending_enrollments;
+	event_set_log_callback(on_libevent_log);
 	d->base = event_base_new();
 	/* 0 signals, 1 connections (libevent's default: the middle), 2 the group commit. */
 	if (!d->base || event_base_priority_init(d->base, 3) < 0)
@@ -577,7 +940,7 @@ int serve_run(const char *config)
 	 * request reaches on_request, which answers 413 itself and records it. */
 	evhttp_set_max_body_size(d->http, 4 * c->max_body);
 	evhttp_set_max_headers_size(d->http, 16384);
-	evhttp_set_timeout(d->http, 10);
+	evhttp_set_timeout(d->http, (int)c->request_timeout);
 	/* Every method reaches on_request, which answers 405 in JSON and records it. */
 	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
@@ -587,6 +950,14 @@ int serve_run(const char *config)
 		log_error("cannot listen on %s: %s", c->listen, strerror(errno));
 		goto out;
 	}
+	the_daemon = d;
+	d->listener = evhttp_bound_socket_get_listener(d->sock);
+	d->accepting = true;
+	evconnlistener_set_error_cb(d->listener, on_accept_error);
+	d->backoff_ev = event_new(d->base, -1, 0, on_backoff, d);
+	if (!d->backoff_ev || connections_setup(d, c) < 0 || conn_prepare(d) < 0)
+		goto out;
+	listener_update(d);
 	sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
 	sigint = evsignal_new(d->base, SIGINT, on_signal, d);
 	if (!sigterm || !sigint || event_priority_set(sigterm, 0) < 0 || event_priority_set(sigint, 0) < 0 ||
@@ -604,6 +975,18 @@ int serve_run(const char *config)
 	slog("info", "stopped", NULL);
 	rc = 0;
 out:
+	/* Connections are freed with evhttp and the event loop: they touch neither from here. */
+	d->stopping = true;
+	d->listener = NULL;
+	for (struct conn *i = LIST_FIRST(&d->all); i; i = LIST_NEXT(i, link))
+		if (i->timer) {
+			event_free(i->timer);
+			i->timer = NULL;
+		}
+	if (d->spare)
+		bufferevent_free(TAKE_PTR(d->spare)->bev);
+	if (d->backoff_ev)
+		event_free(d->backoff_ev);
 	if (d->commit_ev)
 		event_free(d->commit_ev);
 	if (d->tick_ev)
@@ -617,6 +1000,7 @@ out:
 		evhttp_free(d->http);
 	if (d->base)
 		event_base_free(d->base);
+	connlimit_free(d->conns);
 	policy_cache_done(&d->srv.policy);
 	store_close(d->srv.store);
 	pki_free(d->srv.pki);

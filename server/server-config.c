@@ -129,7 +129,8 @@ int server_config_load(const char *path, struct server_config **ret)
 	static const char *const fields[] = { "listen", "tls_certificate", "tls_key", "database", "ek_ca",
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
-					      "policy_threshold", NULL };
+					      "policy_threshold", "max_connections", "max_connections_per_address",
+					      "request_timeout", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -155,6 +156,9 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->rate_burst = 100;
 	c->max_pending_enrollments = 10000;
 	c->policy_threshold = 2;
+	c->max_connections = 4096;
+	c->max_connections_per_address = 128;
+	c->request_timeout = 10;
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
 	    (r = str(path, o, "tls_certificate", true, &c->tls_certificate)) < 0 ||
 	    (r = str(path, o, "tls_key", true, &c->tls_key)) < 0 ||
@@ -165,6 +169,9 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||
 	    (r = rate(path, o, &c->rate_limit)) < 0 || (r = num(path, o, "rate_burst", 1, 1000000, &c->rate_burst)) < 0 ||
 	    (r = num(path, o, "max_pending_enrollments", 1, 10000000, &c->max_pending_enrollments)) < 0 ||
+	    (r = num(path, o, "max_connections", 1, CONNECTIONS_MAX, &c->max_connections)) < 0 ||
+	    (r = num(path, o, "max_connections_per_address", 1, CONNECTIONS_MAX, &c->max_connections_per_address)) < 0 ||
+	    (r = num(path, o, "request_timeout", 1, 3600, &c->request_timeout)) < 0 ||
 	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;
 	*ret = TAKE_PTR(c);

@@ -9,6 +9,7 @@
 
 #define EK_CA_MAX 8
 #define OPERATOR_KEYS_CONFIG_MAX 16
+#define CONNECTIONS_MAX 1048576
 
 struct operator_keys;
 
@@ -33,6 +34,9 @@ struct server_config {
 	double rate_limit;            /* requests/s per peer address; 0: no limit */
 	int64_t rate_burst;           /* requests a peer may send at once before the limit applies */
 	int64_t max_pending_enrollments; /* new EKs beyond this many pending requests get 503 */
+	int64_t max_connections;         /* open at once; at the cap the server stops accepting */
+	int64_t max_connections_per_address; /* beyond it, a new connection is closed at once */
+	int64_t request_timeout;         /* seconds from accept (or the last reply) to a whole request */
 	struct operator_keys *operators; /* n: who may sign policies (PEM public keys) */
 	int64_t policy_threshold;        /* k: how many of them must (default 2) */
 };

@@ -8,6 +8,7 @@ load ../lib/swtpm
 load ../lib/server
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+HOLD=$BATS_TEST_DIRNAME/../lib/conn-hold.py
 
 setup_file() {
 	swtpm_start
@@ -34,6 +35,7 @@ teardown() {
 	[ -z "${SRV2:-}" ] || server_stop "$SRV2" || true
 	# The small file system the full-disk test made, once its server is gone.
 	[ -z "${FULL:-}" ] || ! mountpoint -q "$FULL" || umount "$FULL"
+	[ -z "${HOLDER:-}" ] || kill "$HOLDER" 2>/dev/null || true
 	# What the SIGTERM test started, if it failed before stopping it.
 	local p
 	for p in $(cat "$BATS_TEST_TMPDIR"/srv3/*.pid 2>/dev/null); do
@@ -43,12 +45,17 @@ teardown() {
 
 # server2 EXTRA-JSON: a second server of this test's own (its own database), with EXTRA-JSON
 # members added to the configuration; sets SRV2 (its directory) and SRV2_PORT.
-server2() {
+# server2_config EXTRA-JSON: the same, not started.
+server2_config() {
 	SRV2=$BATS_TEST_TMPDIR/srv2
 	mkdir -p "$SRV2"
 	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$SRV2/"
 	SRV2_PORT=$(free_port)
 	SRV_PORT=$SRV2_PORT server_config "$SRV2" "0 7" "$1"
+}
+
+server2() {
+	server2_config "$1"
 	SRV_PORT=$SRV2_PORT server_start "$SRV2"
 }
 
@@ -319,6 +326,198 @@ ok" ]
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Re-using existing connection"* ]]
 	[ "$(grep -c '^< HTTP/1.1 200 OK' <<<"$output")" -eq 2 ]
+}
+
+# approved_server2 EXTRA-JSON: server2, with this TPM's EK approved there as node1.example;
+# sets pid (the server's), n (its log's lines so far) and fds (the descriptors it holds now).
+approved_server2() {
+	server2 "$1"
+	attest2 >/dev/null 2>&1 || true
+	"$KEYSTRAP_SERVER" node approve "$("$KEYSTRAP_SERVER" node list --config "$SRV2/server.json" | cut -d' ' -f1)" \
+		--id node1.example --config "$SRV2/server.json" >/dev/null
+	pid=$(cat "$SRV2/server.pid")
+	n=$(wc -l <"$SRV2/server.log")
+	fds=$(ls "/proc/$pid/fd" | wc -l)
+}
+
+attest2() {
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV2_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out
+}
+
+# cpu_ticks PID: the user and system time PID has used, in clock ticks (1/100 s).
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# not_spinning PID WHAT: PID uses under 0.5 s of CPU in the next 3 s (a spinning accept loop
+# takes all of it); says how much, as WHAT.
+not_spinning() {
+	local t0 t1
+	t0=$(cpu_ticks "$1")
+	sleep 3
+	t1=$(cpu_ticks "$1")
+	echo "server CPU over 3 s $2: $((t1 - t0)) ticks" >&3
+	[ $((t1 - t0)) -lt 50 ]
+}
+
+# timed_attest2: attest2, then the milliseconds it took on the last line.
+timed_attest2() {
+	local t0 rc=0
+	t0=$(date +%s%N)
+	attest2 || rc=$?
+	echo "$((($(date +%s%N) - t0) / 1000000))"
+	return "$rc"
+}
+
+# log_since N EVENT: how many EVENT lines the server2 log has after its first N lines.
+log_since() {
+	tail -n +"$(($1 + 1))" "$SRV2/server.log" | grep -c "event=$2 " || true
+}
+
+@test "idle connections beyond max_connections_per_address are closed at once, the server does not spin, a genuine node attests meanwhile; up to the cap all are kept" {
+	local pid n fds
+	approved_server2 '"max_connections_per_address":8'
+	grep -q 'event=connection-limits nofile=[0-9]* max_connections=4096 max_connections_per_address=8 request_timeout=10s' "$SRV2/server.log"
+	python3 "$HOLD" hold "$SRV2_PORT" 127.0.0.2 40 6 status &
+	HOLDER=$!
+	sleep 1.5
+	[ "$(cat status)" = "opened=40 closed=32" ]
+	not_spinning "$pid" "while held"
+	# 127.0.0.1 is another address: its node is served as if nothing were held.
+	run timed_attest2
+	echo "attest while held: ${lines[-1]} ms" >&3
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "keystrap: attested as node1.example" ]
+	[ "${lines[-1]}" -lt 3000 ]
+	[ "$(cat status)" = "opened=40 closed=32" ]
+	wait "$HOLDER"
+	HOLDER=
+	# 32 refusals in one burst: one line, whatever the count.
+	[ "$(log_since "$n" connection-refused)" -eq 1 ]
+	grep -q 'event=connection-refused peer=127.0.0.2 reason="max_connections_per_address 8 reached"$' "$SRV2/server.log"
+	# The negative twin: as many as the cap are all kept.
+	sleep 0.5
+	python3 "$HOLD" hold "$SRV2_PORT" 127.0.0.2 8 2 status
+	[ "$(cat status)" = "opened=8 closed=0" ]
+	[ "$(log_since "$n" connection-refused)" -eq 1 ]
+}
+
+@test "at max_connections the server stops accepting instead of spinning; a persistent flood from many addresses delays a genuine node by request_timeouts, not for as long as it lasts" {
+	local pid n fds
+	approved_server2 '"max_connections":16,"max_connections_per_address":4,"request_timeout":1'
+	python3 "$HOLD" hold "$SRV2_PORT" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
+		40 12 status refill &
+	HOLDER=$!
+	sleep 1.5
+	not_spinning "$pid" "at max_connections"
+	# 16 connections, and a moment's one the per-address cap is closing.
+	[ "$(ls "/proc/$pid/fd" | wc -l)" -le $((fds + 17)) ]
+	run timed_attest2
+	echo "attest at max_connections: ${lines[-1]} ms ($(cat status))" >&3
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "keystrap: attested as node1.example" ]
+	[ "${lines[-1]}" -lt 8000 ]
+	kill "$HOLDER"
+	HOLDER=
+	# A pause and a timeout at most once a second each, with the count held back.
+	[ "$(log_since "$n" accept-paused)" -le 9 ]
+	[ "$(log_since "$n" connection-closed)" -le 9 ]
+	grep -q 'event=accept-paused reason="max_connections 16 open"' "$SRV2/server.log"
+	grep -q 'event=connection-closed peer=127.0.0.[2-9] reason="no whole request within request_timeout 1s" held_back=[0-9]*$' "$SRV2/server.log"
+	# The negative twin: with the flood gone, 16 connections are all taken.
+	sleep 1.5
+	python3 "$HOLD" hold "$SRV2_PORT" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 16 0.5 status
+	[ "$(cat status)" = "opened=16 closed=0" ]
+}
+
+@test "accept() failing with EMFILE backs off instead of spinning, logs once a second, and serves again once descriptors are free" {
+	local pid n fds
+	approved_server2 '"request_timeout":2'
+	# The descriptors a few connections more than the server holds now: accept() runs out
+	# long before max_connections (clamped for the limit it started with).
+	prlimit --pid "$pid" --nofile=$((fds + 4)):$((fds + 4))
+	python3 "$HOLD" hold "$SRV2_PORT" 127.0.0.2 30 5 status &
+	HOLDER=$!
+	sleep 1
+	not_spinning "$pid" "on EMFILE"
+	wait "$HOLDER"
+	HOLDER=
+	[ "$(log_since "$n" accept-failed)" -ge 1 ]
+	[ "$(log_since "$n" accept-failed)" -le 6 ]
+	grep -q 'event=accept-failed reason="Too many open files"' "$SRV2/server.log"
+	# Once the flood is gone the descriptors come back and a node is served at once.
+	sleep 2.5
+	run timed_attest2
+	echo "attest after EMFILE: ${lines[-1]} ms" >&3
+	[ "${lines[0]}" = "keystrap: attested as node1.example" ]
+	[ "${lines[-1]}" -lt 3000 ]
+}
+
+@test "the open-file limit: the soft limit is raised to the hard one; max_connections is lowered below a low hard limit, logged; one too low to serve is refused at start; the new keys are strict" {
+	server2_config ""
+	local hard
+	hard=$(ulimit -Hn)
+	(ulimit -Sn 256 && SRV_PORT=$SRV2_PORT server_start "$SRV2")
+	grep -q "level=info event=connection-limits nofile=$hard max_connections=4096 max_connections_per_address=128 request_timeout=10s$" "$SRV2/server.log"
+	server_stop "$SRV2"
+	: >"$SRV2/server.log"
+	(ulimit -n 256 && SRV_PORT=$SRV2_PORT server_start "$SRV2")
+	grep -q 'level=warning event=connection-limits nofile=256 max_connections=[12][0-9][0-9] configured=4096 max_connections_per_address=128 request_timeout=10s$' "$SRV2/server.log"
+	server_stop "$SRV2"
+	run bash -c "ulimit -n 40 && exec '$KEYSTRAP_SERVER' serve --config '$SRV2/server.json'"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"keystrap-server: the open-file limit 40 leaves no room for connections ("*" open, 32 kept for the store): raise it (LimitNOFILE=)" ]]
+	local key value
+	while read -r key value; do
+		SRV_PORT=$SRV2_PORT server_config "$SRV2" "0 7" "\"$key\":$value" 2>/dev/null || true
+		run "$KEYSTRAP_SERVER" serve --config "$SRV2/server.json"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"server.json: '$key' is not a number from 1 to "* ]]
+	done <<-EOF
+		max_connections 0
+		max_connections 1048577
+		max_connections_per_address 0
+		request_timeout 3601
+		request_timeout "10"
+	EOF
+}
+
+@test "a TLS client trickling its request headers is closed after request_timeout; one that completes its request in time is answered" {
+	server2 '"request_timeout":2'
+	run python3 "$HOLD" trickle "$SRV2_PORT" "$SRV_DIR/ca.crt" 0.2
+	echo "$output" >&3
+	[[ "$output" =~ ^closed\ after\ (2\.[0-9]|3\.[0-4])\ s ]]
+	grep -q 'event=connection-closed peer=127.0.0.1 reason="no whole request within request_timeout 2s"$' "$SRV2/server.log"
+	# The negative twin: the same request sent within the timeout, slowly still.
+	run python3 "$HOLD" trickle "$SRV2_PORT" "$SRV_DIR/ca.crt" 0.004
+	[[ "$output" == "answered after "* ]]
+}
+
+@test "a connection the server cannot give TLS (SSL_new fails) is never served in plaintext: accepting waits until it can, then TLS as before" {
+	server2_config ""
+	# The fault is preloaded (the sanitizer's runtime then is not first: allowed here).
+	LD_PRELOAD=$BATS_TEST_DIRNAME/../../build/ssl-new-fault.so SSL_NEW_FAULT=$BATS_TEST_TMPDIR/fault \
+		ASAN_OPTIONS=verify_asan_link_order=0 SRV_PORT=$SRV2_PORT server_start "$SRV2"
+	touch fault
+	# The connection prepared before the fault is TLS: plaintext gets no answer from it; the
+	# next cannot get TLS objects, so it is not accepted at all.
+	local i
+	for i in 1 2 3; do
+		run curl -s --max-time 2 "http://127.0.0.1:$SRV2_PORT/healthz"
+		[ "$status" -ne 0 ]
+		[ -z "$output" ]
+	done
+	run curl -s --max-time 2 --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$SRV2_PORT/healthz"
+	[ "$status" -ne 0 ]
+	[ "$(grep -c 'event=accept-paused reason="cannot prepare a connection: out of memory"' "$SRV2/server.log")" -le 8 ]
+	grep -q 'event=accept-paused reason="cannot prepare a connection: out of memory"' "$SRV2/server.log"
+	# The twin: once SSL_new works again, connections are accepted and served over TLS.
+	rm fault
+	run curl -s --max-time 5 --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$SRV2_PORT/healthz"
+	[ "$status" -eq 0 ]
+	[ "$output" = ok ]
+	run curl -s --max-time 2 "http://127.0.0.1:$SRV2_PORT/healthz"
+	[ -z "$output" ]
 }
 
 @test "SIGTERM: READY=1 then STOPPING=1 to systemd, exit 0, a clean last log line" {

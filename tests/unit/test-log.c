@@ -50,5 +50,19 @@ int main(void)
 	log_set_level(LOG_LVL_ERROR);
 	CAPTURED(r = log_debug_errno(-EPERM, "hidden %m"), out, &e);
 	CHECK(streq(out, "") && r == -EPERM, "below the level: nothing written, the error still returned");
+	{
+		struct log_limit lim = {};
+		uint64_t held = 99;
+		bool first, burst = false, later;
+
+		first = log_limit_pass(&lim, 5000000, &held) && held == 0;
+		for (int i = 1; i <= 1000; i++)
+			burst |= log_limit_pass(&lim, 5000000 + i * 900, &held);
+		later = log_limit_pass(&lim, 6000000, &held);
+		CHECK(first && !burst, "a failure logs once, then not again within the second");
+		CHECK(later && held == 1000, "a second later it logs again, counting the 1000 held back");
+		CHECK(!log_limit_pass(&lim, 6999999, &held) && log_limit_pass(&lim, 7000000, &held) && held == 1,
+		      "at most one a second, exactly");
+	}
 	return TAP_DONE();
 }
