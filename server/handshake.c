@@ -317,10 +317,8 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (k < 0)
 		return fail_internal(r, "judging the evidence", k);
 	if (k > 0) {
-		/* A quoted boot state the policy does not know: kept for policy draft, in the
-		 * transaction of this refusal's audit record. What is lost if it fails is a draft. */
-		if ((k = store_refusal_put(s->store, r->ek_hash, now_usec(), p->version, refused)) < 0)
-			log_debug("keeping the refused evidence: %s", strerror(-k));
+		r->refused = TAKE_PTR(refused);
+		r->refused_policy = p->version;
 		return deny(r, 403, "%s", why);
 	}
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||

@@ -34,6 +34,10 @@ struct reply {
 	char ek_hash[EK_HASH_HEX + 1];
 	char node_id[NODE_ID_MAX + 1];
 	char reason[ATTEST_REASON_MAX];
+	/* A boot state the policy refused: what policy draft needs of it (evidence_judge's JSON,
+	 * malloc'ed), which the caller stores with the audit record, and the policy's version. */
+	char *refused;
+	int64_t refused_policy;
 };
 
 /*

@@ -484,6 +484,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 	};
 	d->n_pending++;
 	k = store_audit_append(d->srv.store, &a);
+	if (k >= 0 && p->r.refused) {
+		/* Beside its audit record, in the same transaction; what a failure here loses is a draft. */
+		struct refusal_rec rr = { .audit_seq = a.seq, .time_us = a.time_us,
+					  .policy_version = p->r.refused_policy, .evidence = p->r.refused };
+		int q;
+
+		snprintf(rr.ek_hash, sizeof(rr.ek_hash), "%s", p->r.ek_hash);
+		if ((q = store_refusal_put(d->srv.store, &rr)) < 0)
+			log_debug("keeping the refused attestation of %s: %s", p->r.ek_hash, strerror(-q));
+	}
+	free(p->r.refused);
+	p->r.refused = NULL;
 	if (k < 0) {
 		/* The transaction is in doubt: nothing in it stands, nobody gets an answer it does not hold. */
 		store_rollback(d->srv.store);

@@ -30,7 +30,7 @@
 
 static const char usage[] = "keystrap-server policy load POLICY --signature FILE [--signature FILE...] --config FILE\n"
 			    "       keystrap-server policy show [--json] --config FILE\n"
-			    "       keystrap-server policy draft --from-node NODE [--out FILE [--force]] --config FILE";
+			    "       keystrap-server policy draft --from-node NODE|--from-audit SEQ [--out FILE [--force]] --config FILE";
 
 static int refuse(const char *fmt, ...) _printf_(1, 2);
 static int refuse(const char *fmt, ...)
@@ -344,32 +344,71 @@ static void changes_format(const struct policy_draft_changes *c, char *buf, size
 }
 
 /*
- * policy draft --from-node: the current policy, version + 1, with what the node's last refused
- * attestation carried merged in. Only a trusted policy is drafted from (a doctored row would
- * carry its changes into what operators sign); nothing is stored, nothing takes effect until
- * k operators sign the file and load it.
+ * The refusal on record a draft starts from: the node's (by id or EK hash), or the one audit
+ * record seq is. ret_name: the node as operators know it (its id, else its EK hash).
  */
-static int draft(const struct server_config *c, struct store *s, const char *node, const char *out, bool force)
+static int refusal_find(struct store *s, const char *node, const char *seq, struct refusal_rec *ret,
+			char ret_name[NODE_ID_MAX + EK_HASH_HEX + 1])
+{
+	struct node_find f = { .want = node };
+	struct refusal_rec rec = {};
+	char *end;
+	long long n = 0;
+	int r;
+
+	if (seq) {
+		errno = 0;
+		n = strtoll(seq, &end, 10);
+		if (!*seq || *end || errno || n < 1 || seq[0] == '0' || seq[0] == '+')
+			return refuse("'%s' is not an audit record's seq (a number from 1)", seq);
+		r = store_refusal_get(s, NULL, n, &rec);
+		if (r == -ENOENT)
+			return refuse("audit record %lld is no node's last refused attestation on record (only that is "
+				      "kept, one per node)", n);
+		if (r < 0)
+			return refuse("cannot read the refused attestation of audit record %lld: %s", n, strerror(-r));
+		f.want = rec.ek_hash;
+	}
+	r = store_node_foreach(s, node_match, &f);
+	if (r < 0 && r != -ECANCELED) {
+		free(rec.evidence);
+		return refuse("cannot read the node registry: %s", strerror(-r));
+	}
+	if (!f.found && !seq)
+		return refuse("no node '%s' in the registry (node list shows them)", node);
+	snprintf(ret_name, NODE_ID_MAX + EK_HASH_HEX + 1, "%s", f.found && f.node.node_id[0] ? f.node.node_id : f.want);
+	if (!seq) {
+		r = store_refusal_get(s, f.node.ek_hash, 0, &rec);
+		if (r == -ENOENT)
+			return refuse("node '%s' has no refused attestation on record: nothing to draft from", node);
+		if (r < 0)
+			return refuse("cannot read node '%s''s refused attestation: %s", node, strerror(-r));
+	}
+	*ret = rec;
+	return 0;
+}
+
+/*
+ * policy draft: the current policy, version + 1, with what a node's last refused attestation
+ * carried merged in. Only a trusted policy is drafted from (a doctored row would carry its
+ * changes into what operators sign); nothing is stored, nothing takes effect until k
+ * operators sign the file and load it.
+ */
+static int draft(const struct server_config *c, struct store *s, const char *node, const char *seq, const char *out,
+		 bool force)
 {
 	_cleanup_free_ char *text = NULL, *sigs = NULL, *evidence = NULL, *result = NULL;
 	_cleanup_policy_ struct policy *cur = NULL, *ev = NULL;
-	struct node_find f = { .want = node };
 	struct policy_draft_changes changes;
-	char reason[ATTEST_REASON_MAX], when[21], what[256];
-	int64_t version, refused_us, refused_under;
+	struct refusal_rec rec = {};
+	char reason[ATTEST_REASON_MAX], when[21], what[256], name[NODE_ID_MAX + EK_HASH_HEX + 1];
+	int64_t version;
 	size_t size;
 	int r;
 
-	r = store_node_foreach(s, node_match, &f);
-	if (r < 0 && r != -ECANCELED)
-		return refuse("cannot read the node registry: %s", strerror(-r));
-	if (!f.found)
-		return refuse("no node '%s' in the registry (node list shows them)", node);
-	r = store_refusal_get(s, f.node.ek_hash, &refused_us, &refused_under, &evidence);
-	if (r == -ENOENT)
-		return refuse("node '%s' has no refused attestation on record: nothing to draft from", node);
-	if (r < 0)
-		return refuse("cannot read node '%s''s refused attestation: %s", node, strerror(-r));
+	if ((r = refusal_find(s, node, seq, &rec, name)) != 0)
+		return r;
+	evidence = rec.evidence;
 	r = store_policy_current(s, &version, &text, &size, &sigs);
 	if (r == -ENOENT)
 		return refuse("no policy is loaded: a draft starts from the current one");
@@ -381,22 +420,23 @@ static int draft(const struct server_config *c, struct store *s, const char *nod
 			      r == -EKEYREJECTED || r == -EBADMSG ? reason : strerror(-r));
 	r = policy_evidence_parse(evidence, strlen(evidence), &ev, reason);
 	if (r < 0)
-		return refuse("node '%s''s refused attestation on record does not parse: %s", node,
+		return refuse("node '%s''s refused attestation on record does not parse: %s", name,
 			      r == -EBADMSG ? reason : strerror(-r));
-	policy_time_format(refused_us, when);
+	policy_time_format(rec.time_us, when);
 	r = policy_draft(text, cur, ev, &result, &changes, reason);
 	if (r < 0)
-		return refuse("no draft from node '%s''s refusal of %s under policy %lld: %s", node, when,
-			      (long long)refused_under, r == -EBADMSG ? reason : strerror(-r));
+		return refuse("no draft from node '%s''s refusal of %s (audit record %lld) under policy %lld: %s", name,
+			      when, (long long)rec.audit_seq, (long long)rec.policy_version,
+			      r == -EBADMSG ? reason : strerror(-r));
 	if (out && (r = draft_write(out, result, force)) != 0)
 		return r;
 	if (!out)
 		fputs(result, stdout);
 	changes_format(&changes, what, sizeof(what));
 	fprintf(out ? stdout : stderr,
-		"policy version %lld drafted from node %s's refusal of %s under policy %lld: %s; review it, sign it "
-		"(k of n) and load it\n",
-		(long long)cur->version + 1, node, when, (long long)refused_under, what);
+		"policy version %lld drafted from node %s's refusal of %s (audit record %lld) under policy %lld: %s; "
+		"review it, sign it (k of n) and load it\n",
+		(long long)cur->version + 1, name, when, (long long)rec.audit_seq, (long long)rec.policy_version, what);
 	return 0;
 }
 
@@ -406,6 +446,7 @@ int cmd_policy(int argc, char **argv)
 					      { "signature", required_argument, NULL, 's' },
 					      { "json", no_argument, NULL, 'j' },
 					      { "from-node", required_argument, NULL, 'n' },
+					      { "from-audit", required_argument, NULL, 'a' },
 					      { "out", required_argument, NULL, 'o' },
 					      { "force", no_argument, NULL, 'f' },
 					      { "help", no_argument, NULL, 'h' },
@@ -413,7 +454,7 @@ int cmd_policy(int argc, char **argv)
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_store_ struct store *s = NULL;
 	char *sig_paths[OPERATOR_KEYS_MAX * 2];
-	const char *config = NULL, *from_node = NULL, *out = NULL;
+	const char *config = NULL, *from_node = NULL, *from_audit = NULL, *out = NULL;
 	size_t n_sigs = 0;
 	bool json = false, force = false;
 	int o, r;
@@ -434,6 +475,9 @@ int cmd_policy(int argc, char **argv)
 		case 'n':
 			from_node = optarg;
 			break;
+		case 'a':
+			from_audit = optarg;
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -449,12 +493,13 @@ int cmd_policy(int argc, char **argv)
 	if (!config || optind >= argc)
 		goto bad;
 	/* Each verb's own options, and no other's. */
-	if ((from_node || out || force) && !streq(argv[optind], "draft"))
+	if ((from_node || from_audit || out || force) && !streq(argv[optind], "draft"))
 		goto bad;
-	if (streq(argv[optind], "draft") && argc - optind == 1 && from_node && (out || !force) && !json && n_sigs == 0) {
+	if (streq(argv[optind], "draft") && argc - optind == 1 && !from_node != !from_audit && (out || !force) && !json &&
+	    n_sigs == 0) {
 		if ((r = admin_load(config, &c, &s)) != 0)
 			return r;
-		return draft(c, s, from_node, out, force);
+		return draft(c, s, from_node, from_audit, out, force);
 	}
 	if (streq(argv[optind], "load") && argc - optind == 2 && !json) {
 		if ((r = admin_load(config, &c, &s)) != 0)

@@ -33,11 +33,8 @@ struct store_ops {
 	/* Every output is required here; store.c hands out what its caller asked for. */
 	int (*policy_current)(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			      char **ret_signatures);
-	int (*refusal_put)(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
-			   const char *evidence);
-	/* Every output is required here. */
-	int (*refusal_get)(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
-			   char **ret_evidence);
+	int (*refusal_put)(struct store *s, const struct refusal_rec *r);
+	int (*refusal_get)(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
 	int (*secret_put)(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
 	int (*secret_get)(struct store *s, const char *name, struct secbuf **ret);
 	/* The chain's last record (-ENOENT: none yet), and a record store.c has chained to it. */
@@ -70,6 +67,7 @@ struct store_ops {
 	/* Added with policy draft: a store made before it gains the table, empty, when opened. */ \
 	"CREATE TABLE IF NOT EXISTS refusals (" \
 	" ek_hash TEXT PRIMARY KEY," \
+	" audit_seq " INT " NOT NULL," \
 	" time_us " INT " NOT NULL," \
 	" policy_version " INT " NOT NULL," \
 	" evidence TEXT NOT NULL);" \

@@ -764,39 +764,47 @@ static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_t
 	return 0;
 }
 
-static int pg_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
-			  const char *evidence)
+static int pg_refusal_put(struct store *s, const struct refusal_rec *rec)
 {
 	struct params p = { 0 };
 
-	p_text(&p, ek_hash);
-	p_int8(&p, time_us);
-	p_int8(&p, policy_version);
-	p_text(&p, evidence);
+	p_text(&p, rec->ek_hash);
+	p_int8(&p, rec->audit_seq);
+	p_int8(&p, rec->time_us);
+	p_int8(&p, rec->policy_version);
+	p_text(&p, rec->evidence);
 	return run(s, "refusal put",
-		   "INSERT INTO refusals (ek_hash, time_us, policy_version, evidence) VALUES ($1, $2, $3, $4) "
-		   "ON CONFLICT (ek_hash) DO UPDATE SET time_us = excluded.time_us, "
-		   "policy_version = excluded.policy_version, evidence = excluded.evidence",
+		   "INSERT INTO refusals (ek_hash, audit_seq, time_us, policy_version, evidence) "
+		   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ek_hash) DO UPDATE SET audit_seq = excluded.audit_seq, "
+		   "time_us = excluded.time_us, policy_version = excluded.policy_version, evidence = excluded.evidence",
 		   &p, 0, NULL);
 }
 
-static int pg_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
-			  char **ret_evidence)
+#define REFUSAL_COLUMNS "ek_hash, audit_seq, time_us, policy_version, evidence"
+
+static int pg_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct params p = { 0 };
 	int r;
 
-	p_text(&p, ek_hash);
-	if ((r = run(s, "refusal get", "SELECT time_us, policy_version, evidence FROM refusals WHERE ek_hash = $1", &p,
-		     0, &res)) < 0)
+	if (ek_hash)
+		p_text(&p, ek_hash);
+	else
+		p_int8(&p, audit_seq);
+	if ((r = run(s, "refusal get",
+		     ek_hash ? "SELECT " REFUSAL_COLUMNS " FROM refusals WHERE ek_hash = $1" :
+			       "SELECT " REFUSAL_COLUMNS " FROM refusals WHERE audit_seq = $1",
+		     &p, 0, &res)) < 0)
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
-	if ((r = text_dup(res, 2, ret_evidence, NULL)) < 0)
+	if ((r = text_dup(res, 4, &ret->evidence, NULL)) < 0)
 		return r;
-	*ret_time_us = col_int8(res, 0, 0);
-	*ret_policy_version = col_int8(res, 0, 1);
+	copy_text(ret->ek_hash, sizeof(ret->ek_hash), col_text(res, 0, 0));
+	ret->audit_seq = col_int8(res, 0, 1);
+	ret->time_us = col_int8(res, 0, 2);
+	ret->policy_version = col_int8(res, 0, 3);
 	return 0;
 }
 

@@ -469,36 +469,51 @@ static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **r
 	return 0;
 }
 
-static int sqlite_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
-			      const char *evidence)
+static int sqlite_refusal_put(struct store *s, const struct refusal_rec *rec)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(s, "INSERT INTO refusals (ek_hash, time_us, policy_version, evidence) VALUES (?, ?, ?, ?) "
-			    "ON CONFLICT (ek_hash) DO UPDATE SET time_us = excluded.time_us, "
-			    "policy_version = excluded.policy_version, evidence = excluded.evidence",
+	if ((r = prepare(s, "INSERT INTO refusals (ek_hash, audit_seq, time_us, policy_version, evidence) "
+			    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ek_hash) DO UPDATE SET audit_seq = excluded.audit_seq, "
+			    "time_us = excluded.time_us, policy_version = excluded.policy_version, "
+			    "evidence = excluded.evidence",
 			 &st)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, time_us);
-	sqlite3_bind_int64(st, 3, policy_version);
-	sqlite3_bind_text(st, 4, evidence, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, rec->ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, rec->audit_seq);
+	sqlite3_bind_int64(st, 3, rec->time_us);
+	sqlite3_bind_int64(st, 4, rec->policy_version);
+	sqlite3_bind_text(st, 5, rec->evidence, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "refusal put");
 }
 
-static int sqlite_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
-			      char **ret_evidence)
+#define REFUSAL_COLUMNS "ek_hash, audit_seq, time_us, policy_version, evidence"
+
+static int sqlite_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = select_one(s, "SELECT time_us, policy_version, evidence FROM refusals WHERE ek_hash = ?", ek_hash,
-			   "refusal get", &st);
+	int r, rc;
 
-	if (r < 0 || (r = text_dup(st, 2, ret_evidence, NULL)) < 0)
+	if ((r = prepare(s, ek_hash ? "SELECT " REFUSAL_COLUMNS " FROM refusals WHERE ek_hash = ?" :
+				      "SELECT " REFUSAL_COLUMNS " FROM refusals WHERE audit_seq = ?", &st)) < 0)
 		return r;
-	*ret_time_us = sqlite3_column_int64(st, 0);
-	*ret_policy_version = sqlite3_column_int64(st, 1);
+	if (ek_hash)
+		sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, audit_seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "refusal get");
+	if ((r = text_dup(st, 4, &ret->evidence, NULL)) < 0)
+		return r;
+	copy_text(ret->ek_hash, sizeof(ret->ek_hash), sqlite3_column_text(st, 0));
+	ret->audit_seq = sqlite3_column_int64(st, 1);
+	ret->time_us = sqlite3_column_int64(st, 2);
+	ret->policy_version = sqlite3_column_int64(st, 3);
 	return 0;
 }
 

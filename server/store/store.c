@@ -276,29 +276,26 @@ int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text,
 	return 0;
 }
 
-int store_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
-		      const char *evidence)
+int store_refusal_put(struct store *s, const struct refusal_rec *r)
 {
-	if (strlen(evidence) > REFUSAL_MAX)
+	if (strlen(r->evidence) > REFUSAL_MAX)
 		return -EMSGSIZE;
-	return s->ops->refusal_put(s, ek_hash, time_us, policy_version, evidence);
+	return s->ops->refusal_put(s, r);
 }
 
-int store_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
-		      char **ret_evidence)
+int store_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret)
 {
-	_cleanup_free_ char *evidence = NULL;
-	int64_t time_us, version;
-	int r = s->ops->refusal_get(s, ek_hash, &time_us, &version, &evidence);
+	struct refusal_rec r = {};
+	int k = s->ops->refusal_get(s, ek_hash, audit_seq, &r);
 
-	if (r < 0)
-		return r;
+	if (k < 0)
+		return k;
 	/* The database is not trusted to keep the bound the writer kept. */
-	if (strlen(evidence) > REFUSAL_MAX)
+	if (strlen(r.evidence) > REFUSAL_MAX) {
+		free(r.evidence);
 		return -EBADMSG;
-	*ret_time_us = time_us;
-	*ret_policy_version = version;
-	*ret_evidence = TAKE_PTR(evidence);
+	}
+	*ret = r;
 	return 0;
 }
 

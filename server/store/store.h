@@ -124,14 +124,20 @@ int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text,
 /*
  * A node's last attestation refused for its boot state (the quote verified, the logs replayed,
  * the policy did not allow it): what it carried, as evidence_judge writes it, for policy draft.
- * Nothing secret. One row per node, replaced by the next refusal; at most REFUSAL_MAX bytes.
- * get: -ENOENT when the node was never refused so; ret_evidence malloc'ed.
+ * Nothing secret. One row per node, replaced by its next such refusal, written with the
+ * refusal's audit record (audit_seq) in one transaction; evidence at most REFUSAL_MAX bytes.
  */
 #define REFUSAL_MAX (64u << 10)
-int store_refusal_put(struct store *s, const char *ek_hash, int64_t time_us, int64_t policy_version,
-		      const char *evidence);
-int store_refusal_get(struct store *s, const char *ek_hash, int64_t *ret_time_us, int64_t *ret_policy_version,
-		      char **ret_evidence);
+struct refusal_rec {
+	char ek_hash[EK_HASH_HEX + 1];
+	int64_t audit_seq;      /* the refusal's audit record */
+	int64_t time_us;
+	int64_t policy_version; /* the policy that refused it */
+	char *evidence;         /* JSON; malloc'ed by get */
+};
+int store_refusal_put(struct store *s, const struct refusal_rec *r);
+/* A node's (ek_hash), or the one an audit record is (ek_hash NULL: audit_seq). -ENOENT: none. */
+int store_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
 
 /* Secret payloads: the store is the only place their values rest. */
 int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);

@@ -222,9 +222,19 @@ current_version() {
 	want="PCR 7 (sha256) is $now, policy $v wants $other"
 	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): $want" ]
 	[ "$(srv audit export | jq -r 'select(.action == "attest-finish") | .reasons' | tail -n1)" = "$want" ]
+	seq=$(srv audit export | jq -r 'select(.action == "attest-finish") | .seq' | tail -n1)
 	run srv policy draft --from-node node1.example --out draft.json
 	[ "$status" -eq 0 ]
-	[[ "$output" == "policy version $((v + 1)) drafted from node node1.example's refusal of "*" under policy $v: new reference value for PCR 7; review it, sign it (k of n) and load it" ]]
+	[[ "$output" == "policy version $((v + 1)) drafted from node node1.example's refusal of "*" (audit record $seq) under policy $v: new reference value for PCR 7; review it, sign it (k of n) and load it" ]]
+	# The same from its audit record; an audit record that is no refusal on record is refused.
+	srv policy draft --from-audit "$seq" 2>/dev/null | cmp - draft.json
+	run srv policy draft --from-audit $((seq - 1))
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: audit record $((seq - 1)) is no node's last refused attestation on record (only that is kept, one per node)" ]
+	run srv policy draft --from-audit 0x10
+	[ "$output" = "keystrap-server: '0x10' is not an audit record's seq (a number from 1)" ]
+	run srv policy draft --from-audit "$seq" --from-node node1.example
+	[ "$status" -eq 2 ]
 	[ "$(stat -c %a draft.json)" = 600 ]
 	# The policy in force, one version up, PCR 7 as the node quoted it; the rest as it was.
 	[ "$(jq -c 'del(.version, .reference_pcrs."7")' draft.json)" = "$(jq -c 'del(.version, .reference_pcrs."7")' p.json)" ]
@@ -264,7 +274,7 @@ current_version() {
 	# The refusal on record is now in the policy: nothing left to draft.
 	run srv policy draft --from-node node1.example --out again.json
 	[ "$status" -eq 1 ]
-	[[ "$output" == "keystrap-server: no draft from node 'node1.example''s refusal of "*" under policy $v: it holds nothing policy $((v + 1)) does not already allow" ]]
+	[[ "$output" == "keystrap-server: no draft from node 'node1.example''s refusal of "*" (audit record "*") under policy $v: it holds nothing policy $((v + 1)) does not already allow" ]]
 	[ ! -e again.json ]
 }
 
