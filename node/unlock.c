@@ -20,7 +20,7 @@
 static void explain_policy_failure(struct tpm *t, const char *path, int tok, const struct tpm2_token *k)
 {
 	uint8_t now[PCR_COUNT][PCR_DIGEST_MAX];
-	char msg[1024] = "", pcrs[80];
+	char msg[2048] = "", pcrs[80];
 	size_t o = 0;
 
 	pcr_mask_format(k->pcr_mask, pcrs, sizeof(pcrs));
@@ -37,7 +37,7 @@ static void explain_policy_failure(struct tpm *t, const char *path, int tok, con
 			continue;
 		hex_encode(now[i], k->bank->size, have);
 		hex_encode(k->values[i], k->bank->size, want);
-		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%sPCR %u is %.16s… but policy wants %.16s…",
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%sPCR %u is %s but policy wants %s",
 				      o ? "; " : "", i, have, want);
 		if (o >= sizeof(msg))
 			break;

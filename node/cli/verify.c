@@ -38,7 +38,7 @@ static int drift(const char *then, const char *now)
 			continue;
 		if (handoff_pcrs_get(then, i, a) < 0 || handoff_pcrs_get(now, i, b) < 0 || streq(a, b))
 			continue;
-		printf("drift: PCR %u changed since the handoff (was %.16s…, now %.16s…)\n", i, a, b);
+		printf("drift: PCR %u changed since the handoff (was %s, now %s)\n", i, a, b);
 		n++;
 	}
 	return n;

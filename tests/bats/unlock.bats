@@ -52,7 +52,7 @@ attach_loop() {
 	unlock_must_fail "$IMG"
 	[ "${#lines[@]}" -eq 1 ]
 	now=$(pcr_value sha256 7)
-	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha256): PCR 7 is ${now:0:16}… but policy wants 0000000000000000…" ]
+	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha256): PCR 7 is $now but policy wants 0000000000000000000000000000000000000000000000000000000000000000" ]
 	[[ "$output" != *"PCR 15"* ]]
 }
 
@@ -72,7 +72,7 @@ attach_loop() {
 	pcr_extend 7 sha1
 	unlock_must_fail "$IMG"
 	now=$(pcr_value sha1 7)
-	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha1): PCR 7 is ${now:0:16}… but policy wants 0000000000000000…" ]
+	[ "$output" = "keystrap: $IMG token 0: PCR mismatch (sha1): PCR 7 is $now but policy wants 0000000000000000000000000000000000000000" ]
 }
 
 @test "... and the twin: a sha256-bound token ignores the sha1 bank" {
@@ -102,7 +102,7 @@ attach_loop() {
 
 	unlock_must_fail "$IMG"
 	[ "${#lines[@]}" -eq 1 ]
-	[[ "$output" == *"token 0: PCR mismatch (sha256): PCR 15 is ${want256:0:16}… but policy wants 0000000000000000…" ]]
+	[[ "$output" == *"token 0: PCR mismatch (sha256): PCR 15 is $want256 but policy wants 0000000000000000000000000000000000000000000000000000000000000000" ]]
 	[[ "$output" != *"PCR 7 "* ]]
 
 	swtpm_reboot
