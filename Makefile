@@ -141,7 +141,8 @@ $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(call TEST_A,fuzz/)
 	$(CLANG) -std=gnu11 -D_GNU_SOURCE -g -O1 -MMD -MP -fsanitize=fuzzer,address,undefined $(INC_ALL) \
 		$(call pc_cflags,$(ALL_PKGS)) $< $(call TEST_A,fuzz/) -o $@ $(TEST_LIBS)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Not below build/vm and build/vm-bench: guest trees, where dracut's modules.d is a directory.
+-include $(shell find $(BUILD) \( -path $(BUILD)/vm -o -path $(BUILD)/vm-bench \) -prune -o -type f -name '*.d' -print 2>/dev/null)
 
 deps:
 	@bash tools/install-deps.sh

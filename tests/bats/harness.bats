@@ -101,3 +101,15 @@ unit() {
 	[[ "$output" == *"deadly signal"* ]]
 	[ ! -e fuzz/crashes/fuzz-clean ]
 }
+
+@test "make: the guest trees under build/vm (dracut's modules.d is a directory) stay out of the dependency files read" {
+	mkdir -p b/vm/dracut/modules.d b/vm-bench/x.d b/obj
+	echo 'not make at all' >b/vm/junk.d
+	run make -s -C "$REPO" BUILD="$PWD/b" -n deps
+	[ "$status" -eq 0 ]
+	# The twin: a dependency file of the build itself is still read.
+	echo '$(error b/obj/x.d was read)' >b/obj/x.d
+	run make -s -C "$REPO" BUILD="$PWD/b" -n deps
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"b/obj/x.d was read"* ]]
+}
