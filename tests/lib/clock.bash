@@ -14,11 +14,27 @@ clock_preload() {
 	echo "${asan:+$asan }$FAKETIME_LIB"
 }
 
+# clock_offset OFFSET: OFFSET as libfaketime reads it, "@DATE" (start there and run on) made
+# the same offset in seconds from now. libfaketime parses an "@" date with mktime on its first
+# clock_gettime, which can come from inside ASan's allocator (it times its regions): mktime's
+# tzset allocates, and the allocator deadlocks on its own lock. An offset needs no parsing.
+clock_offset() {
+	local d
+	case $1 in
+	@*)
+		d=$(($(date -u -d "${1#@}" +%s) - $(date +%s)))
+		[ "$d" -lt 0 ] && echo "$d" || echo "+$d"
+		;;
+	*) echo "$1" ;;
+	esac
+}
+
 # with_clock OFFSET BINARY ARGS...: BINARY with its clock at OFFSET (libfaketime syntax: "-2m",
-# "+1h", "@2001-01-01 00:00:00" to start there and run on). Monotonic time stays real, so
-# timeouts and backoff behave.
+# "+1h", or "@2001-01-01 00:00:00" (UTC) to start there and run on). Monotonic time stays
+# real, so timeouts and backoff behave.
 with_clock() {
-	local offset=$1
+	local offset
+	offset=$(clock_offset "$1")
 	shift
 	LD_PRELOAD=$(clock_preload "$1") FAKETIME=$offset FAKETIME_DONT_FAKE_MONOTONIC=1 "$@"
 }
@@ -27,7 +43,7 @@ with_clock() {
 # (for helpers that take a binary's path, such as $KEYSTRAP_SERVER for server_start).
 clock_wrapper() {
 	printf '#!/bin/sh\nLD_PRELOAD="%s" FAKETIME="%s" FAKETIME_DONT_FAKE_MONOTONIC=1 exec "%s" "$@"\n' \
-		"$(clock_preload "$2")" "$1" "$2" >"$3" && chmod +x "$3"
+		"$(clock_preload "$2")" "$(clock_offset "$1")" "$2" >"$3" && chmod +x "$3"
 }
 
 # clock_skip: skips the test when libfaketime is not installed (tools/install-deps.sh adds it).
