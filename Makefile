@@ -19,7 +19,7 @@ FUZZ_SECONDS ?= 15
 # keystrap-server never links libcryptsetup, libblkid or tss2-esys. A wing's include path is
 # common/ and itself (and the wings below it), so reaching across is a compile error.
 COMMON_PKGS := libcrypto json-c tss2-mu
-NODE_PKGS   := tss2-esys tss2-rc tss2-tctildr libcryptsetup blkid libssl libcurl
+NODE_PKGS   := tss2-esys tss2-rc tss2-tctildr libcryptsetup blkid libssl
 SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libpq libssl
 # SERVER=no: build (and install) only the node's side, without the server's libraries.
 SERVER ?= yes
@@ -268,10 +268,14 @@ $(BUILD)/ssl-new-fault.so: tests/lib/ssl-new-fault.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -fPIC -shared $(call pc_cflags,libssl) $< -o $@ -ldl
 
-# make bench-server: the load generator (software TPMs) against one server; not a test.
+# make bench-server: the load generator (software TPMs) against one server; not a test. It keeps
+# many TLS connections alive at once through libcurl's multi interface: the only thing built
+# here that links libcurl (keystrap speaks node/https.c).
+BENCH_PKGS := libcurl
 $(BUILD)/bench/server-load: bench/server-load.c $(call TEST_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(BENCH_PKGS)) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) \
+		$(TEST_LIBS) $(call pc_libs,$(BENCH_PKGS))
 
 bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 	@BUILD=$(BUILD) bash bench/server.sh

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "https.h"
 #include "macro.h"
+#include "ossl.h"
 
 #ifndef KEYSTRAP_VERSION
 #define KEYSTRAP_VERSION "0"
@@ -125,13 +126,6 @@ static int ssl_wait(struct conn *c, int rv)
 	return -ECONNRESET;
 }
 
-static time_t asn1_unix(const ASN1_TIME *a)
-{
-	struct tm tm;
-
-	return a && ASN1_TIME_to_tm(a, &tm) == 1 ? timegm(&tm) : 0;
-}
-
 /* Keeps OpenSSL's verdict; records which certificate failed first and its validity period. */
 static int on_verify(int ok, X509_STORE_CTX *x)
 {
@@ -141,8 +135,8 @@ static int on_verify(int ok, X509_STORE_CTX *x)
 
 	if (!ok && c && !c->cert.error) {
 		c->cert.error = X509_STORE_CTX_get_error(x);
-		c->cert.not_before = cert ? asn1_unix(X509_get0_notBefore(cert)) : 0;
-		c->cert.not_after = cert ? asn1_unix(X509_get0_notAfter(cert)) : 0;
+		c->cert.not_before = cert ? (time_t)cert_time_unix(X509_get0_notBefore(cert)) : 0;
+		c->cert.not_after = cert ? (time_t)cert_time_unix(X509_get0_notAfter(cert)) : 0;
 	}
 	return ok;
 }

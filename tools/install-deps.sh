@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libtss2-dev libcryptsetup-dev libblkid-dev libsystemd-dev libssl-dev libjson-c-dev
-	libsqlite3-dev libpq-dev libevent-dev libcurl4-openssl-dev sqlite3 postgresql
+	libsqlite3-dev libpq-dev libevent-dev sqlite3 postgresql
+	libcurl4-openssl-dev # bench/server-load.c only: keystrap and keystrap-server do not link it
 	debhelper lintian fakeroot curl
 	bats bats-assert bats-support
 	swtpm swtpm-tools tpm2-tools

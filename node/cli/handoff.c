@@ -44,7 +44,8 @@ static void shout(const char *msg)
 	}
 }
 
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret)
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
+		   enum attest_failure *failure)
 {
 	struct attest_options a = {
 		.server = cfg->server,
@@ -54,11 +55,11 @@ int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, str
 		.attempts = cfg->retries + 1,
 	};
 
-	return attest_run(&a, ret);
+	return attest_run(&a, ret, failure);
 }
 
-/* What the boot does without credentials: [Attest] FailurePolicy=. */
-static int without_credentials(const struct keystrap_config *cfg, const char *why)
+/* What the boot does without credentials: [Attest] FailurePolicy=; status is continue's exit status. */
+static int without_credentials(const struct keystrap_config *cfg, const char *why, int status)
 {
 	char msg[256];
 
@@ -69,7 +70,7 @@ static int without_credentials(const struct keystrap_config *cfg, const char *wh
 	}
 	snprintf(msg, sizeof(msg), "*** booting WITHOUT node credentials: %s (FailurePolicy=continue) ***", why);
 	shout(msg);
-	return 1;
+	return status;
 }
 
 /*
@@ -101,6 +102,7 @@ int cmd_handoff(int argc, char **argv)
 	bool renew = false;
 	const char *config = CONFIG_PATH;
 	enum tpm_ek_kind kind = TPM_EK_RSA2048;
+	enum attest_failure failure = ATTEST_FAILED_LOCAL;
 	struct keyring_owner own;
 	char pcrs[HANDOFF_PCRS_MAX];
 	int32_t id;
@@ -123,11 +125,12 @@ int cmd_handoff(int argc, char **argv)
 			       "Attest this boot to [Attest] Server= of keystrap.conf and put the node key, its\n"
 			       "certificate and chain and each secret into the \"keystrap\" kernel keyring, readable\n"
 			       "by [Handoff] Owner=/Group= only, until the certificate expires.\n"
-			       "Exit 0: handed off; 1: failed (FailurePolicy=continue, or a bad configuration);\n"
-			       "3: attestation failed and FailurePolicy=emergency.\n"
+			       "Exit 0: handed off; 1: failed here (a bad configuration, the TPM, the keyring);\n"
+			       "%d: no answer from the server in time; %d: refused by the server (both under\n"
+			       "FailurePolicy=continue); %d: attestation failed and FailurePolicy=emergency.\n"
 			       "--renew (the runtime timer): only when less than half of the credentials'\n"
-			       "lifetime remains; a failure then exits 1 and leaves the current ones in place.\n",
-			       usage);
+			       "lifetime remains; a failure then exits 1, %d or %d and leaves the current ones.\n",
+			       usage, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_EMERGENCY, EXIT_UNREACHABLE, EXIT_REFUSED);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
@@ -146,12 +149,12 @@ int cmd_handoff(int argc, char **argv)
 		return 1;
 	}
 	/* attest_run logs why it failed; the policy decides what the boot does about it. */
-	if (handoff_attest(cfg, kind, &c) < 0) {
+	if (handoff_attest(cfg, kind, &c, &failure) < 0) {
 		if (renew) {
 			log_error("renewal failed; the current credentials stay until they expire");
-			return 1;
+			return attest_exit_status(failure);
 		}
-		return without_credentials(cfg, "attestation failed");
+		return without_credentials(cfg, "attestation failed", attest_exit_status(failure));
 	}
 	if (pcr_snapshot(pcrs, sizeof(pcrs)) < 0)
 		pcrs[0] = 0;
@@ -160,7 +163,7 @@ int cmd_handoff(int argc, char **argv)
 		log_error("cannot hand the credentials to the kernel keyring: %s", handoff_reason(r));
 		if (renew)
 			return 1;
-		return without_credentials(cfg, "the kernel keyring refused them");
+		return without_credentials(cfg, "the kernel keyring refused them", 1);
 	}
 	fprintf(stderr, "keystrap: node %s: %zu secret(s), certificate and key in keyring %d \"%s\", expiring in %lld s\n",
 		c->node_id, c->n_secrets, id, KEYRING_NAME, (long long)node_credentials_remaining(c, (int64_t)time(NULL)));

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attest.h"
 #include "config.h"
 #include "macro.h"
 #include "tpm.h"
@@ -11,6 +12,10 @@
 #define EXIT_USAGE 2
 /* keystrap handoff: attestation failed and [Attest] FailurePolicy=emergency. */
 #define EXIT_EMERGENCY 3
+/* keystrap attest and handoff: no answer from the server within the time budget, or only busy ones. */
+#define EXIT_UNREACHABLE 4
+/* keystrap attest and handoff: the server answered and refused (HTTP 4xx or 500: policy, registry). */
+#define EXIT_REFUSED 5
 
 int cmd_enroll(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
@@ -24,28 +29,15 @@ int cmd_verify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 
-/* keystrap attest (node/cli/attest.c): the handshake with keystrap-server, for attest and handoff. */
-struct node_credentials;
-struct attest_options {
-	const char *server;      /* https:// URL of keystrap-server */
-	const char *ca;          /* PEM file: the one CA trusted to sign the server's certificate */
-	enum tpm_ek_kind ek_kind;
-	const char *event_log;   /* firmware event log; NULL: the kernel's (none there: none sent) */
-	const char *measure_log; /* keystrap's CEL log; NULL: $KEYSTRAP_MEASURE_LOG or the default */
-	unsigned timeout;        /* seconds per request; 0: ATTEST_TIMEOUT_DEFAULT */
-	unsigned attempts;       /* tries per request, with backoff and jitter; 0: ATTEST_RETRIES_DEFAULT + 1 */
-};
-
-/*
- * Attests this boot to o->server. On success the reply has been verified (the certificate is
- * for the key made here, under the pinned CA's chain; the secrets opened with this TPM), the
- * "attested" phase is measured into PCR 12, and *ret holds everything, secrets in secbufs.
- * Fails closed, logging one line: nothing half-filled is returned.
- */
-int attest_run(const struct attest_options *o, struct node_credentials **ret);
+/* The exit status of a failed attestation (node/attest.h): 1, EXIT_UNREACHABLE or EXIT_REFUSED. */
+static inline int attest_exit_status(enum attest_failure f)
+{
+	return f == ATTEST_FAILED_UNREACHABLE ? EXIT_UNREACHABLE : f == ATTEST_FAILED_REFUSED ? EXIT_REFUSED : 1;
+}
 
 /* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run (handoff.c). */
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret);
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
+		   enum attest_failure *failure);
 
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);

@@ -101,7 +101,7 @@ int cmd_verify(int argc, char **argv)
 	if (!streq(cfg->server, st.server))
 		log_warning("[Attest] Server=%s is not the server of the handoff (%s)", cfg->server, st.server);
 	/* attest_run logs a refusal with the server's reason (a drifted PCR is named there). */
-	if (handoff_attest(cfg, kind, &c) < 0) {
+	if (handoff_attest(cfg, kind, &c, NULL) < 0) {
 		printf("attestation to %s: refused or failed\n", cfg->server);
 		return 1;
 	}

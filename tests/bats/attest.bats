@@ -9,6 +9,7 @@ load ../lib/server
 load ../lib/firmware
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+CANNED=$BATS_TEST_DIRNAME/../lib/https-canned.py
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
 FW=$LOGS/event-arch-linux.bin
 
@@ -40,6 +41,7 @@ setup() {
 }
 
 teardown() {
+	canned_stop
 	# Every test boots anew: PCRs at reset, an empty measurement log.
 	swtpm_reboot
 	rm -f "$KEYSTRAP_MEASURE_LOG"
@@ -47,6 +49,47 @@ teardown() {
 
 attest() {
 	"$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
+}
+
+# canned MODE [OPTIONS...]: tests/lib/https-canned.py with the server's TLS certificate, in front
+# of the server, writing the path of each request it receives to requests.log; sets CANNED_PORT.
+canned() {
+	python3 "$CANNED" "$SRV_DIR/tls.crt" "$SRV_DIR/tls.key" "$1" --upstream "https://127.0.0.1:$SRV_PORT" \
+		--ca "$SRV_DIR/ca.crt" --log "$BATS_TEST_TMPDIR/requests.log" "${@:2}" >"$BATS_TEST_TMPDIR/canned.port" &
+	CANNED_PID=$!
+	for _ in $(seq 100); do
+		[ -s "$BATS_TEST_TMPDIR/canned.port" ] && break
+		sleep 0.05
+	done
+	CANNED_PORT=$(cat "$BATS_TEST_TMPDIR/canned.port")
+	[ -n "$CANNED_PORT" ]
+}
+
+canned_stop() {
+	if [ -n "${CANNED_PID:-}" ]; then
+		kill "$CANNED_PID" 2>/dev/null
+		wait "$CANNED_PID" 2>/dev/null || true
+	fi
+	CANNED_PID=
+	rm -f "$BATS_TEST_TMPDIR/requests.log" "$BATS_TEST_TMPDIR/canned.port"
+}
+
+# attest_canned ARGS...: keystrap attest through the canned server.
+attest_canned() {
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$CANNED_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out "$@"
+}
+
+# requests PATH: how many requests for PATH the canned server received.
+requests() {
+	grep -cx "$1" "$BATS_TEST_TMPDIR/requests.log" || true
+}
+
+# run_timed CMD...: run CMD, and t = how many milliseconds it took.
+run_timed() {
+	local t0
+	t0=$(date +%s%N)
+	run "$@"
+	t=$((($(date +%s%N) - t0) / 1000000))
 }
 
 # boot: what a boot leaves behind: the firmware's measurements, then keystrap's enter-initrd.
@@ -120,7 +163,7 @@ flip_bit() {
 	tpm2_pcrextend "7:sha256=$(printf '%064x' 1)"
 	before=$(pcr_value sha256 12)
 	run attest --event-log "$FW"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" =~ ^"keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 7 (sha256): the logs give "[0-9a-f]{64}", the quote $(pcr_value sha256 7)"$ ]]
 	[ ! -e out/node.crt ]
 	[ "$(pcr_value sha256 12)" = "$before" ]
@@ -142,7 +185,7 @@ flip_bit() {
 	printf '\xff' | dd of=altered.bin bs=1 seek="$off" conv=notrunc status=none
 	! cmp -s "$FW" altered.bin || false
 	run attest --event-log altered.bin
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" =~ ^"keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 7 (sha256): the logs give "[0-9a-f]{64}", the quote $(pcr_value sha256 7)"$ ]]
 	# Positive twin: the log as the firmware wrote it.
 	run attest --event-log "$FW"
@@ -163,7 +206,7 @@ flip_bit() {
 	cp quirks.bin extending.bin
 	printf '\x07\x00\x00\x80' | dd of=extending.bin bs=1 seek=$((at + 4)) conv=notrunc status=none
 	run attest --event-log extending.bin
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation (HTTP 400): firmware event log does not parse: offset $at: event 1: PCR index 4294967295 is out of range (0-23)" ]
 }
 
@@ -173,7 +216,7 @@ flip_bit() {
 	"$KEYSTRAP" measure --phase leave-initrd >/dev/null
 	serve_now
 	run attest --event-log "$FW" --log "$BATS_TEST_TMPDIR/short.log"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" =~ ^"keystrap: the server refused the attestation (HTTP 403): event log does not replay to quoted PCR 12 (sha256): the logs give "[0-9a-f]{64}", the quote $(pcr_value sha256 12)"$ ]]
 	run attest --event-log "$FW"
 	[ "$status" -eq 0 ]
@@ -184,11 +227,11 @@ flip_bit() {
 	serve_now
 	head -c 3000 "$FW" >truncated.bin
 	run attest --event-log truncated.bin
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" =~ ^"keystrap: the server refused the attestation (HTTP 400): firmware event log does not parse: offset "[0-9]+": " ]]
 	printf '\036{"pcr":12,\n' >bad.log
 	run attest --event-log "$FW" --log "$BATS_TEST_TMPDIR/bad.log"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" == "keystrap: the server refused the attestation (HTTP 400): measurement log does not parse: offset 0: "* ]]
 	run srv audit export
 	[[ "$output" == *'"decision":"deny","reasons":"firmware event log does not parse: offset '* ]]
@@ -368,7 +411,7 @@ api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
 @test "with an ECC P-384 EK the payload key is wrapped to it (ECDH seed) and the secrets open the same" {
 	secrets_setup
 	run attest --ek ecc384
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" == *"node is not approved: enrollment request recorded for EK "* ]]
 	ek384=$(srv node list | awk '$2 == "requested" { print $1 }')
 	[ ${#ek384} -eq 64 ]
@@ -378,4 +421,85 @@ api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
 	[ "$output" = "keystrap: attested as node384.example" ]
 	[ "$(cat out/secrets/db-password)" = "$A" ]
 	[ "$(ls out/secrets | tr '\n' ' ')" = "api-token db-password " ]
+}
+
+@test "a finish answered 503 (its nonce spent) starts again from a new challenge after its Retry-After, and attests" {
+	boot
+	serve_now
+	allowed=$(grep -c 'action=attest-finish decision=allow' "$SRV_DIR/server.log" || true)
+	canned busy-finish --retry-after 2
+	run_timed attest_canned --event-log "$FW"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# Two challenges, two finishes; the first finish reached the server, which spent its nonce
+	# (and issued): sending it again would have been refused "nonce already used".
+	[ "$(requests /v1/attest/start)" = 2 ]
+	[ "$(requests /v1/attest/finish)" = 2 ]
+	[ "$(grep -c 'action=attest-finish decision=allow' "$SRV_DIR/server.log")" = $((allowed + 2)) ]
+	# The server's 2 s, not the 250 ms backoff.
+	[ "$t" -ge 2000 ]
+	[ "$t" -lt 15000 ]
+	run openssl verify -CAfile out/chain.pem out/node.crt
+	[ "$output" = "out/node.crt: OK" ]
+}
+
+@test "... its twin: a finish refused (403) is not tried again: one challenge, exit 5, no certificate" {
+	boot
+	serve_now
+	canned refuse-finish
+	run attest_canned --event-log "$FW"
+	[ "$status" -eq 5 ]
+	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): refused by the canned server" ]
+	[ "$(requests /v1/attest/start)" = 1 ]
+	[ "$(requests /v1/attest/finish)" = 1 ]
+	[ ! -e out/node.crt ]
+}
+
+# attest_busy RETRY-AFTER RETRIES: keystrap attest --timeout 1 against a server that answers
+# every start 503 with that Retry-After: exit 4, naming the Retry-After and the budget it passes.
+attest_busy() {
+	canned_stop
+	canned busy --retry-after "$1"
+	run_timed attest_canned --timeout 1 --retries "$2"
+	[ "$status" -eq 4 ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 503): busy; its Retry-After of $1 s ends past the $(($2 + 1)) s this attestation may take" ]
+}
+
+@test "Retry-After is honoured within the one time budget (timeout x tries); one past it ends the attempt at once" {
+	# 2 s apart, in a budget of 1 s x 6 tries: tries at 0, 2 and 4 s, and the next would end at 6.
+	attest_busy 2 5
+	[ "$(requests /v1/attest/start)" = 3 ]
+	[ "$t" -ge 4000 ]
+	[ "$t" -lt 5500 ]
+	# Its twin: 7 s is past the whole budget of 3 s, so nothing is waited for.
+	attest_busy 7 2
+	[ "$(requests /v1/attest/start)" = 1 ]
+	[ "$t" -lt 1500 ]
+}
+
+@test "exit status: 4 for no answer in time, 5 for a refusal, 1 for a failure here, 2 for usage" {
+	# Nobody listening, and a server that never answers: 4, within the budget.
+	port=$(free_port)
+	run "$KEYSTRAP" attest --server "https://127.0.0.1:$port" --ca "$SRV_DIR/ca.crt" --retries 0
+	[ "$status" -eq 4 ]
+	[ "$output" = "keystrap: cannot reach https://127.0.0.1:$port/v1/attest/start: cannot connect to 127.0.0.1 port $port: Connection refused" ]
+	canned stall
+	run_timed attest_canned --timeout 1 --retries 1
+	[ "$status" -eq 4 ]
+	[[ "$output" == "keystrap: cannot reach https://127.0.0.1:$CANNED_PORT/v1/attest/start: waiting for the server's answer timed out"* ]]
+	[ "$t" -lt 3000 ]
+	# A node the server does not know: 5.
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$status" -eq 5 ]
+	[[ "$output" == "keystrap: the server refused the attestation start (HTTP 403): node is not approved"* ]]
+	# A TLS certificate the pinned CA did not sign, no TPM: this node's failures, 1.
+	server_pki other
+	run attest --ca other/ca.crt
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap: cannot reach https://127.0.0.1:$SRV_PORT/v1/attest/start: the server's certificate does not verify against 'other/ca.crt'"* ]]
+	KEYSTRAP_TCTI=swtpm:host=127.0.0.1,port=$(free_port) run attest
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap: no TPM reachable via TCTI 'swtpm:"* ]]
+	run attest --bogus
+	[ "$status" -eq 2 ]
 }

@@ -97,11 +97,11 @@ as_consumer() {
 	[[ "$output" == *"permission denied"* ]]
 }
 
-@test "server down, FailurePolicy=continue: bounded, says so loudly, exit 1, no keyring" {
+@test "server down, FailurePolicy=continue: bounded, says so loudly, exit 4 (unreachable), no keyring" {
 	conf "https://127.0.0.1:$(free_port)" continue
 	SECONDS=0
 	run "$KEYSTRAP" handoff --config keystrap.conf
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 4 ]
 	[ "${#lines[@]}" -eq 3 ] # the configuration measured, why, what the boot does
 	[ "$SECONDS" -lt 20 ]
 	[[ "$output" == *"keystrap: cannot reach https://127.0.0.1:"* ]]
@@ -205,12 +205,28 @@ as_consumer() {
 	[[ "$output" =~ ^renewal\ not\ due:\ (5[89][0-9]|600)\ of\ 600\ s\ remain$ ]]
 	[ "$(keyctl search @s keyring keystrap)" = "$ring" ]
 	# Due (no credentials) but the server is down, under FailurePolicy=emergency: at runtime
-	# that is a failed renewal (exit 1), not an emergency.
+	# that is a failed renewal (exit 4: the server is unreachable), not an emergency.
 	keyctl clear @s
 	conf "https://127.0.0.1:$(free_port)" emergency
 	run "$KEYSTRAP" handoff --renew --config keystrap.conf
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 4 ]
 	[[ "$output" == *"keystrap: renewal failed; the current credentials stay until they expire"* ]]
+}
+
+@test "a boot the server refuses (PCR 7 moved): exit 5 under continue, 3 under emergency, 5 for a renewal" {
+	tpm2_pcrextend "7:sha256=$(printf drift | sha256sum | cut -c1-64)"
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"the server refused the attestation (HTTP 403): "*"PCR 7"* ]]
+	[[ "$output" == *"*** booting WITHOUT node credentials: attestation failed (FailurePolicy=continue) ***"* ]]
+	run "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"keystrap: renewal failed; the current credentials stay until they expire"* ]]
+	conf "https://127.0.0.1:$SRV_PORT" emergency
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 3 ]
+	run keyctl search @s keyring keystrap
+	[ "$status" -ne 0 ]
 }
 
 # finishes: how many finishes the server has audited (each would have issued a certificate).
@@ -286,7 +302,7 @@ finishes() {
 	server_stop "$SRV_DIR"
 	cp server.json.orig "$SRV_DIR/server.json"
 	server_start "$SRV_DIR"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[[ "$output" == *"the server refused the attestation (HTTP 500): the server's clock is outside its CA certificate's validity: nothing issued"* ]]
 	srv audit export | jq -c 'select(.action == "attest-finish")' | tail -n 1 | grep -q '"decision":"error".*outside its CA'
 	run keyctl search @s keyring keystrap

@@ -106,7 +106,7 @@ records() {
 
 @test "a node enrols through A, an operator approves it, and it attests through B" {
 	run attest_at A
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK ${EK:0:16}" ]
 	# B sees the request A recorded: one registry.
 	run admin B node list
@@ -139,7 +139,7 @@ records() {
 	policy_sign "$o" p.json op1 op2
 	admin A policy load p.json --signature p.json.op1.sig --signature p.json.op2.sig >/dev/null
 	run attest_at A
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation (HTTP 403): PCR 7 (sha256) is $(pcr_value sha256 7), policy $v wants $other" ]
 	[ "$(pg_sql keystrap "SELECT policy_version FROM refusals WHERE ek_hash = '$EK'")" = "$v" ]
 	run admin B policy draft --from-node node1.example --out draft.json
@@ -249,10 +249,10 @@ records() {
 	run admin B node revoke "$EK_OTHER"
 	[ "$output" = "$EK_OTHER revoked other" ]
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at A
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
 	run admin A node list
 	[[ "$output" == *"$EK_OTHER revoked   other"* ]]
@@ -336,7 +336,7 @@ healthz_at() {
 	[ "$(healthz_at "$B_PORT")" = 503 ]
 	# No decision without its record: a node is refused, and nothing is issued.
 	run attest_at A --retries 0
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 4 ]
 	[[ "$output" == *"(HTTP 503)"*"store unavailable"* ]]
 	[ ! -e out/node.crt ]
 	pg_run
@@ -396,7 +396,7 @@ timed_health() {
 		[ "$(cat "b$i")" = '{"error":"store unavailable"}' ]
 	done
 	run attest_at A --retries 0
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 4 ]
 	[[ "$output" == *"(HTTP 503)"*"store unavailable"* ]]
 	[ ! -e out/node.crt ]
 	pg_signal CONT

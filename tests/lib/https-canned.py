@@ -4,19 +4,39 @@
 good keystrap-server answer looks like, and each way a server (or whoever took its place) can
 misbehave. Prints its port on stdout once listening; serves until killed.
 
-usage: https-canned.py CERT KEY MODE [--tls12]
+In front of a real keystrap-server (--upstream https://127.0.0.1:PORT, --ca its CA), for
+attest.bats: "forward" passes every request on; "busy-finish" passes the first finish on (so the
+server spends its nonce) but answers it 503 with --retry-after; "refuse-finish" answers every
+finish 403 without passing it on. "busy" answers everything 503 with --retry-after (default 7).
+--log FILE appends the path of each request received, one a line.
+
+usage: https-canned.py CERT KEY MODE [--tls12] [--retry-after S] [--log FILE] [--upstream URL --ca FILE]
 """
+import http.client
 import socket
 import ssl
 import sys
 import threading
 import time
+import urllib.parse
 
 cert, key, mode = sys.argv[1:4]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 if "--tls12" in sys.argv:
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+
+def option(name, default=None):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+RETRY_AFTER = option("--retry-after", "7")
+LOG = option("--log")
+UPSTREAM = option("--upstream")
+UPSTREAM_CA = option("--ca")
+lock = threading.Lock()
+finishes = 0
 
 DATE = "Date: Wed, 02 Dec 2026 10:00:00 GMT\r\n"
 
@@ -42,8 +62,47 @@ def read_request(c):
     return head + b"\r\n\r\n" + body
 
 
+def forward(req):
+    """The request passed on to --upstream; its answer as bytes, framed by Content-Length."""
+    head, _, body = req.partition(b"\r\n\r\n")
+    path = head.split(b" ")[1].decode()
+    u = urllib.parse.urlsplit(UPSTREAM)
+    up = http.client.HTTPSConnection(u.hostname, u.port, context=ssl.create_default_context(cafile=UPSTREAM_CA),
+                                     timeout=30)
+    up.request("POST", path, body, {"Content-Type": "application/json"})
+    r = up.getresponse()
+    data = r.read()
+    out = b"HTTP/1.1 %d %s\r\n" % (r.status, r.reason.encode())
+    for k, v in r.getheaders():
+        if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+            out += b"%s: %s\r\n" % (k.encode(), v.encode())
+    up.close()
+    return out + b"Content-Length: %d\r\n\r\n" % len(data) + data
+
+
 def answer(c):
+    global finishes
     req = read_request(c)
+    path = req.split(b" ")[1].decode() if req.count(b" ") else ""
+    if LOG:
+        with lock, open(LOG, "a") as f:
+            f.write(path + "\n")
+    if mode in ("forward", "busy-finish", "refuse-finish"):
+        finish = path == "/v1/attest/finish"
+        with lock:
+            first = finish and finishes == 0
+            finishes += finish
+        if mode == "refuse-finish" and finish:
+            body = b'{"error":"refused by the canned server"}'
+            c.sendall(b"HTTP/1.1 403 Forbidden\r\n" + DATE.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            return
+        reply = forward(req)
+        if mode == "busy-finish" and first:
+            body = b'{"error":"busy"}'
+            reply = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\n" % RETRY_AFTER.encode() +
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        c.sendall(reply)
+        return
     if mode == "stall":
         time.sleep(30)
         return
@@ -55,7 +114,7 @@ def answer(c):
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(req) + req)
     elif mode == "busy":
         body = b'{"error":"busy"}'
-        c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n" + DATE.encode() +
+        c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\n" % RETRY_AFTER.encode() + DATE.encode() +
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
     elif mode == "redirect":
         c.sendall(b"HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n")
