@@ -21,7 +21,7 @@
 #define ATTEST_TIMEOUT_MIN 1
 #define ATTEST_TIMEOUT_MAX 300
 #define ATTEST_TIMEOUT_DEFAULT 20
-/* [Attest] Retries= and keystrap attest --retries: further tries of each request. */
+/* [Attest] Retries= and keystrap attest --retries: further tries in all (node/attest.h). */
 #define ATTEST_RETRIES_MAX 20
 #define ATTEST_RETRIES_DEFAULT 4
 #define CONFIG_SIZE_MAX 65536
@@ -38,7 +38,7 @@ struct keystrap_config {
 	char *server;   /* https:// URL of keystrap-server */
 	char *ca;       /* path of the CA certificate that signs the server's */
 	unsigned timeout; /* seconds */
-	unsigned retries; /* further tries of each request */
+	unsigned retries; /* further tries in all, within timeout x (retries + 1) */
 	bool emergency;   /* FailurePolicy=emergency: no credentials stops the boot */
 	/* [Handoff] */
 	char *owner;    /* the consumer's uid (or user name) that may read the credentials */
