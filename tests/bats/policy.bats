@@ -263,7 +263,7 @@ current_version() {
 	[ "$output" = "keystrap-server: signature 'edited.json.op1.sig' does not verify under any configured operator key" ]
 	[ "$(current_version)" = "$v" ]
 	run attest
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 5 ]
 	# Twin: the draft as drafted, signed by both operators, loads; the same node attests.
 	echo $((v + 1)) >"$OPERATOR_DIR/policy.version"
 	run srv policy load draft.json --signature draft.json.op1.sig --signature draft.json.op2.sig
