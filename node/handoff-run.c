@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "attest.h"
 #include "encode.h"
 #include "handoff-status.h"
 #include "handoff.h"
@@ -62,4 +63,18 @@ int handoff_status_read(struct handoff_status *ret)
 	if ((r = keyring_find_for_caller(&ring)) < 0 || (r = keyring_read(ring, "status", &b)) < 0)
 		return r;
 	return handoff_status_parse((const char *)b->data, b->size, ret);
+}
+
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
+		   enum attest_failure *failure)
+{
+	struct attest_options a = {
+		.server = cfg->server,
+		.ca = cfg->ca,
+		.ek_kind = kind,
+		.timeout = cfg->timeout,
+		.attempts = cfg->retries + 1,
+	};
+
+	return attest_run(&a, ret, failure);
 }

@@ -3,6 +3,8 @@
 
 #include <stdint.h>
 
+#include "attest.h"
+#include "config.h"
 #include "keyring.h"
 #include "node-credentials.h"
 
@@ -25,7 +27,6 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 /* The one-line reason for a handoff_store error. */
 const char *handoff_reason(int r);
 
-#include "config.h"
 struct handoff_status;
 
 /* The steps of keystrap handoff before the keyring (handoff-run.c), shared with keystrap verify. */
@@ -38,3 +39,7 @@ int pcr_snapshot(char *buf, size_t size);
 int handoff_config(const char *path, struct keystrap_config **ret);
 /* The keyring's status facts (root: through its user keyring). -ENOKEY without a handoff. */
 int handoff_status_read(struct handoff_status *ret);
+
+/* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run. */
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
+		   enum attest_failure *failure);

@@ -44,20 +44,6 @@ static void shout(const char *msg)
 	}
 }
 
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
-		   enum attest_failure *failure)
-{
-	struct attest_options a = {
-		.server = cfg->server,
-		.ca = cfg->ca,
-		.ek_kind = kind,
-		.timeout = cfg->timeout,
-		.attempts = cfg->retries + 1,
-	};
-
-	return attest_run(&a, ret, failure);
-}
-
 /* What the boot does without credentials: [Attest] FailurePolicy=; status is continue's exit status. */
 static int without_credentials(const struct keystrap_config *cfg, const char *why, int status)
 {

@@ -35,9 +35,5 @@ static inline int attest_exit_status(enum attest_failure f)
 	return f == ATTEST_FAILED_UNREACHABLE ? EXIT_UNREACHABLE : f == ATTEST_FAILED_REFUSED ? EXIT_REFUSED : 1;
 }
 
-/* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run (handoff.c). */
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
-		   enum attest_failure *failure);
-
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);
