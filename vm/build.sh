@@ -33,16 +33,29 @@ build_kernel() {
 
 rootfs_key() { key_of "$VM_SUITE" "$VM_MIRROR" "$VM_PACKAGES"; }
 
-build_rootfs() {
-	local key
-	key=$(rootfs_key)
-	fresh rootfs "$key" && return 0
+# build_rootfs_start: mmdebstrap in the background, unless the cached root is fresh (network
+# and dpkg; nothing else here needs it before src.img, so the kernel and dracut run meanwhile).
+# build_rootfs_wait: its end.
+ROOTFS_PID=
+build_rootfs_start() {
+	fresh rootfs "$(rootfs_key)" && return 0
 	say "rootfs: mmdebstrap $VM_SUITE"
+	rm -f "$VM_DIR/rootfs.tar"
 	nice -n 10 mmdebstrap --quiet --variant=minbase --include="$VM_PACKAGES" \
 		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
 		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-		"$VM_SUITE" "$VM_DIR/rootfs.tar" "$VM_MIRROR"
-	stamp rootfs "$key"
+		"$VM_SUITE" "$VM_DIR/rootfs.tar" "$VM_MIRROR" &
+	ROOTFS_PID=$!
+	VM_PIDS+=("$ROOTFS_PID")
+}
+build_rootfs_wait() {
+	local rc=0
+	[ -n "$ROOTFS_PID" ] || return 0
+	wait "$ROOTFS_PID" || rc=$?
+	vm_forget "$ROOTFS_PID"
+	ROOTFS_PID=
+	[ "$rc" -eq 0 ] || die "mmdebstrap failed (exit status $rc)"
+	stamp rootfs "$(rootfs_key)"
 }
 
 # copy_modules TREE: the guest kernel's modules the booted system can need (the initrd has its
@@ -215,12 +228,13 @@ build_enrolled() {
 vm_build() {
 	mkdir -p "$VM_DIR"
 	[ -x "$KEYSTRAP_BIN" ] || die "no keystrap binary at $KEYSTRAP_BIN (make build/keystrap)"
+	build_rootfs_start
 	build_kernel
 	vm_server_pki
-	build_rootfs
-	build_src
 	build_initrd
 	build_tpm
+	build_rootfs_wait
+	build_src
 	build_installed
 	build_enrolled
 }

@@ -42,6 +42,14 @@ vm_cleanup() {
 	done
 	VM_PIDS=()
 }
+# vm_forget PID: PID has been waited for; vm_cleanup must not kill whatever gets its number next.
+vm_forget() {
+	local pid keep=()
+	for pid in "${VM_PIDS[@]}"; do
+		[ "$pid" = "$1" ] || keep+=("$pid")
+	done
+	VM_PIDS=("${keep[@]}")
+}
 trap vm_cleanup EXIT
 trap 'exit 130' INT TERM
 

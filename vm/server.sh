@@ -143,8 +143,9 @@ vm_server_stop() {
 	[ -f "$d/server.pid" ] || return 0
 	pid=$(cat "$d/server.pid")
 	rm -f "$d/server.pid"
-	kill -TERM "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || { vm_forget "$pid"; return 0; }
 	wait "$pid" 2>/dev/null || true
+	vm_forget "$pid"
 }
 
 # vm_server_enrol DIR TPMSTATE ID: what a new node's first boot does — its attest is refused
