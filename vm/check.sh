@@ -4,6 +4,8 @@
 # passphrase prompt, and the agent's "KSVM key: value" report — and, where the guest attests,
 # by the host-side keystrap-server's audit log (vm/server.sh). Prints TAP and a closing
 # "N passed, N failed". VM_SCENARIOS="1 3" runs a subset; VM_VERBOSE=1 shows the consoles.
+# VM_JOBS scenarios boot at a time (default 2: one TCG vCPU each), each in a network namespace
+# of its own (run_scenarios); VM_JOBS=1 runs them one after another in this shell.
 set -euo pipefail
 # shellcheck source=vm/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
@@ -289,18 +291,136 @@ scenario_7() {
 
 not() { ! "$@"; }
 
+# one_scenario S N: scenario S as TAP test N+1, in the network namespace run_scenarios made
+# for it. There 127.0.0.1, which QEMU's user networking shows the guest as 10.0.2.2, is this
+# scenario's alone: its server has VM_SERVER_PORT to itself, and a scenario that starts none
+# (7, server down) reaches none. The template server's secret, which the leak scan looks for,
+# comes on fd 3: it is never in the environment, an argument or a file.
+one_scenario() {
+	ip link set lo up || die "cannot bring up the loopback of scenario $1's network namespace"
+	IFS= read -r VM_SECRET <&3 || true
+	exec 3<&-
+	VM_SECRET_SHA256=$(printf '%s' "$VM_SECRET" | sha256sum | cut -d' ' -f1)
+	U=$(vm_uuid)
+	N=$2
+	"scenario_$1"
+}
+
+# The scenarios run_scenarios started and that have not ended, by index: each leads a process
+# group of its own (setsid), which holds its QEMU, swtpm and server.
+JOB_PIDS=()
+jobs_stop() {
+	local pid
+	[ ${#JOB_PIDS[@]} -gt 0 ] || return 0
+	for pid in "${JOB_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+	# Each one's shell then stops its QEMU, swtpm and server (vm_cleanup); after 10 s what is
+	# left of the group is killed.
+	for pid in "${JOB_PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 -- "-$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	JOB_PIDS=()
+}
+trap 'jobs_stop; vm_cleanup' EXIT
+
+# run_scenarios S...: VM_JOBS of them at a time, each a new vm/check.sh (one_scenario) in a
+# network namespace of its own (unshare --net) and a process group of its own (setsid, so it
+# is stopped as a whole). Their TAP lines and diagnostics come out in the order given, numbered
+# as one after the other would be. A scenario that ends without its TAP line (crashed, or
+# stopped after VM_JOB_TIMEOUT seconds: vm_boot's own timeout should come first) fails.
+run_scenarios() {
+	local names=("$@") start=() rc=() stopped=() i pid next=0 shown=0 running=0 out
+	local limit=${VM_JOB_TIMEOUT:-$((2 * VM_TIMEOUT + 300))} # mk1b may wait for mk1's build boot
+	unshare --net true 2>/dev/null ||
+		die "VM_JOBS=$VM_JOBS needs network namespaces (unshare --net, as root); VM_JOBS=1 runs one scenario at a time"
+	export VM_DIR KEYSTRAP_BIN KEYSTRAP_SERVER_BIN VM_ACCEL VM_TIMEOUT VM_MEM VM_VERBOSE VM_MIRROR \
+		VM_KERNEL_PKG VM_SERVER_PORT VM_EK_CA_DIR
+	while [ "$shown" -lt ${#names[@]} ]; do
+		while [ "$running" -lt "$VM_JOBS" ] && [ "$next" -lt ${#names[@]} ]; do
+			out=$VM_DIR/runs/scenario-${names[next]}
+			if [ -n "$VM_VERBOSE" ]; then
+				setsid unshare --net bash "$VM_SRC/vm/check.sh" --scenario "${names[next]}" "$next" \
+					3< <(printf '%s' "${VM_SECRET:-}") >"$out.tap" 2> >(sed -u "s/^/${names[next]}: /" >&2) &
+			else
+				setsid unshare --net bash "$VM_SRC/vm/check.sh" --scenario "${names[next]}" "$next" \
+					3< <(printf '%s' "${VM_SECRET:-}") >"$out.tap" 2>"$out.err" &
+			fi
+			JOB_PIDS[next]=$!
+			start[next]=$SECONDS
+			next=$((next + 1)) running=$((running + 1))
+		done
+		sleep 1
+		for i in "${!JOB_PIDS[@]}"; do
+			pid=${JOB_PIDS[i]}
+			if ! kill -0 "$pid" 2>/dev/null; then
+				rc[i]=0
+				wait "$pid" || rc[i]=$?
+				unset "JOB_PIDS[i]"
+				running=$((running - 1))
+			elif [ $((SECONDS - start[i])) -ge $((limit + 30)) ]; then
+				kill -KILL -- "-$pid" 2>/dev/null || true
+			elif [ $((SECONDS - start[i])) -ge "$limit" ] && [ -z "${stopped[i]:-}" ]; then
+				say "scenario ${names[i]}: no result after ${limit}s (VM_JOB_TIMEOUT); stopping it"
+				stopped[i]=1
+				kill -TERM -- "-$pid" 2>/dev/null || true
+			fi
+		done
+		while [ "$shown" -lt ${#names[@]} ] && [ -n "${rc[shown]:-}" ]; do
+			scenario_report "${names[shown]}" "$shown" "${rc[shown]}" "${stopped[shown]:+ after ${limit}s}"
+			shown=$((shown + 1))
+		done
+	done
+}
+
+# scenario_report S I RC STOPPED: what scenario S (index I) printed, counted; no TAP line for
+# it is a failure that says how the scenario ended.
+scenario_report() {
+	local out=$VM_DIR/runs/scenario-$1 n=$(($2 + 1)) p f
+	[ -n "$VM_VERBOSE" ] || cat "$out.err" >&2
+	cat "$out.tap"
+	p=$(grep -c '^ok ' "$out.tap" || true)
+	f=$(grep -c '^not ok ' "$out.tap" || true)
+	if [ $((p + f)) -eq 0 ]; then
+		echo "not ok $n - scenario $1 ended without a result (exit status $3${4:+, stopped$4})"
+		if [ -n "$VM_VERBOSE" ]; then
+			echo "#   its output: $out.tap (its diagnostics went to stderr, prefixed \"$1:\")"
+		else
+			echo "#   its output: $out.tap, $out.err"
+			tail -n 5 "$out.err" | sed 's/^/#     /'
+		fi
+		f=1
+	fi
+	PASS=$((PASS + p)) FAIL=$((FAIL + f))
+}
+
 main() {
 	local s t0=$SECONDS
+	VM_JOBS=${VM_JOBS:-2}
+	[[ $VM_JOBS =~ ^[1-9][0-9]*$ ]] || die "VM_JOBS=$VM_JOBS: want how many scenarios boot at a time (1 or more)"
 	vm_build
 	U=$(vm_uuid)
 	server_template
 	say "build ready after $((SECONDS - t0))s"
-	for s in ${VM_SCENARIOS:-1 2 2b 3 4a 4b 5 6 7 mk1 mk1b mk2}; do
-		"scenario_$s"
-	done
+	if [ "$VM_JOBS" -eq 1 ]; then
+		for s in ${VM_SCENARIOS:-$ALL_SCENARIOS}; do
+			"scenario_$s"
+		done
+	else
+		# shellcheck disable=SC2086 # a list of scenario names
+		run_scenarios ${VM_SCENARIOS:-$ALL_SCENARIOS}
+	fi
 	say "vm-check took $((SECONDS - t0))s"
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
 }
 
-main "$@"
+ALL_SCENARIOS="1 2 2b 3 4a 4b 5 6 7 mk1 mk1b mk2"
+if [ "${1:-}" = --scenario ]; then
+	one_scenario "$2" "$3"
+else
+	main "$@"
+fi

@@ -119,6 +119,20 @@ build_mk_enrolled() {
 	stamp "$name" "$key"
 }
 
+# mk_artifacts [attest]: the image and the disk enrolled for it, built by the first scenario
+# that needs them while the others that do wait (vm/check.sh runs VM_JOBS scenarios at once).
+# Both images are put together in the same tree (build/vm/mk-tree), hence one lock for them.
+mk_artifacts() {
+	{
+		flock 9
+		build_mk_initrd "$@"
+	} 9>"$VM_DIR/mkinitcpio.lock"
+	{
+		flock 9
+		build_mk_enrolled "$@"
+	} 9>"$VM_DIR/mkenrolled${1:+-$1}.lock"
+}
+
 mk_no_hook_error() { ! console_has '^ERROR: keystrap'; }
 mk_not_opened() { ! console_has 'opened as /dev/mapper'; }
 mk_no_agent() { ! console_has 'KSVM target:'; }
@@ -130,8 +144,7 @@ mk_before() {
 }
 
 scenario_mk1() {
-	build_mk_initrd
-	build_mk_enrolled
+	mk_artifacts
 	boot mkinitcpio "$VM_DIR/mkenrolled/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio.img" \
 		BOOT_CMDLINE="$(MK_CMDLINE)"
 	came_up
@@ -153,8 +166,7 @@ scenario_mk1() {
 # PCR 15 is extended anyway, and with no passphrase hook in this image the init stops.
 scenario_mk1b() {
 	local img=$VM_DIR/runs/mkinitcpio-tampered.img
-	build_mk_initrd
-	build_mk_enrolled
+	mk_artifacts
 	rm -rf "$VM_DIR/runs/mk-extra" && mkdir -p "$VM_DIR/runs/mk-extra/etc"
 	echo tampered >"$VM_DIR/runs/mk-extra/etc/ksvm-tampered"
 	cp "$VM_DIR/mkinitcpio.img" "$img"
@@ -197,8 +209,7 @@ scenario_mk2() {
 		return 0
 	fi
 	vm_server_pki
-	build_mk_initrd attest
-	build_mk_enrolled attest
+	mk_artifacts attest
 	SRV=$VM_DIR/runs/mkinitcpio-attest.server
 	mk_server_ready "$SRV"
 	boot mkinitcpio-attest "$VM_DIR/mkenrolled-attest/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" \
@@ -230,8 +241,7 @@ scenario_mk2b() {
 		return 0
 	fi
 	vm_server_pki
-	build_mk_initrd attest
-	build_mk_enrolled attest
+	mk_artifacts attest
 	boot mkinitcpio-server-down "$VM_DIR/mkenrolled-attest/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" \
 		BOOT_CMDLINE="$(MK_CMDLINE)"
 	came_up

@@ -102,6 +102,94 @@ unit() {
 	[ ! -e fuzz/crashes/fuzz-clean ]
 }
 
+# vm_jobs_tree: vm/check.sh as it is, beside stand-ins for what it sources (no guest, no build):
+# scenarios that pass, fail, crash, hang, or each serve their name on 127.0.0.1:47443.
+vm_jobs_tree() {
+	mkdir -p tree/vm
+	cp "$REPO/vm/check.sh" tree/vm/
+	cat >tree/vm/build.sh <<-'SH'
+		VM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+		VM_DIR=$VM_SRC/vmdir VM_TIMEOUT=300 VM_VERBOSE=${VM_VERBOSE:-} VM_PIDS=()
+		say() { printf 'vm: %s\n' "$*" >&2; }
+		die() { say "$*"; exit 1; }
+		vm_cleanup() { local p; for p in "${VM_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; VM_PIDS=(); }
+		trap vm_cleanup EXIT
+		trap 'exit 130' INT TERM
+		vm_build() { mkdir -p "$VM_DIR/runs"; }
+		vm_uuid() { echo uuid; }
+		vm_server_ready() { VM_SECRET='not in env'; }
+		vm_server_stop() { :; }
+	SH
+	cat >tree/vm/mkinitcpio.sh <<-'SH'
+		tap() { N=$((N + 1)); if [ "$1" = ok ]; then PASS=$((PASS + 1)); echo "ok $N - $2"; else FAIL=$((FAIL + 1)); echo "not ok $N - $2"; fi; }
+		scenario_slow() { sleep 2; say "slow said"; tap ok slow; }
+		scenario_fast() { tap ok fast; }
+		scenario_bad() { tap no bad; }
+		scenario_crash() { say "crashing"; exit 3; }
+		scenario_hang() { sleep 600 & VM_PIDS+=($!); echo $! >"$VM_DIR/hang.pid"; sleep 600; tap ok hang; }
+		scenario_secret() { [ "$VM_SECRET" = 'not in env' ] && ! env | grep -q 'not in env' && tap ok secret || tap no secret; }
+		serve() {
+			mkdir -p "$VM_DIR/www-$1" && echo "$1" >"$VM_DIR/www-$1/who"
+			busybox httpd -f -p 127.0.0.1:47443 -h "$VM_DIR/www-$1" & VM_PIDS+=($!)
+			sleep 2 # both are up now, each in its own namespace or one refused
+			[ "$(curl -s http://127.0.0.1:47443/who)" = "$1" ] && tap ok "$1 saw itself" || tap no "$1 saw $(curl -s http://127.0.0.1:47443/who)"
+		}
+		scenario_netA() { serve A; }
+		scenario_netB() { serve B; }
+	SH
+}
+
+@test "vm-check VM_JOBS=2: TAP in scenario order, numbered as one after the other; a crash is a 'not ok'" {
+	vm_jobs_tree
+	run env VM_SCENARIOS="slow fast bad crash secret" bash tree/vm/check.sh
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "vm: build ready after 0s" ]
+	[ "${lines[1]}" = "vm: slow said" ]
+	[ "${lines[2]}" = "ok 1 - slow" ]
+	[ "${lines[3]}" = "ok 2 - fast" ]
+	[ "${lines[4]}" = "not ok 3 - bad" ]
+	[ "${lines[5]}" = "vm: crashing" ]
+	[ "${lines[6]}" = "not ok 4 - scenario crash ended without a result (exit status 3)" ]
+	[ "${lines[9]}" = "ok 5 - secret" ]
+	[ "${lines[-1]}" = "3 passed, 2 failed" ]
+	# The twin: one at a time in this shell, the same lines.
+	run env VM_JOBS=1 VM_SCENARIOS="slow fast bad secret" bash tree/vm/check.sh
+	[ "$status" -eq 1 ]
+	[ "$(grep -E '^(not )?ok' <<<"$output")" = "$(printf 'ok 1 - slow\nok 2 - fast\nnot ok 3 - bad\nok 4 - secret')" ]
+	[ "${lines[-1]}" = "3 passed, 1 failed" ]
+	run env VM_JOBS=0 bash tree/vm/check.sh
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm: VM_JOBS=0: want how many scenarios boot at a time (1 or more)" ]
+}
+
+@test "vm-check VM_JOBS=2: a scenario that hangs is stopped after VM_JOB_TIMEOUT, fails, and leaves nothing running" {
+	vm_jobs_tree
+	run env VM_JOB_TIMEOUT=3 VM_SCENARIOS="hang fast" bash tree/vm/check.sh
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"vm: scenario hang: no result after 3s (VM_JOB_TIMEOUT); stopping it"* ]]
+	[ "$(grep -E '^(not )?ok' <<<"$output")" = "$(printf '%s\n' \
+		'not ok 1 - scenario hang ended without a result (exit status 130, stopped after 3s)' 'ok 2 - fast')" ]
+	[ "${lines[-1]}" = "1 passed, 1 failed" ]
+	run kill -0 "$(cat tree/vmdir/hang.pid)"
+	[ "$status" -ne 0 ]
+}
+
+@test "vm-check VM_JOBS=2: each scenario has a loopback of its own, its 127.0.0.1:47443 neither the other's nor the host's" {
+	unshare --net true 2>/dev/null || skip "no network namespaces here"
+	vm_jobs_tree
+	# All of it in a namespace of the test's own: the host's port 47443 stays out of it.
+	mkdir www && echo host >www/who
+	run unshare --net bash -c 'ip link set lo up && { busybox httpd -f -p 127.0.0.1:47443 -h www & h=$!; } &&
+		VM_SCENARIOS="netA netB" bash tree/vm/check.sh; rc=$?; kill $h; exit $rc'
+	[ "$status" -eq 0 ]
+	[ "$(grep -E '^(not )?ok' <<<"$output")" = "$(printf 'ok 1 - A saw itself\nok 2 - B saw itself')" ]
+	# The twin: one at a time, in the namespace the host server is in, both see it.
+	run unshare --net bash -c 'ip link set lo up && { busybox httpd -f -p 127.0.0.1:47443 -h www & h=$!; } &&
+		VM_JOBS=1 VM_SCENARIOS="netA netB" bash tree/vm/check.sh; rc=$?; kill $h; exit $rc'
+	[ "$status" -eq 1 ]
+	[ "$(grep -E '^(not )?ok' <<<"$output")" = "$(printf 'not ok 1 - A saw host\nnot ok 2 - B saw host')" ]
+}
+
 @test "make: the guest trees under build/vm (dracut's modules.d is a directory) stay out of the dependency files read" {
 	mkdir -p b/vm/dracut/modules.d b/vm-bench/x.d b/obj
 	echo 'not make at all' >b/vm/junk.d
