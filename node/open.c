@@ -16,6 +16,12 @@ int tpm_connect(struct tpm **ret)
 	int r;
 
 	r = tpm_open(ret);
+	if (r == -EINVAL)
+		return log_error_errno(r, "KEYSTRAP_TPM_TIMEOUT='%s' is not a number of seconds (%g to %g)",
+				       secure_getenv("KEYSTRAP_TPM_TIMEOUT"), TPM_TIMEOUT_MIN_MS / 1000.0,
+				       TPM_TIMEOUT_MAX_MS / 1000.0);
+	if (r == -ETIMEDOUT)
+		return log_error_errno(r, "%s", tpm_silence_reason());
 	if (r < 0)
 		return log_error_errno(r, "no TPM reachable via TCTI '%s'",
 				       conf && *conf ? conf : TPM_TCTI_DEFAULT);
@@ -43,8 +49,12 @@ const char *tpm_failure_reason(int err)
 	case EOPNOTSUPP:
 		return "the TPM does not support a required PCR bank";
 	case EBUSY:
-		return "the TPM has no free object or session slots (is a resource manager "
-		       "such as /dev/tpmrm0 in use?)";
+		/* Only a TPM reached without a resource manager fills up: what a killed run loaded stays. */
+		return "the TPM has no free object or session slots: without a resource manager, "
+		       "what a killed program loaded stays loaded; flush it with 'tpm2_flushcontext -t', "
+		       "'-l' and '-s' (or reboot), or use the TCTI device:/dev/tpmrm0";
+	case ETIMEDOUT:
+		return tpm_silence_reason();
 	default:
 		return "the TPM refused the operation";
 	}

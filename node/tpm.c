@@ -9,6 +9,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "log.h"
+#include "tcti-deadline.h"
 #include "tpm.h"
 
 #define UNSEAL_ATTEMPTS 3
@@ -19,6 +20,14 @@ static const TPMT_SYM_DEF session_sym = {
 	.keyBits.aes = 128,
 	.mode.aes = TPM2_ALG_CFB,
 };
+
+/* The response code without its parameter/handle/session number. */
+static TSS2_RC rc_base(TSS2_RC rc)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+		return rc;
+	return rc & TPM2_RC_FMT1 ? rc & (TPM2_RC_FMT1 | 0x3f) : rc;
+}
 
 const char *tpm_rc_str(TSS2_RC rc)
 {
@@ -40,8 +49,7 @@ int tpm_rc_errno(TSS2_RC rc)
 			return -ENOMEM;
 		return -EPROTO;
 	}
-	base = rc & TPM2_RC_FMT1 ? rc & (TPM2_RC_FMT1 | 0x3f) : rc;
-	switch (base) {
+	switch (rc_base(rc)) {
 	case TPM2_RC_LOCKOUT:
 		return -ENOLCK;
 	case TPM2_RC_POLICY_FAIL:
@@ -62,33 +70,92 @@ int tpm_rc_errno(TSS2_RC rc)
 	case TPM2_RC_OBJECT_MEMORY:
 	case TPM2_RC_SESSION_MEMORY:
 	case TPM2_RC_MEMORY:
+	case TPM2_RC_OBJECT_HANDLES:
+	case TPM2_RC_SESSION_HANDLES:
 		return -EBUSY;
 	default:
 		return -EIO;
 	}
 }
 
+/* What "the TPM did not answer" says; one process talks to one TPM, and the verb reports
+ * after the context is gone. */
+static char silence[256];
+
+static void note_silence(const struct tpm *t, unsigned ms)
+{
+	snprintf(silence, sizeof(silence), "the TPM did not answer %swithin %g s (TCTI '%s')",
+		 ms > t->timeout_ms ? "a key-generating command " : "", ms / 1000.0, t->tcti_conf);
+}
+
+/* Once an exchange missed its deadline, every later failure is that one. */
+static int tpm_errno(struct tpm *t, TSS2_RC rc)
+{
+	unsigned ms;
+
+	if (!tcti_deadline_expired(t->tcti, NULL, &ms))
+		return tpm_rc_errno(rc);
+	note_silence(t, ms);
+	return -ETIMEDOUT;
+}
+
+const char *tpm_silence_reason(void)
+{
+	return silence[0] ? silence : "the TPM did not answer in time";
+}
+
+int tpm_timeout_parse(const char *s, unsigned *ret_ms)
+{
+	unsigned long ms = 0;
+	size_t i = 0, frac = 0;
+
+	/* Seconds with up to three decimals: no strtod, whose idea of '.' is the locale's. */
+	for (; s[i] >= '0' && s[i] <= '9' && ms <= TPM_TIMEOUT_MAX_MS; i++)
+		ms = ms * 10 + (unsigned long)(s[i] - '0');
+	if (i == 0)
+		return -EINVAL;
+	ms *= 1000;
+	if (s[i] == '.') {
+		for (unsigned long scale = 100; s[++i] >= '0' && s[i] <= '9' && scale; scale /= 10, frac++)
+			ms += scale * (unsigned long)(s[i] - '0');
+		if (frac == 0)
+			return -EINVAL;
+	}
+	if (s[i] || ms < TPM_TIMEOUT_MIN_MS || ms > TPM_TIMEOUT_MAX_MS)
+		return -EINVAL;
+	*ret_ms = (unsigned)ms;
+	return 0;
+}
+
 int tpm_open(struct tpm **ret)
 {
-	const char *conf = secure_getenv("KEYSTRAP_TCTI");
+	const char *conf = secure_getenv("KEYSTRAP_TCTI"), *timeout = secure_getenv("KEYSTRAP_TPM_TIMEOUT");
+	unsigned timeout_ms = TPM_TIMEOUT_DEFAULT_MS;
 	struct tpm *t;
 	TSS2_RC rc;
+	int r;
 
 	if (!conf || !*conf)
 		conf = TPM_TCTI_DEFAULT;
+	if (timeout && *timeout && tpm_timeout_parse(timeout, &timeout_ms) < 0)
+		return log_debug_errno(-EINVAL, "KEYSTRAP_TPM_TIMEOUT='%s' is not a number of seconds", timeout);
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	t->timeout_ms = timeout_ms;
 	t->tcti_conf = strdup(conf);
 	if (!t->tcti_conf) {
 		tpm_close(t);
 		return -ENOMEM;
 	}
-	rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
-	if (rc != TSS2_RC_SUCCESS) {
+	r = tcti_deadline_open(conf, timeout_ms, &t->tcti, &rc);
+	if (r == -ETIMEDOUT)
+		note_silence(t, timeout_ms);
+	else if (r == -ENODEV)
 		log_debug("TCTI '%s': %s", conf, tpm_rc_str(rc));
+	if (r < 0) {
 		tpm_close(t);
-		return -ENODEV;
+		return r;
 	}
 	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
@@ -106,8 +173,7 @@ void tpm_close(struct tpm *t)
 		return;
 	if (t->esys)
 		Esys_Finalize(&t->esys);
-	if (t->tcti)
-		Tss2_TctiLdr_Finalize(&t->tcti);
+	tcti_deadline_free(t->tcti);
 	free(t->tcti_conf);
 	free(t);
 }
@@ -162,7 +228,7 @@ int tpm_primary_create(struct tpm *t, uint16_t alg, ESYS_TR *ret)
 				&sensitive, alg == TPM2_ALG_RSA ? &primary_rsa : &primary_ecc, NULL,
 				&creation_pcr, &h, NULL, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "CreatePrimary: %s", tpm_rc_str(rc));
 	*ret = h;
 	return 0;
 }
@@ -207,12 +273,12 @@ int tpm_srk_ensure(struct tpm *t, ESYS_TR *ret, uint8_t *ret_serialized, size_t 
 					ESYS_TR_NONE, &sensitive, &srk_template, NULL, &creation_pcr,
 					&transient, NULL, NULL, NULL, NULL);
 		if (rc != TSS2_RC_SUCCESS)
-			return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary(SRK): %s", tpm_rc_str(rc));
+			return log_debug_errno(tpm_errno(t, rc), "CreatePrimary(SRK): %s", tpm_rc_str(rc));
 		rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 				       ESYS_TR_NONE, TPM_SRK_HANDLE, &srk);
 		tpm_flush(t, &transient);
 		if (rc != TSS2_RC_SUCCESS)
-			return log_debug_errno(tpm_rc_errno(rc), "EvictControl(0x%x): %s", TPM_SRK_HANDLE,
+			return log_debug_errno(tpm_errno(t, rc), "EvictControl(0x%x): %s", TPM_SRK_HANDLE,
 					       tpm_rc_str(rc));
 	}
 	if (r == 0) {
@@ -250,7 +316,8 @@ int tpm_srk_load(struct tpm *t, const uint8_t *serialized, size_t size, ESYS_TR 
 	rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 				   &have);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(-ENOKEY, "no SRK at 0x%x: %s", TPM_SRK_HANDLE, tpm_rc_str(rc));
+		return log_debug_errno(rc_base(rc) == TPM2_RC_HANDLE ? -ENOKEY : tpm_errno(t, rc),
+				       "no SRK at 0x%x: %s", TPM_SRK_HANDLE, tpm_rc_str(rc));
 	r = tr_name(t, have, &have_name);
 	if (r == 0 && (want_name.size != have_name.size ||
 		       memcmp(want_name.name, have_name.name, want_name.size) != 0))
@@ -295,7 +362,7 @@ int tpm_pcr_read(struct tpm *t, const struct pcr_bank *bank, uint32_t mask,
 		rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, &out_sel,
 				   &values);
 		if (rc != TSS2_RC_SUCCESS)
-			return log_debug_errno(tpm_rc_errno(rc), "PCR_Read: %s", tpm_rc_str(rc));
+			return log_debug_errno(tpm_errno(t, rc), "PCR_Read: %s", tpm_rc_str(rc));
 		for (unsigned i = 0; i < PCR_COUNT; i++) {
 			if (!out_sel->count || !(out_sel->pcrSelections[0].pcrSelect[i / 8] & (1u << (i % 8))))
 				continue;
@@ -323,7 +390,7 @@ static int start_session(struct tpm *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SES
 	rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 				   ESYS_TR_NONE, NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "StartAuthSession: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "StartAuthSession: %s", tpm_rc_str(rc));
 	rc = Esys_TRSess_SetAttributes(t->esys, s, attrs, 0xff);
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_flush(t, &s);
@@ -372,7 +439,7 @@ int tpm_seal(struct tpm *t, ESYS_TR parent, const uint8_t policy[32], const stru
 	secmem_wipe(&sensitive, sizeof(sensitive));
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_flush(t, &session);
-		return log_debug_errno(tpm_rc_errno(rc), "Create: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "Create: %s", tpm_rc_str(rc));
 	}
 	rc = Tss2_MU_TPM2B_PRIVATE_Marshal(priv, ret_blob, blob_max, &off);
 	if (rc == TSS2_RC_SUCCESS)
@@ -400,12 +467,12 @@ static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const TPML
 	rc = Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, sel);
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_flush(t, &session);
-		return log_debug_errno(tpm_rc_errno(rc), "PolicyPCR: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "PolicyPCR: %s", tpm_rc_str(rc));
 	}
 	rc = Esys_Unseal(t->esys, object, session, ESYS_TR_NONE, ESYS_TR_NONE, &out);
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_flush(t, &session);
-		return log_debug_errno(tpm_rc_errno(rc), "Unseal: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "Unseal: %s", tpm_rc_str(rc));
 	}
 	/* continueSession is clear: the TPM flushed the session with the response. */
 	*ret = secbuf_dup(out->buffer, out->size);
@@ -435,7 +502,7 @@ int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_s
 
 	rc = Esys_Load(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &object);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "Load: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "Load: %s", tpm_rc_str(rc));
 
 	pcr_selection_from_mask(mask, bank->alg, &sel);
 	for (int i = 0; i < UNSEAL_ATTEMPTS && r == -EAGAIN; i++)
@@ -465,7 +532,7 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
 	rc = Esys_PCR_Event(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
 			    &event, &digests);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "PCR_Event(%u): %s", pcr, tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "PCR_Event(%u): %s", pcr, tpm_rc_str(rc));
 	if (ret_digests)
 		*ret_digests = *digests;
 	Esys_Free(digests);
@@ -476,14 +543,6 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
  * Attestation (issue 5): the EK and its certificate, an AK for this boot, ActivateCredential
  * and Quote. The verifying side is pure code in credential.c, quote.c and tpmpub.c.
  */
-
-/* The response code without its parameter/handle/session number. */
-static TSS2_RC rc_base(TSS2_RC rc)
-{
-	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
-		return rc;
-	return rc & TPM2_RC_FMT1 ? rc & (TPM2_RC_FMT1 | 0x3f) : rc;
-}
 
 static uint16_t nv_chunk_size(struct tpm *t)
 {
@@ -511,7 +570,7 @@ static int nv_read_all(struct tpm *t, ESYS_TR nv, uint8_t **ret, size_t *ret_siz
 
 	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "NV_ReadPublic: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "NV_ReadPublic: %s", tpm_rc_str(rc));
 	size = pub->nvPublic.dataSize;
 	/* EK certificate indices are readable with their own empty auth, or the owner's. */
 	auth = pub->nvPublic.attributes & TPMA_NV_AUTHREAD ? nv :
@@ -531,7 +590,7 @@ static int nv_read_all(struct tpm *t, ESYS_TR nv, uint8_t **ret, size_t *ret_siz
 
 		rc = Esys_NV_Read(t->esys, auth, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, off, &data);
 		if (rc != TSS2_RC_SUCCESS)
-			return log_debug_errno(tpm_rc_errno(rc), "NV_Read: %s", tpm_rc_str(rc));
+			return log_debug_errno(tpm_errno(t, rc), "NV_Read: %s", tpm_rc_str(rc));
 		if (data->size != n) {
 			Esys_Free(data);
 			return log_debug_errno(-EPROTO, "NV_Read returned %u bytes, not %u", data->size, n);
@@ -556,7 +615,7 @@ int tpm_ek_cert_read(struct tpm *t, enum tpm_ek_kind kind, uint8_t **ret, size_t
 	rc = Esys_TR_FromTPMPublic(t->esys, tpm_ek_profile(kind)->cert_index, ESYS_TR_NONE, ESYS_TR_NONE,
 				   ESYS_TR_NONE, &nv);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(rc_base(rc) == TPM2_RC_HANDLE ? -ENOENT : tpm_rc_errno(rc),
+		return log_debug_errno(rc_base(rc) == TPM2_RC_HANDLE ? -ENOENT : tpm_errno(t, rc),
 				       "NV index 0x%08x: %s", tpm_ek_profile(kind)->cert_index, tpm_rc_str(rc));
 	r = nv_read_all(t, nv, ret, ret_size);
 	(void)Esys_TR_Close(t->esys, &nv);
@@ -575,7 +634,7 @@ static int create_primary(struct tpm *t, ESYS_TR hierarchy, const TPM2B_PUBLIC *
 	rc = Esys_CreatePrimary(t->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
 				template, NULL, &creation_pcr, &h, &pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "CreatePrimary: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "CreatePrimary: %s", tpm_rc_str(rc));
 	if (ret_pub)
 		*ret_pub = *pub;
 	Esys_Free(pub);
@@ -641,6 +700,8 @@ static bool tpm_self_test_passed(struct tpm *t)
 /* A credential the TPM cannot open is the peer's problem, not a TPM fault. */
 static int activate_rc_errno(struct tpm *t, TSS2_RC rc)
 {
+	if (tcti_deadline_expired(t->tcti, NULL, NULL))
+		return tpm_errno(t, rc);
 	switch (rc_base(rc)) {
 	case TPM2_RC_INTEGRITY:
 	case TPM2_RC_VALUE:
@@ -653,7 +714,7 @@ static int activate_rc_errno(struct tpm *t, TSS2_RC rc)
 		 * without entering failure mode; a TPM really in failure mode says so here. */
 		return tpm_self_test_passed(t) ? -EKEYREJECTED : -ENODEV;
 	default:
-		return tpm_rc_errno(rc);
+		return tpm_errno(t, rc);
 	}
 }
 
@@ -669,7 +730,7 @@ int tpm_credential_activate(struct tpm *t, ESYS_TR ak, ESYS_TR ek, const TPM2B_I
 
 	rc = Esys_ReadPublic(t->esys, ek, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ek_pub, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "ReadPublic(EK): %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "ReadPublic(EK): %s", tpm_rc_str(rc));
 	/* Low-range EKs admit their user only by PolicySecret(endorsement); high-range ones by auth too. */
 	policy = !(ek_pub->publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH);
 	Esys_Free(ek_pub);
@@ -683,7 +744,7 @@ int tpm_credential_activate(struct tpm *t, ESYS_TR ak, ESYS_TR ek, const TPM2B_I
 				       ESYS_TR_NONE, NULL, NULL, NULL, 0, NULL, NULL);
 		if (rc != TSS2_RC_SUCCESS) {
 			tpm_flush(t, &session);
-			return log_debug_errno(tpm_rc_errno(rc), "PolicySecret(endorsement): %s", tpm_rc_str(rc));
+			return log_debug_errno(tpm_errno(t, rc), "PolicySecret(endorsement): %s", tpm_rc_str(rc));
 		}
 	}
 	rc = Esys_ActivateCredential(t->esys, ak, ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, blob, seed, &out);
@@ -718,7 +779,7 @@ int tpm_quote(struct tpm *t, ESYS_TR ak, const struct pcr_bank *bank, uint32_t m
 	rc = Esys_Quote(t->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qualifying, &key_scheme, &sel,
 			&quoted, &sig);
 	if (rc != TSS2_RC_SUCCESS)
-		return log_debug_errno(tpm_rc_errno(rc), "Quote: %s", tpm_rc_str(rc));
+		return log_debug_errno(tpm_errno(t, rc), "Quote: %s", tpm_rc_str(rc));
 	memcpy(ret->attest, quoted->attestationData, quoted->size);
 	ret->attest_size = quoted->size;
 	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, ret->signature, sizeof(ret->signature), &off);

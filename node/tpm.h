@@ -12,14 +12,25 @@
 #define TPM_TCTI_DEFAULT "device:/dev/tpmrm0"
 #define TPM_SRK_HANDLE 0x81000001u
 
+/* KEYSTRAP_TPM_TIMEOUT: how long one TPM command may take (key generation: ten times that). */
+#define TPM_TIMEOUT_DEFAULT_MS 5000u
+#define TPM_TIMEOUT_MIN_MS 100u
+#define TPM_TIMEOUT_MAX_MS 600000u
+
 struct tpm {
 	ESYS_CONTEXT *esys;
-	TSS2_TCTI_CONTEXT *tcti;
+	TSS2_TCTI_CONTEXT *tcti; /* tcti-deadline.h's, in front of the TCTI tctildr loaded */
 	char *tcti_conf;
+	unsigned timeout_ms;
 };
 
-/* Connects through KEYSTRAP_TCTI (secure_getenv) or the default device. */
+/*
+ * Connects through KEYSTRAP_TCTI (secure_getenv) or the default device, every command bounded
+ * by KEYSTRAP_TPM_TIMEOUT. -EINVAL: that is not a number of seconds (tpm_timeout_parse).
+ */
 int tpm_open(struct tpm **ret);
+/* "5", "0.5", "30": seconds with up to three decimals, TPM_TIMEOUT_MIN_MS to _MAX_MS. */
+int tpm_timeout_parse(const char *s, unsigned *ret_ms);
 void tpm_close(struct tpm *t);
 static inline void tpm_closep(struct tpm **t)
 {
@@ -51,6 +62,11 @@ int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,
 		   TPML_DIGEST_VALUES *ret_digests);
 
 const char *tpm_rc_str(TSS2_RC rc);
+/*
+ * Every tpm_* call returns -ETIMEDOUT once a command missed its deadline (the TPM is then
+ * given up for the rest of the process); this says which deadline and which TCTI.
+ */
+const char *tpm_silence_reason(void);
 /* A TPM response code as the errno the rest of keystrap speaks. */
 int tpm_rc_errno(TSS2_RC rc);
 

@@ -140,7 +140,7 @@ int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 		if (r == 0)
 			return 0;
 		/* Lockout and a dead TPM will not get better with the next token. */
-		if (r == -ENOLCK || r == -EIO || r == -ENODEV)
+		if (r == -ENOLCK || r == -EIO || r == -ENODEV || r == -ETIMEDOUT)
 			return r;
 	}
 	if (!tried && skipped)

@@ -31,7 +31,8 @@ static void show_help(void)
 	       "  --dry-run      only prove the unsealed key opens its keyslot; open nothing, extend\n"
 	       "                 nothing but the configuration's measurement\n"
 	       "  --no-lock      do not extend PCR 15 (run 'keystrap lock' later)\n\n"
-	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
+	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT "); a TPM\n"
+	       "that does not answer within KEYSTRAP_TPM_TIMEOUT seconds (default 5) fails it.\n",
 	       usage);
 }
 
