@@ -92,22 +92,16 @@ static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct en
 	return 0;
 }
 
-int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
-		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token)
+/* luks_enroll, each failure said in one line naming path and what was left behind. */
+static int add_keyslot(struct crypt_device *cd, const char *path, const struct secbuf *existing,
+		       const char *existing_what, const struct secbuf *passphrase,
+		       int (*make_json)(int slot, void *userdata, char **ret_json), void *userdata,
+		       int *ret_slot, int *ret_token)
 {
-	_cleanup_secbuf_ struct secbuf *passphrase = NULL;
-	_cleanup_free_ struct enroll_ctx *c = NULL;
 	enum luks_leftover leftover;
 	int r;
 
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return log_error_errno(-ENOMEM, "out of memory");
-	r = seal_new_key(spec, alg, srk, c, &passphrase);
-	if (r < 0)
-		return r;
-
-	r = luks_enroll(cd, existing, passphrase, make_token, c, ret_slot, ret_token, &leftover);
+	r = luks_enroll(cd, existing, passphrase, make_json, userdata, ret_slot, ret_token, &leftover);
 	if (r == -EACCES)
 		return log_error_errno(r, "the existing %s does not open any keyslot of '%s'", existing_what, path);
 	if (r == -ENOBUFS)
@@ -126,5 +120,93 @@ int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf
 					 "what was written could not be removed now: keystrap enroll or unlock "
 					 "removes it when next run" :
 					 "nothing was added");
+	return 0;
+}
+
+int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
+		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token)
+{
+	_cleanup_secbuf_ struct secbuf *passphrase = NULL;
+	_cleanup_free_ struct enroll_ctx *c = NULL;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return log_error_errno(-ENOMEM, "out of memory");
+	r = seal_new_key(spec, alg, srk, c, &passphrase);
+	if (r < 0)
+		return r;
+	return add_keyslot(cd, path, existing, existing_what, passphrase, make_token, c, ret_slot, ret_token);
+}
+
+int enroll_replace_check(struct crypt_device *cd, const char *path, uint32_t *ret_old)
+{
+	const char *json = NULL;
+	uint32_t old = 0;
+	int r;
+
+	for (int tok = -1; (tok = luks_next_tpm2_token(cd, tok, &json)) >= 0;) {
+		struct luks_removal p;
+
+		r = luks_removal_plan(cd, tok, &p);
+		if (r < 0)
+			return log_error_errno(r, "cannot read token %d of '%s': %s", tok, path, strerror(-r));
+		if (p.refusal == LUKS_REMOVE_SHARED)
+			return log_error_errno(-EBUSY, "cannot replace token %d of '%s': its keyslot %d is also "
+					       "bound to token %d; nothing was added", tok, path, p.keyslot, p.other);
+		old |= 1u << tok;
+	}
+	*ret_old = old;
+	return 0;
+}
+
+int enroll_replace(struct crypt_device *cd, const char *path, int slot, int token, uint32_t old,
+		   uint32_t *ret_keyslots)
+{
+	uint32_t gone = 0;
+	int r;
+
+	for (int tok = 0; tok < 32; tok++) {
+		struct luks_removal p;
+
+		if (!(old & (1u << tok)))
+			continue;
+		r = luks_removal_plan(cd, tok, &p);
+		if (r >= 0)
+			r = luks_remove_token(cd, tok);
+		if (r < 0)
+			return log_error_errno(r, "enrolled keyslot %d, token %d of '%s', but cannot remove the "
+					       "replaced token %d: %s; 'keystrap wipe --device %s --token %d' "
+					       "removes it", slot, token, path, tok,
+					       r == -EPERM ? "its keyslot is needed" : strerror(-r), path, tok);
+		gone |= p.keyslots;
+	}
+	*ret_keyslots = gone;
+	return 0;
+}
+
+static int make_recovery_token(int slot, void *userdata, char **ret_json)
+{
+	(void)userdata;
+	return token_recovery_format(slot, ret_json);
+}
+
+int enroll_recovery(struct crypt_device *cd, const char *path, const struct secbuf *existing,
+		    const char *existing_what, struct secbuf **ret_key, int *ret_slot, int *ret_token)
+{
+	_cleanup_secbuf_ struct secbuf *random = NULL, *key = NULL;
+	int r;
+
+	random = secbuf_new(RECOVERY_KEY_BYTES);
+	if (!random)
+		return log_error_errno(-ENOMEM, "out of memory");
+	if (getrandom(random->data, random->size, 0) != (ssize_t)random->size)
+		return log_error_errno(-errno, "getrandom failed: %m");
+	if (token_recovery_key(random, &key) < 0)
+		return log_error_errno(-ENOMEM, "out of memory");
+	r = add_keyslot(cd, path, existing, existing_what, key, make_recovery_token, NULL, ret_slot, ret_token);
+	if (r < 0)
+		return r;
+	*ret_key = TAKE_PTR(key);
 	return 0;
 }

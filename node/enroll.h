@@ -17,3 +17,23 @@ struct crypt_device;
  */
 int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
 		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token);
+
+/*
+ * enroll --replace: enroll_replace_check, before anything is written, lists the systemd-tpm2
+ * tokens there are (*ret_old, a bitmask) and refuses (-EBUSY) when one cannot go with its
+ * keyslots; enroll_replace, once the new keyslot and token are committed, removes them, each
+ * with its keyslots (*ret_keyslots), keyslots first. A kill at any point leaves the old token
+ * or the new one, never a keyslot without its token. One line on failure, naming path.
+ */
+int enroll_replace_check(struct crypt_device *cd, const char *path, uint32_t *ret_old);
+int enroll_replace(struct crypt_device *cd, const char *path, int slot, int token, uint32_t old,
+		   uint32_t *ret_keyslots);
+
+/*
+ * enroll --recovery-key: a fresh recovery key in systemd-cryptenroll's form (token_recovery_key)
+ * as the passphrase of a new keyslot, with a systemd-recovery token bound to it, committed as
+ * enroll_volume commits (a cut leaves what luks_repair removes). *ret_key is the key, for the
+ * caller to show once.
+ */
+int enroll_recovery(struct crypt_device *cd, const char *path, const struct secbuf *existing,
+		    const char *existing_what, struct secbuf **ret_key, int *ret_slot, int *ret_token);

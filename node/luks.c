@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <blkid/blkid.h>
 
@@ -215,8 +216,7 @@ static enum luks_leftover undo(const char *path, int slot, int token)
 	_cleanup_free_ char *pending = NULL;
 	_cleanup_close_ int fd = -1;
 	struct luks_repaired done;
-	const char *json = NULL;
-	int r, bound = -1;
+	int r;
 
 	r = luks_open(path, &cd);
 	if (r < 0)
@@ -224,8 +224,10 @@ static enum luks_leftover undo(const char *path, int slot, int token)
 	fd = sync_fd(cd);
 	if (fd < 0)
 		return LUKS_LEFT_PENDING;
-	if (crypt_token_json_get(cd, token, &json) >= 0 &&
-	    token_classify(json, strlen(json), &bound) == TOKEN_KEYSTRAP && bound == slot) {
+	/* Token and keyslot were both free when this run began: a token there bound to the keyslot
+	 * is this run's, whatever its type (a systemd-tpm2 or a systemd-recovery token). */
+	if (crypt_token_status(cd, token, NULL) != CRYPT_TOKEN_INACTIVE &&
+	    crypt_token_is_assigned(cd, token, slot) == 0) {
 		r = token_pending_format(slot, &pending);
 		if (r >= 0)
 			r = COMMIT(fd, crypt_token_json_set(cd, token, pending));
@@ -359,4 +361,106 @@ int luks_activate(struct crypt_device *cd, const char *name, int slot, const str
 	r = crypt_activate_by_passphrase(cd, name, slot, (const char *)passphrase->data, passphrase->size,
 					 0);
 	return r < 0 ? r : 0;
+}
+
+/* The keyslots token is bound to. */
+static uint32_t token_keyslots(struct crypt_device *cd, int token)
+{
+	uint32_t m = 0;
+
+	for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); slot++)
+		if (crypt_token_is_assigned(cd, token, slot) == 0)
+			m |= 1u << slot;
+	return m;
+}
+
+void luks_keyslots_get(struct crypt_device *cd, struct luks_keyslots *ret)
+{
+	struct luks_keyslots k = {};
+
+	for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); slot++)
+		if (luks_keyslot_in_use(cd, slot))
+			k.active |= 1u << slot;
+	for (int tok = 0; tok < LUKS2_TOKENS; tok++) {
+		const char *type = NULL;
+		crypt_token_info info = crypt_token_status(cd, tok, &type);
+
+		if (info != CRYPT_TOKEN_INACTIVE && info != CRYPT_TOKEN_INVALID && type && token_type_is_tpm(type))
+			k.tpm |= token_keyslots(cd, tok);
+	}
+	k.tpm &= k.active;
+	*ret = k;
+}
+
+int luks_removal_plan(struct crypt_device *cd, int token, struct luks_removal *ret)
+{
+	struct luks_removal p = { .keyslot = -1, .other = -1 };
+	struct luks_keyslots k;
+	const char *type = NULL;
+	uint32_t human, left;
+	crypt_token_info info;
+
+	if (token < 0 || token >= LUKS2_TOKENS)
+		return -ENOENT;
+	info = crypt_token_status(cd, token, &type);
+	if (info == CRYPT_TOKEN_INACTIVE)
+		return -ENOENT;
+	snprintf(p.type, sizeof(p.type), "%s", type ?: "");
+	p.tpm = info != CRYPT_TOKEN_INVALID && type && token_type_is_tpm(type);
+	p.keyslots = token_keyslots(cd, token);
+
+	/* Another token's keyslot would go with this one's and leave that token bound to nothing. */
+	for (int tok = 0; tok < LUKS2_TOKENS && !p.refusal; tok++) {
+		uint32_t shared;
+
+		if (tok == token || crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE)
+			continue;
+		shared = token_keyslots(cd, tok) & p.keyslots;
+		if (shared) {
+			p.refusal = LUKS_REMOVE_SHARED;
+			p.keyslot = __builtin_ctz(shared);
+			p.other = tok;
+		}
+	}
+	luks_keyslots_get(cd, &k);
+	human = k.active & ~k.tpm;
+	left = k.active & ~p.keyslots;
+	if (!p.refusal && (p.keyslots & human) && !(human & left)) {
+		p.refusal = LUKS_REMOVE_LAST_HUMAN;
+		p.keyslot = __builtin_ctz(p.keyslots & human);
+	} else if (!p.refusal && (p.keyslots & k.active) && !left) {
+		p.refusal = LUKS_REMOVE_LAST;
+		p.keyslot = __builtin_ctz(p.keyslots & k.active);
+	}
+	*ret = p;
+	return 0;
+}
+
+int luks_remove_token(struct crypt_device *cd, int token)
+{
+	_cleanup_close_ int fd = -1;
+	struct luks_removal p;
+	int r;
+
+	r = luks_removal_plan(cd, token, &p);
+	if (r < 0)
+		return r;
+	if (p.refusal)
+		return -EPERM;
+	fd = sync_fd(cd);
+	if (fd < 0)
+		return fd;
+	/* Keyslots first: a cut in between leaves the token bound to nothing (luks_repair removes
+	 * keystrap's, keystrap wipe anyone's), never a keyslot that looks like a person's. */
+	for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); slot++) {
+		if (!(p.keyslots & (1u << slot)))
+			continue;
+		r = COMMIT(fd, crypt_keyslot_destroy(cd, slot));
+		if (r < 0)
+			return log_debug_errno(r, "destroying keyslot %d: %s", slot, strerror(-r));
+	}
+	r = COMMIT(fd, crypt_token_json_set(cd, token, NULL));
+	if (r < 0)
+		return log_debug_errno(r, "removing token %d: %s", token, strerror(-r));
+	return 0;
 }

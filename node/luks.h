@@ -63,3 +63,43 @@ bool luks_keyslot_in_use(struct crypt_device *cd, int slot);
 
 /* name == NULL: only verify the passphrase opens slot (dry run). */
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const struct secbuf *passphrase);
+
+/*
+ * Who can open the volume: every keyslot in use, and those bound to a TPM token
+ * (token_type_is_tpm). The rest are presumed a person's: a passphrase, a key file, a
+ * recovery key.
+ */
+struct luks_keyslots {
+	uint32_t active;
+	uint32_t tpm;
+};
+void luks_keyslots_get(struct crypt_device *cd, struct luks_keyslots *ret);
+
+/*
+ * What removing a token takes with it (every keyslot bound to it), and whether it may: never
+ * a keyslot another token is bound to too, never the last keyslot bound to no TPM token, never
+ * the last keyslot. -ENOENT: no such token. Writes nothing.
+ */
+enum luks_refusal {
+	LUKS_REMOVE_OK,
+	LUKS_REMOVE_SHARED,     /* keyslot is bound to token other too */
+	LUKS_REMOVE_LAST_HUMAN, /* keyslot is the last one a person can use */
+	LUKS_REMOVE_LAST,       /* keyslot is the last one */
+};
+struct luks_removal {
+	uint32_t keyslots;
+	char type[48]; /* the token's type, cut to fit */
+	bool tpm;      /* a TPM token (token_type_is_tpm) */
+	enum luks_refusal refusal;
+	int keyslot;   /* the keyslot the refusal is about */
+	int other;
+};
+int luks_removal_plan(struct crypt_device *cd, int token, struct luks_removal *ret);
+
+/*
+ * Removes token and its keyslots in one header commit per keyslot and one for the token, each
+ * fsynced, keyslots first: a cut short run leaves the token bound to fewer keyslots, never a
+ * keyslot without its token. -EPERM for what luks_removal_plan refuses, nothing written; a
+ * failed write returns its cause and cd no longer matches the disk.
+ */
+int luks_remove_token(struct crypt_device *cd, int token);

@@ -76,8 +76,7 @@ int luks_load(const char *path, struct crypt_device **ret)
 	return 0;
 }
 
-/* "keyslot 1" or "keyslots 1,3"; "" for none. */
-static void format_slots(const char *what, uint32_t mask, char *buf, size_t size)
+void format_slots(const char *what, uint32_t mask, char *buf, size_t size)
 {
 	size_t o = 0;
 	int n = 0;
@@ -128,5 +127,27 @@ int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run, 
 				 many ? "their keyslots were" : "its keyslot was");
 	}
 	*ret_tokens = done.pending | done.unbound;
+	return 0;
+}
+
+int luks_load_repaired(const char *device, char **ret_path, struct crypt_device **ret_cd, uint32_t *ret_tokens)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	_cleanup_free_ char *path = NULL;
+	uint32_t tokens;
+	int r;
+
+	r = luks_resolve(device, &path);
+	if (r < 0)
+		return log_error_errno(r, "no device matches '%s'", device);
+	r = luks_load(path, &cd);
+	if (r < 0)
+		return r;
+	r = luks_repair_logged(cd, path, false, &tokens);
+	if (r < 0)
+		return r;
+	*ret_path = TAKE_PTR(path);
+	*ret_cd = TAKE_PTR(cd);
+	*ret_tokens = tokens;
 	return 0;
 }

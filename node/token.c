@@ -249,6 +249,28 @@ int token_pending_format(int keyslot, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+int token_recovery_format(int keyslot, char **ret)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	json_object *a;
+	char slot[8];
+
+	if (!root)
+		return -ENOMEM;
+	snprintf(slot, sizeof(slot), "%d", keyslot);
+	json_object_object_add(root, "type", json_object_new_string(TOKEN_TYPE_RECOVERY));
+	a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string(slot));
+	json_object_object_add(root, "keyslots", a);
+	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	return *ret ? 0 : -ENOMEM;
+}
+
+bool token_type_is_tpm(const char *type)
+{
+	return streq(type, TOKEN_TYPE_TPM2) || strncmp(type, "keystrap-", strlen("keystrap-")) == 0;
+}
+
 enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
 {
 	_cleanup_json_ json_object *root = parse_object(json, len);
@@ -291,5 +313,28 @@ int token_passphrase(const struct secbuf *key, struct secbuf **ret)
 	base64_encode(key->data, key->size, (char *)p->data);
 	p->size = base64_encoded_len(key->size);
 	*ret = p;
+	return 0;
+}
+
+int token_recovery_key(const struct secbuf *random, struct secbuf **ret)
+{
+	static const char modhex[16] = "cbdefghijklnrtuv";
+	struct secbuf *k;
+	size_t o = 0;
+
+	if (random->size != RECOVERY_KEY_BYTES)
+		return -EINVAL;
+	k = secbuf_new(RECOVERY_KEY_LENGTH + 1);
+	if (!k)
+		return -ENOMEM;
+	for (size_t i = 0; i < RECOVERY_KEY_BYTES; i++) {
+		k->data[o++] = (uint8_t)modhex[random->data[i] >> 4];
+		k->data[o++] = (uint8_t)modhex[random->data[i] & 0xf];
+		if (i % 4 == 3 && i + 1 < RECOVERY_KEY_BYTES)
+			k->data[o++] = '-';
+	}
+	k->data[o] = 0;
+	k->size = o;
+	*ret = k;
 	return 0;
 }

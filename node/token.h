@@ -11,6 +11,8 @@
 #define TOKEN_TYPE_TPM2 "systemd-tpm2"
 /* What keystrap enroll writes before the keyslot it is about to add: see luks_enroll. */
 #define TOKEN_TYPE_PENDING "keystrap-pending"
+/* systemd-cryptenroll --recovery-key's token: it only marks its keyslot as a recovery key. */
+#define TOKEN_TYPE_RECOVERY "systemd-recovery"
 #define TOKEN_JSON_MAX 16384
 #define TOKEN_BLOB_MAX 4096
 #define TOKEN_SRK_MAX 1024
@@ -46,6 +48,16 @@ int token_format(const struct tpm2_token *t, char **ret);
 /* {"type":"keystrap-pending","keyslots":[],"keystrap-keyslot":"N"}; the caller frees *ret. */
 int token_pending_format(int keyslot, char **ret);
 
+/* {"type":"systemd-recovery","keyslots":["N"]}, as systemd-cryptenroll writes it; the caller frees *ret. */
+int token_recovery_format(int keyslot, char **ret);
+
+/*
+ * Whether a token of this type releases its keyslot's key through the TPM: systemd-tpm2, or
+ * one of keystrap's own types. A keyslot bound to no such token is presumed a person's (a
+ * passphrase, a key file, a recovery key).
+ */
+bool token_type_is_tpm(const char *type);
+
 enum token_kind {
 	TOKEN_OTHER,            /* not keystrap's, or not readable as such: never touched */
 	TOKEN_PENDING,          /* an enroll's record of the keyslot it adds; *ret_keyslot or -1 */
@@ -60,3 +72,13 @@ enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot);
  * systemd-cryptsetup derives it. enroll and unlock both go through here.
  */
 int token_passphrase(const struct secbuf *key, struct secbuf **ret);
+
+/*
+ * A recovery key in systemd-cryptenroll's form, which is also its keyslot's passphrase: the
+ * RECOVERY_KEY_BYTES random bytes, high nibble first, in the modhex alphabet
+ * (cbdefghijklnrtuv), a dash after every 8 characters but the last. *ret is NUL-terminated,
+ * its size the RECOVERY_KEY_LENGTH characters.
+ */
+#define RECOVERY_KEY_BYTES 32
+#define RECOVERY_KEY_LENGTH (RECOVERY_KEY_BYTES * 2 + RECOVERY_KEY_BYTES / 4 - 1)
+int token_recovery_key(const struct secbuf *random, struct secbuf **ret);

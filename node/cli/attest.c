@@ -89,19 +89,6 @@ static int save(const char *path, const struct node_credentials *c)
 	return r;
 }
 
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*ret = (unsigned)v;
-	return 0;
-}
-
 int cmd_attest(int argc, char **argv)
 {
 	static const struct option opts[] = {

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "encode.h"
+#include "fileio.h"
 #include "keystrap.h"
 #include "log.h"
 #include "enroll.h"
@@ -22,7 +23,8 @@
 
 static const char usage[] =
 	"keystrap enroll --device DEV [--pcrs LIST] [--pcr-bank BANK] [--primary-alg ecc|rsa]\n"
-	"                       [--srk] [--unlock-key-file FILE] [--config FILE]";
+	"                       [--srk] [--unlock-key-file FILE] [--config FILE] [--replace]\n"
+	"                       [--recovery-key]";
 
 static void show_help(void)
 {
@@ -41,7 +43,12 @@ static void show_help(void)
 	       "                        existing passphrase is read from the terminal or stdin\n"
 	       "  --config FILE         keystrap.conf to vet before anything is written (default\n"
 	       "                        " CONFIG_PATH " when it exists): it must parse strictly\n"
-	       "                        and hold nothing that looks like a secret\n\n"
+	       "                        and hold nothing that looks like a secret\n"
+	       "  --replace             rotate: once the new keyslot and token are written, remove\n"
+	       "                        every systemd-tpm2 token there was, with its keyslot\n"
+	       "  --recovery-key        also add a recovery key keyslot (systemd-cryptenroll's\n"
+	       "                        format and token) and print the key, once, alone on stdout;\n"
+	       "                        the other lines go to stderr\n\n"
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
 	       usage);
 }
@@ -74,21 +81,24 @@ int cmd_enroll(int argc, char **argv)
 		{ "unlock-key-file", required_argument, NULL, 'k' },
 		{ "srk", no_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "replace", no_argument, NULL, 'R' },
+		{ "recovery-key", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *device = NULL, *pcrs = "7,15:0", *bank_name = "sha256", *key_file = NULL;
 	const char *config = NULL;
-	_cleanup_secbuf_ struct secbuf *existing = NULL;
+	_cleanup_secbuf_ struct secbuf *existing = NULL, *recovery_key = NULL;
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_free_ char *path = NULL, *bad = NULL;
 	const struct pcr_bank *bank;
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
-	uint32_t leftovers;
-	bool srk = false;
-	int opt, r, slot, token;
-	char mask[80];
+	uint32_t leftovers, old = 0, replaced = 0;
+	bool srk = false, replace = false, recovery = false;
+	int opt, r, slot, token, rslot, rtoken;
+	char mask[80], slots[128];
+	FILE *out;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
@@ -99,6 +109,8 @@ int cmd_enroll(int argc, char **argv)
 		case 'k': key_file = optarg; break;
 		case 's': srk = true; break;
 		case 'c': config = optarg; break;
+		case 'R': replace = true; break;
+		case 'K': recovery = true; break;
 		case 'a':
 			if (streq(optarg, "ecc"))
 				alg = TPM2_ALG_ECC;
@@ -130,10 +142,7 @@ int cmd_enroll(int argc, char **argv)
 	if (config && config_check(config, NULL) < 0)
 		return 1;
 
-	r = luks_resolve(device, &path);
-	if (r < 0)
-		return log_error_errno(r, "no device matches '%s'", device), 1;
-	if (luks_load(path, &cd) < 0 || luks_repair_logged(cd, path, false, &leftovers) < 0)
+	if (luks_load_repaired(device, &path, &cd, &leftovers) < 0)
 		return 1;
 
 	r = read_existing(key_file, path, &existing);
@@ -141,12 +150,43 @@ int cmd_enroll(int argc, char **argv)
 		return 1;
 	if (srk && alg == TPM2_ALG_RSA)
 		return usage_error(usage, "--srk and --primary-alg rsa exclude each other: the SRK is ECC");
+	if (replace && enroll_replace_check(cd, path, &old) < 0)
+		return 1;
 	r = enroll_volume(cd, path, existing, key_file ? "key file" : "passphrase", &spec, alg, srk, &slot, &token);
 	if (r < 0)
 		return 1;
+	if (replace && enroll_replace(cd, path, slot, token, old, &replaced) < 0)
+		return 1;
 
+	/* With a recovery key, stdout is the key's alone: what a script captures or a printer gets. */
+	out = recovery ? stderr : stdout;
 	pcr_mask_format(spec.mask, mask, sizeof(mask));
-	printf("enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s\n", path, slot, token, mask,
-	       bank->name, srk ? "SRK 0x81000001" : alg == TPM2_ALG_RSA ? "rsa" : "ecc");
+	fprintf(out, "enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s", path, slot, token, mask,
+		bank->name, srk ? "SRK 0x81000001" : alg == TPM2_ALG_RSA ? "rsa" : "ecc");
+	if (replace) {
+		format_slots("token", old, mask, sizeof(mask));
+		format_slots("keyslot", replaced, slots, sizeof(slots));
+		fprintf(out, "; replaced %s%s%s", old ? mask : "no token", *slots ? " with " : "", slots);
+	}
+	fputc('\n', out);
+	if (!recovery)
+		return 0;
+	fflush(stderr);
+
+	r = enroll_recovery(cd, path, existing, key_file ? "key file" : "passphrase", &recovery_key, &rslot, &rtoken);
+	if (r < 0)
+		return 1;
+	fprintf(stderr, "recovery key: keyslot %d, token %d; it is shown once, below, and stored nowhere\n",
+		rslot, rtoken);
+	fflush(stderr);
+	/* Straight to the descriptor: a copy in stdio's buffer would outlive the secbuf's wipe. */
+	fflush(stdout);
+	r = write_full(STDOUT_FILENO, recovery_key->data, recovery_key->size);
+	if (r >= 0)
+		r = write_full(STDOUT_FILENO, "\n", 1);
+	if (r < 0)
+		return log_error_errno(r, "the recovery key was added as keyslot %d of '%s' but cannot be "
+				       "written to stdout: %s; remove it with 'keystrap wipe --device %s "
+				       "--token %d --force'", rslot, path, strerror(-r), path, rtoken), 1;
 	return 0;
 }

@@ -28,12 +28,16 @@ int cmd_handoff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_wipe(int argc, char **argv);
 
 /* The exit status of a failed attestation (node/attest.h): 1, EXIT_UNREACHABLE or EXIT_REFUSED. */
 static inline int attest_exit_status(enum attest_failure f)
 {
 	return f == ATTEST_FAILED_UNREACHABLE ? EXIT_UNREACHABLE : f == ATTEST_FAILED_REFUSED ? EXIT_REFUSED : 1;
 }
+
+/* A decimal option value in [min, max], nothing around it; -EINVAL otherwise. */
+int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);

@@ -17,6 +17,7 @@ static const struct {
 } commands[] = {
 	{ "enroll", cmd_enroll, "seal a new disk key in the TPM and add it to a LUKS2 volume" },
 	{ "unlock", cmd_unlock, "unseal the disk key and open LUKS2 volumes, then lock" },
+	{ "wipe", cmd_wipe, "remove a TPM token and its keyslot, never the last one a person can use" },
 	{ "lock", cmd_lock, "extend PCR 15 so no disk key can be unsealed again this boot" },
 	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
 	{ "measure", cmd_measure, "measure a boot phase or the configuration into a PCR and its log" },

@@ -131,3 +131,29 @@ leaks() {
 	run leaks "$hex"
 	[ "$(sort <<<"$output" | xargs -n1 basename | xargs)" = "b64.txt control.strace hex.txt raw.bin" ]
 }
+
+@test "a recovery key is in one write to stdout and nowhere else: stderr, debug log, argv/env, other I/O, files, the header" {
+	traced recovery enroll --device "$IMG" --unlock-key-file "$KEY" --recovery-key
+	key=$(cat recovery.out)
+	[[ $key =~ ^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$ ]]
+	printf %s "$key" | cryptsetup open --test-passphrase --key-slot 2 --key-file - "$IMG"
+	khex=$(printf %s "$key" | xxd -p | tr -d '\n')
+	plain=${key//-/}
+	phex=$(printf %s "$plain" | xxd -p | tr -d '\n')
+	# The 32 random bytes the key encodes, as hex.
+	raw=$(tr cbdefghijklnrtuv 0123456789abcdef <<<"$plain")
+
+	# The one system call that carries it (as text, with or without dashes) is its write to stdout.
+	[ "$(sed 's/\\x//g' recovery.strace | grep -ciF -e "$khex" -e "$phex")" -eq 1 ]
+	sed 's/\\x//g' recovery.strace | grep -iF "$khex" | grep -qE "^[0-9]+ +write\\(1, \"$khex\", 71\\)"
+	[ "$(grep -c 'execve' recovery.strace)" -eq 1 ]
+	# The files that hold it as text: what stdout went to, and the trace of that write.
+	[ "$(grep -rlF "$key" "$BATS_TEST_TMPDIR" "$BATS_FILE_TMPDIR" | xargs -n1 basename)" = "recovery.out" ]
+	! grep -qF -e "$khex" -e "$phex" recovery.err
+	# Its bytes nowhere, in any encoding: not in a file, a trace, nor the LUKS header.
+	run leaks "$raw"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	! grep -aqF -e "$key" -e "$plain" "$IMG"
+	! xxd -p "$IMG" | tr -d '\n' | grep -qiF -e "$raw" -e "$khex"
+}

@@ -192,3 +192,26 @@ da_lockout_clear() {
 	tpm2_dictionarylockout -c
 	tpm2_dictionarylockout -s -n 3 -t 1000 -l 1000
 }
+
+# Fault injection into a command's writes of one image. LeakSanitizer cannot run under
+# ptrace: the runs under strace go without it.
+# fault_points IMAGE CMD...: runs CMD once and prints "SYSCALL N" for each write, pwrite64,
+# fsync and fdatasync it made on IMAGE: the points to break, in order of kind.
+fault_points() {
+	local img=$1 sc n calls=$BATS_TEST_TMPDIR/fault-calls.txt
+	shift
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o "$calls" -P "$img" -e trace=write,pwrite64,fsync,fdatasync \
+		"$@" >/dev/null 2>&1 || return 1
+	for sc in write pwrite64 fsync fdatasync; do
+		n=$(grep -cE "^[0-9]+ +$sc\(" "$calls" || true)
+		[ "$n" -eq 0 ] || seq -f "$sc %g" 1 "$n"
+	done
+}
+
+# inject_fault IMAGE SYSCALL N HOW CMD...: runs CMD with its Nth SYSCALL on IMAGE made to fail
+# or killed (HOW: error=EIO, error=ENOSPC, signal=SIGKILL); CMD's exit status.
+inject_fault() {
+	local img=$1 sc=$2 n=$3 how=$4
+	shift 4
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$img" -e trace="$sc" -e inject="$sc:$how:when=$n" "$@"
+}

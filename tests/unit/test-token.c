@@ -285,6 +285,37 @@ static void test_classify(void)
 	      "systemd-cryptenroll's real token is never keystrap's");
 }
 
+/* systemd-cryptenroll --recovery-key's form, by hand from its modhex alphabet cbdefghijklnrtuv. */
+static void test_recovery(void)
+{
+	_cleanup_secbuf_ struct secbuf *random = secbuf_new(RECOVERY_KEY_BYTES), *key = NULL, *short_ = NULL;
+	_cleanup_free_ char *json = NULL;
+	int slot = 99;
+
+	for (size_t i = 0; i < RECOVERY_KEY_BYTES; i++)
+		random->data[i] = (uint8_t)i;
+	CHECK(token_recovery_key(random, &key) == 0 && key->size == RECOVERY_KEY_LENGTH && key->size == 71 &&
+	      streq((const char *)key->data, "cccbcdce-cfcgchci-cjckclcn-crctcucv-bcbbbdbe-bfbgbhbi-bjbkblbn-brbtbubv"),
+	      "bytes 0..31 encode high nibble first, a dash after every 8 characters but the last");
+	secbuf_free(key);
+	key = NULL;
+	random->data[0] = 0xff;
+	random->data[31] = 0xa5;
+	CHECK(token_recovery_key(random, &key) == 0 && strncmp((const char *)key->data, "vvcb", 4) == 0 &&
+	      streq((const char *)key->data + 69, "lg"), "0xff is vv, 0xa5 is lg");
+	short_ = secbuf_new(RECOVERY_KEY_BYTES - 1);
+	CHECK(token_recovery_key(short_, &key) == -EINVAL, "anything but 32 bytes is refused");
+
+	CHECK(token_recovery_format(7, &json) == 0 && streq(json, "{\"type\":\"systemd-recovery\",\"keyslots\":[\"7\"]}"),
+	      "the recovery token is systemd-cryptenroll's, byte for byte");
+	CHECK(token_classify(json, strlen(json), &slot) == TOKEN_OTHER && slot == 99,
+	      "a recovery token is never taken for keystrap's own");
+	CHECK(token_type_is_tpm("systemd-tpm2") && token_type_is_tpm("keystrap-pending") &&
+	      !token_type_is_tpm("systemd-recovery") && !token_type_is_tpm("systemd-fido2") &&
+	      !token_type_is_tpm("keystrap") && !token_type_is_tpm(""),
+	      "TPM tokens: systemd-tpm2 and keystrap-*; a recovery or FIDO2 token is a person's");
+}
+
 int main(void)
 {
 	test_roundtrip();
@@ -293,5 +324,6 @@ int main(void)
 	test_blob_limits();
 	test_not_json();
 	test_classify();
+	test_recovery();
 	return TAP_DONE();
 }
