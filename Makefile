@@ -314,6 +314,11 @@ VM_ENV = VM_DIR=$(abspath $(BUILD)/vm) KEYSTRAP_BIN=$(abspath $(BUILD)/keystrap)
 vm-check: deps $(BUILD)/keystrap $(BUILD)/keystrap-server
 	@$(VM_ENV) bash vm/check.sh
 
+# The guest artifacts alone (cached under build/vm; vm-check builds what is missing): what
+# tests/run-all.sh starts early, beside the host suites.
+vm-build: $(BUILD)/keystrap $(BUILD)/keystrap-server
+	@$(VM_ENV) bash vm/build.sh
+
 demo-vm: deps $(BUILD)/keystrap $(BUILD)/keystrap-server
 	@$(VM_ENV) bash vm/demo.sh
 
@@ -323,4 +328,4 @@ bench-vm: deps $(BUILD)/keystrap
 vm-clean:
 	rm -rf $(BUILD)/vm $(BUILD)/vm-bench
 
-.PHONY: install-dracut vm-check demo-vm bench-vm vm-clean
+.PHONY: install-dracut vm-check vm-build demo-vm bench-vm vm-clean
