@@ -565,9 +565,11 @@ replace_invariant() {
 	# Three commits for the new token, two to remove the old one.
 	[ "$(printf '%s\n' "${points[@]}" | grep -c '^fsync ')" -ge 5 ]
 	runs=0 failed=0 old=0 new=0
+	i=0
 	for p in "${points[@]}"; do
 		read -r sc n <<<"$p"
-		for how in error=EIO signal=SIGKILL; do
+		i=$((i + 1))
+		for how in $(fault_hows "$i"); do
 			cp clean.img "$IMG"
 			runs=$((runs + 1))
 			rc=0
@@ -660,9 +662,11 @@ kdf() {
 	mapfile -t points < <(fault_points "$IMG" "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --recovery-key)
 	[ "$(printf '%s\n' "${points[@]}" | grep -c '^fsync ')" -ge 6 ] # three commits for each keyslot
 	runs=0 printed=0 repaired=0
+	i=0
 	for p in "${points[@]}"; do
 		read -r sc n <<<"$p"
-		for how in error=EIO signal=SIGKILL; do
+		i=$((i + 1))
+		for how in $(fault_hows "$i"); do
 			cp clean.img "$IMG"
 			runs=$((runs + 1))
 			rc=0

@@ -223,9 +223,11 @@ recovery_key() {
 		mapfile -t points < <(fault_points "$IMG" "$KEYSTRAP" wipe --device "$IMG" --token "$tok")
 		[ "$(printf '%s\n' "${points[@]}" | grep -c '^fsync ')" -ge 2 ] # the keyslot, then the token
 		runs=0 failed=0 unbound=0
+		i=0
 		for p in "${points[@]}"; do
 			read -r sc n <<<"$p"
-			for how in error=EIO signal=SIGKILL; do
+			i=$((i + 1))
+			for how in $(fault_hows "$i"); do
 				cp clean.img "$IMG"
 				runs=$((runs + 1))
 				rc=0

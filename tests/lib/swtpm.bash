@@ -208,6 +208,19 @@ fault_points() {
 	done
 }
 
+# fault_hows I: the failures tried at the Ith fault point. Each point fails once, EIO and SIGKILL
+# in turn, so that both the undo and the next run's repair are exercised along the run within the
+# suite's time; FAULTS=all tries both at every point.
+fault_hows() {
+	if [ "${FAULTS:-}" = all ]; then
+		echo error=EIO signal=SIGKILL
+	elif [ $(($1 % 2)) -eq 1 ]; then
+		echo error=EIO
+	else
+		echo signal=SIGKILL
+	fi
+}
+
 # inject_fault IMAGE SYSCALL N HOW CMD...: runs CMD with its Nth SYSCALL on IMAGE made to fail
 # or killed (HOW: error=EIO, error=ENOSPC, signal=SIGKILL); CMD's exit status.
 inject_fault() {
