@@ -157,13 +157,6 @@ fail:
 	return r;
 }
 
-static int64_t asn1_time_unix(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	return ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : -1;
-}
-
 static struct ek_cache_entry *ek_cache_set(struct pki *p, const uint8_t cert[32])
 {
 	return p->ek_cache + ((size_t)(cert[0] | cert[1] << 8) % EK_CACHE_SETS) * EK_CACHE_WAYS;
@@ -190,10 +183,11 @@ static void ek_cache_put(struct pki *p, const uint8_t cert[32], const char *ek_h
 
 	for (int i = 0; i < sk_X509_num(chain); i++) {
 		X509 *x = sk_X509_value(chain, i);
-		int64_t b = asn1_time_unix(X509_get0_notBefore(x)), a = asn1_time_unix(X509_get0_notAfter(x));
+		int64_t b = cert_time_unix(X509_get0_notBefore(x)), a = cert_time_unix(X509_get0_notAfter(x));
 
-		if (b < 0 || a < 0)
-			return; /* not representable: such a chain is verified every time */
+		/* Unparsable (0) or not after 1970: such a chain is verified every time. */
+		if (b <= 0 || a <= 0)
+			return;
 		n.not_before = b > n.not_before ? b : n.not_before;
 		n.not_after = a < n.not_after ? a : n.not_after;
 	}
