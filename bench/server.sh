@@ -61,9 +61,10 @@ OPERATOR_DIR=$DIR/operators
 mkdir -p "$OPERATOR_DIR"
 operator_key "$OPERATOR_DIR" op1
 operator_key "$OPERATOR_DIR" op2
+(umask 077 && head -c 32 /dev/urandom >"$DIR/kek")
 cat >"$DIR/server.json" <<JSON
 {"listen":"127.0.0.1:$PORT","tls_certificate":"$DIR/tls.crt","tls_key":"$DIR/tls.key",
- "database":"$DIR/keystrap.db","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
+ "database":"$DIR/keystrap.db","kek":"$DIR/kek","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
  "certificate_lifetime":600,"rate_limit":0,
  "operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2}
 JSON

@@ -24,3 +24,6 @@ ssize_t read_full(int fd, uint8_t *buf, size_t cap);
  * the file and (for -EACCES) its mode, as one line.
  */
 int file_check_private(const char *path, char *why, size_t size);
+
+/* fsync of the directory holding path: a file created or renamed there survives a crash. */
+int fsync_parent_dir(const char *path);

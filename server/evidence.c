@@ -332,9 +332,16 @@ int evidence_seal(struct store *s, char (*const names)[65], size_t n, const stru
 	for (; got < n; got++) {
 		struct secbuf *v = NULL;
 
-		r = store_secret_get(s, names[got], &v);
+		r = store_secret_get(s, names[got], &v, NULL);
 		if (r == -ENOENT)
 			snprintf(reason, ATTEST_REASON_MAX, "the policy names secret '%s', which is not set", names[got]);
+		else if (r == -EBADMSG)
+			snprintf(reason, ATTEST_REASON_MAX,
+				 "secret '%s' does not decrypt: its row in the store was altered or moved", names[got]);
+		else if (r == -EKEYREJECTED)
+			snprintf(reason, ATTEST_REASON_MAX,
+				 "secret '%s' is wrapped by a KEK this server does not hold (a KEK rotation not yet in place here)",
+				 names[got]);
 		if (r < 0)
 			break;
 		items[got] = (struct payload_item){ .name = names[got], .value = v };

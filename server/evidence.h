@@ -49,7 +49,9 @@ int evidence_judge(const struct policy *p, const struct attest_finish *m, const 
 /*
  * Seals the secrets named (values from the store) for this TPM: AES-256-GCM with AAD session
  * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every
- * value are wiped on each path. -ENOENT: a named secret is not in the store (reason says which).
+ * value are wiped on each path. -ENOENT: a named secret is not in the store; -EBADMSG: its row
+ * does not decrypt (altered or moved); -EKEYREJECTED: it is wrapped by a KEK the server does not
+ * hold (a rotation whose new KEK is not in place here yet). reason says which secret.
  */
 int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct tpm_pub *ek,
 		  const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,

@@ -220,8 +220,13 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 	res->policy_version = p ? p->version : 0;
 	k = evidence_seal(s->store, g ? g->secrets : NULL, g ? g->n_secrets : 0, ek, &ak->name, session, &res->payload,
 			  why);
-	if (k == -ENOENT || k == -EINVAL)
+	if (k == -ENOENT || k == -EINVAL || k == -EBADMSG)
 		deny(r, 500, "%s", why);
+	else if (k == -EKEYREJECTED) {
+		/* Soon: the new KEK file of a rotation is being put in place here. */
+		deny(r, 503, "%s", why);
+		r->retry_after = 5;
+	}
 	else if (k < 0)
 		fail_internal(r, "sealing the secrets", k);
 	return k;

@@ -38,6 +38,7 @@ struct reply {
 	 * malloc'ed), which the caller stores with the audit record, and the policy's version. */
 	char *refused;
 	int64_t refused_policy;
+	int64_t retry_after; /* seconds a 503 tells the node to wait; 0: the server's default */
 };
 
 /*

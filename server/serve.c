@@ -470,7 +470,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		else
 			handshake_finish(&d->srv, p->peer, b ? b : "", size, &p->r);
 		if (p->r.status == 503)
-			p->retry_after = 60;
+			p->retry_after = p->r.retry_after > 0 ? p->r.retry_after : 60;
 	}
 
 	a = (struct audit_rec){
@@ -927,7 +927,7 @@ int serve_run(const char *config)
 	d->srv.config = c;
 	if (pki_load(c, &d->srv.pki) < 0 || tls_setup(d, c) < 0)
 		goto out;
-	if (store_open(c->database, &d->srv.store) < 0)
+	if (store_open(c->database, c->kek, &d->srv.store) < 0)
 		goto out;
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;

@@ -29,6 +29,7 @@ void server_config_free(struct server_config *c)
 	free(c->tls_certificate);
 	free(c->tls_key);
 	free(c->database);
+	free(c->kek);
 	for (size_t i = 0; i < c->n_ek_ca; i++)
 		free(c->ek_ca[i]);
 	free(c->ca_certificate);
@@ -130,7 +131,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
-					      "request_timeout", NULL };
+					      "request_timeout", "kek", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -160,6 +161,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->max_connections_per_address = 128;
 	c->request_timeout = 10;
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
+	    (r = str(path, o, "kek", true, &c->kek)) < 0 ||
 	    (r = str(path, o, "tls_certificate", true, &c->tls_certificate)) < 0 ||
 	    (r = str(path, o, "tls_key", true, &c->tls_key)) < 0 ||
 	    (r = str(path, o, "ca_certificate", true, &c->ca_certificate)) < 0 ||

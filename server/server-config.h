@@ -24,6 +24,7 @@ struct server_config {
 	char *tls_certificate;  /* the server's TLS certificate (PEM, chain allowed) */
 	char *tls_key;
 	char *database;         /* "PATH", "sqlite:PATH" or "postgresql://..." (see store_open) */
+	char *kek;              /* the key-encryption key of the store's secrets: "PATH" or "file:PATH" (kek_load) */
 	char *ek_ca[EK_CA_MAX]; /* manufacturer CA certificates the EK certificate must chain to */
 	size_t n_ek_ca;
 	char *ca_certificate;   /* signs node certificates */

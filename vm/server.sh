@@ -80,13 +80,21 @@ vm_operator_keys() {
 	done
 }
 
+# Every scenario's server starts from a copy of one database, so they share one KEK, kept with
+# the PKI. Made whole, then linked into place: of scenarios racing to make it, the first link
+# wins and no one replaces it.
 vm_server_config() {
 	local d=$1 o=$VM_DIR/operators
 	mkdir -p "$d"
 	vm_operator_keys
+	if [ ! -f "$VM_PKI/kek" ]; then
+		(umask 077 && head -c 32 /dev/urandom >"$VM_PKI/kek.$$") || die "cannot make the KEK"
+		ln "$VM_PKI/kek.$$" "$VM_PKI/kek" 2>/dev/null || true
+		rm -f "$VM_PKI/kek.$$"
+	fi
 	cat >"$d/server.json" <<-JSON
 		{"listen":"127.0.0.1:$VM_SERVER_PORT","tls_certificate":"$VM_PKI/tls.crt","tls_key":"$VM_PKI/tls.key",
-		 "database":"$d/keystrap.db","ek_ca":["$VM_EK_CA_DIR/swtpm-localca-rootca-cert.pem","$VM_EK_CA_DIR/issuercert.pem"],
+		 "database":"$d/keystrap.db","kek":"$VM_PKI/kek","ek_ca":["$VM_EK_CA_DIR/swtpm-localca-rootca-cert.pem","$VM_EK_CA_DIR/issuercert.pem"],
 		 "ca_certificate":"$VM_PKI/ca.crt","ca_key":"$VM_PKI/ca.key","nonce_lifetime":60,"max_body":1048576,
 		 "operator_keys":["$o/op1.pub","$o/op2.pub"],"policy_threshold":2}
 	JSON

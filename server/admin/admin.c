@@ -14,8 +14,8 @@ int admin_load(const char *config, struct server_config **ret_config, struct sto
 
 	if (server_config_load(config, &c) < 0)
 		return 1;
-	/* store_open names the store and why it failed. */
-	if (store_open(c->database, ret) < 0)
+	/* store_open names the store or the KEK and why it failed. */
+	if (store_open(c->database, c->kek, ret) < 0)
 		return 1;
 	if (ret_config)
 		*ret_config = TAKE_PTR(c);

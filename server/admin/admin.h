@@ -18,6 +18,7 @@ int cmd_node(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
+int cmd_kek(int argc, char **argv);
 
 /* The options an admin command takes besides --config: a NULL member refuses its option. */
 struct admin_options {

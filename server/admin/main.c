@@ -19,7 +19,8 @@ static const struct {
 	{ "node", cmd_node, "list the node registry; approve or revoke a node" },
 	{ "audit", cmd_audit, "verify the audit hash chain, or export it as JSON lines" },
 	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
-	{ "secret", cmd_secret, "store a secret payload (value read from standard input)" },
+	{ "secret", cmd_secret, "store (from standard input), list, or delete secret payloads; values never shown" },
+	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
 };
 
 static void show_usage(FILE *f)

@@ -161,7 +161,7 @@ static int load(const struct server_config *c, struct store *s, const char *path
 			_cleanup_secbuf_ struct secbuf *value = NULL;
 			const char *name = p->groups[i].secrets[j];
 
-			r = store_secret_get(s, name, &value);
+			r = store_secret_get(s, name, &value, NULL);
 			if (r == -ENOENT)
 				return denied(s, path, "group '%s' names secret '%s', which is not set "
 					      "(keystrap-server secret set %s)", p->groups[i].name, name, name);

@@ -8,7 +8,19 @@
  */
 #include <stdbool.h>
 
+#include "envelope.h"
 #include "store.h"
+
+/* A secret version as stored: nothing here is secret without the KEK. Deleted: both blobs empty. */
+struct secret_row {
+	const char *name;
+	int64_t version, created_us, deleted_us, size;
+	const char *kek_id; /* the KEK that wrapped the data key (kek_id) */
+	const uint8_t *wrapped_key;
+	size_t wrapped_key_size;
+	const uint8_t *ciphertext;
+	size_t ciphertext_size;
+};
 
 struct store_ops {
 	int (*open)(const char *spec, struct store **ret, char *reason, size_t reason_size);
@@ -35,8 +47,25 @@ struct store_ops {
 			      char **ret_signatures);
 	int (*refusal_put)(struct store *s, const struct refusal_rec *r);
 	int (*refusal_get)(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
-	int (*secret_put)(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
-	int (*secret_get)(struct store *s, const char *name, struct secbuf **ret);
+	int (*secret_insert)(struct store *s, const struct secret_row *row); /* -EEXIST: that version exists */
+	/* name NULL: each secret's newest version, by name; else name's versions, oldest first
+	 * (newest only: just the newest). The row's pointers last until cb returns. */
+	int (*secret_foreach)(struct store *s, const char *name, bool newest_only,
+			      int (*cb)(const struct secret_row *row, void *userdata), void *userdata);
+	int (*secret_rewrap)(struct store *s, const char *name, int64_t version, const char *kek_id,
+			     const uint8_t *wrapped_key, size_t size);
+	/* Empties the blobs of name's versions not deleted yet: how many, or < 0. */
+	int (*secret_delete)(struct store *s, const char *name, int64_t now_us);
+	/* The KEK record: the id of the store's KEK and a value wrapped by it. -ENOENT: none yet. */
+	int (*kek_get)(struct store *s, char ret_id[KEK_ID_HEX + 1], uint8_t **ret_check, size_t *ret_size);
+	int (*kek_put)(struct store *s, const char *kek_id, const uint8_t *check, size_t size, int64_t now_us);
+	/* The table "secrets" of earlier versions, values in clear: -ENOENT when there is none. */
+	int (*legacy_foreach)(struct store *s,
+			      int (*cb)(const char *name, const struct secbuf *value, int64_t changed_us, void *userdata),
+			      void *userdata);
+	int (*legacy_drop)(struct store *s);
+	/* After legacy_drop committed: what held the clear values is overwritten where the backend can. */
+	void (*scrub)(struct store *s);
 	/* The chain's last record (-ENOENT: none yet), and a record store.c has chained to it. */
 	int (*audit_head)(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]);
 	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
@@ -71,9 +100,23 @@ struct store_ops {
 	" time_us " INT " NOT NULL," \
 	" policy_version " INT " NOT NULL," \
 	" evidence TEXT NOT NULL);" \
-	"CREATE TABLE IF NOT EXISTS secrets (" \
-	" name TEXT PRIMARY KEY," \
-	" value " BLOB " NOT NULL," \
+	/* Earlier versions kept each value in clear in a table "secrets": store_open encrypts its rows \
+	 * into this one and drops it. */ \
+	"CREATE TABLE IF NOT EXISTS secret_versions (" \
+	" name TEXT NOT NULL," \
+	" version " INT " NOT NULL," \
+	" created_us " INT " NOT NULL," \
+	" deleted_us " INT " NOT NULL DEFAULT 0," \
+	" size " INT " NOT NULL," \
+	" kek_id TEXT NOT NULL," \
+	" wrapped_key " BLOB " NOT NULL," \
+	" ciphertext " BLOB " NOT NULL," \
+	" PRIMARY KEY (name, version));" \
+	/* One row: which KEK the store is under, and proof of it (a value only that KEK unwraps). */ \
+	"CREATE TABLE IF NOT EXISTS kek (" \
+	" id " INT " PRIMARY KEY CHECK (id = 1)," \
+	" kek_id TEXT NOT NULL," \
+	" verifier " BLOB " NOT NULL," \
 	" changed_us " INT " NOT NULL);" \
 	/* Earlier versions kept each activation secret in clear in a table "nonces": its rows are \
 	 * short-lived challenges, dropped rather than migrated (a node mid-handshake starts again). */ \
@@ -106,7 +149,17 @@ struct store_ops {
 
 struct store {
 	const struct store_ops *ops;
+	struct kek *kek; /* store.c's: set after the backend opened, freed before it closes */
 };
+
+/*
+ * Runs fn in the caller's transaction or in one of its own: a check and the write it guards
+ * (policy version, audit chain head, next secret version) always happen under the single writer.
+ */
+int store_transaction_do(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata);
+
+/* secrets.c: binds a freshly opened store to its KEK (store_open's contract); why: one line. */
+int store_kek_bind(struct store *s, char *why, size_t why_size);
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;

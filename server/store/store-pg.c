@@ -38,9 +38,10 @@
  * the loop at most CONNECT_STEP_MS per RECONNECT_PAUSE_MS, and every other call fails at once.
  *
  * Durability: commits wait for the WAL flush (synchronous_commit is forced on if the database
- * turned it off). Secret payloads pass through here (activation secrets never do: a challenge
- * row holds only its proof's verifier): no parameter is ever logged, and errors of statements
- * touching them are logged without the server's message.
+ * turned it off). Secret values pass through here only as ciphertext (secrets.c), and in clear
+ * only once, when the table an earlier version kept them in is read to be encrypted; activation
+ * secrets never do (a challenge row holds only its proof's verifier). No parameter is ever
+ * logged, and errors of statements touching clear values are logged without the server's message.
  */
 #include <endian.h>
 #include <errno.h>
@@ -808,39 +809,170 @@ static int pg_refusal_get(struct store *s, const char *ek_hash, int64_t audit_se
 	return 0;
 }
 
-static int pg_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+static int pg_secret_insert(struct store *s, const struct secret_row *row)
 {
 	struct params p = { 0 };
 
-	p_text(&p, name);
-	p_bytea(&p, value, size);
-	p_int8(&p, now_us);
-	return run(s, "secret put",
-		   "INSERT INTO secrets (name, value, changed_us) VALUES ($1, $2, $3) "
-		   "ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_us = excluded.changed_us",
-		   &p, RUN_SECRET, NULL);
+	p_text(&p, row->name);
+	p_int8(&p, row->version);
+	p_int8(&p, row->created_us);
+	p_int8(&p, row->size);
+	p_text(&p, row->kek_id);
+	p_bytea(&p, row->wrapped_key, row->wrapped_key_size);
+	p_bytea(&p, row->ciphertext, row->ciphertext_size);
+	return run(s, "secret insert",
+		   "INSERT INTO secret_versions (name, version, created_us, deleted_us, size, kek_id, wrapped_key, "
+		   "ciphertext) VALUES ($1, $2, $3, 0, $4, $5, $6, $7)",
+		   &p, RUN_CONFLICT, NULL);
 }
 
-static int pg_secret_get(struct store *s, const char *name, struct secbuf **ret)
+#define SECRET_COLUMNS "name, version, created_us, deleted_us, size, kek_id, wrapped_key, ciphertext"
+
+static int pg_secret_foreach(struct store *s, const char *name, bool newest_only,
+			     int (*cb)(const struct secret_row *row, void *userdata), void *userdata)
+{
+	static const char *const sql[2][2] = {
+		{ "SELECT " SECRET_COLUMNS " FROM secret_versions ORDER BY name, version",
+		  "SELECT " SECRET_COLUMNS " FROM secret_versions v "
+		  "WHERE version = (SELECT MAX(version) FROM secret_versions WHERE name = v.name) ORDER BY name" },
+		{ "SELECT " SECRET_COLUMNS " FROM secret_versions WHERE name = $1 ORDER BY version",
+		  "SELECT " SECRET_COLUMNS " FROM secret_versions WHERE name = $1 ORDER BY version DESC LIMIT 1" },
+	};
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	if (name)
+		p_text(&p, name);
+	if ((r = run(s, "secret list", sql[!!name][newest_only], &p, 0, &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct secret_row row = {
+			.name = col_text(res, i, 0),
+			.version = col_int8(res, i, 1),
+			.created_us = col_int8(res, i, 2),
+			.deleted_us = col_int8(res, i, 3),
+			.size = col_int8(res, i, 4),
+			.kek_id = col_text(res, i, 5),
+			.wrapped_key = (const uint8_t *)PQgetvalue(res, i, 6),
+			.wrapped_key_size = (size_t)PQgetlength(res, i, 6),
+			.ciphertext = (const uint8_t *)PQgetvalue(res, i, 7),
+			.ciphertext_size = (size_t)PQgetlength(res, i, 7),
+		};
+
+		if ((r = cb(&row, userdata)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int pg_secret_rewrap(struct store *s, const char *name, int64_t version, const char *kek_id,
+			    const uint8_t *wrapped_key, size_t size)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct params p = { 0 };
-	struct secbuf *b;
-	char *v;
 	int r;
 
+	p_text(&p, kek_id);
+	p_bytea(&p, wrapped_key, size);
 	p_text(&p, name);
-	if ((r = run(s, "secret get", "SELECT value FROM secrets WHERE name = $1", &p, RUN_SECRET, &res)) < 0)
+	p_int8(&p, version);
+	if ((r = run(s, "secret rewrap",
+		     "UPDATE secret_versions SET kek_id = $1, wrapped_key = $2 WHERE name = $3 AND version = $4", &p, 0,
+		     &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -ENOENT;
+}
+
+static int pg_secret_delete(struct store *s, const char *name, int64_t now_us)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, now_us);
+	p_text(&p, name);
+	if ((r = run(s, "secret delete",
+		     "UPDATE secret_versions SET wrapped_key = ''::bytea, ciphertext = ''::bytea, deleted_us = $1 "
+		     "WHERE name = $2 AND deleted_us = 0",
+		     &p, 0, &res)) < 0)
+		return r;
+	return changed(res);
+}
+
+static int pg_kek_get(struct store *s, char ret_id[KEK_ID_HEX + 1], uint8_t **ret_check, size_t *ret_size)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	uint8_t *check;
+	size_t n;
+	int r;
+
+	if ((r = run(s, "kek get", "SELECT kek_id, verifier FROM kek WHERE id = 1", NULL, 0, &res)) < 0)
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
-	v = PQgetvalue(res, 0, 0);
-	b = secbuf_dup(v, (size_t)PQgetlength(res, 0, 0));
-	explicit_bzero(v, (size_t)PQgetlength(res, 0, 0));
-	if (!b)
+	n = (size_t)PQgetlength(res, 0, 1);
+	if (strlen(col_text(res, 0, 0)) > KEK_ID_HEX)
+		return -EBADMSG;
+	check = malloc(n ? n : 1);
+	if (!check)
 		return -ENOMEM;
-	*ret = b;
+	memcpy(check, PQgetvalue(res, 0, 1), n);
+	copy_text(ret_id, KEK_ID_HEX + 1, col_text(res, 0, 0));
+	*ret_check = check;
+	*ret_size = n;
 	return 0;
+}
+
+static int pg_kek_put(struct store *s, const char *kek_id, const uint8_t *check, size_t size, int64_t now_us)
+{
+	struct params p = { 0 };
+
+	p_text(&p, kek_id);
+	p_bytea(&p, check, size);
+	p_int8(&p, now_us);
+	return run(s, "kek put",
+		   "INSERT INTO kek (id, kek_id, verifier, changed_us) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE "
+		   "SET kek_id = excluded.kek_id, verifier = excluded.verifier, changed_us = excluded.changed_us",
+		   &p, 0, NULL);
+}
+
+static int pg_legacy_foreach(struct store *s,
+			     int (*cb)(const char *name, const struct secbuf *value, int64_t changed_us, void *userdata),
+			     void *userdata)
+{
+	_cleanup_pgresult_ PGresult *probe = NULL, *res = NULL;
+	int r;
+
+	if ((r = run(s, "legacy secrets", "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
+					  "tablename = 'secrets'",
+		     NULL, 0, &probe)) < 0)
+		return r;
+	if (PQntuples(probe) != 1 || col_int8(probe, 0, 0) == 0)
+		return -ENOENT;
+	if ((r = run(s, "legacy secrets", "SELECT name, value, changed_us FROM secrets ORDER BY name", NULL, RUN_SECRET,
+		     &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res) && r >= 0; i++) {
+		char *v = PQgetvalue(res, i, 1);
+		size_t n = (size_t)PQgetlength(res, i, 1);
+		_cleanup_secbuf_ struct secbuf *b = secbuf_dup(v, n);
+
+		explicit_bzero(v, n);
+		r = b ? cb(col_text(res, i, 0), b, col_int8(res, i, 2), userdata) : -ENOMEM;
+	}
+	return r;
+}
+
+static int pg_legacy_drop(struct store *s)
+{
+	return run(s, "legacy drop", "DROP TABLE secrets", NULL, 0, NULL);
+}
+
+/* DROP TABLE removed the table's files; what remains is in WAL archives and backups, out of reach. */
+static void pg_scrub(struct store *s)
+{
+	(void)s;
 }
 
 static int pg_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32])
@@ -954,8 +1086,15 @@ const struct store_ops store_pg_ops = {
 	.policy_current = pg_policy_current,
 	.refusal_put = pg_refusal_put,
 	.refusal_get = pg_refusal_get,
-	.secret_put = pg_secret_put,
-	.secret_get = pg_secret_get,
+	.secret_insert = pg_secret_insert,
+	.secret_foreach = pg_secret_foreach,
+	.secret_rewrap = pg_secret_rewrap,
+	.secret_delete = pg_secret_delete,
+	.kek_get = pg_kek_get,
+	.kek_put = pg_kek_put,
+	.legacy_foreach = pg_legacy_foreach,
+	.legacy_drop = pg_legacy_drop,
+	.scrub = pg_scrub,
 	.audit_head = pg_audit_head,
 	.audit_insert = pg_audit_insert,
 	.audit_foreach = pg_audit_foreach,

@@ -90,7 +90,7 @@ static int exec(struct store *s, const char *sql)
 }
 
 /*
- * The database holds secret values in clear: it is created owner-only
+ * The database holds the registry, the audit log and wrapped secrets: it is created owner-only
  * (SQLite gives its -wal and -shm the database's own mode), and one that group or others can
  * access is refused, as is a -wal or -shm left so by an earlier version.
  */
@@ -151,7 +151,9 @@ static int sqlite_open(const char *spec, struct store **ret, char *reason, size_
 	}
 	/* A committed transaction survives power loss: WAL, fsync on every commit. */
 	sqlite3_busy_timeout(q->db, 5000);
-	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) < 0 ||
+	/* secure_delete: what a deleted secret version or a dropped table held is zeroed, not left in free pages. */
+	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+			 "PRAGMA secure_delete=ON;")) < 0 ||
 	    (r = exec(s, schema)) < 0) {
 		snprintf(reason, reason_size, "%s", sqlite3_errmsg(q->db));
 		store_close(s);
@@ -517,35 +519,199 @@ static int sqlite_refusal_get(struct store *s, const char *ek_hash, int64_t audi
 	return 0;
 }
 
-static int sqlite_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
+static int sqlite_secret_insert(struct store *s, const struct secret_row *row)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(s, "INSERT INTO secrets (name, value, changed_us) VALUES (?, ?, ?) "
-			    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_us = excluded.changed_us",
-			 &st)) < 0)
+	if ((r = prepare(s, "INSERT INTO secret_versions (name, version, created_us, deleted_us, size, kek_id, "
+			    "wrapped_key, ciphertext) VALUES (?, ?, ?, 0, ?, ?, ?, ?)", &st)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, value, (int)size, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now_us);
+	sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, row->version);
+	sqlite3_bind_int64(st, 3, row->created_us);
+	sqlite3_bind_int64(st, 4, row->size);
+	sqlite3_bind_text(st, 5, row->kek_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, row->wrapped_key, (int)row->wrapped_key_size, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, row->ciphertext, (int)row->ciphertext_size, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret put");
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret insert");
 }
 
-static int sqlite_secret_get(struct store *s, const char *name, struct secbuf **ret)
+#define SECRET_COLUMNS "name, version, created_us, deleted_us, size, kek_id, wrapped_key, ciphertext"
+
+static int sqlite_secret_foreach(struct store *s, const char *name, bool newest_only,
+				 int (*cb)(const struct secret_row *row, void *userdata), void *userdata)
+{
+	static const char *const sql[2][2] = {
+		{ "SELECT " SECRET_COLUMNS " FROM secret_versions ORDER BY name, version",
+		  "SELECT " SECRET_COLUMNS " FROM secret_versions v "
+		  "WHERE version = (SELECT MAX(version) FROM secret_versions WHERE name = v.name) ORDER BY name" },
+		{ "SELECT " SECRET_COLUMNS " FROM secret_versions WHERE name = ? ORDER BY version",
+		  "SELECT " SECRET_COLUMNS " FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1" },
+	};
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, sql[!!name][newest_only], &st)) < 0)
+		return r;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct secret_row row = {
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.version = sqlite3_column_int64(st, 1),
+			.created_us = sqlite3_column_int64(st, 2),
+			.deleted_us = sqlite3_column_int64(st, 3),
+			.size = sqlite3_column_int64(st, 4),
+			.kek_id = (const char *)sqlite3_column_text(st, 5),
+			.wrapped_key = sqlite3_column_blob(st, 6),
+			.wrapped_key_size = (size_t)sqlite3_column_bytes(st, 6),
+			.ciphertext = sqlite3_column_blob(st, 7),
+			.ciphertext_size = (size_t)sqlite3_column_bytes(st, 7),
+		};
+
+		if (!row.name || !row.kek_id)
+			return -EBADMSG;
+		if ((r = cb(&row, userdata)) < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret list");
+}
+
+static int sqlite_secret_rewrap(struct store *s, const char *name, int64_t version, const char *kek_id,
+				const uint8_t *wrapped_key, size_t size)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	struct secbuf *b;
-	int r = select_one(s, "SELECT value FROM secrets WHERE name = ?", name, "secret get", &st);
+	int r, rc;
 
-	if (r < 0)
+	if ((r = prepare(s, "UPDATE secret_versions SET kek_id = ?, wrapped_key = ? WHERE name = ? AND version = ?",
+			 &st)) < 0)
 		return r;
-	b = secbuf_dup(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-	if (!b)
+	sqlite3_bind_text(st, 1, kek_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, wrapped_key, (int)size, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, version);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "secret rewrap");
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
+}
+
+static int sqlite_secret_delete(struct store *s, const char *name, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE secret_versions SET wrapped_key = X'', ciphertext = X'', deleted_us = ? "
+			    "WHERE name = ? AND deleted_us = 0", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, now_us);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "secret delete");
+	return sqlite3_changes(db_of(s));
+}
+
+static int sqlite_kek_get(struct store *s, char ret_id[KEK_ID_HEX + 1], uint8_t **ret_check, size_t *ret_size)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	const unsigned char *id;
+	uint8_t *check;
+	size_t n;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT kek_id, verifier FROM kek WHERE id = 1", &st)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "kek get");
+	id = sqlite3_column_text(st, 0);
+	n = (size_t)sqlite3_column_bytes(st, 1);
+	if (!id || strlen((const char *)id) > KEK_ID_HEX)
+		return -EBADMSG;
+	check = malloc(n ? n : 1);
+	if (!check)
 		return -ENOMEM;
-	*ret = b;
+	if (n)
+		memcpy(check, sqlite3_column_blob(st, 1), n);
+	copy_text(ret_id, KEK_ID_HEX + 1, id);
+	*ret_check = check;
+	*ret_size = n;
 	return 0;
+}
+
+static int sqlite_kek_put(struct store *s, const char *kek_id, const uint8_t *check, size_t size, int64_t now_us)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO kek (id, kek_id, verifier, changed_us) VALUES (1, ?, ?, ?) "
+			    "ON CONFLICT (id) DO UPDATE SET kek_id = excluded.kek_id, verifier = excluded.verifier, "
+			    "changed_us = excluded.changed_us", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, kek_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, check, (int)size, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_us);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "kek put");
+}
+
+static int sqlite_legacy_foreach(struct store *s,
+				 int (*cb)(const char *name, const struct secbuf *value, int64_t changed_us, void *userdata),
+				 void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *probe = NULL;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'secrets'", &probe)) < 0)
+		return r;
+	rc = sqlite3_step(probe);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "legacy secrets");
+	/* Not kept among the prepared statements: it names a table that is about to go. */
+	rc = sqlite3_prepare_v2(db_of(s), "SELECT name, value, changed_us FROM secrets ORDER BY name", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_errno(s, rc, "legacy secrets");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		_cleanup_secbuf_ struct secbuf *v =
+			secbuf_dup(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (!v)
+			r = -ENOMEM;
+		else if (!name)
+			r = -EBADMSG;
+		else
+			r = cb(name, v, sqlite3_column_int64(st, 2), userdata);
+		if (r < 0)
+			break;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sql_errno(s, rc, "legacy secrets");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sqlite_legacy_drop(struct store *s)
+{
+	return exec(s, "DROP TABLE secrets");
+}
+
+/*
+ * secure_delete has zeroed the dropped table's pages in the new page images; a checkpoint
+ * writes them over the old ones in the database file and empties the WAL, which may still hold
+ * the clear values as an earlier version wrote them.
+ */
+static void sqlite_scrub(struct store *s)
+{
+	(void)exec(s, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 static int sqlite_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32])
@@ -650,8 +816,15 @@ const struct store_ops store_sqlite_ops = {
 	.policy_current = sqlite_policy_current,
 	.refusal_put = sqlite_refusal_put,
 	.refusal_get = sqlite_refusal_get,
-	.secret_put = sqlite_secret_put,
-	.secret_get = sqlite_secret_get,
+	.secret_insert = sqlite_secret_insert,
+	.secret_foreach = sqlite_secret_foreach,
+	.secret_rewrap = sqlite_secret_rewrap,
+	.secret_delete = sqlite_secret_delete,
+	.kek_get = sqlite_kek_get,
+	.kek_put = sqlite_kek_put,
+	.legacy_foreach = sqlite_legacy_foreach,
+	.legacy_drop = sqlite_legacy_drop,
+	.scrub = sqlite_scrub,
 	.audit_head = sqlite_audit_head,
 	.audit_insert = sqlite_audit_insert,
 	.audit_foreach = sqlite_audit_foreach,

@@ -83,34 +83,64 @@ const char *store_spec_display(const char *spec, char *buf, size_t size)
 	return buf;
 }
 
-int store_open(const char *spec, struct store **ret)
+int store_open_why(const char *spec, const char *kek, struct store **ret, char *why, size_t why_size)
 {
 	const struct store_ops *ops = is_pg(spec) ? &store_pg_ops : &store_sqlite_ops;
-	char reason[256] = "", shown[512];
+	_cleanup_kek_ struct kek *k = NULL;
+	struct store *s = NULL;
+	char reason[512] = "", shown[512];
 	int r;
 
+	store_spec_display(spec, shown, sizeof(shown));
 	if (!is_pg(spec) && strncmp(spec, "sqlite:", 7) != 0 && strstr(spec, "://")) {
-		log_error("cannot open the store '%s': not a path, sqlite:PATH or postgresql:// URI",
-			  store_spec_display(spec, shown, sizeof(shown)));
+		snprintf(why, why_size, "cannot open the store '%s': not a path, sqlite:PATH or postgresql:// URI", shown);
 		return -EPROTONOSUPPORT;
 	}
 	/* "host=db dbname=keystrap" would otherwise become an SQLite file of that name. */
 	if (!is_pg(spec) && strncmp(spec, "sqlite:", 7) != 0 && strchr(spec, '=') && !strchr(spec, '/')) {
-		log_error("cannot open the store: the database looks like libpq's key=value form, which is not "
-			  "taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)");
+		snprintf(why, why_size, "cannot open the store: the database looks like libpq's key=value form, which "
+			 "is not taken: use a postgresql:// URI (or sqlite:PATH for a file with '=' in its name)");
 		return -EPROTONOSUPPORT;
 	}
-	r = ops->open(spec, ret, reason, sizeof(reason));
+	/* Before the database: a missing or loose KEK is refused without touching it. */
+	if ((r = kek_load(kek, &k, why, why_size)) < 0)
+		return r;
+	r = ops->open(spec, &s, reason, sizeof(reason));
+	if (r >= 0) {
+		s->kek = TAKE_PTR(k);
+		if ((r = store_kek_bind(s, reason, sizeof(reason))) < 0)
+			store_close(s);
+	}
+	if (r < 0) {
+		snprintf(why, why_size, "cannot open the store '%s': %s", shown, reason[0] ? reason : strerror(-r));
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int store_open(const char *spec, const char *kek, struct store **ret)
+{
+	char why[1024];
+	int r = store_open_why(spec, kek, ret, why, sizeof(why));
+
 	if (r < 0)
-		log_error("cannot open the store '%s': %s", store_spec_display(spec, shown, sizeof(shown)),
-			  reason[0] ? reason : strerror(-r));
+		log_error("%s", why);
 	return r;
 }
 
 void store_close(struct store *s)
 {
-	if (s)
-		s->ops->close(s);
+	if (!s)
+		return;
+	kek_free(s->kek);
+	s->kek = NULL;
+	s->ops->close(s);
+}
+
+struct kek *store_kek(struct store *s)
+{
+	return s->kek;
 }
 
 int store_begin(struct store *s)
@@ -193,11 +223,7 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us)
 	return s->ops->nonce_take(s, session, now_us);
 }
 
-/*
- * Runs fn in the caller's transaction or in one of its own: a check and the write it guards
- * (policy version, audit chain head) always happen under the single writer.
- */
-static int transaction_do(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata)
+int store_transaction_do(struct store *s, int (*fn)(struct store *s, void *userdata), void *userdata)
 {
 	int r;
 
@@ -221,7 +247,7 @@ int store_probe(struct store *s, int64_t now_us)
 {
 	if (s->ops->in_transaction(s))
 		return -EBUSY;
-	return transaction_do(s, probe_write, &now_us);
+	return store_transaction_do(s, probe_write, &now_us);
 }
 
 struct policy_put_args {
@@ -251,7 +277,7 @@ int store_policy_put(struct store *s, int64_t version, const char *text, size_t 
 {
 	struct policy_put_args a = { version, text, text_size, signatures, now_us };
 
-	return transaction_do(s, policy_put, &a);
+	return store_transaction_do(s, policy_put, &a);
 }
 
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
@@ -299,16 +325,6 @@ int store_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, s
 	return 0;
 }
 
-int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us)
-{
-	return s->ops->secret_put(s, name, value, size, now_us);
-}
-
-int store_secret_get(struct store *s, const char *name, struct secbuf **ret)
-{
-	return s->ops->secret_get(s, name, ret);
-}
-
 /*
  * Audit text is stored as valid UTF-8 (utf8_valid_dup): PostgreSQL's text refuses invalid
  * UTF-8, which would fail the whole batch's commit, and a reason can end in half a character
@@ -349,7 +365,7 @@ static int audit_append(struct store *s, void *userdata)
 
 int store_audit_append(struct store *s, struct audit_rec *rec)
 {
-	return transaction_do(s, audit_append, rec);
+	return store_transaction_do(s, audit_append, rec);
 }
 
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)

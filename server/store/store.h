@@ -9,9 +9,10 @@
 
 /*
  * keystrap-server's durable state behind one small interface: the node registry, single-use
- * nonces and the hash-chained audit log. SQLite (store-sqlite.c) and PostgreSQL (store-pg.c,
- * for several servers sharing one database) implement the same functions over the same schema;
- * store.c picks one from the database spec, so nothing above this header knows which it is.
+ * nonces, the hash-chained audit log and the secrets (encrypted under a KEK kept outside it,
+ * secrets.c). SQLite (store-sqlite.c) and PostgreSQL (store-pg.c, for several servers sharing
+ * one database) implement the same functions over the same schema; store.c picks one from the
+ * database spec, so nothing above this header knows which it is.
  *
  * Writes happen inside store_begin/store_commit: a commit returns only once the transaction is
  * durable (SQLite: WAL with synchronous=FULL), and nothing that releases anything is replied
@@ -61,9 +62,15 @@ struct audit_rec {
 
 /*
  * "PATH" or "sqlite:PATH" (SQLite), "postgresql://..." or "postgres://..." (a libpq connection
- * URI); creates the schema when absent. On failure logs one line naming the store and why.
+ * URI); creates the schema when absent. kek names the key-encryption key (kek_load): the store
+ * is refused unless that key opens its KEK record (-EKEYREJECTED), and a store that has none
+ * yet is bound to it. Secrets an earlier version kept in clear are encrypted under it here, in
+ * one transaction, with an audit record. On failure logs one line naming the store or the KEK
+ * and why.
  */
-int store_open(const char *spec, struct store **ret);
+int store_open(const char *spec, const char *kek, struct store **ret);
+/* store_open's one line in why instead of the log. */
+int store_open_why(const char *spec, const char *kek, struct store **ret, char *why, size_t why_size);
 /* The spec fit to print: a password in a URI (user:PASSWORD@ or password=) is masked. */
 const char *store_spec_display(const char *spec, char *buf, size_t size);
 void store_close(struct store *s);
@@ -139,10 +146,54 @@ int store_refusal_put(struct store *s, const struct refusal_rec *r);
 /* A node's (ek_hash), or the one an audit record is (ek_hash NULL: audit_seq). -ENOENT: none. */
 int store_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
 
-/* Secret payloads: the store is the only place their values rest. */
-int store_secret_put(struct store *s, const char *name, const uint8_t *value, size_t size, int64_t now_us);
+/*
+ * Secret payloads, kept as versions: every set adds one (1, 2, ...), a node gets the newest,
+ * and a version number is never used twice for a name, deleted or not. Each version's value is
+ * sealed under a data key of its own, wrapped by the KEK (envelope.h); the associated data is
+ * the version's identity, so a value or a wrapped key moved to another name or version does
+ * not open (-EBADMSG), and never yields another secret.
+ */
+#define SECRET_NAME_MAX 64
 struct secbuf;
-int store_secret_get(struct store *s, const char *name, struct secbuf **ret); /* -ENOENT */
+
+struct secret_info {
+	const char *name;
+	int64_t version;
+	int64_t created_us;
+	int64_t deleted_us; /* 0: not deleted */
+	int64_t size;       /* of the value, in bytes */
+};
+
+/* In the caller's transaction, else one of its own; ret_version may be NULL. */
+int store_secret_put(struct store *s, const char *name, const struct secbuf *value, int64_t now_us,
+		     int64_t *ret_version);
+/*
+ * The newest version's value: -ENOENT (never set, or deleted), -EBADMSG (its row does not
+ * decrypt: altered, or moved from another name or version), -EKEYREJECTED (wrapped by a KEK
+ * other than this store's, even after loading the KEK again from its name, as a server must
+ * once another process rotated the KEK). ret_version may be NULL.
+ */
+int store_secret_get(struct store *s, const char *name, struct secbuf **ret, int64_t *ret_version);
+/* name NULL: the newest version of each secret, by name; else every version of name, oldest first. */
+int store_secret_foreach(struct store *s, const char *name, int (*cb)(const struct secret_info *i, void *userdata),
+			 void *userdata);
+/* Wipes every version's value and data key (the versions stay listed, as deleted). -ENOENT: none left. */
+int store_secret_delete(struct store *s, const char *name, int64_t now_us, int64_t *ret_versions);
+/*
+ * Opens every version not deleted, as a node's read would: on the first that does not, why
+ * names it (one line) and its error is returned. ret_count: how many opened.
+ */
+int store_secret_verify(struct store *s, int64_t *ret_count, char *why, size_t why_size);
+
+struct kek;
+/* The KEK the store was opened with (and reloaded into). */
+struct kek *store_kek(struct store *s);
+/*
+ * Re-wraps every data key and the KEK record from the store's KEK to new_kek, in the caller's
+ * transaction (-EBUSY outside one), so that the store is under one KEK or the other, never
+ * both. -EALREADY: new_kek is the store's KEK already. ret_count: the data keys re-wrapped.
+ */
+int store_kek_rotate(struct store *s, struct kek *new_kek, int64_t *ret_count, char *why, size_t why_size);
 
 /*
  * Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq, prev_hash,

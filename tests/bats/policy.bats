@@ -505,10 +505,10 @@ current_version() {
 	value="s3cret-$(head -c 8 /dev/urandom | xxd -p)"
 	run bash -c "printf '%s' '$value' | \"$KEYSTRAP_SERVER\" secret set db.password --config '$SRV_DIR/server.json'"
 	[ "$status" -eq 0 ]
-	[ "$output" = "secret db.password stored (${#value} bytes)" ]
+	[ "$output" = "secret db.password version 1 stored (${#value} bytes)" ]
 	[[ "$output" != *"$value"* ]]
 	[[ "$(srv audit export)" != *"$value"* ]]
-	srv audit export | jq -r .reasons | grep -q "^secret db.password set (${#value} bytes) by operator:"
+	srv audit export | jq -r .reasons | grep -q "^secret db.password version 1 set (${#value} bytes) by operator:"
 	[[ "$(cat "$SRV_DIR/server.log")" != *"$value"* ]]
 	# No value on the command line, ever; too big, empty and badly named ones are refused.
 	run srv secret set db.password "$value"

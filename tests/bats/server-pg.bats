@@ -3,7 +3,9 @@
 # loopback, two real server instances (A and B, the sanitizer build) on their own ports sharing
 # one database as they would behind a load balancer, real swtpms with EK certificates. A node
 # enrols through one instance and attests through the other; a nonce is spent once across
-# both; concurrent requests through both leave one unbroken audit chain.
+# both; concurrent requests through both leave one unbroken audit chain. Secrets at rest
+# (issue 14): pg_dump holds no value; a copy of the database with another KEK is refused; a
+# KEK rotation through A while B still holds the old KEK, and one killed at every statement.
 
 load ../lib/swtpm
 load ../lib/server
@@ -11,11 +13,14 @@ load ../lib/postgres
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
 
-# instance NAME: a server sharing the PKI in $SRV_DIR and the database at $PG_URL.
+# instance NAME: a server sharing the PKI in $SRV_DIR and the database at $PG_URL, with a copy
+# of the one KEK of its own (as on a machine of its own).
 instance() {
 	local d=$BATS_FILE_TMPDIR/$1 port
 	mkdir -p "$d"
 	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
+	[ -e "$SRV_DIR/kek" ] || "$KEYSTRAP_SERVER" kek init "$SRV_DIR/kek" >/dev/null || return 1
+	cp -p "$SRV_DIR/kek" "$d/kek"
 	port=$(free_port)
 	SRV_PORT=$port SRV_DATABASE=$PG_URL server_config "$d" "0 7"
 	SRV_PORT=$port server_start "$d" || return 1
@@ -315,12 +320,12 @@ records() {
 
 @test "both instances share one schema in PostgreSQL: bytea and bigint where SQLite has BLOB and INTEGER" {
 	run pg_sql keystrap "SELECT table_name || '.' || column_name || ':' || data_type FROM information_schema.columns
-		WHERE table_schema = 'public' AND column_name IN ('seq', 'hash', 'value', 'used', 'grp') ORDER BY 1"
+		WHERE table_schema = 'public' AND column_name IN ('seq', 'hash', 'ciphertext', 'used', 'grp') ORDER BY 1"
 	[ "$output" = "audit.hash:bytea
 audit.seq:bigint
 challenges.used:bigint
 nodes.grp:text
-secrets.value:bytea" ]
+secret_versions.ciphertext:bytea" ]
 	# One enrollment request per EK, whichever instance it came through.
 	[ "$(pg_sql keystrap "SELECT count(*) FROM nodes WHERE ek_hash = '$EK'")" = 1 ]
 }
@@ -486,4 +491,136 @@ load_at() {
 	run post_at A /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
 	[ "$(status_of "$output")" = 200 ]
 	[ "$(records)" = $((before + 1)) ]
+}
+
+# pg_copy DB: a new database DB holding a dump of the shared one (no server uses it); prints its URL.
+pg_copy() {
+	pg_sql postgres "DROP DATABASE IF EXISTS $1" >/dev/null 2>&1
+	pg_sql postgres "CREATE DATABASE $1" >/dev/null
+	PGPASSFILE=$PG_DIR/pgpass "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U keystrap keystrap |
+		PGPASSFILE=$PG_DIR/pgpass "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U keystrap \
+			-d "$1" >/dev/null
+	echo "${PG_URL%/keystrap}/$1"
+}
+
+@test "secrets in PostgreSQL are ciphertext: pg_dump holds no value, raw, hex or base64; either instance gives the node the current version" {
+	local v1 v2 i
+	v1=pg1-$(head -c 12 /dev/urandom | xxd -p) v2=pg2-$(head -c 12 /dev/urandom | xxd -p)
+	printf '%s' "$v1" | admin A secret set pg.secret >/dev/null
+	run admin B secret set pg.secret <<<"$v2"
+	[ "$output" = "secret pg.secret version 2 stored ($((${#v2} + 1)) bytes)" ]
+	POLICY_GROUPS='{"default":{"secrets":[]},"web":{"secrets":["pg.secret"]}}' server_policy "$A_DIR" "0 7" >/dev/null
+	admin A node approve "$EK" --group web >/dev/null
+	for i in A B; do
+		rm -rf out && mkdir out
+		run attest_at "$i"
+		[ "$status" -eq 0 ]
+		[ "$(cat out/secrets/pg.secret)" = "$v2" ]
+	done
+	[[ "$(admin A secret history pg.secret | tail -n1)" == "version 2 set "*" ($((${#v2} + 1)) bytes) current" ]]
+	PGPASSFILE=$PG_DIR/pgpass "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U keystrap keystrap >dump.sql
+	grep -q '^COPY public.secret_versions ' dump.sql
+	for i in "$v1" "$v2"; do
+		run holds "$i" dump.sql
+		[ -z "$output" ]
+	done
+	[ "$(holds "$v2" out/secrets/pg.secret)" = out/secrets/pg.secret ]
+	[ "$(pg_sql keystrap "SELECT version, size, length(ciphertext) - size, length(wrapped_key) FROM secret_versions
+		WHERE name = 'pg.secret' ORDER BY version")" = "1|${#v1}|28|60
+2|$((${#v2} + 1))|28|60" ]
+	printf '%s' "$v2" | admin A secret set pg.secret >/dev/null
+}
+
+@test "a copy of the PostgreSQL database with another KEK: refused at start naming the KEK; with the store's KEK it opens; a value moved to another row fails with one line" {
+	local url
+	url=$(pg_copy kekcopy)
+	"$KEYSTRAP_SERVER" kek init other.kek >/dev/null
+	jq --arg db "$url" --arg k "$PWD/other.kek" '.database = $db | .kek = $k' "$A_DIR/server.json" >copy.json
+	run timeout 20 "$KEYSTRAP_SERVER" serve --config copy.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: cannot open the store 'postgresql://keystrap:***@127.0.0.1:$PG_PORT/kekcopy': its secrets are under KEK id $(kek_id_of "$A_DIR/kek"), and KEK '$PWD/other.kek' is id $(kek_id_of other.kek): not the store's KEK" ]
+	# Twin: the store's own KEK opens every version.
+	jq --arg k "$A_DIR/kek" '.kek = $k' copy.json >own.json
+	run "$KEYSTRAP_SERVER" kek verify --config own.json
+	[ "$status" -eq 0 ]
+	# pg.secret's newest version takes version 1's value and wrapped key: one line, no value.
+	pg_sql kekcopy "UPDATE secret_versions SET (ciphertext, wrapped_key, size) =
+		(SELECT ciphertext, wrapped_key, size FROM secret_versions WHERE name = 'pg.secret' AND version = 1)
+		WHERE name = 'pg.secret' AND version = (SELECT max(version) FROM secret_versions WHERE name = 'pg.secret')"
+	run "$KEYSTRAP_SERVER" kek verify --config own.json
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ ^"keystrap-server: secret pg.secret version "[0-9]+" does not decrypt under KEK '$A_DIR/kek' (id "[0-9a-f]{32}"): its row was altered, or moved from another secret or version"$ ]]
+	pg_sql postgres 'DROP DATABASE kekcopy' >/dev/null
+}
+
+@test "kek rotate through A while A and B serve: A takes the new KEK at once; B, its KEK file not replaced yet, answers 503 naming it, and a node that retries gets through once it is" {
+	local pid rc=0 old_id new_id
+	old_id=$(kek_id_of "$A_DIR/kek")
+	"$KEYSTRAP_SERVER" kek init "$A_DIR/kek.new" >/dev/null
+	new_id=$(kek_id_of "$A_DIR/kek.new")
+	cp -p "$A_DIR/kek.new" b.kek # what goes to B's machine
+	run admin A kek rotate --new "$A_DIR/kek.new"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == *" data keys re-wrapped from KEK id $old_id to KEK id $new_id" ]]
+	rm -rf out && mkdir out
+	run attest_at A
+	[ "$status" -eq 0 ]
+	[ -s out/secrets/pg.secret ]
+	rm -rf out && mkdir out
+	run attest_at B --retries 0
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"(HTTP 503): secret 'pg.secret' is wrapped by a KEK this server does not hold (a KEK rotation not yet in place here)" ]]
+	[ ! -e out/secrets ]
+	# Retry-After 5: the node's next try comes after B's KEK file is replaced.
+	attest_at B --retries 2 >retry.out 2>&1 &
+	pid=$!
+	sleep 2
+	cp -p b.kek "$B_DIR/kek.tmp" && mv "$B_DIR/kek.tmp" "$B_DIR/kek"
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || { cat retry.out; return 1; }
+	[ -s out/secrets/pg.secret ]
+	[ "$(admin B kek verify | sed 's/.*(id \([0-9a-f]*\)).*/\1/')" = "$new_id" ]
+}
+
+@test "kek rotate killed (SIGKILL) at every statement it sends, every answer it reads and its rename: the PostgreSQL store opens with the old KEK or the new one, every secret with it; rotate run again finishes" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	local d=$BATS_TEST_TMPDIR/rot url n sc count rc state kept=0 committed=0 finished=0 old_id new_id calls
+	mkdir -p "$d"
+	url=$(pg_copy kekrot)
+	cp -p "$A_DIR/kek" "$d/kek"
+	jq --arg db "$url" --arg k "$d/kek" '.database = $db | .kek = $k' "$A_DIR/server.json" >"$d/server.json"
+	for i in 1 2 3 4 5; do
+		printf 'rot-%s' "$i" | "$KEYSTRAP_SERVER" secret set "rot$((i % 2))" --config "$d/server.json" >/dev/null
+	done
+	count=$("$KEYSTRAP_SERVER" kek verify --config "$d/server.json" | sed 's/.*: //')
+	# The points to kill at, in a rotation that succeeds: before each statement is sent (sendto),
+	# before each answer is read (recvfrom: the COMMIT sent, its answer not read, among them),
+	# and the rename.
+	"$KEYSTRAP_SERVER" kek init "$d/kek.new" >/dev/null
+	calls=$BATS_TEST_TMPDIR/calls.txt
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o "$calls" -e trace=sendto,recvfrom,rename \
+		"$KEYSTRAP_SERVER" kek rotate --new "$d/kek.new" --config "$d/server.json" >/dev/null
+	mapfile -t points < <(for sc in sendto recvfrom rename; do seq -f "$sc %g" 1 "$(grep -cE "^[0-9]+ +$sc\(" "$calls")"; done)
+	[ "$(printf '%s\n' "${points[@]}" | grep -c '^sendto ')" -ge $((count + 8)) ]
+	for p in "${points[@]}"; do
+		read -r sc n <<<"$p"
+		# From whichever KEK the last round left in place to a fresh one.
+		rm -f "$d/kek.new"
+		"$KEYSTRAP_SERVER" kek init "$d/kek.new" >/dev/null
+		old_id=$(kek_id_of "$d/kek") new_id=$(kek_id_of "$d/kek.new")
+		jq --arg k "$d/kek.new" '.kek = $k' "$d/server.json" >"$d/new.json"
+		rc=0
+		ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" \
+			"$KEYSTRAP_SERVER" kek rotate --new "$d/kek.new" --config "$d/server.json" >out.txt 2>&1 || rc=$?
+		[ "$rc" -eq 137 ] || { echo "$sc #$n: exit $rc: $(cat out.txt)"; return 1; }
+		state=$(kek_rotation_check "$d" "$count" "$old_id" "$new_id") || { echo "$sc #$n: $state"; return 1; }
+		case $state in
+		old) kept=$((kept + 1)) ;;
+		new) committed=$((committed + 1)) ;;
+		*) finished=$((finished + 1)) ;;
+		esac
+	done
+	echo "# ${#points[@]} kill points: $kept under the old KEK, $committed committed but not in place, $finished done" >&3
+	[ "$kept" -gt 0 ] && [ "$committed" -gt 0 ]
+	pg_sql postgres 'DROP DATABASE kekrot' >/dev/null
 }

@@ -100,12 +100,14 @@ smoke() {
 	) 2>/dev/null || { echo "cannot make the server's PKI"; return 1; }
 	cat >"$etc/server.json" <<JSON
 {"listen":"127.0.0.1:$port","tls_certificate":"/etc/keystrap-server/tls.crt","tls_key":"/etc/keystrap-server/tls.key",
- "database":"/var/lib/keystrap-server/keystrap.db","ek_ca":["/etc/keystrap-server/ek-ca.pem"],
+ "database":"/var/lib/keystrap-server/keystrap.db","kek":"/etc/keystrap-server/kek","ek_ca":["/etc/keystrap-server/ek-ca.pem"],
  "ca_certificate":"/etc/keystrap-server/ca.crt","ca_key":"/etc/keystrap-server/ca.key",
  "operator_keys":["/etc/keystrap-server/op.pub"],"policy_threshold":1}
 JSON
 	mkdir -p "$root/var/lib/keystrap-server"
-	chroot "$root" chown -R keystrap-server: /var/lib/keystrap-server /etc/keystrap-server/ca.key /etc/keystrap-server/tls.key
+	chroot "$root" /usr/sbin/keystrap-server kek init /etc/keystrap-server/kek >/dev/null || { echo "kek init failed"; return 1; }
+	chroot "$root" chown -R keystrap-server: /var/lib/keystrap-server /etc/keystrap-server/ca.key /etc/keystrap-server/tls.key \
+		/etc/keystrap-server/kek
 	chmod 600 "$etc/ca.key" "$etc/tls.key"
 	chmod 700 "$root/var/lib/keystrap-server"
 	chroot --userspec=keystrap-server:keystrap-server "$root" /usr/sbin/keystrap-server serve \

@@ -33,16 +33,18 @@ operator_key() {
 OPERATOR_DIR=${OPERATOR_DIR:-${BATS_FILE_TMPDIR:-/tmp}/operators}
 
 # server_config DIR PCRS [EXTRA]: DIR/server.json listening on $SRV_PORT, database
-# $SRV_DATABASE (default DIR/keystrap.db), operator keys op1 and op2 with threshold 2; then a
-# policy pinning PCRS ("0 7") to the TPM's values now, signed by both and loaded
-# (server_policy). Extra JSON members may follow as $3.
+# $SRV_DATABASE (default DIR/keystrap.db), KEK $SRV_KEK (default DIR/kek, made by kek init if
+# absent), operator keys op1 and op2 with threshold 2; then a policy pinning PCRS ("0 7") to
+# the TPM's values now, signed by both and loaded (server_policy). Extra JSON members may
+# follow as $3.
 server_config() {
-	local d=$1
+	local d=$1 kek=${SRV_KEK:-$1/kek}
 	mkdir -p "$OPERATOR_DIR"
 	operator_key "$OPERATOR_DIR" op1 && operator_key "$OPERATOR_DIR" op2 || return 1
+	[ -e "$kek" ] || "$KEYSTRAP_SERVER" kek init "$kek" >/dev/null || return 1
 	cat >"$d/server.json" <<JSON
 {"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
- "database":"${SRV_DATABASE:-$d/keystrap.db}","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
+ "database":"${SRV_DATABASE:-$d/keystrap.db}","kek":"$kek","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
  "ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key","certificate_lifetime":600,"nonce_lifetime":${NONCE_LIFETIME:-30},
  "max_body":${MAX_BODY:-16384},"operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${3:+,$3}}
 JSON
@@ -164,4 +166,58 @@ forge_proofs() {
 		i=$((i + 1))
 		jq -c --arg p "$(printf '%s' "$p" | xxd -r -p | base64 -w0)" '.proof = $p' "$3" >"forged-$i.json"
 	done
+}
+
+# holds VALUE FILE...: prints each FILE that holds VALUE raw, or as hex (either case) or base64
+# text: where a database, a dump or a log could leak a secret.
+holds() {
+	local v=$1 hex b64 f
+	shift
+	hex=$(printf %s "$v" | xxd -p | tr -d '\n')
+	b64=$(printf %s "$v" | base64 -w0)
+	for f; do
+		[ -f "$f" ] || continue
+		if grep -qaF -e "$v" -e "$b64" "$f" || grep -qaiF -e "$hex" "$f"; then
+			echo "$f"
+		fi
+	done
+}
+
+# kek_id_of FILE: the id of the KEK in FILE (kek init leaves an existing one as it is).
+kek_id_of() {
+	"$KEYSTRAP_SERVER" kek init "$1" | sed -n 's/.*(id \([0-9a-f]*\)).*/\1/p'
+}
+
+# kek_rotation_check DIR COUNT OLD-ID NEW-ID: after a kek rotate of DIR's store (DIR/server.json
+# naming the KEK DIR/kek, DIR/new.json the new one, DIR/kek.new) was killed, exactly one of the
+# two KEKs opens the store, and with it every one of its COUNT secret versions; then rotate run
+# again leaves it under the new KEK, in place. Prints what the kill left: old (nothing
+# committed), new (committed, the file not in place yet) or done; else why, and fails.
+kek_rotation_check() {
+	local d=$1 count=$2 old_id=$3 new_id=$4 out state
+	local opens="opens every secret version in the store: $count"
+	if out=$("$KEYSTRAP_SERVER" kek verify --config "$d/server.json" 2>&1) && [ -e "$d/kek.new" ]; then
+		[ "$out" = "KEK '$d/kek' (id $old_id) $opens" ] || { echo "old: $out"; return 1; }
+		if out=$("$KEYSTRAP_SERVER" kek verify --config "$d/new.json" 2>&1); then
+			echo "the new KEK opens it too: $out"
+			return 1
+		fi
+		state=old
+	elif [ -e "$d/kek.new" ]; then
+		[[ "$out" == "keystrap-server: cannot open the store '"*"': its secrets are under KEK id $new_id, and KEK '$d/kek' is id $old_id: not the store's KEK" ]] ||
+			{ echo "new: $out"; return 1; }
+		out=$("$KEYSTRAP_SERVER" kek verify --config "$d/new.json" 2>&1)
+		[ "$out" = "KEK '$d/kek.new' (id $new_id) $opens" ] || { echo "new, with the new KEK: $out"; return 1; }
+		state=new
+	else
+		[ "$out" = "KEK '$d/kek' (id $new_id) $opens" ] || { echo "done: $out"; return 1; }
+		state="done"
+	fi
+	if [ -e "$d/kek.new" ] && ! out=$("$KEYSTRAP_SERVER" kek rotate --new "$d/kek.new" --config "$d/server.json" 2>&1); then
+		echo "rotate again: $out"
+		return 1
+	fi
+	out=$("$KEYSTRAP_SERVER" kek verify --config "$d/server.json" 2>&1)
+	[ "$out" = "KEK '$d/kek' (id $new_id) $opens" ] || { echo "after rotate again: $out"; return 1; }
+	echo "$state"
 }
