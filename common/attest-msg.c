@@ -344,9 +344,10 @@ int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret
 static int finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason)
 {
 	static const char *const fields[] = { "session", "proof",  "attest",    "signature", "pcr_bank", "pcrs",
-					      "csr",     "ek_pub", "event_log", "cel_log",   NULL };
+					      "csr",     "ek_pub", "event_log", "cel_log",   "log_size", NULL };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *pcrs;
+	int64_t log_size;
 	int r;
 
 	if ((r = attest_json_object(json, size, fields, &o, reason)) < 0 || (r = get_session(o, ret->session, reason)) < 0 ||
@@ -360,6 +361,12 @@ static int finish_parse(const char *json, size_t size, struct attest_finish *ret
 				  reason)) < 0 ||
 	    (r = get_text_alloc(o, "cel_log", ATTEST_CEL_MAX, &ret->cel_log, &ret->cel_log_size, reason)) < 0)
 		return r;
+	if (json_object_object_get_ex(o, "log_size", NULL)) {
+		if ((r = get_int(o, "log_size", 0, INT64_MAX, &log_size, reason)) < 0)
+			return r;
+		ret->witness = true;
+		ret->log_size = (uint64_t)log_size;
+	}
 	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
 		return attest_fail(reason, "field 'pcrs' is not an object");
 	json_object_object_foreach(pcrs, key, val)
@@ -379,11 +386,70 @@ static int finish_parse(const char *json, size_t size, struct attest_finish *ret
 	return 0;
 }
 
+/* An array of at most ATTEST_LOG_PROOF_MAX hashes, each base64 of ATTEST_LOG_HASH_SIZE bytes. */
+static int get_proof(json_object *o, const char *key, uint8_t (*ret)[ATTEST_LOG_HASH_SIZE], size_t *ret_n,
+		     char *reason)
+{
+	json_object *a;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, key, &a))
+		return attest_fail(reason, "missing field 'log.%s'", key);
+	if (!json_object_is_type(a, json_type_array))
+		return attest_fail(reason, "field 'log.%s' is not an array", key);
+	n = json_object_array_length(a);
+	if (n > ATTEST_LOG_PROOF_MAX)
+		return attest_fail(reason, "field 'log.%s' holds more than %d hashes", key, ATTEST_LOG_PROOF_MAX);
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *s = json_object_get_string(v);
+		size_t len = (size_t)json_object_get_string_len(v);
+
+		if (!json_object_is_type(v, json_type_string) || len != base64_encoded_len(ATTEST_LOG_HASH_SIZE) ||
+		    base64_decode(s, len, ret[i], ATTEST_LOG_HASH_SIZE) != ATTEST_LOG_HASH_SIZE)
+			return attest_fail(reason, "field 'log.%s' holds something other than base64 of %d-byte hashes",
+					   key, ATTEST_LOG_HASH_SIZE);
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int log_parse(json_object *parent, struct attest_log *ret, char *reason)
+{
+	static const char *const fields[] = { "checkpoint", "index", "record", "inclusion", "consistency", NULL };
+	json_object *o;
+	int64_t index;
+	int r;
+
+	if (!json_object_object_get_ex(parent, "log", &o) || !json_object_is_type(o, json_type_object))
+		return attest_fail(reason, "field 'log' is not an object");
+	json_object_object_foreach(o, key, val)
+	{
+		bool known = false;
+
+		(void)val;
+		for (size_t i = 0; fields[i]; i++)
+			known = known || streq(fields[i], key);
+		if (!known)
+			return attest_fail(reason, "unknown field 'log.%.64s'", key);
+	}
+	if ((r = get_text(o, "checkpoint", ret->checkpoint, ATTEST_CHECKPOINT_MAX, reason)) < 0 ||
+	    (r = get_int(o, "index", 0, INT64_MAX, &index, reason)) < 0 ||
+	    (r = get_base64(o, "record", ret->record, sizeof(ret->record), &ret->record_size, reason)) < 0 ||
+	    (r = get_proof(o, "inclusion", ret->inclusion, &ret->n_inclusion, reason)) < 0)
+		return r;
+	ret->index = (uint64_t)index;
+	ret->has_consistency = json_object_object_get_ex(o, "consistency", NULL);
+	if (ret->has_consistency && (r = get_proof(o, "consistency", ret->consistency, &ret->n_consistency, reason)) < 0)
+		return r;
+	return 0;
+}
+
 static int result_parse(const char *json, size_t size, struct attest_result *ret, char *reason)
 {
 	static const char *const fields[] = { "node_id",	"certificate",	   "chain",	 "not_after",
 					      "policy_version", "payload_blob",	   "payload_seed", "payload_iv",
-					      "payload",	NULL };
+					      "payload",	"log",		   NULL };
 	struct attest_payload *p = &ret->payload;
 	_cleanup_json_ json_object *o = NULL;
 	size_t n;
@@ -410,6 +476,9 @@ static int result_parse(const char *json, size_t size, struct attest_result *ret
 		return attest_fail(reason, "field 'chain' is empty");
 	if (p->ciphertext_size < ATTEST_TAG_SIZE)
 		return attest_fail(reason, "field 'payload' is shorter than its tag");
+	ret->has_log = json_object_object_get_ex(o, "log", NULL);
+	if (ret->has_log)
+		return log_parse(o, &ret->log, reason);
 	return 0;
 }
 
@@ -556,7 +625,8 @@ int attest_finish_format(const struct attest_finish *m, char **ret)
 	    (r = add_string(o, "pcr_bank", m->bank->name)) < 0 || (r = add_string(o, "csr", m->csr)) < 0 ||
 	    (r = add_base64(o, "ek_pub", m->ek_pub, m->ek_pub_size)) < 0 ||
 	    (r = add_base64(o, "event_log", m->event_log, m->event_log_size)) < 0 ||
-	    (r = add_text(o, "cel_log", m->cel_log, m->cel_log_size)) < 0)
+	    (r = add_text(o, "cel_log", m->cel_log, m->cel_log_size)) < 0 ||
+	    (m->witness && (r = add_int(o, "log_size", (int64_t)m->log_size)) < 0))
 		return r;
 	pcrs = json_object_new_object();
 	if (!pcrs || json_object_object_add(o, "pcrs", pcrs) < 0) {
@@ -575,6 +645,44 @@ int attest_finish_format(const struct attest_finish *m, char **ret)
 	return finish_format(o, ret);
 }
 
+static int add_proof(json_object *o, const char *key, const uint8_t (*proof)[ATTEST_LOG_HASH_SIZE], size_t n)
+{
+	json_object *a = json_object_new_array();
+	int r;
+
+	if ((r = add(o, key, a)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		char s[64]; /* base64 of a hash: 44 characters */
+		json_object *v;
+
+		base64_encode(proof[i], ATTEST_LOG_HASH_SIZE, s);
+		v = json_object_new_string(s);
+		if (!v || json_object_array_add(a, v) < 0) {
+			json_object_put(v);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int add_log(json_object *parent, const struct attest_log *m)
+{
+	json_object *o = json_object_new_object();
+	int r;
+
+	if ((r = add(parent, "log", o)) < 0)
+		return r;
+	if ((r = add_string(o, "checkpoint", m->checkpoint)) < 0 || (r = add_int(o, "index", (int64_t)m->index)) < 0 ||
+	    (r = add_base64(o, "record", m->record, m->record_size)) < 0 ||
+	    (r = add_proof(o, "inclusion", (const uint8_t(*)[ATTEST_LOG_HASH_SIZE])m->inclusion, m->n_inclusion)) < 0 ||
+	    (m->has_consistency &&
+	     (r = add_proof(o, "consistency", (const uint8_t(*)[ATTEST_LOG_HASH_SIZE])m->consistency,
+			    m->n_consistency)) < 0))
+		return r;
+	return 0;
+}
+
 int attest_result_format(const struct attest_result *m, char **ret)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
@@ -588,7 +696,8 @@ int attest_result_format(const struct attest_result *m, char **ret)
 	    (r = add_base64(o, "payload_blob", m->payload.credential_blob, m->payload.credential_blob_size)) < 0 ||
 	    (r = add_base64(o, "payload_seed", m->payload.credential_seed, m->payload.credential_seed_size)) < 0 ||
 	    (r = add_base64(o, "payload_iv", m->payload.iv, sizeof(m->payload.iv))) < 0 ||
-	    (r = add_base64(o, "payload", m->payload.ciphertext, m->payload.ciphertext_size)) < 0)
+	    (r = add_base64(o, "payload", m->payload.ciphertext, m->payload.ciphertext_size)) < 0 ||
+	    (m->has_log && (r = add_log(o, &m->log)) < 0))
 		return r;
 	return finish_format(o, ret);
 }

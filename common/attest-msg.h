@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <tss2/tss2_tpm2_types.h>
@@ -39,6 +40,16 @@
 #define ATTEST_MESSAGE_MAX (1u << 20)
 #define ATTEST_CHAIN_MAX 16384   /* PEM */
 #define ATTEST_PAYLOAD_MAX 262144 /* the sealed secrets: ciphertext and tag */
+/*
+ * The transparency log the node witnesses (issue 14): the signed checkpoint (a C2SP signed
+ * note), the bytes of this attestation's audit record and the proofs, hashes of 32 bytes. A
+ * tree of 2^64 leaves has inclusion proofs of at most 64 hashes, consistency proofs of at most
+ * twice that.
+ */
+#define ATTEST_LOG_HASH_SIZE 32
+#define ATTEST_LOG_PROOF_MAX 128
+#define ATTEST_CHECKPOINT_MAX 4096
+#define ATTEST_LOG_RECORD_MAX 8192
 #define ATTEST_IV_SIZE 12
 #define ATTEST_TAG_SIZE 16
 /*
@@ -87,6 +98,14 @@ struct attest_finish {
 	size_t event_log_size;
 	char *cel_log; /* keystrap's measurement log (CEL-JSON text), malloc'ed; NULL when empty */
 	size_t cel_log_size;
+	/*
+	 * The node witnesses the log: the result must carry a checkpoint and the inclusion proof
+	 * of this attestation's record and, when log_size > 0 (the size of the checkpoint the
+	 * node holds), a consistency proof from that size. false: the field is absent, as from
+	 * a node that pins no log key.
+	 */
+	bool witness;
+	uint64_t log_size;
 };
 
 /*
@@ -103,6 +122,19 @@ struct attest_payload {
 	size_t ciphertext_size;
 };
 
+/* What a witnessing node is shown of the log (attest_finish.witness). */
+struct attest_log {
+	char checkpoint[ATTEST_CHECKPOINT_MAX + 1]; /* the signed note, text */
+	uint64_t index;                             /* the record's leaf index */
+	uint8_t record[ATTEST_LOG_RECORD_MAX];      /* the leaf's bytes: this attestation's audit record */
+	size_t record_size;
+	uint8_t inclusion[ATTEST_LOG_PROOF_MAX][ATTEST_LOG_HASH_SIZE];
+	size_t n_inclusion;
+	bool has_consistency; /* from the finish's log_size to the checkpoint */
+	uint8_t consistency[ATTEST_LOG_PROOF_MAX][ATTEST_LOG_HASH_SIZE];
+	size_t n_consistency;
+};
+
 struct attest_result {
 	char node_id[ATTEST_NODE_ID_MAX + 1];
 	char *certificate; /* PEM, malloc'ed */
@@ -110,6 +142,8 @@ struct attest_result {
 	int64_t not_after; /* the certificate's expiry, Unix seconds */
 	int64_t policy_version; /* 0: no policy loaded */
 	struct attest_payload payload;
+	bool has_log; /* the "log" field: only in answer to a witnessing finish */
+	struct attest_log log;
 };
 
 struct json_object;

@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(res.payload.ciphertext_size == res2.payload.ciphertext_size &&
 		       memcmp(res.payload.ciphertext, res2.payload.ciphertext, res.payload.ciphertext_size) == 0);
 		assert(res.not_after == res2.not_after && res.policy_version == res2.policy_version);
+		assert(res.has_log == res2.has_log && (!res.has_log || memcmp(&res.log, &res2.log, sizeof(res.log)) == 0));
 		attest_result_done(&res2);
 		attest_result_done(&res);
 		free(out);

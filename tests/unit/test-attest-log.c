@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The protocol's witness fields (common/attest-msg.c): a finish's log_size, a result's log
+ * object, strict like the rest of the messages, and formatted only when asked for.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest-msg.h"
+#include "macro.h"
+#include "tap.h"
+
+#define BASE "{\"node_id\":\"node1.example\",\"certificate\":\"C\",\"chain\":\"C\",\"not_after\":1800000000," \
+	     "\"policy_version\":3,\"payload_blob\":\"AAAA\",\"payload_seed\":\"AAAA\",\"payload_iv\":\"AAAAAAAAAAAAAAAA\"," \
+	     "\"payload\":\"AAAAAAAAAAAAAAAAAAAAAA==\""
+#define H1 "\"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\""
+#define H2 "\"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\""
+#define LOG(members) BASE ",\"log\":{\"checkpoint\":\"o\\n3\\nr\\n\\n\\u2014 o sig\\n\",\"index\":2," \
+			  "\"record\":\"cmVjb3Jk\"" members "}}"
+
+static struct attest_result res;
+
+static int parse(const char *json, char *reason)
+{
+	attest_result_done(&res);
+	return attest_result_parse(json, strlen(json), &res, reason);
+}
+
+static void test_result(void)
+{
+	char reason[ATTEST_REASON_MAX];
+	char *out = NULL;
+
+	CHECK(parse(BASE "}", reason) == 0 && !res.has_log, "a result without a log, as an older server sends it");
+	CHECK(attest_result_format(&res, &out) == 0 && !strstr(out, "\"log\""), "and formatted without one");
+	free(out);
+	CHECK(parse(LOG(",\"inclusion\":[" H1 "," H2 "],\"consistency\":[" H2 "]"), reason) == 0 && res.has_log &&
+		      res.log.index == 2 && res.log.record_size == 6 && memcmp(res.log.record, "record", 6) == 0 &&
+		      res.log.n_inclusion == 2 && res.log.inclusion[1][31] == 2 && res.log.has_consistency &&
+		      res.log.n_consistency == 1 && strncmp(res.log.checkpoint, "o\n3\nr\n", 6) == 0,
+	      "a log: checkpoint text, index, record bytes, both proofs");
+	CHECK(attest_result_format(&res, &out) == 0 && strstr(out, "\"consistency\":[" H2 "]"),
+	      "formatted with both proofs");
+	free(out);
+	CHECK(parse(LOG(",\"inclusion\":[]"), reason) == 0 && res.log.n_inclusion == 0 && !res.log.has_consistency,
+	      "an empty inclusion proof (a tree of one) and no consistency proof");
+	CHECK(parse(LOG(",\"inclusion\":[],\"witness\":1"), reason) < 0 && streq(reason, "unknown field 'log.witness'"),
+	      "an unknown member of log is refused, named");
+	CHECK(parse(LOG(""), reason) < 0 && streq(reason, "missing field 'log.inclusion'"), "no inclusion proof");
+	CHECK(parse(LOG(",\"inclusion\":[\"AQEB\"]"), reason) < 0 &&
+		      streq(reason, "field 'log.inclusion' holds something other than base64 of 32-byte hashes"),
+	      "a hash of 3 bytes");
+	CHECK(parse(LOG(",\"inclusion\":[1]"), reason) < 0, "a hash that is not a string");
+	CHECK(parse(BASE ",\"log\":\"x\"}", reason) < 0 && streq(reason, "field 'log' is not an object"),
+	      "a log that is not an object");
+	{
+		size_t n = strlen(LOG("")) + 129 * 48 + 32;
+		char *big = malloc(n), *p;
+
+		p = big + sprintf(big, "%s", BASE ",\"log\":{\"checkpoint\":\"o\",\"index\":0,\"record\":\"cmVjb3Jk\",\"inclusion\":[");
+		for (int i = 0; i < 129; i++)
+			p += sprintf(p, "%s" H1, i ? "," : "");
+		sprintf(p, "]}}");
+		CHECK(parse(big, reason) < 0 && streq(reason, "field 'log.inclusion' holds more than 128 hashes"),
+		      "a proof longer than any tree needs");
+		free(big);
+	}
+	attest_result_done(&res);
+}
+
+static void test_finish(void)
+{
+	static struct attest_finish f;
+	static const char base[] =
+		"{\"session\":\"00112233445566778899aabbccddeeff\",\"proof\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\","
+		"\"attest\":\"AA==\",\"signature\":\"AA==\",\"pcr_bank\":\"sha256\",\"pcrs\":{\"0\":"
+		"\"0000000000000000000000000000000000000000000000000000000000000000\"},\"csr\":\"x\",\"ek_pub\":\"AA==\","
+		"\"event_log\":\"\",\"cel_log\":\"\"";
+	char reason[ATTEST_REASON_MAX], json[1024];
+	char *out = NULL;
+
+	snprintf(json, sizeof(json), "%s}", base);
+	CHECK(attest_finish_parse(json, strlen(json), &f, reason) == 0 && !f.witness, "a finish that does not witness");
+	CHECK(attest_finish_format(&f, &out) == 0 && !strstr(out, "log_size"), "formatted without log_size");
+	free(out);
+	attest_finish_done(&f);
+	snprintf(json, sizeof(json), "%s,\"log_size\":41}", base);
+	CHECK(attest_finish_parse(json, strlen(json), &f, reason) == 0 && f.witness && f.log_size == 41,
+	      "a witnessing finish and the size it holds");
+	CHECK(attest_finish_format(&f, &out) == 0 && strstr(out, "\"log_size\":41"), "formatted with it");
+	free(out);
+	attest_finish_done(&f);
+	snprintf(json, sizeof(json), "%s,\"log_size\":-1}", base);
+	CHECK(attest_finish_parse(json, strlen(json), &f, reason) < 0 && streq(reason, "field 'log_size' is out of range"),
+	      "a negative size");
+}
+
+int main(void)
+{
+	test_result();
+	test_finish();
+	return TAP_DONE();
+}
