@@ -90,7 +90,7 @@ absent_from() {
 
 # leak_scan: after the happy path, the known secret's bytes (raw, hex, base64) are nowhere in
 # the guest's journal, /run and /tmp (the agent's dump on the scan disk), the initramfs, the
-# serial console, or the host-side logs — only in the server's database.
+# serial console, the host-side logs, or the server's database (sealed there under the KEK).
 leak_scan() {
 	local unpacked=$VM_DIR/runs/initrd-unpacked
 	expect "the agent dumped the guest's journal, /run and /tmp" reported scan written
@@ -105,8 +105,10 @@ leak_scan() {
 	expect "... nor in the host-side logs (server, admin commands, enrollment, QEMU, swtpm)" \
 		absent_from "$SRV/server.log" "$TEMPLATE/server.log" "$TEMPLATE/admin.log" \
 		"$TEMPLATE/enrol.log" "$RUN/qemu.log" "$RUN/swtpm.log"
-	expect "... but it is in the server's database (the scan's positive control)" \
-		not absent_from "$TEMPLATE/keystrap.db"
+	expect "... nor in the server's database (sealed under the KEK)" \
+		absent_from "$TEMPLATE/keystrap.db"
+	expect "... while the scan finds it where it is in the clear (the scan's positive control)" \
+		not absent_from <(printf '%s' "$VM_SECRET")
 	rm -rf "$unpacked" "$RUN/scan.img"
 }
 
