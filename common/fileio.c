@@ -113,3 +113,25 @@ int fsync_parent_dir(const char *path)
 		return -errno;
 	return 0;
 }
+
+int write_file_new(const char *path, const void *p, size_t n, mode_t mode)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = fchmod(fd, mode) < 0 ? -errno : write_full(fd, p, n);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlink(path);
+	return r;
+}
+
+int file_replace(const char *from, const char *to)
+{
+	if (rename(from, to) < 0)
+		return -errno;
+	return fsync_parent_dir(to);
+}

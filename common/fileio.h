@@ -27,3 +27,12 @@ int file_check_private(const char *path, char *why, size_t size);
 
 /* fsync of the directory holding path: a file created or renamed there survives a crash. */
 int fsync_parent_dir(const char *path);
+
+/*
+ * A file made whole before anyone can take it for the real one: path is created (O_EXCL,
+ * never followed through a symlink, mode whatever the umask), written and fsynced; on any
+ * failure it is removed again. With file_replace, "write beside and rename".
+ */
+int write_file_new(const char *path, const void *p, size_t n, mode_t mode);
+/* rename(from, to) and the directory synced: to is the old file or the new one after a crash. */
+int file_replace(const char *from, const char *to);

@@ -7,6 +7,16 @@
 #include "log.h"
 
 static enum log_level max_level = LOG_LVL_INFO;
+static char *capture;
+static size_t capture_size;
+
+void log_capture(char *buf, size_t size)
+{
+	capture = buf;
+	capture_size = size;
+	if (buf && size)
+		buf[0] = 0;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -41,7 +51,15 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 
 	if (err < 0)
 		err = -err;
-	if (level <= max_level) {
+	if (capture && level == LOG_LVL_ERROR) {
+		/* The first error is the cause; later ones only report that it failed. */
+		if (!capture[0]) {
+			va_start(ap, fmt);
+			errno = err ? err : saved;
+			vsnprintf(capture, capture_size, fmt, ap);
+			va_end(ap);
+		}
+	} else if (level <= max_level) {
 		/* Each binary under its own name: keystrap, keystrap-server, the test helpers. */
 		fprintf(stderr, "%s: ", program_invocation_short_name);
 		va_start(ap, fmt);

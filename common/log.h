@@ -23,6 +23,12 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...) _printf_
 #define log_debug_errno(e, ...) log_full_errno(LOG_LVL_DEBUG, (e), __VA_ARGS__)
 
 /*
+ * While buf is set, the first error logged goes there (without the program's name) instead of
+ * to stderr, so a caller can say in one line what failed and what it did about it; NULL ends it.
+ */
+void log_capture(char *buf, size_t size);
+
+/*
  * At most one line a second for one kind of failure, however often it happens: a struct
  * log_limit per kind (static, zeroed), and log_limit_pass says whether this occurrence may be
  * logged and how many were held back since the last one that was.

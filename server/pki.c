@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "ca-chain.h"
 #include "csr.h"
 #include "encode.h"
 #include "fileio.h"
@@ -35,9 +37,11 @@ struct ek_cache_entry {
 
 struct pki {
 	X509_STORE *ek_roots;
-	X509 *ca;
+	STACK_OF(X509) *chain; /* the issuing CA first, then its issuers */
+	X509 *ca;              /* borrowed: chain's first */
+	size_t n_previous;     /* CAs of an unfinished rotation, in the bundle until ca retire */
 	EVP_PKEY *ca_key;
-	char *ca_pem;
+	char *ca_pem;          /* the bundle: chain, then the previous CAs */
 	EVP_MD *sha256;
 	/* The node certificate's extensions every certificate shares, made once. */
 	X509_EXTENSION *fixed_ext[4];
@@ -50,7 +54,7 @@ void pki_free(struct pki *p)
 	if (!p)
 		return;
 	X509_STORE_free(p->ek_roots);
-	X509_free(p->ca);
+	sk_X509_pop_free(p->chain, X509_free);
 	EVP_PKEY_free(p->ca_key);
 	free(p->ca_pem);
 	EVP_MD_free(p->sha256);
@@ -64,18 +68,6 @@ static int reason_set(char *reason, const char *what, const char *detail)
 {
 	snprintf(reason, ATTEST_REASON_MAX, "%s%s", what, detail);
 	return -EKEYREJECTED;
-}
-
-static X509 *read_cert(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	X509 *x;
-
-	if (!f)
-		return NULL;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	return x;
 }
 
 static X509_EXTENSION *ext_make(X509 *issuer, int nid, const char *value)
@@ -101,10 +93,36 @@ static int pem_of(X509 *x, char **ret)
 	return r;
 }
 
+/*
+ * The CAs a rotation replaced (ca rotate moves them here; ca retire empties it): in the bundle
+ * nodes and their consumers receive, so certificates either CA issued verify during the overlap.
+ * No file: no rotation under way.
+ */
+static int previous_load(const struct server_config *c, char **bundle, size_t *ret_n)
+{
+	_cleanup_chain_ STACK_OF(X509) *prev = NULL;
+	char why[PATH_MAX + 256];
+	int r = c->ca_previous ? ca_chain_read(c->ca_previous, &prev, why, sizeof(why)) : -ENOENT;
+
+	if (r == -ENOENT) {
+		*ret_n = 0;
+		return 0;
+	}
+	if (r < 0)
+		return log_error_errno(r, "cannot load the previous CAs: %s", why);
+	for (int i = 0; i < sk_X509_num(prev); i++)
+		if (X509_check_ca(sk_X509_value(prev, i)) != 1) {
+			ERR_clear_error();
+			return log_error_errno(-EINVAL, "'%s': certificate %d is not a CA certificate", c->ca_previous, i + 1);
+		}
+	*ret_n = (size_t)sk_X509_num(prev);
+	return ca_chain_pem_append(prev, bundle);
+}
+
 int pki_load(const struct server_config *c, struct pki **ret)
 {
 	struct pki *p = calloc(1, sizeof(*p));
-	char why[PATH_MAX + 128];
+	char why[PATH_MAX + 256], pending[PATH_MAX + 8];
 	FILE *f;
 	int r = -EINVAL;
 
@@ -119,10 +137,12 @@ int pki_load(const struct server_config *c, struct pki **ret)
 			r = log_error_errno(r, "cannot load EK CA certificate '%s'", c->ek_ca[i]);
 			goto fail;
 		}
-	if (!(p->ca = read_cert(c->ca_certificate))) {
-		r = log_error_errno(r, "cannot load CA certificate '%s'", c->ca_certificate);
+	if (ca_chain_read(c->ca_certificate, &p->chain, why, sizeof(why)) < 0 ||
+	    ca_chain_check(c->ca_certificate, p->chain, why, sizeof(why)) < 0) {
+		r = log_error_errno(r, "cannot load CA certificate: %s", why);
 		goto fail;
 	}
+	p->ca = sk_X509_value(p->chain, 0);
 	/* Whoever can read it can mint node certificates: refused unless it is the owner's alone. */
 	if (file_check_private(c->ca_key, why, sizeof(why)) == -EACCES) {
 		r = log_error_errno(-EACCES, "CA key %s", why);
@@ -133,8 +153,11 @@ int pki_load(const struct server_config *c, struct pki **ret)
 		p->ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 		fclose(f);
 	}
+	snprintf(pending, sizeof(pending), "%s.new", c->ca_key);
 	if (!p->ca_key || X509_check_private_key(p->ca, p->ca_key) != 1) {
-		r = log_error_errno(r, "cannot load CA key '%s', or it is not the CA certificate's key", c->ca_key);
+		r = log_error_errno(r, "cannot load CA key '%s', or it is not the key of '%s''s first certificate%s",
+				    c->ca_key, c->ca_certificate,
+				    access(pending, F_OK) == 0 ? " (an interrupted ca rotate left it: run it again)" : "");
 		goto fail;
 	}
 	p->fixed_ext[0] = ext_make(p->ca, NID_basic_constraints, "critical,CA:FALSE");
@@ -147,7 +170,7 @@ int pki_load(const struct server_config *c, struct pki **ret)
 					    c->ca_certificate);
 			goto fail;
 		}
-	if ((r = pem_of(p->ca, &p->ca_pem)) < 0)
+	if ((r = ca_chain_pem_append(p->chain, &p->ca_pem)) < 0 || (r = previous_load(c, &p->ca_pem, &p->n_previous)) < 0)
 		goto fail;
 	*ret = p;
 	return 0;
@@ -399,6 +422,16 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 out:
 	ERR_clear_error();
 	return r;
+}
+
+void pki_describe(struct pki *p, char *buf, size_t size)
+{
+	char fp[CA_FINGERPRINT_HEX + 1], subject[256];
+
+	ca_fingerprint(p->ca, fp);
+	ca_subject(p->ca, subject, sizeof(subject));
+	snprintf(buf, size, "CA %.16s (%s), chain of %d, %zu previous", fp, subject, sk_X509_num(p->chain),
+		 p->n_previous);
 }
 
 int pki_ca_pem(struct pki *p, char **ret)

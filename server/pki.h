@@ -38,5 +38,10 @@ int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_
  */
 int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
 	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after);
-/* The CA certificate that signs node certificates, PEM (malloc'ed): the chain a node receives. */
+/*
+ * The bundle a node receives as its chain (malloc'ed PEM): the issuing CA and its issuers, then
+ * the CAs of a rotation not yet retired, so consumers pinning it accept either CA's certificates.
+ */
 int pki_ca_pem(struct pki *p, char **ret);
+/* "CA 0123456789abcdef (CN = ...), chain of 2, 1 previous": what a start or reload logs. */
+void pki_describe(struct pki *p, char *buf, size_t size);

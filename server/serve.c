@@ -166,6 +166,8 @@ struct daemon {
 	int64_t batch_start_us;
 	size_t n_pending;
 	struct pending pending[BATCH_MAX];
+	const char *config_path;
+	struct server_config *config; /* srv.config, which a reload replaces in place */
 };
 
 static void send_body(struct evhttp_request *req, int status, const char *type, const char *body, size_t size,
@@ -826,27 +828,39 @@ static int connections_setup(struct daemon *d, const struct server_config *c)
 	return 0;
 }
 
-static int tls_setup(struct daemon *d, const struct server_config *c)
+/* The TLS context new connections get: at start, and again at each reload (open ones keep theirs). */
+static int tls_ctx_new(const struct server_config *c, SSL_CTX **ret)
 {
+	SSL_CTX *ssl;
 	char why[PATH_MAX + 128];
 
 	if (file_check_private(c->tls_key, why, sizeof(why)) == -EACCES)
 		return log_error_errno(-EACCES, "TLS key %s", why);
-	d->ssl = SSL_CTX_new(TLS_server_method());
-	if (!d->ssl)
+	ssl = SSL_CTX_new(TLS_server_method());
+	if (!ssl)
 		return -ENOMEM;
-	if (SSL_CTX_set_min_proto_version(d->ssl, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(d->ssl, TLS1_3_VERSION) != 1)
+	if (SSL_CTX_set_min_proto_version(ssl, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ssl, TLS1_3_VERSION) != 1) {
+		SSL_CTX_free(ssl);
 		return log_error_errno(-EIO, "cannot restrict TLS to 1.3");
-	if (SSL_CTX_use_certificate_chain_file(d->ssl, c->tls_certificate) != 1)
+	}
+	if (SSL_CTX_use_certificate_chain_file(ssl, c->tls_certificate) != 1) {
+		SSL_CTX_free(ssl);
+		ERR_clear_error();
 		return log_error_errno(-EINVAL, "cannot load TLS certificate '%s'", c->tls_certificate);
-	if (SSL_CTX_use_PrivateKey_file(d->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(d->ssl) != 1)
+	}
+	if (SSL_CTX_use_PrivateKey_file(ssl, c->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ssl) != 1) {
+		SSL_CTX_free(ssl);
+		ERR_clear_error();
 		return log_error_errno(-EINVAL, "cannot load TLS key '%s', or it is not the certificate's key",
 				       c->tls_key);
-	SSL_CTX_set_session_cache_mode(d->ssl, SSL_SESS_CACHE_SERVER);
-	if (conn_index < 0 && (conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free)) < 0)
+	}
+	SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_SERVER);
+	if (conn_index < 0 && (conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free)) < 0) {
+		SSL_CTX_free(ssl);
 		return -ENOMEM;
+	}
+	*ret = ssl;
 	return 0;
 }
 
@@ -904,12 +918,92 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, &drain);
 }
 
+/* What a reload cannot change: the socket, the store and the connection accounting are made once. */
+static const char *reload_fixed(const struct server_config *a, const struct server_config *b)
+{
+	if (!streq(a->listen, b->listen))
+		return "listen";
+	if (!streq(a->database, b->database))
+		return "database";
+	if (!streq(a->kek, b->kek))
+		return "kek";
+	if (a->max_connections != b->max_connections)
+		return "max_connections";
+	if (a->max_connections_per_address != b->max_connections_per_address)
+		return "max_connections_per_address";
+	return NULL;
+}
+
+/*
+ * SIGHUP: the configuration, the CA chain and bundle, the operator keys and the TLS certificate
+ * read again; connections already open go on with what they had. All of it loads or none of it
+ * is taken: a refusal is one line and what was in force stays.
+ */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	_cleanup_server_config_ struct server_config *c = NULL;
+	struct daemon *d = arg;
+	struct server_config swap;
+	struct pki *pki = NULL;
+	struct ratelimit *limit = NULL;
+	SSL_CTX *ssl = NULL;
+	const char *fixed = NULL;
+	char why[ATTEST_REASON_MAX + PATH_MAX], shown[ATTEST_REASON_MAX];
+	int r;
+
+	(void)sig;
+	(void)what;
+	sd_notify(0, "RELOADING=1");
+	log_capture(why, sizeof(why));
+	r = server_config_load(d->config_path, &c);
+	if (r >= 0 && (fixed = reload_fixed(d->srv.config, c)))
+		r = -EINVAL;
+	if (r >= 0)
+		r = pki_load(c, &pki);
+	if (r >= 0)
+		r = tls_ctx_new(c, &ssl);
+	if (r >= 0)
+		r = ratelimit_new(c->rate_limit, (double)c->rate_burst, &limit);
+	log_capture(NULL, 0);
+	if (fixed)
+		snprintf(why, sizeof(why), "'%s' changed: it takes a restart", fixed);
+	else if (r < 0 && !why[0])
+		snprintf(why, sizeof(why), "%s", strerror(-r));
+	if (r < 0) {
+		pki_free(pki);
+		SSL_CTX_free(ssl);
+		slog("error", "reload-refused", "config", d->config_path, "reason", why, "kept", "the configuration in force",
+		     NULL);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	/* Decisions made under the old configuration are answered under it. */
+	batch_commit(d);
+	swap = *d->config;
+	*d->config = *c;
+	*c = swap;
+	pki_free(d->srv.pki);
+	d->srv.pki = pki;
+	SSL_CTX_free(d->ssl);
+	d->ssl = ssl;
+	ratelimit_free(d->limit);
+	d->limit = limit;
+	d->srv.enroll_max = d->srv.config->max_pending_enrollments;
+	evhttp_set_max_body_size(d->http, 4 * d->srv.config->max_body);
+	evhttp_set_timeout(d->http, (int)d->srv.config->request_timeout);
+	/* The operator keys may be others: the policy is judged again at the next request. */
+	policy_cache_done(&d->srv.policy);
+	pki_describe(pki, shown, sizeof(shown));
+	slog("info", "reloaded", "config", d->config_path, "ca", shown, NULL);
+	sd_notify(0, "READY=1");
+}
+
 int serve_run(const char *config)
 {
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ struct daemon *dp = calloc(1, sizeof(*dp));
 	struct daemon *d = dp;
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
 	char host[256], shown[512];
 	uint16_t port;
 	int rc = 1;
@@ -924,8 +1018,9 @@ int serve_run(const char *config)
 		log_error("%s: 'listen' is not ADDRESS:PORT", config);
 		return 1;
 	}
-	d->srv.config = c;
-	if (pki_load(c, &d->srv.pki) < 0 || tls_setup(d, c) < 0)
+	d->srv.config = d->config = c;
+	d->config_path = config;
+	if (pki_load(c, &d->srv.pki) < 0 || tls_ctx_new(c, &d->ssl) < 0)
 		goto out;
 	if (store_open(c->database, c->kek, &d->srv.store) < 0)
 		goto out;
@@ -972,8 +1067,10 @@ int serve_run(const char *config)
 	listener_update(d);
 	sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
 	sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-	if (!sigterm || !sigint || event_priority_set(sigterm, 0) < 0 || event_priority_set(sigint, 0) < 0 ||
-	    event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
+	sighup = evsignal_new(d->base, SIGHUP, on_reload, d);
+	if (!sigterm || !sigint || !sighup || event_priority_set(sigterm, 0) < 0 || event_priority_set(sigint, 0) < 0 ||
+	    event_priority_set(sighup, 0) < 0 || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0 ||
+	    event_add(sighup, NULL) < 0)
 		goto out;
 	/* One write per log line, whole lines only. */
 	setvbuf(stderr, NULL, _IOLBF, 0);
@@ -1008,6 +1105,8 @@ out:
 		event_free(sigterm);
 	if (sigint)
 		event_free(sigint);
+	if (sighup)
+		event_free(sighup);
 	if (d->http)
 		evhttp_free(d->http);
 	if (d->base)

@@ -34,6 +34,7 @@ void server_config_free(struct server_config *c)
 		free(c->ek_ca[i]);
 	free(c->ca_certificate);
 	free(c->ca_key);
+	free(c->ca_previous);
 	operator_keys_free(c->operators);
 	free(c);
 }
@@ -131,7 +132,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
-					      "request_timeout", "kek", NULL };
+					      "request_timeout", "kek", "ca_previous", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -166,6 +167,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "tls_key", true, &c->tls_key)) < 0 ||
 	    (r = str(path, o, "ca_certificate", true, &c->ca_certificate)) < 0 ||
 	    (r = str(path, o, "ca_key", true, &c->ca_key)) < 0 ||
+	    (r = str(path, o, "ca_previous", false, &c->ca_previous)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||
@@ -176,6 +178,11 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "request_timeout", 1, 3600, &c->request_timeout)) < 0 ||
 	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;
+	r = -ENOMEM;
+	if (!c->ca_previous && asprintf(&c->ca_previous, "%s.previous", c->ca_certificate) < 0) {
+		c->ca_previous = NULL;
+		goto out;
+	}
 	*ret = TAKE_PTR(c);
 	r = 0;
 out:

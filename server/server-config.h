@@ -27,8 +27,9 @@ struct server_config {
 	char *kek;              /* the key-encryption key of the store's secrets: "PATH" or "file:PATH" (kek_load) */
 	char *ek_ca[EK_CA_MAX]; /* manufacturer CA certificates the EK certificate must chain to */
 	size_t n_ek_ca;
-	char *ca_certificate;   /* signs node certificates */
+	char *ca_certificate;   /* signs node certificates: the issuing CA, then its issuers (PEM chain) */
 	char *ca_key;
+	char *ca_previous;      /* the CAs a rotation replaced, trusted until ca retire; default CA_CERTIFICATE.previous */
 	int64_t certificate_lifetime; /* seconds */
 	int64_t nonce_lifetime;       /* seconds */
 	int64_t max_body;             /* bytes; larger requests get 413 */

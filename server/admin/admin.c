@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,44 @@ void admin_operator(char *buf, size_t size)
 		snprintf(buf, size, "operator:%s", u);
 	else
 		snprintf(buf, size, "operator:uid=%u", (unsigned)getuid());
+}
+
+int admin_refuse(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("keystrap-server: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int admin_audit(struct store *s, const char *action, const char *decision, const char *what)
+{
+	char who[64], text[8192];
+	struct audit_rec a;
+
+	admin_operator(who, sizeof(who));
+	snprintf(text, sizeof(text), "%s; by %s", what, who);
+	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
+				.action = action, .decision = decision, .reasons = text };
+	return store_audit_append(s, &a);
+}
+
+int admin_denied(struct store *s, const char *action, const char *fmt, ...)
+{
+	char why[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "keystrap-server: %s\n", why);
+	if (store_begin(s) >= 0 && (admin_audit(s, action, "deny", why) < 0 || store_commit(s) < 0))
+		store_rollback(s);
+	return 1;
 }
 
 int admin_open(int argc, char **argv, const char *usage, const struct admin_options *o, const char **ret_verb,

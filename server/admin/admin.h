@@ -19,6 +19,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_operator(int argc, char **argv);
 
 /* The options an admin command takes besides --config: a NULL member refuses its option. */
 struct admin_options {
@@ -43,3 +45,10 @@ int admin_load(const char *config, struct server_config **ret_config, struct sto
 
 /* Who did it, for audit records: "operator:LOGIN" (or "operator:uid=N"). */
 void admin_operator(char *buf, size_t size);
+
+/* "keystrap-server: WHY" on stderr; returns exit code 1. */
+int admin_refuse(const char *fmt, ...) _printf_(1, 2);
+/* An audit record of an operator's step, "WHAT; by WHO", in the caller's transaction. */
+int admin_audit(struct store *s, const char *action, const char *decision, const char *what);
+/* A refused step: said as admin_refuse says it, and recorded (deny) in a transaction of its own. */
+int admin_denied(struct store *s, const char *action, const char *fmt, ...) _printf_(3, 4);

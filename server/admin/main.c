@@ -21,13 +21,15 @@ static const struct {
 	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
 	{ "secret", cmd_secret, "store (from standard input), list, or delete secret payloads; values never shown" },
 	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
+	{ "ca", cmd_ca, "rotate the CA that signs node certificates, retire the previous one; show it, print the bundle" },
+	{ "operator", cmd_operator, "rotate an operator key: the policy in force re-signed by the new key set" },
 };
 
 static void show_usage(FILE *f)
 {
 	fprintf(f, "Usage: keystrap-server <command> [options]\n\nCommands:\n");
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv)

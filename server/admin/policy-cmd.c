@@ -32,19 +32,6 @@ static const char usage[] = "keystrap-server policy load POLICY --signature FILE
 			    "       keystrap-server policy show [--json] --config FILE\n"
 			    "       keystrap-server policy draft --from-node NODE|--from-audit SEQ [--out FILE [--force]] --config FILE";
 
-static int refuse(const char *fmt, ...) _printf_(1, 2);
-static int refuse(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("keystrap-server: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
-
 /* "ab12cd34ef56ab78, 0011223344556677": fingerprints (first 16 digits, or all) of the keys in signers. */
 static void signers_format(const struct operator_keys *k, uint32_t signers, bool full, char *buf, size_t size)
 {
@@ -137,12 +124,12 @@ static int load(const struct server_config *c, struct store *s, const char *path
 
 	r = read_file(path, POLICY_FILE_MAX, &text, &size);
 	if (r == -EFBIG)
-		return refuse("policy '%s' is larger than %d bytes", path, POLICY_FILE_MAX);
+		return admin_refuse("policy '%s' is larger than %d bytes", path, POLICY_FILE_MAX);
 	if (r < 0)
-		return refuse("cannot read policy '%s': %s", path, strerror(-r));
+		return admin_refuse("cannot read policy '%s': %s", path, strerror(-r));
 	sigs = calloc(n_sigs ? n_sigs : 1, sizeof(*sigs));
 	if (!sigs)
-		return refuse("out of memory");
+		return admin_refuse("out of memory");
 	/* Authenticity before content: nothing in an unsigned document is acted on. */
 	if (signatures(c->operators, (const char *)text, size, sig_paths, n_sigs, sigs, &n, &signers, why) < 0)
 		return denied(s, path, "%s", why);
@@ -166,10 +153,10 @@ static int load(const struct server_config *c, struct store *s, const char *path
 				return denied(s, path, "group '%s' names secret '%s', which is not set "
 					      "(keystrap-server secret set %s)", p->groups[i].name, name, name);
 			if (r < 0)
-				return refuse("cannot read secret '%s' from the store: %s", name, strerror(-r));
+				return admin_refuse("cannot read secret '%s' from the store: %s", name, strerror(-r));
 		}
 	if ((r = policy_signatures_format(c->operators, sigs, n, &stored)) < 0)
-		return refuse("cannot encode the signatures: %s", strerror(-r));
+		return admin_refuse("cannot encode the signatures: %s", strerror(-r));
 	signers_format(c->operators, signers, false, fps, sizeof(fps));
 	signers_format(c->operators, signers, true, full, sizeof(full));
 	admin_operator(who, sizeof(who));
@@ -179,7 +166,7 @@ static int load(const struct server_config *c, struct store *s, const char *path
 				.action = "policy-load", .decision = "allow", .reasons = record };
 
 	if ((r = store_begin(s)) < 0)
-		return refuse("cannot write to the store: %s", strerror(-r));
+		return admin_refuse("cannot write to the store: %s", strerror(-r));
 	r = store_policy_current(s, &current, NULL, NULL, NULL);
 	if (r == -ENOENT)
 		r = 0;
@@ -199,7 +186,7 @@ static int load(const struct server_config *c, struct store *s, const char *path
 		if (r == -ESTALE)
 			return denied(s, path, "policy version %lld is not newer than the current version",
 				      (long long)p->version);
-		return refuse("cannot store the policy: %s", strerror(-r));
+		return admin_refuse("cannot store the policy: %s", strerror(-r));
 	}
 	printf("policy version %lld loaded: signed by %zu of %zu operator keys (%s), expires %s\n", (long long)p->version,
 	       n, c->operators->n, fps, when);
@@ -255,9 +242,9 @@ static int show(const struct server_config *c, struct store *s, bool json)
 
 	r = store_policy_current(s, &version, &text, &size, &sigs);
 	if (r == -ENOENT)
-		return refuse("no policy is loaded");
+		return admin_refuse("no policy is loaded");
 	if (r < 0)
-		return refuse("cannot read the policy: %s", strerror(-r));
+		return admin_refuse("cannot read the policy: %s", strerror(-r));
 	/* What the server would do with it: the same trust check, so a doctored row shows here. */
 	r = policy_trust(c, version, text, size, sigs, &p, &signers, reason);
 	if (r < 0 && r != -EKEYREJECTED && r != -EBADMSG)
@@ -308,9 +295,9 @@ static int draft_write(const char *path, const char *text, bool force)
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL), 0600), r;
 
 	if (fd < 0 && errno == EEXIST)
-		return refuse("'%s' exists: not overwritten without --force", path);
+		return admin_refuse("'%s' exists: not overwritten without --force", path);
 	if (fd < 0)
-		return refuse("cannot create '%s': %s", path, strerror(errno));
+		return admin_refuse("cannot create '%s': %s", path, strerror(errno));
 	/* A file that was there keeps its mode through O_TRUNC: owner-only all the same. */
 	r = fchmod(fd, 0600) < 0 ? -errno : write_full(fd, text, strlen(text));
 	if (r >= 0 && fsync(fd) < 0)
@@ -318,7 +305,7 @@ static int draft_write(const char *path, const char *text, bool force)
 	if (close(fd) < 0 && r >= 0)
 		r = -errno;
 	if (r < 0)
-		return refuse("cannot write '%s': %s", path, strerror(-r));
+		return admin_refuse("cannot write '%s': %s", path, strerror(-r));
 	return 0;
 }
 
@@ -360,29 +347,29 @@ static int refusal_find(struct store *s, const char *node, const char *seq, stru
 		errno = 0;
 		n = strtoll(seq, &end, 10);
 		if (!*seq || *end || errno || n < 1 || seq[0] == '0' || seq[0] == '+')
-			return refuse("'%s' is not an audit record's seq (a number from 1)", seq);
+			return admin_refuse("'%s' is not an audit record's seq (a number from 1)", seq);
 		r = store_refusal_get(s, NULL, n, &rec);
 		if (r == -ENOENT)
-			return refuse("audit record %lld is no node's last refused attestation on record (only that is "
+			return admin_refuse("audit record %lld is no node's last refused attestation on record (only that is "
 				      "kept, one per node)", n);
 		if (r < 0)
-			return refuse("cannot read the refused attestation of audit record %lld: %s", n, strerror(-r));
+			return admin_refuse("cannot read the refused attestation of audit record %lld: %s", n, strerror(-r));
 		f.want = rec.ek_hash;
 	}
 	r = store_node_foreach(s, node_match, &f);
 	if (r < 0 && r != -ECANCELED) {
 		free(rec.evidence);
-		return refuse("cannot read the node registry: %s", strerror(-r));
+		return admin_refuse("cannot read the node registry: %s", strerror(-r));
 	}
 	if (!f.found && !seq)
-		return refuse("no node '%s' in the registry (node list shows them)", node);
+		return admin_refuse("no node '%s' in the registry (node list shows them)", node);
 	snprintf(ret_name, NODE_ID_MAX + EK_HASH_HEX + 1, "%s", f.found && f.node.node_id[0] ? f.node.node_id : f.want);
 	if (!seq) {
 		r = store_refusal_get(s, f.node.ek_hash, 0, &rec);
 		if (r == -ENOENT)
-			return refuse("node '%s' has no refused attestation on record: nothing to draft from", node);
+			return admin_refuse("node '%s' has no refused attestation on record: nothing to draft from", node);
 		if (r < 0)
-			return refuse("cannot read node '%s''s refused attestation: %s", node, strerror(-r));
+			return admin_refuse("cannot read node '%s''s refused attestation: %s", node, strerror(-r));
 	}
 	*ret = rec;
 	return 0;
@@ -411,21 +398,21 @@ static int draft(const struct server_config *c, struct store *s, const char *nod
 	evidence = rec.evidence;
 	r = store_policy_current(s, &version, &text, &size, &sigs);
 	if (r == -ENOENT)
-		return refuse("no policy is loaded: a draft starts from the current one");
+		return admin_refuse("no policy is loaded: a draft starts from the current one");
 	if (r < 0)
-		return refuse("cannot read the policy: %s", strerror(-r));
+		return admin_refuse("cannot read the policy: %s", strerror(-r));
 	r = policy_trust(c, version, text, size, sigs, &cur, NULL, reason);
 	if (r < 0)
-		return refuse("the stored policy version %lld is not trusted: %s", (long long)version,
+		return admin_refuse("the stored policy version %lld is not trusted: %s", (long long)version,
 			      r == -EKEYREJECTED || r == -EBADMSG ? reason : strerror(-r));
 	r = policy_evidence_parse(evidence, strlen(evidence), &ev, reason);
 	if (r < 0)
-		return refuse("node '%s''s refused attestation on record does not parse: %s", name,
+		return admin_refuse("node '%s''s refused attestation on record does not parse: %s", name,
 			      r == -EBADMSG ? reason : strerror(-r));
 	policy_time_format(rec.time_us, when);
 	r = policy_draft(text, cur, ev, &result, &changes, reason);
 	if (r < 0)
-		return refuse("no draft from node '%s''s refusal of %s (audit record %lld) under policy %lld: %s", name,
+		return admin_refuse("no draft from node '%s''s refusal of %s (audit record %lld) under policy %lld: %s", name,
 			      when, (long long)rec.audit_seq, (long long)rec.policy_version,
 			      r == -EBADMSG ? reason : strerror(-r));
 	if (out && (r = draft_write(out, result, force)) != 0)
@@ -466,7 +453,7 @@ int cmd_policy(int argc, char **argv)
 			break;
 		case 's':
 			if (n_sigs == ELEMENTSOF(sig_paths))
-				return refuse("more than %zu --signature files", ELEMENTSOF(sig_paths));
+				return admin_refuse("more than %zu --signature files", ELEMENTSOF(sig_paths));
 			sig_paths[n_sigs++] = optarg;
 			break;
 		case 'j':

@@ -45,6 +45,8 @@ struct store_ops {
 	/* Every output is required here; store.c hands out what its caller asked for. */
 	int (*policy_current)(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			      char **ret_signatures);
+	/* -ENOENT: no such version. */
+	int (*policy_resign)(struct store *s, int64_t version, const char *signatures);
 	int (*refusal_put)(struct store *s, const struct refusal_rec *r);
 	int (*refusal_get)(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
 	int (*secret_insert)(struct store *s, const struct secret_row *row); /* -EEXIST: that version exists */

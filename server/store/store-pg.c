@@ -731,6 +731,19 @@ static int pg_policy_insert(struct store *s, int64_t version, const char *text, 
 		   &p, RUN_CONFLICT, NULL);
 }
 
+static int pg_policy_resign(struct store *s, int64_t version, const char *signatures)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, signatures);
+	p_int8(&p, version);
+	if ((r = run(s, "policy resign", "UPDATE policies SET signatures = $1 WHERE version = $2", &p, 0, &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -ENOENT;
+}
+
 static int text_dup(const PGresult *res, int col, char **ret, size_t *ret_size)
 {
 	size_t n = (size_t)PQgetlength(res, 0, col);
@@ -1084,6 +1097,7 @@ const struct store_ops store_pg_ops = {
 	.nonce_take = pg_nonce_take,
 	.policy_insert = pg_policy_insert,
 	.policy_current = pg_policy_current,
+	.policy_resign = pg_policy_resign,
 	.refusal_put = pg_refusal_put,
 	.refusal_get = pg_refusal_get,
 	.secret_insert = pg_secret_insert,

@@ -430,6 +430,21 @@ static int sqlite_policy_insert(struct store *s, int64_t version, const char *te
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "policy put");
 }
 
+static int sqlite_policy_resign(struct store *s, int64_t version, const char *signatures)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE policies SET signatures = ? WHERE version = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, signatures, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, version);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "policy resign");
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
+}
+
 static int text_dup(sqlite3_stmt *st, int col, char **ret, size_t *ret_size)
 {
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
@@ -814,6 +829,7 @@ const struct store_ops store_sqlite_ops = {
 	.nonce_take = sqlite_nonce_take,
 	.policy_insert = sqlite_policy_insert,
 	.policy_current = sqlite_policy_current,
+	.policy_resign = sqlite_policy_resign,
 	.refusal_put = sqlite_refusal_put,
 	.refusal_get = sqlite_refusal_get,
 	.secret_insert = sqlite_secret_insert,

@@ -280,6 +280,11 @@ int store_policy_put(struct store *s, int64_t version, const char *text, size_t 
 	return store_transaction_do(s, policy_put, &a);
 }
 
+int store_policy_resign(struct store *s, int64_t version, const char *signatures)
+{
+	return s->ops->policy_resign(s, version, signatures);
+}
+
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures)
 {

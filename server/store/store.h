@@ -124,6 +124,12 @@ int store_nonce_take(struct store *s, const char *session, int64_t now_us);
  */
 int store_policy_put(struct store *s, int64_t version, const char *text, size_t text_size, const char *signatures,
 		     int64_t now_us);
+/*
+ * The signatures of a stored version replaced by a set that contains them (an operator key
+ * rotation adds the new keys' signatures over the same bytes); the text is never rewritten.
+ * In the caller's transaction. -ENOENT: no such version.
+ */
+int store_policy_resign(struct store *s, int64_t version, const char *signatures);
 /* -ENOENT: no policy loaded yet. ret_text/ret_signatures malloc'ed, NUL-terminated; either may be NULL. */
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures);
