@@ -200,6 +200,74 @@ PY
 	[ "$output" = "issuing $(openssl x509 -in "$SRV_DIR/ca.crt" -outform DER | sha256sum | cut -c1-16) (CN = keystrap-test-ca) until $(date -u -d "$(openssl x509 -in "$SRV_DIR/ca.crt" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ)" ]
 }
 
+# ca_state D NEXT OLD: which CA D's files hold after a kill: old, new, or half (the new
+# certificate with its key still beside it as ca.key.new); anything else is a failure.
+ca_state() {
+	local d=$1 cert key
+	cert=$(openssl x509 -in "$d/ca.crt" -noout -pubkey 2>/dev/null)
+	key=$(openssl pkey -in "$d/ca.key" -pubout 2>/dev/null)
+	if [ -n "$cert" ] && [ "$cert" = "$key" ]; then
+		cmp -s "$d/ca.crt" "$2" && { echo new; return 0; }
+		cmp -s "$d/ca.crt" "$3" && { echo old; return 0; }
+	elif cmp -s "$d/ca.crt" "$2" && [ "$cert" = "$(openssl pkey -in "$d/ca.key.new" -pubout 2>/dev/null)" ]; then
+		echo half
+		return 0
+	fi
+	echo "certificate and key of no CA: $(ls "$d")"
+	return 1
+}
+
+@test "ca rotate killed (SIGKILL) at every rename and fsync: the old CA, the new one, or the new certificate with its key beside it, which the server names; rotate run again finishes" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	local d=$BATS_TEST_TMPDIR/ca calls=$BATS_TEST_TMPDIR/calls.txt sc n rc state points=() seen=""
+	mkdir -p "$d/clean" db
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=before \
+		-addext basicConstraints=critical,CA:TRUE -keyout "$d/clean/ca.key" -out "$d/clean/ca.crt" 2>/dev/null
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=after \
+		-addext basicConstraints=critical,CA:TRUE -keyout next.key -out next.crt 2>/dev/null
+	chmod 600 "$d/clean/ca.key" next.key
+	jq --arg c "$d/ca.crt" --arg k "$d/ca.key" --arg db "$PWD/db/keystrap.db" \
+		'.ca_certificate = $c | .ca_key = $k | .database = $db' "$SRV_DIR/server.json" >"$d/server.json"
+	trace() {
+		rm -f "$d"/ca.*
+		cp -p "$d"/clean/* "$d/"
+		ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o "$calls" -P "$d/ca.crt" -P "$d/ca.key" -P "$d/ca.crt.new" \
+			-P "$d/ca.key.new" -P "$d/ca.crt.previous" -P "$d/ca.crt.previous.new" -P "$d" "$@" \
+			"$KEYSTRAP_SERVER" ca rotate --certificate next.crt --key next.key --config "$d/server.json"
+	}
+	trace -e trace=rename,fsync >/dev/null
+	for sc in rename fsync; do
+		n=$(grep -cE "^[0-9]+ +$sc\(" "$calls" || true)
+		[ "$n" -gt 0 ] && mapfile -t -O "${#points[@]}" points < <(seq -f "$sc %g" 1 "$n")
+	done
+	[ "$(printf '%s\n' "${points[@]}" | grep -c '^rename ')" -eq 3 ]
+	for p in "${points[@]}"; do
+		read -r sc n <<<"$p"
+		rc=0
+		trace -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" >out.txt 2>&1 || rc=$?
+		[ "$rc" -eq 137 ] || { echo "$sc #$n: exit $rc: $(cat out.txt)"; return 1; }
+		state=$(ca_state "$d" next.crt "$d/clean/ca.crt") || { echo "$sc #$n: $state"; return 1; }
+		seen+=" $state"
+		if [ "$state" = half ]; then
+			run "$KEYSTRAP_SERVER" serve --config "$d/server.json"
+			[ "$status" -eq 1 ]
+			[[ "$output" == *"is not the key of '$d/ca.crt''s first certificate (an interrupted ca rotate left it: run it again)" ]]
+		fi
+		run "$KEYSTRAP_SERVER" ca rotate --certificate next.crt --key next.key --config "$d/server.json"
+		case $state in
+		half) [[ "$output" == "CA rotation to "*"(CN = after) finished: the key an interrupted ca rotate left is in place"* ]] ;;
+		new) [[ "$output" == *"is already in use: it is the key of the current CA"* ]] ;;
+		old) [ "$status" -eq 0 ] ;;
+		esac
+		[ "$(ca_state "$d" next.crt "$d/clean/ca.crt")" = new ] || { echo "$sc #$n ($state): not finished: $output"; return 1; }
+		[ "$(grep -c 'BEGIN CERTIFICATE' "$d/ca.crt.previous")" -eq 1 ]
+		cmp "$d/ca.crt.previous" "$d/clean/ca.crt"
+		[ -z "$(ls "$d" | grep '\.new$')" ] || { echo "$sc #$n: left $(ls "$d")"; return 1; }
+	done
+	echo "# ${#points[@]} kill points:$seen" >&3
+	[[ "$seen" == *old* ]] && [[ "$seen" == *half* ]] && [[ "$seen" == *new* ]]
+}
+
 @test "CA rotation to an intermediate CA: during the overlap both CAs' certificates verify against the bundle; after ca retire only the new one's" {
 	attest_node 1 "$SRV_DIR/ca.crt" old
 	# An operator's offline root and the intermediate the server is to issue from.
