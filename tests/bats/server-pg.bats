@@ -624,3 +624,27 @@ pg_copy() {
 	[ "$kept" -gt 0 ] && [ "$committed" -gt 0 ]
 	pg_sql postgres 'DROP DATABASE kekrot' >/dev/null
 }
+
+@test "operator rotate on PostgreSQL: the new key's signature joins the stored ones; a server with the new key set trusts the policy, one with the old set still does" {
+	o=$OPERATOR_DIR
+	operator_key "$o" op3
+	cp "$A_DIR/server.json" rotated.json
+	v=$(cat "$o/policy.version")
+	policy_sign "$o" "$o/policy-v$v.json" op3
+	before=$(pg_sql keystrap "SELECT signatures FROM policies WHERE version = $v")
+	# Under-signed for the new set (op2 only): refused, the row as it was.
+	run "$KEYSTRAP_SERVER" operator rotate --remove "$o/op1.pub" --add "$o/op3.pub" --config rotated.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"would be signed by 1 of the required 2 keys of the new set"* ]]
+	[ "$(pg_sql keystrap "SELECT signatures FROM policies WHERE version = $v")" = "$before" ]
+	run "$KEYSTRAP_SERVER" operator rotate --remove "$o/op1.pub" --add "$o/op3.pub" \
+		--signature "$o/policy-v$v.json.op3.sig" --config rotated.json
+	[ "$status" -eq 0 ]
+	[ "$(pg_sql keystrap "SELECT json_array_length(signatures::json) FROM policies WHERE version = $v")" -eq 3 ]
+	run "$KEYSTRAP_SERVER" policy show --config rotated.json
+	[[ "$output" == *"signed-by "*"op2.pub"*"signed-by "*"op3.pub"*"state in force"* ]]
+	[[ "$output" != *"op1.pub"* ]]
+	# The instances, still on op1 and op2, trust it as before.
+	run "$KEYSTRAP_SERVER" policy show --config "$B_DIR/server.json"
+	[[ "$output" == *"signed-by "*"op1.pub"*"signed-by "*"op2.pub"*"state in force"* ]]
+}
