@@ -8,6 +8,7 @@
 load ../lib/swtpm
 load ../lib/server
 load ../lib/tpm2-node
+load ../lib/clock
 
 NODES="1 2 3"
 
@@ -308,6 +309,17 @@ ca_state() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == "keystrap-server: certificates from "*"(CN = keystrap-test-ca) may be valid until "*"certificate_lifetime 600 s): retire then, or now with --force, refusing them" ]]
 	[ -e "$SRV_DIR/ca.crt.previous" ]
+	# Its last certificates' expiry is the line: just before it still refused, after it retired.
+	cp "$SRV_DIR/ca.crt.previous" previous.pem
+	if [ -f "${FAKETIME_LIB:-/nonexistent}" ]; then
+		run with_clock +590 "$KEYSTRAP_SERVER" ca retire --config "$SRV_DIR/server.json"
+		[ "$status" -eq 1 ]
+		run with_clock +610 "$KEYSTRAP_SERVER" ca retire --config "$SRV_DIR/server.json"
+		[ "$status" -eq 0 ]
+		[[ "${lines[0]}" == "CA "*"(CN = keystrap-test-ca) retired: out of the bundle" ]]
+		[ ! -e "$SRV_DIR/ca.crt.previous" ]
+		cp previous.pem "$SRV_DIR/ca.crt.previous"
+	fi
 	run srv ca retire --force
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == "CA "*"(CN = keystrap-test-ca) retired (forced): out of the bundle" ]]
