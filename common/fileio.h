@@ -34,5 +34,10 @@ int fsync_parent_dir(const char *path);
  * failure it is removed again. With file_replace, "write beside and rename".
  */
 int write_file_new(const char *path, const void *p, size_t n, mode_t mode);
+/*
+ * path given the owner and group of like, when run as root: a file an administrator replaces
+ * stays readable by the service that read the old one. A like that does not exist: nothing.
+ */
+int file_owner_like(const char *path, const char *like);
 /* rename(from, to) and the directory synced: to is the old file or the new one after a crash. */
 int file_replace(const char *from, const char *to);

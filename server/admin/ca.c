@@ -303,8 +303,10 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 				return admin_refuse("out of memory");
 	}
 	paths_clean(&p, true);
-	if ((r = pem_write(fresh, p.cert_new)) < 0 || (r = key_write(key, p.key_new)) < 0 ||
-	    (previous && sk_X509_num(previous) > 0 && (r = pem_write(previous, p.previous_new)) < 0)) {
+	if ((r = pem_write(fresh, p.cert_new)) < 0 || (r = file_owner_like(p.cert_new, c->ca_certificate)) < 0 ||
+	    (r = key_write(key, p.key_new)) < 0 || (r = file_owner_like(p.key_new, c->ca_key)) < 0 ||
+	    (previous && sk_X509_num(previous) > 0 &&
+	     ((r = pem_write(previous, p.previous_new)) < 0 || (r = file_owner_like(p.previous_new, c->ca_certificate)) < 0))) {
 		paths_clean(&p, true);
 		return admin_refuse("cannot write the new CA beside '%s': %s; the CA in force is unchanged", c->ca_certificate,
 			      strerror(-r));

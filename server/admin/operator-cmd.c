@@ -185,12 +185,7 @@ static int config_rewrite(const char *path, const struct key_set *keys)
 	if ((r = write_file_new(tmp, out, strlen(out), st.st_mode & 07777)) < 0)
 		return r;
 	/* Same owner as the one it replaces, so the server (its group) still reads it. */
-	if (chown(tmp, st.st_uid, st.st_gid) < 0 && geteuid() == 0) {
-		r = -errno;
-		(void)unlink(tmp);
-		return r;
-	}
-	if ((r = file_replace(tmp, path)) < 0)
+	if ((r = file_owner_like(tmp, path)) < 0 || (r = file_replace(tmp, path)) < 0)
 		(void)unlink(tmp);
 	return r;
 }

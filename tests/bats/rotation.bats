@@ -279,12 +279,16 @@ ca_state() {
 		-extfile <(printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n') -out issuing.crt 2>/dev/null
 	chmod 600 issuing.key
 	cat issuing.crt root.crt >chain.pem
+	# Run as root, the new files keep the owners of the ones they replace (the service's user).
+	chown daemon:daemon "$SRV_DIR/ca.key"
+	chown bin:bin "$SRV_DIR/ca.crt"
 	run srv ca rotate --certificate chain.pem --key issuing.key
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == "CA "*"(CN = keystrap-test-ca) replaced by CA "*"(CN = fleet-issuing); the old CA stays in the bundle until ca retire (its certificates expire by "* ]]
 	cmp chain.pem "$SRV_DIR/ca.crt"
 	cmp "$BATS_FILE_TMPDIR/ca0.crt" "$SRV_DIR/ca.crt.previous"
-	[ "$(stat -c %a "$SRV_DIR/ca.key")" = 600 ]
+	[ "$(stat -c %a:%U:%G "$SRV_DIR/ca.key")" = 600:daemon:daemon ]
+	[ "$(stat -c %U:%G "$SRV_DIR/ca.crt" "$SRV_DIR/ca.crt.previous")" = "$(printf 'bin:bin\nbin:bin')" ]
 	[ ! -e "$SRV_DIR/ca.key.new" ]
 	# Before the reload the server still issues from the old CA, which it holds.
 	attest_node 2 "$BATS_FILE_TMPDIR/ca0.crt" unreloaded
@@ -401,7 +405,9 @@ ca_state() {
 @test "operator rotate: the policy re-signed by the new key set; the removed key's signature stops counting; bad rotations refused, nothing changed" {
 	o=$OPERATOR_DIR
 	operator_key "$o" op3
-	cp "$SRV_DIR/server.json" before.json
+	chown daemon:daemon "$SRV_DIR/server.json"
+	chmod 640 "$SRV_DIR/server.json"
+	cp -p "$SRV_DIR/server.json" before.json
 	v=$(cat "$o/policy.version")
 	p=$o/policy-v$v.json
 	# Fewer keys than the threshold would remain.
@@ -428,6 +434,7 @@ ca_state() {
 	[[ "${lines[0]}" == "operator keys: removed "*", added "*"; policy version $v re-signed by "*", "* ]]
 	run python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["operator_keys"]))' "$SRV_DIR/server.json"
 	[ "$output" = "$o/op2.pub $(realpath "$o/op3.pub")" ]
+	[ "$(stat -c %a:%U:%G "$SRV_DIR/server.json")" = 640:daemon:daemon ]
 	run reload
 	[[ "$output" == *"event=reloaded"* ]]
 	run srv policy show
