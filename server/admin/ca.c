@@ -330,10 +330,12 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 		r = file_replace(p.previous_new, c->ca_previous);
 	else if (r >= 0 && unlink(c->ca_previous) < 0 && errno != ENOENT)
 		r = -errno;
-	if (r >= 0 && (r = file_replace(p.cert_new, c->ca_certificate)) >= 0)
-		r = file_replace(p.key_new, c->ca_key);
-	if (r >= 0)
-		r = store_commit(s);
+	if (r >= 0 && (r = file_replace(p.cert_new, c->ca_certificate)) >= 0 &&
+	    (r = file_replace(p.key_new, c->ca_key)) >= 0 && (r = store_commit(s)) < 0) {
+		store_rollback(s);
+		return admin_refuse("the new CA is in place, but its audit record could not be committed: %s (record the "
+				    "rotation by hand: %s)", strerror(-r), what);
+	}
 	if (r < 0) {
 		store_rollback(s);
 		paths_clean(&p, false);
