@@ -70,12 +70,14 @@ reload() {
 	grep 'event=reload' "$SRV_DIR/server.log" | tail -1
 }
 
-# tls_reissue CA KEY: the server's TLS certificate for 127.0.0.1, from that CA.
+# tls_reissue CA KEY: the server's TLS certificate for 127.0.0.1, from that CA (its chain, CA
+# included, after the leaf: nodes may pin the root above it).
 tls_reissue() {
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
 		-keyout "$SRV_DIR/tls.key.new" -out "$SRV_DIR/tls.csr" 2>/dev/null
 	openssl x509 -req -in "$SRV_DIR/tls.csr" -CA "$1" -CAkey "$2" -CAcreateserial -days 2 \
 		-extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') -out "$SRV_DIR/tls.crt.new" 2>/dev/null
+	cat "$1" >>"$SRV_DIR/tls.crt.new"
 	chmod 600 "$SRV_DIR/tls.key.new"
 	mv "$SRV_DIR/tls.key.new" "$SRV_DIR/tls.key"
 	mv "$SRV_DIR/tls.crt.new" "$SRV_DIR/tls.crt"
@@ -308,6 +310,16 @@ ca_state() {
 	[ "$output" = "old/node.crt: OK" ]
 	run openssl verify -CAfile bundle.pem new/node.crt
 	[ "$output" = "new/node.crt: OK" ]
+	# Nodes pinning the bundle for the server's TLS certificate accept it from either CA.
+	attest_node 1 bundle.pem pinned-old-tls
+	tls_reissue "$SRV_DIR/ca.crt" "$SRV_DIR/ca.key"
+	run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	attest_node 1 bundle.pem pinned-new-tls
+	run attest_node 1 "$BATS_FILE_TMPDIR/ca0.crt" pinned-old-ca
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"does not verify against '$BATS_FILE_TMPDIR/ca0.crt'"* ]]
+	cp bundle.pem "$BATS_FILE_TMPDIR/pin.pem"
 	# Retiring before the old CA's last certificate expires needs --force.
 	run srv ca retire
 	[ "$status" -eq 1 ]
@@ -330,7 +342,7 @@ ca_state() {
 	[ ! -e "$SRV_DIR/ca.crt.previous" ]
 	run reload
 	[[ "$output" == *"chain of 2, 0 previous"* ]]
-	attest_node 3 "$BATS_FILE_TMPDIR/ca0.crt" newer
+	attest_node 3 bundle.pem newer
 	[ "$(grep -c 'BEGIN CERTIFICATE' newer/chain.pem)" -eq 2 ]
 	run openssl verify -CAfile newer/chain.pem old/node.crt
 	[ "$status" -ne 0 ]
@@ -346,7 +358,7 @@ ca_state() {
 	cp "$SRV_DIR/ca.crt" compromised-chain.pem
 	srv ca bundle >old-bundle.pem
 	for i in $NODES; do
-		attest_node "$i" "$BATS_FILE_TMPDIR/ca0.crt" "old$i"
+		attest_node "$i" "$BATS_FILE_TMPDIR/pin.pem" "old$i"
 		run openssl verify -CAfile old-bundle.pem "old$i/node.crt"
 		[ "$output" = "old$i/node.crt: OK" ]
 	done
