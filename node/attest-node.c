@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <openssl/err.h>
@@ -7,6 +8,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "attest-node.h"
+#include "encode.h"
 #include "log.h"
 #include "ossl.h"
 #include "payload.h"
@@ -77,6 +79,28 @@ fail:
 	tpm_flush(t, &ek);
 	tpm_flush(t, &ak);
 	return r;
+}
+
+int attest_node_ek_hash(struct tpm *t, enum tpm_ek_kind kind, char ret[2 * TPM_EK_ID_SIZE + 1])
+{
+	char reason[TPM_PUB_REASON_MAX];
+	uint8_t id[TPM_EK_ID_SIZE];
+	ESYS_TR ek = ESYS_TR_NONE;
+	TPM2B_PUBLIC pub;
+	struct tpm_pub p;
+	int r;
+
+	assert(t);
+	r = tpm_ek_create(t, kind, &ek, &pub);
+	tpm_flush(t, &ek);
+	if (r < 0)
+		return r;
+	if ((r = tpm_pub_from_tss(&pub, &p)) < 0)
+		return r;
+	if ((r = tpm_ek_identity(&p, id, reason)) < 0)
+		return log_debug_errno(r, "the EK is no template: %s", reason);
+	hex_encode(id, sizeof(id), ret);
+	return 0;
 }
 
 static int csr_make(EVP_PKEY *key, char *pem, size_t max)

@@ -5,6 +5,7 @@
 
 #include "attest-msg.h"
 #include "tpm.h"
+#include "tpmpub.h"
 
 /*
  * The node's TPM side of the handshake, without the network: keystrap attest drives it over
@@ -14,6 +15,12 @@
 /* Reads the EK certificate, derives the EK and creates an AK (ak_unique NULL: a fresh one). */
 int attest_node_start(struct tpm *t, enum tpm_ek_kind kind, const uint8_t *ak_unique, ESYS_TR *ret_ek,
 		      ESYS_TR *ret_ak, struct attest_start *ret, const char **ret_what);
+
+/*
+ * The EK's identity as the server's registry keys it (tpm_ek_identity), in hex: what an
+ * operator approves. Derives the EK (as attest does) and flushes it.
+ */
+int attest_node_ek_hash(struct tpm *t, enum tpm_ek_kind kind, char ret[2 * TPM_EK_ID_SIZE + 1]);
 
 /*
  * Activates the challenge's credential with ek and ak, makes the node key (P-256, private half

@@ -70,7 +70,7 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 			return k;
 		}
 		s->enroll_pending++;
-		deny(r, 403, "node is not approved: enrollment request recorded for EK %.16s", r->ek_hash);
+		deny(r, 403, "node is not approved: enrollment request recorded for EK %s", r->ek_hash);
 		return -EPERM;
 	}
 	if (k < 0) {
@@ -79,7 +79,7 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	}
 	snprintf(r->node_id, sizeof(r->node_id), "%s", ret->node_id);
 	if (ret->state == NODE_REQUESTED) {
-		deny(r, 403, "node is not approved yet: its enrollment request awaits an operator");
+		deny(r, 403, "node is not approved yet: its enrollment request (EK %s) awaits an operator", r->ek_hash);
 		return -EPERM;
 	}
 	if (ret->state == NODE_REVOKED) {

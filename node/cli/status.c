@@ -12,13 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attest-node.h"
 #include "encode.h"
 #include "handoff-status.h"
 #include "keyring.h"
 #include "keystrap.h"
 #include "log.h"
 
-static const char usage[] = "keystrap status";
+static const char usage[] = "keystrap status [--ek[=KIND]]";
 
 /* "2026-11-22 05:40:00 UTC (in 3600 s)" */
 static void print_time(int64_t t, int64_t now)
@@ -40,9 +41,35 @@ static void print_id(const char *what, int64_t id)
 		printf("%s %" PRId64, what, id);
 }
 
+/*
+ * The EK hash an operator approves (node approve), the very hash the server registers: read
+ * from the TPM, so it can be printed before the first attestation, for an inventory.
+ */
+static int print_ek(enum tpm_ek_kind kind)
+{
+	_cleanup_tpm_ struct tpm *t = NULL;
+	char hash[2 * TPM_EK_ID_SIZE + 1];
+	int r;
+
+	if ((r = tpm_open(&t)) < 0) {
+		log_error("cannot open the TPM: %s", strerror(-r));
+		return 1;
+	}
+	if ((r = attest_node_ek_hash(t, kind, hash)) < 0) {
+		log_error("cannot derive the %s EK: %s", tpm_ek_kind_name(kind), strerror(-r));
+		return 1;
+	}
+	puts(hash);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	static const struct option opts[] = { { "ek", optional_argument, NULL, 'e' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	enum tpm_ek_kind kind = TPM_EK_RSA2048;
+	bool ek = false;
 	_cleanup_secbuf_ struct secbuf *b = NULL;
 	_cleanup_free_ struct keyring_entry *e = NULL;
 	struct handoff_status s;
@@ -53,17 +80,27 @@ int cmd_status(int argc, char **argv)
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
 		switch (o) {
+		case 'e':
+			if (optarg && tpm_ek_kind_from_name(optarg, &kind) < 0)
+				return usage_error(usage, "unknown EK kind '%s'", optarg);
+			ek = true;
+			break;
 		case 'h':
 			printf("Usage: %s\n\n"
 			       "Show what keystrap handoff left in the kernel keyring, without secrets:\n"
 			       "node, server, policy version, attestation time, expiry, owner, and each\n"
-			       "credential's name, size and permissions.\n", usage);
+			       "credential's name, size and permissions.\n\n"
+			       "  --ek[=KIND]  print only this TPM's EK hash (64 hex digits), what\n"
+			       "               keystrap-server node approve takes; KIND rsa2048 (default),\n"
+			       "               ecc256 or ecc384, as attest --ek\n", usage);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
 		}
 	if (optind != argc)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	if (ek)
+		return print_ek(kind);
 
 	r = keyring_find_for_caller(&ring);
 	if (r == -ENOKEY) {

@@ -86,7 +86,7 @@ req() {
 	# The positive twin: the same request from 127.0.0.1 meanwhile reaches the handshake.
 	run req "$SRV2_PORT" --data-binary "@$BATS_FILE_TMPDIR/start.json" /v1/attest/start
 	[ "${lines[0]}" = "HTTP/1.1 403 Forbidden" ]
-	[ "${lines[2]}" = '{"error":"node is not approved yet: its enrollment request awaits an operator"}' ]
+	[ "${lines[2]}" = '{"error":"node is not approved yet: its enrollment request (EK '"$(ek_hash)"') awaits an operator"}' ]
 	# The refusals are recorded (at most one record per address and second, with the count).
 	run "$KEYSTRAP_SERVER" audit export --config "$SRV2/server.json"
 	[[ "$output" == *'"peer":"127.0.0.2:'*'"action":"rate-limit","decision":"deny","reasons":"rate limited: too many requests from this address (1 refused since the last record; rate_limit 1/s, rate_burst 3)"'* ]]
@@ -139,7 +139,7 @@ req() {
 @test "one EK certificate in many re-encoded EKs cannot fill max_pending_enrollments: each is refused, a genuine new EK may still ask" {
 	server2 '"max_pending_enrollments":2'
 	run req "$SRV2_PORT" --data-binary "@$BATS_FILE_TMPDIR/start.json" /v1/attest/start
-	[ "${lines[2]}" = '{"error":"node is not approved: enrollment request recorded for EK '"$(ek_hash | cut -c1-16)"'"}' ]
+	[ "${lines[2]}" = '{"error":"node is not approved: enrollment request recorded for EK '"$(ek_hash)"'"}' ]
 	# No TPM needed for these: the certified key, a random authPolicy each time.
 	for _ in 1 2 3 4; do
 		"$PEER" start "$U" "ek-policy=$(head -c 32 /dev/urandom | xxd -p -c 64)" >x.json

@@ -72,7 +72,7 @@ attest() {
 @test "a node no operator approved is refused (403) and waits as a pending request in node list" {
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$status" -eq 5 ]
-	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK ${EK_OTHER:0:16}" ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK $EK_OTHER" ]
 	[ ! -e out/node.crt ]
 	run srv node list
 	[[ "$output" == *"$EK_OTHER requested - 127.0.0.1:"* ]]
@@ -87,7 +87,28 @@ attest() {
 	[ "$(jq length <<<"$output")" = "$(srv node list | wc -l)" ]
 	# Asking again does not approve anything.
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
-	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request awaits an operator" ]
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request (EK $EK_OTHER) awaits an operator" ]
+}
+
+@test "keystrap status --ek prints the EK hash the server registers, before any attestation" {
+	run "$KEYSTRAP" status --ek
+	[ "$status" -eq 0 ]
+	[ "$output" = "$EK" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run "$KEYSTRAP" status --ek=rsa2048
+	[ "$output" = "$EK_OTHER" ]
+	# The refusal quotes the same 64 digits, so the console line is what node approve takes.
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[[ "$output" == *"(EK $EK_OTHER) awaits an operator" ]]
+	# Another kind is another key and another hash; an unknown kind is a usage error.
+	run "$KEYSTRAP" status --ek=ecc256
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^[0-9a-f]{64}$ ]]
+	[ "$output" != "$EK" ]
+	run "$KEYSTRAP" status --ek=dsa
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown EK kind 'dsa'"* ]]
+	KEYSTRAP_TCTI=swtpm:host=127.0.0.1,port=1 run "$KEYSTRAP" status --ek
+	[ "$status" -eq 1 ]
 }
 
 @test "a revoked node is refused (403); approved again, it attests again" {
