@@ -356,6 +356,9 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	res.certificate = TAKE_PTR(pem);
 	if (result_fill(s, p, &node, &ek, &ak, m.session, &res, r) < 0)
 		return 0;
+	/* What node list shows as last attested: a certificate the reply carries. */
+	if ((k = store_node_set_certificate(s->store, r->ek_hash, now_usec(), serial, res.not_after)) < 0)
+		return fail_internal(r, "recording the certificate", k);
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;

@@ -78,6 +78,9 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 					      { "id", required_argument, NULL, 'i' },
 					      { "group", required_argument, NULL, 'g' },
 					      { "json", no_argument, NULL, 'j' },
+					      { "file", required_argument, NULL, 'f' },
+					      { "full", no_argument, NULL, 'F' },
+					      { "reinstate", no_argument, NULL, 'R' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	static const struct admin_options none = {};
@@ -105,6 +108,21 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 			if (!o->json)
 				goto bad;
 			*o->json = true;
+			break;
+		case 'f':
+			if (!o->file)
+				goto bad;
+			*o->file = optarg;
+			break;
+		case 'F':
+			if (!o->full)
+				goto bad;
+			*o->full = true;
+			break;
+		case 'R':
+			if (!o->reinstate)
+				goto bad;
+			*o->reinstate = true;
 			break;
 		case 'h':
 			printf("Usage: %s\n", usage);

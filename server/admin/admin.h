@@ -9,6 +9,8 @@
 #include "store.h"
 
 #define EXIT_USAGE 2
+/* A policy document is small: anything larger is refused before it is parsed. */
+#define POLICY_FILE_MAX 65536
 /* A command printed its --help: main exits 0 without running it. */
 #define EXIT_HELP (-1)
 
@@ -27,6 +29,9 @@ struct admin_options {
 	const char **id;    /* --id ID */
 	const char **group; /* --group GROUP */
 	bool *json;         /* --json */
+	const char **file;  /* --file FILE */
+	bool *full;         /* --full */
+	bool *reinstate;    /* --reinstate */
 };
 
 /*
@@ -39,6 +44,9 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 
 /* --json output: o as one line on stdout (owned by the caller). */
 void admin_json_print(json_object *o);
+
+/* policy diff A B: each a version in the store or a policy file; 0, or 1 after one line. */
+int admin_policy_diff(const struct server_config *c, struct store *s, const char *a, const char *b, bool json);
 
 /* Loads the configuration and opens its store: 0, or exit code 1 after saying why. */
 int admin_load(const char *config, struct server_config **ret_config, struct store **ret);

@@ -26,11 +26,10 @@
 #include "server-config.h"
 #include "store.h"
 
-#define POLICY_FILE_MAX 65536
-
 static const char usage[] = "keystrap-server policy load POLICY --signature FILE [--signature FILE...] --config FILE\n"
 			    "       keystrap-server policy show [--json] --config FILE\n"
-			    "       keystrap-server policy draft --from-node NODE|--from-audit SEQ [--out FILE [--force]] --config FILE";
+			    "       keystrap-server policy draft --from-node NODE|--from-audit SEQ [--out FILE [--force]] --config FILE\n"
+			    "       keystrap-server policy diff VERSION|FILE VERSION|FILE [--json] --config FILE";
 
 /* "ab12cd34ef56ab78, 0011223344556677": fingerprints (first 16 digits, or all) of the keys in signers. */
 static void signers_format(const struct operator_keys *k, uint32_t signers, bool full, char *buf, size_t size)
@@ -492,6 +491,11 @@ int cmd_policy(int argc, char **argv)
 		if ((r = admin_load(config, &c, &s)) != 0)
 			return r;
 		return load(c, s, argv[optind + 1], sig_paths, n_sigs);
+	}
+	if (streq(argv[optind], "diff") && argc - optind == 3 && n_sigs == 0) {
+		if ((r = admin_load(config, &c, &s)) != 0)
+			return r;
+		return admin_policy_diff(c, s, argv[optind + 1], argv[optind + 2], json);
 	}
 	if (streq(argv[optind], "show") && argc - optind == 1 && n_sigs == 0) {
 		if ((r = admin_load(config, &c, &s)) != 0)

@@ -107,6 +107,9 @@ static json_object *info_json(const struct secret_info *i, bool with_name)
 	return o;
 }
 
+/* secret list's columns, under a header line. */
+#define LIST_FORMAT "%-32s %-20s %7lld %7lld\n"
+
 struct listing {
 	json_object *json; /* an array, or NULL for text */
 	bool with_name;
@@ -134,7 +137,7 @@ static int show_one(const struct secret_info *i, void *userdata)
 	}
 	policy_time_format(i->created_us, when);
 	if (l->with_name)
-		printf("%s version %lld set %s (%lld bytes)\n", i->name, (long long)i->version, when, (long long)i->size);
+		printf(LIST_FORMAT, i->name, when, (long long)i->version, (long long)i->size);
 	else if (i->deleted_us) {
 		policy_time_format(i->deleted_us, deleted);
 		printf("version %lld set %s (%lld bytes) deleted %s\n", (long long)i->version, when, (long long)i->size,
@@ -161,6 +164,8 @@ static int show(struct store *s, const char *name, bool json)
 
 	if (json && !all)
 		return fail(name ? name : "*", "list", -ENOMEM);
+	if (!name && !json)
+		printf("%-32s %-20s %7s %7s\n", "NAME", "SET", "VERSION", "BYTES");
 	if (name && (r = store_secret_foreach(s, name, newest_of, &l.newest)) < 0)
 		return fail(name, "list", r);
 	if ((r = store_secret_foreach(s, name, show_one, &l)) < 0) {

@@ -30,6 +30,9 @@ struct store_ops {
 	void (*rollback)(struct store *s);
 	bool (*in_transaction)(struct store *s); /* between begin and commit/rollback */
 	int (*node_get)(struct store *s, const char *ek_hash, struct node_rec *ret);
+	int (*node_get_by_id)(struct store *s, const char *node_id, struct node_rec *ret);
+	int (*node_set_certificate)(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+				    int64_t not_after);
 	int (*node_request)(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
 	int (*node_set_state)(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			      const char *group, int64_t now_us);
@@ -47,6 +50,7 @@ struct store_ops {
 			      char **ret_signatures);
 	/* -ENOENT: no such version. */
 	int (*policy_resign)(struct store *s, int64_t version, const char *signatures);
+	int (*policy_get)(struct store *s, int64_t version, char **ret_text, size_t *ret_size, char **ret_signatures);
 	int (*refusal_put)(struct store *s, const struct refusal_rec *r);
 	int (*refusal_get)(struct store *s, const char *ek_hash, int64_t audit_seq, struct refusal_rec *ret);
 	int (*secret_insert)(struct store *s, const struct secret_row *row); /* -EEXIST: that version exists */
@@ -72,6 +76,8 @@ struct store_ops {
 	int (*audit_head)(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]);
 	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
 	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+	int (*audit_foreach_ek)(struct store *s, const char *ek_hash, int64_t limit,
+				int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*probe_write)(struct store *s, int64_t now_us); /* the health row, in store.c's transaction */
 };
 
@@ -148,6 +154,21 @@ struct store_ops {
 	"CREATE TABLE IF NOT EXISTS health (" \
 	" id " INT " PRIMARY KEY," \
 	" probed_us " INT " NOT NULL);"
+
+/*
+ * Columns added to the nodes table after its first release, X(name, declaration): a store made
+ * before gains them when opened (ALTER TABLE ADD COLUMN, under the writer lock; rows take the
+ * default), so nothing is rewritten. bigint is SQLite's INTEGER affinity too.
+ */
+#define STORE_NODES_ADDED(X) \
+	X("attested_us", "bigint NOT NULL DEFAULT 0") \
+	X("cert_serial", "TEXT NOT NULL DEFAULT ''") \
+	X("cert_not_after", "bigint NOT NULL DEFAULT 0")
+
+/* After the columns: node list sorts by request time, node show reads one EK's audit records. */
+#define STORE_INDEXES_ADDED \
+	"CREATE INDEX IF NOT EXISTS nodes_requested ON nodes (requested_us, ek_hash);" \
+	"CREATE INDEX IF NOT EXISTS audit_ek ON audit (ek_hash, seq);"
 
 struct store {
 	const struct store_ops *ops;

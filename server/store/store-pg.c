@@ -449,8 +449,11 @@ static int pg_open(const char *spec, struct store **ret, char *reason, size_t re
 	/* dbname comes last, so whatever the URI says wins over these defaults. */
 	static const char *const keys[] = { "connect_timeout", "application_name", "client_encoding", "dbname", NULL };
 	const char *values[] = { "10", "keystrap-server", "UTF8", spec, NULL };
-	static const char schema[] = "BEGIN; SELECT pg_advisory_xact_lock(" STORE_LOCK "); " STORE_SCHEMA("bytea", "bigint")
-		" COMMIT;";
+#define ADD(name, decl) "ALTER TABLE nodes ADD COLUMN IF NOT EXISTS " name " " decl ";"
+	/* No "already exists, skipping" notices: each start answers the same few bytes. */
+	static const char schema[] = "BEGIN; SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(" STORE_LOCK "); " STORE_SCHEMA("bytea", "bigint")
+		STORE_NODES_ADDED(ADD) STORE_INDEXES_ADDED " COMMIT;";
+#undef ADD
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct store_pg *q;
 	struct store *s;
@@ -542,7 +545,9 @@ static void pg_rollback(struct store *s)
 		(void)simple(s, "ROLLBACK");
 }
 
-#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp"
+#define NODE_COLUMNS \
+	"ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp, attested_us, " \
+	"cert_serial, cert_not_after"
 
 static int node_from_row(const PGresult *res, int row, struct node_rec *n)
 {
@@ -555,21 +560,52 @@ static int node_from_row(const PGresult *res, int row, struct node_rec *n)
 	n->reset_count = col_int8(res, row, 6);
 	n->restart_count = col_int8(res, row, 7);
 	copy_text(n->group, sizeof(n->group), col_text(res, row, 8));
+	n->attested_us = col_int8(res, row, 9);
+	copy_text(n->cert_serial, sizeof(n->cert_serial), col_text(res, row, 10));
+	n->cert_not_after = col_int8(res, row, 11);
 	return node_state_from_name(col_text(res, row, 2), &n->state);
 }
 
-static int pg_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+static int node_select(struct store *s, const char *sql, const char *key, struct node_rec *ret)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct params p = { 0 };
 	int r;
 
-	p_text(&p, ek_hash);
-	if ((r = run(s, "node get", "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = $1", &p, 0, &res)) < 0)
+	p_text(&p, key);
+	if ((r = run(s, "node get", sql, &p, 0, &res)) < 0)
 		return r;
 	if (PQntuples(res) == 0)
 		return -ENOENT;
 	return node_from_row(res, 0, ret);
+}
+
+static int pg_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+{
+	return node_select(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = $1", ek_hash, ret);
+}
+
+static int pg_node_get_by_id(struct store *s, const char *node_id, struct node_rec *ret)
+{
+	return node_select(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE node_id = $1", node_id, ret);
+}
+
+static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+				   int64_t not_after)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, attested_us);
+	p_text(&p, serial);
+	p_int8(&p, not_after);
+	p_text(&p, ek_hash);
+	if ((r = run(s, "node certificate",
+		     "UPDATE nodes SET attested_us = $1, cert_serial = $2, cert_not_after = $3 WHERE ek_hash = $4", &p, 0,
+		     &res)) < 0)
+		return r;
+	return changed(res) == 1 ? 0 : -ENOENT;
 }
 
 static int pg_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -774,6 +810,24 @@ static int pg_policy_current(struct store *s, int64_t *ret_version, char **ret_t
 	if ((r = text_dup(res, 1, &text, ret_size)) < 0 || (r = text_dup(res, 2, ret_signatures, NULL)) < 0)
 		return r;
 	*ret_version = col_int8(res, 0, 0);
+	*ret_text = TAKE_PTR(text);
+	return 0;
+}
+
+static int pg_policy_get(struct store *s, int64_t version, char **ret_text, size_t *ret_size, char **ret_signatures)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	_cleanup_free_ char *text = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, version);
+	if ((r = run(s, "policy get", "SELECT text, signatures FROM policies WHERE version = $1", &p, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	if ((r = text_dup(res, 0, &text, ret_size)) < 0 || (r = text_dup(res, 1, ret_signatures, NULL)) < 0)
+		return r;
 	*ret_text = TAKE_PTR(text);
 	return 0;
 }
@@ -1023,6 +1077,23 @@ static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
 		   &p, 0, NULL);
 }
 
+/* The text fields point into res. */
+static void audit_from_row(const PGresult *res, int row, struct audit_rec *a)
+{
+	*a = (struct audit_rec){
+		.seq = col_int8(res, row, 0),
+		.time_us = col_int8(res, row, 1),
+		.peer = col_text(res, row, 2),
+		.ek_hash = col_text(res, row, 3),
+		.node_id = col_text(res, row, 4),
+		.action = col_text(res, row, 5),
+		.decision = col_text(res, row, 6),
+		.reasons = col_text(res, row, 7),
+	};
+	if (col_bytes(res, row, 8, a->prev_hash, 32, 32, NULL) < 0 || col_bytes(res, row, 9, a->hash, 32, 32, NULL) < 0)
+		memset(a->hash, 0, sizeof(a->hash)); /* a malformed hash column fails verification */
+}
+
 static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	PGresult *res;
@@ -1045,20 +1116,9 @@ static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r
 		ExecStatusType st = PQresultStatus(res);
 
 		if (r >= 0 && st == PGRES_SINGLE_TUPLE) {
-			struct audit_rec a = {
-				.seq = col_int8(res, 0, 0),
-				.time_us = col_int8(res, 0, 1),
-				.peer = col_text(res, 0, 2),
-				.ek_hash = col_text(res, 0, 3),
-				.node_id = col_text(res, 0, 4),
-				.action = col_text(res, 0, 5),
-				.decision = col_text(res, 0, 6),
-				.reasons = col_text(res, 0, 7),
-			};
+			struct audit_rec a;
 
-			if (col_bytes(res, 0, 8, a.prev_hash, 32, 32, NULL) < 0 ||
-			    col_bytes(res, 0, 9, a.hash, 32, 32, NULL) < 0)
-				memset(a.hash, 0, sizeof(a.hash)); /* a malformed hash column fails verification */
+			audit_from_row(res, 0, &a);
 			r = cb(&a, userdata);
 		} else if (r >= 0 && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE)
 			r = result_errno(s, res, "audit list", 0);
@@ -1066,6 +1126,31 @@ static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r
 		PQclear(res);
 	}
 	return k < 0 ? k : r;
+}
+
+/* A node's newest records: few (limit), so one result rather than pg_audit_foreach's stream. */
+static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+			       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, ek_hash);
+	p_int8(&p, limit);
+	if ((r = run(s, "audit list",
+		     "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+		     "FROM audit WHERE ek_hash = $1 ORDER BY seq DESC LIMIT $2",
+		     &p, 0, &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct audit_rec a;
+
+		audit_from_row(res, i, &a);
+		if ((r = cb(&a, userdata)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int pg_probe_write(struct store *s, int64_t now_us)
@@ -1087,6 +1172,8 @@ const struct store_ops store_pg_ops = {
 	.rollback = pg_rollback,
 	.in_transaction = pg_in_transaction,
 	.node_get = pg_node_get,
+	.node_get_by_id = pg_node_get_by_id,
+	.node_set_certificate = pg_node_set_certificate,
 	.node_request = pg_node_request,
 	.node_set_state = pg_node_set_state,
 	.node_set_counters = pg_node_set_counters,
@@ -1098,6 +1185,7 @@ const struct store_ops store_pg_ops = {
 	.policy_insert = pg_policy_insert,
 	.policy_current = pg_policy_current,
 	.policy_resign = pg_policy_resign,
+	.policy_get = pg_policy_get,
 	.refusal_put = pg_refusal_put,
 	.refusal_get = pg_refusal_get,
 	.secret_insert = pg_secret_insert,
@@ -1112,5 +1200,6 @@ const struct store_ops store_pg_ops = {
 	.audit_head = pg_audit_head,
 	.audit_insert = pg_audit_insert,
 	.audit_foreach = pg_audit_foreach,
+	.audit_foreach_ek = pg_audit_foreach_ek,
 	.probe_write = pg_probe_write,
 };

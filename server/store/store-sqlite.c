@@ -126,6 +126,43 @@ static int create_private(const char *path, char *reason, size_t reason_size)
 	return check_private(path, reason, reason_size);
 }
 
+/*
+ * STORE_NODES_ADDED: what a store made before lacks. SQLite has no ADD COLUMN IF NOT EXISTS;
+ * the check and the change are one transaction, so a server and an admin command opening the
+ * same file together do not both add a column.
+ */
+static int select_one(struct store *s, const char *sql, const char *key, const char *what, sqlite3_stmt **ret);
+
+static int migrate(struct store *s)
+{
+#define ADD(name, decl) { name, "ALTER TABLE nodes ADD COLUMN " name " " decl },
+	static const struct {
+		const char *name, *sql;
+	} added[] = { STORE_NODES_ADDED(ADD) };
+#undef ADD
+	int r;
+
+	if ((r = exec(s, "BEGIN IMMEDIATE")) < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(added); i++) {
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+		r = select_one(s, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = ?", added[i].name,
+			       "schema", &st);
+		if (r == -ENOENT)
+			r = exec(s, added[i].sql);
+		if (r < 0) {
+			(void)exec(s, "ROLLBACK");
+			return r;
+		}
+	}
+	if ((r = exec(s, STORE_INDEXES_ADDED)) < 0 || (r = exec(s, "COMMIT")) < 0) {
+		(void)exec(s, "ROLLBACK");
+		return r;
+	}
+	return 0;
+}
+
 static int sqlite_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
 {
 	struct store_sqlite *q;
@@ -154,7 +191,7 @@ static int sqlite_open(const char *spec, struct store **ret, char *reason, size_
 	/* secure_delete: what a deleted secret version or a dropped table held is zeroed, not left in free pages. */
 	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
 			 "PRAGMA secure_delete=ON;")) < 0 ||
-	    (r = exec(s, schema)) < 0) {
+	    (r = exec(s, schema)) < 0 || (r = migrate(s)) < 0) {
 		snprintf(reason, reason_size, "%s", sqlite3_errmsg(q->db));
 		store_close(s);
 		return r;
@@ -228,19 +265,54 @@ static int node_from_row(sqlite3_stmt *st, struct node_rec *n)
 	n->reset_count = sqlite3_column_int64(st, 6);
 	n->restart_count = sqlite3_column_int64(st, 7);
 	copy_text(n->group, sizeof(n->group), sqlite3_column_text(st, 8));
+	n->attested_us = sqlite3_column_int64(st, 9);
+	copy_text(n->cert_serial, sizeof(n->cert_serial), sqlite3_column_text(st, 10));
+	n->cert_not_after = sqlite3_column_int64(st, 11);
 	return node_state_from_name((const char *)sqlite3_column_text(st, 2), &n->state);
 }
 
-#define NODE_COLUMNS "ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp"
+#define NODE_COLUMNS \
+	"ek_hash, node_id, state, requested_us, changed_us, peer, reset_count, restart_count, grp, attested_us, " \
+	"cert_serial, cert_not_after"
 
-static int sqlite_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+static int node_select(struct store *s, const char *sql, const char *key, struct node_rec *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = select_one(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = ?", ek_hash, "node get", &st);
+	int r = select_one(s, sql, key, "node get", &st);
 
 	if (r < 0)
 		return r;
 	return node_from_row(st, ret);
+}
+
+static int sqlite_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
+{
+	return node_select(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE ek_hash = ?", ek_hash, ret);
+}
+
+static int sqlite_node_get_by_id(struct store *s, const char *node_id, struct node_rec *ret)
+{
+	return node_select(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE node_id = ?", node_id, ret);
+}
+
+
+static int sqlite_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+				       int64_t not_after)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "UPDATE nodes SET attested_us = ?, cert_serial = ?, cert_not_after = ? WHERE ek_hash = ?",
+			 &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, attested_us);
+	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, not_after);
+	sqlite3_bind_text(st, 4, ek_hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "node certificate");
+	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
 }
 
 static int sqlite_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -482,6 +554,27 @@ static int sqlite_policy_current(struct store *s, int64_t *ret_version, char **r
 	if ((r = text_dup(st, 1, &text, ret_size)) < 0 || (r = text_dup(st, 2, ret_signatures, NULL)) < 0)
 		return r;
 	*ret_version = sqlite3_column_int64(st, 0);
+	*ret_text = TAKE_PTR(text);
+	return 0;
+}
+
+static int sqlite_policy_get(struct store *s, int64_t version, char **ret_text, size_t *ret_size,
+			     char **ret_signatures)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *text = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT text, signatures FROM policies WHERE version = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "policy get");
+	if ((r = text_dup(st, 0, &text, ret_size)) < 0 || (r = text_dup(st, 1, ret_signatures, NULL)) < 0)
+		return r;
 	*ret_text = TAKE_PTR(text);
 	return 0;
 }
@@ -769,15 +862,13 @@ static int sqlite_audit_insert(struct store *s, const struct audit_rec *rec)
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit append");
 }
 
-static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+#define AUDIT_COLUMNS "seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash"
+
+static int audit_rows(struct store *s, sqlite3_stmt *st, int (*cb)(const struct audit_rec *r, void *userdata),
+		      void *userdata)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	/* seq is the rowid: removed or reordered records show up as gaps or broken links. */
-	if ((r = prepare(s, "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
-			    "FROM audit ORDER BY seq", &st)) < 0)
-		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct audit_rec a = {
 			.seq = sqlite3_column_int64(st, 0),
@@ -796,6 +887,30 @@ static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_re
 			return r;
 	}
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "audit list");
+}
+
+static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	/* seq is the rowid: removed or reordered records show up as gaps or broken links. */
+	if ((r = prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY seq", &st)) < 0)
+		return r;
+	return audit_rows(s, st, cb, userdata);
+}
+
+static int sqlite_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+				   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE ek_hash = ? ORDER BY seq DESC LIMIT ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit);
+	return audit_rows(s, st, cb, userdata);
 }
 
 static int sqlite_probe_write(struct store *s, int64_t now_us)
@@ -819,6 +934,8 @@ const struct store_ops store_sqlite_ops = {
 	.rollback = sqlite_rollback,
 	.in_transaction = sqlite_in_transaction,
 	.node_get = sqlite_node_get,
+	.node_get_by_id = sqlite_node_get_by_id,
+	.node_set_certificate = sqlite_node_set_certificate,
 	.node_request = sqlite_node_request,
 	.node_set_state = sqlite_node_set_state,
 	.node_set_counters = sqlite_node_set_counters,
@@ -830,6 +947,7 @@ const struct store_ops store_sqlite_ops = {
 	.policy_insert = sqlite_policy_insert,
 	.policy_current = sqlite_policy_current,
 	.policy_resign = sqlite_policy_resign,
+	.policy_get = sqlite_policy_get,
 	.refusal_put = sqlite_refusal_put,
 	.refusal_get = sqlite_refusal_get,
 	.secret_insert = sqlite_secret_insert,
@@ -844,5 +962,6 @@ const struct store_ops store_sqlite_ops = {
 	.audit_head = sqlite_audit_head,
 	.audit_insert = sqlite_audit_insert,
 	.audit_foreach = sqlite_audit_foreach,
+	.audit_foreach_ek = sqlite_audit_foreach_ek,
 	.probe_write = sqlite_probe_write,
 };

@@ -163,6 +163,17 @@ int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)
 	return s->ops->node_get(s, ek_hash, ret);
 }
 
+int store_node_get_by_id(struct store *s, const char *node_id, struct node_rec *ret)
+{
+	return s->ops->node_get_by_id(s, node_id, ret);
+}
+
+int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+			       int64_t not_after)
+{
+	return s->ops->node_set_certificate(s, ek_hash, attested_us, serial, not_after);
+}
+
 int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
 {
 	return s->ops->node_request(s, ek_hash, peer, now_us);
@@ -376,4 +387,15 @@ int store_audit_append(struct store *s, struct audit_rec *rec)
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	return s->ops->audit_foreach(s, cb, userdata);
+}
+
+int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+			   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return s->ops->audit_foreach_ek(s, ek_hash, limit, cb, userdata);
+}
+
+int store_policy_get(struct store *s, int64_t version, char **ret_text, size_t *ret_size, char **ret_signatures)
+{
+	return s->ops->policy_get(s, version, ret_text, ret_size, ret_signatures);
 }

@@ -37,6 +37,9 @@ struct node_rec {
 	int64_t requested_us, changed_us;
 	char peer[64];                  /* where the enrollment request came from */
 	int64_t reset_count, restart_count; /* last accepted quote's; -1: none yet */
+	int64_t attested_us;            /* when its last certificate was issued; 0: never */
+	char cert_serial[41];           /* that certificate's serial, hex; empty: none */
+	int64_t cert_not_after;         /* and its expiry, Unix seconds; 0: none */
 };
 
 struct nonce_rec {
@@ -92,12 +95,17 @@ int store_commit(struct store *s); /* durable on return */
 void store_rollback(struct store *s);
 
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret);
+/* The node an operator named by its id (node approve/revoke/show accept either). -ENOENT: none. */
+int store_node_get_by_id(struct store *s, const char *node_id, struct node_rec *ret);
 /* Records a pending enrollment request (state requested); -EEXIST when the EK is known. */
 int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
 /* node_id and group NULL: unchanged. */
 int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			 const char *group, int64_t now_us);
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
+/* The certificate just issued to it, in the attestation's transaction: node list shows them. */
+int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+			       int64_t not_after);
 /* Every node, by request time; cb returning < 0 stops. */
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
 /* How many nodes the registry holds in each state, as this transaction sees it. */
@@ -133,6 +141,9 @@ int store_policy_resign(struct store *s, int64_t version, const char *signatures
 /* -ENOENT: no policy loaded yet. ret_text/ret_signatures malloc'ed, NUL-terminated; either may be NULL. */
 int store_policy_current(struct store *s, int64_t *ret_version, char **ret_text, size_t *ret_size,
 			 char **ret_signatures);
+
+/* One version as kept (policy diff): -ENOENT when there is none. Outputs malloc'ed, NUL-terminated. */
+int store_policy_get(struct store *s, int64_t version, char **ret_text, size_t *ret_size, char **ret_signatures);
 
 /*
  * A node's last attestation refused for its boot state (the quote verified, the logs replayed,
@@ -208,6 +219,9 @@ int store_kek_rotate(struct store *s, struct kek *new_kek, int64_t *ret_count, c
 int store_audit_append(struct store *s, struct audit_rec *rec);
 /* Every record in seq order as stored (the hashes are not checked here). */
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+/* The newest (at most limit) records about one EK, newest first: node show's history (indexed). */
+int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+			   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 
 /* The record's hash: SHA-256(prev_hash || each field length-prefixed). Pure. */
 int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32]);

@@ -415,7 +415,7 @@ api-token=$(printf %s "$B" | sha256sum | cut -c1-64)" ]
 	run attest --ek ecc384
 	[ "$status" -eq 5 ]
 	[[ "$output" == *"node is not approved: enrollment request recorded for EK "* ]]
-	ek384=$(srv node list | awk '$2 == "requested" { print $1 }')
+	ek384=$(srv node list --json | jq -r '.[] | select(.state == "requested") | .ek_hash')
 	[ ${#ek384} -eq 64 ]
 	srv node approve "$ek384" --id node384.example --group web >/dev/null
 	run attest --ek ecc384

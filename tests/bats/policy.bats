@@ -529,7 +529,7 @@ current_version() {
 	run srv node approve "$EK" --group 'no such/group'
 	[ "$output" = "keystrap-server: 'no such/group' is not a group name ([A-Za-z0-9._-], at most 32)" ]
 	srv node approve "$EK" --group web
-	[[ "$(srv node list)" == *"$EK approved  node1.example "*" web" ]]
+	[ "$(srv node show "$EK" --json | jq -r '"\(.state) \(.node_id) \(.group)"')" = "approved node1.example web" ]
 	rm -rf out && mkdir out
 	run attest
 	[ "$status" -eq 0 ]

@@ -120,9 +120,10 @@ db.password|${#A}|28|60" ]
 	printf '%s' "$v2" | srv secret set db.password >/dev/null
 	run srv secret list
 	[ "$status" -eq 0 ]
-	[[ "${lines[0]}" =~ ^"api.token version 1 set 20"[0-9-]+T[0-9:]+"Z (${#B} bytes)"$ ]]
-	[[ "${lines[1]}" =~ ^"db.password version 3 set 20"[0-9-]+T[0-9:]+"Z (${#v2} bytes)"$ ]]
-	[ "${#lines[@]}" -eq 2 ]
+	[ "${lines[0]}" = "NAME                             SET                  VERSION   BYTES" ]
+	[[ "${lines[1]}" =~ ^"api.token "\ +"20"[0-9-]+T[0-9:]+Z\ +"1"\ +"${#B}"$ ]]
+	[[ "${lines[2]}" =~ ^"db.password "\ +"20"[0-9-]+T[0-9:]+Z\ +"3"\ +"${#v2}"$ ]]
+	[ "${#lines[@]}" -eq 3 ]
 	run srv secret history db.password
 	[ "${#lines[@]}" -eq 3 ]
 	[[ "${lines[0]}" =~ ^"version 1 set ".*" (${#A} bytes)"$ ]]

@@ -113,8 +113,8 @@ req() {
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 503): enrollment requests are closed: 1 await an operator (max_pending_enrollments)" ]
 	run "$KEYSTRAP_SERVER" audit export --config "$SRV2/server.json"
 	[[ "$output" == *'"action":"attest-start","decision":"deny","reasons":"enrollment requests are closed: 1 await an operator (max_pending_enrollments)"'* ]]
-	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
-	[ "${#lines[@]}" -eq 1 ]
+	run "$KEYSTRAP_SERVER" node list --full --config "$SRV2/server.json"
+	[ "${#lines[@]}" -eq 2 ]
 	# The positive twin: once the operator approves the pending one, another EK may ask at
 	# once: the cap counts what the registry holds now, not what it held at the last tick. The
 	# other EK's start is made beforehand (a second swtpm) so that it follows the approval
@@ -124,7 +124,7 @@ req() {
 	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >other.json
 	swtpm_stop
 	SWTPM_DIR=${tpm[0]} SWTPM_PORT=${tpm[1]} KEYSTRAP_TCTI=${tpm[2]}
-	"$KEYSTRAP_SERVER" node approve "${lines[0]%% *}" --config "$SRV2/server.json" >/dev/null
+	"$KEYSTRAP_SERVER" node approve "$(awk '{ print $2 }' <<<"${lines[1]}")" --config "$SRV2/server.json" >/dev/null
 	out=$(SRV_PORT=$SRV2_PORT post /v1/attest/start other.json)
 	[ "$(status_of "$out")" = 403 ]
 	[[ "$(body_of "$out")" == '{"error":"node is not approved: enrollment request recorded for EK '* ]]
@@ -132,7 +132,7 @@ req() {
 	run "$KEYSTRAP" attest --ek ecc384 --server "https://127.0.0.1:$SRV2_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out --retries 0
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 503): enrollment requests are closed: 1 await an operator (max_pending_enrollments)" ]
 	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
-	[ "${#lines[@]}" -eq 2 ]
+	[ "${#lines[@]}" -eq 3 ]
 	[ "$(grep -c ' requested' <<<"$output")" -eq 1 ]
 }
 
@@ -148,12 +148,12 @@ req() {
 		[[ "${lines[2]}" == '{"error":"the EK is refused: authPolicy '*"' is not the EK template L-1's (rsa2048)\"}" ]]
 	done
 	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
-	[ "${#lines[@]}" -eq 1 ]
+	[ "${#lines[@]}" -eq 2 ]
 	# The positive twin: this TPM's genuine ECC EK is another EK, and there is room for it.
 	run "$KEYSTRAP" attest --ek ecc384 --server "https://127.0.0.1:$SRV2_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out --retries 0
 	[[ "$output" == "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK "* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$SRV2/server.json"
-	[ "${#lines[@]}" -eq 2 ]
+	[ "${#lines[@]}" -eq 3 ]
 }
 
 @test "/healthz answers ok while the store answers, 503 with the reason once it does not" {
@@ -334,7 +334,7 @@ ok" ]
 approved_server2() {
 	server2 "$1"
 	attest2 >/dev/null 2>&1 || true
-	"$KEYSTRAP_SERVER" node approve "$("$KEYSTRAP_SERVER" node list --config "$SRV2/server.json" | cut -d' ' -f1)" \
+	"$KEYSTRAP_SERVER" node approve "$("$KEYSTRAP_SERVER" node list --json --config "$SRV2/server.json" | jq -r '.[0].ek_hash')" \
 		--id node1.example --config "$SRV2/server.json" >/dev/null
 	pid=$(cat "$SRV2/server.pid")
 	n=$(wc -l <"$SRV2/server.log")

@@ -114,8 +114,8 @@ records() {
 	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK $EK" ]
 	# B sees the request A recorded: one registry.
-	run admin B node list
-	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
+	run admin B node list --full
+	[[ "${lines[1]}" == "-"*" $EK default "*"requested -"* ]]
 	run attest_at B
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request (EK $EK) awaits an operator" ]
 	run admin B node approve "$EK" --id node1.example
@@ -132,8 +132,8 @@ records() {
 	rm -f out/*
 	run attest_at A
 	[ "$output" = "keystrap: attested as node1.example" ]
-	run admin A node list
-	[[ "$output" == "$EK approved  node1.example 127.0.0.1:"* ]]
+	run admin A node list --full
+	[[ "${lines[1]}" == "node1.example "*" $EK default "*"approved  20"*" UTC 20"*" UTC" ]]
 }
 
 @test "a boot state refused through A is kept in PostgreSQL: policy draft through B takes it; loaded, the node attests through A" {
@@ -245,7 +245,7 @@ records() {
 	[ "$(pg_sql keystrap 'SELECT count(*), min(seq), max(seq) FROM audit')" = "$((before + n))|1|$((before + n))" ]
 }
 
-@test "a revoked node is refused through either instance; approved again, it attests again" {
+@test "a revoked node is refused through either instance; reinstated, it attests again" {
 	KEYSTRAP_TCTI=$OTHER_TCTI attest_at B 2>/dev/null || true
 	run admin A node approve "$EK_OTHER" --id other
 	[ "$output" = "$EK_OTHER approved other" ]
@@ -259,9 +259,14 @@ records() {
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
 	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
-	run admin A node list
-	[[ "$output" == *"$EK_OTHER revoked   other"* ]]
-	admin B node approve "$EK_OTHER"
+	run admin A node list --full
+	[[ "$output" == *"other "*" $EK_OTHER default "*"revoked   "* ]]
+	# Approving it again is refused, at either instance, until the operator says --reinstate.
+	run admin B node approve "$EK_OTHER"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: node other (EK $EK_OTHER) is revoked: approving it again takes --reinstate" ]
+	[ "$(pg_sql keystrap "SELECT decision FROM audit WHERE action = 'node-approve' AND ek_hash = '$EK_OTHER' ORDER BY seq DESC LIMIT 1")" = deny ]
+	admin B node approve other --reinstate
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
 	[ "$output" = "keystrap: attested as other" ]
 	# A node id stays unique across instances.
@@ -274,7 +279,7 @@ records() {
 	run admin A audit verify
 	[ "$status" -eq 0 ]
 	[ "$(admin A audit export)" = "$(admin B audit export)" ]
-	[ "$(admin A audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start node-approve node-revoke policy-load " ]
+	[ "$(admin A audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start node-approve node-reinstate node-revoke policy-load " ]
 	orig=$(pg_sql keystrap "SELECT decision FROM audit WHERE seq = 2")
 	pg_sql keystrap "UPDATE audit SET decision = 'forged' WHERE seq = 2"
 	run admin B audit verify
@@ -647,4 +652,44 @@ pg_copy() {
 	# The instances, still on op1 and op2, trust it as before.
 	run "$KEYSTRAP_SERVER" policy show --config "$B_DIR/server.json"
 	[[ "$output" == *"signed-by "*"op1.pub"*"signed-by "*"op2.pub"*"state in force"* ]]
+}
+
+@test "PostgreSQL: an inventory approved through A (nothing on a malformed line) admits its EK at its first attestation through B" {
+	# The other TPM as a machine the registry never saw: its row goes, as if it were new.
+	pg_sql keystrap "DELETE FROM nodes WHERE ek_hash = '$EK_OTHER'"
+	run admin B node show "$EK_OTHER"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: no node with EK hash $EK_OTHER" ]
+	printf '# rack 3\n%s\n%s\n' "$EK_OTHER" "${EK_OTHER:0:63}" >inv.txt
+	run admin A node approve --file inv.txt
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: inv.txt:3: '${EK_OTHER:0:63}' is not an EK hash (64 lower-case hex digits): nothing approved" ]
+	[ "$(pg_sql keystrap "SELECT count(*) FROM nodes WHERE ek_hash = '$EK_OTHER'")" = 0 ]
+	printf '# rack 3\n%s\n' "$EK_OTHER" >inv.txt
+	run admin A node approve --file inv.txt --group web
+	[ "$output" = "1 EKs approved from inv.txt (1 pre-approved: admitted at their first attestation)" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest_at B
+	[ "$output" = "keystrap: attested as node-${EK_OTHER:0:16}" ]
+	serial=$(openssl x509 -in out/node.crt -noout -serial | cut -d= -f2)
+	run admin A node show "node-${EK_OTHER:0:16}" --json
+	[ "$(jq -r '[.ek_hash, .state, .group, (.cert_serial | ascii_upcase), (.attested_us > 0), .peer] | @tsv' <<<"$output")" = \
+		"$EK_OTHER	approved	web	${serial^^}	true	" ]
+	[ "$(jq -r '.history[0] | "\(.action) \(.decision)"' <<<"$output")" = "attest-finish allow" ]
+	[[ "$(jq -r '[.history[] | select(.action == "node-approve")][0].reasons' <<<"$output")" == "pre-approved -> approved, group web, by operator:"* ]]
+	run admin B node list --full
+	[[ "$output" == *$'\n'"node-${EK_OTHER:0:16} "*" $EK_OTHER web "*"approved  20"* ]]
+	admin A node approve "$EK_OTHER" --id other --group default >/dev/null
+}
+
+@test "PostgreSQL: a store from before gains the new columns and indexes when opened; its nodes keep their state" {
+	url=$(pg_copy legacy)
+	pg_sql legacy "ALTER TABLE nodes DROP COLUMN attested_us, DROP COLUMN cert_serial, DROP COLUMN cert_not_after; DROP INDEX nodes_requested; DROP INDEX audit_ek"
+	sed "s|\"database\":\"[^\"]*\"|\"database\":\"$url\"|" "$A_DIR/server.json" >legacy.json
+	run "$KEYSTRAP_SERVER" node list --json --config legacy.json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r --arg ek "$EK" '.[] | select(.ek_hash == $ek) | "\(.state) \(.node_id) \(.attested_us)"' <<<"$output")" = "approved node1.example null" ]
+	[ "$(pg_sql legacy "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'nodes' AND (column_name LIKE 'cert%' OR column_name = 'attested_us')")" = \
+		"attested_us,cert_not_after,cert_serial" ]
+	[ "$(pg_sql legacy "SELECT count(*) FROM pg_indexes WHERE indexname IN ('nodes_requested', 'audit_ek')")" = 2 ]
+	pg_sql postgres "DROP DATABASE legacy" >/dev/null
 }

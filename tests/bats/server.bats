@@ -75,8 +75,11 @@ attest() {
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved: enrollment request recorded for EK $EK_OTHER" ]
 	[ ! -e out/node.crt ]
 	run srv node list
-	[[ "$output" == *"$EK_OTHER requested - 127.0.0.1:"* ]]
-	[[ "$output" == *"$EK approved  node1.example"* ]]
+	[ "${lines[0]}" = "ID                       EK               GROUP        STATE     LAST ATTESTED           CERT EXPIRES" ]
+	[[ "$output" == *$'\n'"-                        ${EK_OTHER:0:16} default      requested -                       -"* ]]
+	[[ "$output" == *$'\n'"node1.example            ${EK:0:16} default      approved  20"*" UTC 20"*" UTC"* ]]
+	run srv node list --full
+	[[ "$output" == *" $EK_OTHER default "* ]]
 	# --json: one array for scripts; what the text shows as "-" is null there.
 	run srv node list --json
 	[ "$status" -eq 0 ]
@@ -84,7 +87,7 @@ attest() {
 		[.state, .node_id, (.peer | startswith("127.0.0.1:")), .group, .requested_us > 0, .reset_count]' <<<"$output")" = \
 		'["requested",null,true,"default",true,null]' ]
 	[ "$(jq -r --arg ek "$EK" '.[] | select(.ek_hash == $ek) | "\(.state) \(.node_id)"' <<<"$output")" = "approved node1.example" ]
-	[ "$(jq length <<<"$output")" = "$(srv node list | wc -l)" ]
+	[ "$(jq length <<<"$output")" = "$(($(srv node list | wc -l) - 1))" ]
 	# Asking again does not approve anything.
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is not approved yet: its enrollment request (EK $EK_OTHER) awaits an operator" ]
@@ -111,7 +114,7 @@ attest() {
 	[ "$status" -eq 1 ]
 }
 
-@test "a revoked node is refused (403); approved again, it attests again" {
+@test "a revoked node is refused (403); approving it again takes --reinstate, then it attests again" {
 	KEYSTRAP_TCTI=$OTHER_TCTI attest 2>/dev/null || true
 	srv node approve "$EK_OTHER" --id other
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
@@ -121,17 +124,28 @@ attest() {
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$status" -eq 5 ]
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
-	srv node approve "$EK_OTHER"
+	# Approving a revoked node again is refused (and recorded); --reinstate says it is meant.
+	run srv node approve "$EK_OTHER"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: node other (EK $EK_OTHER) is revoked: approving it again takes --reinstate" ]
+	KEYSTRAP_TCTI=$OTHER_TCTI run attest
+	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
+	run srv node approve other --reinstate
+	[ "$output" = "$EK_OTHER approved other" ]
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$output" = "keystrap: attested as other" ]
+	run srv audit export
+	[[ "$output" == *'"action":"node-approve","decision":"deny","reasons":"node other (EK '"$EK_OTHER"') is revoked: approving it again takes --reinstate, by operator:'* ]]
+	[[ "$output" == *'"action":"node-reinstate","decision":"allow","reasons":"revoked -> approved, group default, by operator:'* ]]
 }
 
 @test "a node id is the operator's to give and unique; node commands name what is wrong" {
 	run srv node approve "$EK_OTHER" --id node1.example
 	[ "$status" -eq 1 ]
 	[ "$output" = "keystrap-server: node id 'node1.example' belongs to another EK" ]
-	run srv node approve "$(printf '%064d' 0)"
-	[ "$output" = "keystrap-server: no node with EK hash $(printf '%064d' 0) has asked to enrol" ]
+	run srv node revoke "$(printf '%064d' 0)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: no node with EK hash $(printf '%064d' 0)" ]
 	run srv node approve "$EK" --id 'Bad_Id'
 	[ "$output" = "keystrap-server: 'Bad_Id' is not a node id ([a-z0-9.-], at most 64)" ]
 	run srv node approve nothex
@@ -395,7 +409,7 @@ hexdump() { xxd -p "$1" | tr -d '\n'; }
 	grep -q 'action=attest-start decision=deny.*the EK is refused: objectAttributes' "$SRV_DIR/server.log"
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$output" = "keystrap: the server refused the attestation start (HTTP 403): node is revoked" ]
-	srv node approve "$EK_OTHER" >/dev/null
+	srv node approve "$EK_OTHER" --reinstate >/dev/null
 	KEYSTRAP_TCTI=$OTHER_TCTI run attest
 	[ "$output" = "keystrap: attested as other" ]
 	# The approved node re-encoded is refused as well: there is no second way to be it.
@@ -460,7 +474,7 @@ audit_copy() {
 	[ "$status" -eq 1 ]
 	[ "$(jq -c . <<<"$output")" = '{"intact":false,"records":2,"broken_at":4,"reason":"record 4 follows 2 (removed or reordered records)"}' ]
 	# Every decision above is in the log, as JSON lines.
-	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-revoke policy-load " ]
+	[ "$(srv audit export | jq -r .action | sort -u | tr '\n' ' ')" = "attest-finish attest-start http node-approve node-reinstate node-revoke policy-load " ]
 }
 
 @test "keystrap attest fails closed: a server its CA did not sign (exit 1), and nobody listening (exit 4)" {
@@ -492,7 +506,7 @@ audit_copy() {
 	# The policy server_config loaded, then the refused start.
 	[[ "$output" == "audit chain intact: 2 records, head "* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
-	[[ "$output" == "$EK requested - 127.0.0.1:"* ]]
+	[[ "${lines[1]}" == "-"*" ${EK:0:16} default "*"requested "* ]]
 }
 
 # serve_refused DIR: keystrap-server serve with DIR's configuration must exit 1 at once, saying
