@@ -317,6 +317,11 @@ static int check_names(const char *id, const char *group)
 		fprintf(stderr, "keystrap-server: '%s' is not a node id ([a-z0-9.-], at most 64)\n", id);
 		return 1;
 	}
+	/* The node commands take an EK hash or a node id in one place: an id must not be both. */
+	if (id && ek_hash_valid(id)) {
+		fprintf(stderr, "keystrap-server: '%s' is an EK hash, not a node id\n", id);
+		return 1;
+	}
 	if (group && !keystrap_name_valid(group, strlen(group), GROUP_MAX)) {
 		fprintf(stderr, "keystrap-server: '%s' is not a group name ([A-Za-z0-9._-], at most %d)\n", group,
 			GROUP_MAX);

@@ -141,6 +141,10 @@ row() {
 	[ "$output" = "keystrap-server: 'Not An Id' is neither an EK hash (64 lower-case hex digits) nor a node id" ]
 	run srv node show
 	[ "$status" -eq 2 ]
+	# An id that reads as an EK hash would make "node show ID" ambiguous: refused.
+	run srv node approve "$EK_OTHER" --id "$(printf '%064d' 5)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: '$(printf '%064d' 5)' is an EK hash, not a node id" ]
 	# The positive twin: what exists is found.
 	run srv node show "$EK_OTHER"
 	[ "$status" -eq 0 ]
