@@ -234,6 +234,22 @@ finishes() {
 	srv audit export | jq -c 'select(.action == "attest-finish")' | wc -l
 }
 
+@test "an EK no operator approved: the handoff's console line quotes its full EK hash, what status --ek prints; exit 5" {
+	ek=$("$KEYSTRAP" status --ek=ecc384)
+	[[ "$ek" =~ ^[0-9a-f]{64}$ ]]
+	run "$KEYSTRAP" handoff --ek ecc384 --config keystrap.conf
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"node is not approved: enrollment request recorded for EK $ek"* ]]
+	run "$KEYSTRAP" handoff --ek ecc384 --config keystrap.conf
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"node is not approved yet: its enrollment request (EK $ek) awaits an operator"* ]]
+	# The twin: approved by the hash the console showed, the same handoff attests.
+	srv node approve "$ek" --id ecc.example >/dev/null
+	run "$KEYSTRAP" handoff --ek ecc384 --config keystrap.conf
+	[ "$status" -eq 0 ]
+	"$KEYSTRAP" handoff --config keystrap.conf >/dev/null 2>&1
+}
+
 @test "a node clock minutes off (2 min behind, 4 min ahead) still hands off, and the keys live as long as the certificate" {
 	clock_skip
 	run with_clock -2m "$KEYSTRAP" handoff --config keystrap.conf
