@@ -35,6 +35,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "operator.h"
 #include "ratelimit.h"
 #include "serve.h"
 #include "server-config.h"
@@ -934,6 +935,19 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 	return NULL;
 }
 
+/* A reload in the audit log, committed with the next batch: when the server began issuing from a new CA. */
+static void reload_record(struct daemon *d, const char *decision, const char *what)
+{
+	struct audit_rec a = { .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
+			       .action = "config-reload", .decision = decision, .reasons = what };
+	int k = batch_join(d);
+
+	if (k >= 0)
+		k = store_audit_append(d->srv.store, &a);
+	if (k < 0)
+		slog("warning", "reload-unrecorded", "reason", strerror(-k), NULL);
+}
+
 /*
  * SIGHUP: the configuration, the CA chain and bundle, the operator keys and the TLS certificate
  * read again; connections already open go on with what they had. All of it loads or none of it
@@ -948,7 +962,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct ratelimit *limit = NULL;
 	SSL_CTX *ssl = NULL;
 	const char *fixed = NULL;
-	char why[ATTEST_REASON_MAX + PATH_MAX], shown[ATTEST_REASON_MAX];
+	char why[ATTEST_REASON_MAX + PATH_MAX], shown[ATTEST_REASON_MAX], record[sizeof(why) + PATH_MAX + 128];
 	int r;
 
 	(void)sig;
@@ -974,6 +988,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		SSL_CTX_free(ssl);
 		slog("error", "reload-refused", "config", d->config_path, "reason", why, "kept", "the configuration in force",
 		     NULL);
+		snprintf(record, sizeof(record), "%s: %s; the configuration in force stays", d->config_path, why);
+		reload_record(d, "deny", record);
 		sd_notify(0, "READY=1");
 		return;
 	}
@@ -995,6 +1011,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	policy_cache_done(&d->srv.policy);
 	pki_describe(pki, shown, sizeof(shown));
 	slog("info", "reloaded", "config", d->config_path, "ca", shown, NULL);
+	snprintf(record, sizeof(record), "%s reloaded: issuing from %s; %zu operator keys, threshold %lld",
+		 d->config_path, shown, d->srv.config->operators->n, (long long)d->srv.config->policy_threshold);
+	reload_record(d, "allow", record);
 	sd_notify(0, "READY=1");
 }
 

@@ -157,6 +157,12 @@ PY
 	run reload
 	[[ "$output" == *"event=reloaded"* ]]
 	kill -0 "$(cat "$SRV_DIR/server.pid")"
+	# Each reload is on record, refused or taken, with the CA it issues from.
+	run srv audit export
+	[ "$(grep -c '"action":"config-reload","decision":"deny"' <<<"$output")" -eq 3 ]
+	[ "$(grep -c '"action":"config-reload","decision":"allow"' <<<"$output")" -eq 2 ]
+	[[ "$output" == *"\"reasons\":\"$SRV_DIR/server.json reloaded: issuing from CA "*"(CN = keystrap-test-ca), chain of 1, 0 previous; 2 operator keys, threshold 2\""* ]]
+	[[ "$output" == *"'listen' changed: it takes a restart; the configuration in force stays"* ]]
 }
 
 @test "ca rotate refuses a certificate not matching its key, a chain out of order and a key in use: one line, exit 1, the CA in force untouched" {
@@ -405,10 +411,11 @@ ca_state() {
 	run srv audit export
 	rotate=$(grep -n '"action":"ca-rotate","decision":"allow".*declared compromised' <<<"$output" | cut -d: -f1)
 	kek=$(grep -n '"action":"kek-rotate","decision":"allow"' <<<"$output" | cut -d: -f1)
-	[ -n "$rotate" ] && [ -n "$kek" ] && [ "$rotate" -lt "$kek" ]
+	reloaded=$(grep -n '"action":"config-reload","decision":"allow".*(CN = keystrap drill CA)' <<<"$output" | cut -d: -f1)
+	[ -n "$rotate" ] && [ -n "$kek" ] && [ "$rotate" -lt "$kek" ] && [ "$kek" -lt "$reloaded" ]
 	for i in $NODES; do
 		last=$(grep -n '"node_id":"node'"$i"'.example","action":"attest-finish","decision":"allow"' <<<"$output" | tail -1 | cut -d: -f1)
-		[ "$last" -gt "$kek" ]
+		[ "$last" -gt "$reloaded" ]
 	done
 	run srv audit verify
 	[ "$status" -eq 0 ]
