@@ -133,34 +133,52 @@ static int create_private(const char *path, char *reason, size_t reason_size)
  */
 static int select_one(struct store *s, const char *sql, const char *key, const char *what, sqlite3_stmt **ret);
 
-static int migrate(struct store *s)
-{
 #define ADD(name, decl) { name, "ALTER TABLE nodes ADD COLUMN " name " " decl },
-	static const struct {
-		const char *name, *sql;
-	} added[] = { STORE_NODES_ADDED(ADD) };
+static const struct {
+	const char *name, *sql;
+} nodes_added[] = { STORE_NODES_ADDED(ADD) };
 #undef ADD
+
+/* Adds what nodes lacks of nodes_added (all of it: add); ret_missing: how many it lacks. */
+static int nodes_columns(struct store *s, bool add, size_t *ret_missing)
+{
+	size_t missing = 0;
 	int r;
 
-	if ((r = exec(s, "BEGIN IMMEDIATE")) < 0)
-		return r;
-	for (size_t i = 0; i < ELEMENTSOF(added); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(nodes_added); i++) {
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
-		r = select_one(s, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = ?", added[i].name,
+		r = select_one(s, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = ?", nodes_added[i].name,
 			       "schema", &st);
-		if (r == -ENOENT)
-			r = exec(s, added[i].sql);
-		if (r < 0) {
+		if (r == -ENOENT) {
+			missing++;
+			r = add ? exec(s, nodes_added[i].sql) : 0;
+		}
+		if (r < 0)
+			return r;
+	}
+	*ret_missing = missing;
+	return 0;
+}
+
+static int migrate(struct store *s)
+{
+	size_t missing;
+	int r;
+
+	/* The usual case, nothing missing, takes no writer lock: a server's batches go on. */
+	if ((r = nodes_columns(s, false, &missing)) < 0)
+		return r;
+	if (missing > 0) {
+		/* Checked again under the lock: another process may have added them meanwhile. */
+		if ((r = exec(s, "BEGIN IMMEDIATE")) < 0)
+			return r;
+		if ((r = nodes_columns(s, true, &missing)) < 0 || (r = exec(s, "COMMIT")) < 0) {
 			(void)exec(s, "ROLLBACK");
 			return r;
 		}
 	}
-	if ((r = exec(s, STORE_INDEXES_ADDED)) < 0 || (r = exec(s, "COMMIT")) < 0) {
-		(void)exec(s, "ROLLBACK");
-		return r;
-	}
-	return 0;
+	return exec(s, STORE_INDEXES_ADDED);
 }
 
 static int sqlite_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
