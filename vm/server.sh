@@ -184,7 +184,8 @@ vm_server_enrol() {
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	rm -rf "$tpm"
-	ek=$(vm_srv "$d" node list | awk '/requested/ { print $1; exit }')
+	# Columns: ID, EK (in full with --full), GROUP, STATE, ...; a pending request has no id yet.
+	ek=$(vm_srv "$d" node list --full | awk '$4 == "requested" { print $2; exit }')
 	[ -n "$ek" ] || die "the node's first contact left no enrollment request: $(tail -n 2 "$d/enrol.log")"
 	vm_srv "$d" node approve "$ek" --id "$id" --group default >>"$d/enrol.log" || die "node approve $ek failed"
 	echo "$ek" >"$d/ek-hash"
