@@ -78,6 +78,7 @@ static const struct key keys[] = {
 	{ "Unlock", "PCRs", T_STRING, FIELD(pcrs), PCRS_MAX, 0, 0, 0, NULL, true },
 	{ "Unlock", "PCRBank", T_BANK, FIELD(bank), VALUE_MAX, 0, 0, 0, NULL, false },
 	{ "Unlock", "Lock", T_BOOL, FIELD(lock), VALUE_MAX, 0, 1, 1, NULL, false },
+	{ "Unlock", "TPM2Signature", T_STRING, FIELD(signature), VALUE_MAX, 0, 0, 0, check_absolute, false },
 	{ "Attest", "Server", T_STRING, FIELD(server), VALUE_MAX, 0, 0, 0, check_url, false },
 	{ "Attest", "CA", T_STRING, FIELD(ca), VALUE_MAX, 0, 0, 0, check_absolute, false },
 	{ "Attest", "Timeout", T_UINT, FIELD(timeout), VALUE_MAX, ATTEST_TIMEOUT_MIN, ATTEST_TIMEOUT_MAX,
@@ -442,6 +443,7 @@ void config_free(struct keystrap_config *c)
 		return;
 	free(c->device);
 	free(c->name);
+	free(c->signature);
 	free(c->pcrs);
 	free(c->server);
 	free(c->ca);

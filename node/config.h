@@ -34,6 +34,7 @@ struct keystrap_config {
 	char *pcrs;     /* what enroll binds, --pcrs syntax */
 	const struct pcr_bank *bank;
 	bool lock;      /* extend PCR 15 once the volumes are open */
+	char *signature; /* systemd's PCR signature file for signed-policy tokens (tpm2-signature=) */
 	/* [Attest] */
 	char *server;   /* https:// URL of keystrap-server */
 	char *ca;       /* path of the CA certificate that signs the server's */

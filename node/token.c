@@ -42,6 +42,27 @@ static int parse_int_string(const char *s, int max, int *ret)
 	return 0;
 }
 
+static int parse_pcr_array(json_object *v, uint32_t *ret_mask)
+{
+	uint32_t mask = 0;
+
+	if (!v)
+		return -EINVAL;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		int64_t p;
+
+		if (!json_object_is_type(e, json_type_int))
+			return -EINVAL;
+		p = json_object_get_int64(e);
+		if (p < 0 || p >= PCR_COUNT)
+			return -EINVAL;
+		mask |= 1u << p;
+	}
+	*ret_mask = mask;
+	return 0;
+}
+
 static int parse_values(json_object *o, struct tpm2_token *t, const char **ret_reason)
 {
 	json_object_object_foreach(o, key, val)
@@ -60,14 +81,13 @@ static int parse_values(json_object *o, struct tpm2_token *t, const char **ret_r
 	return 0;
 }
 
-/* Strict RFC 8259 (no trailing commas, comments or single quotes), one object, nothing after it. */
-static json_object *parse_object(const char *json, size_t len)
+json_object *json_parse_object(const char *json, size_t len, size_t max)
 {
 	json_object *root;
 	json_tokener *tok;
 	bool whole;
 
-	if (len > TOKEN_JSON_MAX)
+	if (len > max)
 		return NULL;
 	tok = json_tokener_new_ex(16);
 	if (!tok)
@@ -94,7 +114,7 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	*ret_reason = NULL;
 	if (len > TOKEN_JSON_MAX)
 		FAIL("token JSON is larger than 16 KiB");
-	root = parse_object(json, len);
+	root = json_parse_object(json, len, TOKEN_JSON_MAX);
 	if (!root)
 		FAIL("token is not a well-formed JSON object");
 
@@ -115,20 +135,8 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	    parse_int_string(json_object_get_string(v), 31, &t->keyslot) < 0)
 		FAIL("token keyslot is not a number from 0 to 31");
 
-	v = get(root, "tpm2-pcrs", json_type_array);
-	if (!v)
-		FAIL("token lacks tpm2-pcrs");
-	for (size_t i = 0; i < json_object_array_length(v); i++) {
-		json_object *e = json_object_array_get_idx(v, i);
-		int64_t p;
-
-		if (!json_object_is_type(e, json_type_int))
-			FAIL("tpm2-pcrs holds something other than a number");
-		p = json_object_get_int64(e);
-		if (p < 0 || p >= PCR_COUNT)
-			FAIL("tpm2-pcrs holds a PCR index outside 0..23");
-		t->pcr_mask |= 1u << p;
-	}
+	if (parse_pcr_array(get(root, "tpm2-pcrs", json_type_array), &t->pcr_mask) < 0)
+		FAIL("tpm2-pcrs is missing or holds something other than PCR indexes 0..23");
 
 	/* systemd 252 defaults the bank to sha256 and the primary to ecc when absent. */
 	v = get(root, "tpm2-pcr-bank", json_type_string);
@@ -161,7 +169,19 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 
 	v = get(root, "tpm2-pin", json_type_boolean);
 	t->pin = v && json_object_get_boolean(v);
-	t->signed_policy = json_object_object_get_ex(root, "tpm2_pubkey", NULL);
+	/* systemd 252's signed PCR policy: the PEM public key, base64 again, and what it signs for. */
+	v = get(root, "tpm2_pubkey", json_type_string);
+	if (v) {
+		n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+				  t->pubkey, sizeof(t->pubkey) - 1);
+		if (n <= 0)
+			FAIL("tpm2_pubkey is not base64 of at most 4 KiB");
+		t->pubkey_size = (size_t)n;
+		if (parse_pcr_array(get(root, "tpm2_pubkey_pcrs", json_type_array), &t->pubkey_pcr_mask) < 0 ||
+		    t->pubkey_pcr_mask == 0)
+			FAIL("tpm2_pubkey_pcrs is missing, empty or holds something other than PCR indexes 0..23");
+	} else if (json_object_object_get_ex(root, "tpm2_pubkey", NULL))
+		FAIL("tpm2_pubkey is not a string");
 
 	v = get(root, "keystrap-pcr-values", json_type_object);
 	if (v && parse_values(v, t, ret_reason) < 0)
@@ -273,7 +293,7 @@ bool token_type_is_tpm(const char *type)
 
 enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
 {
-	_cleanup_json_ json_object *root = parse_object(json, len);
+	_cleanup_json_ json_object *root = json_parse_object(json, len, TOKEN_JSON_MAX);
 	json_object *type, *slots, *v;
 	int slot = -1;
 

@@ -16,6 +16,7 @@
 #define TOKEN_JSON_MAX 16384
 #define TOKEN_BLOB_MAX 4096
 #define TOKEN_SRK_MAX 1024
+#define TOKEN_PUBKEY_MAX 4096
 
 /*
  * A LUKS2 "systemd-tpm2" token in the schema systemd 252 reads and writes. Everything in
@@ -32,12 +33,22 @@ struct tpm2_token {
 	size_t blob_size;
 	uint8_t policy_hash[32];
 	bool pin;
-	bool signed_policy; /* tpm2_pubkey: PCR policy signed by a key; not supported */
+	/* tpm2_pubkey (PEM) and tpm2_pubkey_pcrs: PolicyAuthorize by that key over those PCRs */
+	uint8_t pubkey[TOKEN_PUBKEY_MAX];
+	size_t pubkey_size;
+	uint32_t pubkey_pcr_mask;
 	uint32_t values_mask; /* PCRs listed in keystrap-pcr-values */
 	uint8_t values[PCR_COUNT][PCR_DIGEST_MAX];
 	uint8_t srk[TOKEN_SRK_MAX]; /* serialized ESYS_TR of the parent, systemd >= 254 */
 	size_t srk_size;
 };
+
+/*
+ * Strict RFC 8259 (no trailing commas, comments or single quotes), one object of at most max
+ * bytes, nothing after it; NULL otherwise. The caller puts the result.
+ */
+struct json_object;
+struct json_object *json_parse_object(const char *json, size_t len, size_t max);
 
 /* Parses untrusted header JSON; on error *ret_reason says what was wrong (static string). */
 int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason);

@@ -9,6 +9,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "log.h"
+#include "ossl.h"
 #include "tcti-deadline.h"
 #include "tpm.h"
 
@@ -452,8 +453,98 @@ int tpm_seal(struct tpm *t, ESYS_TR parent, const uint8_t policy[32], const stru
 	return 0;
 }
 
-static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const TPML_PCR_SELECTION *sel,
-		       struct secbuf **ret)
+int tpm_rsa_public(EVP_PKEY *pkey, TPM2B_PUBLIC *ret)
+{
+	_cleanup_(BN_freep) BIGNUM *n = NULL, *e = NULL;
+	TPM2B_PUBLIC pub = {
+		.size = sizeof(TPMT_PUBLIC),
+		.publicArea = {
+			.type = TPM2_ALG_RSA,
+			.nameAlg = TPM2_ALG_SHA256,
+			.objectAttributes = TPMA_OBJECT_DECRYPT | TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_USERWITHAUTH,
+			.parameters.rsaDetail = {
+				.scheme.scheme = TPM2_ALG_NULL,
+				.symmetric.algorithm = TPM2_ALG_NULL,
+			},
+		},
+	};
+	int size;
+
+	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA ||
+	    EVP_PKEY_get_bn_param(pkey, "n", &n) != 1 || EVP_PKEY_get_bn_param(pkey, "e", &e) != 1)
+		return -EOPNOTSUPP;
+	size = BN_num_bytes(n);
+	if (size > (int)sizeof(pub.publicArea.unique.rsa.buffer) || BN_num_bits(e) > 32)
+		return -EOPNOTSUPP;
+	pub.publicArea.parameters.rsaDetail.keyBits = (TPMI_RSA_KEY_BITS)(size * 8);
+	/* systemd 252 spells 65537 out rather than as the TPM's 0; the name, and so the policy, follows. */
+	pub.publicArea.parameters.rsaDetail.exponent = (UINT32)BN_get_word(e);
+	pub.publicArea.unique.rsa.size = (UINT16)size;
+	if (BN_bn2bin(n, pub.publicArea.unique.rsa.buffer) != size)
+		return -EINVAL;
+	*ret = pub;
+	return 0;
+}
+
+static int policy_authorize(struct tpm *t, ESYS_TR session, const struct tpm_authorize *auth,
+			    const struct pcr_bank *bank)
+{
+	static const TPM2B_NONCE no_ref = { 0 };
+	TPMT_SIGNATURE sig = {
+		.sigAlg = TPM2_ALG_RSASSA,
+		.signature.rsassa.hash = TPM2_ALG_SHA256,
+	};
+	TPM2B_DIGEST *approved = NULL, hash = { .size = 32 };
+	TPMT_TK_VERIFIED *ticket = NULL;
+	TPML_PCR_SELECTION sel;
+	TPM2B_NAME name;
+	ESYS_TR key = ESYS_TR_NONE;
+	TSS2_RC rc;
+	int r;
+
+	if (auth->sig_size > sizeof(sig.signature.rsassa.sig.buffer))
+		return -EMSGSIZE;
+	rc = Esys_LoadExternal(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &auth->key,
+			       ESYS_TR_RH_OWNER, &key);
+	if (rc != TSS2_RC_SUCCESS)
+		return log_debug_errno(tpm_errno(t, rc), "LoadExternal: %s", tpm_rc_str(rc));
+	r = tr_name(t, key, &name);
+	if (r < 0)
+		goto out;
+	pcr_selection_from_mask(auth->mask, bank->alg, &sel);
+	rc = Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &sel);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_PolicyGetDigest(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &approved);
+	if (rc != TSS2_RC_SUCCESS) {
+		r = log_debug_errno(tpm_errno(t, rc), "PolicyPCR/PolicyGetDigest: %s", tpm_rc_str(rc));
+		goto out;
+	}
+	/* aHash = H(approvedPolicy || policyRef), policyRef empty; the TPM checks the RSA part. */
+	if (EVP_Digest(approved->buffer, approved->size, hash.buffer, NULL, EVP_sha256(), NULL) != 1) {
+		r = -ENOMEM;
+		goto out;
+	}
+	sig.signature.rsassa.sig.size = (UINT16)auth->sig_size;
+	memcpy(sig.signature.rsassa.sig.buffer, auth->sig, auth->sig_size);
+	rc = Esys_VerifySignature(t->esys, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &hash, &sig, &ticket);
+	if (rc != TSS2_RC_SUCCESS) {
+		r = log_debug_errno(rc_base(rc) == TPM2_RC_SIGNATURE ? -EBADMSG : tpm_errno(t, rc),
+				    "VerifySignature: %s", tpm_rc_str(rc));
+		goto out;
+	}
+	rc = Esys_PolicyAuthorize(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, approved,
+				  &no_ref, &name, ticket);
+	if (rc != TSS2_RC_SUCCESS)
+		r = log_debug_errno(tpm_errno(t, rc), "PolicyAuthorize: %s", tpm_rc_str(rc));
+out:
+	Esys_Free(approved);
+	Esys_Free(ticket);
+	tpm_flush(t, &key);
+	return r;
+}
+
+static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const struct tpm_authorize *auth,
+		       const struct pcr_bank *bank, const TPML_PCR_SELECTION *sel, struct secbuf **ret)
 {
 	TPM2B_SENSITIVE_DATA *out = NULL;
 	ESYS_TR session = ESYS_TR_NONE;
@@ -464,7 +555,15 @@ static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const TPML
 	r = start_session(t, parent, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, &session);
 	if (r < 0)
 		return r;
-	rc = Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, sel);
+	if (auth) {
+		r = policy_authorize(t, session, auth, bank);
+		if (r < 0) {
+			tpm_flush(t, &session);
+			return r;
+		}
+	}
+	rc = sel->count == 0 ? TSS2_RC_SUCCESS :
+			       Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, sel);
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_flush(t, &session);
 		return log_debug_errno(tpm_errno(t, rc), "PolicyPCR: %s", tpm_rc_str(rc));
@@ -482,7 +581,8 @@ static int unseal_once(struct tpm *t, ESYS_TR parent, ESYS_TR object, const TPML
 }
 
 int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_size,
-	       const struct pcr_bank *bank, uint32_t mask, struct secbuf **ret)
+	       const struct tpm_authorize *auth, const struct pcr_bank *bank, uint32_t mask,
+	       struct secbuf **ret)
 {
 	TPM2B_PRIVATE priv = { 0 };
 	TPM2B_PUBLIC pub = { 0 };
@@ -505,8 +605,10 @@ int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_s
 		return log_debug_errno(tpm_errno(t, rc), "Load: %s", tpm_rc_str(rc));
 
 	pcr_selection_from_mask(mask, bank->alg, &sel);
+	if (mask == 0)
+		sel.count = 0;
 	for (int i = 0; i < UNSEAL_ATTEMPTS && r == -EAGAIN; i++)
-		r = unseal_once(t, parent, object, &sel, ret);
+		r = unseal_once(t, parent, object, auth, bank, &sel, ret);
 	tpm_flush(t, &object);
 	return r;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
 #include "macro.h"
@@ -53,9 +54,27 @@ int tpm_pcr_read(struct tpm *t, const struct pcr_bank *bank, uint32_t mask,
 int tpm_seal(struct tpm *t, ESYS_TR parent, const uint8_t policy[32], const struct secbuf *secret,
 	     uint8_t *ret_blob, size_t blob_max, size_t *ret_blob_size);
 
-/* -EPERM: the PCR policy is not satisfied; -ENOKEY: blob does not belong to this parent. */
+/*
+ * systemd 252's signed PCR policy: PolicyPCR over mask, then PolicyAuthorize of that digest
+ * (empty policyRef) by key, whose RSASSA-SHA256 signature over SHA-256(digest) is sig.
+ */
+struct tpm_authorize {
+	TPM2B_PUBLIC key;
+	uint32_t mask;
+	uint8_t sig[512];
+	size_t sig_size;
+};
+/* The TPM2B_PUBLIC systemd 252 loads an RSA public key as (its name is in the token's policy). */
+int tpm_rsa_public(EVP_PKEY *pkey, TPM2B_PUBLIC *ret);
+
+/*
+ * auth (may be NULL) comes first in the policy session, then PolicyPCR over mask (may be 0).
+ * -EPERM: the PCR policy is not satisfied; -ENOKEY: blob does not belong to this parent;
+ * -EBADMSG: the TPM refused auth's signature.
+ */
 int tpm_unseal(struct tpm *t, ESYS_TR parent, const uint8_t *blob, size_t blob_size,
-	       const struct pcr_bank *bank, uint32_t mask, struct secbuf **ret);
+	       const struct tpm_authorize *auth, const struct pcr_bank *bank, uint32_t mask,
+	       struct secbuf **ret);
 
 /* Extends pcr in every active bank with H_bank(data) (at most 1024 bytes); ret_digests may be NULL. */
 int tpm_pcr_extend(struct tpm *t, unsigned pcr, const void *data, size_t size,

@@ -49,9 +49,10 @@ static void explain_policy_failure(struct tpm *t, const char *path, int tok, con
 		log_error("%s token %d: PCR mismatch (%s): %s", path, tok, k->bank->name, msg);
 }
 
-static int try_token(struct tpm *t, const char *path, const char *name, struct crypt_device *cd,
-		     int tok, const char *json)
+static int try_token(struct tpm *t, const char *path, const char *name, const char *signature,
+		     struct crypt_device *cd, int tok, const char *json)
 {
+	_cleanup_free_ struct tpm_authorize *auth = NULL;
 	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
 	_cleanup_free_ struct tpm2_token *k = malloc(sizeof(*k));
 	ESYS_TR parent = ESYS_TR_NONE;
@@ -69,9 +70,14 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 	if (k->pin)
 		return log_error_errno(-EOPNOTSUPP, "%s token %d needs a PIN; keystrap unlocks "
 				       "unattended only", path, tok);
-	if (k->signed_policy)
-		return log_error_errno(-EOPNOTSUPP, "%s token %d uses a signed PCR policy, which "
-				       "keystrap does not support", path, tok);
+	if (k->pubkey_size > 0) {
+		auth = malloc(sizeof(*auth));
+		if (!auth)
+			return log_error_errno(-ENOMEM, "out of memory");
+		r = unlock_signed_policy(t, path, tok, k, signature, auth);
+		if (r < 0)
+			return r;
+	}
 
 	if (k->srk_size > 0)
 		r = tpm_srk_load(t, k->srk, k->srk_size, &parent);
@@ -83,8 +89,15 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 	if (r < 0)
 		return log_error_errno(r, "%s token %d: %s", path, tok, tpm_failure_reason(r));
 
-	r = tpm_unseal(t, parent, k->blob, k->blob_size, k->bank, k->pcr_mask, &secret);
+	r = tpm_unseal(t, parent, k->blob, k->blob_size, auth, k->bank, k->pcr_mask, &secret);
 	tpm_flush(t, &parent);
+	if (r == -EBADMSG && auth)
+		return log_error_errno(r, "%s token %d: the TPM refused the PCR signature (VerifySignature "
+				       "failed: it is not the token key's signature of this policy)", path, tok);
+	if (r == -EPERM && k->pcr_mask == 0)
+		return log_error_errno(r, "%s token %d: the signed PCR policy is satisfied but the key is "
+				       "sealed to another policy (signed by another key or over other PCRs)",
+				       path, tok);
 	if (r == -EPERM) {
 		explain_policy_failure(t, path, tok, k);
 		return r;
@@ -111,7 +124,7 @@ static int try_token(struct tpm *t, const char *path, const char *name, struct c
 	return 0;
 }
 
-int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
+int unlock_volume(struct tpm **t, const struct volume *v, const char *signature, bool dry_run)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	uint32_t leftovers = 0;
@@ -136,7 +149,7 @@ int unlock_volume(struct tpm **t, const struct volume *v, bool dry_run)
 		if (!*t && (r = tpm_connect(t)) < 0)
 			return r;
 		tried++;
-		r = try_token(*t, v->path, dry_run ? NULL : v->name, cd, tok, json);
+		r = try_token(*t, v->path, dry_run ? NULL : v->name, signature, cd, tok, json);
 		if (r == 0)
 			return 0;
 		/* Lockout and a dead TPM will not get better with the next token. */

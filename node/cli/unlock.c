@@ -13,7 +13,8 @@
 #include "unlock.h"
 
 static const char usage[] =
-	"keystrap unlock (--device DEV --name NAME | --all | --config FILE) [--dry-run] [--no-lock]";
+	"keystrap unlock (--device DEV --name NAME | --all | --config FILE) [--tpm2-signature FILE]\n"
+	"                [--dry-run] [--no-lock]";
 
 static void show_help(void)
 {
@@ -28,6 +29,12 @@ static void show_help(void)
 	       "  --config FILE  the volume, its name and Lock= from [Unlock] in FILE (normally\n"
 	       "                 " CONFIG_PATH "), which is measured into PCR 12 before\n"
 	       "                 it is used\n"
+	       "  --tpm2-signature FILE\n"
+	       "                 systemd's PCR signature file (systemd-measure sign) for tokens\n"
+	       "                 systemd-cryptenroll --tpm2-public-key wrote; default [Unlock]\n"
+	       "                 TPM2Signature=, else tpm2-pcr-signature.json in /etc/systemd,\n"
+	       "                 /run/systemd, /usr/local/lib/systemd, /usr/lib/systemd, and in the\n"
+	       "                 initrd /.extra (where systemd-stub puts a UKI's .pcrsig)\n"
 	       "  --dry-run      only prove the unsealed key opens its keyslot; open nothing, extend\n"
 	       "                 nothing but the configuration's measurement\n"
 	       "  --no-lock      do not extend PCR 15 (run 'keystrap lock' later)\n\n"
@@ -45,11 +52,12 @@ int cmd_unlock(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "no-lock", no_argument, NULL, 'L' },
+		{ "tpm2-signature", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	_cleanup_config_ struct keystrap_config *conf = NULL;
-	const char *device = NULL, *name = NULL, *config = NULL;
+	const char *device = NULL, *name = NULL, *config = NULL, *signature = NULL;
 	bool all = false, dry_run = false, no_lock = false;
 	struct volume vols[UNLOCK_VOLUMES_MAX] = { 0 };
 	_cleanup_tpm_ struct tpm *t = NULL;
@@ -65,6 +73,7 @@ int cmd_unlock(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'D': dry_run = true; break;
 		case 'L': no_lock = true; break;
+		case 'S': signature = optarg; break;
 		case 'h': show_help(); return 0;
 		default: return usage_error(usage, "invalid option");
 		}
@@ -83,6 +92,8 @@ int cmd_unlock(int argc, char **argv)
 		device = all ? NULL : conf->device;
 		name = conf->name;
 		no_lock = no_lock || !conf->lock;
+		if (!signature)
+			signature = conf->signature;
 		if (device && !name && !dry_run)
 			return log_error("%s: [Unlock] Device=%s needs Name= (or --dry-run)", config, device), 1;
 	}
@@ -106,7 +117,7 @@ int cmd_unlock(int argc, char **argv)
 	}
 
 	for (size_t i = 0; i < n; i++) {
-		r = unlock_volume(&t, &vols[i], dry_run);
+		r = unlock_volume(&t, &vols[i], signature, dry_run);
 		if (r == 0)
 			opened++;
 		else

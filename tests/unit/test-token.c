@@ -54,7 +54,7 @@ static void test_roundtrip(void)
 	CHECK(token_format(in, &json) == 0 && json, "token formats");
 	CHECK(parse(json, &why) == 0 && why == NULL, "its own output parses, with no reason");
 	CHECK(tok.keyslot == 3 && tok.pcr_mask == in->pcr_mask && tok.bank == in->bank &&
-	      tok.primary_alg == TPM2_ALG_RSA && !tok.pin && !tok.signed_policy && tok.srk_size == 0,
+	      tok.primary_alg == TPM2_ALG_RSA && !tok.pin && tok.pubkey_size == 0 && tok.srk_size == 0,
 	      "keyslot, PCRs, bank, primary, pin survive the round trip");
 	CHECK(tok.blob_size == 240 && memcmp(tok.blob, in->blob, 240) == 0, "the blob survives byte for byte");
 	CHECK(memcmp(tok.policy_hash, in->policy_hash, 32) == 0, "the policy hash survives");
@@ -100,7 +100,12 @@ static void test_cryptenroll_shape(void)
 	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
 		    "\"tpm2_pubkey\":\"AAAA\",\"tpm2_pubkey_pcrs\":[11],\"tpm2-policy-hash\":\""
 		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == 0 &&
-	      tok.signed_policy, "tpm2_pubkey marks a signed policy (unlock refuses it)");
+	      tok.pubkey_size == 3 && tok.pubkey_pcr_mask == (1u << 11),
+	      "tpm2_pubkey and tpm2_pubkey_pcrs are read");
+	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
+		    "\"tpm2_pubkey\":\"AAAA\",\"tpm2-policy-hash\":\""
+		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == -EINVAL,
+	      "tpm2_pubkey without tpm2_pubkey_pcrs is refused");
 	CHECK(parse("{\"type\":\"systemd-tpm2\",\"keyslots\":[\"0\"],\"tpm2-blob\":\"AAAA\",\"tpm2-pcrs\":[7],"
 		    "\"tpm2_srk\":\"AQIDBA==\",\"future-key\":{\"x\":[1]},\"tpm2-policy-hash\":\""
 		    "0000000000000000000000000000000000000000000000000000000000000000\"}", &why) == 0 &&
