@@ -105,8 +105,8 @@ int pcrsig_find(json_object *root, const struct pcr_bank *bank, uint32_t mask, c
 		if (!hex_is(e, "pkfp", fp)) {
 			if (r == -ENOENT) {
 				r = -EKEYREJECTED;
-				*ret_reason = "its signatures for these PCRs are by another key (pkfp is not "
-					      "the SHA-256 fingerprint of the token's tpm2_pubkey,";
+				*ret_reason = "its signatures for these PCRs are by another key: none has "
+					      "the pkfp (SHA-256 fingerprint) of the token's tpm2_pubkey";
 			}
 			continue;
 		}

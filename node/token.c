@@ -47,7 +47,7 @@ static int parse_pcr_array(json_object *v, uint32_t *ret_mask)
 	uint32_t mask = 0;
 
 	if (!v)
-		return -EINVAL;
+		return -ENOENT;
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		json_object *e = json_object_array_get_idx(v, i);
 		int64_t p;
@@ -56,7 +56,7 @@ static int parse_pcr_array(json_object *v, uint32_t *ret_mask)
 			return -EINVAL;
 		p = json_object_get_int64(e);
 		if (p < 0 || p >= PCR_COUNT)
-			return -EINVAL;
+			return -ERANGE;
 		mask |= 1u << p;
 	}
 	*ret_mask = mask;
@@ -110,6 +110,7 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	struct tpm2_token *t = ret;
 	const char *s;
 	long n;
+	int r;
 
 	*ret_reason = NULL;
 	if (len > TOKEN_JSON_MAX)
@@ -135,8 +136,13 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	    parse_int_string(json_object_get_string(v), 31, &t->keyslot) < 0)
 		FAIL("token keyslot is not a number from 0 to 31");
 
-	if (parse_pcr_array(get(root, "tpm2-pcrs", json_type_array), &t->pcr_mask) < 0)
-		FAIL("tpm2-pcrs is missing or holds something other than PCR indexes 0..23");
+	r = parse_pcr_array(get(root, "tpm2-pcrs", json_type_array), &t->pcr_mask);
+	if (r == -ENOENT)
+		FAIL("token lacks tpm2-pcrs");
+	if (r == -EINVAL)
+		FAIL("tpm2-pcrs holds something other than a number");
+	if (r < 0)
+		FAIL("tpm2-pcrs holds a PCR index outside 0..23");
 
 	/* systemd 252 defaults the bank to sha256 and the primary to ecc when absent. */
 	v = get(root, "tpm2-pcr-bank", json_type_string);

@@ -528,8 +528,13 @@ static int policy_authorize(struct tpm *t, ESYS_TR session, const struct tpm_aut
 	memcpy(sig.signature.rsassa.sig.buffer, auth->sig, auth->sig_size);
 	rc = Esys_VerifySignature(t->esys, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &hash, &sig, &ticket);
 	if (rc != TSS2_RC_SUCCESS) {
-		r = log_debug_errno(rc_base(rc) == TPM2_RC_SIGNATURE ? -EBADMSG : tpm_errno(t, rc),
-				    "VerifySignature: %s", tpm_rc_str(rc));
+		r = tpm_errno(t, rc);
+		/* A wrong signature of the right size is RC_SIGNATURE; of another size, RC_SIZE or
+		 * RC_VALUE: the file's fault either way, never the TPM's. */
+		if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && r != -ETIMEDOUT && r != -ENOLCK &&
+		    r != -ENODEV && r != -EBUSY)
+			r = -EBADMSG;
+		log_debug("VerifySignature: %s", tpm_rc_str(rc));
 		goto out;
 	}
 	rc = Esys_PolicyAuthorize(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, approved,

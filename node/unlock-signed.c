@@ -102,7 +102,7 @@ int unlock_signed_policy(struct tpm *t, const char *path, int tok, const struct 
 	r = pcrsig_find(sigs, k->bank, k->pubkey_pcr_mask, fp, pol, ret->sig, sizeof(ret->sig),
 			&ret->sig_size, &why);
 	if (r == -EKEYREJECTED)
-		return log_error_errno(r, "%s token %d: PCR signature file %s: %s %s", path, tok, file, why,
+		return log_error_errno(r, "%s token %d: PCR signature file %s: %s, %s", path, tok, file, why,
 				       fphex);
 	if (r < 0)
 		return log_error_errno(r, "%s token %d: PCR signature file %s: %s (%s: %s)", path, tok, file,
