@@ -201,11 +201,11 @@ one_line() {
 	[ "$output" = "keystrap: $IMG token 0 needs a PIN; keystrap unlocks unattended only" ]
 }
 
-@test "a token with a signed PCR policy (tpm2_pubkey) is refused clearly" {
+@test "a signed-policy token whose tpm2_pubkey is no PEM key is malformed, said in one line (signed-policy.bats opens real ones)" {
 	token_edit "$IMG" 0 '.tpm2_pubkey = "AAAA" | .tpm2_pubkey_pcrs = [11]'
 	unlock_must_fail "$IMG"
 	one_line
-	[ "$output" = "keystrap: $IMG token 0 uses a signed PCR policy, which keystrap does not support" ]
+	[ "$output" = "keystrap: $IMG token 0 is malformed: tpm2_pubkey is not a PEM public key" ]
 }
 
 @test "a LUKS1 volume, a file with no LUKS header, a missing device: one line, nothing written" {
