@@ -47,6 +47,15 @@ struct pki {
 	X509_EXTENSION *fixed_ext[4];
 	struct ek_cache_entry *ek_cache;
 	uint64_t ek_cache_clock;
+	/* The last CRL made, and what it was made from (pki_crl). */
+	struct {
+		uint8_t *der;
+		size_t der_size;
+		char *pem;
+		int64_t version[2]; /* store_revoked_version's */
+		int64_t lifetime;
+		struct pki_crl_info info;
+	} crl;
 };
 
 void pki_free(struct pki *p)
@@ -61,6 +70,8 @@ void pki_free(struct pki *p)
 	for (size_t i = 0; i < ELEMENTSOF(p->fixed_ext); i++)
 		X509_EXTENSION_free(p->fixed_ext[i]);
 	free(p->ek_cache);
+	OPENSSL_free(p->crl.der);
+	free(p->crl.pem);
 	free(p);
 }
 
@@ -438,4 +449,147 @@ int pki_ca_pem(struct pki *p, char **ret)
 {
 	*ret = strdup(p->ca_pem);
 	return *ret ? 0 : -ENOMEM;
+}
+
+OSSL_DEFINE_FREEP(X509_CRL, X509_CRL_free)
+OSSL_DEFINE_FREEP(ASN1_INTEGER, ASN1_INTEGER_free)
+
+/* What one transaction reads for a CRL: the revoked set's version, its certificates, the number. */
+struct crl_build {
+	X509_CRL *crl;
+	int64_t now, version[2], number, entries;
+};
+
+static int crl_entry_add(const char *serial, int64_t revoked_us, void *userdata)
+{
+	struct crl_build *b = userdata;
+	_cleanup_(BN_freep) BIGNUM *bn = NULL;
+	X509_REVOKED *rev = X509_REVOKED_new();
+	ASN1_INTEGER *sn = NULL;
+	ASN1_TIME *t = NULL;
+
+	/* A serial is 40 hex digits as pki_issue wrote it; anything else in the store is not ours. */
+	if (!rev || strlen(serial) == 0 || strlen(serial) > 40 || strspn(serial, "0123456789abcdefABCDEF") != strlen(serial) ||
+	    BN_hex2bn(&bn, serial) != (int)strlen(serial) || !(sn = BN_to_ASN1_INTEGER(bn, NULL)) ||
+	    X509_REVOKED_set_serialNumber(rev, sn) != 1 || !(t = ASN1_TIME_set(NULL, (time_t)(revoked_us / 1000000))) ||
+	    X509_REVOKED_set_revocationDate(rev, t) != 1 || X509_CRL_add0_revoked(b->crl, rev) != 1) {
+		ASN1_INTEGER_free(sn);
+		ASN1_TIME_free(t);
+		X509_REVOKED_free(rev);
+		return -EBADMSG;
+	}
+	ASN1_INTEGER_free(sn);
+	ASN1_TIME_free(t);
+	b->entries++;
+	return 0;
+}
+
+static int crl_read(struct store *s, struct crl_build *b)
+{
+	int r;
+
+	if ((r = store_revoked_version(s, b->version)) < 0 || (r = store_revoked_foreach(s, b->now, crl_entry_add, b)) < 0)
+		return r;
+	return store_crl_number_next(s, &b->number);
+}
+
+/* The CRL's own fields and extensions, then the signature. */
+static int crl_sign(struct pki *p, struct crl_build *b, int64_t lifetime)
+{
+	_cleanup_(ASN1_INTEGER_freep) ASN1_INTEGER *num = ASN1_INTEGER_new();
+	ASN1_TIME *from = ASN1_TIME_set(NULL, (time_t)(b->now - ATTEST_CLOCK_SKEW_MAX));
+	ASN1_TIME *to = ASN1_TIME_set(NULL, (time_t)(b->now + lifetime));
+	X509V3_CTX v3;
+	X509_EXTENSION *akid = NULL;
+	int ok;
+
+	X509V3_set_ctx(&v3, p->ca, NULL, NULL, b->crl, 0);
+	ok = num && from && to && ASN1_INTEGER_set_int64(num, b->number) == 1 &&
+	     X509_CRL_set_version(b->crl, X509_CRL_VERSION_2) == 1 &&
+	     X509_CRL_set_issuer_name(b->crl, X509_get_subject_name(p->ca)) == 1 &&
+	     X509_CRL_set1_lastUpdate(b->crl, from) == 1 && X509_CRL_set1_nextUpdate(b->crl, to) == 1 &&
+	     X509_CRL_sort(b->crl) == 1 && X509_CRL_add1_ext_i2d(b->crl, NID_crl_number, num, 0, 0) == 1 &&
+	     (akid = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always")) &&
+	     X509_CRL_add_ext(b->crl, akid, -1) == 1 && X509_CRL_sign(b->crl, p->ca_key, p->sha256) > 0;
+	X509_EXTENSION_free(akid);
+	ASN1_TIME_free(from);
+	ASN1_TIME_free(to);
+	ERR_clear_error();
+	return ok ? 0 : -EIO;
+}
+
+static int crl_encode(struct pki *p, X509_CRL *crl)
+{
+	unsigned char *der = NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *mem;
+	char *pem = NULL;
+	int n = i2d_X509_CRL(crl, &der);
+
+	if (n > 0 && bio && PEM_write_bio_X509_CRL(bio, crl) == 1) {
+		BIO_get_mem_ptr(bio, &mem);
+		pem = strndup(mem->data, mem->length);
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (n <= 0 || !pem) {
+		OPENSSL_free(der);
+		free(pem);
+		return -ENOMEM;
+	}
+	OPENSSL_free(p->crl.der);
+	free(p->crl.pem);
+	p->crl.der = der;
+	p->crl.der_size = (size_t)n;
+	p->crl.pem = pem;
+	return 0;
+}
+
+int pki_crl(struct pki *p, struct store *s, int64_t lifetime, bool pem, const uint8_t **ret, size_t *ret_size,
+	    struct pki_crl_info *ret_info, char *why, size_t why_size)
+{
+	_cleanup_(X509_CRL_freep) X509_CRL *crl = NULL;
+	struct crl_build b = { .now = (int64_t)time(NULL) };
+	int64_t version[2];
+	char subject[256];
+	int r;
+
+	/* Consumers refuse a CRL from a CA whose keyUsage does not allow signing one. */
+	if ((X509_get_extension_flags(p->ca) & EXFLAG_KUSAGE) && !(X509_get_key_usage(p->ca) & KU_CRL_SIGN)) {
+		ca_subject(p->ca, subject, sizeof(subject));
+		snprintf(why, why_size, "the CA (%s) may not sign CRLs: its keyUsage has no cRLSign", subject);
+		return -EKEYREJECTED;
+	}
+	if ((r = store_revoked_version(s, version)) < 0) {
+		snprintf(why, why_size, "cannot read the revoked nodes: %s", strerror(-r));
+		return r;
+	}
+	if (!p->crl.der || p->crl.lifetime != lifetime || memcmp(version, p->crl.version, sizeof(version)) != 0 ||
+	    b.now >= p->crl.info.this_update + ATTEST_CLOCK_SKEW_MAX + lifetime / 2 || b.now < p->crl.info.this_update) {
+		if (!(b.crl = crl = X509_CRL_new()))
+			return -ENOMEM;
+		/* One transaction: the number is spent on exactly the set read with it. */
+		if ((r = store_begin(s)) >= 0 && (r = crl_read(s, &b)) >= 0)
+			r = store_commit(s);
+		if (r < 0) {
+			store_rollback(s);
+			snprintf(why, why_size, "cannot read the revoked certificates: %s",
+				 r == -EBADMSG ? "the store holds a serial that is not hex" : strerror(-r));
+			return r;
+		}
+		if ((r = crl_sign(p, &b, lifetime)) < 0 || (r = crl_encode(p, crl)) < 0) {
+			snprintf(why, why_size, "cannot sign the CRL: %s", strerror(-r));
+			return r;
+		}
+		memcpy(p->crl.version, b.version, sizeof(b.version));
+		p->crl.lifetime = lifetime;
+		p->crl.info = (struct pki_crl_info){ .number = b.number, .entries = b.entries,
+						     .this_update = b.now - ATTEST_CLOCK_SKEW_MAX,
+						     .next_update = b.now + lifetime };
+	}
+	*ret = pem ? (const uint8_t *)p->crl.pem : p->crl.der;
+	*ret_size = pem ? strlen(p->crl.pem) : p->crl.der_size;
+	if (ret_info)
+		*ret_info = p->crl.info;
+	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/x509.h>
@@ -43,5 +44,26 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
  * the CAs of a rotation not yet retired, so consumers pinning it accept either CA's certificates.
  */
 int pki_ca_pem(struct pki *p, char **ret);
+/* What a CRL pki_crl returned holds. */
+struct pki_crl_info {
+	int64_t number;      /* its cRLNumber */
+	int64_t entries;     /* certificates it lists */
+	int64_t this_update; /* Unix seconds */
+	int64_t next_update;
+};
+
+/*
+ * The CRL of the CA in force, signed with its key: every certificate of a revoked node that has
+ * not expired (store_revoked_foreach), revoked when its node was, under a cRLNumber from
+ * store_crl_number_next and the CA's key identifier; thisUpdate ATTEST_CLOCK_SKEW_MAX seconds
+ * ago (consumers' clocks behind), nextUpdate lifetime seconds after now. DER, or PEM with pem.
+ * Kept and handed out again while the store's revoked set is the version it was made from and
+ * less than half its lifetime has passed: a revocation by any process shows at the next call.
+ * *ret is p's until the next call or pki_free. -EKEYREJECTED (why: one line) when the CA's
+ * keyUsage leaves out cRLSign, so consumers would refuse its CRLs; store errors as they come.
+ */
+int pki_crl(struct pki *p, struct store *s, int64_t lifetime, bool pem, const uint8_t **ret, size_t *ret_size,
+	    struct pki_crl_info *ret_info, char *why, size_t why_size);
+
 /* "CA 0123456789abcdef (CN = ...), chain of 2, 1 previous": what a start or reload logs. */
 void pki_describe(struct pki *p, char *buf, size_t size);

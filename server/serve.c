@@ -388,6 +388,30 @@ static void answer_health(struct daemon *d, struct evhttp_request *req, int64_t 
 	answer_now(d, req, EP_HEALTHZ, start, 503, "text/plain; charset=utf-8", reason, n, 1);
 }
 
+/* GET /v1/crl (DER) and /v1/crl.pem: the CA's CRL, public, not audited; from the store as it is now. */
+static void answer_crl(struct daemon *d, struct evhttp_request *req, bool pem, int64_t start)
+{
+	char why[ATTEST_REASON_MAX + 1];
+	const uint8_t *crl;
+	size_t size;
+	int k;
+
+	batch_commit(d);
+	k = pki_crl(d->srv.pki, d->srv.store, d->srv.config->crl_lifetime, pem, &crl, &size, NULL, why, sizeof(why) - 1);
+	if (k < 0) {
+		if (k != -EKEYREJECTED)
+			health_note(d, k, "cannot read the revoked nodes");
+		slog("error", "crl-failed", "reason", why, NULL);
+		size = strlen(why);
+		why[size++] = '\n';
+		answer_now(d, req, EP_OTHER, start, k == -EKEYREJECTED ? 500 : 503, "text/plain; charset=utf-8", why, size,
+			   k == -EKEYREJECTED ? 0 : 1);
+		return;
+	}
+	answer_now(d, req, EP_OTHER, start, 200, pem ? "application/x-pem-file" : "application/pkix-crl",
+		   (const char *)crl, size, 0);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct daemon *d = arg;
@@ -445,6 +469,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		else
 			answer_now(d, req, ep, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, text_size,
 				   0);
+		return;
+	} else if ((streq(path, "/v1/crl") || streq(path, "/v1/crl.pem")) &&
+		   (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
+		answer_crl(d, req, streq(path, "/v1/crl.pem"), start);
 		return;
 	} else if (ep == EP_OTHER) {
 		p->r.status = 404;

@@ -39,6 +39,7 @@ struct server_config {
 	int64_t max_connections;         /* open at once; at the cap the server stops accepting */
 	int64_t max_connections_per_address; /* beyond it, a new connection is closed at once */
 	int64_t request_timeout;         /* seconds from accept (or the last reply) to a whole request */
+	int64_t crl_lifetime;            /* seconds from a CRL's making to its nextUpdate */
 	struct operator_keys *operators; /* n: who may sign policies (PEM public keys) */
 	int64_t policy_threshold;        /* k: how many of them must (default 2) */
 };

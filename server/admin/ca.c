@@ -30,6 +30,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "ossl.h"
+#include "pki.h"
 #include "policy-cache.h"
 #include "server-config.h"
 #include "store.h"
@@ -38,7 +39,8 @@ static const char usage[] =
 	"keystrap-server ca rotate [--certificate CHAIN --key KEY | --subject CN [--days N]] [--compromised] --config FILE\n"
 	"       keystrap-server ca retire [--force] --config FILE\n"
 	"       keystrap-server ca show --config FILE\n"
-	"       keystrap-server ca bundle --config FILE";
+	"       keystrap-server ca bundle --config FILE\n"
+	"       keystrap-server ca crl [--pem] [--out FILE] --config FILE";
 
 #define WHY_MAX (PATH_MAX + 512)
 
@@ -439,6 +441,48 @@ static int show(const struct server_config *c, bool bundle)
 	return 0;
 }
 
+/*
+ * A CRL made now (the server's own is made the same way, from the same store): to stdout, or
+ * written beside FILE and renamed over it, so a web server publishing FILE never serves half.
+ */
+static int crl(const struct server_config *c, struct store *s, bool pem, const char *out)
+{
+	struct pki *p = NULL;
+	struct pki_crl_info info;
+	const uint8_t *data;
+	char why[WHY_MAX], until[21], beside[PATH_MAX];
+	size_t size;
+	int r;
+
+	if (out && (size_t)snprintf(beside, sizeof(beside), "%s.new", out) >= sizeof(beside))
+		return admin_refuse("--out '%s' is too long a path", out);
+	if (pki_load(c, &p) < 0)
+		return 1; /* pki_load said why */
+	r = pki_crl(p, s, c->crl_lifetime, pem, &data, &size, &info, why, sizeof(why));
+	if (r < 0) {
+		pki_free(p);
+		return admin_refuse("no CRL: %s", why);
+	}
+	if (!out) {
+		r = write_full(STDOUT_FILENO, data, size);
+		pki_free(p);
+		if (r < 0)
+			return admin_refuse("cannot write the CRL to stdout: %s", strerror(-r));
+		return 0;
+	}
+	(void)unlink(beside);
+	if ((r = write_file_new(beside, data, size, 0644)) < 0 || (r = file_replace(beside, out)) < 0) {
+		(void)unlink(beside);
+		pki_free(p);
+		return admin_refuse("cannot write the CRL to '%s': %s", out, strerror(-r));
+	}
+	pki_free(p);
+	policy_time_format(info.next_update * 1000000, until);
+	printf("CRL %lld listing %lld certificate%s written to %s, next update %s\n", (long long)info.number,
+	       (long long)info.entries, info.entries == 1 ? "" : "s", out, until);
+	return 0;
+}
+
 int cmd_ca(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -448,13 +492,15 @@ int cmd_ca(int argc, char **argv)
 					      { "days", required_argument, NULL, 'd' },
 					      { "compromised", no_argument, NULL, 'x' },
 					      { "force", no_argument, NULL, 'f' },
+					      { "pem", no_argument, NULL, 'p' },
+					      { "out", required_argument, NULL, 'o' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_store_ struct store *s = NULL;
 	struct rotate_args ra = {};
-	const char *config = NULL, *verb;
-	bool force = false;
+	const char *config = NULL, *verb, *out = NULL;
+	bool force = false, pem = false;
 	char *end;
 	int o, r;
 
@@ -484,6 +530,14 @@ int cmd_ca(int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
+		case 'p':
+			pem = true;
+			break;
+		case 'o':
+			if (!*optarg)
+				return admin_refuse("--out '' names no file");
+			out = optarg;
+			break;
 		case 'h':
 			printf("Usage: %s\n", usage);
 			return EXIT_HELP;
@@ -497,9 +551,12 @@ int cmd_ca(int argc, char **argv)
 		goto bad;
 	if (!streq(verb, "retire") && force)
 		goto bad;
+	if (!streq(verb, "crl") && (pem || out))
+		goto bad;
 	if (streq(verb, "rotate") && (!ra.cert != !ra.key || (ra.cert && (ra.subject || ra.days))))
 		goto bad;
-	if (!streq(verb, "rotate") && !streq(verb, "retire") && !streq(verb, "show") && !streq(verb, "bundle"))
+	if (!streq(verb, "rotate") && !streq(verb, "retire") && !streq(verb, "show") && !streq(verb, "bundle") &&
+	    !streq(verb, "crl"))
 		goto bad;
 	if ((r = admin_load(config, &c, &s)) != 0)
 		return r;
@@ -507,6 +564,8 @@ int cmd_ca(int argc, char **argv)
 		return rotate(c, s, &ra);
 	if (streq(verb, "retire"))
 		return retire(c, s, force);
+	if (streq(verb, "crl"))
+		return crl(c, s, pem, out);
 	return show(c, streq(verb, "bundle"));
 bad:
 	fprintf(stderr, "Usage: %s\n", usage);

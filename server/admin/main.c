@@ -21,7 +21,7 @@ static const struct {
 	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
 	{ "secret", cmd_secret, "store (from standard input), list, or delete secret payloads; values never shown" },
 	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
-	{ "ca", cmd_ca, "rotate the CA that signs node certificates, retire the previous one; show it, print the bundle" },
+	{ "ca", cmd_ca, "rotate the CA that signs node certificates, retire the previous one; show it, print the bundle or the CRL" },
 	{ "operator", cmd_operator, "rotate an operator key: the policy in force re-signed by the new key set" },
 };
 

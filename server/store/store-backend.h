@@ -79,6 +79,11 @@ struct store_ops {
 	int (*audit_foreach_ek)(struct store *s, const char *ek_hash, int64_t limit,
 				int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*probe_write)(struct store *s, int64_t now_us); /* the health row, in store.c's transaction */
+	/* CRLs (store.h): the revoked nodes' unexpired certificates, the revoked set's version, the next number. */
+	int (*revoked_foreach)(struct store *s, int64_t now, int (*cb)(const char *serial, int64_t revoked_us, void *userdata),
+			       void *userdata);
+	int (*revoked_version)(struct store *s, int64_t ret[2]);
+	int (*crl_number_next)(struct store *s, int64_t *ret); /* in store.c's transaction */
 };
 
 /*
@@ -153,7 +158,17 @@ struct store_ops {
 	/* One row that store_probe rewrites: a committed write, as a decision's, that records nothing. */ \
 	"CREATE TABLE IF NOT EXISTS health (" \
 	" id " INT " PRIMARY KEY," \
-	" probed_us " INT " NOT NULL);"
+	" probed_us " INT " NOT NULL);" \
+	/* Added with the CRL: every certificate issued (the nodes table keeps only the last), so a \
+	 * revoked node's earlier ones, still valid, are listed too; and the last CRL number used. */ \
+	"CREATE TABLE IF NOT EXISTS certificates (" \
+	" serial TEXT PRIMARY KEY," \
+	" ek_hash TEXT NOT NULL," \
+	" not_after " INT " NOT NULL);" \
+	"CREATE INDEX IF NOT EXISTS certificates_ek ON certificates (ek_hash, not_after);" \
+	"CREATE TABLE IF NOT EXISTS crl (" \
+	" id " INT " PRIMARY KEY CHECK (id = 1)," \
+	" number " INT " NOT NULL);"
 
 /*
  * Columns added to the nodes table after its first release, X(name, declaration): a store made
@@ -168,7 +183,25 @@ struct store_ops {
 /* After the columns: node list sorts by request time, node show reads one EK's audit records. */
 #define STORE_INDEXES_ADDED \
 	"CREATE INDEX IF NOT EXISTS nodes_requested ON nodes (requested_us, ek_hash);" \
-	"CREATE INDEX IF NOT EXISTS audit_ek ON audit (ek_hash, seq);"
+	"CREATE INDEX IF NOT EXISTS audit_ek ON audit (ek_hash, seq);" \
+	"CREATE INDEX IF NOT EXISTS nodes_state ON nodes (state, changed_us);"
+
+/*
+ * The CRL's statements, the same text for both backends (no parameters but now, Unix seconds:
+ * ? in SQLite, $1 in PostgreSQL). A revoked node's certificates: each one recorded, and the
+ * nodes table's last one (a store from before the certificates table has only that). The
+ * revoked set's version changes whenever a node enters or leaves it: a revocation sets
+ * changed_us later than any before it, a reinstatement lowers the count.
+ */
+#define STORE_REVOKED_SQL(P) \
+	"SELECT c.serial, n.changed_us FROM certificates c JOIN nodes n ON n.ek_hash = c.ek_hash " \
+	"WHERE n.state = 'revoked' AND c.not_after > " P " UNION " \
+	"SELECT cert_serial, changed_us FROM nodes WHERE state = 'revoked' AND cert_serial <> '' AND cert_not_after > " P
+#define STORE_REVOKED_VERSION_SQL "SELECT count(*), coalesce(max(changed_us), 0) FROM nodes WHERE state = 'revoked'"
+#define STORE_CRL_NUMBER_SQL \
+	"INSERT INTO crl (id, number) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET number = crl.number + 1 RETURNING number"
+/* A certificate's row goes a day after it expired: only a node's own are pruned, by the index. */
+#define STORE_CERT_KEEP_S 86400
 
 struct store {
 	const struct store_ops *ops;

@@ -590,6 +590,25 @@ static int pg_node_get_by_id(struct store *s, const char *node_id, struct node_r
 	return node_select(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE node_id = $1", node_id, ret);
 }
 
+/* The certificate kept for the CRL; the node's own rows a day past expiry go. */
+static int pg_cert_record(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+			  int64_t not_after)
+{
+	struct params d = { 0 }, i = { 0 };
+	int r;
+
+	p_text(&d, ek_hash);
+	p_int8(&d, attested_us / 1000000 - STORE_CERT_KEEP_S);
+	if ((r = run(s, "certificate prune", "DELETE FROM certificates WHERE ek_hash = $1 AND not_after < $2", &d, 0,
+		     NULL)) < 0)
+		return r;
+	p_text(&i, serial);
+	p_text(&i, ek_hash);
+	p_int8(&i, not_after);
+	return run(s, "certificate record", "INSERT INTO certificates (serial, ek_hash, not_after) VALUES ($1, $2, $3)", &i,
+		   0, NULL);
+}
+
 static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
 				   int64_t not_after)
 {
@@ -605,7 +624,9 @@ static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t
 		     "UPDATE nodes SET attested_us = $1, cert_serial = $2, cert_not_after = $3 WHERE ek_hash = $4", &p, 0,
 		     &res)) < 0)
 		return r;
-	return changed(res) == 1 ? 0 : -ENOENT;
+	if (changed(res) != 1)
+		return -ENOENT;
+	return pg_cert_record(s, ek_hash, attested_us, serial, not_after);
 }
 
 static int pg_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -670,6 +691,49 @@ static int pg_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, 
 		if ((r = node_from_row(res, i, &n)) < 0 || (r = cb(&n, userdata)) < 0)
 			return r;
 	}
+	return 0;
+}
+
+static int pg_revoked_foreach(struct store *s, int64_t now,
+			      int (*cb)(const char *serial, int64_t revoked_us, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, now);
+	if ((r = run(s, "revoked certificates", STORE_REVOKED_SQL("$1"), &p, 0, &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++)
+		if ((r = cb(col_text(res, i, 0), col_int8(res, i, 1), userdata)) < 0)
+			return r;
+	return 0;
+}
+
+static int pg_revoked_version(struct store *s, int64_t ret[2])
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
+
+	if ((r = run(s, "revoked version", STORE_REVOKED_VERSION_SQL, NULL, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) != 1)
+		return -EIO;
+	ret[0] = col_int8(res, 0, 0);
+	ret[1] = col_int8(res, 0, 1);
+	return 0;
+}
+
+static int pg_crl_number_next(struct store *s, int64_t *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
+
+	if ((r = run(s, "crl number", STORE_CRL_NUMBER_SQL, NULL, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) != 1)
+		return -EIO;
+	*ret = col_int8(res, 0, 0);
 	return 0;
 }
 
@@ -1202,4 +1266,7 @@ const struct store_ops store_pg_ops = {
 	.audit_foreach = pg_audit_foreach,
 	.audit_foreach_ek = pg_audit_foreach_ek,
 	.probe_write = pg_probe_write,
+	.revoked_foreach = pg_revoked_foreach,
+	.revoked_version = pg_revoked_version,
+	.crl_number_next = pg_crl_number_next,
 };

@@ -314,6 +314,28 @@ static int sqlite_node_get_by_id(struct store *s, const char *node_id, struct no
 }
 
 
+/* The certificate kept for the CRL; the node's own rows a day past expiry go. */
+static int sqlite_cert_record(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
+			      int64_t not_after)
+{
+	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "DELETE FROM certificates WHERE ek_hash = ? AND not_after < ?", &del)) < 0)
+		return r;
+	sqlite3_bind_text(del, 1, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(del, 2, attested_us / 1000000 - STORE_CERT_KEEP_S);
+	if ((rc = sqlite3_step(del)) != SQLITE_DONE)
+		return sql_errno(s, rc, "certificate prune");
+	if ((r = prepare(s, "INSERT INTO certificates (serial, ek_hash, not_after) VALUES (?, ?, ?)", &ins)) < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ins, 2, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 3, not_after);
+	rc = sqlite3_step(ins);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "certificate record");
+}
+
 static int sqlite_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
 				       int64_t not_after)
 {
@@ -330,7 +352,9 @@ static int sqlite_node_set_certificate(struct store *s, const char *ek_hash, int
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sql_errno(s, rc, "node certificate");
-	return sqlite3_changes(db_of(s)) == 1 ? 0 : -ENOENT;
+	if (sqlite3_changes(db_of(s)) != 1)
+		return -ENOENT;
+	return sqlite_cert_record(s, ek_hash, attested_us, serial, not_after);
 }
 
 static int sqlite_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -405,6 +429,50 @@ static int sqlite_node_foreach(struct store *s, int (*cb)(const struct node_rec 
 			return r;
 	}
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node list");
+}
+
+static int sqlite_revoked_foreach(struct store *s, int64_t now,
+				  int (*cb)(const char *serial, int64_t revoked_us, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, STORE_REVOKED_SQL("?1"), &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), userdata)) < 0)
+			return r;
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "revoked certificates");
+}
+
+static int sqlite_revoked_version(struct store *s, int64_t ret[2])
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, STORE_REVOKED_VERSION_SQL, &st)) < 0)
+		return r;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		return sql_errno(s, rc, "revoked version");
+	ret[0] = sqlite3_column_int64(st, 0);
+	ret[1] = sqlite3_column_int64(st, 1);
+	return 0;
+}
+
+static int sqlite_crl_number_next(struct store *s, int64_t *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, STORE_CRL_NUMBER_SQL, &st)) < 0)
+		return r;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		return sql_errno(s, rc, "crl number");
+	*ret = sqlite3_column_int64(st, 0);
+	/* RETURNING's row is produced before the statement's work is done: step it to the end. */
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "crl number");
 }
 
 static int sqlite_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash)
@@ -982,4 +1050,7 @@ const struct store_ops store_sqlite_ops = {
 	.audit_foreach = sqlite_audit_foreach,
 	.audit_foreach_ek = sqlite_audit_foreach_ek,
 	.probe_write = sqlite_probe_write,
+	.revoked_foreach = sqlite_revoked_foreach,
+	.revoked_version = sqlite_revoked_version,
+	.crl_number_next = sqlite_crl_number_next,
 };

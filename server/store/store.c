@@ -195,6 +195,27 @@ int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void
 	return s->ops->node_foreach(s, cb, userdata);
 }
 
+int store_revoked_foreach(struct store *s, int64_t now,
+			  int (*cb)(const char *serial, int64_t revoked_us, void *userdata), void *userdata)
+{
+	return s->ops->revoked_foreach(s, now, cb, userdata);
+}
+
+int store_revoked_version(struct store *s, int64_t ret[2])
+{
+	return s->ops->revoked_version(s, ret);
+}
+
+static int crl_number_next(struct store *s, void *userdata)
+{
+	return s->ops->crl_number_next(s, userdata);
+}
+
+int store_crl_number_next(struct store *s, int64_t *ret)
+{
+	return store_transaction_do(s, crl_number_next, ret);
+}
+
 static int count_node(const struct node_rec *n, void *userdata)
 {
 	int64_t *counts = userdata;

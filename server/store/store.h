@@ -103,9 +103,23 @@ int store_node_request(struct store *s, const char *ek_hash, const char *peer, i
 int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			 const char *group, int64_t now_us);
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
-/* The certificate just issued to it, in the attestation's transaction: node list shows them. */
+/* The certificate just issued to it, in the attestation's transaction: node list shows them, and it
+ * is kept for the CRL (store_revoked_foreach) until a day after it expires. */
 int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
 			       int64_t not_after);
+/*
+ * What a CRL lists: the serial (hex) of every certificate of a revoked node that is still valid
+ * at now (Unix seconds) — each one issued since the store kept them, and the node's last — and
+ * when its node was revoked. Any order; cb returning < 0 stops.
+ */
+int store_revoked_foreach(struct store *s, int64_t now,
+			  int (*cb)(const char *serial, int64_t revoked_us, void *userdata), void *userdata);
+/* The revoked set's version: how many nodes are revoked and the latest revocation's time. Another
+ * process's revocation or reinstatement changes it; a cached CRL of another version is stale. */
+int store_revoked_version(struct store *s, int64_t ret[2]);
+/* The next CRL number (1, 2, ...: never one twice, across every server sharing the store), in
+ * the caller's transaction, else one of its own. */
+int store_crl_number_next(struct store *s, int64_t *ret);
 /* Every node, by request time; cb returning < 0 stops. */
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
 /* How many nodes the registry holds in each state, as this transaction sees it. */
