@@ -21,6 +21,8 @@
  */
 
 #define ATTEST_REASON_MAX 1024 /* room for six PCRs or events named in full SHA-256 digests */
+/* The 403 reason for a revoked node, word for word: what keystrap verify acts on (docs/protocol.md). */
+#define ATTEST_REVOKED_REASON "node is revoked"
 #define ATTEST_NONCE_SIZE 32
 #define ATTEST_SECRET_SIZE 32
 #define ATTEST_PROOF_SIZE 32

@@ -120,10 +120,13 @@ static const char *reason_of(const struct answer *a, char reason[ATTEST_REASON_M
 static int refused(struct exchange *x, const char *step, const struct answer *a, const char *suffix)
 {
 	char reason[ATTEST_REASON_MAX];
+	const char *why = reason_of(a, reason);
 
-	x->failure = busy(a->reply.status) ? ATTEST_FAILED_UNREACHABLE : ATTEST_FAILED_REFUSED;
-	return log_error_errno(-EPERM, "the server refused %s (HTTP %d): %s%s", step, a->reply.status,
-			       reason_of(a, reason), suffix);
+	/* Only this answer, over TLS to the pinned CA's server, says revoked: nothing else ever does. */
+	x->failure = busy(a->reply.status)                                        ? ATTEST_FAILED_UNREACHABLE :
+		     a->reply.status == 403 && streq(why, ATTEST_REVOKED_REASON) ? ATTEST_FAILED_REVOKED :
+										    ATTEST_FAILED_REFUSED;
+	return log_error_errno(-EPERM, "the server refused %s (HTTP %d): %s%s", step, a->reply.status, why, suffix);
 }
 
 /* A TLS failure that this node's clock explains, said as such: both times named. */

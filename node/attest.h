@@ -24,6 +24,7 @@ enum attest_failure {
 	ATTEST_FAILED_LOCAL,       /* this node: its TPM, logs or clock, the CA, an answer that does not verify */
 	ATTEST_FAILED_UNREACHABLE, /* no answer within the time budget, or only busy ones (408, 429, 502-504) */
 	ATTEST_FAILED_REFUSED,     /* the server answered and refused: any other HTTP status but 200 */
+	ATTEST_FAILED_REVOKED,     /* refused, 403 ATTEST_REVOKED_REASON: the server has revoked this node */
 };
 
 struct attest_options {

@@ -28,6 +28,7 @@ static const struct field {
 	F("gid", INT, gid),
 	F("pcrs", STR, pcrs),
 	F("generation", STR, generation),
+	F("revoked_at", INT, revoked_at),
 };
 
 int handoff_status_format(const struct handoff_status *s, char **ret)

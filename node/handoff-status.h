@@ -26,6 +26,9 @@ struct handoff_status {
 	char pcrs[HANDOFF_STATUS_PCRS_MAX + 1]; /* "sha256:0=HEX,1=HEX,..." read after the handoff; may be "" */
 	/* Names this keyring's contents: every handoff makes a new one; "" in a status from before. */
 	char generation[2 * HANDOFF_GENERATION_SIZE + 1];
+	/* When keystrap verify (or a renewal) heard the server say this node is revoked and took the
+	 * credentials away, Unix seconds; 0: not revoked. A revoked keyring holds this status only. */
+	int64_t revoked_at;
 };
 
 /* When the keys time out, by this node's clock (the kernel's). */

@@ -87,6 +87,31 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 	return keyring_store(c, o, text, now, parent, ret_id);
 }
 
+int handoff_revoke(const struct handoff_status *st, int64_t now)
+{
+	_cleanup_free_ char *text = NULL;
+	uint8_t generation[HANDOFF_GENERATION_SIZE];
+	struct handoff_status s = *st;
+	struct keyring_owner o = { .uid = st->uid < 0 ? (uid_t)-1 : (uid_t)st->uid,
+				   .gid = st->gid < 0 ? (gid_t)-1 : (gid_t)st->gid };
+	int64_t left = handoff_status_expiry(st) - now;
+	int32_t parent, id;
+	int r;
+
+	if (left <= 0)
+		return -ESTALE;
+	snprintf(s.result, sizeof(s.result), "revoked");
+	s.revoked_at = now;
+	if (getrandom(generation, sizeof(generation), 0) != sizeof(generation))
+		return -errno;
+	hex_encode(generation, sizeof(generation), s.generation);
+	if ((r = keyring_parent(&parent)) < 0)
+		return -EBADR;
+	if ((r = handoff_status_format(&s, &text)) < 0 || (r = keyring_possess(parent)) < 0)
+		return r;
+	return keyring_store_status(&o, text, left > UINT32_MAX ? UINT32_MAX : (unsigned)left, parent, &id);
+}
+
 const char *handoff_reason(int r)
 {
 	switch (-r) {

@@ -24,6 +24,14 @@ int handoff_owner(const char *owner, const char *group, struct keyring_owner *re
 int handoff_store(const struct node_credentials *c, const struct keyring_owner *o, const char *pcrs, int64_t now,
 		  int32_t *ret_id);
 
+/*
+ * The server answered that this node is revoked (ATTEST_FAILED_REVOKED): the keyring st was read
+ * from is replaced, in one link, by one that holds only st marked revoked (revoked_at = now, a
+ * new generation), for the same owner, until the credentials would have expired. keystrap get
+ * then finds no certificate, key or secret, and says why. -ESTALE: they have expired already.
+ */
+int handoff_revoke(const struct handoff_status *st, int64_t now);
+
 /* The one-line reason for a handoff_store error. */
 const char *handoff_reason(int r);
 

@@ -203,16 +203,14 @@ static int hand_over(const struct made *m, const struct keyring_owner *o)
 	return 0;
 }
 
-int keyring_store(const struct node_credentials *c, const struct keyring_owner *o, const char *status,
-		  int64_t now, int32_t parent, int32_t *ret_id)
+/* c NULL: the status alone. */
+static int replace(const struct node_credentials *c, const struct keyring_owner *o, const char *status,
+		   unsigned timeout, int32_t parent, int32_t *ret_id)
 {
 	struct made m = {};
 	int32_t ring, old = 0;
-	unsigned timeout;
 	int r;
 
-	if ((r = check_credentials(c, now, &timeout)) < 0)
-		return r;
 	if (strlen(status) > KEYRING_STATUS_MAX)
 		return -EMSGSIZE;
 	r = keyring_find_in(parent, &old);
@@ -229,7 +227,11 @@ int keyring_store(const struct node_credentials *c, const struct keyring_owner *
 		r = -errno;
 		goto fail;
 	}
-	if ((r = fill(&m, ring, c, status, timeout)) < 0 || (r = hand_over(&m, o)) < 0)
+	if (c)
+		r = fill(&m, ring, c, status, timeout);
+	else
+		r = add_one(&m, ring, "status", status, strlen(status), timeout);
+	if (r < 0 || (r = hand_over(&m, o)) < 0)
 		goto fail;
 	/* One link: it displaces the previous keyring of the same name in parent atomically. */
 	if (keyctl(KEYCTL_LINK, KID(ring), KID(parent), 0, 0) < 0) {
@@ -252,6 +254,25 @@ int keyring_store(const struct node_credentials *c, const struct keyring_owner *
 fail:
 	invalidate_all(&m);
 	return r;
+}
+
+int keyring_store(const struct node_credentials *c, const struct keyring_owner *o, const char *status,
+		  int64_t now, int32_t parent, int32_t *ret_id)
+{
+	unsigned timeout;
+	int r;
+
+	if ((r = check_credentials(c, now, &timeout)) < 0)
+		return r;
+	return replace(c, o, status, timeout, parent, ret_id);
+}
+
+int keyring_store_status(const struct keyring_owner *o, const char *status, unsigned timeout, int32_t parent,
+			 int32_t *ret_id)
+{
+	if (timeout == 0)
+		return -ESTALE;
+	return replace(NULL, o, status, timeout, parent, ret_id);
 }
 
 static int describe(int32_t id, char *buf, size_t size)

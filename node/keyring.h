@@ -65,6 +65,14 @@ int keyring_possess(int32_t parent);
 int keyring_store(const struct node_credentials *c, const struct keyring_owner *o, const char *status,
 		  int64_t now, int32_t parent, int32_t *ret_id);
 
+/*
+ * Replaces the "keystrap" keyring in parent, as keyring_store does (one link, then the previous
+ * keyring's keys invalidated), with one that holds only the status text, for timeout seconds:
+ * the credentials are gone at once and whoever reads them learns why from the status.
+ */
+int keyring_store_status(const struct keyring_owner *o, const char *status, unsigned timeout, int32_t parent,
+			 int32_t *ret_id);
+
 /* The "keystrap" keyring in parent, for root (after keyring_possess). -ENOKEY if none. */
 int keyring_find_in(int32_t parent, int32_t *ret);
 

@@ -83,7 +83,7 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 		return -EPERM;
 	}
 	if (ret->state == NODE_REVOKED) {
-		deny(r, 403, "node is revoked");
+		deny(r, 403, "%s", ATTEST_REVOKED_REASON);
 		return -EPERM;
 	}
 	return 0;

@@ -47,6 +47,21 @@ static int generation_check(int32_t ring, const char *g)
 	return streq(s.generation, g) ? 0 : -ESTALE;
 }
 
+/* The keyring keystrap verify emptied because the server revoked this node: says so, 1; else 0. */
+static int revoked_say(int32_t ring)
+{
+	_cleanup_secbuf_ struct secbuf *b = NULL;
+	static struct handoff_status s;
+	char when[UTC_TIME_MAX];
+
+	if (keyring_read(ring, "status", &b) < 0 || handoff_status_parse((const char *)b->data, b->size, &s) < 0 ||
+	    !s.revoked_at)
+		return 0;
+	log_error("node %s was revoked by %s (seen %s): its certificate, key and secrets are no longer served", s.node_id,
+		  s.server, utc_time_format(s.revoked_at, when));
+	return 1;
+}
+
 /* Whether the PKCS#8 DER key is the certificate's: a bundle read across generations is not. */
 static bool pair_matches(const struct secbuf *key, const struct secbuf *cert)
 {
@@ -210,6 +225,8 @@ int cmd_get(int argc, char **argv)
 		return 1;
 	}
 	if (r == -ENOKEY && ring) {
+		if (revoked_say(ring))
+			return 1;
 		if (name)
 			log_error("no credential '%s' in the keystrap keyring (keystrap status lists them)", name);
 		else

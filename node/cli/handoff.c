@@ -90,6 +90,7 @@ int cmd_handoff(int argc, char **argv)
 	enum tpm_ek_kind kind = TPM_EK_RSA2048;
 	enum attest_failure failure = ATTEST_FAILED_LOCAL;
 	struct keyring_owner own;
+	static struct handoff_status st;
 	char pcrs[HANDOFF_PCRS_MAX];
 	int32_t id;
 	int o, r;
@@ -136,6 +137,11 @@ int cmd_handoff(int argc, char **argv)
 	}
 	/* attest_run logs why it failed; the policy decides what the boot does about it. */
 	if (handoff_attest(cfg, kind, &c, &failure) < 0) {
+		if (renew && failure == ATTEST_FAILED_REVOKED && handoff_status_read(&st) >= 0 && !st.revoked_at &&
+		    handoff_revoke(&st, (int64_t)time(NULL)) >= 0) {
+			log_error("renewal refused: the server says this node is revoked; its credentials are gone from the keyring");
+			return attest_exit_status(failure);
+		}
 		if (renew) {
 			log_error("renewal failed; the current credentials stay until they expire");
 			return attest_exit_status(failure);

@@ -33,7 +33,9 @@ int cmd_wipe(int argc, char **argv);
 /* The exit status of a failed attestation (node/attest.h): 1, EXIT_UNREACHABLE or EXIT_REFUSED. */
 static inline int attest_exit_status(enum attest_failure f)
 {
-	return f == ATTEST_FAILED_UNREACHABLE ? EXIT_UNREACHABLE : f == ATTEST_FAILED_REFUSED ? EXIT_REFUSED : 1;
+	return f == ATTEST_FAILED_UNREACHABLE                                ? EXIT_UNREACHABLE :
+	       f == ATTEST_FAILED_REFUSED || f == ATTEST_FAILED_REVOKED ? EXIT_REFUSED :
+									      1;
 }
 
 /* A decimal option value in [min, max], nothing around it; -EINVAL otherwise. */

@@ -119,8 +119,12 @@ int cmd_status(int argc, char **argv)
 	printf("%-13s%s\n", "node:", s.node_id);
 	printf("%-13s%s\n", "server:", s.server);
 	printf("%-13s%" PRId64 "\n", "policy:", s.policy_version);
-	printf("%-13s%s at ", "attestation:", s.result);
+	printf("%-13s%s at ", "attestation:", "attested");
 	print_time(s.attested_at, now);
+	if (s.revoked_at) {
+		printf("%-13sby the server, seen at ", "revoked:");
+		print_time(s.revoked_at, now);
+	}
 	printf("%-13s", "expires:");
 	print_time(handoff_status_expiry(&s), now);
 	printf("%-13s%" PRId64 " s\n", "remaining:", handoff_status_expiry(&s) > now ? handoff_status_expiry(&s) - now : 0);

@@ -9,12 +9,18 @@
  *           PCRs), which the server checks against the policy's reference values and records
  *           in its audit log either way — a refusal names the PCR. The credentials it yields
  *           are wiped, not stored: renewal is keystrap handoff's job.
+ *
+ * A server that answers that this node is revoked (403 "node is revoked", over TLS to the pinned
+ * CA's server) has the keyring replaced by one holding only the status, marked revoked: keystrap
+ * get serves no certificate, key or secret from then on. No other failure touches the keyring.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "encode.h"
 #include "handoff-status.h"
 #include "handoff.h"
 #include "keystrap.h"
@@ -44,6 +50,27 @@ static int drift(const char *then, const char *now)
 	return n;
 }
 
+/* The server revoked this node: its credentials leave the keyring now, not when they expire. */
+static void revoked(const struct handoff_status *st, const char *server)
+{
+	char when[UTC_TIME_MAX];
+	int r;
+
+	if (st->revoked_at) {
+		printf("revoked: still, since %s; the keyring holds no credentials\n", utc_time_format(st->revoked_at, when));
+		return;
+	}
+	r = handoff_revoke(st, (int64_t)time(NULL));
+	if (r == -ESTALE)
+		printf("revoked: %s says node %s is revoked; its credentials have expired already\n", server, st->node_id);
+	else if (r < 0)
+		log_error("%s says node %s is revoked, but its credentials could not be taken out of the keyring: %s", server,
+			  st->node_id, r == -EBADR ? handoff_reason(r) : strerror(-r));
+	else
+		printf("revoked: %s says node %s is revoked; its certificate, key and secrets are gone from the keyring\n",
+		       server, st->node_id);
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -55,6 +82,7 @@ int cmd_verify(int argc, char **argv)
 	static struct handoff_status st;
 	const char *config = CONFIG_PATH;
 	enum tpm_ek_kind kind = TPM_EK_RSA2048;
+	enum attest_failure failure = ATTEST_FAILED_LOCAL;
 	char now[HANDOFF_PCRS_MAX];
 	int o, r, changed;
 
@@ -71,6 +99,8 @@ int cmd_verify(int argc, char **argv)
 			printf("Usage: %s\n\n"
 			       "Compare the PCRs with those recorded at the handoff (0-15 but keystrap's own 12 and\n"
 			       "15) and attest again to the same server, which checks and audits the new quote.\n"
+			       "A server that says this node is revoked has its credentials taken out of the\n"
+			       "keyring at once (keystrap get then says so); nothing else touches them.\n"
 			       "Exit 0: no drift and attested; 1: drift, a refusal, or no handoff to compare with.\n",
 			       usage);
 			return 0;
@@ -101,8 +131,10 @@ int cmd_verify(int argc, char **argv)
 	if (!streq(cfg->server, st.server))
 		log_warning("[Attest] Server=%s is not the server of the handoff (%s)", cfg->server, st.server);
 	/* attest_run logs a refusal with the server's reason (a drifted PCR is named there). */
-	if (handoff_attest(cfg, kind, &c, NULL) < 0) {
+	if (handoff_attest(cfg, kind, &c, &failure) < 0) {
 		printf("attestation to %s: refused or failed\n", cfg->server);
+		if (failure == ATTEST_FAILED_REVOKED)
+			revoked(&st, cfg->server);
 		return 1;
 	}
 	printf("attestation to %s: accepted, node %s\n", cfg->server, c->node_id);
