@@ -186,7 +186,7 @@ static void send_body(struct evhttp_request *req, int status, const char *type, 
 		evhttp_add_header(h, "Retry-After", ra);
 	}
 	if (status == 405)
-		evhttp_add_header(h, "Allow", strstr(evhttp_request_get_uri(req), "/v1/") ? "POST" : "GET");
+		evhttp_add_header(h, "Allow", strstr(evhttp_request_get_uri(req), "/v1/attest/") ? "POST" : "GET");
 	if (out)
 		evbuffer_add(out, body, size);
 	/* The reply, then the next request on the connection, each have request_timeout. */
@@ -474,6 +474,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		   (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
 		answer_crl(d, req, streq(path, "/v1/crl.pem"), start);
 		return;
+	} else if (streq(path, "/v1/crl") || streq(path, "/v1/crl.pem")) {
+		p->r.status = 405;
+		snprintf(p->r.reason, sizeof(p->r.reason), "only GET is allowed here");
 	} else if (ep == EP_OTHER) {
 		p->r.status = 404;
 		snprintf(p->r.reason, sizeof(p->r.reason), "no such endpoint");
