@@ -22,11 +22,7 @@ setup_file() {
 	server_config "$SRV_DIR" "0 7"
 	# The default group receives one secret, known to the test only through this file.
 	export SECRET="keystrap-handoff-$(head -c 12 /dev/urandom | xxd -p)"
-	printf '%s' "$SECRET" | srv secret set db >/dev/null
-	policy_json "0 7" 2 | sed 's/"secrets":\[\]/"secrets":["db"]/' >"$OPERATOR_DIR/policy-db.json"
-	policy_sign "$OPERATOR_DIR" "$OPERATOR_DIR/policy-db.json" op1 op2
-	srv policy load "$OPERATOR_DIR/policy-db.json" --signature "$OPERATOR_DIR/policy-db.json.op1.sig" \
-		--signature "$OPERATOR_DIR/policy-db.json.op2.sig" >/dev/null
+	server_secret_policy "$SECRET"
 	server_start "$SRV_DIR"
 	EK=$(ek_hash)
 	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >"$BATS_FILE_TMPDIR/start.json"

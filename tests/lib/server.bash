@@ -88,6 +88,16 @@ server_policy() {
 		--signature "$o/policy-v$v.json.op2.sig" --config "$d/server.json"
 }
 
+# server_secret_policy VALUE: secret "db" set to VALUE (from stdin, as an operator would) and
+# policy version 2 pinning PCRs 0 and 7 that gives it to the default group, signed and loaded.
+server_secret_policy() {
+	local f=$OPERATOR_DIR/policy-db.json
+	printf '%s' "$1" | srv secret set db >/dev/null || return 1
+	policy_json "0 7" 2 | sed 's/"secrets":\[\]/"secrets":["db"]/' >"$f"
+	policy_sign "$OPERATOR_DIR" "$f" op1 op2 || return 1
+	srv policy load "$f" --signature "$f.op1.sig" --signature "$f.op2.sig" >/dev/null
+}
+
 # server_start DIR: runs the server in the background; waits until /healthz answers (200, or
 # 503 when the server cannot admit a node yet, e.g. with no policy loaded).
 server_start() {
