@@ -275,6 +275,41 @@ records() {
 	[ "$output" = "keystrap-server: node id 'node1.example' belongs to another EK" ]
 }
 
+# crl_at A|B FILE: the instance's CRL, PEM; crl_number FILE: its cRLNumber in decimal.
+crl_at() {
+	local port
+	port=$([ "$1" = A ] && echo "$A_PORT" || echo "$B_PORT")
+	curl -s --fail --cacert "$SRV_DIR/ca.crt" -o "$2" "https://127.0.0.1:$port/v1/crl.pem"
+}
+crl_number() { echo $((16#$(openssl crl -in "$1" -noout -crlnumber | sed 's/^crlNumber=0x//'))); }
+
+@test "PostgreSQL: a revocation through the admin CLI is in both instances' next CRL, numbered from one shared counter" {
+	KEYSTRAP_TCTI=$OTHER_TCTI attest_at B 2>/dev/null || true
+	admin A node approve "$EK_OTHER" --id other >/dev/null 2>&1 || admin A node approve other --reinstate >/dev/null
+	KEYSTRAP_TCTI=$OTHER_TCTI attest_at A >/dev/null
+	crl_at A a0.pem
+	crl_at B b0.pem
+	openssl verify -crl_check -CAfile "$SRV_DIR/ca.crt" -CRLfile b0.pem out/node.crt
+	admin B node revoke other >/dev/null
+	# Both instances' very next CRL, each made afresh from the store, under numbers that rise
+	# whichever instance (or admin command) made the one before.
+	crl_at A a1.pem
+	crl_at B b1.pem
+	[ "$(crl_number a1.pem)" -gt "$(crl_number b0.pem)" ]
+	[ "$(crl_number b1.pem)" -gt "$(crl_number a1.pem)" ]
+	admin A ca crl --pem --out admin.pem >/dev/null
+	[ "$(crl_number admin.pem)" -eq $(($(crl_number b1.pem) + 1)) ]
+	for f in a1.pem b1.pem; do
+		run openssl verify -crl_check -CAfile "$SRV_DIR/ca.crt" -CRLfile "$f" out/node.crt
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"certificate revoked"* ]]
+	done
+	[ "$(pg_sql keystrap "SELECT count(*) FROM certificates c JOIN nodes n USING (ek_hash) WHERE n.node_id = 'other'")" -ge 1 ]
+	admin A node approve other --reinstate >/dev/null
+	crl_at B b2.pem
+	openssl crl -in b2.pem -noout -text | grep -q "No Revoked Certificates."
+}
+
 @test "audit verify and export read the shared log; an edited record in PostgreSQL is detected" {
 	run admin A audit verify
 	[ "$status" -eq 0 ]
