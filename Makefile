@@ -281,6 +281,11 @@ bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 	@BUILD=$(BUILD) bash bench/server.sh
 .PHONY: bench-server
 
+# make bench-crl: a CRL of 10,000 revoked certificates (size, regeneration) against openssl ca -gencrl.
+bench-crl: $(BUILD)/keystrap-server
+	@BUILD=$(BUILD) bash bench/crl.sh
+.PHONY: bench-crl
+
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
 # the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX, UNITDIR and
 # SBINDIR: the initrd units run the image's keystrap, which both tools always put at
