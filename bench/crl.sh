@@ -16,22 +16,8 @@ N=${BENCH_REVOKED:-10000}
 RUNS=${BENCH_RUNS:-15}
 SERVER=$PWD/$BUILD/keystrap-server
 DIR=$PWD/$BUILD/bench-crl
-SRV_PID=
-
-BATS_TEST_DIRNAME=$PWD/tests/bats
-# shellcheck source=tests/lib/swtpm.bash
-. tests/lib/swtpm.bash
-# shellcheck source=tests/lib/server.bash
-KEYSTRAP_SERVER=$SERVER . tests/lib/server.bash
-
-stop() {
-	if [ -n "$SRV_PID" ]; then
-		kill -TERM "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-		SRV_PID=
-	fi
-}
-trap stop EXIT
+# shellcheck source=bench/server-lib.bash
+. bench/server-lib.bash
 
 rm -rf "$DIR"
 mkdir -p "$DIR/operators" "$DIR/openssl"

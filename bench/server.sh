@@ -18,22 +18,8 @@ SERVER=$PWD/$BUILD/keystrap-server
 LOAD=$PWD/$BUILD/bench/server-load
 # On disk, not tmpfs: the durable commits are the point.
 DIR=$PWD/$BUILD/bench-server
-SRV_PID=
-
-BATS_TEST_DIRNAME=$PWD/tests/bats
-# shellcheck source=tests/lib/swtpm.bash
-. tests/lib/swtpm.bash
-# shellcheck source=tests/lib/server.bash
-KEYSTRAP_SERVER=$SERVER . tests/lib/server.bash
-
-stop() {
-	if [ -n "$SRV_PID" ]; then
-		kill -TERM "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-		SRV_PID=
-	fi
-}
-trap stop EXIT
+# shellcheck source=bench/server-lib.bash
+. bench/server-lib.bash
 
 start() {
 	"$SERVER" serve --config "$DIR/server.json" 2>>"$DIR/server.log" &
