@@ -24,6 +24,8 @@ int handoff_owner(const char *owner, const char *group, struct keyring_owner *re
 int handoff_store(const struct node_credentials *c, const struct keyring_owner *o, const char *pcrs, int64_t now,
 		  int32_t *ret_id);
 
+struct handoff_status;
+
 /*
  * The server answered that this node is revoked (ATTEST_FAILED_REVOKED): the keyring st was read
  * from is replaced, in one link, by one that holds only st marked revoked (revoked_at = now, a
@@ -34,8 +36,6 @@ int handoff_revoke(const struct handoff_status *st, int64_t now);
 
 /* The one-line reason for a handoff_store error. */
 const char *handoff_reason(int r);
-
-struct handoff_status;
 
 /* The steps of keystrap handoff before the keyring (handoff-run.c), shared with keystrap verify. */
 /* The PCRs recorded at handoff and compared by verify: sha256 0-15, what policy covers. */

@@ -488,7 +488,9 @@ static int crl_read(struct store *s, struct crl_build *b)
 {
 	int r;
 
-	if ((r = store_revoked_version(s, b->version)) < 0 || (r = store_revoked_foreach(s, b->now, crl_entry_add, b)) < 0)
+	/* Until a consumer whose clock is as far behind as a node's may be stops accepting it too. */
+	if ((r = store_revoked_version(s, b->version)) < 0 ||
+	    (r = store_revoked_foreach(s, b->now - ATTEST_CLOCK_SKEW_MAX, crl_entry_add, b)) < 0)
 		return r;
 	return store_crl_number_next(s, &b->number);
 }

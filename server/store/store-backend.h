@@ -200,8 +200,9 @@ struct store_ops {
 #define STORE_REVOKED_VERSION_SQL "SELECT count(*), coalesce(max(changed_us), 0) FROM nodes WHERE state = 'revoked'"
 #define STORE_CRL_NUMBER_SQL \
 	"INSERT INTO crl (id, number) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET number = crl.number + 1 RETURNING number"
-/* A certificate's row goes a day after it expired: only a node's own are pruned, by the index. */
-#define STORE_CERT_KEEP_S 86400
+/* A certificate's row goes an hour after it expired (a CRL lists it a little past expiry, for
+ * consumers whose clock is behind), when its node gets another: by the index, a few rows a node. */
+#define STORE_CERT_KEEP_S 3600
 
 struct store {
 	const struct store_ops *ops;

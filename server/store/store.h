@@ -104,7 +104,7 @@ int store_node_set_state(struct store *s, const char *ek_hash, enum node_state s
 			 const char *group, int64_t now_us);
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
 /* The certificate just issued to it, in the attestation's transaction: node list shows them, and it
- * is kept for the CRL (store_revoked_foreach) until a day after it expires. */
+ * is kept for the CRL (store_revoked_foreach) until an hour after it expires. */
 int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
 			       int64_t not_after);
 /*

@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (handoff_status_parse(out, strlen(out), &t) != 0 || !streq(s.node_id, t.node_id) ||
 				    !streq(s.server, t.server) || !streq(s.result, t.result) || !streq(s.pcrs, t.pcrs) ||
 				    s.policy_version != t.policy_version || s.attested_at != t.attested_at ||
-				    s.not_after != t.not_after || s.uid != t.uid || s.gid != t.gid)
+				    s.not_after != t.not_after || s.uid != t.uid || s.gid != t.gid ||
+				    s.revoked_at != t.revoked_at || !streq(s.generation, t.generation))
 					abort();
 				free(out);
 			}
