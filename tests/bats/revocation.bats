@@ -139,6 +139,49 @@ serial_of() {
 	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
 }
 
+# canned CERT KEY MODE: tests/lib/https-canned.py answering MODE with that TLS certificate; sets CANNED_PORT.
+canned() {
+	python3 "$BATS_TEST_DIRNAME/../lib/https-canned.py" "$1" "$2" "$3" >canned.port &
+	CANNED_PID=$!
+	for _ in $(seq 100); do
+		[ -s canned.port ] && break
+		sleep 0.05
+	done
+	CANNED_PORT=$(cat canned.port)
+	[ -n "$CANNED_PORT" ]
+}
+
+canned_stop() {
+	kill "$CANNED_PID" 2>/dev/null
+	wait "$CANNED_PID" 2>/dev/null || true
+	rm -f canned.port
+}
+
+@test "'node is revoked' from an impostor without the server's TLS key changes nothing; from the server's key it is believed" {
+	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	ring=$(keyctl search @s keyring keystrap)
+	mkdir other && server_pki other
+	canned other/tls.crt other/tls.key revoked
+	conf impostor.conf "https://127.0.0.1:$CANNED_PORT" "$CONSUMER"
+	run "$KEYSTRAP" verify --config impostor.conf
+	canned_stop
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cannot reach https://127.0.0.1:$CANNED_PORT"* ]]
+	[[ "$output" != *"revoked:"* ]]
+	[ "$(keyctl search @s keyring keystrap)" = "$ring" ]
+	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
+	# Twin: the same answer over TLS with the server's own key (the pinned CA's) empties it.
+	canned "$SRV_DIR/tls.crt" "$SRV_DIR/tls.key" revoked
+	conf pinned.conf "https://127.0.0.1:$CANNED_PORT" "$CONSUMER"
+	run "$KEYSTRAP" verify --config pinned.conf
+	canned_stop
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"revoked: https://127.0.0.1:$CANNED_PORT says node node-a is revoked"* ]]
+	run as_consumer "$KEYSTRAP" get secret:db
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"was revoked"* ]]
+}
+
 @test "revoke: the next verify empties that node's keyring and the CRL refuses its certificates; the other node keeps working" {
 	# Node A attests twice (a boot and a renewal): two certificates, both still valid.
 	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null

@@ -8,6 +8,8 @@ In front of a real keystrap-server (--upstream https://127.0.0.1:PORT, --ca its 
 attest.bats: "forward" passes every request on; "busy-finish" passes the first finish on (so the
 server spends its nonce) but answers it 503 with --retry-after; "refuse-finish" answers every
 finish 403 without passing it on. "busy" answers everything 503 with --retry-after (default 7).
+"revoked" answers everything 403 "node is revoked", as a server does for a revoked node (for
+revocation.bats: whoever answers so without the server's TLS key must change nothing).
 --log FILE appends the path of each request received, one a line.
 
 usage: https-canned.py CERT KEY MODE [--tls12] [--retry-after S] [--log FILE] [--upstream URL --ca FILE]
@@ -112,6 +114,10 @@ def answer(c):
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
     elif mode == "echo":
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(req) + req)
+    elif mode == "revoked":
+        body = b'{"error":"node is revoked"}'
+        c.sendall(b"HTTP/1.1 403 Forbidden\r\n" + DATE.encode() + b"Content-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
     elif mode == "busy":
         body = b'{"error":"busy"}'
         c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\n" % RETRY_AFTER.encode() + DATE.encode() +
