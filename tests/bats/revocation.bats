@@ -319,6 +319,11 @@ canned_stop() {
 	[ "$(cat body)" = '{"error":"only GET is allowed here"}' ]
 	run curl -s --cacert "$SRV_DIR/ca.crt" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_PORT/v1/crl.der"
 	[ "$output" = 404 ]
+	# HEAD: the headers a GET has, no body.
+	run curl -s --cacert "$SRV_DIR/ca.crt" -I "https://127.0.0.1:$SRV_PORT/v1/crl.pem"
+	[[ "$output" == *" 200"* ]]
+	[[ "$output" == *"Content-Type: application/x-pem-file"* ]]
+	[[ "$output" == *"Cache-Control: no-store"* ]]
 	# A CA whose keyUsage has no cRLSign: refused, naming it (consumers would refuse its CRL).
 	mkdir nocrl
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=no-crl-ca \
