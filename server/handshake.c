@@ -16,17 +16,20 @@
 #include "secbuf.h"
 #include "tpmpub.h"
 
-static int deny(struct reply *r, int status, const char *fmt, ...) _printf_(3, 4);
-static int deny(struct reply *r, int status, const char *fmt, ...)
+/* A refusal of class why (refusal.h); deny leaves the class to the status. */
+static int deny_as(struct reply *r, enum refusal why, int status, const char *fmt, ...) _printf_(4, 5);
+static int deny_as(struct reply *r, enum refusal why, int status, const char *fmt, ...)
 {
 	va_list ap;
 
 	r->status = status;
+	r->refusal = why;
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
 	return 0;
 }
+#define deny(r, status, ...) deny_as(r, REFUSAL_NONE, status, __VA_ARGS__)
 
 static int fail_internal(struct reply *r, const char *what, int err)
 {
@@ -59,7 +62,7 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	    store_node_count(s->store, counts) >= 0)
 		s->enroll_pending = counts[NODE_REQUESTED];
 	if (k == -ENOENT && s->enroll_max > 0 && s->enroll_pending >= s->enroll_max) {
-		deny(r, 503, "enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
+		deny_as(r, REFUSAL_ENROLLMENT_CLOSED, 503, "enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
 		     (long long)s->enroll_pending);
 		return -EBUSY;
 	}
@@ -70,7 +73,7 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 			return k;
 		}
 		s->enroll_pending++;
-		deny(r, 403, "node is not approved: enrollment request recorded for EK %s", r->ek_hash);
+		deny_as(r, REFUSAL_ENROLLMENT_REQUESTED, 403, "node is not approved: enrollment request recorded for EK %s", r->ek_hash);
 		return -EPERM;
 	}
 	if (k < 0) {
@@ -79,11 +82,11 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	}
 	snprintf(r->node_id, sizeof(r->node_id), "%s", ret->node_id);
 	if (ret->state == NODE_REQUESTED) {
-		deny(r, 403, "node is not approved yet: its enrollment request (EK %s) awaits an operator", r->ek_hash);
+		deny_as(r, REFUSAL_NOT_APPROVED, 403, "node is not approved yet: its enrollment request (EK %s) awaits an operator", r->ek_hash);
 		return -EPERM;
 	}
 	if (ret->state == NODE_REVOKED) {
-		deny(r, 403, "%s", ATTEST_REVOKED_REASON);
+		deny_as(r, REFUSAL_REVOKED, 403, "%s", ATTEST_REVOKED_REASON);
 		return -EPERM;
 	}
 	return 0;
@@ -93,9 +96,14 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 static int policy_admit(struct server *s, struct reply *r, const struct policy **ret)
 {
 	char why[ATTEST_REASON_MAX];
+	int k = policy_cache_current(&s->policy, s->store, s->config, now_usec(), ret, why);
 
-	if (policy_cache_current(&s->policy, s->store, s->config, now_usec(), ret, why) < 0) {
-		deny(r, 503, "%s", why);
+	if (k < 0) {
+		deny_as(r,
+			k == -ENOENT ? REFUSAL_POLICY_MISSING :
+			k == -ETIME ? REFUSAL_POLICY_EXPIRED :
+			k == -EKEYREJECTED || k == -EBADMSG ? REFUSAL_POLICY_UNTRUSTED : REFUSAL_STORE,
+			503, "%s", why);
 		return -EPERM;
 	}
 	return 0;
@@ -258,14 +266,14 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return deny(r, 400, "%s", why);
 	k = store_nonce_get(s->store, m.session, &n);
 	if (k == -ENOENT)
-		return deny(r, 403, "unknown session");
+		return deny_as(r, REFUSAL_SESSION, 403, "unknown session");
 	if (k < 0)
 		return fail_internal(r, "reading the nonce", k);
 	memcpy(r->ek_hash, n.ek_hash, sizeof(r->ek_hash));
 	if (n.used)
-		return deny(r, 403, "nonce already used: a replayed or repeated finish");
+		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
 	if (now_usec() > n.expires_us)
-		return deny(r, 403, "nonce expired");
+		return deny_as(r, REFUSAL_SESSION, 403, "nonce expired");
 	/*
 	 * The proof first, and nothing spent on a refusal: a finish by anyone who merely knows the
 	 * session id must not use up the nonce of the node that owns it.
@@ -293,7 +301,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return fail_internal(r, "stored AK", -EBADMSG);
 	/* The policy in force now: one loaded since the challenge may select other PCRs. */
 	if (m.bank != p->bank || m.mask != p->mask)
-		return deny(r, 403, "reported PCRs are not the requested selection");
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "reported PCRs are not the requested selection");
 	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
 	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);
 	if ((k = tpm_name_qualify(&ak_parents[0], &ek.name, &ak_parents[1])) < 0)
@@ -309,12 +317,12 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m.pcr_values,
 	};
 	if (quote_verify(&e, m.attest, m.attest_size, m.signature, m.signature_size, &attest, why) < 0)
-		return deny(r, 403, "%s", why);
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
 	k = evidence_replay(&m, &ev, why);
 	if (k == -EBADMSG)
 		return deny(r, 400, "%s", why);
 	if (k == -EPERM)
-		return deny(r, 403, "%s", why);
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "replaying the logs", k);
 	/* The logs replayed to the quote: now its values and events against the policy. */
@@ -324,12 +332,12 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (k > 0) {
 		r->refused = TAKE_PTR(refused);
 		r->refused_policy = p->version;
-		return deny(r, 403, "%s", why);
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
 	}
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
 	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
 	     (int64_t)attest.clockInfo.restartCount < node.restart_count))
-		return deny(r, 403, "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
+		return deny_as(r, REFUSAL_SESSION, 403, "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
 			    attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
 			    (long long)node.restart_count);
 	/*
@@ -338,7 +346,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	 */
 	k = store_nonce_take(s->store, m.session, now_usec());
 	if (k == -EALREADY)
-		return deny(r, 403, "nonce already used: a replayed or repeated finish");
+		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
 	if (k < 0)
 		return fail_internal(r, "spending the nonce", k);
 	if ((k = store_node_set_counters(s->store, r->ek_hash, attest.clockInfo.resetCount,

@@ -6,6 +6,7 @@
 #include "attest-msg.h"
 #include "pki.h"
 #include "policy-cache.h"
+#include "refusal.h"
 #include "server-config.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@ struct reply {
 	char *refused;
 	int64_t refused_policy;
 	int64_t retry_after; /* seconds a 503 tells the node to wait; 0: the server's default */
+	enum refusal refusal; /* a refusal's class (metrics); REFUSAL_NONE: the status's */
 };
 
 /*

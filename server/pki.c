@@ -435,6 +435,11 @@ out:
 	return r;
 }
 
+STACK_OF(X509) *pki_chain(struct pki *p)
+{
+	return p->chain;
+}
+
 void pki_describe(struct pki *p, char *buf, size_t size)
 {
 	char fp[CA_FINGERPRINT_HEX + 1], subject[256];

@@ -65,5 +65,7 @@ struct pki_crl_info {
 int pki_crl(struct pki *p, struct store *s, int64_t lifetime, bool pem, const uint8_t **ret, size_t *ret_size,
 	    struct pki_crl_info *ret_info, char *why, size_t why_size);
 
+/* The chain it issues from, borrowed: the issuing CA first, then its issuers. */
+STACK_OF(X509) *pki_chain(struct pki *p);
 /* "CA 0123456789abcdef (CN = ...), chain of 2, 1 previous": what a start or reload logs. */
 void pki_describe(struct pki *p, char *buf, size_t size);

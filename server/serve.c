@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit-status.h"
 #include "connlimit.h"
 #include "fileio.h"
 #include "handshake.h"
@@ -222,6 +223,8 @@ static enum endpoint endpoint_of(const char *path)
 		return EP_FINISH;
 	if (streq(path, "/healthz"))
 		return EP_HEALTHZ;
+	if (streq(path, "/readyz"))
+		return EP_READYZ;
 	if (streq(path, "/metrics"))
 		return EP_METRICS;
 	return EP_OTHER;
@@ -276,7 +279,8 @@ static void health_note(struct daemon *d, int err, const char *what)
 static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 {
 	static const char *const paths[_EP_MAX] = { [EP_START] = "/v1/attest/start", [EP_FINISH] = "/v1/attest/finish",
-						    [EP_HEALTHZ] = "/healthz", [EP_METRICS] = "/metrics",
+						    [EP_HEALTHZ] = "/healthz", [EP_READYZ] = "/readyz",
+						    [EP_METRICS] = "/metrics",
 						    [EP_OTHER] = "other" };
 	_cleanup_free_ char *err_body = NULL;
 	const char *body;
@@ -302,7 +306,7 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	send_json(p->req, p->r.status, body, p->retry_after);
 	p->req = NULL;
 	us = now_usec() - p->start_us;
-	metrics_request(&d->m, p->ep, p->r.status, us);
+	metrics_request(&d->m, p->ep, p->r.status, us, recorded ? p->r.refusal : REFUSAL_STORE);
 	snprintf(status_s, sizeof(status_s), "%d", p->r.status);
 	snprintf(dur, sizeof(dur), "%lld", (long long)us);
 	/* Unrecorded: the store outage's own line says so, once for all of them. */
@@ -365,11 +369,11 @@ static void answer_now(struct daemon *d, struct evhttp_request *req, enum endpoi
 		       const char *type, const char *body, size_t size, int64_t retry_after)
 {
 	send_body(req, status, type, body, size, retry_after);
-	metrics_request(&d->m, ep, status, now_usec() - start);
+	metrics_request(&d->m, ep, status, now_usec() - start, REFUSAL_NONE);
 }
 
-/* /healthz: 200 when a node could be admitted now, else 503 and why (the open batch first commits). */
-static void answer_health(struct daemon *d, struct evhttp_request *req, int64_t start)
+/* /healthz and /readyz: 200 when a node could be admitted now, else 503 and why (the open batch first commits). */
+static void answer_health(struct daemon *d, struct evhttp_request *req, enum endpoint ep, int64_t start)
 {
 	char reason[ATTEST_REASON_MAX + 1];
 	bool was;
@@ -378,14 +382,14 @@ static void answer_health(struct daemon *d, struct evhttp_request *req, int64_t 
 	batch_commit(d);
 	was = d->health.store_failing;
 	if (health_check(&d->health, &d->srv, now_usec(), reason) >= 0) {
-		answer_now(d, req, EP_HEALTHZ, start, 200, "text/plain; charset=utf-8", "ok\n", 3, 0);
+		answer_now(d, req, ep, start, 200, "text/plain; charset=utf-8", "ok\n", 3, 0);
 		health_logged(d, was);
 		return;
 	}
 	health_logged(d, was);
 	n = strlen(reason);
 	reason[n++] = '\n';
-	answer_now(d, req, EP_HEALTHZ, start, 503, "text/plain; charset=utf-8", reason, n, 1);
+	answer_now(d, req, ep, start, 503, "text/plain; charset=utf-8", reason, n, 1);
 }
 
 /* GET /v1/crl (DER) and /v1/crl.pem: the CA's CRL, public, not audited; from the store as it is now. */
@@ -457,14 +461,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 			 "rate_limit %g/s, rate_burst %lld)",
 			 (unsigned long long)v.refused, d->srv.config->rate_limit,
 			 (long long)d->srv.config->rate_burst);
-	} else if ((ep == EP_HEALTHZ || ep == EP_METRICS) && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
+	} else if (ENDPOINT_IS_PROBE(ep) && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
 		_cleanup_free_ char *text = NULL;
 		size_t text_size;
 
 		/* Neither is audited: a scrape every few seconds would drown the decisions. */
-		if (ep == EP_HEALTHZ)
-			answer_health(d, req, start);
-		else if (metrics_format(&d->m, &text, &text_size) < 0)
+		if (ep != EP_METRICS)
+			answer_health(d, req, ep, start);
+		else if (metrics_observe(&d->m, &d->srv, d->health.store_failing, start),
+			 metrics_format(&d->m, &text, &text_size) < 0)
 			answer_now(d, req, ep, start, 500, "application/json", "{\"error\":\"out of memory\"}", 25, 0);
 		else
 			answer_now(d, req, ep, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, text_size,
@@ -480,10 +485,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (ep == EP_OTHER) {
 		p->r.status = 404;
 		snprintf(p->r.reason, sizeof(p->r.reason), "no such endpoint");
-	} else if ((ep == EP_HEALTHZ || ep == EP_METRICS) || method != EVHTTP_REQ_POST) {
+	} else if (ENDPOINT_IS_PROBE(ep) || method != EVHTTP_REQ_POST) {
 		p->r.status = 405;
-		snprintf(p->r.reason, sizeof(p->r.reason), "only %s is allowed here",
-			 ep == EP_HEALTHZ || ep == EP_METRICS ? "GET" : "POST");
+		snprintf(p->r.reason, sizeof(p->r.reason), "only %s is allowed here", ENDPOINT_IS_PROBE(ep) ? "GET" : "POST");
 	} else if (size > (size_t)d->srv.config->max_body) {
 		p->r.status = 413;
 		snprintf(p->r.reason, sizeof(p->r.reason), "request body of %zu bytes is larger than %lld", size,
@@ -546,11 +550,29 @@ static void on_request(struct evhttp_request *req, void *arg)
 		batch_commit(d);
 }
 
+/* The audit log's verification for its gauge: at start, then every AUDIT_CHECK_US. */
+static void audit_check(struct daemon *d, int64_t now)
+{
+	char why[ATTEST_REASON_MAX] = "";
+	int k;
+
+	if (d->m.audit_checked && now - d->m.audit_checked_us < AUDIT_CHECK_US)
+		return;
+	k = audit_verify_status(d->srv.store, why, sizeof(why));
+	if (k < 0 && d->m.audit_checked)
+		return; /* unread, not unverified: the store's failure has its own line and gauges */
+	if (k == 0 && (!d->m.audit_checked || d->m.audit_verified))
+		slog("error", "audit-unverified", "reason", why, NULL);
+	d->m.audit_checked = true;
+	d->m.audit_verified = k > 0;
+	d->m.audit_checked_us = now;
+}
+
 /* Every second: registry counts for the gauges and the enrollment cap. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	int64_t counts[_NODE_STATE_MAX] = { 0 };
+	struct node_census census;
 	int k;
 
 	(void)fd;
@@ -558,14 +580,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	/* During an outage, a probe a second notices (and logs) the store's return without traffic. */
 	if (d->health.store_failing && !d->batch_open)
 		health_note(d, store_probe(d->srv.store, now_usec()), "cannot commit a decision");
-	if ((k = store_node_count(d->srv.store, counts)) < 0) {
+	if ((k = store_node_census(d->srv.store, now_usec(), &census)) < 0) {
 		if (!d->batch_open)
 			health_note(d, k, "cannot read the registry");
 		return;
 	}
-	memcpy(d->m.nodes, counts, sizeof(counts));
+	d->m.nodes = census;
 	d->m.nodes_known = true;
-	d->srv.enroll_pending = counts[NODE_REQUESTED];
+	d->srv.enroll_pending = census.state[NODE_REQUESTED];
+	audit_check(d, now_usec());
 }
 
 /* The SSL ex_data slot holding each connection's struct conn. */
@@ -1035,6 +1058,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	d->ssl = ssl;
 	ratelimit_free(d->limit);
 	d->limit = limit;
+	metrics_certificates(&d->m, d->srv.pki, d->ssl);
 	d->srv.enroll_max = d->srv.config->max_pending_enrollments;
 	evhttp_set_max_body_size(d->http, 4 * d->srv.config->max_body);
 	evhttp_set_timeout(d->http, (int)d->srv.config->request_timeout);
@@ -1076,6 +1100,7 @@ int serve_run(const char *config)
 		goto out;
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;
+	metrics_certificates(&d->m, d->srv.pki, d->ssl);
 	d->srv.enroll_max = c->max_pending_enrollments;
 	event_set_log_callback(on_libevent_log);
 	d->base = event_base_new();

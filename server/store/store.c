@@ -216,22 +216,52 @@ int store_crl_number_next(struct store *s, int64_t *ret)
 	return store_transaction_do(s, crl_number_next, ret);
 }
 
-static int count_node(const struct node_rec *n, void *userdata)
-{
-	int64_t *counts = userdata;
+/* The upper bounds of the attestation ages but the last two (older, never), seconds. */
+static const int64_t age_bounds[NODE_AGE_OLDER] = { 3600, 86400, 7 * 86400, 30 * 86400 };
 
-	counts[n->state]++;
+struct census_walk {
+	int64_t now;
+	struct node_census c;
+};
+
+static int census_node(const struct node_rec *n, void *userdata)
+{
+	struct census_walk *w = userdata;
+	size_t a = 0;
+
+	w->c.state[n->state]++;
+	if (n->state != NODE_APPROVED)
+		return 0;
+	if (n->attested_us == 0)
+		a = NODE_AGE_NEVER;
+	else
+		while (a < NODE_AGE_OLDER && w->now - n->attested_us / 1000000 >= age_bounds[a])
+			a++;
+	w->c.attested[a]++;
+	if (n->cert_not_after > 0 && n->cert_not_after <= w->now)
+		w->c.overdue++;
+	return 0;
+}
+
+int store_node_census(struct store *s, int64_t now_us, struct node_census *ret)
+{
+	struct census_walk w = { .now = now_us / 1000000 };
+	int r = store_node_foreach(s, census_node, &w);
+
+	if (r < 0)
+		return r;
+	*ret = w.c;
 	return 0;
 }
 
 int store_node_count(struct store *s, int64_t ret[_NODE_STATE_MAX])
 {
-	int64_t counts[_NODE_STATE_MAX] = { 0 };
-	int r = store_node_foreach(s, count_node, counts);
+	struct node_census c;
+	int r = store_node_census(s, 0, &c);
 
 	if (r < 0)
 		return r;
-	memcpy(ret, counts, sizeof(counts));
+	memcpy(ret, c.state, sizeof(c.state));
 	return 0;
 }
 

@@ -124,6 +124,16 @@ int store_crl_number_next(struct store *s, int64_t *ret);
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
 /* How many nodes the registry holds in each state, as this transaction sees it. */
 int store_node_count(struct store *s, int64_t ret[_NODE_STATE_MAX]);
+
+/* How long ago an approved node last attested: under an hour, a day, 7 days, 30 days, longer, never. */
+enum node_age { NODE_AGE_1H, NODE_AGE_1D, NODE_AGE_7D, NODE_AGE_30D, NODE_AGE_OLDER, NODE_AGE_NEVER, _NODE_AGE_MAX };
+struct node_census {
+	int64_t state[_NODE_STATE_MAX];
+	int64_t attested[_NODE_AGE_MAX]; /* approved nodes, by the age of their last certificate */
+	int64_t overdue;                 /* approved nodes whose last certificate expired: not renewed in time */
+};
+/* One pass over the registry: what the node gauges of /metrics show, at now_us. */
+int store_node_census(struct store *s, int64_t now_us, struct node_census *ret);
 /* The node id is unique: -EEXIST when another EK holds it. */
 int store_node_id_taken(struct store *s, const char *node_id, const char *except_ek_hash);
 
