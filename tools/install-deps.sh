@@ -15,6 +15,7 @@ pkgs=(
 	iproute2 jq xxd util-linux shellcheck busybox-static
 	strace systemd keyutils faketime libfaketime
 	qemu-system-x86 qemu-utils ovmf dracut-core dracut-network mmdebstrap clevis-systemd
+	prometheus # ships promtool: tests/bats/metrics.bats scrapes the server, checks and tests the alert rules
 )
 
 missing=()
