@@ -239,6 +239,9 @@ install-server: $(BUILD)/keystrap-server $(BUILD)/units/keystrap-server.service 
 	install -Dm644 $(BUILD)/units/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
 	install -Dm644 dist/units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
 	install -Dm644 dist/keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
+	# Monitoring (docs/operator-guide.md): Prometheus alert rules, a Grafana dashboard.
+	install -Dm644 dist/prometheus/keystrap.rules.yml $(DESTDIR)$(PREFIX)/share/keystrap/prometheus/keystrap.rules.yml
+	install -Dm644 dist/grafana/keystrap.json $(DESTDIR)$(PREFIX)/share/keystrap/grafana/keystrap.json
 	install -dm750 $(DESTDIR)$(SYSCONFDIR)/keystrap-server
 
 ifeq ($(SERVER),yes)

@@ -24,6 +24,8 @@ exposure() {
 	[ -f "$DEST/usr/local/share/man/man8/keystrap-server.8" ]
 	[ -f "$DEST/usr/local/share/doc/keystrap/keystrap-server.json.example" ]
 	jq -e .listen "$DEST/usr/local/share/doc/keystrap/keystrap-server.json.example" >/dev/null
+	promtool check rules "$DEST/usr/local/share/keystrap/prometheus/keystrap.rules.yml" >/dev/null
+	jq -e .panels "$DEST/usr/local/share/keystrap/grafana/keystrap.json" >/dev/null
 }
 
 @test "the service's ExecStart follows SBINDIR, and it is a notify service with an owner-only umask" {
