@@ -278,8 +278,7 @@ ok" ]
 
 # median_ms URL: the median of 21 GETs' total time (a new TLS connection each), in ms.
 median_ms() {
-	local i
-	for i in $(seq 21); do
+	for _ in $(seq 21); do
 		curl -s -o /dev/null -w '%{time_total}\n' --cacert "$SRV_DIR/ca.crt" "$1"
 	done | sort -n | sed -n 11p | awk '{ printf "%.1f", $1 * 1000 }'
 }
