@@ -10,7 +10,8 @@
  * still verifies. 1 verified, 0 not (why says where, one line), < 0 when it could not be read.
  *
  * Today the log is a hash chain and this walks it end to end, as `keystrap-server audit verify`
- * does: O(records), so serve.c calls it at start and every AUDIT_CHECK_US, never per scrape.
+ * does: O(records), so serve.c calls it at start and then every AUDIT_CHECK_US or 1000 times
+ * the last walk's time, whichever is longer; never per scrape.
  * Whoever replaces the chain (the Merkle log) replaces only this function's body, with the
  * cheap check that log allows (the newest checkpoint consistent with the last one verified);
  * the gauge, its alert and the callers stay as they are.

@@ -139,6 +139,9 @@ static void format_state(const struct metrics *m, FILE *f)
 		fprintf(f, "keystrap_audit_verified %d\n", m->audit_verified);
 		family(f, "keystrap_audit_verified_timestamp_seconds", "gauge", "When the audit log was last checked (Unix seconds).");
 		fprintf(f, "keystrap_audit_verified_timestamp_seconds %" PRId64 "\n", m->audit_checked_us / 1000000);
+		family(f, "keystrap_audit_check_duration_seconds", "gauge",
+		       "How long that check took (requests wait meanwhile; the next is 1000 times as far, at least 5 minutes).");
+		fprintf(f, "keystrap_audit_check_duration_seconds %.6f\n", (double)m->audit_check_us / 1e6);
 	}
 }
 

@@ -43,7 +43,7 @@ struct metrics {
 	int64_t ca_not_after[CA_CHAIN_MAX], tls_not_after;
 	/* audit_verify_status's last answer (audit-status.h), once there is one, and when. */
 	bool audit_checked, audit_verified;
-	int64_t audit_checked_us;
+	int64_t audit_checked_us, audit_check_us; /* when, and how long it took */
 	/* The policy and readiness at the scrape (metrics_observe). */
 	bool policy_loaded, policy_trusted, ready;
 	int64_t policy_version, policy_expires_us;
