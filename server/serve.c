@@ -417,6 +417,19 @@ static void answer_crl(struct daemon *d, struct evhttp_request *req, bool pem, i
 		   (const char *)crl, size, 0);
 }
 
+/* /metrics: the counters, and the policy and readiness as they stand now. */
+static void answer_metrics(struct daemon *d, struct evhttp_request *req, int64_t start)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t size;
+
+	metrics_observe(&d->m, &d->srv, d->health.store_failing, start);
+	if (metrics_format(&d->m, &text, &size) < 0)
+		answer_now(d, req, EP_METRICS, start, 500, "application/json", "{\"error\":\"out of memory\"}", 25, 0);
+	else
+		answer_now(d, req, EP_METRICS, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct daemon *d = arg;
@@ -463,18 +476,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 			 (unsigned long long)v.refused, d->srv.config->rate_limit,
 			 (long long)d->srv.config->rate_burst);
 	} else if (ENDPOINT_IS_PROBE(ep) && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
-		_cleanup_free_ char *text = NULL;
-		size_t text_size;
-
-		/* Neither is audited: a scrape every few seconds would drown the decisions. */
+		/* None is audited: a scrape every few seconds would drown the decisions. */
 		if (ep != EP_METRICS)
 			answer_health(d, req, ep, start);
-		else if (metrics_observe(&d->m, &d->srv, d->health.store_failing, start),
-			 metrics_format(&d->m, &text, &text_size) < 0)
-			answer_now(d, req, ep, start, 500, "application/json", "{\"error\":\"out of memory\"}", 25, 0);
 		else
-			answer_now(d, req, ep, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, text_size,
-				   0);
+			answer_metrics(d, req, start);
 		return;
 	} else if ((streq(path, "/v1/crl") || streq(path, "/v1/crl.pem")) &&
 		   (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
