@@ -62,8 +62,9 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	    store_node_count(s->store, counts) >= 0)
 		s->enroll_pending = counts[NODE_REQUESTED];
 	if (k == -ENOENT && s->enroll_max > 0 && s->enroll_pending >= s->enroll_max) {
-		deny_as(r, REFUSAL_ENROLLMENT_CLOSED, 503, "enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
-		     (long long)s->enroll_pending);
+		deny_as(r, REFUSAL_ENROLLMENT_CLOSED, 503,
+			"enrollment requests are closed: %lld await an operator (max_pending_enrollments)",
+			(long long)s->enroll_pending);
 		return -EBUSY;
 	}
 	if (k == -ENOENT) {
@@ -73,7 +74,8 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 			return k;
 		}
 		s->enroll_pending++;
-		deny_as(r, REFUSAL_ENROLLMENT_REQUESTED, 403, "node is not approved: enrollment request recorded for EK %s", r->ek_hash);
+		deny_as(r, REFUSAL_ENROLLMENT_REQUESTED, 403, "node is not approved: enrollment request recorded for EK %s",
+			r->ek_hash);
 		return -EPERM;
 	}
 	if (k < 0) {
@@ -82,7 +84,8 @@ static int node_admit(struct server *s, const char *peer, struct reply *r, struc
 	}
 	snprintf(r->node_id, sizeof(r->node_id), "%s", ret->node_id);
 	if (ret->state == NODE_REQUESTED) {
-		deny_as(r, REFUSAL_NOT_APPROVED, 403, "node is not approved yet: its enrollment request (EK %s) awaits an operator", r->ek_hash);
+		deny_as(r, REFUSAL_NOT_APPROVED, 403,
+			"node is not approved yet: its enrollment request (EK %s) awaits an operator", r->ek_hash);
 		return -EPERM;
 	}
 	if (ret->state == NODE_REVOKED) {
@@ -337,9 +340,10 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
 	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
 	     (int64_t)attest.clockInfo.restartCount < node.restart_count))
-		return deny_as(r, REFUSAL_SESSION, 403, "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
-			    attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
-			    (long long)node.restart_count);
+		return deny_as(r, REFUSAL_SESSION, 403,
+			       "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
+			       attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
+			       (long long)node.restart_count);
 	/*
 	 * The evidence passed: spend the nonce before anything is issued. Of finishes racing for
 	 * one nonce a single one spends it; the others are refused here, later ones above.

@@ -124,7 +124,8 @@ static void format_state(const struct metrics *m, FILE *f)
 	}
 	if (m->n_ca) {
 		family(f, "keystrap_ca_certificate_expiry_timestamp_seconds", "gauge",
-		       "notAfter of the CA chain node certificates are issued from (Unix seconds); depth 0 is the issuing CA.");
+		       "notAfter of the CA chain node certificates are issued from (Unix seconds); "
+		       "depth 0 is the issuing CA.");
 		for (size_t i = 0; i < m->n_ca; i++)
 			fprintf(f, "keystrap_ca_certificate_expiry_timestamp_seconds{depth=\"%zu\"} %" PRId64 "\n", i,
 				m->ca_not_after[i]);
@@ -135,12 +136,15 @@ static void format_state(const struct metrics *m, FILE *f)
 		fprintf(f, "keystrap_tls_certificate_expiry_timestamp_seconds %" PRId64 "\n", m->tls_not_after);
 	}
 	if (m->audit_checked) {
-		family(f, "keystrap_audit_verified", "gauge", "1 when the audit log verified at the last check, 0 when it did not.");
+		family(f, "keystrap_audit_verified", "gauge",
+		       "1 when the audit log verified at the last check, 0 when it did not.");
 		fprintf(f, "keystrap_audit_verified %d\n", m->audit_verified);
-		family(f, "keystrap_audit_verified_timestamp_seconds", "gauge", "When the audit log was last checked (Unix seconds).");
+		family(f, "keystrap_audit_verified_timestamp_seconds", "gauge",
+		       "When the audit log was last checked (Unix seconds).");
 		fprintf(f, "keystrap_audit_verified_timestamp_seconds %" PRId64 "\n", m->audit_checked_us / 1000000);
 		family(f, "keystrap_audit_check_duration_seconds", "gauge",
-		       "How long that check took (requests wait meanwhile; the next is 1000 times as far, at least 5 minutes).");
+		       "How long that check took (requests wait meanwhile; the next is 1000 times as far, "
+		       "at least 5 minutes).");
 		fprintf(f, "keystrap_audit_check_duration_seconds %.6f\n", (double)m->audit_check_us / 1e6);
 	}
 }
