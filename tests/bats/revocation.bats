@@ -299,6 +299,9 @@ canned_stop() {
 	run as_consumer "$KEYSTRAP" get secret:db
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"node node-a was revoked by"* ]]
+	run with_clock +6m "$KEYSTRAP" handoff --renew --config keystrap.conf
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"keystrap: renewal refused: this node is still revoked; its keyring holds no credentials"* ]]
 }
 
 @test "bad inputs: one line each" {
