@@ -12,8 +12,9 @@ load ../lib/swtpm
 load ../lib/server
 load ../lib/clock
 
-CONSUMER=65534
-CONSUMER_B=65533
+# Consumer uids of this file alone: a uid other suites use (65534) may see their keyrings too.
+CONSUMER=64711
+CONSUMER_B=64712
 
 setup_file() {
 	command -v keyctl >/dev/null || skip "keyctl (keyutils) is not installed"
