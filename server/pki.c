@@ -14,6 +14,7 @@
 #include "csr.h"
 #include "encode.h"
 #include "fileio.h"
+#include "keyref.h"
 #include "log.h"
 #include "ossl.h"
 #include "pki.h"
@@ -133,8 +134,7 @@ static int previous_load(const struct server_config *c, char **bundle, size_t *r
 int pki_load(const struct server_config *c, struct pki **ret)
 {
 	struct pki *p = calloc(1, sizeof(*p));
-	char why[PATH_MAX + 256], pending[PATH_MAX + 8];
-	FILE *f;
+	char why[KEYREF_WHY_MAX], pending[PATH_MAX + 8];
 	int r = -EINVAL;
 
 	if (!p || !(p->ek_roots = X509_STORE_new()) ||
@@ -154,21 +154,20 @@ int pki_load(const struct server_config *c, struct pki **ret)
 		goto fail;
 	}
 	p->ca = sk_X509_value(p->chain, 0);
-	/* Whoever can read it can mint node certificates: refused unless it is the owner's alone. */
-	if (file_check_private(c->ca_key, why, sizeof(why)) == -EACCES) {
-		r = log_error_errno(-EACCES, "CA key %s", why);
+	/* A file (owner-only: whoever can read it can mint node certificates), the TPM or a token (keyref.h). */
+	if (keyref_load_private(c->ca_key, &p->ca_key, why, sizeof(why)) < 0) {
+		r = log_error_errno(r, "CA key %s", why);
 		goto fail;
 	}
-	f = fopen(c->ca_key, "re");
-	if (f) {
-		p->ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-		fclose(f);
-	}
-	snprintf(pending, sizeof(pending), "%s.new", c->ca_key);
-	if (!p->ca_key || X509_check_private_key(p->ca, p->ca_key) != 1) {
-		r = log_error_errno(r, "cannot load CA key '%s', or it is not the key of '%s''s first certificate%s",
-				    c->ca_key, c->ca_certificate,
-				    access(pending, F_OK) == 0 ? " (an interrupted ca rotate left it: run it again)" : "");
+	if (X509_check_private_key(p->ca, p->ca_key) != 1) {
+		const char *file = keyref_file(c->ca_key);
+
+		keyref_display(c->ca_key, why, sizeof(why));
+		snprintf(pending, sizeof(pending), "%s.new", file ? file : "");
+		r = log_error_errno(r, "CA key '%s' is not the key of '%s''s first certificate%s", why, c->ca_certificate,
+				    file && access(pending, F_OK) == 0
+					    ? " (an interrupted ca rotate left it: run it again)"
+					    : "");
 		goto fail;
 	}
 	p->fixed_ext[0] = ext_make(p->ca, NID_basic_constraints, "critical,CA:FALSE");
@@ -385,6 +384,7 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after)
 {
 	_cleanup_(X509_freep) X509 *x = X509_new();
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
 	_cleanup_(BN_freep) BIGNUM *bn = NULL;
 	uint8_t serial[20];
 	char san[8 + ATTEST_NODE_ID_MAX + 1];
@@ -423,7 +423,8 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 	if (X509_add_ext(x, p->fixed_ext[3], -1) != 1)
 		goto out;
 	r = -EIO;
-	if (X509_sign(x, p->ca_key, p->sha256) <= 0)
+	/* In the key's own library context: a TPM's key signs in the TPM, a token's on the token. */
+	if (!(md = EVP_MD_CTX_new()) || keyref_sign_init(md, p->ca_key) < 0 || X509_sign_ctx(x, md) <= 0)
 		goto out;
 	if ((r = pem_of(x, ret_pem)) < 0)
 		goto out;

@@ -28,6 +28,7 @@
 #include "attest-msg.h"
 #include "ca-chain.h"
 #include "fileio.h"
+#include "keyref.h"
 #include "log.h"
 #include "ossl.h"
 #include "pki.h"
@@ -60,28 +61,13 @@ static void ca_name(X509 *x, char *buf, size_t size)
 
 static int key_read(const char *path, EVP_PKEY **ret, char *why, size_t size)
 {
-	FILE *f;
-	EVP_PKEY *k = NULL;
+	char detail[KEYREF_WHY_MAX];
 
-	/* Whoever can read it can mint node certificates, as with the configured one. */
-	if (file_check_private(path, why, size) == -EACCES) {
-		char detail[WHY_MAX];
-
-		snprintf(detail, sizeof(detail), "CA key %s", why);
-		snprintf(why, size, "%s", detail);
-		return -EACCES;
-	}
-	f = fopen(path, "re");
-	if (f) {
-		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-		fclose(f);
-	}
-	ERR_clear_error();
-	if (!k) {
-		snprintf(why, size, "cannot read CA key '%s' (a PEM private key, not encrypted)", path);
+	/* As the server loads it (keyref.h): a file only its owner can read, or a key in hardware. */
+	if (keyref_load_private(path, ret, detail, sizeof(detail)) < 0) {
+		snprintf(why, size, "CA key %s", detail);
 		return -EINVAL;
 	}
-	*ret = k;
 	return 0;
 }
 
@@ -264,6 +250,12 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 	int64_t days = o->days;
 	int r;
 
+	/* It writes the new key beside the old and renames it into place: a token or a TPM is no directory. */
+	if (!keyref_file(c->ca_key)) {
+		keyref_display(c->ca_key, why, sizeof(why));
+		return admin_refuse("ca rotate replaces a CA key file, and '%s' is in hardware: make the new key there, "
+				    "its certificate, and point ca_key and ca_certificate at them", why);
+	}
 	paths_make(c, &p);
 	if ((r = finish_interrupted(c, s, &p)) != 0)
 		return r == 2 ? 0 : r;
