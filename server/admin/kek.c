@@ -41,8 +41,16 @@ static int init(const char *path)
 {
 	_cleanup_kek_ struct kek *k = NULL;
 	char why[1024];
-	int r = kek_file_create(path);
+	int r;
 
+	if (!kek_name_file(path)) {
+		/* A TPM's or a token's key is made there (tpm2_create, pkcs11-tool): this checks it serves. */
+		if (kek_load(path, &k, why, sizeof(why)) < 0)
+			return refuse("", why);
+		printf("KEK '%s' is in hardware (id %s): nothing to create\n", kek_name(k), kek_id(k));
+		return 0;
+	}
+	r = kek_file_create(path);
 	if (r == -EEXIST) {
 		/* Never replaced: a KEK overwritten is every secret of every copy of the store lost. */
 		if (kek_load(path, &k, why, sizeof(why)) < 0)
@@ -164,7 +172,7 @@ static int rotate(const char *config, const char *new_name)
 	printf("%lld data keys re-wrapped from KEK id %s to KEK id %s\n", (long long)n, old_id, kek_id(new_kek));
 install:
 	if (!path || !new_path) {
-		printf("point 'kek' in %s at '%s'\n", config, new_name);
+		printf("point 'kek' in %s at '%s'\n", config, kek_name(new_kek));
 		return 0;
 	}
 	if (install(new_path, path) != 0)
@@ -224,9 +232,7 @@ int cmd_kek(int argc, char **argv)
 			return init(file);
 		if (server_config_load(config, &c) < 0)
 			return 1;
-		if (!kek_name_file(c->kek))
-			return refuse("kek init makes a file; the configuration names ", c->kek);
-		return init(kek_name_file(c->kek));
+		return init(kek_name_file(c->kek) ? kek_name_file(c->kek) : c->kek);
 	}
 	if (streq(verb, "rotate") && new_name && config && !file)
 		return rotate(config, new_name);

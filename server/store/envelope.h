@@ -13,10 +13,10 @@
  * the data key is wrapped by the key-encryption key (KEK), which is never in the database. A
  * copy of the database alone is ciphertext and wrapped keys.
  *
- * The KEK is named the way the configuration's "kek" names it. Today that is a file of 32
- * random bytes ("PATH" or "file:PATH", owner-only); a key held by an OpenSSL provider (a TPM, a
- * PKCS#11 token) is one more struct kek_ops behind kek_load, with wrap/unwrap done by the
- * provider and the key never in this process.
+ * The KEK is named the way the configuration's "kek" names it (keyref.h): a file of 32 random
+ * bytes ("PATH" or "file:PATH", owner-only), or an EC P-256 key in the server's TPM
+ * ("handle:") or on a PKCS#11 token ("pkcs11:"), which wraps by ECDH (envelope.c) with the key
+ * never in this process.
  */
 
 #define DATA_KEY_SIZE 32
@@ -29,8 +29,9 @@
 struct kek;
 
 /*
- * Loads the KEK that name designates. On failure, why holds one line naming the KEK and what is
- * wrong with it (missing, readable by group or others, not 32 bytes, a scheme not supported).
+ * Loads the KEK that name designates. On failure, why holds one line naming the KEK (a PIN in
+ * it as "***") and what is wrong with it (missing, readable by group or others, not 32 bytes,
+ * the provider's or the engine's reason, a key that cannot derive, a scheme not supported).
  */
 int kek_load(const char *name, struct kek **ret, char *why, size_t why_size);
 void kek_free(struct kek *k);
@@ -40,11 +41,12 @@ static inline void kek_freep(struct kek **k)
 }
 #define _cleanup_kek_ _cleanup_(kek_freep)
 
+/* The name as configured, a pin-value= in it shown as "***": what messages quote. */
 const char *kek_name(const struct kek *k);
 const char *kek_id(const struct kek *k);
-/* The file the KEK lives in, or NULL when it is not a file (a provider's key). */
+/* The file the KEK lives in, or NULL when it is not a file (a key in hardware). */
 const char *kek_path(const struct kek *k);
-/* The file a KEK name designates ("PATH", "file:PATH"), or NULL for a URI of another scheme. */
+/* The file a KEK name designates ("PATH", "file:PATH"), or NULL for a URI of another scheme (keyref_file). */
 const char *kek_name_file(const char *name);
 
 /*

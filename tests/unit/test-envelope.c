@@ -134,8 +134,8 @@ static void test_kek_file(void)
 	CHECK(kek_load(p, &k, why, sizeof(why)) == -EBADMSG, "33 bytes (a trailing newline): refused");
 	path_of(p, sizeof(p), "none");
 	CHECK(kek_load(p, &k, why, sizeof(why)) == -ENOENT && strstr(why, "does not exist"), "missing: refused");
-	CHECK(kek_load("pkcs11:object=kek", &k, why, sizeof(why)) == -EPROTONOSUPPORT && strstr(why, "pkcs11:object=kek"),
-	      "a URI of another scheme: not supported yet, named");
+	CHECK(kek_load("vault:kek", &k, why, sizeof(why)) == -EPROTONOSUPPORT && strstr(why, "'vault:kek'"),
+	      "a URI of a scheme no key is reached by: refused, named");
 	CHECK(kek_load("file:", &k, why, sizeof(why)) == -EINVAL, "file: with no path: refused");
 	CHECK(kek_name_file("/etc/k:e") && streq(kek_name_file("/etc/k:e"), "/etc/k:e") &&
 		      streq(kek_name_file("file:/x"), "/x") && !kek_name_file("handle:0x81000001"),
