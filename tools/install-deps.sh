@@ -11,6 +11,8 @@ pkgs=(
 	debhelper lintian fakeroot curl
 	bats bats-assert bats-support
 	swtpm swtpm-tools tpm2-tools
+	tpm2-openssl libengine-pkcs11-openssl # keystrap-server's keys in a TPM or on a PKCS#11 token
+	softhsm2 opensc # hwkeys.bats: a PKCS#11 token and pkcs11-tool
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck busybox-static
 	strace systemd keyutils faketime libfaketime

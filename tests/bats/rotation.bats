@@ -58,18 +58,6 @@ attest_node() {
 	KEYSTRAP_TCTI=$(tcti "$1") "$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$2" --out-dir "$3"
 }
 
-# reload: SIGHUP, then waits for the server's line about it (reloaded or reload-refused); prints it.
-reload() {
-	local n
-	n=$(grep -c 'event=reload' "$SRV_DIR/server.log" || true)
-	kill -HUP "$(cat "$SRV_DIR/server.pid")"
-	for _ in $(seq 100); do
-		[ "$(grep -c 'event=reload' "$SRV_DIR/server.log" || true)" -gt "$n" ] && break
-		sleep 0.05
-	done
-	grep 'event=reload' "$SRV_DIR/server.log" | tail -1
-}
-
 # tls_reissue CA KEY: the server's TLS certificate for 127.0.0.1, from that CA (its chain, CA
 # included, after the leaf: nodes may pin the root above it).
 tls_reissue() {

@@ -41,11 +41,7 @@ setup() {
 
 # A server a test started on a copy of the store, left running by a failure.
 teardown() {
-	local f
-	for f in "$BATS_TEST_TMPDIR"/*/server.pid; do
-		[ -e "$f" ] && server_stop "${f%/server.pid}"
-	done
-	return 0
+	servers_stop_under "$BATS_TEST_TMPDIR"
 }
 
 attest() {
@@ -206,9 +202,9 @@ db.password|${#A}|28|60" ]
 	(umask 077 && head -c 33 /dev/urandom >"$d/kek")
 	run timeout 20 "$KEYSTRAP_SERVER" serve --config "$d/server.json"
 	[ "$output" = "keystrap-server: KEK '$d/kek' is not 32 bytes (keystrap-server kek init makes one)" ]
-	jq '.kek = "pkcs11:token=keystrap;object=kek"' "$d/server.json" >"$d/uri.json"
+	jq '.kek = "vault:kek"' "$d/server.json" >"$d/uri.json"
 	run timeout 20 "$KEYSTRAP_SERVER" serve --config "$d/uri.json"
-	[ "$output" = "keystrap-server: KEK 'pkcs11:token=keystrap;object=kek': only a file (PATH or file:PATH) can hold the KEK so far" ]
+	[ "$output" = "keystrap-server: KEK 'vault:kek': not a file (PATH, file:PATH), a TPM's key (handle:) or a token's (pkcs11:)" ]
 	jq 'del(.kek)' "$d/server.json" >"$d/none.json"
 	run timeout 20 "$KEYSTRAP_SERVER" serve --config "$d/none.json"
 	[ "$output" = "keystrap-server: $d/none.json: 'kek' is missing" ]

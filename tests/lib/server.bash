@@ -114,6 +114,28 @@ server_start() {
 	return 1
 }
 
+# reload: SIGHUP to $SRV_DIR's server, then waits for the server's line about it (reloaded or reload-refused); prints it.
+reload() {
+	local n
+	n=$(grep -c 'event=reload' "$SRV_DIR/server.log" || true)
+	kill -HUP "$(cat "$SRV_DIR/server.pid")"
+	for _ in $(seq 100); do
+		[ "$(grep -c 'event=reload' "$SRV_DIR/server.log" || true)" -gt "$n" ] && break
+		sleep 0.05
+	done
+	grep 'event=reload' "$SRV_DIR/server.log" | tail -1
+}
+
+# servers_stop_under DIR: server_stop for each server started in a directory below DIR (a test's
+# own servers, left running by a failure).
+servers_stop_under() {
+	local f
+	for f in "$1"/*/server.pid; do
+		[ -e "$f" ] && server_stop "${f%/server.pid}"
+	done
+	return 0
+}
+
 # server_stop DIR: SIGTERM, then waits; returns the server's exit status when this shell
 # started it (else 0 once it is gone).
 server_stop() {
