@@ -289,6 +289,16 @@ bench-crl: $(BUILD)/keystrap-server
 	@BUILD=$(BUILD) bash bench/crl.sh
 .PHONY: bench-crl
 
+# make bench-hwkeys: a node certificate's CA signature with the key in a file, on SoftHSM2 and
+# in an swtpm, through keyref (server/store/keyref.h), in one run.
+$(BUILD)/bench/keyref-sign: bench/keyref-sign.c $(call SERVER_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(HARDEN) $< $(call SERVER_A) -o $@ $(ALL_LDFLAGS) $(SERVER_LIBS)
+
+bench-hwkeys: deps $(BUILD)/bench/keyref-sign
+	@BUILD=$(BUILD) bash bench/hwkeys.sh
+.PHONY: bench-hwkeys
+
 # The dracut module and its initrd units. dracut only looks in /usr/lib/dracut/modules.d and
 # the module takes the units from /usr/lib/systemd, so these paths ignore PREFIX, UNITDIR and
 # SBINDIR: the initrd units run the image's keystrap, which both tools always put at
