@@ -505,6 +505,7 @@ static int crl_read(struct store *s, struct crl_build *b)
 static int crl_sign(struct pki *p, struct crl_build *b, int64_t lifetime)
 {
 	_cleanup_(ASN1_INTEGER_freep) ASN1_INTEGER *num = ASN1_INTEGER_new();
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
 	ASN1_TIME *from = ASN1_TIME_set(NULL, (time_t)(b->now - ATTEST_CLOCK_SKEW_MAX));
 	ASN1_TIME *to = ASN1_TIME_set(NULL, (time_t)(b->now + lifetime));
 	X509V3_CTX v3;
@@ -518,7 +519,8 @@ static int crl_sign(struct pki *p, struct crl_build *b, int64_t lifetime)
 	     X509_CRL_set1_lastUpdate(b->crl, from) == 1 && X509_CRL_set1_nextUpdate(b->crl, to) == 1 &&
 	     X509_CRL_sort(b->crl) == 1 && X509_CRL_add1_ext_i2d(b->crl, NID_crl_number, num, 0, 0) == 1 &&
 	     (akid = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always")) &&
-	     X509_CRL_add_ext(b->crl, akid, -1) == 1 && X509_CRL_sign(b->crl, p->ca_key, p->sha256) > 0;
+	     X509_CRL_add_ext(b->crl, akid, -1) == 1 && md && keyref_sign_init(md, p->ca_key) == 0 &&
+	     X509_CRL_sign_ctx(b->crl, md) > 0;
 	X509_EXTENSION_free(akid);
 	ASN1_TIME_free(from);
 	ASN1_TIME_free(to);

@@ -116,7 +116,7 @@ attest() {
 }
 
 # issued DIR: starts DIR's server, the node asks and is approved, attests into out/ and its
-# certificate verifies against DIR/ca.crt (openssl verify).
+# certificate verifies against DIR/ca.crt (openssl verify), as does the CRL the server signs.
 issued() {
 	local out
 	server_start "$1" || { cat "$1/server.log"; return 1; }
@@ -125,6 +125,9 @@ issued() {
 	out=$(attest 2>&1) && [ "$out" = "keystrap: attested as node-${1##*/}" ] || { echo "attest: $out"; return 1; }
 	out=$(openssl verify -CAfile "$1/ca.crt" out/node.crt 2>&1) && [ "$out" = "out/node.crt: OK" ] ||
 		{ echo "verify: $out"; return 1; }
+	curl -s --fail --cacert "$1/ca.crt" -o out/crl.pem "https://127.0.0.1:$SRV_PORT/v1/crl.pem" &&
+		out=$(openssl crl -in out/crl.pem -CAfile "$1/ca.crt" -noout 2>&1) && [ "$out" = "verify OK" ] ||
+		{ echo "CRL: $out"; return 1; }
 }
 
 # serve_refused DIR: keystrap-server serve on DIR's configuration, which must not start.
