@@ -251,8 +251,8 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 	int r;
 
 	/* It writes the new key beside the old and renames it into place: a token or a TPM is no directory. */
-	if (!keyref_file(c->ca_key)) {
-		keyref_display(c->ca_key, why, sizeof(why));
+	if (!keyref_file(c->ca_key) || (o->key && !keyref_file(o->key))) {
+		keyref_display(keyref_file(c->ca_key) ? o->key : c->ca_key, why, sizeof(why));
 		return admin_refuse("ca rotate replaces a CA key file, and '%s' is in hardware: make the new key there, "
 				    "its certificate, and point ca_key and ca_certificate at them", why);
 	}

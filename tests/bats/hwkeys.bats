@@ -140,6 +140,10 @@ serve_refused() {
 	issued "$SRV_DIR"
 	server_stop "$SRV_DIR"
 	[ ! -e "$SRV_DIR/ca.key" ]
+	# ca rotate writes key files: with the key on a token it says what to do instead, and changes nothing.
+	run srv ca rotate
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: ca rotate replaces a CA key file, and 'pkcs11:token=keystrap;object=ca-hsm;type=private?pin-value=***' is in hardware: make the new key there, its certificate, and point ca_key and ca_certificate at them" ]
 	run leaks "$SRV_DIR" "$ORACLE/hsm.facts"
 	[ -z "$output" ]
 	# Twin: another CA does not verify it, and the search finds a key where one is.
