@@ -85,27 +85,6 @@ int merkle_root(merkle_node_fn fn, void *userdata, uint64_t size, merkle_hash re
 	return range_hash(fn, userdata, 0, size, ret);
 }
 
-int merkle_append(merkle_node_fn fn, void *userdata, uint64_t index, const merkle_hash leaf,
-		  int (*put)(void *userdata, unsigned level, uint64_t index, const merkle_hash hash))
-{
-	merkle_hash h, left;
-	unsigned level = 0;
-	int e;
-
-	memcpy(h, leaf, MERKLE_HASH_SIZE);
-	for (;;) {
-		if ((e = put(userdata, level, index, h)) < 0)
-			return e;
-		/* A right child completes its parent: the left one is stored already. */
-		if (!(index & 1))
-			return (int)level + 1;
-		if ((e = fn(userdata, level, index - 1, left)) < 0 || (e = merkle_node_hash(left, h, h)) < 0)
-			return e;
-		index >>= 1;
-		level++;
-	}
-}
-
 struct proof {
 	merkle_hash *out;
 	size_t n;
@@ -263,4 +242,78 @@ int merkle_verify_consistency(uint64_t first, uint64_t second, const merkle_hash
 			       CRYPTO_memcmp(sr, second_root, MERKLE_HASH_SIZE) == 0
 		       ? 0
 		       : -EBADMSG;
+}
+
+size_t merkle_range_refs(uint64_t size, struct merkle_ref ret[MERKLE_PROOF_MAX])
+{
+	uint64_t start = 0;
+	size_t n = 0;
+
+	for (unsigned b = 64; b-- > 0;)
+		if (size & ((uint64_t)1 << b)) {
+			ret[n++] = (struct merkle_ref){ .level = b, .index = start >> b };
+			start += (uint64_t)1 << b;
+		}
+	return n;
+}
+
+int merkle_range_load(struct merkle_range *r, uint64_t size, const merkle_hash *hashes)
+{
+	struct merkle_ref refs[MERKLE_PROOF_MAX];
+	size_t n = merkle_range_refs(size, refs);
+
+	*r = (struct merkle_range){ .size = size, .n = n };
+	for (size_t i = 0; i < n; i++) {
+		r->level[i] = refs[i].level;
+		memcpy(r->hash[i], hashes[i], MERKLE_HASH_SIZE);
+	}
+	return 0;
+}
+
+int merkle_range_append(struct merkle_range *r, const merkle_hash leaf, struct merkle_ref completed[MERKLE_PROOF_MAX],
+			merkle_hash completed_hash[MERKLE_PROOF_MAX], size_t *ret_n)
+{
+	uint64_t index = r->size;
+	merkle_hash h;
+	unsigned level = 0;
+	size_t n = 0;
+	int e;
+
+	memcpy(h, leaf, MERKLE_HASH_SIZE);
+	for (;;) {
+		if (completed) {
+			completed[n] = (struct merkle_ref){ .level = level, .index = index >> level };
+			memcpy(completed_hash[n], h, MERKLE_HASH_SIZE);
+		}
+		n++;
+		if (r->n == 0 || r->level[r->n - 1] != level)
+			break;
+		if ((e = merkle_node_hash(r->hash[r->n - 1], h, h)) < 0)
+			return e;
+		r->n--;
+		level++;
+	}
+	if (r->n >= MERKLE_PROOF_MAX)
+		return -E2BIG;
+	r->level[r->n] = level;
+	memcpy(r->hash[r->n++], h, MERKLE_HASH_SIZE);
+	r->size++;
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
+
+int merkle_range_root(const struct merkle_range *r, merkle_hash ret)
+{
+	merkle_hash h;
+	int e;
+
+	if (r->n == 0)
+		return merkle_root(NULL, NULL, 0, ret);
+	memcpy(h, r->hash[r->n - 1], MERKLE_HASH_SIZE);
+	for (size_t i = r->n - 1; i-- > 0;)
+		if ((e = merkle_node_hash(r->hash[i], h, h)) < 0)
+			return e;
+	memcpy(ret, h, MERKLE_HASH_SIZE);
+	return 0;
 }

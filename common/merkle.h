@@ -26,14 +26,6 @@ int merkle_node_hash(const merkle_hash left, const merkle_hash right, merkle_has
 
 /* The root of the first size leaves (size 0: SHA-256 of nothing). */
 int merkle_root(merkle_node_fn fn, void *userdata, uint64_t size, merkle_hash ret);
-/*
- * The complete subtrees a new leaf at index completes, lowest first: level 0 is the leaf
- * itself, then each level whose last leaf it is. Calls put(level, index, hash) for each, so
- * that the keeper stores them; returns how many.
- */
-int merkle_append(merkle_node_fn fn, void *userdata, uint64_t index, const merkle_hash leaf,
-		  int (*put)(void *userdata, unsigned level, uint64_t index, const merkle_hash hash));
-
 /* RFC 9162 2.1.3.1: the inclusion proof of leaf index in the tree of size leaves. */
 int merkle_prove_inclusion(merkle_node_fn fn, void *userdata, uint64_t index, uint64_t size,
 			   merkle_hash ret[MERKLE_PROOF_MAX], size_t *ret_n);
@@ -47,3 +39,33 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const merkle_hash lea
 /* RFC 9162 2.1.4.2. 0: the second tree extends the first; -EBADMSG: it does not. */
 int merkle_verify_consistency(uint64_t first, uint64_t second, const merkle_hash first_root,
 			      const merkle_hash second_root, const merkle_hash *proof, size_t n);
+
+/*
+ * A tree's right edge: its complete subtrees, largest first, at most one per level. What audit
+ * verify rebuilds from the records, trusting no stored hash, and what the store appends to.
+ */
+struct merkle_range {
+	uint64_t size;
+	size_t n;
+	unsigned level[MERKLE_PROOF_MAX];
+	merkle_hash hash[MERKLE_PROOF_MAX];
+};
+
+/* A stored subtree: 2^level leaves from leaf index << level. */
+struct merkle_ref {
+	unsigned level;
+	uint64_t index;
+};
+
+/* The subtrees the right edge of a tree of size leaves is made of, largest first. */
+size_t merkle_range_refs(uint64_t size, struct merkle_ref ret[MERKLE_PROOF_MAX]);
+/* The range of a tree of size leaves from the hashes of merkle_range_refs' subtrees, in order. */
+int merkle_range_load(struct merkle_range *r, uint64_t size, const merkle_hash *hashes);
+/*
+ * Appends a leaf. Each subtree it completes (the leaf, then every parent it finishes) is
+ * reported in completed (may be NULL), lowest first, for the keeper to store: how many
+ * through ret_n.
+ */
+int merkle_range_append(struct merkle_range *r, const merkle_hash leaf, struct merkle_ref completed[MERKLE_PROOF_MAX],
+			merkle_hash completed_hash[MERKLE_PROOF_MAX], size_t *ret_n);
+int merkle_range_root(const struct merkle_range *r, merkle_hash ret);

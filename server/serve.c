@@ -18,6 +18,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -30,9 +31,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit-status.h"
+#include "checkpoint.h"
 #include "connlimit.h"
 #include "fileio.h"
 #include "handshake.h"
+#include "log-key.h"
+#include "note.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -171,6 +175,7 @@ struct daemon {
 	struct pending pending[BATCH_MAX];
 	const char *config_path;
 	struct server_config *config; /* srv.config, which a reload replaces in place */
+	uint64_t checkpoint_published; /* the size of the newest checkpoint logged */
 };
 
 static void send_body(struct evhttp_request *req, int status, const char *type, const char *body, size_t size,
@@ -585,6 +590,49 @@ static void audit_check(struct daemon *d, int64_t now)
 	d->m.audit_check_us = took;
 }
 
+/*
+ * The log key, and the store's log checked against its newest checkpoint: a server whose log
+ * was truncated or rewritten does not start (audit verify says more).
+ */
+static int log_open(struct daemon *d)
+{
+	struct note_signer *signer;
+	char why[PATH_MAX + 512];
+	uint64_t size;
+	int r;
+
+	if (!d->config->log_key) {
+		log_warning("'log_key' is not set: the audit log's checkpoints are not signed, and nodes that pin a "
+			    "log key refuse this server's answers");
+		return 0;
+	}
+	if ((r = log_key_load(d->config->log_key, &signer, why, sizeof(why))) < 0)
+		return log_error_errno(r, "%s", why);
+	store_set_log_signer(d->srv.store, signer);
+	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), why, sizeof(why));
+	if (r < 0 && r != -ENOENT)
+		return log_error_errno(r, "the audit log does not match its checkpoint: %s; run keystrap-server audit "
+					  "verify", why);
+	/* The copy kept outside the database: the log must extend it. */
+	if (d->config->checkpoint_file && access(d->config->checkpoint_file, F_OK) == 0 &&
+	    (r = checkpoint_extends_file(d->srv.store, note_signer_verifier(signer), d->config->checkpoint_file, why,
+					 sizeof(why))) < 0)
+		return log_error_errno(r, "%s; run keystrap-server audit verify --since %s", why,
+				       d->config->checkpoint_file);
+	if ((r = store_log_size(d->srv.store, &size)) < 0)
+		return log_error_errno(r, "cannot read the audit log: %s", strerror(-r));
+	if (size > 0 && !checkpoint_exists(d->srv.store)) {
+		/* The first start with a log key (or a checkpoint row deleted: the file and nodes tell). */
+		log_warning("the audit log's %llu records have no signed checkpoint: signing one now", (unsigned long long)size);
+		if ((r = store_begin(d->srv.store)) < 0 || (r = store_checkpoint_sign(d->srv.store)) < 0 ||
+		    (r = store_commit(d->srv.store)) < 0) {
+			store_rollback(d->srv.store);
+			return log_error_errno(r, "cannot sign the audit log's checkpoint: %s", strerror(-r));
+		}
+	}
+	return 0;
+}
+
 /* Every second: registry counts for the gauges and the enrollment cap. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -602,6 +650,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			health_note(d, k, "cannot read the registry");
 		return;
 	}
+	if (d->config->log_key && !d->batch_open)
+		checkpoint_publish(d->srv.store, d->config->checkpoint_file, &d->checkpoint_published);
 	d->m.nodes = census;
 	d->m.nodes_known = true;
 	d->srv.enroll_pending = census.state[NODE_REQUESTED];
@@ -999,6 +1049,8 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "database";
 	if (!streq(a->kek, b->kek))
 		return "kek";
+	if (!streq(a->log_key ?: "", b->log_key ?: ""))
+		return "log_key";
 	if (a->max_connections != b->max_connections)
 		return "max_connections";
 	if (a->max_connections_per_address != b->max_connections_per_address)
@@ -1113,7 +1165,7 @@ int serve_run(const char *config)
 	d->config_path = config;
 	if (pki_load(c, &d->srv.pki) < 0 || tls_ctx_new(c, &d->ssl) < 0)
 		goto out;
-	if (store_open(c->database, c->kek, &d->srv.store) < 0)
+	if (store_open(c->database, c->kek, &d->srv.store) < 0 || log_open(d) < 0)
 		goto out;
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "admin.h"
+#include "log-key.h"
 #include "log.h"
 #include "server-config.h"
 
@@ -18,6 +20,19 @@ int admin_load(const char *config, struct server_config **ret_config, struct sto
 	/* store_open names the store or the KEK and why it failed. */
 	if (store_open(c->database, c->kek, ret) < 0)
 		return 1;
+	/* What an operator's command records is signed into the log at its commit, as the server's is. */
+	if (c->log_key) {
+		struct note_signer *signer;
+		char why[PATH_MAX + 256];
+
+		if (log_key_load(c->log_key, &signer, why, sizeof(why)) < 0) {
+			log_error("%s", why);
+			store_close(*ret);
+			*ret = NULL;
+			return 1;
+		}
+		store_set_log_signer(*ret, signer);
+	}
 	if (ret_config)
 		*ret_config = TAKE_PTR(c);
 	return 0;

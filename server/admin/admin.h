@@ -23,6 +23,7 @@ int cmd_secret(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
+int cmd_log_key(int argc, char **argv);
 
 /* The options an admin command takes besides --config: a NULL member refuses its option. */
 struct admin_options {
