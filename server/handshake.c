@@ -374,6 +374,8 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;
+	r->witness = m.witness;
+	r->witness_size = m.log_size;
 	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u",
 		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount);
 	return 0;

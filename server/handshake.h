@@ -41,6 +41,9 @@ struct reply {
 	int64_t refused_policy;
 	int64_t retry_after; /* seconds a 503 tells the node to wait; 0: the server's default */
 	enum refusal refusal; /* a refusal's class (metrics); REFUSAL_NONE: the status's */
+	/* A 200 to a witnessing finish: the caller adds the log's proofs once the record is in it. */
+	bool witness;
+	uint64_t witness_size; /* the size of the checkpoint the node holds; 0: none */
 };
 
 /*

@@ -44,6 +44,7 @@
 #include "ratelimit.h"
 #include "serve.h"
 #include "server-config.h"
+#include "witness.h"
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)
@@ -123,6 +124,7 @@ struct pending {
 	int64_t start_us, retry_after;
 	char peer[80];
 	struct reply r;
+	struct attest_log *log; /* a witnessing 200: its record's leaf, proved at the commit */
 };
 
 #define BATCH_MAX 512
@@ -294,12 +296,18 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	int64_t us;
 
 	if (!recorded) {
+		free(p->log);
+		p->log = NULL;
 		free(p->r.body);
 		p->r.body = NULL;
 		p->r.status = 503;
 		p->retry_after = 1;
 		snprintf(p->r.reason, sizeof(p->r.reason), "store unavailable: the decision could not be recorded");
 	}
+	if (p->r.status == 200 && p->log && attest_result_add_log(&p->r.body, p->log) < 0)
+		log_error("cannot add the log's proofs to the reply to %s", p->peer);
+	free(p->log);
+	p->log = NULL;
 	if (p->r.status == 200)
 		body = p->r.body;
 	else {
@@ -324,6 +332,40 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	p->r.body = NULL;
 }
 
+/*
+ * The log's proofs for every witnessing reply of the batch, against one checkpoint signed in
+ * it. A reply that cannot have them goes without: its node refuses it and says so.
+ */
+static void witness_batch(struct daemon *d)
+{
+	_cleanup_free_ char *note = NULL;
+	uint64_t size = 0;
+	bool any = false;
+	int k = 0;
+
+	for (size_t i = 0; i < d->n_pending; i++)
+		any = any || d->pending[i].log;
+	if (!any)
+		return;
+	if (!store_log_signer(d->srv.store) || (k = witness_checkpoint(d->srv.store, &note, &size)) < 0) {
+		if (store_log_signer(d->srv.store))
+			log_error("cannot sign the audit log's checkpoint for witnessing nodes: %s", strerror(-k));
+		note = NULL;
+	}
+	for (size_t i = 0; i < d->n_pending; i++) {
+		struct pending *p = d->pending + i;
+
+		if (!p->log)
+			continue;
+		if (!note || (k = witness_prove(d->srv.store, note, size, p->r.witness_size, p->log)) < 0) {
+			if (note)
+				log_error("cannot prove record %" PRIu64 " to its node: %s", p->log->index + 1, strerror(-k));
+			free(p->log);
+			p->log = NULL;
+		}
+	}
+}
+
 /* Group commit: one durable commit for every request handled since the batch opened, then
  * their replies. A failed commit answers all of them 503, and none of their decisions stands. */
 static void batch_commit(struct daemon *d)
@@ -333,6 +375,7 @@ static void batch_commit(struct daemon *d)
 
 	if (!d->batch_open)
 		return;
+	witness_batch(d);
 	k = store_commit(d->srv.store);
 	ok = k >= 0;
 	if (!ok) {
@@ -558,6 +601,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	d->m.audit_records++;
+	/* A 200's fields are the server's own ASCII: the leaf is as the store keeps it. */
+	if (p->r.status == 200 && p->r.witness && (p->log = calloc(1, sizeof(*p->log)))) {
+		p->log->index = (uint64_t)a.seq - 1;
+		if (audit_leaf_of(&a, p->log->record, &p->log->record_size) < 0) {
+			free(p->log);
+			p->log = NULL;
+		}
+	}
 	if (d->n_pending >= BATCH_MAX || now_usec() - d->batch_start_us >= BATCH_MAX_US)
 		batch_commit(d);
 }

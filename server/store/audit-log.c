@@ -145,13 +145,34 @@ static int bind_tree(struct store *s, void *userdata)
 	return 0;
 }
 
+/* Whether every record is a leaf already, read without the writer lock. */
+static int tree_complete(struct store *s)
+{
+	uint8_t head[32];
+	int64_t leaves, seq = 0;
+	int k;
+
+	if ((k = s->ops->tree_leaves(s, &leaves)) < 0)
+		return k;
+	k = s->ops->audit_head(s, &seq, head);
+	if (k < 0 && k != -ENOENT)
+		return k;
+	return leaves >= seq;
+}
+
 int store_log_bind(struct store *s, char *why, size_t why_size)
 {
 	struct rebuild b = { 0 };
 	int k;
 
+	/* Opening a store takes no writer lock unless there is something to write (node list
+	 * answers while a server holds a batch open). */
+	k = tree_complete(s);
+	if (k > 0)
+		return 0;
 	/* A store older than the tree: its records become leaves, once, in one transaction. */
-	k = store_transaction_do(s, bind_tree, &b);
+	if (k == 0)
+		k = store_transaction_do(s, bind_tree, &b);
 	free(b.leaves);
 	if (k == -EBADMSG)
 		snprintf(why, why_size, "the audit records from seq %" PRId64 " on are not contiguous: cannot make "
@@ -226,9 +247,12 @@ int store_checkpoint_sign(struct store *s)
 	if ((k = edge_load(s)) < 0 || (k = merkle_range_root(&s->edge, c.root)) < 0)
 		return k;
 	c.size = s->edge.size;
-	if ((k = checkpoint_format(&c, &text)) < 0 || (k = note_sign(s->log_signer, text, &note)) < 0)
+	if ((k = checkpoint_format(&c, &text)) < 0 || (k = note_sign(s->log_signer, text, &note)) < 0 ||
+	    (k = s->ops->checkpoint_put(s, (int64_t)c.size, note)) < 0)
 		return k;
-	return s->ops->checkpoint_put(s, (int64_t)c.size, note);
+	/* Signed: the commit need not sign the same tree again. */
+	s->log_grew = false;
+	return 0;
 }
 
 /* "policy version N (sha256 HEX), ..." as policy load writes it; older records have no digest. */
