@@ -10,7 +10,7 @@
  *
  *   server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --nodes N
  *               --approve "CMD" [--concurrency C] [--duration S] [--rate R]... [--max]
- *               [--server-pid PID] [--kill PID --kill-after S --serials FILE]
+ *               [--server-pid PID] [--kill PID --kill-after S --serials FILE] [--witness]
  *
  * Phases: every node asks to enrol (403), CMD is run once per node with the EK hash and a node
  * id appended (the operator's approval), then load at each fixed offered rate (--rate, open loop:
@@ -88,6 +88,8 @@ static struct {
 	size_t n_nodes, next_node;
 	const struct pcr_bank *bank;
 	FILE *serials;
+	bool witness;          /* --witness: every finish asks for the log's proofs */
+	size_t result_bytes, results; /* finish replies (200) received, and their bytes */
 	CURLM *multi;
 	struct slot slots[MAX_SLOTS];
 	int n_slots;
@@ -422,6 +424,9 @@ static int answer(const struct node *n, const char *json, size_t size, char **re
 	memcpy(f.csr, n->csr, sizeof(f.csr));
 	memcpy(f.ek_pub, n->ek_pub_raw, n->ek_pub_raw_size);
 	f.ek_pub_size = n->ek_pub_raw_size;
+	/* A witness holding the log's first checkpoint: the longest consistency proof there is. */
+	f.witness = G.witness;
+	f.log_size = G.witness ? 1 : 0;
 	return attest_finish_format(&f, ret);
 }
 
@@ -546,6 +551,10 @@ static void on_done(struct stats *st, struct slot *s, CURLcode rc)
 		push(&st->hs, &st->n_hs, &st->hs_cap, t - s->sched);
 	if (G.serials && cert_serial(s->resp, s->resp_size, serial) == 0)
 		fprintf(G.serials, "%s\n", serial);
+	if (s->resp && strstr(s->resp, "\"certificate\"")) {
+		G.result_bytes += s->resp_size;
+		G.results++;
+	}
 }
 
 static void pump(struct stats *st, int timeout_ms)
@@ -620,6 +629,10 @@ static void report(const char *label, struct stats *st, double elapsed, double c
 		printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f handshakes/s "
 		       "per core\n",
 		       1e3 * cpu / (double)st->n_hs, 100 * cpu / elapsed, (double)st->n_hs / cpu);
+	if (G.results)
+		printf("               finish replies %.0f bytes on average%s\n", (double)G.result_bytes / (double)G.results,
+		       G.witness ? " (with the log's checkpoint and proofs)" : "");
+	G.result_bytes = G.results = 0;
 	if (goal_rate > 0)
 		printf("               goal >= %.0f handshakes/s: %.2fx of goal\n", goal_rate, rate / goal_rate);
 	if (goal_p99_ms > 0)
@@ -717,6 +730,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },	 { "max", no_argument, NULL, 'm' },
 		{ "kill", required_argument, NULL, 'k' },	 { "kill-after", required_argument, NULL, 'A' },
 		{ "serials", required_argument, NULL, 's' },	 { "server-pid", required_argument, NULL, 'p' },
+		{ "witness", no_argument, NULL, 'w' },
 		{}
 	};
 	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL;
@@ -751,6 +765,7 @@ int main(int argc, char **argv)
 		case 'A': kill_after = atof(optarg); break;
 		case 's': serials = optarg; break;
 		case 'p': server_pid = atoi(optarg); break;
+		case 'w': G.witness = true; break;
 		default: return 2;
 		}
 	if (!G.url || !G.ca || !ek_ca_cert || !ek_ca_key || !approve || G.n_nodes == 0 || G.n_slots < 1 ||
