@@ -207,15 +207,14 @@ int note_key_generate(const char *name, struct secbuf **ret_skey, char ret_vkey[
 	return 0;
 }
 
-int note_sign(const struct note_signer *s, const char *text, char **ret)
+/* "— NAME BASE64(KEYID || SIGNATURE)\n" by s over text. */
+static int sig_line(const struct note_signer *s, const char *text, size_t n, FILE *out)
 {
 	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = EVP_MD_CTX_new();
-	size_t n = strlen(text), sig_len = 64;
+	size_t sig_len = 64;
 	uint8_t sig[4 + 64];
-	char b64[128], *out;
+	char b64[128];
 
-	if (n == 0 || text[n - 1] != '\n' || strstr(text, "\n\n"))
-		return -EINVAL;
 	sig[0] = (uint8_t)(s->v.id >> 24);
 	sig[1] = (uint8_t)(s->v.id >> 16);
 	sig[2] = (uint8_t)(s->v.id >> 8);
@@ -224,10 +223,37 @@ int note_sign(const struct note_signer *s, const char *text, char **ret)
 	    !EVP_DigestSign(c, sig + 4, &sig_len, (const uint8_t *)text, n) || sig_len != 64)
 		return -EIO;
 	base64_encode(sig, sizeof(sig), b64);
-	if (asprintf(&out, "%s\n" SIG_PREFIX "%s %s\n", text, s->v.name, b64) < 0)
+	return fprintf(out, SIG_PREFIX "%s %s\n", s->v.name, b64) < 0 ? -ENOMEM : 0;
+}
+
+int note_sign_all(const struct note_signer *const *signers, size_t n_signers, const char *text, char **ret)
+{
+	size_t n = strlen(text), size = 0;
+	char *buf = NULL;
+	FILE *out;
+	int r = 0;
+
+	if (n == 0 || text[n - 1] != '\n' || strstr(text, "\n\n") || n_signers == 0 || n_signers > SIGS_MAX)
+		return -EINVAL;
+	if (!(out = open_memstream(&buf, &size)))
 		return -ENOMEM;
-	*ret = out;
+	if (fprintf(out, "%s\n", text) < 0)
+		r = -ENOMEM;
+	for (size_t i = 0; i < n_signers && r == 0; i++)
+		r = sig_line(signers[i], text, n, out);
+	if (fclose(out) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*ret = buf;
 	return 0;
+}
+
+int note_sign(const struct note_signer *s, const char *text, char **ret)
+{
+	return note_sign_all(&s, 1, text, ret);
 }
 
 static int sig_check(const struct note_verifier *v, const char *text, size_t text_size, const uint8_t sig[64])

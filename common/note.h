@@ -47,6 +47,8 @@ int note_key_generate(const char *name, struct secbuf **ret_skey, char ret_vkey[
 
 /* text (ending in "\n", no blank line) signed: text, a blank line, one signature line. */
 int note_sign(const struct note_signer *s, const char *text, char **ret);
+/* ... by each of n signers (at most 16), one line each, in order: a log key's rotation. */
+int note_sign_all(const struct note_signer *const *signers, size_t n, const char *text, char **ret);
 /*
  * 0 when note carries a valid signature by v: *ret_text_size is then the size of its text.
  * -EBADMSG: not a note; -ENOKEY: no signature by this key; -EKEYREJECTED: one that does not

@@ -7,6 +7,8 @@
 #include "log-key.h"
 #include "note.h"
 #include "secbuf.h"
+#include "server-config.h"
+#include "store.h"
 
 int log_key_load(const char *path, struct note_signer **ret, char *why, size_t why_size)
 {
@@ -23,6 +25,29 @@ int log_key_load(const char *path, struct note_signer **ret, char *why, size_t w
 	if ((r = note_signer_parse((const char *)text->data, text->size, ret, reason, sizeof(reason))) < 0) {
 		snprintf(why, why_size, "the log key '%s' is unusable: %s", path, reason);
 		return r;
+	}
+	return 0;
+}
+
+int log_keys_attach(struct store *s, const struct server_config *c, char *why, size_t why_size)
+{
+	struct note_signer *signer, *next;
+	int r;
+
+	if (!c->log_key)
+		return 0;
+	if ((r = log_key_load(c->log_key, &signer, why, why_size)) < 0)
+		return r;
+	store_set_log_signer(s, signer);
+	if (!c->log_key_next)
+		return 0;
+	if ((r = log_key_load(c->log_key_next, &next, why, why_size)) < 0)
+		return r;
+	if (store_set_log_cosigner(s, next) < 0) {
+		snprintf(why, why_size, "the log key '%s' is named otherwise than the log ('%s'): the next log key "
+			 "keeps the log's name (log-key generate --name %s)", c->log_key_next,
+			 note_signer_verifier(signer)->name, note_signer_verifier(signer)->name);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -647,7 +647,7 @@ static void audit_check(struct daemon *d, int64_t now)
  */
 static int log_open(struct daemon *d)
 {
-	struct note_signer *signer;
+	const struct note_signer *signer;
 	char why[PATH_MAX + 512];
 	uint64_t size;
 	int r;
@@ -657,9 +657,12 @@ static int log_open(struct daemon *d)
 			    "log key refuse this server's answers");
 		return 0;
 	}
-	if ((r = log_key_load(d->config->log_key, &signer, why, sizeof(why))) < 0)
+	if ((r = log_keys_attach(d->srv.store, d->config, why, sizeof(why))) < 0)
 		return log_error_errno(r, "%s", why);
-	store_set_log_signer(d->srv.store, signer);
+	signer = store_log_signer(d->srv.store);
+	if (d->config->log_key_next)
+		log_info("log key rotation: checkpoints are signed by '%s' and the next key '%s'", d->config->log_key,
+			 d->config->log_key_next);
 	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), why, sizeof(why));
 	if (r < 0 && r != -ENOENT)
 		return log_error_errno(r, "the audit log does not match its checkpoint: %s; run keystrap-server audit "
@@ -1102,6 +1105,8 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "kek";
 	if (!streq(a->log_key ?: "", b->log_key ?: ""))
 		return "log_key";
+	if (!streq(a->log_key_next ?: "", b->log_key_next ?: ""))
+		return "log_key_next";
 	if (a->max_connections != b->max_connections)
 		return "max_connections";
 	if (a->max_connections_per_address != b->max_connections_per_address)

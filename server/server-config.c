@@ -36,6 +36,7 @@ void server_config_free(struct server_config *c)
 	free(c->ca_key);
 	free(c->log_key);
 	free(c->checkpoint_file);
+	free(c->log_key_next);
 	free(c->ca_previous);
 	operator_keys_free(c->operators);
 	free(c);
@@ -135,7 +136,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
 					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
-					      "checkpoint_file", NULL };
+					      "log_key_next", "checkpoint_file", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -174,6 +175,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "ca_previous", false, &c->ca_previous)) < 0 ||
 	    (r = str(path, o, "log_key", false, &c->log_key)) < 0 ||
 	    (r = str(path, o, "checkpoint_file", false, &c->checkpoint_file)) < 0 ||
+	    (r = str(path, o, "log_key_next", false, &c->log_key_next)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||

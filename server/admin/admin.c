@@ -14,6 +14,7 @@
 int admin_load(const char *config, struct server_config **ret_config, struct store **ret)
 {
 	_cleanup_server_config_ struct server_config *c = NULL;
+	char why[PATH_MAX + 512];
 
 	if (server_config_load(config, &c) < 0)
 		return 1;
@@ -21,17 +22,11 @@ int admin_load(const char *config, struct server_config **ret_config, struct sto
 	if (store_open(c->database, c->kek, ret) < 0)
 		return 1;
 	/* What an operator's command records is signed into the log at its commit, as the server's is. */
-	if (c->log_key) {
-		struct note_signer *signer;
-		char why[PATH_MAX + 256];
-
-		if (log_key_load(c->log_key, &signer, why, sizeof(why)) < 0) {
-			log_error("%s", why);
-			store_close(*ret);
-			*ret = NULL;
-			return 1;
-		}
-		store_set_log_signer(*ret, signer);
+	if (log_keys_attach(*ret, c, why, sizeof(why)) < 0) {
+		log_error("%s", why);
+		store_close(*ret);
+		*ret = NULL;
+		return 1;
 	}
 	if (ret_config)
 		*ret_config = TAKE_PTR(c);

@@ -191,6 +191,18 @@ void store_set_log_signer(struct store *s, struct note_signer *signer)
 	s->log_signer = signer;
 }
 
+int store_set_log_cosigner(struct store *s, struct note_signer *signer)
+{
+	if (signer && (!s->log_signer || !streq(note_signer_verifier(signer)->name,
+						 note_signer_verifier(s->log_signer)->name))) {
+		note_signer_free(signer);
+		return -EINVAL;
+	}
+	note_signer_free(s->log_cosigner);
+	s->log_cosigner = signer;
+	return 0;
+}
+
 const struct note_signer *store_log_signer(struct store *s)
 {
 	return s->log_signer;
@@ -237,17 +249,20 @@ int store_checkpoint_get(struct store *s, uint64_t *ret_size, char **ret_note)
 
 int store_checkpoint_sign(struct store *s)
 {
+	const struct note_signer *signers[2];
 	_cleanup_free_ char *text = NULL, *note = NULL;
 	struct checkpoint c = { .time = (int64_t)time(NULL) };
 	int k;
 
 	if (!s->log_signer)
 		return -ENOKEY;
+	signers[0] = s->log_signer;
+	signers[1] = s->log_cosigner;
 	snprintf(c.origin, sizeof(c.origin), "%s", note_signer_verifier(s->log_signer)->name);
 	if ((k = edge_load(s)) < 0 || (k = merkle_range_root(&s->edge, c.root)) < 0)
 		return k;
 	c.size = s->edge.size;
-	if ((k = checkpoint_format(&c, &text)) < 0 || (k = note_sign(s->log_signer, text, &note)) < 0 ||
+	if ((k = checkpoint_format(&c, &text)) < 0 || (k = note_sign_all(signers, s->log_cosigner ? 2 : 1, text, &note)) < 0 ||
 	    (k = s->ops->checkpoint_put(s, (int64_t)c.size, note)) < 0)
 		return k;
 	/* Signed: the commit need not sign the same tree again. */

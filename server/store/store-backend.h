@@ -235,6 +235,7 @@ struct store {
 	struct kek *kek; /* store.c's: set after the backend opened, freed before it closes */
 	/* store_set_log_signer's (owned); and whether this transaction appended records. */
 	struct note_signer *log_signer;
+	struct note_signer *log_cosigner; /* the next log key, during its rotation (owned); NULL: none */
 	bool log_grew;
 	/* The tree's right edge as this transaction left it: appends read nothing more. Another
 	 * instance may append between transactions, so it lasts only until commit or rollback. */

@@ -136,6 +136,7 @@ void store_close(struct store *s)
 		return;
 	kek_free(s->kek);
 	s->kek = NULL;
+	store_set_log_cosigner(s, NULL);
 	store_set_log_signer(s, NULL);
 	s->ops->close(s);
 }

@@ -45,6 +45,20 @@ attest_to() {
 	"$KEYSTRAP" attest --server "https://127.0.0.1:$port" --ca "$SRV_DIR/ca.crt" "$@"
 }
 
+# serve_copy NAME [JQ]: a server on a consistent copy of the live store and keys, its
+# configuration changed by JQ; started. FORK_PORT is its port.
+serve_copy() {
+	local d=$BATS_FILE_TMPDIR/$1
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$SRV_DIR/kek" "$d/"
+	(umask 077 && sqlite3 "$SRV_DIR/keystrap.db" ".backup $d/keystrap.db")
+	FORK_PORT=$(free_port)
+	jq --arg d "$d" --arg l "127.0.0.1:$FORK_PORT" '.database = "\($d)/keystrap.db" | .kek = "\($d)/kek" | .listen = $l |
+		.tls_certificate = "\($d)/tls.crt" | .tls_key = "\($d)/tls.key" | .ca_certificate = "\($d)/ca.crt" |
+		.ca_key = "\($d)/ca.key" | '"${2:-.}" "$SRV_DIR/server.json" >"$d/server.json"
+	SRV_PORT=$FORK_PORT server_start "$d"
+}
+
 # fork NAME [SQL]: a copy of the live store rewritten (SQL, default record 1 edited and every
 # chained hash after it recomputed), its tree and checkpoint dropped; a server on it, started.
 fork() {
@@ -166,4 +180,36 @@ fork() {
 	[[ "$output" == *"log:         not witnessed (no LogKey=, or a server before the transparency log)"* ]]
 	keyctl clear @s >/dev/null 2>&1 || true
 	swtpm_reboot
+}
+
+@test "log key rotation: checkpoints signed by the log key and the next one while nodes move to the new pin; after the swap the old pin is refused" {
+	"$KEYSTRAP_SERVER" log-key generate "$BATS_FILE_TMPDIR/next.key" --name keystrap.test/log >next.vkey
+	serve_copy rot '.log_key_next = "'"$BATS_FILE_TMPDIR/next.key"'"'
+	grep -q "log key rotation: checkpoints are signed by" "$BATS_FILE_TMPDIR/rot/server.log"
+	mkdir old new
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir old
+	[ "$status" -eq 0 ]
+	run attest_to "$FORK_PORT" --log-key "$(cat next.vkey)" --out-dir new
+	[ "$status" -eq 0 ]
+	# The transition checkpoint: one text, both signatures.
+	[ "$(grep -c '^— keystrap.test/log ' new/checkpoint)" = 2 ]
+	SRV_PORT=$FORK_PORT server_stop "$BATS_FILE_TMPDIR/rot"
+	# The swap: the next key alone. A node pinning it, holding the transition checkpoint, goes on.
+	jq '.log_key = .log_key_next | del(.log_key_next)' "$BATS_FILE_TMPDIR/rot/server.json" >swapped.json
+	cp swapped.json "$BATS_FILE_TMPDIR/rot/server.json"
+	SRV_PORT=$FORK_PORT server_start "$BATS_FILE_TMPDIR/rot"
+	mkdir after refused
+	run attest_to "$FORK_PORT" --log-key "$(cat next.vkey)" --checkpoint new/checkpoint --out-dir after
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^— keystrap.test/log ' after/checkpoint)" = 1 ]
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir refused
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of 'keystrap.test/log'" ]
+	SRV_PORT=$FORK_PORT server_stop "$BATS_FILE_TMPDIR/rot"
+	# A next key with another name would split the log's origin: refused at start.
+	"$KEYSTRAP_SERVER" log-key generate other.key --name other.test/log >/dev/null
+	jq '.log_key_next = "'"$PWD"'/other.key"' "$SRV_DIR/server.json" >bad.json
+	run "$KEYSTRAP_SERVER" audit verify --config bad.json
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"is named otherwise than the log ('keystrap.test/log'): the next log key keeps the log's name"* ]]
 }

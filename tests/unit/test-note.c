@@ -89,9 +89,35 @@ static void test_generate_checkpoint(void)
 	      "an extension line of someone else's is left alone");
 }
 
+/* A rotation's note: one text, two signatures, each key opens it; the vector's is first. */
+static void test_two_signers(void)
+{
+	_cleanup_(note_signer_freep) struct note_signer *a = NULL, *b = NULL;
+	_cleanup_secbuf_ struct secbuf *sk = NULL;
+	_cleanup_free_ char *two = NULL;
+	const struct note_signer *both[2];
+	struct note_verifier va, vb;
+	char why[160], vk[NOTE_KEY_MAX];
+	size_t n = 0;
+
+	note_signer_parse(skey, strlen(skey), &a, why, sizeof(why));
+	note_key_generate("PeterNeumann", &sk, vk, why, sizeof(why));
+	note_signer_parse((const char *)sk->data, sk->size, &b, why, sizeof(why));
+	note_verifier_parse(vkey, &va, why, sizeof(why));
+	note_verifier_parse(vk, &vb, why, sizeof(why));
+	both[0] = a;
+	both[1] = b;
+	CHECK(a && b && note_sign_all(both, 2, text, &two) == 0 && strncmp(two, note, strlen(note)) == 0,
+	      "a note signed by two keys starts as the vector's, the second line after it");
+	CHECK(two && note_open(two, strlen(two), &va, &n, why, sizeof(why)) == 0 &&
+		      note_open(two, strlen(two), &vb, &n, why, sizeof(why)) == 0 && n == strlen(text),
+	      "each of the two keys opens it, to the same text");
+}
+
 int main(void)
 {
 	test_vector();
+	test_two_signers();
 	test_generate_checkpoint();
 	return TAP_DONE();
 }
