@@ -35,16 +35,16 @@
 #include "connlimit.h"
 #include "fileio.h"
 #include "handshake.h"
-#include "log-key.h"
-#include "note.h"
 #include "health.h"
+#include "log-key.h"
+#include "log-proof.h"
 #include "log.h"
 #include "metrics.h"
+#include "note.h"
 #include "operator.h"
 #include "ratelimit.h"
 #include "serve.h"
 #include "server-config.h"
-#include "witness.h"
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)

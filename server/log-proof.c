@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "witness.h"
+#include "log-proof.h"
 
 int witness_checkpoint(struct store *s, char **ret_note, uint64_t *ret_size)
 {
