@@ -99,6 +99,15 @@ echo "  log key, checkpoint per batch:"
 load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" | sed -n '/^max/,$p'
 echo "  log key, every node witnessing:"
 load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --witness | sed -n '/^max/,$p'
+# Envelope decryption: the same, with one secret in the nodes' group (its data key unwrapped
+# and the value decrypted per attestation, then sealed into the payload for the node's TPM).
+head -c 32 /dev/urandom | base64 | "$SERVER" secret set bench.secret --config "$DIR/server.json" >/dev/null
+jq '.version = 2 | .groups.default.secrets = ["bench.secret"]' "$DIR/policy.json" >"$DIR/policy-secret.json"
+policy_sign "$OPERATOR_DIR" "$DIR/policy-secret.json" op1 op2
+"$SERVER" policy load "$DIR/policy-secret.json" --signature "$DIR/policy-secret.json.op1.sig" \
+	--signature "$DIR/policy-secret.json.op2.sig" --config "$DIR/server.json" >/dev/null
+echo "  log key, one secret released per attestation (envelope decryption):"
+load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" | sed -n '/^max/,$p'
 echo "  log size now $("$SERVER" audit checkpoint --config "$DIR/server.json" | sed -n 2p) records;" \
 	"checkpoints signed: $(grep -c 'audit checkpoint:' "$DIR/server.log") logged (at most one a second)"
 
