@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The attestation flow (node/attest.h). The server is verified against the pinned CA only (TLS
- * 1.3, node/https.c); every refusal ends the attempt (fails closed). The node key lives in
+ * 1.3, common/https.c); every refusal ends the attempt (fails closed). The node key lives in
  * OpenSSL's secure heap.
  */
 #include <errno.h>

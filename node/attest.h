@@ -8,7 +8,7 @@
 
 /*
  * The attestation flow, for keystrap attest, handoff, renewal and verify: the TPM side
- * (node/attest-node.c) carried to keystrap-server by node/https.c.
+ * (node/attest-node.c) carried to keystrap-server by common/https.c.
  *
  *   start:  EK certificate, EK public, a fresh AK (this boot only)  → session, nonce,
  *           MakeCredential challenge bound to the AK's name, the PCRs to quote
