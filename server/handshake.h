@@ -10,6 +10,12 @@
 #include "server-config.h"
 #include "store.h"
 
+/*
+ * The group of probe nodes (keystrap-server probe, node approve --probe): a synthetic identity
+ * that attests like any node but is never released a secret, whatever the policy lists for it.
+ */
+#define NODE_GROUP_PROBE "probe"
+
 /* What the attestation endpoints work with: no HTTP here, only bodies in and replies out. */
 struct server {
 	const struct server_config *config;

@@ -91,6 +91,7 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 					      { "file", required_argument, NULL, 'f' },
 					      { "full", no_argument, NULL, 'F' },
 					      { "reinstate", no_argument, NULL, 'R' },
+					      { "probe", no_argument, NULL, 'P' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	static const struct admin_options none = {};
@@ -133,6 +134,11 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 			if (!o->reinstate)
 				goto bad;
 			*o->reinstate = true;
+			break;
+		case 'P':
+			if (!o->probe)
+				goto bad;
+			*o->probe = true;
 			break;
 		case 'h':
 			printf("Usage: %s\n", usage);

@@ -33,6 +33,7 @@ struct admin_options {
 	const char **file;  /* --file FILE */
 	bool *full;         /* --full */
 	bool *reinstate;    /* --reinstate */
+	bool *probe;        /* --probe */
 };
 
 /*
