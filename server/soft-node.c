@@ -13,7 +13,9 @@
 #include "credential.h"
 #include "encode.h"
 #include "ossl.h"
+#include "payload.h"
 #include "pcr.h"
+#include "secbuf.h"
 #include "soft-node.h"
 
 OSSL_DEFINE_FREEP(X509_REQ, X509_REQ_free)
@@ -172,7 +174,8 @@ int soft_node_new(EVP_PKEY *ek, const uint8_t *ek_cert, size_t ek_cert_size, str
 }
 
 /* TPM2_ActivateCredential for an ECC EK, in software. */
-static int activate(const struct soft_node *n, const struct attest_challenge *ch, uint8_t *secret, size_t *secret_size)
+static int activate(const struct soft_node *n, const uint8_t *credential_blob, size_t credential_blob_size,
+		    const uint8_t *credential_seed, size_t credential_seed_size, uint8_t *secret, size_t *secret_size)
 {
 	TPM2B_ID_OBJECT blob = { 0 };
 	TPM2B_ENCRYPTED_SECRET enc = { 0 };
@@ -186,10 +189,10 @@ static int activate(const struct soft_node *n, const struct attest_challenge *ch
 	const uint8_t *integrity, *cipher;
 	int r = -EBADMSG, outl = 0;
 
-	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(ch->credential_blob, ch->credential_blob_size, &off, &blob) != 0)
+	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(credential_blob, credential_blob_size, &off, &blob) != 0)
 		return r;
 	off = 0;
-	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(ch->credential_seed, ch->credential_seed_size, &off, &enc) != 0)
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(credential_seed, credential_seed_size, &off, &enc) != 0)
 		return r;
 	off = 0;
 	if (Tss2_MU_TPMS_ECC_POINT_Unmarshal(enc.secret, enc.size, &off, &point) != 0)
@@ -331,7 +334,8 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 		return -ENOMEM;
 	if (attest_challenge_parse(json, size, ch, why) < 0)
 		return -EBADMSG;
-	if ((r = activate(n, ch, secret, &ss)) < 0)
+	if ((r = activate(n, ch->credential_blob, ch->credential_blob_size, ch->credential_seed,
+			     ch->credential_seed_size, secret, &ss)) < 0)
 		return r;
 	r = attest_proof(secret, ss, ch->nonce, f->proof);
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -348,4 +352,23 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 	f->witness = witness;
 	f->log_size = log_size;
 	return attest_finish_format(f, ret);
+}
+
+int soft_node_open(const struct soft_node *n, const char *session, const struct attest_payload *p,
+		   struct node_secret **ret, size_t *ret_n)
+{
+	_cleanup_secbuf_ struct secbuf *key = secbuf_new(ATTEST_SECRET_SIZE), *plain = NULL;
+	size_t ks = 0;
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	if ((r = activate(n, p->credential_blob, p->credential_blob_size, p->credential_seed, p->credential_seed_size,
+			  key->data, &ks)) < 0)
+		return r;
+	if (ks != PAYLOAD_KEY_SIZE)
+		return -EBADMSG;
+	if ((r = payload_decrypt(key->data, session, p->iv, p->ciphertext, p->ciphertext_size, &plain)) < 0)
+		return r;
+	return payload_decode(plain->data, plain->size, ret, ret_n);
 }

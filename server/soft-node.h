@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "attest-msg.h"
+#include "payload.h"
 #include "tpmpub.h"
 
 /*
@@ -55,3 +56,10 @@ static inline void soft_node_freep(struct soft_node **n)
  */
 int soft_node_answer(const struct soft_node *n, const char *json, size_t size, bool witness, uint64_t log_size,
 		     char **ret);
+
+/*
+ * The secrets a result's payload holds for this node (session: the attestation's), opened as
+ * the node's TPM would: ActivateCredential for the payload key, AES-256-GCM, the strict decode.
+ */
+int soft_node_open(const struct soft_node *n, const char *session, const struct attest_payload *p,
+		   struct node_secret **ret, size_t *ret_n);

@@ -24,6 +24,7 @@ static const struct {
 	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
 	{ "ca", cmd_ca, "rotate the CA that signs node certificates, retire the previous one; show it, print the bundle or the CRL" },
 	{ "operator", cmd_operator, "rotate an operator key: the policy in force re-signed by the new key set" },
+	{ "probe", cmd_probe, "attest as a probe node, as a node would, and write the result as metrics (synthetic provisioning)" },
 };
 
 static void show_usage(FILE *f)
