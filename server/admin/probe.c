@@ -196,11 +196,14 @@ static int outcome_set(struct outcome *o, int exit, const char *fmt, ...)
 	return -1;
 }
 
-static bool busy(const struct https_reply *r)
+/*
+ * Not an answer about the pipeline but about load: a timeout, the rate limit, a proxy's. A 503
+ * is the server saying why it admits no node now (no policy in force, an expired or untrusted
+ * one, a store that cannot record): a refusal, whose reason the probe quotes. It tries once.
+ */
+static bool busy(int status)
 {
-	/* A 503 with Retry-After is load or a store that could not record; without, a refusal naming why. */
-	return r->status == 408 || r->status == 429 || r->status == 502 || r->status == 504 ||
-	       (r->status == 503 && r->retry_after >= 0);
+	return status == 408 || status == 429 || status == 502 || status == 504;
 }
 
 /* One request of the handshake: 0 with the 200 answer, or the outcome set as keystrap attest would exit. */
@@ -234,7 +237,7 @@ static int request(const char *base, const char *ca, int timeout, const char *pa
 	}
 	if (attest_error_parse(a.body, a.body_len, reason) < 0)
 		snprintf(reason, sizeof(reason), "(no reason given)");
-	r = busy(&a) ? outcome_set(o, EXIT_UNREACHABLE, "%s answered %d, busy: '%s'", url, a.status, reason) :
+	r = busy(a.status) ? outcome_set(o, EXIT_UNREACHABLE, "%s answered %d, busy: '%s'", url, a.status, reason) :
 		       outcome_set(o, EXIT_REFUSED, "refused by the server at %s (%d): '%s'", path, a.status, reason);
 	https_reply_done(&a);
 	return r;

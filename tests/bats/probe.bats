@@ -54,7 +54,7 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	# The CA's key was never written: the directory holds nothing else that could sign.
 	[ "$(ls "$PROBE_DIR" | sort | tr '\n' ' ')" = "ek-ca.crt ek.crt ek.key " ]
 	run "$KEYSTRAP_SERVER" probe init "$PROBE_DIR"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe init: $PROBE_DIR/ek.key exists: $PROBE_DIR holds a probe identity already" ]
 }
 
@@ -62,30 +62,30 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	local before
 	before=$(srv audit export | grep -c "$PROBE_EK" || true)
 	run probe
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe: EK $PROBE_EK is unknown to the registry: approve it with node approve $PROBE_EK --id probe-1 --probe" ]
 	[ ! -e probe.prom ]
 	srv node approve "$PROBE_EK" --id probe-1 >/dev/null
 	run probe
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe: node probe-1 (EK $PROBE_EK) is in group 'default', not a probe: approve it with --probe" ]
 	# Only the operator's approval was recorded: no attestation of it.
 	[ "$(srv audit export | grep -c "$PROBE_EK")" = $((before + 1)) ]
 	[ "$(srv audit export | grep "$PROBE_EK" | grep -c attest || true)" = 0 ]
 	run srv node approve probe-1 --group probe
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: group 'probe' is the probe nodes': approve a probe with --probe" ]
 	run srv node approve probe-1 --probe --group default
-	[ "$status" -eq 2 ]
+	[ "$status" -eq 2 ] || { echo "$output"; false; }
 	run srv node approve probe-1 --probe
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(srv node show probe-1 --json | jq -r .group)" = probe ]
 }
 
 @test "probe: attests over HTTPS, textfile success 1 with a latency > 0; the policy's secret for its group withheld, a real node of the default group gets it" {
 	srv node approve "$PROBE_EK" --id probe-1 --probe >/dev/null
 	run probe
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[[ "$output" =~ ^probe\ probe-1\ attested\ in\ [0-9.]+\ s:\ certificate\ [0-9A-F]+\ under\ policy\ [0-9]+,\ no\ secrets$ ]]
 	[ "$(metric keystrap_probe_success)" = 1 ]
 	awk '{ exit !($1 > 0 && $1 < 10) }' <<<"$(metric keystrap_probe_duration_seconds)"
@@ -95,15 +95,16 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	[ "$(stat -c %a probe.prom)" = 644 ]
 	# node_exporter's parser reads it: promtool checks the exposition format.
 	run promtool check metrics <probe.prom
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	# No temporary file beside it.
 	[ "$(ls | tr '\n' ' ')" = "probe.prom " ]
 	# The server's record: an attestation of probe-1 that withheld the group's secrets.
 	run bash -c "'$KEYSTRAP_SERVER' audit export --config '$SRV_DIR/server.json' | jq -r 'select(.node_id == \"probe-1\" and .action == \"attest-finish\") | .reasons' | tail -1"
 	[[ "$output" == *"probe node: the group's secrets withheld"* ]]
 	# The twin: a node of the default group, under the same policy, receives the secret.
+	mkdir out
 	run "$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(cat out/secrets/db)" = "$SECRET" ]
 }
 
@@ -117,18 +118,18 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	policy_sign "$o" short.json op1 op2
 	srv policy load short.json --signature short.json.op1.sig --signature short.json.op2.sig >/dev/null
 	run probe
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(metric keystrap_probe_success)" = 1 ]
 	sleep 3
 	run probe
-	[ "$status" -eq 5 ]
+	[ "$status" -eq 5 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe probe-1: refused by the server at /v1/attest/start (503): 'policy version $v expired at $exp'" ]
 	[ "$(metric keystrap_probe_success)" = 0 ]
 	awk '{ exit !($1 > 0) }' <<<"$(metric keystrap_probe_duration_seconds)"
 	# The next version: the probe passes again.
 	POLICY_GROUPS='{"default":{"secrets":["db"]},"probe":{"secrets":["db"]}}' server_policy "$SRV_DIR" "0 7" >/dev/null
 	run probe
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(metric keystrap_probe_success)" = 1 ]
 }
 
@@ -137,30 +138,30 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	srv node approve "$PROBE_EK" --id probe-1 --probe >/dev/null
 	port=$(free_port)
 	run probe --url "https://127.0.0.1:$port" --timeout 2
-	[ "$status" -eq 4 ]
+	[ "$status" -eq 4 ] || { echo "$output"; false; }
 	[[ "$output" == "keystrap-server: probe probe-1: cannot reach https://127.0.0.1:$port/v1/attest/start: "* ]]
 	[ "$(echo "$output" | wc -l)" = 1 ]
 	[ "$(metric keystrap_probe_success)" = 0 ]
 	# The twin: the same probe against the server that is there.
 	run probe --timeout 2
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$(metric keystrap_probe_success)" = 1 ]
 }
 
 @test "probe: bad options and a broken identity are one line each" {
 	run "$KEYSTRAP_SERVER" probe --config "$SRV_DIR/server.json" --timeout 0
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: --timeout '0' is not a number of seconds from 1 to 600" ]
 	run "$KEYSTRAP_SERVER" probe
-	[ "$status" -eq 2 ]
+	[ "$status" -eq 2 ] || { echo "$output"; false; }
 	run probe --identity "$PWD/none"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[[ "$output" == "keystrap-server: probe identity: "*"$PWD/none/ek.key"*"(make one with keystrap-server probe init $PWD/none)" ]]
 	mkdir open
 	cp -p "$PROBE_DIR"/* open/
 	chmod 644 open/ek.key
 	run probe --identity "$PWD/open"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[[ "$output" == "keystrap-server: probe identity: "*"open/ek.key"* ]]
 	[ "$(echo "$output" | wc -l)" = 1 ]
 }
