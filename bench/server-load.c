@@ -215,6 +215,7 @@ static void on_done(struct stats *st, struct slot *s, CURLcode rc)
 			fail(st, s, (int)status, s->resp ? s->resp : "");
 			return;
 		}
+		/* A witness holding the log's first checkpoint: the longest consistency proof there is. */
 		if (soft_node_answer(s->node, s->resp, s->resp_size, G.witness, G.witness ? 1 : 0, &fin) < 0) {
 			fail(st, s, 0, "cannot answer the challenge");
 			return;
