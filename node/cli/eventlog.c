@@ -13,8 +13,6 @@
 #include "log.h"
 #include "open.h"
 
-#define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
-#define FIRMWARE_LOG_MAX (16u << 20)
 #define FIRMWARE_PCRS 0x000000ffu /* 0-7: what firmware always measures */
 /* 8-15 but 10: the OS PCRs, less IMA's, whose log the kernel keeps and keystrap does not replay. */
 #define OS_PCRS 0x0000fb00u
@@ -317,12 +315,10 @@ int cmd_eventlog(int argc, char **argv)
 	_cleanup_free_ uint8_t *data = NULL;
 	const char *path = FIRMWARE_LOG, *cel_paths[CEL_FILES_MAX];
 	bool json = false, do_verify = false;
-	char err[EVENTLOG_ERROR_MAX];
 	struct cel cel = { 0 };
 	struct pcr_replay replay;
 	struct replay_view v;
 	unsigned n_cel = 0;
-	size_t size;
 	int opt, r;
 
 	optind = 0;
@@ -344,15 +340,8 @@ int cmd_eventlog(int argc, char **argv)
 	if (optind < argc)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
 
-	r = read_file(path, FIRMWARE_LOG_MAX, &data, &size);
-	if (r < 0)
-		return log_error("cannot read event log '%s': %s", path,
-				 r == -EFBIG ? "larger than 16 MiB" : strerror(-r)), 1;
-	r = eventlog_parse(data, size, &log, err);
-	if (r == -EBADMSG)
-		return log_error("%s: %s", path, err), 1;
-	if (r < 0)
-		return log_error("%s: %s", path, strerror(-r)), 1;
+	if (read_event_log(path, &data, &log) < 0)
+		return 1;
 
 	replay = log->replay;
 	r = read_cel(cel_paths, n_cel, &cel, &replay);

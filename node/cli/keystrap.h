@@ -10,6 +10,10 @@
 #include "tpm.h"
 
 #define EXIT_USAGE 2
+
+/* The firmware event log the kernel exposes, and the most keystrap reads of any log. */
+#define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
+#define FIRMWARE_LOG_MAX (16u << 20)
 /* keystrap handoff: attestation failed and [Attest] FailurePolicy=emergency. */
 #define EXIT_EMERGENCY 3
 /* keystrap attest and handoff: no answer from the server within the time budget, or only busy ones. */
@@ -29,6 +33,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_wipe(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* The exit status of a failed attestation (node/attest.h): 1, EXIT_UNREACHABLE or EXIT_REFUSED. */
 static inline int attest_exit_status(enum attest_failure f)
@@ -40,6 +45,10 @@ static inline int attest_exit_status(enum attest_failure f)
 
 /* A decimal option value in [min, max], nothing around it; -EINVAL otherwise. */
 int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
+
+struct eventlog;
+/* Reads and parses a firmware event log; logs one line naming path and returns -errno if it cannot. */
+int read_event_log(const char *path, uint8_t **ret_data, struct eventlog **ret_log);
 
 /* Prints usage and returns EXIT_USAGE, quoting what was wrong when bad != NULL. */
 int usage_error(const char *usage, const char *fmt, ...) _printf_(2, 3);

@@ -20,6 +20,7 @@ static const struct {
 	{ "wipe", cmd_wipe, "remove a TPM token and its keyslot, never the last one a person can use" },
 	{ "lock", cmd_lock, "extend PCR 15 so no disk key can be unsealed again this boot" },
 	{ "eventlog", cmd_eventlog, "parse and replay the firmware event log; --verify against the TPM" },
+	{ "predict", cmd_predict, "the PCRs the next boot measures with a new kernel, initrd or command line" },
 	{ "measure", cmd_measure, "measure a boot phase or the configuration into a PCR and its log" },
 	{ "attest", cmd_attest, "prove this boot to keystrap-server and receive a node certificate" },
 	{ "handoff", cmd_handoff, "attest, then put the node credentials into the kernel keyring" },
