@@ -13,6 +13,7 @@ pkgs=(
 	swtpm swtpm-tools tpm2-tools
 	tpm2-openssl libengine-pkcs11-openssl # keystrap-server's keys in a TPM or on a PKCS#11 token
 	softhsm2 opensc # hwkeys.bats: a PKCS#11 token and pkcs11-tool
+	osslsigncode # predict.bats: the Authenticode oracle
 	cryptsetup-bin clevis clevis-luks clevis-tpm2
 	iproute2 jq xxd util-linux shellcheck busybox-static
 	strace systemd keyutils faketime libfaketime

@@ -28,15 +28,6 @@ teardown() {
 	[ -z "${SECOND_TPM:-}" ] || swtpm_stop
 }
 
-# "bank pcr hex" for each PCR tpm2_eventlog prints under pcrs:, or status 1 if it refuses.
-oracle_pcrs() {
-	local out
-	out=$(tpm2_eventlog "$1" 2>/dev/null) || return 1
-	awk '/^pcrs:/ { p = 1; next }
-	     p && /^  [a-z0-9_]+:$/ { b = $1; sub(":", "", b); next }
-	     p && /^    [0-9]+ *:/ { gsub(/ /, ""); split($0, a, ":"); sub("0x", "", a[2]); print b, a[1], a[2] }' <<<"$out"
-}
-
 # The same from keystrap's text output (PCRs whose value the log determines).
 keystrap_pcrs() {
 	awk '/^[a-z0-9_]+:$/ { b = $1; sub(":", "", b); next }

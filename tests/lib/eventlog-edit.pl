@@ -7,8 +7,13 @@
 #   alg=ID:SIZE            (crypto-agile) declare algorithm ID with SIZE-byte digests in the
 #                          Spec ID event and give every later event such a digest (0xa5...)
 #   dup=N                  repeat event N right after itself
+#   swap=OLD:NEW           (hex digests of one size) every event digest OLD becomes NEW: the
+#                          log a next boot writes when what OLD measured is replaced by NEW
+#   tag=PCR:ID:TEXT        append an EV_EVENT_TAG event on PCR, tagged event ID (hex) with
+#                          TEXT as its data, each digest that bank's hash of TEXT
 use strict;
 use warnings;
+use Digest::SHA;
 
 my ($in, $out, @edits) = @ARGV;
 open(my $fh, '<:raw', $in) or die "$in: $!";
@@ -52,6 +57,20 @@ sub events {
 	return @e;
 }
 
+# [offset, size] of each digest in an event's bytes.
+sub digest_offsets {
+	my ($e) = @_;
+	return ([8, 20]) unless $agile;
+	my @d;
+	my $o = 12;
+	for (1 .. unpack('V', substr($e, 8, 4))) {
+		my $id = unpack('v', substr($e, $o, 2));
+		push @d, [$o + 2, $size{$id}];
+		$o += 2 + $size{$id};
+	}
+	return @d;
+}
+
 sub no_action {
 	my ($pcr) = @_;
 	my $data = "keystrap test\0\0\0\0\0\0\0";
@@ -86,6 +105,26 @@ for (@edits) {
 			substr($e, 8, 4) = pack('V', $count + 1);
 			substr($e, 12, 0) = pack('v', $id) . ("\xa5" x $sz);
 		}
+	} elsif (/^swap=([0-9a-f]+):([0-9a-f]+)$/) {
+		my ($old, $new) = (pack('H*', $1), pack('H*', $2));
+		die "swap= needs two digests of one size" unless length $old == length $new;
+		for my $e (@ev) {
+			for my $d (digest_offsets($e)) {
+				substr($e, $d->[0], $d->[1]) = $new if substr($e, $d->[0], $d->[1]) eq $old;
+			}
+		}
+	} elsif (/^tag=(\d+):([0-9a-fA-F]+):(.*)$/s) {
+		my ($pcr, $id, $text) = ($1, hex($2), $3);
+		my $data = pack('VV', $id, length $text) . $text;
+		my %hash = (4 => 'sha1', 11 => 'sha256', 12 => 'sha384', 13 => 'sha512');
+		my $e;
+		if ($agile) {
+			$e = pack('VVV', $pcr, 6, scalar @algs);
+			$e .= pack('v', $_) . Digest::SHA->new($hash{$_})->add($text)->digest for @algs;
+		} else {
+			$e = pack('VV', $pcr, 6) . Digest::SHA::sha1($text);
+		}
+		push @ev, $e . pack('V', length $data) . $data;
 	} else {
 		die "unknown edit '$_'";
 	}

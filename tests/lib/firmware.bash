@@ -14,3 +14,13 @@ replay_firmware() {
 		tpm2_pcrextend "$s" || return 1
 	done
 }
+
+# oracle_pcrs LOG: "bank pcr hex" for each PCR tpm2_eventlog prints under pcrs:, or status 1
+# if it refuses the log.
+oracle_pcrs() {
+	local out
+	out=$(tpm2_eventlog "$1" 2>/dev/null) || return 1
+	awk '/^pcrs:/ { p = 1; next }
+	     p && /^  [a-z0-9_]+:$/ { b = $1; sub(":", "", b); next }
+	     p && /^    [0-9]+ *:/ { gsub(/ /, ""); split($0, a, ":"); sub("0x", "", a[2]); print b, a[1], a[2] }' <<<"$out"
+}
