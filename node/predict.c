@@ -154,68 +154,49 @@ static int utf16_encode(const char *s, uint8_t **ret, size_t *ret_size)
 	return 0;
 }
 
-/* Bytes of the UTF-16 string at d (up to its NUL or n), with its NUL: what systemd-boot measures. */
-static size_t utf16_measured(const uint8_t *d, size_t n, uint8_t **ret)
+/*
+ * Whether the UTF-16 text at d (n bytes, up to its NUL) is what the event measured, with its
+ * NUL (systemd-boot, systemd-stub); old systemd-boot logs cut the NUL short. scratch holds n + 2.
+ */
+static bool utf16_event(const struct eventlog *log, const struct eventlog_event *e, const uint8_t *d, size_t n,
+			uint8_t *scratch)
 {
 	size_t k = 0;
-	uint8_t *t;
-
-	while (k + 1 < n && (d[k] || d[k + 1]))
-		k += 2;
-	t = malloc(k + 2);
-	if (!t)
-		return 0;
-	memcpy(t, d, k);
-	t[k] = t[k + 1] = 0;
-	*ret = t;
-	return k + 2;
-}
-
-/* Whether the UTF-16 text at d (n bytes) is what the event measured; old systemd-boot logs cut the NUL short. */
-static bool utf16_event(const struct eventlog *log, const struct eventlog_event *e, const uint8_t *d, size_t n)
-{
-	_cleanup_free_ uint8_t *m = NULL;
-	size_t k;
 
 	if (n < 2 || d[1] != 0)
 		return false;
-	k = utf16_measured(d, n, &m);
-	return k > 0 && measures(log, e, m, k);
+	while (k + 1 < n && (d[k] || d[k + 1]))
+		k += 2;
+	memcpy(scratch, d, k);
+	scratch[k] = scratch[k + 1] = 0;
+	return measures(log, e, scratch, k + 2);
 }
 
-/* The text of an ASCII event that starts with prefix (data with or without its NUL), or NULL. */
-static char *grub_text(const struct eventlog *log, const struct eventlog_event *e, const char *prefix)
+/*
+ * A GRUB string event (PCR 8 EV_IPL "PREFIXTEXT", with or without its NUL) that measured TEXT:
+ * where TEXT starts in the log and its length, or NULL.
+ */
+static const char *grub_event(const struct eventlog *log, const struct eventlog_event *e, const char *prefix,
+			      size_t *ret_len)
 {
 	const char *d = (const char *)log->data + e->data_offset;
 	size_t n = e->data_size, p = strlen(prefix);
 
-	if (n > 0 && d[n - 1] == 0)
-		n--;
-	if (n < p || memcmp(d, prefix, p) != 0 || memchr(d, 0, n))
-		return NULL;
-	return strndup(d + p, n - p);
-}
-
-/* A GRUB string event whose measured text (after the prefix) is the event's digest, or NULL. */
-static char *grub_event(const struct eventlog *log, const struct eventlog_event *e, const char *prefix)
-{
-	char *t;
-
 	if (e->type != EV_IPL || e->pcr != 8)
 		return NULL;
-	t = grub_text(log, e, prefix);
-	if (t && !measures(log, e, t, strlen(t))) {
-		free(t);
+	if (n > 0 && d[n - 1] == 0)
+		n--;
+	if (n < p || memcmp(d, prefix, p) != 0 || memchr(d, 0, n) || !measures(log, e, d + p, n - p))
 		return NULL;
-	}
-	return t;
+	*ret_len = n - p;
+	return d + p;
 }
 
-/* "PATH" from a GRUB "PATH ARGS" (what linux was given), the new command line's BOOT_IMAGE= first. */
-static char *grub_new_text(const char *lead, const char *old_args, const char *cmdline)
+/* LEAD PATH ARGS for GRUB: PATH from the command line's BOOT_IMAGE=, else the old text's first word. */
+static char *grub_new_text(const char *lead, const char *old, size_t old_len, const char *cmdline)
 {
-	const char *path = old_args, *args = cmdline;
-	size_t path_len = strcspn(old_args, " ");
+	const char *path = old, *args = cmdline, *sp = memchr(old, ' ', old_len);
+	size_t path_len = sp ? (size_t)(sp - old) : old_len;
 	char *s;
 
 	if (strncmp(cmdline, BOOT_IMAGE, strlen(BOOT_IMAGE)) == 0) {
@@ -237,18 +218,22 @@ static int cmdline_event(const struct eventlog *log, const struct eventlog_event
 			 uint8_t **ret, size_t *ret_size)
 {
 	const uint8_t *d = log->data + e->data_offset;
-	_cleanup_free_ char *t = NULL;
+	_cleanup_free_ uint8_t *scratch = malloc((size_t)e->data_size + 2);
 	enum predict_cmdline_form form;
+	const char *t;
+	size_t len;
 	char *s = NULL;
 	int r;
 
 	*ret = NULL;
-	if (e->type == EV_IPL && (e->pcr == 8 || e->pcr == 12) && utf16_event(log, e, d, e->data_size)) {
+	if (!scratch)
+		return -ENOMEM;
+	if (e->type == EV_IPL && (e->pcr == 8 || e->pcr == 12) && utf16_event(log, e, d, e->data_size, scratch)) {
 		form = PREDICT_CMDLINE_UTF16;
 	} else if (e->type == EV_EVENT_TAG && e->data_size >= TAGGED_HEADER && le32(d) == TAG_LOAD_OPTIONS) {
 		uint32_t n = le32(d + 4);
 
-		if (n <= e->data_size - TAGGED_HEADER && utf16_event(log, e, d + TAGGED_HEADER, n)) {
+		if (n <= e->data_size - TAGGED_HEADER && utf16_event(log, e, d + TAGGED_HEADER, n, scratch)) {
 			form = PREDICT_CMDLINE_UTF16;
 		} else {
 			/* The Linux EFI stub: "LOADED_IMAGE::LoadOptions", which does not say what it hashed. */
@@ -257,17 +242,19 @@ static int cmdline_event(const struct eventlog *log, const struct eventlog_event
 			c->unsupported = true;
 			return 1;
 		}
-	} else if ((t = grub_event(log, e, GRUB_KERNEL_PREFIX))) {
+	} else if ((t = grub_event(log, e, GRUB_KERNEL_PREFIX, &len))) {
 		form = PREDICT_CMDLINE_GRUB_KERNEL;
-		s = grub_new_text("", t, c->string);
-	} else if ((t = grub_event(log, e, GRUB_COMMAND_PREFIX)) &&
-		   (strncmp(t, "linux ", 6) == 0 || strncmp(t, "linuxefi ", 9) == 0)) {
-		size_t lead = strcspn(t, " ") + 1;
+		if (!(s = grub_new_text("", t, len, c->string)))
+			return -ENOMEM;
+	} else if ((t = grub_event(log, e, GRUB_COMMAND_PREFIX, &len)) &&
+		   ((len > 6 && memcmp(t, "linux ", 6) == 0) || (len > 9 && memcmp(t, "linuxefi ", 9) == 0))) {
+		size_t lead = (size_t)((const char *)memchr(t, ' ', len) - t) + 1;
 		char cmd[16];
 
 		snprintf(cmd, sizeof(cmd), "%.*s", (int)lead, t);
 		form = PREDICT_CMDLINE_GRUB_COMMAND;
-		s = grub_new_text(cmd, t + lead, c->string);
+		if (!(s = grub_new_text(cmd, t + lead, len - lead, c->string)))
+			return -ENOMEM;
 	} else
 		return 0;
 
@@ -276,8 +263,6 @@ static int cmdline_event(const struct eventlog *log, const struct eventlog_event
 		if (r < 0)
 			return r;
 	} else {
-		if (!s)
-			return -ENOMEM;
 		*ret = (uint8_t *)s;
 		*ret_size = strlen(s);
 	}
@@ -355,7 +340,8 @@ int predict_run(const struct eventlog *log, struct predict_replace *replace, siz
 		} else if (cmdline && cmdline->string) {
 			k = cmdline_event(log, e, cmdline, &measured, &measured_size);
 			if (k < 0) {
-				snprintf(err, PREDICT_ERROR_MAX, "the command line is not valid UTF-8");
+				snprintf(err, PREDICT_ERROR_MAX, "%s",
+					 k == -EINVAL ? "the command line is not valid UTF-8" : strerror(-k));
 				return k;
 			}
 			if (k > 0) {
