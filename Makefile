@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 15
 # (and the libraries) it uses: keystrap never contains server code or its libraries, and
 # keystrap-server never links libcryptsetup, libblkid or tss2-esys. A wing's include path is
 # common/ and itself (and the wings below it), so reaching across is a compile error.
-COMMON_PKGS := libcrypto json-c tss2-mu
+COMMON_PKGS := libcrypto libssl json-c tss2-mu
 NODE_PKGS   := tss2-esys tss2-rc tss2-tctildr libcryptsetup blkid libssl
 SERVER_PKGS := libevent_openssl libevent_core libsystemd sqlite3 libpq libssl
 # SERVER=no: build (and install) only the node's side, without the server's libraries.
@@ -273,7 +273,7 @@ $(BUILD)/ssl-new-fault.so: tests/lib/ssl-new-fault.c
 
 # make bench-server: the load generator (software TPMs) against one server; not a test. It keeps
 # many TLS connections alive at once through libcurl's multi interface: the only thing built
-# here that links libcurl (keystrap speaks node/https.c).
+# here that links libcurl (keystrap speaks common/https.c).
 BENCH_PKGS := libcurl
 $(BUILD)/bench/server-load: bench/server-load.c $(call TEST_A)
 	@mkdir -p $(@D)

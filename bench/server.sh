@@ -48,10 +48,11 @@ mkdir -p "$OPERATOR_DIR"
 operator_key "$OPERATOR_DIR" op1
 operator_key "$OPERATOR_DIR" op2
 (umask 077 && head -c 32 /dev/urandom >"$DIR/kek")
+"$SERVER" log-key generate "$DIR/log.key" --name bench.keystrap/log >/dev/null
 cat >"$DIR/server.json" <<JSON
 {"listen":"127.0.0.1:$PORT","tls_certificate":"$DIR/tls.crt","tls_key":"$DIR/tls.key",
  "database":"$DIR/keystrap.db","kek":"$DIR/kek","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
- "certificate_lifetime":600,"rate_limit":0,
+ "certificate_lifetime":600,"rate_limit":0,"log_key":"$DIR/log.key",
  "operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2}
 JSON
 zeros=$(printf '00%.0s' {1..32})
@@ -75,6 +76,41 @@ echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connect
 start
 load --rate "$LOW_RATE" --rate "$RATE" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID"
 
+# The audit log's cost, same run, same store: no log key (records and their Merkle leaves,
+# nothing signed), the log key (a checkpoint signed at every batch commit), and every node
+# witnessing (its record's inclusion proof and a consistency proof from the first checkpoint).
+stop() {
+	kill "$SRV_PID" 2>/dev/null || true
+	wait "$SRV_PID" 2>/dev/null || true
+	SRV_PID=
+}
+echo "audit log cost, ${SECONDS_EACH}s at maximum each, one server at a time on the same store:"
+cp "$DIR/server.json" "$DIR/signed.json"
+jq 'del(.log_key)' "$DIR/signed.json" >"$DIR/unsigned.json"
+stop
+cp "$DIR/unsigned.json" "$DIR/server.json"
+start
+echo "  no log key:"
+load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" | sed -n '/^max/,$p'
+stop
+cp "$DIR/signed.json" "$DIR/server.json"
+start
+echo "  log key, checkpoint per batch:"
+load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" | sed -n '/^max/,$p'
+echo "  log key, every node witnessing:"
+load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --witness | sed -n '/^max/,$p'
+# Envelope decryption: the same, with one secret in the nodes' group (its data key unwrapped
+# and the value decrypted per attestation, then sealed into the payload for the node's TPM).
+head -c 32 /dev/urandom | base64 | "$SERVER" secret set bench.secret --config "$DIR/server.json" >/dev/null
+jq '.version = 2 | .groups.default.secrets = ["bench.secret"]' "$DIR/policy.json" >"$DIR/policy-secret.json"
+policy_sign "$OPERATOR_DIR" "$DIR/policy-secret.json" op1 op2
+"$SERVER" policy load "$DIR/policy-secret.json" --signature "$DIR/policy-secret.json.op1.sig" \
+	--signature "$DIR/policy-secret.json.op2.sig" --config "$DIR/server.json" >/dev/null
+echo "  log key, one secret released per attestation (envelope decryption):"
+load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" | sed -n '/^max/,$p'
+echo "  log size now $("$SERVER" audit checkpoint --config "$DIR/server.json" | sed -n 2p) records;" \
+	"checkpoints signed: $(grep -c 'audit checkpoint:' "$DIR/server.log") logged (at most one a second)"
+
 # SIGKILL mid-load: everything a node received must be in the audit log after a restart.
 load --max --duration 6 --kill "$SRV_PID" --kill-after 3 --serials "$DIR/serials"
 wait "$SRV_PID" 2>/dev/null || true
@@ -84,7 +120,7 @@ verify=$("$SERVER" audit verify --config "$DIR/server.json") || {
 	echo "bench-server: audit verify FAILED after SIGKILL: $verify" >&2
 	exit 1
 }
-echo "after SIGKILL  restarted; $verify"
+echo "after SIGKILL  restarted; ${verify//$'\n'/; }"
 "$SERVER" audit export --config "$DIR/server.json" |
 	jq -r 'select(.action == "attest-finish" and .decision == "allow") | .reasons' |
 	sed -n 's/^certificate \([0-9a-f]*\) issued.*/\1/p' | sort >"$DIR/audited"

@@ -683,6 +683,21 @@ static int add_log(json_object *parent, const struct attest_log *m)
 	return 0;
 }
 
+int attest_result_add_log(char **body, const struct attest_log *log)
+{
+	_cleanup_json_ json_object *o = json_tokener_parse(*body);
+	char *out;
+	int r;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if ((r = add_log(o, log)) < 0 || (r = finish_format(o, &out)) < 0)
+		return r;
+	free(*body);
+	*body = out;
+	return 0;
+}
+
 int attest_result_format(const struct attest_result *m, char **ret)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();

@@ -148,6 +148,9 @@ struct attest_result {
 	struct attest_log log;
 };
 
+/* A formatted result (attest_result_format's) with the log object added: *body replaced. */
+int attest_result_add_log(char **body, const struct attest_log *log);
+
 struct json_object;
 /* One JSON object filling the input exactly, with no field outside allowed[] (NULL-terminated). */
 int attest_json_object(const char *json, size_t size, const char *const *allowed, struct json_object **ret,

@@ -63,6 +63,9 @@ static void keys_drop(struct key *keys, size_t from, size_t *n)
 /* Sorted, equal neighbours are the duplicates. */
 static bool keys_dup(struct key *keys, size_t n, char *ret_key, size_t key_max)
 {
+	/* An empty object has no keys array at all: qsort must not be given NULL. */
+	if (n < 2)
+		return false;
 	qsort(keys, n, sizeof(*keys), key_cmp);
 	for (size_t i = 1; i < n; i++)
 		if (key_cmp(&keys[i - 1], &keys[i]) == 0) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The attestation flow (node/attest.h). The server is verified against the pinned CA only (TLS
- * 1.3, node/https.c); every refusal ends the attempt (fails closed). The node key lives in
+ * 1.3, common/https.c); every refusal ends the attempt (fails closed). The node key lives in
  * OpenSSL's secure heap.
  */
 #include <errno.h>
@@ -27,6 +27,8 @@
 #include "open.h"
 #include "ossl.h"
 #include "secbuf.h"
+#include "tpmpub.h"
+#include "witness.h"
 
 #define FIRMWARE_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 
@@ -402,11 +404,27 @@ static int answer_challenge(const struct attest_options *o, struct tpm *t, ESYS_
 	fin.event_log_size = fw_size;
 	fin.cel_log = cel;
 	fin.cel_log_size = cel_size;
+	if (o->log_key && (r = witness_request_size(o->log_key, o->checkpoint, &fin.log_size)) < 0)
+		return r;
+	fin.witness = o->log_key != NULL;
 	r = attest_finish_format(&fin, ret_json);
 	fin.event_log = NULL;
 	fin.cel_log = NULL;
 	secmem_wipe(fin.proof, sizeof(fin.proof));
 	return r;
+}
+
+/* The EK's identity as the server names it (its hash in the registry and audit records). */
+static int ek_hash_of(const struct attest_start *st, char ret[2 * TPM_EK_ID_SIZE + 1])
+{
+	char reason[TPM_PUB_REASON_MAX];
+	uint8_t id[TPM_EK_ID_SIZE];
+	struct tpm_pub p;
+
+	if (tpm_pub_parse(st->ek_pub, st->ek_pub_size, &p) < 0 || tpm_ek_identity(&p, id, reason) < 0)
+		return log_error_errno(-EPROTO, "cannot name this node's EK as the server does");
+	hex_encode(id, sizeof(id), ret);
+	return 0;
 }
 
 static int run(struct exchange *x, struct tpm *t, struct node_credentials *c)
@@ -423,7 +441,7 @@ static int run(struct exchange *x, struct tpm *t, struct node_credentials *c)
 	size_t fw_size = 0, cel_size = 0;
 	ESYS_TR ek = ESYS_TR_NONE, ak = ESYS_TR_NONE;
 	const char *what = NULL;
-	char reason[ATTEST_REASON_MAX];
+	char reason[ATTEST_REASON_MAX], ek_hash[2 * TPM_EK_ID_SIZE + 1];
 	int r;
 
 	if ((r = logs_read(o, &fw, &fw_size, &cel, &cel_size)) < 0)
@@ -457,6 +475,10 @@ static int run(struct exchange *x, struct tpm *t, struct node_credentials *c)
 		r = log_error_errno(-EPROTO, "the server's result is malformed: %s", reason);
 		goto out;
 	}
+	/* The log first: nothing of a reply the log does not vouch for is used. */
+	if (o->log_key && ((r = ek_hash_of(&st, ek_hash)) < 0 ||
+			   (r = witness_check(o->log_key, o->checkpoint, ek_hash, &res, &c->checkpoint)) < 0))
+		goto out;
 	r = accept_result(o, t, ek, ak, &ch, &key, &res, &a, c);
 out:
 	tpm_flush(t, &ek);

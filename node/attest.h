@@ -8,7 +8,7 @@
 
 /*
  * The attestation flow, for keystrap attest, handoff, renewal and verify: the TPM side
- * (node/attest-node.c) carried to keystrap-server by node/https.c.
+ * (node/attest-node.c) carried to keystrap-server by common/https.c.
  *
  *   start:  EK certificate, EK public, a fresh AK (this boot only)  → session, nonce,
  *           MakeCredential challenge bound to the AK's name, the PCRs to quote
@@ -35,6 +35,8 @@ struct attest_options {
 	const char *measure_log; /* keystrap's CEL log; NULL: $KEYSTRAP_MEASURE_LOG or the default */
 	unsigned timeout;        /* seconds per request; 0: ATTEST_TIMEOUT_DEFAULT */
 	unsigned attempts;       /* tries in all (start again included); 0: ATTEST_RETRIES_DEFAULT + 1 */
+	const char *log_key;     /* the server's audit log key: the node witnesses the log (witness.h); NULL: not */
+	const char *checkpoint;  /* the checkpoint note the node holds from its last attestation; NULL: none */
 };
 
 /*

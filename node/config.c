@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "note.h"
 
 #define LINE_MAX_BYTES 4096
 #define VALUE_MAX 255
@@ -26,6 +27,8 @@ struct key {
 	unsigned min, max, def; /* def: the default, also what an empty value resets to */
 	const char *(*check)(const char *value);
 	bool digests; /* PCR digests are expected in this value */
+	/* A public key, which check() parses as one (a signer's key does not): base64 is expected. */
+	bool public_key;
 };
 
 static const char *check_device(const char *v)
@@ -60,6 +63,14 @@ static const char *check_url(const char *v)
 	return NULL;
 }
 
+static const char *check_log_key(const char *v)
+{
+	static char why[256];
+	struct note_verifier k;
+
+	return note_verifier_parse(v, &k, why, sizeof(why)) < 0 ? why : NULL;
+}
+
 /* A numeric id (safest in an initrd, whose passwd may not know the name) or a user/group name. */
 static const char *check_id(const char *v)
 {
@@ -86,6 +97,7 @@ static const struct key keys[] = {
 	{ "Attest", "Retries", T_UINT, FIELD(retries), VALUE_MAX, 0, ATTEST_RETRIES_MAX, ATTEST_RETRIES_DEFAULT, NULL,
 	  false },
 	{ "Attest", "FailurePolicy", T_FAILURE, FIELD(emergency), VALUE_MAX, 0, 0, 0, NULL, false },
+	{ "Attest", "LogKey", T_STRING, FIELD(log_key), VALUE_MAX, 0, 0, 0, check_log_key, false, true },
 	{ "Handoff", "Owner", T_STRING, FIELD(owner), VALUE_MAX, 0, 0, 0, check_id, false },
 	{ "Handoff", "Group", T_STRING, FIELD(group), VALUE_MAX, 0, 0, 0, check_id, false },
 };
@@ -292,7 +304,7 @@ static int parse_assignment(struct parser *ps, struct keystrap_config *c, int se
 			k = &keys[i];
 			break;
 		}
-	if ((why = config_secret_reason(value, strlen(value), k && k->digests)))
+	if (!(k && k->public_key) && (why = config_secret_reason(value, strlen(value), k && k->digests)))
 		return fail(ps, NULL, "[%s] %s=: refusing what looks like a secret: %s", sections[section], name,
 			    why);
 	if (!k) {
@@ -447,6 +459,7 @@ void config_free(struct keystrap_config *c)
 	free(c->pcrs);
 	free(c->server);
 	free(c->ca);
+	free(c->log_key);
 	free(c->owner);
 	free(c->group);
 	free(c);

@@ -41,6 +41,7 @@ struct keystrap_config {
 	unsigned timeout; /* seconds */
 	unsigned retries; /* further tries in all, within timeout x (retries + 1) */
 	bool emergency;   /* FailurePolicy=emergency: no credentials stops the boot */
+	char *log_key;    /* LogKey=: the server's audit log key; the node witnesses the log */
 	/* [Handoff] */
 	char *owner;    /* the consumer's uid (or user name) that may read the credentials */
 	char *group;    /* the group (gid or name) that may read them */

@@ -65,8 +65,19 @@ int handoff_status_read(struct handoff_status *ret)
 	return handoff_status_parse((const char *)b->data, b->size, ret);
 }
 
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
-		   enum attest_failure *failure)
+int handoff_status_write(const struct handoff_status *s)
+{
+	_cleanup_free_ char *text = NULL;
+	int32_t ring;
+	int r;
+
+	if ((r = handoff_status_format(s, &text)) < 0 || (r = keyring_find_for_caller(&ring)) < 0)
+		return r;
+	return keyring_update(ring, "status", text, strlen(text));
+}
+
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, const char *checkpoint,
+		   struct node_credentials **ret, enum attest_failure *failure)
 {
 	struct attest_options a = {
 		.server = cfg->server,
@@ -74,6 +85,8 @@ int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, str
 		.ek_kind = kind,
 		.timeout = cfg->timeout,
 		.attempts = cfg->retries + 1,
+		.log_key = cfg->log_key,
+		.checkpoint = checkpoint,
 	};
 
 	return attest_run(&a, ret, failure);

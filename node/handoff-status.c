@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "handoff-status.h"
 #include "macro.h"
 
@@ -29,7 +30,32 @@ static const struct field {
 	F("pcrs", STR, pcrs),
 	F("generation", STR, generation),
 	F("revoked_at", INT, revoked_at),
+	F("checkpoint", STR, checkpoint),
 };
+
+char *handoff_status_checkpoint(const struct handoff_status *s)
+{
+	size_t n = strlen(s->checkpoint);
+	char *note = malloc(n + 1);
+	long k;
+
+	if (!note || n == 0 || (k = base64_decode(s->checkpoint, n, (uint8_t *)note, n)) <= 0) {
+		free(note);
+		return NULL;
+	}
+	note[k] = 0;
+	return note;
+}
+
+int handoff_status_set_checkpoint(struct handoff_status *s, const char *note)
+{
+	size_t n = note ? strlen(note) : 0;
+
+	if (base64_encoded_len(n) > HANDOFF_CHECKPOINT_MAX)
+		return -E2BIG;
+	base64_encode((const uint8_t *)(note ? note : ""), n, s->checkpoint);
+	return 0;
+}
 
 int handoff_status_format(const struct handoff_status *s, char **ret)
 {

@@ -13,6 +13,8 @@
 
 #define HANDOFF_STATUS_PCRS_MAX 2400 /* sha256 values of PCRs 0-23 as "N=HEX," */
 #define HANDOFF_GENERATION_SIZE 16    /* random bytes; hex in the status */
+#define HANDOFF_CHECKPOINT_MAX 1100   /* base64 of a checkpoint note of up to 824 bytes */
+
 
 struct handoff_status {
 	char node_id[65];
@@ -29,6 +31,8 @@ struct handoff_status {
 	/* When keystrap verify (or a renewal) heard the server say this node is revoked and took the
 	 * credentials away, Unix seconds; 0: not revoked. A revoked keyring holds this status only. */
 	int64_t revoked_at;
+	/* The audit log checkpoint the node holds, base64 of its note; "" when it does not witness. */
+	char checkpoint[HANDOFF_CHECKPOINT_MAX + 1];
 };
 
 /* When the keys time out, by this node's clock (the kernel's). */
@@ -36,6 +40,11 @@ static inline int64_t handoff_status_expiry(const struct handoff_status *s)
 {
 	return s->not_after + s->clock_skew;
 }
+
+/* The held checkpoint's note from the status (malloc'ed), NULL when there is none or it is malformed. */
+char *handoff_status_checkpoint(const struct handoff_status *s);
+/* s->checkpoint from a note; -E2BIG when it is too long to keep. */
+int handoff_status_set_checkpoint(struct handoff_status *s, const char *note);
 
 /* The text, NUL-terminated, in a malloc'd string. */
 int handoff_status_format(const struct handoff_status *s, char **ret);

@@ -11,6 +11,7 @@
 #include "encode.h"
 #include "handoff-status.h"
 #include "handoff.h"
+#include "log.h"
 
 static int parse_id(const char *s, unsigned long *ret)
 {
@@ -75,6 +76,9 @@ int handoff_store(const struct node_credentials *c, const struct keyring_owner *
 	snprintf(s.result, sizeof(s.result), "attested");
 	if (pcrs && strlen(pcrs) < sizeof(s.pcrs))
 		snprintf(s.pcrs, sizeof(s.pcrs), "%s", pcrs);
+	if (handoff_status_set_checkpoint(&s, c->checkpoint) < 0)
+		log_warning("the audit log checkpoint is too long to keep in the status: the next attestation "
+			    "cannot prove the log consistent with it");
 	if (getrandom(generation, sizeof(generation), 0) != sizeof(generation))
 		return -errno;
 	hex_encode(generation, sizeof(generation), s.generation);

@@ -47,7 +47,12 @@ int pcr_snapshot(char *buf, size_t size);
 int handoff_config(const char *path, struct keystrap_config **ret);
 /* The keyring's status facts (root: through its user keyring). -ENOKEY without a handoff. */
 int handoff_status_read(struct handoff_status *ret);
+/* ... and replaced, as keystrap verify keeps the checkpoint its attestation was proved against. */
+int handoff_status_write(const struct handoff_status *s);
 
-/* Attests to cfg's [Attest] Server= with its CA=, Timeout= and Retries=, as attest_run. */
-int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct node_credentials **ret,
-		   enum attest_failure *failure);
+/*
+ * Attests to cfg's [Attest] Server= with its CA=, Timeout=, Retries= and LogKey=, as
+ * attest_run; checkpoint: the one the node holds (witness.h), NULL: none.
+ */
+int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, const char *checkpoint,
+		   struct node_credentials **ret, enum attest_failure *failure);

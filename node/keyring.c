@@ -19,6 +19,7 @@
 enum {
 	KEYCTL_GET_KEYRING_ID = 0,
 	KEYCTL_JOIN_SESSION_KEYRING = 1,
+	KEYCTL_UPDATE = 2,
 	KEYCTL_CHOWN = 4,
 	KEYCTL_SETPERM = 5,
 	KEYCTL_DESCRIBE = 6,
@@ -394,6 +395,20 @@ int keyring_read(int32_t keyring, const char *desc, struct secbuf **ret)
 		*ret = TAKE_PTR(b);
 		return 0;
 	}
+	return -ENOKEY;
+}
+
+int keyring_update(int32_t keyring, const char *desc, const void *p, size_t n)
+{
+	_cleanup_free_ struct keyring_entry *e = NULL;
+	size_t count = 0;
+	int r = keyring_list(keyring, &e, &count);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < count; i++)
+		if (streq(e[i].desc, desc))
+			return keyctl(KEYCTL_UPDATE, KID(e[i].id), (unsigned long)p, n, 0) < 0 ? -errno : 0;
 	return -ENOKEY;
 }
 

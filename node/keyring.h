@@ -98,6 +98,9 @@ int keyring_find_for_caller(int32_t *ret);
  */
 int keyring_read(int32_t keyring, const char *desc, struct secbuf **ret);
 
+/* The key called desc in keyring given a new payload in place (its permissions and timeout stay). */
+int keyring_update(int32_t keyring, const char *desc, const void *p, size_t n);
+
 struct keyring_entry {
 	int32_t id;
 	char desc[KEYRING_DESC_MAX + 1];

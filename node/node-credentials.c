@@ -19,6 +19,7 @@ void node_credentials_free(struct node_credentials *c)
 	EVP_PKEY_free(c->key); /* in OpenSSL's secure heap: wiped there */
 	free_wiped(c->certificate);
 	free_wiped(c->chain);
+	free(c->checkpoint);
 	node_secrets_free(c->secrets, c->n_secrets);
 	secmem_wipe(c, sizeof(*c));
 	free(c);

@@ -26,6 +26,7 @@ struct node_credentials {
 	int64_t policy_version;
 	struct node_secret *secrets;
 	size_t n_secrets;
+	char *checkpoint; /* the audit log checkpoint the reply was proved against (witness.h); NULL: not witnessed */
 };
 
 /*

@@ -9,12 +9,11 @@
  * The hook behind keystrap_audit_verified (and its alert): whether the audit log as stored
  * still verifies. 1 verified, 0 not (why says where, one line), < 0 when it could not be read.
  *
- * Today the log is a hash chain and this walks it end to end, as `keystrap-server audit verify`
- * does: O(records), so serve.c calls it at start and then every AUDIT_CHECK_US or 1000 times
- * the last walk's time, whichever is longer; never per scrape.
- * Whoever replaces the chain (the Merkle log) replaces only this function's body, with the
- * cheap check that log allows (the newest checkpoint consistent with the last one verified);
- * the gauge, its alert and the callers stay as they are.
+ * It walks the records end to end, as `keystrap-server audit verify` does: each record's chain
+ * link and hash, the Merkle tree rebuilt from them against the stored one, and (with a log
+ * key) the signed checkpoint against both. O(records), so serve.c calls it at start and then
+ * every AUDIT_CHECK_US or 1000 times the last walk's time, whichever is longer; never per
+ * scrape.
  */
 #define AUDIT_CHECK_US (300 * 1000000LL)
 

@@ -215,14 +215,22 @@ static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, 
 
 /*
  * What the node receives besides its certificate: the issuing CA, the expiry, the policy version
- * and its group's secrets sealed for its TPM (an empty payload when it has none).
+ * and its group's secrets sealed for its TPM (an empty payload when it has none). A probe node
+ * receives none, even from a policy that lists some for its group; *ret_withheld says how many.
  */
 static int result_fill(struct server *s, const struct policy *p, const struct node_rec *node, const struct tpm_pub *ek,
-		       const struct tpm_pub *ak, const char *session, struct attest_result *res, struct reply *r)
+		       const struct tpm_pub *ak, const char *session, struct attest_result *res, struct reply *r,
+		       size_t *ret_withheld)
 {
 	const struct policy_group *g = p ? policy_group(p, node->group) : NULL;
 	char why[ATTEST_REASON_MAX];
 	int k;
+
+	*ret_withheld = 0;
+	if (g && streq(node->group, NODE_GROUP_PROBE)) {
+		*ret_withheld = g->n_secrets;
+		g = NULL;
+	}
 
 	if ((k = pki_ca_pem(s->pki, &res->chain)) < 0) {
 		fail_internal(r, "the certificate chain", k);
@@ -258,7 +266,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	TPM2B_NAME ak_parents[2];
 	TPMS_ATTEST attest;
 	uint8_t verifier[32], extra[32];
-	size_t spki_size;
+	size_t spki_size, withheld = 0;
 	int64_t lifetime;
 	char serial[41], why[ATTEST_REASON_MAX];
 	int k;
@@ -366,7 +374,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
 	res.certificate = TAKE_PTR(pem);
-	if (result_fill(s, p, &node, &ek, &ak, m.session, &res, r) < 0)
+	if (result_fill(s, p, &node, &ek, &ak, m.session, &res, r, &withheld) < 0)
 		return 0;
 	/* What node list shows as last attested: a certificate the reply carries. */
 	if ((k = store_node_set_certificate(s->store, r->ek_hash, now_usec(), serial, res.not_after)) < 0)
@@ -374,7 +382,10 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;
-	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u",
-		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount);
+	r->witness = m.witness;
+	r->witness_size = m.log_size;
+	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u%s",
+		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount,
+		 withheld ? ", probe node: the group's secrets withheld" : "");
 	return 0;
 }

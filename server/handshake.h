@@ -10,6 +10,12 @@
 #include "server-config.h"
 #include "store.h"
 
+/*
+ * The group of probe nodes (keystrap-server probe, node approve --probe): a synthetic identity
+ * that attests like any node but is never released a secret, whatever the policy lists for it.
+ */
+#define NODE_GROUP_PROBE "probe"
+
 /* What the attestation endpoints work with: no HTTP here, only bodies in and replies out. */
 struct server {
 	const struct server_config *config;
@@ -41,6 +47,9 @@ struct reply {
 	int64_t refused_policy;
 	int64_t retry_after; /* seconds a 503 tells the node to wait; 0: the server's default */
 	enum refusal refusal; /* a refusal's class (metrics); REFUSAL_NONE: the status's */
+	/* A 200 to a witnessing finish: the caller adds the log's proofs once the record is in it. */
+	bool witness;
+	uint64_t witness_size; /* the size of the checkpoint the node holds; 0: none */
 };
 
 /*

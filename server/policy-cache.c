@@ -65,6 +65,33 @@ void policy_cache_done(struct policy_cache *pc)
 	*pc = (struct policy_cache){};
 }
 
+/*
+ * The policy rows must agree with the audit log's last policy load: deleting the newest rows
+ * would otherwise bring back an older policy, still validly signed (a rollback). Refused as
+ * an untrusted policy is, naming both versions.
+ */
+static int policy_logged_check(struct store *s, int64_t version, const char *text, size_t size,
+			       struct policy_cache *pc)
+{
+	struct policy_logged l;
+	uint8_t d[32];
+	int r = store_policy_logged(s, &l);
+
+	if (r == -ENOENT || r == -EBADMSG)
+		return 0; /* a store from before policies were audited with their version */
+	if (r < 0 || (r = policy_text_digest(text, size, d)) < 0)
+		return r;
+	if (l.version == version && (!l.has_digest || memcmp(d, l.digest, sizeof(d)) == 0))
+		return 0;
+	snprintf(pc->reason, ATTEST_REASON_MAX,
+		 "the stored policy (version %lld) is not the one the audit log says was loaded last (version %lld, "
+		 "record %lld): policy rows were removed or replaced",
+		 (long long)version, (long long)l.version, (long long)l.seq);
+	policy_free(pc->policy);
+	pc->policy = NULL;
+	return -EKEYREJECTED;
+}
+
 int policy_cache_current(struct policy_cache *pc, struct store *s, const struct server_config *c, int64_t now_us,
 		   const struct policy **ret, char reason[ATTEST_REASON_MAX])
 {
@@ -86,6 +113,8 @@ int policy_cache_current(struct policy_cache *pc, struct store *s, const struct 
 		policy_cache_done(pc);
 		pc->version = version;
 		r = policy_trust(c, version, text, size, signatures, &pc->policy, NULL, pc->reason);
+		if (r >= 0)
+			r = policy_logged_check(s, version, text, size, pc);
 		if (r < 0 && r != -EKEYREJECTED && r != -EBADMSG)
 			return r; /* not cached: a transient failure (memory) is tried again */
 		pc->text = TAKE_PTR(text);

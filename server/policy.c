@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "encode.h"
 #include "json-cleanup.h"
@@ -424,4 +425,9 @@ int policy_draft(const char *text, const struct policy *cur, const struct policy
 	if (ret_changes)
 		*ret_changes = c;
 	return 0;
+}
+
+int policy_text_digest(const void *text, size_t size, uint8_t ret[32])
+{
+	return EVP_Digest(text, size, ret, NULL, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
 }

@@ -46,6 +46,8 @@ struct policy {
 
 /* Strict parse of the policy document alone (no signatures): pure, fuzzed. */
 int policy_parse(const char *json, size_t size, struct policy **ret, char reason[ATTEST_REASON_MAX]);
+/* SHA-256 of a policy's text: what its policy-load audit record names it by. */
+int policy_text_digest(const void *text, size_t size, uint8_t ret[32]);
 void policy_free(struct policy *p);
 static inline void policy_freep(struct policy **p)
 {

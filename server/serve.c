@@ -18,6 +18,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -30,12 +31,16 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit-status.h"
+#include "checkpoint.h"
 #include "connlimit.h"
 #include "fileio.h"
 #include "handshake.h"
 #include "health.h"
+#include "log-key.h"
+#include "log-proof.h"
 #include "log.h"
 #include "metrics.h"
+#include "note.h"
 #include "operator.h"
 #include "ratelimit.h"
 #include "serve.h"
@@ -119,6 +124,7 @@ struct pending {
 	int64_t start_us, retry_after;
 	char peer[80];
 	struct reply r;
+	struct attest_log *log; /* a witnessing 200: its record's leaf, proved at the commit */
 };
 
 #define BATCH_MAX 512
@@ -171,6 +177,7 @@ struct daemon {
 	struct pending pending[BATCH_MAX];
 	const char *config_path;
 	struct server_config *config; /* srv.config, which a reload replaces in place */
+	uint64_t checkpoint_published; /* the size of the newest checkpoint logged */
 };
 
 static void send_body(struct evhttp_request *req, int status, const char *type, const char *body, size_t size,
@@ -289,12 +296,18 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	int64_t us;
 
 	if (!recorded) {
+		free(p->log);
+		p->log = NULL;
 		free(p->r.body);
 		p->r.body = NULL;
 		p->r.status = 503;
 		p->retry_after = 1;
 		snprintf(p->r.reason, sizeof(p->r.reason), "store unavailable: the decision could not be recorded");
 	}
+	if (p->r.status == 200 && p->log && attest_result_add_log(&p->r.body, p->log) < 0)
+		log_error("cannot add the log's proofs to the reply to %s", p->peer);
+	free(p->log);
+	p->log = NULL;
 	if (p->r.status == 200)
 		body = p->r.body;
 	else {
@@ -319,6 +332,40 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	p->r.body = NULL;
 }
 
+/*
+ * The log's proofs for every witnessing reply of the batch, against one checkpoint signed in
+ * it. A reply that cannot have them goes without: its node refuses it and says so.
+ */
+static void witness_batch(struct daemon *d)
+{
+	_cleanup_free_ char *note = NULL;
+	uint64_t size = 0;
+	bool any = false;
+	int k = 0;
+
+	for (size_t i = 0; i < d->n_pending; i++)
+		any = any || d->pending[i].log;
+	if (!any)
+		return;
+	if (!store_log_signer(d->srv.store) || (k = witness_checkpoint(d->srv.store, &note, &size)) < 0) {
+		if (store_log_signer(d->srv.store))
+			log_error("cannot sign the audit log's checkpoint for witnessing nodes: %s", strerror(-k));
+		note = NULL;
+	}
+	for (size_t i = 0; i < d->n_pending; i++) {
+		struct pending *p = d->pending + i;
+
+		if (!p->log)
+			continue;
+		if (!note || (k = witness_prove(d->srv.store, note, size, p->r.witness_size, p->log)) < 0) {
+			if (note)
+				log_error("cannot prove record %" PRIu64 " to its node: %s", p->log->index + 1, strerror(-k));
+			free(p->log);
+			p->log = NULL;
+		}
+	}
+}
+
 /* Group commit: one durable commit for every request handled since the batch opened, then
  * their replies. A failed commit answers all of them 503, and none of their decisions stands. */
 static void batch_commit(struct daemon *d)
@@ -328,6 +375,7 @@ static void batch_commit(struct daemon *d)
 
 	if (!d->batch_open)
 		return;
+	witness_batch(d);
 	k = store_commit(d->srv.store);
 	ok = k >= 0;
 	if (!ok) {
@@ -553,6 +601,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	d->m.audit_records++;
+	/* A 200's fields are the server's own ASCII: the leaf is as the store keeps it. */
+	if (p->r.status == 200 && p->r.witness && (p->log = calloc(1, sizeof(*p->log)))) {
+		p->log->index = (uint64_t)a.seq - 1;
+		if (audit_leaf_of(&a, p->log->record, &p->log->record_size) < 0) {
+			free(p->log);
+			p->log = NULL;
+		}
+	}
 	if (d->n_pending >= BATCH_MAX || now_usec() - d->batch_start_us >= BATCH_MAX_US)
 		batch_commit(d);
 }
@@ -585,6 +641,52 @@ static void audit_check(struct daemon *d, int64_t now)
 	d->m.audit_check_us = took;
 }
 
+/*
+ * The log key, and the store's log checked against its newest checkpoint: a server whose log
+ * was truncated or rewritten does not start (audit verify says more).
+ */
+static int log_open(struct daemon *d)
+{
+	const struct note_signer *signer;
+	char why[PATH_MAX + 512];
+	uint64_t size;
+	int r;
+
+	if (!d->config->log_key) {
+		log_warning("'log_key' is not set: the audit log's checkpoints are not signed, and nodes that pin a "
+			    "log key refuse this server's answers");
+		return 0;
+	}
+	if ((r = log_keys_attach(d->srv.store, d->config, why, sizeof(why))) < 0)
+		return log_error_errno(r, "%s", why);
+	signer = store_log_signer(d->srv.store);
+	if (d->config->log_key_next)
+		log_info("log key rotation: checkpoints are signed by '%s' and the next key '%s'", d->config->log_key,
+			 d->config->log_key_next);
+	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), why, sizeof(why));
+	if (r < 0 && r != -ENOENT)
+		return log_error_errno(r, "the audit log does not match its checkpoint: %s; run keystrap-server audit "
+					  "verify", why);
+	/* The copy kept outside the database: the log must extend it. */
+	if (d->config->checkpoint_file && access(d->config->checkpoint_file, F_OK) == 0 &&
+	    (r = checkpoint_extends_file(d->srv.store, note_signer_verifier(signer), d->config->checkpoint_file, why,
+					 sizeof(why))) < 0)
+		return log_error_errno(r, "%s; run keystrap-server audit verify --since %s", why,
+				       d->config->checkpoint_file);
+	if ((r = store_log_size(d->srv.store, &size)) < 0)
+		return log_error_errno(r, "cannot read the audit log: %s", strerror(-r));
+	if (size > 0 && !checkpoint_exists(d->srv.store)) {
+		/* The first start with a log key (or a checkpoint row deleted: the file and nodes tell). */
+		log_warning("the audit log's %llu records have no signed checkpoint: signing one now", (unsigned long long)size);
+		if ((r = store_begin(d->srv.store)) < 0 || (r = store_checkpoint_sign(d->srv.store)) < 0 ||
+		    (r = store_commit(d->srv.store)) < 0) {
+			store_rollback(d->srv.store);
+			return log_error_errno(r, "cannot sign the audit log's checkpoint: %s", strerror(-r));
+		}
+	}
+	return 0;
+}
+
 /* Every second: registry counts for the gauges and the enrollment cap. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -602,6 +704,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			health_note(d, k, "cannot read the registry");
 		return;
 	}
+	if (d->config->log_key && !d->batch_open)
+		checkpoint_publish(d->srv.store, d->config->checkpoint_file, &d->checkpoint_published);
 	d->m.nodes = census;
 	d->m.nodes_known = true;
 	d->srv.enroll_pending = census.state[NODE_REQUESTED];
@@ -999,6 +1103,10 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "database";
 	if (!streq(a->kek, b->kek))
 		return "kek";
+	if (!streq(a->log_key ?: "", b->log_key ?: ""))
+		return "log_key";
+	if (!streq(a->log_key_next ?: "", b->log_key_next ?: ""))
+		return "log_key_next";
 	if (a->max_connections != b->max_connections)
 		return "max_connections";
 	if (a->max_connections_per_address != b->max_connections_per_address)
@@ -1113,7 +1221,7 @@ int serve_run(const char *config)
 	d->config_path = config;
 	if (pki_load(c, &d->srv.pki) < 0 || tls_ctx_new(c, &d->ssl) < 0)
 		goto out;
-	if (store_open(c->database, c->kek, &d->srv.store) < 0)
+	if (store_open(c->database, c->kek, &d->srv.store) < 0 || log_open(d) < 0)
 		goto out;
 	if (ratelimit_new(c->rate_limit, (double)c->rate_burst, &d->limit) < 0)
 		goto out;

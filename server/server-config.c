@@ -34,6 +34,9 @@ void server_config_free(struct server_config *c)
 		free(c->ek_ca[i]);
 	free(c->ca_certificate);
 	free(c->ca_key);
+	free(c->log_key);
+	free(c->checkpoint_file);
+	free(c->log_key_next);
 	free(c->ca_previous);
 	operator_keys_free(c->operators);
 	free(c);
@@ -132,7 +135,8 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "ca_certificate", "ca_key", "certificate_lifetime", "nonce_lifetime",
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
-					      "request_timeout", "kek", "ca_previous", "crl_lifetime", NULL };
+					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
+					      "log_key_next", "checkpoint_file", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -169,6 +173,9 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "ca_certificate", true, &c->ca_certificate)) < 0 ||
 	    (r = str(path, o, "ca_key", true, &c->ca_key)) < 0 ||
 	    (r = str(path, o, "ca_previous", false, &c->ca_previous)) < 0 ||
+	    (r = str(path, o, "log_key", false, &c->log_key)) < 0 ||
+	    (r = str(path, o, "checkpoint_file", false, &c->checkpoint_file)) < 0 ||
+	    (r = str(path, o, "log_key_next", false, &c->log_key_next)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||

@@ -11,7 +11,7 @@ n=0 failed=0
 # Libraries each side must never reach: the node's TPM/disk stack, the server's network/store.
 node_only='tss2/tss2_esys\.h|tss2/tss2_tctildr\.h|tss2/tss2_rc\.h|libcryptsetup\.h|blkid/'
 server_only='event2/|sqlite3\.h|libpq-fe\.h|systemd/sd-'
-# Only the server load benchmark links libcurl: keystrap speaks HTTPS with node/https.c.
+# Only the server load benchmark links libcurl: keystrap speaks HTTPS with common/https.c.
 bench_only='curl/'
 
 report() { # NAME, then offending lines on stdin

@@ -62,6 +62,7 @@ audited() {
 	vm_srv "$SRV" audit export | jq -r --arg a "$1" --arg d "$2" --arg ek "$(cat "$TEMPLATE/ek-hash")" \
 		'select(.action == $a and .decision == $d and .ek_hash == $ek) | .reasons' | grep -Eq -- "$3"
 }
+log_verifies() { vm_srv "$SRV" audit verify >/dev/null 2>&1; }
 # attest_failed WHY: keystrap handoff gave up with a line matching WHY, the failure policy
 # (continue) said so on the console, the boot went on, and nothing reached the keyring.
 attest_failed() {
@@ -183,6 +184,9 @@ scenario_1() {
 	expect "keystrap handed node1's credentials to the keyring in the initrd" \
 		reported attest 'node node1: 1 secret\(s\), certificate and key in keyring'
 	expect "the server's audit log: node1's quote accepted" audited attest-finish allow .
+	expect "node1 witnessed the server's audit log: its keyring holds the checkpoint its reply was proved against" \
+		reported witnessed '^keystrap-vm/log, [0-9]+ records, root '
+	expect "... and the server's log verifies against the checkpoint it signed" log_verifies
 	expect "keystrap measured leave-initrd" reported leave-initrd 'keystrap:leave-initrd'
 	expect "the measurement log: $PHASES_ATTESTED" value_is phases "$PHASES_ATTESTED"
 	expect "the consumer service (uid 942) holds node1's certificate, valid, issued seconds ago, and the secret" \

@@ -52,12 +52,25 @@ vm_server_pki() {
 	stamp server-pki v1
 }
 
-# The guest's keystrap.conf: public, so it goes into the initramfs as it is.
-# The credentials go to uid/gid 942, the harness's consumer service (vm/guest/consumer).
+# The audit log's key, shared by every scenario's server as the KEK is, made once (the
+# guest pins its verifier key); its own stamp, so the CA and what is built on it stay.
+vm_log_key() {
+	fresh log-key v1 && [ -f "$VM_PKI/log.vkey" ] && return 0
+	mkdir -p "$VM_PKI"
+	rm -f "$VM_PKI/log.key" "$VM_PKI/log.vkey"
+	"$KEYSTRAP_SERVER_BIN" log-key generate "$VM_PKI/log.key" --name keystrap-vm/log >"$VM_PKI/log.vkey" ||
+		die "cannot make the log key"
+	stamp log-key v1
+}
+
+# The guest's keystrap.conf: public, so it goes into the initramfs as it is. The guest
+# witnesses the server's audit log (LogKey=). The credentials go to uid/gid 942, the
+# harness's consumer service (vm/guest/consumer).
 vm_attest_conf() {
+	vm_log_key
 	printf '%s\n' '# keystrap VM harness: attest to the host (QEMU user networking).' \
-		'[Attest]' "Server=$VM_SERVER_URL" "CA=$VM_SERVER_CA" 'Timeout=30' 'FailurePolicy=continue' \
-		'' '[Handoff]' 'Owner=942' 'Group=942'
+		'[Attest]' "Server=$VM_SERVER_URL" "CA=$VM_SERVER_CA" "LogKey=$(cat "$VM_PKI/log.vkey")" 'Timeout=30' \
+		'FailurePolicy=continue' '' '[Handoff]' 'Owner=942' 'Group=942'
 }
 
 vm_stage_attest() {
@@ -96,6 +109,7 @@ vm_server_config() {
 		{"listen":"127.0.0.1:$VM_SERVER_PORT","tls_certificate":"$VM_PKI/tls.crt","tls_key":"$VM_PKI/tls.key",
 		 "database":"$d/keystrap.db","kek":"$VM_PKI/kek","ek_ca":["$VM_EK_CA_DIR/swtpm-localca-rootca-cert.pem","$VM_EK_CA_DIR/issuercert.pem"],
 		 "ca_certificate":"$VM_PKI/ca.crt","ca_key":"$VM_PKI/ca.key","nonce_lifetime":60,"max_body":1048576,
+		 "log_key":"$VM_PKI/log.key",
 		 "operator_keys":["$o/op1.pub","$o/op2.pub"],"policy_threshold":2}
 	JSON
 }

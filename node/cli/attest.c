@@ -17,10 +17,12 @@
 #include "keystrap.h"
 #include "log.h"
 #include "node-credentials.h"
+#include "note.h"
 #include "secbuf.h"
 
 static const char usage[] = "keystrap attest --server URL --ca FILE [--ek rsa2048|ecc256|ecc384] [--event-log FILE]\n"
-			    "                       [--log FILE] [--timeout SEC] [--retries N] [--out-dir DIR]";
+			    "                       [--log FILE] [--timeout SEC] [--retries N] [--log-key VKEY [--checkpoint FILE]]\n"
+			    "                       [--out-dir DIR]";
 
 static int write_file(int dir, const char *path, const char *name, const void *p, size_t n)
 {
@@ -61,7 +63,8 @@ static int save_files(int dir, const char *path, const struct node_credentials *
 		return log_error_errno(-EIO, "cannot encode the node key");
 	if ((r = write_file(dir, path, "node.key.der", der->data, der->size)) < 0 ||
 	    (r = write_file(dir, path, "node.crt", c->certificate, strlen(c->certificate))) < 0 ||
-	    (c->chain && (r = write_file(dir, path, "chain.pem", c->chain, strlen(c->chain))) < 0))
+	    (c->chain && (r = write_file(dir, path, "chain.pem", c->chain, strlen(c->chain))) < 0) ||
+	    (c->checkpoint && (r = write_file(dir, path, "checkpoint", c->checkpoint, strlen(c->checkpoint))) < 0))
 		return r;
 	if (c->n_secrets && mkdirat(dir, "secrets", 0700) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "cannot create %s/secrets: %m", path);
@@ -96,8 +99,11 @@ int cmd_attest(int argc, char **argv)
 		{ "ek", required_argument, NULL, 'e' },        { "out-dir", required_argument, NULL, 'o' },
 		{ "event-log", required_argument, NULL, 'E' }, { "log", required_argument, NULL, 'l' },
 		{ "timeout", required_argument, NULL, 't' },   { "retries", required_argument, NULL, 'r' },
+		{ "log-key", required_argument, NULL, 'k' },   { "checkpoint", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },            {}
 	};
+	_cleanup_free_ uint8_t *held = NULL;
+	const char *checkpoint = NULL;
 	_cleanup_node_credentials_ struct node_credentials *c = NULL;
 	struct attest_options a = { .ek_kind = TPM_EK_RSA2048 };
 	enum attest_failure failure = ATTEST_FAILED_LOCAL;
@@ -138,6 +144,12 @@ int cmd_attest(int argc, char **argv)
 						   ATTEST_RETRIES_MAX);
 			a.attempts = retries + 1;
 			break;
+		case 'k':
+			a.log_key = optarg;
+			break;
+		case 'C':
+			checkpoint = optarg;
+			break;
 		case 'h':
 			printf("Usage: %s\n\n"
 			       "Prove this boot to keystrap-server and receive a node certificate and secrets.\n"
@@ -152,6 +164,9 @@ int cmd_attest(int argc, char **argv)
 			       "  --retries N       further tries in all, after the server's Retry-After or a backoff\n"
 			       "                    with jitter, 0 to %d (default %d; Retries=); the whole attestation\n"
 			       "                    takes at most the timeout times the tries\n"
+			       "  --log-key VKEY    witness the server's audit log (LogKey=): refuse a reply whose\n"
+			       "                    checkpoint, inclusion or consistency proof does not verify\n"
+			       "  --checkpoint FILE the checkpoint held from before, which the new one must extend\n"
 			       "  --out-dir DIR     FOR TESTS ONLY, on a tmpfs: write the certificate, chain, node key\n"
 			       "                    and secrets as files (keystrap handoff keeps them in keyrings)\n\n"
 			       "Exit 0: attested; 1: failed here (configuration, TPM, clock, a reply that does not\n"
@@ -166,6 +181,17 @@ int cmd_attest(int argc, char **argv)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!a.server || !a.ca)
 		return usage_error(usage, "--server and --ca are required");
+	if (checkpoint && !a.log_key)
+		return usage_error(usage, "--checkpoint goes with --log-key");
+	if (checkpoint) {
+		size_t n;
+
+		if ((r = read_file(checkpoint, NOTE_MAX, &held, &n)) < 0) {
+			log_error("cannot read --checkpoint '%s': %s", checkpoint, strerror(-r));
+			return 1;
+		}
+		a.checkpoint = (const char *)held;
+	}
 	if (strncmp(a.server, "https://", 8) != 0 || strlen(a.server) > 1024)
 		return usage_error(usage, "--server '%s' is not an https:// URL", a.server);
 	if (a.measure_log && a.measure_log[0] != '/')

@@ -136,7 +136,7 @@ int cmd_handoff(int argc, char **argv)
 		return 1;
 	}
 	/* attest_run logs why it failed; the policy decides what the boot does about it. */
-	if (handoff_attest(cfg, kind, &c, &failure) < 0) {
+	if (handoff_attest(cfg, kind, NULL, &c, &failure) < 0) {
 		if (renew && failure == ATTEST_FAILED_REVOKED && handoff_status_read(&st) >= 0 &&
 		    (st.revoked_at || handoff_revoke(&st, (int64_t)time(NULL)) >= 0)) {
 			log_error(st.revoked_at ? "renewal refused: this node is still revoked; its keyring holds no credentials" :

@@ -18,6 +18,7 @@
 #include "keyring.h"
 #include "keystrap.h"
 #include "log.h"
+#include "note.h"
 
 static const char usage[] = "keystrap status [--ek[=KIND]]";
 
@@ -61,6 +62,23 @@ static int print_ek(enum tpm_ek_kind kind)
 	}
 	puts(hash);
 	return 0;
+}
+
+/* The audit log checkpoint the node holds, as its text says it (the signature was checked when it came). */
+static void print_checkpoint(const struct handoff_status *s)
+{
+	_cleanup_free_ char *note = handoff_status_checkpoint(s);
+	struct checkpoint c;
+	char why[160], b64[64], when[UTC_TIME_MAX];
+	const char *end = note ? strstr(note, "\n\n") : NULL;
+
+	if (!end || checkpoint_parse(note, (size_t)(end + 1 - note), &c, why, sizeof(why)) < 0) {
+		printf("%-13s%s\n", "log:", "not witnessed (no LogKey=, or a server before the transparency log)");
+		return;
+	}
+	base64_encode(c.root, MERKLE_HASH_SIZE, b64);
+	printf("%-13s%s, %" PRIu64 " records, root %s, signed %s\n", "log:", c.origin, c.size, b64,
+	       utc_time_format(c.time, when));
 }
 
 int cmd_status(int argc, char **argv)
@@ -134,6 +152,7 @@ int cmd_status(int argc, char **argv)
 	printf("\n%-13s%" PRId32 " (\"%s\")\n", "keyring:", ring, KEYRING_NAME);
 	if (s.generation[0])
 		printf("%-13s%s\n", "generation:", s.generation);
+	print_checkpoint(&s);
 	printf("credentials:\n");
 	for (size_t i = 0; i < n; i++)
 		printf("  %-24s %5zu bytes  uid %u  gid %u  perm %08" PRIx32 "\n", e[i].desc, e[i].size,

@@ -80,6 +80,7 @@ int cmd_verify(int argc, char **argv)
 	_cleanup_config_ struct keystrap_config *cfg = NULL;
 	_cleanup_node_credentials_ struct node_credentials *c = NULL;
 	static struct handoff_status st;
+	_cleanup_free_ char *held = NULL;
 	const char *config = CONFIG_PATH;
 	enum tpm_ek_kind kind = TPM_EK_RSA2048;
 	enum attest_failure failure = ATTEST_FAILED_LOCAL;
@@ -131,12 +132,17 @@ int cmd_verify(int argc, char **argv)
 	if (!streq(cfg->server, st.server))
 		log_warning("[Attest] Server=%s is not the server of the handoff (%s)", cfg->server, st.server);
 	/* attest_run logs a refusal with the server's reason (a drifted PCR is named there). */
-	if (handoff_attest(cfg, kind, &c, &failure) < 0) {
+	held = handoff_status_checkpoint(&st);
+	if (handoff_attest(cfg, kind, held, &c, &failure) < 0) {
 		printf("attestation to %s: refused or failed\n", cfg->server);
 		if (failure == ATTEST_FAILED_REVOKED)
 			revoked(&st, cfg->server);
 		return 1;
 	}
 	printf("attestation to %s: accepted, node %s\n", cfg->server, c->node_id);
+	/* The checkpoint this attestation was proved against is the one to extend next time. */
+	if (c->checkpoint && (handoff_status_set_checkpoint(&st, c->checkpoint) < 0 || (r = handoff_status_write(&st)) < 0))
+		log_warning("cannot keep the new audit log checkpoint in the keyring's status: the next attestation "
+			    "is checked against the one held before");
 	return changed ? 1 : 0;
 }

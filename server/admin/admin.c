@@ -1,23 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "admin.h"
+#include "log-key.h"
 #include "log.h"
 #include "server-config.h"
 
 int admin_load(const char *config, struct server_config **ret_config, struct store **ret)
 {
 	_cleanup_server_config_ struct server_config *c = NULL;
+	char why[PATH_MAX + 512];
 
 	if (server_config_load(config, &c) < 0)
 		return 1;
 	/* store_open names the store or the KEK and why it failed. */
 	if (store_open(c->database, c->kek, ret) < 0)
 		return 1;
+	/* What an operator's command records is signed into the log at its commit, as the server's is. */
+	if (log_keys_attach(*ret, c, why, sizeof(why)) < 0) {
+		log_error("%s", why);
+		store_close(*ret);
+		*ret = NULL;
+		return 1;
+	}
 	if (ret_config)
 		*ret_config = TAKE_PTR(c);
 	return 0;
@@ -81,6 +91,7 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 					      { "file", required_argument, NULL, 'f' },
 					      { "full", no_argument, NULL, 'F' },
 					      { "reinstate", no_argument, NULL, 'R' },
+					      { "probe", no_argument, NULL, 'P' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	static const struct admin_options none = {};
@@ -123,6 +134,11 @@ int admin_open(int argc, char **argv, const char *usage, const struct admin_opti
 			if (!o->reinstate)
 				goto bad;
 			*o->reinstate = true;
+			break;
+		case 'P':
+			if (!o->probe)
+				goto bad;
+			*o->probe = true;
 			break;
 		case 'h':
 			printf("Usage: %s\n", usage);

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "server-config.h"
 #include "store.h"
@@ -23,6 +25,8 @@ int cmd_secret(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
+int cmd_log_key(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* The options an admin command takes besides --config: a NULL member refuses its option. */
 struct admin_options {
@@ -32,6 +36,7 @@ struct admin_options {
 	const char **file;  /* --file FILE */
 	bool *full;         /* --full */
 	bool *reinstate;    /* --reinstate */
+	bool *probe;        /* --probe */
 };
 
 /*
@@ -60,3 +65,10 @@ int admin_refuse(const char *fmt, ...) _printf_(1, 2);
 int admin_audit(struct store *s, const char *action, const char *decision, const char *what);
 /* A refused step: said as admin_refuse says it, and recorded (deny) in a transaction of its own. */
 int admin_denied(struct store *s, const char *action, const char *fmt, ...) _printf_(3, 4);
+
+/* A self-signed ECDSA P-256 CA (ca rotate's, probe init's), valid from the allowed clock skew ago for days. */
+int admin_ca_generate(const char *cn, int64_t days, EVP_PKEY **ret_key, STACK_OF(X509) **ret_chain);
+/* A private key as PKCS#8 PEM, written to a new owner-only file (write_file_new). */
+int admin_key_write(EVP_PKEY *k, const char *path);
+/* Certificates as PEM, written to a new file readable by all. */
+int admin_chain_write(STACK_OF(X509) *chain, const char *path);

@@ -85,7 +85,7 @@ static int ext_add(X509 *x, int nid, const char *value)
 }
 
 /* A self-signed ECDSA P-256 CA, valid from the clock skew nodes are allowed for days. */
-static int ca_generate(const char *cn, int64_t days, EVP_PKEY **ret_key, STACK_OF(X509) **ret_chain)
+int admin_ca_generate(const char *cn, int64_t days, EVP_PKEY **ret_key, STACK_OF(X509) **ret_chain)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *k = EVP_EC_gen("P-256");
 	_cleanup_(X509_freep) X509 *x = X509_new();
@@ -119,7 +119,7 @@ static int ca_generate(const char *cn, int64_t days, EVP_PKEY **ret_key, STACK_O
 }
 
 /* The key as PKCS#8 PEM, in memory OpenSSL wipes when it frees it, written beside as owner-only. */
-static int key_write(EVP_PKEY *k, const char *path)
+int admin_key_write(EVP_PKEY *k, const char *path)
 {
 	BIO *b = BIO_new(BIO_s_secmem());
 	BUF_MEM *mem;
@@ -134,7 +134,7 @@ static int key_write(EVP_PKEY *k, const char *path)
 	return r;
 }
 
-static int pem_write(STACK_OF(X509) *chain, const char *path)
+int admin_chain_write(STACK_OF(X509) *chain, const char *path)
 {
 	_cleanup_free_ char *pem = NULL;
 	int r = ca_chain_pem_append(chain, &pem);
@@ -282,7 +282,7 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 			snprintf(cn, sizeof(cn), "%s", o->subject);
 		else
 			snprintf(cn, sizeof(cn), "keystrap CA %s", stamp);
-		if ((r = ca_generate(cn, days, &key, &fresh)) < 0)
+		if ((r = admin_ca_generate(cn, days, &key, &fresh)) < 0)
 			return admin_refuse("cannot make a CA key and certificate: %s", strerror(-r));
 	}
 	if (key_unused(sk_X509_value(fresh, 0), current, previous, why, sizeof(why)) < 0 ||
@@ -297,10 +297,10 @@ static int rotate(const struct server_config *c, struct store *s, const struct r
 				return admin_refuse("out of memory");
 	}
 	paths_clean(&p, true);
-	if ((r = pem_write(fresh, p.cert_new)) < 0 || (r = file_owner_like(p.cert_new, c->ca_certificate)) < 0 ||
-	    (r = key_write(key, p.key_new)) < 0 || (r = file_owner_like(p.key_new, c->ca_key)) < 0 ||
+	if ((r = admin_chain_write(fresh, p.cert_new)) < 0 || (r = file_owner_like(p.cert_new, c->ca_certificate)) < 0 ||
+	    (r = admin_key_write(key, p.key_new)) < 0 || (r = file_owner_like(p.key_new, c->ca_key)) < 0 ||
 	    (previous && sk_X509_num(previous) > 0 &&
-	     ((r = pem_write(previous, p.previous_new)) < 0 || (r = file_owner_like(p.previous_new, c->ca_certificate)) < 0))) {
+	     ((r = admin_chain_write(previous, p.previous_new)) < 0 || (r = file_owner_like(p.previous_new, c->ca_certificate)) < 0))) {
 		paths_clean(&p, true);
 		return admin_refuse("cannot write the new CA beside '%s': %s; the CA in force is unchanged", c->ca_certificate,
 			      strerror(-r));

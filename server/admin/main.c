@@ -17,12 +17,14 @@ static const struct {
 } commands[] = {
 	{ "serve", cmd_serve, "run the attestation server (HTTPS, TLS 1.3)" },
 	{ "node", cmd_node, "list the node registry; approve or revoke a node" },
-	{ "audit", cmd_audit, "verify the audit hash chain, or export it as JSON lines" },
+	{ "audit", cmd_audit, "verify the audit log against its signed checkpoints, prove a record, export it" },
+	{ "log-key", cmd_log_key, "generate the key that signs the audit log's checkpoints" },
 	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
 	{ "secret", cmd_secret, "store (from standard input), list, or delete secret payloads; values never shown" },
 	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
 	{ "ca", cmd_ca, "rotate the CA that signs node certificates, retire the previous one; show it, print the bundle or the CRL" },
 	{ "operator", cmd_operator, "rotate an operator key: the policy in force re-signed by the new key set" },
+	{ "probe", cmd_probe, "attest as a probe node, as a node would, and write the result as metrics (synthetic provisioning)" },
 };
 
 static void show_usage(FILE *f)

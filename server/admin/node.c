@@ -15,6 +15,7 @@
 #include "attest-msg.h"
 #include "encode.h"
 #include "fileio.h"
+#include "handshake.h"
 #include "json-cleanup.h"
 #include "log.h"
 #include "payload.h"
@@ -23,7 +24,7 @@
 
 static const char usage[] = "keystrap-server node list [--full] [--json] --config FILE\n"
 			    "       keystrap-server node show EK-HASH|NODE-ID [--json] --config FILE\n"
-			    "       keystrap-server node approve EK-HASH|NODE-ID [--id NODE-ID] [--group GROUP] [--reinstate] --config FILE\n"
+			    "       keystrap-server node approve EK-HASH|NODE-ID [--id NODE-ID] [--group GROUP|--probe] [--reinstate] --config FILE\n"
 			    "       keystrap-server node approve --file FILE [--group GROUP] --config FILE\n"
 			    "       keystrap-server node revoke EK-HASH|NODE-ID --config FILE";
 
@@ -263,7 +264,7 @@ static void audit_refused(struct store *s, const char *ek, const char *node_id, 
 
 struct approval {
 	const char *id, *group;
-	bool reinstate;
+	bool reinstate, probe;
 };
 
 /*
@@ -554,10 +555,22 @@ int cmd_node(int argc, char **argv)
 
 	r = admin_open(argc, argv, usage,
 		       &(struct admin_options){ .id = &a.id, .group = &a.group, .json = &json, .file = &file,
-						.full = &full, .reinstate = &a.reinstate },
+						.full = &full, .reinstate = &a.reinstate, .probe = &a.probe },
 		       &verb, &arg, &s);
 	if (r != 0)
 		return r;
+	/* A probe is a node of the probe group (never released a secret): --probe is how it gets there. */
+	if (a.probe && a.group) {
+		fprintf(stderr, "Usage: %s\n", usage);
+		return EXIT_USAGE;
+	}
+	if (a.group && streq(a.group, NODE_GROUP_PROBE))
+		return admin_refuse("group '%s' is the probe nodes': approve a probe with --probe", a.group);
+	if (a.probe) {
+		if (!streq(verb, "approve") || file)
+			return admin_refuse("--probe approves one node as a probe: node approve EK-HASH|NODE-ID --probe");
+		a.group = NODE_GROUP_PROBE;
+	}
 	if (streq(verb, "list") && !arg && !a.id && !a.group && !file && !a.reinstate)
 		return list(s, json, full);
 	if (streq(verb, "show") && arg && !a.id && !a.group && !file && !full && !a.reinstate)

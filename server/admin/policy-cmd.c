@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "attest-msg.h"
+#include "encode.h"
 #include "fileio.h"
 #include "json-cleanup.h"
 #include "log.h"
@@ -114,7 +115,8 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	_cleanup_free_ uint8_t *text = NULL;
 	_cleanup_policy_ struct policy *p = NULL;
 	char reason[ATTEST_REASON_MAX], who[64], fps[OPERATOR_KEYS_MAX * 18], when[21], why[WHY_MAX];
-	char full[OPERATOR_KEYS_MAX * (FINGERPRINT_HEX + 2)], record[sizeof(full) + 256];
+	char full[OPERATOR_KEYS_MAX * (FINGERPRINT_HEX + 2)], record[sizeof(full) + 320], digest[65];
+	uint8_t d[32];
 	struct audit_rec a;
 	int64_t current = 0;
 	uint32_t signers = 0;
@@ -159,8 +161,11 @@ static int load(const struct server_config *c, struct store *s, const char *path
 	signers_format(c->operators, signers, false, fps, sizeof(fps));
 	signers_format(c->operators, signers, true, full, sizeof(full));
 	admin_operator(who, sizeof(who));
-	snprintf(record, sizeof(record), "policy version %lld, expires %s, signed by %s; loaded by %s",
-		 (long long)p->version, when, full, who);
+	if (policy_text_digest(text, size, d) < 0)
+		return admin_refuse("cannot hash the policy: %s", strerror(EIO));
+	hex_encode(d, sizeof(d), digest);
+	snprintf(record, sizeof(record), "policy version %lld (sha256 %s), expires %s, signed by %s; loaded by %s",
+		 (long long)p->version, digest, when, full, who);
 	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
 				.action = "policy-load", .decision = "allow", .reasons = record };
 

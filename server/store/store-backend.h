@@ -74,8 +74,20 @@ struct store_ops {
 	void (*scrub)(struct store *s);
 	/* The chain's last record (-ENOENT: none yet), and a record store.c has chained to it. */
 	int (*audit_head)(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]);
+	/* One stored subtree hash (-ENOENT: none), and how many leaves the tree has. */
+	int (*tree_get)(struct store *s, unsigned level, uint64_t index, uint8_t ret[32]);
+	int (*tree_leaves)(struct store *s, int64_t *ret);
+	/* Several at once, in one statement where the database is a round trip away (-ENOENT: one is missing). */
+	int (*tree_get_many)(struct store *s, const struct merkle_ref *refs, size_t n, merkle_hash *ret);
+	int (*tree_put_many)(struct store *s, const struct merkle_ref *refs, const merkle_hash *hashes, size_t n);
+	/* The newest checkpoint (malloc'ed note; -ENOENT: none yet), and its replacement. */
+	int (*checkpoint_get)(struct store *s, int64_t *ret_size, char **ret_note);
+	int (*checkpoint_put)(struct store *s, int64_t size, const char *note);
 	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
 	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+	/* The newest record of that action and decision; -ENOENT: none. */
+	int (*audit_last)(struct store *s, const char *action, const char *decision,
+			  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*audit_foreach_ek)(struct store *s, const char *ek_hash, int64_t limit,
 				int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*probe_write)(struct store *s, int64_t now_us); /* the health row, in store.c's transaction */
@@ -155,6 +167,17 @@ struct store_ops {
 	" reasons TEXT NOT NULL," \
 	" prev_hash " BLOB " NOT NULL," \
 	" hash " BLOB " NOT NULL);" \
+	/* The audit log's Merkle tree: each complete subtree's hash (level 0: the leaves), and the \
+	 * newest signed checkpoint (one row). Neither is trusted: audit verify recomputes both. */ \
+	"CREATE TABLE IF NOT EXISTS audit_tree (" \
+	" level " INT " NOT NULL," \
+	" idx " INT " NOT NULL," \
+	" hash " BLOB " NOT NULL," \
+	" PRIMARY KEY (level, idx));" \
+	"CREATE TABLE IF NOT EXISTS checkpoint (" \
+	" id " INT " PRIMARY KEY," \
+	" size " INT " NOT NULL," \
+	" note TEXT NOT NULL);" \
 	/* One row that store_probe rewrites: a committed write, as a decision's, that records nothing. */ \
 	"CREATE TABLE IF NOT EXISTS health (" \
 	" id " INT " PRIMARY KEY," \
@@ -206,9 +229,18 @@ struct store_ops {
  * consumers whose clock is behind), when its node gets another: by the index, a few rows a node. */
 #define STORE_CERT_KEEP_S 3600
 
+struct note_signer;
 struct store {
 	const struct store_ops *ops;
 	struct kek *kek; /* store.c's: set after the backend opened, freed before it closes */
+	/* store_set_log_signer's (owned); and whether this transaction appended records. */
+	struct note_signer *log_signer;
+	struct note_signer *log_cosigner; /* the next log key, during its rotation (owned); NULL: none */
+	bool log_grew;
+	/* The tree's right edge as this transaction left it: appends read nothing more. Another
+	 * instance may append between transactions, so it lasts only until commit or rollback. */
+	bool edge_valid;
+	struct merkle_range edge;
 };
 
 /*
@@ -219,6 +251,11 @@ int store_transaction_do(struct store *s, int (*fn)(struct store *s, void *userd
 
 /* secrets.c: binds a freshly opened store to its KEK (store_open's contract); why: one line. */
 int store_kek_bind(struct store *s, char *why, size_t why_size);
+
+/* audit-log.c: the record's leaf in the tree (in the record's transaction), and a store older
+ * than the tree given its leaves (store_open's). */
+int audit_log_append(struct store *s, const struct audit_rec *r);
+int store_log_bind(struct store *s, char *why, size_t why_size);
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;

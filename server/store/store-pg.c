@@ -45,6 +45,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #include <libpq-fe.h>
 
 #include "deadline.h"
+#include "encode.h"
 #include "log.h"
 #include "secbuf.h"
 #include "store-backend.h"
@@ -1121,6 +1123,128 @@ static int pg_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash[32]
 	return 0;
 }
 
+static int pg_tree_get(struct store *s, unsigned level, uint64_t index, uint8_t ret[32])
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, level);
+	p_int8(&p, (int64_t)index);
+	if ((r = run(s, "audit tree", "SELECT hash FROM audit_tree WHERE level = $1 AND idx = $2", &p, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	return col_bytes(res, 0, 0, ret, 32, 32, NULL);
+}
+
+/* "0,3,7": the levels or indexes of refs, for string_to_array. */
+static void ref_list(const struct merkle_ref *refs, size_t n, bool levels, char *buf, size_t size)
+{
+	size_t at = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < n && at < size; i++)
+		at += (size_t)snprintf(buf + at, size - at, "%s%" PRIu64, i ? "," : "",
+				       levels ? (uint64_t)refs[i].level : refs[i].index);
+}
+
+/* One round trip for the whole right edge of the tree, whatever its size. */
+static int pg_tree_get_many(struct store *s, const struct merkle_ref *refs, size_t n, merkle_hash *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	char levels[MERKLE_PROOF_MAX * 4], idxs[MERKLE_PROOF_MAX * 21];
+	int r;
+
+	ref_list(refs, n, true, levels, sizeof(levels));
+	ref_list(refs, n, false, idxs, sizeof(idxs));
+	p_text(&p, levels);
+	p_text(&p, idxs);
+	if ((r = run(s, "audit tree",
+		     "SELECT t.level, t.idx, t.hash FROM audit_tree t JOIN unnest(string_to_array($1, ',')::bigint[], "
+		     "string_to_array($2, ',')::bigint[]) AS w(level, idx) ON t.level = w.level AND t.idx = w.idx",
+		     &p, 0, &res)) < 0)
+		return r;
+	if ((size_t)PQntuples(res) != n)
+		return -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		int row;
+
+		for (row = 0; row < PQntuples(res); row++)
+			if (col_int8(res, row, 0) == (int64_t)refs[i].level && col_int8(res, row, 1) == (int64_t)refs[i].index)
+				break;
+		if (row == PQntuples(res) || (r = col_bytes(res, row, 2, ret[i], 32, 32, NULL)) < 0)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+/* Every subtree a leaf completes, in one statement. */
+static int pg_tree_put_many(struct store *s, const struct merkle_ref *refs, const merkle_hash *hashes, size_t n)
+{
+	struct params p = { 0 };
+	char levels[MERKLE_PROOF_MAX * 4], idxs[MERKLE_PROOF_MAX * 21], hex[MERKLE_PROOF_MAX * 65];
+
+	ref_list(refs, n, true, levels, sizeof(levels));
+	ref_list(refs, n, false, idxs, sizeof(idxs));
+	for (size_t i = 0; i < n; i++) {
+		hex_encode(hashes[i], 32, hex + i * 65);
+		hex[i * 65 + 64] = i + 1 < n ? ',' : 0;
+	}
+	if (n == 0)
+		hex[0] = 0;
+	p_text(&p, levels);
+	p_text(&p, idxs);
+	p_text(&p, hex);
+	return run(s, "audit tree append",
+		   "INSERT INTO audit_tree (level, idx, hash) SELECT l, i, decode(h, 'hex') FROM "
+		   "unnest(string_to_array($1, ',')::bigint[], string_to_array($2, ',')::bigint[], "
+		   "string_to_array($3, ',')) AS t(l, i, h)",
+		   &p, 0, NULL);
+}
+
+static int pg_tree_leaves(struct store *s, int64_t *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r;
+
+	if ((r = run(s, "audit tree size", "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_tree WHERE level = 0", NULL, 0,
+		     &res)) < 0)
+		return r;
+	*ret = col_int8(res, 0, 0);
+	return 0;
+}
+
+static int pg_checkpoint_get(struct store *s, int64_t *ret_size, char **ret_note)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	char *note;
+	int r;
+
+	if ((r = run(s, "checkpoint", "SELECT size, note FROM checkpoint WHERE id = 1", NULL, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	if (!(note = strdup(col_text(res, 0, 1))))
+		return -ENOMEM;
+	*ret_size = col_int8(res, 0, 0);
+	*ret_note = note;
+	return 0;
+}
+
+static int pg_checkpoint_put(struct store *s, int64_t size, const char *note)
+{
+	struct params p = { 0 };
+
+	p_int8(&p, size);
+	p_text(&p, note);
+	return run(s, "checkpoint",
+		   "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) "
+		   "ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note",
+		   &p, 0, NULL);
+}
+
 static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
 {
 	struct params p = { 0 };
@@ -1217,6 +1341,27 @@ static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t lim
 	return 0;
 }
 
+static int pg_audit_last(struct store *s, const char *action, const char *decision,
+			 int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	struct audit_rec a;
+	int r;
+
+	p_text(&p, action);
+	p_text(&p, decision);
+	if ((r = run(s, "audit list",
+		     "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+		     "FROM audit WHERE action = $1 AND decision = $2 ORDER BY seq DESC LIMIT 1",
+		     &p, 0, &res)) < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	audit_from_row(res, 0, &a);
+	return cb(&a, userdata);
+}
+
 static int pg_probe_write(struct store *s, int64_t now_us)
 {
 	struct params p = { 0 };
@@ -1263,8 +1408,15 @@ const struct store_ops store_pg_ops = {
 	.scrub = pg_scrub,
 	.audit_head = pg_audit_head,
 	.audit_insert = pg_audit_insert,
+	.tree_get = pg_tree_get,
+	.tree_get_many = pg_tree_get_many,
+	.tree_put_many = pg_tree_put_many,
+	.tree_leaves = pg_tree_leaves,
+	.checkpoint_get = pg_checkpoint_get,
+	.checkpoint_put = pg_checkpoint_put,
 	.audit_foreach = pg_audit_foreach,
 	.audit_foreach_ek = pg_audit_foreach_ek,
+	.audit_last = pg_audit_last,
 	.probe_write = pg_probe_write,
 	.revoked_foreach = pg_revoked_foreach,
 	.revoked_version = pg_revoked_version,

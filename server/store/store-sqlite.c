@@ -926,6 +926,100 @@ static int sqlite_audit_head(struct store *s, int64_t *ret_seq, uint8_t ret_hash
 	return 0;
 }
 
+static int sqlite_tree_get(struct store *s, unsigned level, uint64_t index, uint8_t ret[32])
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT hash FROM audit_tree WHERE level = ? AND idx = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, level);
+	sqlite3_bind_int64(st, 2, (int64_t)index);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "audit tree");
+	return blob_copy(st, 0, ret, 32, 32, NULL);
+}
+
+/* In-process: one statement per subtree costs no round trip. */
+static int sqlite_tree_get_many(struct store *s, const struct merkle_ref *refs, size_t n, merkle_hash *ret)
+{
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if ((r = sqlite_tree_get(s, refs[i].level, refs[i].index, ret[i])) < 0)
+			return r;
+	return 0;
+}
+
+static int sqlite_tree_put_many(struct store *s, const struct merkle_ref *refs, const merkle_hash *hashes, size_t n)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", &st)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, refs[i].level);
+		sqlite3_bind_int64(st, 2, (int64_t)refs[i].index);
+		sqlite3_bind_blob(st, 3, hashes[i], 32, SQLITE_STATIC);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			return sql_errno(s, rc, "audit tree append");
+	}
+	return 0;
+}
+
+static int sqlite_tree_leaves(struct store *s, int64_t *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_tree WHERE level = 0", &st)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "audit tree size");
+	*ret = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+static int sqlite_checkpoint_get(struct store *s, int64_t *ret_size, char **ret_note)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char *note;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT size, note FROM checkpoint WHERE id = 1", &st)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_errno(s, rc, "checkpoint");
+	if (!(note = strdup((const char *)sqlite3_column_text(st, 1) ?: "")))
+		return -ENOMEM;
+	*ret_size = sqlite3_column_int64(st, 0);
+	*ret_note = note;
+	return 0;
+}
+
+static int sqlite_checkpoint_put(struct store *s, int64_t size, const char *note)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO checkpoint (id, size, note) VALUES (1, ?, ?) "
+			    "ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, size);
+	sqlite3_bind_text(st, 2, note, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "checkpoint");
+}
+
 static int sqlite_audit_insert(struct store *s, const struct audit_rec *rec)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -999,6 +1093,26 @@ static int sqlite_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t
 	return audit_rows(s, st, cb, userdata);
 }
 
+static int sqlite_audit_last(struct store *s, const char *action, const char *decision,
+			     int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE action = ? AND decision = ? "
+			    "ORDER BY seq DESC LIMIT 1", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, decision, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		return -ENOENT;
+	if (r != SQLITE_ROW)
+		return sql_errno(s, r, "audit list");
+	sqlite3_reset(st);
+	return audit_rows(s, st, cb, userdata);
+}
+
 static int sqlite_probe_write(struct store *s, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -1047,8 +1161,15 @@ const struct store_ops store_sqlite_ops = {
 	.scrub = sqlite_scrub,
 	.audit_head = sqlite_audit_head,
 	.audit_insert = sqlite_audit_insert,
+	.tree_get = sqlite_tree_get,
+	.tree_get_many = sqlite_tree_get_many,
+	.tree_put_many = sqlite_tree_put_many,
+	.tree_leaves = sqlite_tree_leaves,
+	.checkpoint_get = sqlite_checkpoint_get,
+	.checkpoint_put = sqlite_checkpoint_put,
 	.audit_foreach = sqlite_audit_foreach,
 	.audit_foreach_ek = sqlite_audit_foreach_ek,
+	.audit_last = sqlite_audit_last,
 	.probe_write = sqlite_probe_write,
 	.revoked_foreach = sqlite_revoked_foreach,
 	.revoked_version = sqlite_revoked_version,

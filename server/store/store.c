@@ -108,7 +108,8 @@ int store_open_why(const char *spec, const char *kek, struct store **ret, char *
 	r = ops->open(spec, &s, reason, sizeof(reason));
 	if (r >= 0) {
 		s->kek = TAKE_PTR(k);
-		if ((r = store_kek_bind(s, reason, sizeof(reason))) < 0)
+		if ((r = store_kek_bind(s, reason, sizeof(reason))) < 0 ||
+		    (r = store_log_bind(s, reason, sizeof(reason))) < 0)
 			store_close(s);
 	}
 	if (r < 0) {
@@ -135,6 +136,8 @@ void store_close(struct store *s)
 		return;
 	kek_free(s->kek);
 	s->kek = NULL;
+	store_set_log_cosigner(s, NULL);
+	store_set_log_signer(s, NULL);
 	s->ops->close(s);
 }
 
@@ -148,13 +151,21 @@ int store_begin(struct store *s)
 	return s->ops->begin(s);
 }
 
+/* A transaction that appended audit records commits with a checkpoint of them, or not at all. */
 int store_commit(struct store *s)
 {
-	return s->ops->commit(s);
+	int r;
+
+	if (s->log_grew && s->log_signer && (r = store_checkpoint_sign(s)) < 0)
+		return r;
+	r = s->ops->commit(s);
+	s->log_grew = s->edge_valid = false;
+	return r;
 }
 
 void store_rollback(struct store *s)
 {
+	s->log_grew = s->edge_valid = false;
 	s->ops->rollback(s);
 }
 
@@ -422,11 +433,24 @@ static int audit_append(struct store *s, void *userdata)
 	else if (k < 0)
 		return k;
 	r.seq = seq + 1;
-	if ((k = audit_rec_hash(&r, r.hash)) < 0 || (k = s->ops->audit_insert(s, &r)) < 0)
+	if ((k = audit_rec_hash(&r, r.hash)) < 0 || (k = s->ops->audit_insert(s, &r)) < 0 ||
+	    (k = audit_log_append(s, &r)) < 0)
 		return k;
 	rec->seq = r.seq;
 	memcpy(rec->prev_hash, r.prev_hash, sizeof(rec->prev_hash));
 	memcpy(rec->hash, r.hash, sizeof(rec->hash));
+	return 0;
+}
+
+int store_audit_last_seq(struct store *s, int64_t *ret)
+{
+	uint8_t h[32];
+	int64_t seq = 0;
+	int k = s->ops->audit_head(s, &seq, h);
+
+	if (k < 0 && k != -ENOENT)
+		return k;
+	*ret = seq;
 	return 0;
 }
 

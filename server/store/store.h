@@ -241,11 +241,47 @@ int store_kek_rotate(struct store *s, struct kek *new_kek, int64_t *ret_count, c
  * hash. Text is stored as valid UTF-8: a byte that starts no valid sequence becomes U+FFFD.
  */
 int store_audit_append(struct store *s, struct audit_rec *rec);
+/* The newest record's seq (0: none). */
+int store_audit_last_seq(struct store *s, int64_t *ret);
 /* Every record in seq order as stored (the hashes are not checked here). */
 int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 /* The newest (at most limit) records about one EK, newest first: node show's history (indexed). */
 int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
 			   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+
+/*
+ * The transparency log over the records (audit-log.c). Leaves are audit_leaf_of's bytes; the
+ * log's size is its number of leaves (= the newest seq).
+ */
+#include "merkle.h"
+struct note_signer;
+/* Each commit that appended records then signs a checkpoint with it (the store owns it). */
+void store_set_log_signer(struct store *s, struct note_signer *signer);
+const struct note_signer *store_log_signer(struct store *s);
+/* A second key that signs every checkpoint too (the next log key), of the same name: -EINVAL
+ * otherwise (signer freed). NULL: none. */
+int store_set_log_cosigner(struct store *s, struct note_signer *signer);
+int audit_leaf_of(const struct audit_rec *r, uint8_t *ret, size_t *ret_size);
+int audit_leaf_hash_of(const struct audit_rec *r, merkle_hash ret);
+int store_log_size(struct store *s, uint64_t *ret);
+int store_log_root(struct store *s, uint64_t size, merkle_hash ret);
+int store_log_prove_inclusion(struct store *s, uint64_t index, uint64_t size, merkle_hash ret[MERKLE_PROOF_MAX],
+			      size_t *ret_n);
+int store_log_prove_consistency(struct store *s, uint64_t first, uint64_t second, merkle_hash ret[MERKLE_PROOF_MAX],
+				size_t *ret_n);
+/* The newest signed checkpoint (malloc'ed note). -ENOENT: none yet. */
+int store_checkpoint_get(struct store *s, uint64_t *ret_size, char **ret_note);
+/* Signs one of the tree as it is now, in the caller's transaction. -ENOKEY: no signer set. */
+int store_checkpoint_sign(struct store *s);
+
+/* What the log says about the policy: its last policy load (a store's policy rows must agree). */
+struct policy_logged {
+	int64_t version, seq;
+	bool has_digest;    /* SHA-256 of the policy's text, in records since the transparency log */
+	uint8_t digest[32];
+};
+/* -ENOENT: no policy was ever loaded; -EBADMSG: that record does not say which. */
+int store_policy_logged(struct store *s, struct policy_logged *ret);
 
 /* The record's hash: SHA-256(prev_hash || each field length-prefixed). Pure. */
 int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32]);

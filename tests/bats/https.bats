@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# keystrap's HTTPS client (node/https.c) on its own, against a TLS server that answers as
+# keystrap's HTTPS client (common/https.c) on its own, against a TLS server that answers as
 # keystrap-server does and in each way a server, or whoever took its place, can misbehave:
 # TLS 1.2 only, a certificate from another CA or for another address, a redirect, a transfer
 # coding, an answer too large or cut short, a stall, a trickle, no HTTP at all. Each failure is

@@ -94,9 +94,9 @@ current_version() {
 	jq -e --arg fp "$fp1" --arg pub "$OPERATOR_DIR/op1.pub" \
 		'.signed_by | any(.fingerprint == $fp and .path == $pub)' <<<"$output" >/dev/null
 	[ "$(jq -r .expires <<<"$output")" = "$(jq -r .expires p.json)" ]
-	# The audit record names the version and both keys' full fingerprints.
+	# The audit record names the version, the policy's SHA-256 and both keys' full fingerprints.
 	rec=$(srv audit export | jq -c 'select(.action == "policy-load")' | tail -n1)
-	[[ "$rec" == *"policy version $(jq .version p.json), "*"$fp1"* ]]
+	[[ "$rec" == *"policy version $(jq .version p.json) (sha256 $(sha256sum <p.json | cut -c1-64)), "*"$fp1"* ]]
 	run attest
 	[ "$output" = "keystrap: attested as node1.example" ]
 }

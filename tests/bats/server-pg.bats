@@ -106,7 +106,7 @@ challenge_at() {
 }
 
 records() {
-	admin A audit verify | sed -n 's/^audit chain intact: \([0-9]*\) records.*/\1/p'
+	admin A audit verify | sed -n 's/^audit log intact: \([0-9]*\) records.*/\1/p'
 }
 
 @test "a node enrols through A, an operator approves it, and it attests through B" {
@@ -240,9 +240,23 @@ records() {
 	[ "$(statuses x*.out | grep -xc 400)" -eq 12 ]
 	run admin B audit verify
 	[ "$status" -eq 0 ]
-	[[ "$output" =~ ^"audit chain intact: "$((before + n))" records, head "[0-9a-f]{64}$ ]]
+	[[ "${lines[0]}" =~ ^"audit log intact: "$((before + n))" records, root "[0-9a-f]{64}$ ]]
+	# One log, not two: both instances signed checkpoints of the same tree, the newest covering all.
+	[ "${lines[1]%% records*}" = "checkpoint: $((before + n))" ]
 	# seq has no gap and no duplicate: one chain, not two interleaved.
 	[ "$(pg_sql keystrap 'SELECT count(*), min(seq), max(seq) FROM audit')" = "$((before + n))|1|$((before + n))" ]
+	[ "$(pg_sql keystrap 'SELECT count(*) FROM audit_tree WHERE level = 0')" = "$((before + n))" ]
+	# Records removed from the end (leaves too) pass the chain, not the checkpoint.
+	pg_sql keystrap "CREATE TABLE audit_keep AS SELECT * FROM audit WHERE seq > $((before + n - 2));
+		CREATE TABLE tree_keep AS SELECT * FROM audit_tree WHERE level = 0 AND idx >= $((before + n - 2));
+		DELETE FROM audit WHERE seq > $((before + n - 2)); DELETE FROM audit_tree WHERE level = 0 AND idx >= $((before + n - 2))" >/dev/null
+	run admin A audit verify
+	pg_sql keystrap "INSERT INTO audit SELECT * FROM audit_keep; INSERT INTO audit_tree SELECT * FROM tree_keep;
+		DROP TABLE audit_keep; DROP TABLE tree_keep" >/dev/null
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: audit log broken: the signed checkpoint covers $((before + n)) records but the log has $((before + n - 2)) (records removed)" ]
+	run admin A audit verify
+	[ "$status" -eq 0 ]
 }
 
 @test "a revoked node is refused through either instance; reinstated, it attests again" {
@@ -320,7 +334,7 @@ crl_number() { echo $((16#$(openssl crl -in "$1" -noout -crlnumber | sed 's/^crl
 	run admin B audit verify
 	pg_sql keystrap "UPDATE audit SET decision = '$orig' WHERE seq = 2"
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap-server: audit chain broken: record 2 does not match its hash (edited)" ]
+	[ "$output" = "keystrap-server: audit log broken: record 2 does not match its hash (edited)" ]
 	run admin A audit verify
 	[ "$status" -eq 0 ]
 }
@@ -363,6 +377,7 @@ crl_number() { echo $((16#$(openssl crl -in "$1" -noout -crlnumber | sed 's/^crl
 		WHERE table_schema = 'public' AND column_name IN ('seq', 'hash', 'ciphertext', 'used', 'grp') ORDER BY 1"
 	[ "$output" = "audit.hash:bytea
 audit.seq:bigint
+audit_tree.hash:bytea
 challenges.used:bigint
 nodes.grp:text
 secret_versions.ciphertext:bytea" ]
@@ -510,7 +525,7 @@ load_at() {
 	run post_at B /v1/attest/start utf8.json
 	[ "$(status_of "$output")" = 400 ]
 	run admin A audit verify
-	[[ "$output" == "audit chain intact: $((before + 2)) records, head "* ]]
+	[[ "${lines[0]}" == "audit log intact: $((before + 2)) records, root "* ]]
 	[ "$(admin B audit export | tail -n 1 | jq -r .reasons)" = "unknown field 'a$(printf 'é%.0s' $(seq 31))�'" ]
 }
 

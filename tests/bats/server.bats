@@ -450,26 +450,26 @@ audit_copy() {
 @test "audit verify passes on the live log and detects an edited, a removed and a reordered record" {
 	run srv audit verify
 	[ "$status" -eq 0 ]
-	[[ "$output" =~ ^"audit chain intact: "[0-9]+" records, head "[0-9a-f]{64}$ ]]
+	[[ "${lines[0]}" =~ ^"audit log intact: "[0-9]+" records, root "[0-9a-f]{64}$ ]]
 	audit_copy edited
 	sqlite3 edited.db "UPDATE audit SET decision = 'deny' WHERE seq = 1"
 	run "$KEYSTRAP_SERVER" audit verify --config edited.json
 	[ "$status" -eq 1 ]
-	[ "$output" = "keystrap-server: audit chain broken: record 1 does not match its hash (edited)" ]
+	[ "$output" = "keystrap-server: audit log broken: record 1 does not match its hash (edited)" ]
 	audit_copy removed
 	sqlite3 removed.db "DELETE FROM audit WHERE seq = 3"
 	run "$KEYSTRAP_SERVER" audit verify --config removed.json
-	[ "$output" = "keystrap-server: audit chain broken: record 4 follows 2 (removed or reordered records)" ]
+	[ "$output" = "keystrap-server: audit log broken: record 4 follows 2 (removed or reordered records)" ]
 	audit_copy reordered
 	sqlite3 reordered.db "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
 		UPDATE audit SET seq = 3 WHERE seq = -1"
 	run "$KEYSTRAP_SERVER" audit verify --config reordered.json
-	[ "$output" = "keystrap-server: audit chain broken: record 2 does not link to the record before it" ]
+	[ "$output" = "keystrap-server: audit log broken: record 2 does not link to the record before it" ]
 	# --json: one object, intact with the same head, or where and why it broke.
-	head=$(srv audit verify | sed 's/.* head //')
+	root=$(srv audit verify | sed -n '1s/.* root //p')
 	run srv audit verify --json
 	[ "$status" -eq 0 ]
-	[ "$(jq -c '[.intact, .records > 0, .head]' <<<"$output")" = "[true,true,\"$head\"]" ]
+	[ "$(jq -c '[.intact, .records > 0, .root]' <<<"$output")" = "[true,true,\"$root\"]" ]
 	run bash -c '"$0" audit verify --json --config removed.json 2>/dev/null' "$KEYSTRAP_SERVER"
 	[ "$status" -eq 1 ]
 	[ "$(jq -c . <<<"$output")" = '{"intact":false,"records":2,"broken_at":4,"reason":"record 4 follows 2 (removed or reordered records)"}' ]
@@ -504,7 +504,7 @@ audit_copy() {
 	grep -q 'event=stopped' "$d/server.log"
 	run "$KEYSTRAP_SERVER" audit verify --config "$d/server.json"
 	# The policy server_config loaded, then the refused start.
-	[[ "$output" == "audit chain intact: 2 records, head "* ]]
+	[[ "${lines[0]}" == "audit log intact: 2 records, root "* ]]
 	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
 	[[ "${lines[1]}" == "-"*" ${EK:0:16} default "*"requested "* ]]
 }

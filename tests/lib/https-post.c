@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * https-post URL CA TIMEOUT-MS MAX-BYTES: POSTs standard input with keystrap's HTTPS client
- * (node/https.c) and prints what it received (status, Retry-After, Date, then the body) or, on
+ * (common/https.c) and prints what it received (status, Retry-After, Date, then the body) or, on
  * failure, the one line it gives and the errno name; for tests/bats/https.bats.
  */
 #include <errno.h>

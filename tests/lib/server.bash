@@ -35,18 +35,22 @@ OPERATOR_DIR=${OPERATOR_DIR:-${BATS_FILE_TMPDIR:-/tmp}/operators}
 # server_config DIR PCRS [EXTRA]: DIR/server.json listening on $SRV_PORT, database
 # $SRV_DATABASE (default DIR/keystrap.db), KEK $SRV_KEK (default DIR/kek, made by kek init if
 # absent), operator keys op1 and op2 with threshold 2; then a policy pinning PCRS ("0 7") to
-# the TPM's values now, signed by both and loaded (server_policy). Extra JSON members may
-# follow as $3.
+# the TPM's values now, signed by both and loaded (server_policy); the log key
+# $OPERATOR_DIR/log.key (its verifier key in log.vkey). Extra JSON members may follow as $3.
 server_config() {
 	local d=$1 kek=${SRV_KEK:-$1/kek}
 	mkdir -p "$OPERATOR_DIR"
 	operator_key "$OPERATOR_DIR" op1 && operator_key "$OPERATOR_DIR" op2 || return 1
 	[ -e "$kek" ] || "$KEYSTRAP_SERVER" kek init "$kek" >/dev/null || return 1
+	# One log key per test file, as the operator keys: servers sharing a database keep one log.
+	[ -e "$OPERATOR_DIR/log.key" ] ||
+		"$KEYSTRAP_SERVER" log-key generate "$OPERATOR_DIR/log.key" --name keystrap.test/log >"$OPERATOR_DIR/log.vkey" ||
+		return 1
 	cat >"$d/server.json" <<JSON
 {"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
  "database":"${SRV_DATABASE:-$d/keystrap.db}","kek":"$kek","ek_ca":["$EK_CA_DIR/swtpm-localca-rootca-cert.pem","$EK_CA_DIR/issuercert.pem"],
  "ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key","certificate_lifetime":600,"nonce_lifetime":${NONCE_LIFETIME:-30},
- "max_body":${MAX_BODY:-16384},"operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${3:+,$3}}
+ "max_body":${MAX_BODY:-16384},"log_key":"$OPERATOR_DIR/log.key","operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${3:+,$3}}
 JSON
 	server_policy "$d" "$2" >/dev/null
 }

@@ -25,6 +25,7 @@ int main(void)
 	CHECK(dup("[{\"k\":1},{\"k\":2}]", key) == 0, "objects in an array are separate");
 	CHECK(dup("{\"0123456789abcdefXYZ\":1,\"0123456789abcdefXYZ\":1}", key) == 1 && strlen(key) == 15,
 	      "a long key is truncated to the buffer");
+	CHECK(dup("{}", key) == 0 && dup("{\"a\":{}}", key) == 0, "an empty object (no keys at all) has no duplicate");
 	CHECK(dup("{\"a\":1", key) < 0 && dup("{\"a\":[1}", key) < 0 && dup("\"abc", key) < 0, "malformed text");
 	return TAP_DONE();
 }
