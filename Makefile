@@ -231,12 +231,16 @@ install: $(BUILD)/keystrap $(NODE_MAN) $(RUNTIME_UNITS)
 	for u in $(RUNTIME_UNITS); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 
 # keystrap-server, its hardened service (ExecStart follows SBINDIR) and the user it runs as.
-install-server: $(BUILD)/keystrap-server $(BUILD)/units/keystrap-server.service $(SERVER_MAN)
+install-server: $(BUILD)/keystrap-server $(BUILD)/units/keystrap-server.service $(BUILD)/units/keystrap-server-probe.service \
+		$(SERVER_MAN)
 	install -Dm755 $(BUILD)/keystrap-server $(DESTDIR)$(SBINDIR)/keystrap-server
 	install -Dm644 completion/keystrap.bash $(DESTDIR)$(COMPLETIONDIR)/keystrap
 	ln -sf keystrap $(DESTDIR)$(COMPLETIONDIR)/keystrap-server
 	for m in $(SERVER_MAN); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 	install -Dm644 $(BUILD)/units/keystrap-server.service $(DESTDIR)$(UNITDIR)/keystrap-server.service
+	# Synthetic provisioning (keystrap-server probe) every minute: enabled by the operator once a probe is enrolled.
+	install -Dm644 $(BUILD)/units/keystrap-server-probe.service $(DESTDIR)$(UNITDIR)/keystrap-server-probe.service
+	install -Dm644 dist/units/keystrap-server-probe.timer $(DESTDIR)$(UNITDIR)/keystrap-server-probe.timer
 	install -Dm644 dist/units/keystrap-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/keystrap-server.conf
 	install -Dm644 dist/keystrap-server.json.example $(DESTDIR)$(PREFIX)/share/doc/keystrap/keystrap-server.json.example
 	# Monitoring (docs/operator-guide.md): Prometheus alert rules, a Grafana dashboard.
