@@ -98,6 +98,11 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	# No temporary file beside it.
 	[ "$(ls | tr '\n' ' ')" = "probe.prom " ]
+	# Every probe metric the alert rules name is in it (metrics.bats checks the server's).
+	for n in $(grep -ho 'keystrap_probe_[a-z_]*' "$BATS_TEST_DIRNAME/../../dist/prometheus/keystrap.rules.yml" | sort -u); do
+		grep -q "^$n " probe.prom || { echo "$n is not in the textfile"; false; }
+	done
+	[ "$(grep -c '^keystrap_probe_[a-z_]* ' probe.prom)" = 3 ]
 	# The server's record: an attestation of probe-1 that withheld the group's secrets.
 	run bash -c "'$KEYSTRAP_SERVER' audit export --config '$SRV_DIR/server.json' | jq -r 'select(.node_id == \"probe-1\" and .action == \"attest-finish\") | .reasons' | tail -1"
 	[[ "$output" == *"probe node: the group's secrets withheld"* ]]
