@@ -170,3 +170,28 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	[[ "$output" == "keystrap-server: probe identity: "*"open/ek.key"* ]]
 	[ "$(echo "$output" | wc -l)" = 1 ]
 }
+
+# ms of one run of a command, whole process, wall clock; the command must succeed.
+ms_of() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null 2>&1 || return 1
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+@test "figures: the probe against keystrap attest on the swtpm, interleaved, same server (printed)" {
+	local p=() k=() inner=() i
+	srv node approve "$PROBE_EK" --id probe-1 --probe >/dev/null
+	mkdir out
+	for i in $(seq 10); do
+		p+=("$(ms_of probe)")
+		inner+=("$(metric keystrap_probe_duration_seconds)")
+		k+=("$(ms_of "$KEYSTRAP" attest --server "https://127.0.0.1:$SRV_PORT" --ca "$SRV_DIR/ca.crt" --out-dir out)")
+		swtpm_reboot
+	done
+	[ "${#p[@]}" = 10 ] && [ "${#k[@]}" = 10 ]
+	echo "# probe median $(printf '%s\n' "${p[@]}" | median) ms whole process ($(printf '%s\n' "${inner[@]}" | median) s start to result); keystrap attest (swtpm) median $(printf '%s\n' "${k[@]}" | median) ms; 10 runs each, interleaved; binaries of $(dirname "$KEYSTRAP_SERVER")" >&3
+}
