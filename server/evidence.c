@@ -63,10 +63,9 @@ static int collect(struct evidence *e, const struct pcr_bank *bank)
 	return 0;
 }
 
-static int replay(const struct attest_finish *m, struct evidence *e, char *reason)
+int evidence_logs_replay(const struct attest_finish *m, struct evidence *e, char reason[ATTEST_REASON_MAX])
 {
 	char err[EVENTLOG_ERROR_MAX > CEL_ERROR_MAX ? EVENTLOG_ERROR_MAX : CEL_ERROR_MAX];
-	size_t b = pcr_bank_index(m->bank);
 	int r;
 
 	if (m->event_log_size) {
@@ -87,6 +86,16 @@ static int replay(const struct attest_finish *m, struct evidence *e, char *reaso
 		if ((r = cel_replay(&e->cel, &e->replay)) < 0)
 			return r;
 	}
+	return 0;
+}
+
+static int replay(const struct attest_finish *m, struct evidence *e, char *reason)
+{
+	size_t b = pcr_bank_index(m->bank);
+	int r;
+
+	if ((r = evidence_logs_replay(m, e, reason)) < 0)
+		return r;
 	for (unsigned i = 0; i < PCR_COUNT; i++) {
 		if (!(m->mask & (1u << i)))
 			continue;

@@ -34,6 +34,8 @@ void evidence_done(struct evidence *e);
  * offset) or -EPERM (the reason names the PCR), with reason filled in.
  */
 int evidence_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
+/* The replay alone, with nothing compared: what a node with those logs would quote (soft-node.c). */
+int evidence_logs_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
 
 /*
  * The boot state m quoted (its logs replayed into e) against p: every reference value, then

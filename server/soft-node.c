@@ -12,6 +12,7 @@
 
 #include "credential.h"
 #include "encode.h"
+#include "evidence.h"
 #include "ossl.h"
 #include "payload.h"
 #include "pcr.h"
@@ -130,6 +131,8 @@ void soft_node_free(struct soft_node *n)
 	EVP_PKEY_free(n->key);
 	free(n->start_json);
 	OPENSSL_free(n->spki);
+	free(n->event_log);
+	free(n->cel_log);
 	free(n);
 }
 
@@ -251,10 +254,12 @@ out:
 	return r;
 }
 
-/* TPM2_Quote in software: TPMS_ATTEST over the requested PCRs, ECDSA-signed by the AK. */
+/* TPM2_Quote in software: TPMS_ATTEST over the requested PCRs (their values: what the logs replay to), ECDSA-signed by the AK. */
 static int quote(const struct soft_node *n, const struct attest_challenge *ch, const uint8_t extra[32],
-		 struct attest_finish *f)
+		 const struct pcr_replay *pcrs, struct attest_finish *f)
 {
+	size_t b = pcr_bank_index(ch->bank);
+
 	static uint64_t clock_ms = 1000000;
 	TPMS_ATTEST a = { 0 };
 	TPMT_SIGNATURE sig = { 0 };
@@ -285,7 +290,7 @@ static int quote(const struct soft_node *n, const struct attest_challenge *ch, c
 	for (int i = 0; i < PCR_COUNT; i++)
 		if (ch->mask & (1u << i)) {
 			a.attested.quote.pcrSelect.pcrSelections[0].pcrSelect[i / 8] |= (uint8_t)(1u << (i % 8));
-			memset(f->pcr_values[i], 0, ch->bank->size);
+			memcpy(f->pcr_values[i], pcrs->values[b][i], ch->bank->size);
 			memcpy(values + nv, f->pcr_values[i], ch->bank->size);
 			nv += ch->bank->size;
 		}
@@ -325,6 +330,7 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 {
 	_cleanup_free_ struct attest_challenge *ch = calloc(1, sizeof(*ch));
 	_cleanup_free_ struct attest_finish *f = calloc(1, sizeof(*f));
+	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
 	uint8_t secret[ATTEST_SECRET_SIZE], extra[32];
 	size_t ss = 0;
 	char why[ATTEST_REASON_MAX];
@@ -341,11 +347,16 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (r < 0 || (r = attest_extra_data(ch->nonce, f->proof, n->spki, n->spki_size, extra)) < 0)
 		return r;
-	if ((r = quote(n, ch, extra, f)) < 0)
-		return r;
-	memcpy(f->session, ch->session, sizeof(f->session));
+	/* The logs are sent as they are; the PCRs quoted are what they replay to in the bank asked for. */
 	f->bank = ch->bank;
 	f->mask = ch->mask;
+	f->event_log = n->event_log;
+	f->event_log_size = n->event_log_size;
+	f->cel_log = n->cel_log;
+	f->cel_log_size = n->cel_log_size;
+	if ((r = evidence_logs_replay(f, &ev, why)) < 0 || (r = quote(n, ch, extra, &ev.replay, f)) < 0)
+		return r;
+	memcpy(f->session, ch->session, sizeof(f->session));
 	memcpy(f->csr, n->csr, sizeof(f->csr));
 	memcpy(f->ek_pub, n->ek_pub_raw, n->ek_pub_raw_size);
 	f->ek_pub_size = n->ek_pub_raw_size;
@@ -371,4 +382,38 @@ int soft_node_open(const struct soft_node *n, const char *session, const struct 
 	if ((r = payload_decrypt(key->data, session, p->iv, p->ciphertext, p->ciphertext_size, &plain)) < 0)
 		return r;
 	return payload_decode(plain->data, plain->size, ret, ret_n);
+}
+
+int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t event_log_size, const char *cel_log,
+		       size_t cel_log_size)
+{
+	_cleanup_free_ uint8_t *e = event_log_size ? malloc(event_log_size) : NULL;
+	_cleanup_free_ char *c = cel_log_size ? malloc(cel_log_size + 1) : NULL;
+	_cleanup_(evidence_done) struct evidence ev = {};
+	struct attest_finish *f;
+	char why[ATTEST_REASON_MAX];
+	int r;
+
+	if ((event_log_size && !e) || (cel_log_size && !c) || !(f = calloc(1, sizeof(*f))))
+		return -ENOMEM;
+	if (event_log_size)
+		memcpy(e, event_log, event_log_size);
+	if (cel_log_size) {
+		memcpy(c, cel_log, cel_log_size);
+		c[cel_log_size] = 0;
+	}
+	/* Refused here if the server would refuse them as unparsable. */
+	*f = (struct attest_finish){ .bank = pcr_bank_by_name("sha256"), .event_log = e, .event_log_size = event_log_size,
+				     .cel_log = c, .cel_log_size = cel_log_size };
+	r = evidence_logs_replay(f, &ev, why);
+	free(f);
+	if (r < 0)
+		return r;
+	free(n->event_log);
+	free(n->cel_log);
+	n->event_log = TAKE_PTR(e);
+	n->event_log_size = event_log_size;
+	n->cel_log = TAKE_PTR(c);
+	n->cel_log_size = cel_log_size;
+	return 0;
 }

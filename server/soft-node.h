@@ -16,7 +16,8 @@
  * EK template's public area, a certificate from an EK CA the operator trusts), a restricted
  * ECDSA AK with a TPM's attributes, TPM2_ActivateCredential done as the TPM does it (ECDH +
  * KDFe seed, KDFa keys, outer HMAC checked, AES-CFB) and TPM2_Quote's TPMS_ATTEST marshalled
- * and signed by the AK, over PCRs reported as zeros with no event log (which replay to zeros).
+ * and signed by the AK, over the PCR values its logs replay to: a firmware event log and a CEL
+ * measurement log of a real machine's (soft_node_set_logs), or none, and then zeros.
  * The messages are the protocol's own (common/attest-msg.c). What keystrap-server probe
  * attests with (server/admin/probe.c), and each simulated node of bench/server-load.c.
  * OpenSSL and tss2-mu only: no TPM, no ESAPI.
@@ -32,6 +33,10 @@ struct soft_node {
 	uint8_t *spki;
 	size_t spki_size;
 	char ek_hash[65]; /* the registry's key: SHA-256 of the marshalled TPMT_PUBLIC, hex */
+	uint8_t *event_log; /* sent with every finish; NULL: none */
+	size_t event_log_size;
+	char *cel_log;
+	size_t cel_log_size;
 };
 
 /* A certificate for the P-256 key ek signed by ca/ca_key, valid from a minute ago for days days, DER. */
@@ -63,3 +68,11 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
  */
 int soft_node_open(const struct soft_node *n, const char *session, const struct attest_payload *p,
 		   struct node_secret **ret, size_t *ret_n);
+
+/*
+ * The logs every finish carries from now on (copied; either may be empty): a TCG firmware event
+ * log and keystrap's CEL-JSON measurement log. -EBADMSG when one does not parse as the server
+ * parses it.
+ */
+int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t event_log_size, const char *cel_log,
+		       size_t cel_log_size);

@@ -31,7 +31,7 @@
 #include "soft-node.h"
 #include "store.h"
 
-static const char usage[] = "keystrap-server probe --config FILE [--identity DIR] [--url URL] [--ca FILE] [--textfile FILE] [--timeout SECONDS]\n"
+static const char usage[] = "keystrap-server probe --config FILE [--identity DIR] [--event-log FILE] [--measure-log FILE] [--url URL] [--ca FILE] [--textfile FILE] [--timeout SECONDS]\n"
 			    "       keystrap-server probe init DIR [--days DAYS]";
 
 #define PROBE_IDENTITY_DEFAULT "/var/lib/keystrap-server/probe"
@@ -130,6 +130,36 @@ static int identity_load(const char *dir, struct soft_node **ret)
 	}
 	if (soft_node_new(ek, der, (size_t)n, ret) < 0)
 		return admin_refuse("probe identity: %s is not a P-256 EK", key_path);
+	return 0;
+}
+
+/*
+ * The logs the probe's finishes carry, so that it quotes what a real machine's boot replays to:
+ * FILE given, or DIR/event-log and DIR/measure-log when they exist (a golden machine's firmware
+ * event log and keystrap measurement log); neither: no logs, and PCRs of zeros.
+ */
+static int logs_load(struct soft_node *n, const char *dir, const char *event_log, const char *measure_log)
+{
+	_cleanup_free_ char *ev_default = NULL, *cel_default = NULL;
+	_cleanup_free_ uint8_t *ev = NULL, *cel = NULL;
+	size_t ev_size = 0, cel_size = 0;
+	int r;
+
+	if (asprintf(&ev_default, "%s/event-log", dir) < 0 || asprintf(&cel_default, "%s/measure-log", dir) < 0)
+		return admin_refuse("probe: out of memory");
+	if (!event_log && access(ev_default, F_OK) == 0)
+		event_log = ev_default;
+	if (!measure_log && access(cel_default, F_OK) == 0)
+		measure_log = cel_default;
+	if (event_log && (r = read_file(event_log, ATTEST_EVENTLOG_MAX, &ev, &ev_size)) < 0)
+		return admin_refuse("probe: cannot read the event log %s: %s", event_log,
+				    r == -EFBIG ? "larger than a node may send" : strerror(-r));
+	if (measure_log && (r = read_file(measure_log, ATTEST_CEL_MAX, &cel, &cel_size)) < 0)
+		return admin_refuse("probe: cannot read the measurement log %s: %s", measure_log,
+				    r == -EFBIG ? "larger than a node may send" : strerror(-r));
+	if ((r = soft_node_set_logs(n, ev, ev_size, (const char *)cel, cel_size)) < 0)
+		return admin_refuse("probe: %s or %s does not parse as a firmware event log and a CEL-JSON measurement log",
+				    event_log ? event_log : "(no event log)", measure_log ? measure_log : "(no measurement log)");
 	return 0;
 }
 
@@ -319,8 +349,12 @@ static int textfile_write(const char *path, bool success, double duration, time_
 	return fsync_parent_dir(path);
 }
 
-static int probe_run(const struct server_config *c, const char *identity, const char *url_opt, const char *ca,
-		     const char *textfile, int timeout)
+struct probe_args {
+	const char *identity, *event_log, *measure_log, *url, *ca, *textfile;
+	long timeout, days;
+};
+
+static int probe_run(const struct server_config *c, const struct probe_args *a)
 {
 	_cleanup_(soft_node_freep) struct soft_node *n = NULL;
 	_cleanup_free_ char *url = NULL, *finish = NULL;
@@ -333,11 +367,16 @@ static int probe_run(const struct server_config *c, const char *identity, const 
 	time_t when;
 	int r;
 
-	if (url_opt && !(url = strdup(url_opt)))
+	const char *identity = a->identity ? a->identity : PROBE_IDENTITY_DEFAULT;
+	const char *ca = a->ca ? a->ca : c->ca_certificate, *textfile = a->textfile;
+	int timeout = a->timeout ? (int)a->timeout : PROBE_TIMEOUT_DEFAULT;
+
+	if (a->url && !(url = strdup(a->url)))
 		return admin_refuse("probe: out of memory");
 	if (!url && url_default(c->listen, &url) < 0)
 		return admin_refuse("probe: no URL from listen '%s': give --url", c->listen);
-	if ((r = identity_load(identity, &n)) != 0 || (r = registry_check(c, n->ek_hash, node_id)) != 0)
+	if ((r = identity_load(identity, &n)) != 0 || (r = logs_load(n, identity, a->event_log, a->measure_log)) != 0 ||
+	    (r = registry_check(c, n->ek_hash, node_id)) != 0)
 		return r;
 	when = time(NULL);
 	t0 = mono_s();
@@ -372,6 +411,8 @@ int cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "identity", required_argument, NULL, 'i' },
+					      { "event-log", required_argument, NULL, 'e' },
+					      { "measure-log", required_argument, NULL, 'm' },
 					      { "url", required_argument, NULL, 'u' },
 					      { "ca", required_argument, NULL, 'a' },
 					      { "textfile", required_argument, NULL, 't' },
@@ -380,24 +421,26 @@ int cmd_probe(int argc, char **argv)
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	_cleanup_server_config_ struct server_config *c = NULL;
-	const char *config = NULL, *identity = NULL, *url = NULL, *ca = NULL, *textfile = NULL;
-	long timeout = 0, days = 0;
+	const char *config = NULL;
+	struct probe_args a = {};
 	char *end;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
 		switch (opt) {
 		case 'c': config = optarg; break;
-		case 'i': identity = optarg; break;
-		case 'u': url = optarg; break;
-		case 'a': ca = optarg; break;
-		case 't': textfile = optarg; break;
+		case 'i': a.identity = optarg; break;
+		case 'e': a.event_log = optarg; break;
+		case 'm': a.measure_log = optarg; break;
+		case 'u': a.url = optarg; break;
+		case 'a': a.ca = optarg; break;
+		case 't': a.textfile = optarg; break;
 		case 'T':
 		case 'd':
 			errno = 0;
-			*(opt == 'T' ? &timeout : &days) = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || (opt == 'T' ? timeout < 1 || timeout > 600 :
-									    days < 1 || days > 36500))
+			*(opt == 'T' ? &a.timeout : &a.days) = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || (opt == 'T' ? a.timeout < 1 || a.timeout > 600 :
+									    a.days < 1 || a.days > 36500))
 				return admin_refuse("--%s '%s' is not a number of %s", opt == 'T' ? "timeout" : "days", optarg,
 						    opt == 'T' ? "seconds from 1 to 600" : "days from 1 to 36500");
 			break;
@@ -408,16 +451,16 @@ int cmd_probe(int argc, char **argv)
 			goto bad;
 		}
 	if (optind < argc && streq(argv[optind], "init")) {
-		if (argc - optind != 2 || config || identity || url || ca || textfile || timeout)
+		if (argc - optind != 2 || config || a.identity || a.event_log || a.measure_log || a.url || a.ca ||
+		    a.textfile || a.timeout)
 			goto bad;
-		return probe_init(argv[optind + 1], days ? days : PROBE_DAYS_DEFAULT);
+		return probe_init(argv[optind + 1], a.days ? a.days : PROBE_DAYS_DEFAULT);
 	}
-	if (optind != argc || !config || days)
+	if (optind != argc || !config || a.days)
 		goto bad;
 	if (server_config_load(config, &c) < 0)
 		return EXIT_LOCAL;
-	return probe_run(c, identity ? identity : PROBE_IDENTITY_DEFAULT, url, ca ? ca : c->ca_certificate, textfile,
-			 timeout ? (int)timeout : PROBE_TIMEOUT_DEFAULT);
+	return probe_run(c, &a);
 bad:
 	fprintf(stderr, "Usage: %s\n", usage);
 	return EXIT_USAGE;

@@ -9,6 +9,7 @@
 
 load ../lib/swtpm
 load ../lib/server
+load ../lib/firmware
 
 setup_file() {
 	swtpm_start
@@ -16,7 +17,8 @@ setup_file() {
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
 	PROBE_EK=$("$KEYSTRAP_SERVER" probe init "$PROBE_DIR" | sed -n 's/^probe identity in .*: EK //p')
-	server_config "$SRV_DIR" "0 7"
+	# Room for a firmware event log in a finish, as attest.bats gives it.
+	MAX_BODY=262144 server_config "$SRV_DIR" "0 7"
 	# The operator adds the probe's EK CA to ek_ca.
 	sed -i "s|\"ek_ca\":\[|\"ek_ca\":[\"$PROBE_DIR/ek-ca.crt\",|" "$SRV_DIR/server.json"
 	SECRET="keystrap-probe-$(head -c 12 /dev/urandom | xxd -p)"
@@ -194,4 +196,35 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 	done
 	[ "${#p[@]}" = 10 ] && [ "${#k[@]}" = 10 ]
 	echo "# probe median $(printf '%s\n' "${p[@]}" | median) ms whole process ($(printf '%s\n' "${inner[@]}" | median) s start to result); keystrap attest (swtpm) median $(printf '%s\n' "${k[@]}" | median) ms; 10 runs each, interleaved; binaries of $(dirname "$KEYSTRAP_SERVER")" >&3
+}
+
+@test "probe with a golden machine's logs: a policy pinning real PCRs admits it; without the logs it is refused, exit 5, naming the PCR" {
+	local fw=$BATS_TEST_DIRNAME/../data/eventlogs/event-arch-linux.bin
+	srv node approve "$PROBE_EK" --id probe-1 --probe >/dev/null
+	# The golden machine: this swtpm after the firmware's measurements and keystrap's enter-initrd.
+	replay_firmware "$fw"
+	"$KEYSTRAP" measure --phase enter-initrd >/dev/null
+	cp "$KEYSTRAP_MEASURE_LOG" golden.cel
+	POLICY_GROUPS='{"default":{"secrets":["db"]},"probe":{"secrets":["db"]}}' server_policy "$SRV_DIR" "0 7 12" >/dev/null
+	# The twin first: no logs, PCRs of zeros, refused by the policy.
+	run probe
+	[ "$status" -eq 5 ] || { echo "$output"; false; }
+	[[ "$output" == "keystrap-server: probe probe-1: refused by the server at /v1/attest/finish (403): 'PCR 0 "* ]]
+	[ "$(metric keystrap_probe_success)" = 0 ]
+	run probe --event-log "$fw" --measure-log golden.cel
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$(metric keystrap_probe_success)" = 1 ]
+	# The same logs in the identity directory are taken by default (as the timer's unit runs it).
+	cp "$fw" "$PROBE_DIR/event-log"
+	cp golden.cel "$PROBE_DIR/measure-log"
+	run probe
+	rm -f "$PROBE_DIR/event-log" "$PROBE_DIR/measure-log"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# A log that does not parse: one line, exit 1, nothing sent.
+	head -c 100 "$fw" >broken.bin
+	run probe --event-log broken.bin
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: probe: broken.bin or (no measurement log) does not parse as a firmware event log and a CEL-JSON measurement log" ]
+	# Back to the file's policy for whatever runs after.
+	POLICY_GROUPS='{"default":{"secrets":["db"]},"probe":{"secrets":["db"]}}' server_policy "$SRV_DIR" "0 7" >/dev/null
 }
