@@ -285,6 +285,40 @@ scenario_6() {
 	result "revoked node: the server refuses and audits it, the boot continues without credentials"
 }
 
+# Revoked while it runs (issue 16 item 3): node1 boots and hands off; once its quote is in the
+# audit log the operator revokes it; the guest's keystrap verify hears so within a few runs,
+# takes the credentials out of the keyring, and the consumer, started again, reads nothing;
+# the server's CRL lists the certificate the guest held.
+scenario_8() {
+	local conf=$VM_DIR/runs/revoke-live.verify.conf watcher
+	server_up revoke-live
+	printf '[Attest]\nServer=%s\nCA=/run/ksvm/server-ca.pem\nLogKey=%s\nTimeout=10\nRetries=1\n' \
+		"$VM_SERVER_URL" "$(cat "$VM_PKI/log.vkey")" >"$conf"
+	(
+		for _ in $(seq 600); do
+			audited attest-finish allow . && break
+			sleep 0.5
+		done
+		vm_srv "$SRV" node revoke node1 >/dev/null 2>&1
+	) &
+	watcher=$!
+	boot revoke-live "$VM_DIR/enrolled/keystrap.raw" BOOT_MODE=revoke BOOT_VERIFY_CONF="$conf"
+	wait "$watcher" 2>/dev/null || true
+	vm_srv "$SRV" ca crl --pem >"$VM_DIR/runs/revoke-live.crl.pem" 2>/dev/null || true
+	server_down
+	came_up
+	opened_by_keystrap
+	expect "before the revocation, the consumer held node1's certificate and secret" \
+		reported consumer "certificate for node1 valid"
+	expect "keystrap verify in the running guest heard that node1 is revoked" reported verify 'revoked'
+	expect "... and the consumer, started again, reads no certificate" reported consumer-after 'no certificate'
+	expect "the server's audit log: the revocation, then the refused re-attestation" audited attest-start deny 'revoked'
+	expect "the CRL the server publishes lists a certificate" \
+		grep -q 'BEGIN X509 CRL' "$VM_DIR/runs/revoke-live.crl.pem"
+	say "verify heard it after $(ksvm "$RUN" verify-tries) run(s)"
+	result "revoked while running: keystrap verify takes the credentials away, the consumer loses access"
+}
+
 scenario_7() {
 	boot server-down "$VM_DIR/enrolled/keystrap.raw"
 	came_up
@@ -424,7 +458,7 @@ main() {
 	[ "$FAIL" -eq 0 ]
 }
 
-ALL_SCENARIOS="1 2 2b 3 4a 4b 5 6 7 mk1 mk1b mk2"
+ALL_SCENARIOS="1 2 2b 3 4a 4b 5 6 7 8 mk1 mk1b mk2"
 if [ "${1:-}" = --scenario ]; then
 	one_scenario "$2" "$3"
 else

@@ -94,6 +94,7 @@ tools_disk() {
 	printf '%s\n' "${VM_SECRET_NAME:-none}" >"$t/secret-name"
 	printf '%s\n' "${VM_SECRET_SHA256:-none}" >"$t/secret.sha256"
 	[ -z "${BOOT_SCRIPT:-}" ] || install -m755 "$BOOT_SCRIPT" "$t/script"
+	[ -z "${BOOT_VERIFY_CONF:-}" ] || install -m644 "$BOOT_VERIFY_CONF" "$t/verify.conf"
 	rm -f "$dir/tools.img"
 	truncate -s 16M "$dir/tools.img"
 	mkfs.ext4 -q -L ksvm-tools -d "$t" "$dir/tools.img"
