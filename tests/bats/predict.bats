@@ -4,10 +4,12 @@
 # boot would write (tests/lib/eventlog-edit.pl swap= puts the new digests where the old ones
 # were), with the new digests computed independently: sha256sum, osslsigncode for
 # Authenticode, python3 for GRUB's and systemd-boot's command-line measurements; and a real
-# swtpm extended with that log. Every positive case has its negative twin.
+# swtpm extended with that log; keystrap-server's policy parser takes the --json fragment.
+# Every positive case has its negative twin.
 
 load ../lib/swtpm
 load ../lib/firmware
+load ../lib/server
 
 LOGS=$BATS_TEST_DIRNAME/../data/eventlogs
 EDIT=$BATS_TEST_DIRNAME/../lib/eventlog-edit.pl
@@ -75,6 +77,19 @@ changed() {
 	jq -r --arg b "$2" '.changed[$b] | map(tostring) | join(" ")' <<<"$1"
 }
 
+# kernel_logs: old.efi and new.efi (PE images), this.bin (the shim+GRUB log as if this boot had
+# measured old.efi: its Authenticode digest at PCR 4's events 90 and 91, its plain digest at
+# GRUB's PCR 9 event 89) and next.bin (the same with new.efi's digests): the oracle's next boot.
+kernel_logs() {
+	local f=$LOGS/event-moklisttrusted.bin
+	python3 "$PE_MAKE" old.efi old && python3 "$PE_MAKE" new.efi new || return 1
+	old_a=$(authenticode old.efi) new_a=$(authenticode new.efi)
+	old_p=$(sha256sum <old.efi | cut -c1-64) new_p=$(sha256sum <new.efi | cut -c1-64)
+	[ ${#old_a} -eq 64 ] && [ ${#new_a} -eq 64 ] && [ "$old_a" != "$old_p" ] || return 1
+	perl "$EDIT" "$f" this.bin "swap=$(event_digest "$f" 90 sha256):$old_a" "swap=$(event_digest "$f" 89 sha256):$old_p" &&
+		perl "$EDIT" this.bin next.bin "swap=$old_a:$new_a" "swap=$old_p:$new_p"
+}
+
 @test "with nothing replaced the prediction is the log's own replay, for every sample log" {
 	for f in "$LOGS"/*.bin; do
 		run "$KEYSTRAP" predict --event-log "$f" --json
@@ -118,14 +133,8 @@ changed() {
 }
 
 @test "a kernel file replaced by another: its Authenticode digest in PCR 4 and GRUB's file digest in PCR 9 both follow" {
-	python3 "$PE_MAKE" old.efi old && python3 "$PE_MAKE" new.efi new && python3 "$PE_MAKE" other.efi other
-	f=$LOGS/event-moklisttrusted.bin
-	old_a=$(authenticode old.efi) new_a=$(authenticode new.efi)
-	old_p=$(sha256sum <old.efi | cut -c1-64) new_p=$(sha256sum <new.efi | cut -c1-64)
-	[ ${#old_a} -eq 64 ] && [ ${#new_a} -eq 64 ] && [ "$old_a" != "$old_p" ]
-	# This boot measured old.efi: shim+GRUB's PCR 4 events (90, 91) and GRUB's PCR 9 file event (89).
-	perl "$EDIT" "$f" this.bin "swap=$(event_digest "$f" 90 sha256):$old_a" "swap=$(event_digest "$f" 89 sha256):$old_p"
-	perl "$EDIT" this.bin next.bin "swap=$old_a:$new_a" "swap=$old_p:$new_p"
+	kernel_logs
+	python3 "$PE_MAKE" other.efi other
 	run "$KEYSTRAP" predict --event-log this.bin --replace old.efi=new.efi --json
 	[ "$status" -eq 0 ]
 	[ "$(predicted "$output")" = "$(oracle_pcrs next.bin)" ]
@@ -368,4 +377,33 @@ for alg in sys.argv[3:]:
 	tpm2_pcrextend "4:sha256=$NEW"
 	[ "$(tpm_pcr 4)" != "$(jq -r '.pcrs.sha256["4"]' <<<"$output")" ]
 	swtpm_reboot
+}
+
+@test "--json policy fragment: keystrap-server takes it as the next policy's reference values" {
+	export SRV_DIR=$BATS_TEST_TMPDIR/srv SRV_PORT
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7"
+	kernel_logs
+	run "$KEYSTRAP" predict --event-log this.bin --replace old.efi=new.efi --json
+	[ "$status" -eq 0 ]
+	want4=$(oracle_pcrs next.bin | awk '$1 == "sha256" && $2 == 4 { print $3 }')
+	want9=$(oracle_pcrs next.bin | awk '$1 == "sha256" && $2 == 9 { print $3 }')
+	# The next version: PCRs 4 and 9 from the fragment, as an operator would keep them.
+	policy_json "" 2 | jq --argjson p "$(jq .policy <<<"$output")" \
+		'.pcr_bank = $p.pcr_bank | .reference_pcrs = ($p.reference_pcrs | {"4": .["4"], "9": .["9"]})' >draft.json
+	run srv policy diff 1 draft.json
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"PCR 4 reference value added: $want4"* ]]
+	[[ "$output" == *"PCR 9 reference value added: $want9"* ]]
+	policy_sign "$OPERATOR_DIR" draft.json op1 op2
+	run srv policy load draft.json --signature draft.json.op1.sig --signature draft.json.op2.sig
+	[ "$status" -eq 0 ]
+	[[ "$output" == "policy version 2 loaded: signed by 2 of 2 operator keys"* ]]
+	# The twin: a digest one hex digit short is refused by the same parser.
+	jq '.version = 3 | .reference_pcrs["4"] |= .[1:]' draft.json >short.json
+	policy_sign "$OPERATOR_DIR" short.json op1 op2
+	run srv policy load short.json --signature short.json.op1.sig --signature short.json.op2.sig
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"policy field 'reference_pcrs' PCR 4 is not a sha256 digest in hex"* ]]
 }
