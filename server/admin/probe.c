@@ -365,7 +365,7 @@ static int probe_run(const struct server_config *c, const struct probe_args *a)
 	int64_t policy = 0;
 	double t0, took;
 	time_t when;
-	int r;
+	int r, k;
 
 	const char *identity = a->identity ? a->identity : PROBE_IDENTITY_DEFAULT;
 	const char *ca = a->ca ? a->ca : c->ca_certificate, *textfile = a->textfile;
@@ -375,10 +375,14 @@ static int probe_run(const struct server_config *c, const struct probe_args *a)
 		return admin_refuse("probe: out of memory");
 	if (!url && url_default(c->listen, &url) < 0)
 		return admin_refuse("probe: no URL from listen '%s': give --url", c->listen);
-	if ((r = identity_load(identity, &n)) != 0 || (r = logs_load(n, identity, a->event_log, a->measure_log)) != 0 ||
-	    (r = registry_check(c, n->ek_hash, node_id)) != 0)
-		return r;
 	when = time(NULL);
+	/* A probe that cannot even start (its identity, its logs, the registry) failed too: the metric says so. */
+	if ((r = identity_load(identity, &n)) != 0 || (r = logs_load(n, identity, a->event_log, a->measure_log)) != 0 ||
+	    (r = registry_check(c, n->ek_hash, node_id)) != 0) {
+		if (textfile && (k = textfile_write(textfile, false, 0, when)) < 0)
+			fprintf(stderr, "keystrap-server: probe: cannot write the textfile %s: %s\n", textfile, strerror(-k));
+		return r;
+	}
 	t0 = mono_s();
 	if (request(url, ca, timeout, "/v1/attest/start", n->start_json, &start, &o) == 0) {
 		if (attest_challenge_parse(start.body, start.body_len, &ch, reason) < 0)

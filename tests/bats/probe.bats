@@ -66,11 +66,14 @@ metric() { sed -n "s/^$1 //p" probe.prom; }
 	run probe
 	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe: EK $PROBE_EK is unknown to the registry: approve it with node approve $PROBE_EK --id probe-1 --probe" ]
-	[ ! -e probe.prom ]
+	# A probe that cannot start has failed as well: the metric says so.
+	[ "$(metric keystrap_probe_success)" = 0 ]
+	[ "$(metric keystrap_probe_duration_seconds)" = 0.000000 ]
 	srv node approve "$PROBE_EK" --id probe-1 >/dev/null
 	run probe
 	[ "$status" -eq 1 ] || { echo "$output"; false; }
 	[ "$output" = "keystrap-server: probe: node probe-1 (EK $PROBE_EK) is in group 'default', not a probe: approve it with --probe" ]
+	[ "$(metric keystrap_probe_success)" = 0 ]
 	# Only the operator's approval was recorded: no attestation of it.
 	[ "$(srv audit export | grep -c "$PROBE_EK")" = $((before + 1)) ]
 	[ "$(srv audit export | grep "$PROBE_EK" | grep -c attest || true)" = 0 ]
