@@ -96,6 +96,11 @@ struct store_ops {
 			       void *userdata);
 	int (*revoked_version)(struct store *s, int64_t ret[2]);
 	int (*crl_number_next)(struct store *s, int64_t *ret); /* in store.c's transaction */
+	/* The dashboard's pages (store.h). */
+	int (*node_page)(struct store *s, int64_t offset, int64_t limit,
+			 int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
+	int (*audit_page)(struct store *s, int64_t before, int64_t limit,
+			  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 };
 
 /*

@@ -679,6 +679,19 @@ static int pg_node_set_counters(struct store *s, const char *ek_hash, int64_t re
 	return changed(res) == 1 ? 0 : -ENOENT;
 }
 
+static int node_result(PGresult *res, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	int r;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct node_rec n;
+
+		if ((r = node_from_row(res, i, &n)) < 0 || (r = cb(&n, userdata)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int pg_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
@@ -687,13 +700,22 @@ static int pg_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, 
 	if ((r = run(s, "node list", "SELECT " NODE_COLUMNS " FROM nodes ORDER BY requested_us, ek_hash", NULL, 0,
 		     &res)) < 0)
 		return r;
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct node_rec n;
+	return node_result(res, cb, userdata);
+}
 
-		if ((r = node_from_row(res, i, &n)) < 0 || (r = cb(&n, userdata)) < 0)
-			return r;
-	}
-	return 0;
+static int pg_node_page(struct store *s, int64_t offset, int64_t limit,
+			int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, limit);
+	p_int8(&p, offset);
+	if ((r = run(s, "node list", "SELECT " NODE_COLUMNS " FROM nodes ORDER BY requested_us, ek_hash LIMIT $1 OFFSET $2",
+		     &p, 0, &res)) < 0)
+		return r;
+	return node_result(res, cb, userdata);
 }
 
 static int pg_revoked_foreach(struct store *s, int64_t now,
@@ -1316,7 +1338,22 @@ static int pg_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r
 	return k < 0 ? k : r;
 }
 
-/* A node's newest records: few (limit), so one result rather than pg_audit_foreach's stream. */
+/* Each row of a result as an audit record: few (a limit), so one result rather than a stream. */
+static int audit_result(PGresult *res, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	int r;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct audit_rec a;
+
+		audit_from_row(res, i, &a);
+		if ((r = cb(&a, userdata)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A node's newest records. */
 static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
 			       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
@@ -1331,14 +1368,24 @@ static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t lim
 		     "FROM audit WHERE ek_hash = $1 ORDER BY seq DESC LIMIT $2",
 		     &p, 0, &res)) < 0)
 		return r;
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct audit_rec a;
+	return audit_result(res, cb, userdata);
+}
 
-		audit_from_row(res, i, &a);
-		if ((r = cb(&a, userdata)) < 0)
-			return r;
-	}
-	return 0;
+static int pg_audit_page(struct store *s, int64_t before, int64_t limit,
+			 int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_int8(&p, before);
+	p_int8(&p, limit);
+	if ((r = run(s, "audit list",
+		     "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+		     "FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+		     &p, 0, &res)) < 0)
+		return r;
+	return audit_result(res, cb, userdata);
 }
 
 static int pg_audit_last(struct store *s, const char *action, const char *decision,
@@ -1417,6 +1464,8 @@ const struct store_ops store_pg_ops = {
 	.audit_foreach = pg_audit_foreach,
 	.audit_foreach_ek = pg_audit_foreach_ek,
 	.audit_last = pg_audit_last,
+	.audit_page = pg_audit_page,
+	.node_page = pg_node_page,
 	.probe_write = pg_probe_write,
 	.revoked_foreach = pg_revoked_foreach,
 	.revoked_version = pg_revoked_version,

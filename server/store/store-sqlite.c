@@ -431,6 +431,25 @@ static int sqlite_node_foreach(struct store *s, int (*cb)(const struct node_rec 
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node list");
 }
 
+static int sqlite_node_page(struct store *s, int64_t offset, int64_t limit,
+			    int (*cb)(const struct node_rec *n, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "SELECT " NODE_COLUMNS " FROM nodes ORDER BY requested_us, ek_hash LIMIT ? OFFSET ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, limit);
+	sqlite3_bind_int64(st, 2, offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct node_rec n;
+
+		if ((r = node_from_row(st, &n)) < 0 || (r = cb(&n, userdata)) < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node list");
+}
+
 static int sqlite_revoked_foreach(struct store *s, int64_t now,
 				  int (*cb)(const char *serial, int64_t revoked_us, void *userdata), void *userdata)
 {
@@ -1113,6 +1132,19 @@ static int sqlite_audit_last(struct store *s, const char *action, const char *de
 	return audit_rows(s, st, cb, userdata);
 }
 
+static int sqlite_audit_page(struct store *s, int64_t before, int64_t limit,
+			     int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int64(st, 2, limit);
+	return audit_rows(s, st, cb, userdata);
+}
+
 static int sqlite_probe_write(struct store *s, int64_t now_us)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -1170,6 +1202,8 @@ const struct store_ops store_sqlite_ops = {
 	.audit_foreach = sqlite_audit_foreach,
 	.audit_foreach_ek = sqlite_audit_foreach_ek,
 	.audit_last = sqlite_audit_last,
+	.audit_page = sqlite_audit_page,
+	.node_page = sqlite_node_page,
 	.probe_write = sqlite_probe_write,
 	.revoked_foreach = sqlite_revoked_foreach,
 	.revoked_version = sqlite_revoked_version,

@@ -470,6 +470,18 @@ int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
 	return s->ops->audit_foreach_ek(s, ek_hash, limit, cb, userdata);
 }
 
+int store_audit_page(struct store *s, int64_t before, int64_t limit, int (*cb)(const struct audit_rec *r, void *userdata),
+		     void *userdata)
+{
+	return s->ops->audit_page(s, before, limit, cb, userdata);
+}
+
+int store_node_page(struct store *s, int64_t offset, int64_t limit, int (*cb)(const struct node_rec *n, void *userdata),
+		    void *userdata)
+{
+	return s->ops->node_page(s, offset, limit, cb, userdata);
+}
+
 int store_policy_get(struct store *s, int64_t version, char **ret_text, size_t *ret_size, char **ret_signatures)
 {
 	return s->ops->policy_get(s, version, ret_text, ret_size, ret_signatures);

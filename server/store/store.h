@@ -122,6 +122,9 @@ int store_revoked_version(struct store *s, int64_t ret[2]);
 int store_crl_number_next(struct store *s, int64_t *ret);
 /* Every node, by request time; cb returning < 0 stops. */
 int store_node_foreach(struct store *s, int (*cb)(const struct node_rec *n, void *userdata), void *userdata);
+/* One page of store_node_foreach's order: at most limit nodes after the first offset (the dashboard). */
+int store_node_page(struct store *s, int64_t offset, int64_t limit, int (*cb)(const struct node_rec *n, void *userdata),
+		    void *userdata);
 /* How many nodes the registry holds in each state, as this transaction sees it. */
 int store_node_count(struct store *s, int64_t ret[_NODE_STATE_MAX]);
 
@@ -282,6 +285,9 @@ struct policy_logged {
 };
 /* -ENOENT: no policy was ever loaded; -EBADMSG: that record does not say which. */
 int store_policy_logged(struct store *s, struct policy_logged *ret);
+/* The newest (at most limit) records before seq before (INT64_MAX: the newest), newest first (by the key). */
+int store_audit_page(struct store *s, int64_t before, int64_t limit, int (*cb)(const struct audit_rec *r, void *userdata),
+		     void *userdata);
 
 /* The record's hash: SHA-256(prev_hash || each field length-prefixed). Pure. */
 int audit_rec_hash(const struct audit_rec *r, uint8_t ret[32]);
