@@ -32,6 +32,11 @@ static const char *const refusals[_REFUSAL_MAX] = {
 	[REFUSAL_STORE] = "store",
 	[REFUSAL_INTERNAL] = "internal",
 };
+const char *refusal_name(enum refusal r)
+{
+	return r > REFUSAL_NONE && r < _REFUSAL_MAX ? refusals[r] : "other";
+}
+
 static const char *const ages[_NODE_AGE_MAX] = { "1h", "1d", "7d", "30d", "older", "never" };
 
 /* The class of a refusal that named none: its status's. */

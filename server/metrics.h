@@ -49,6 +49,8 @@ struct metrics {
 	int64_t policy_version, policy_expires_us;
 };
 
+/* The refusal class's label ("policy-expired", ...). */
+const char *refusal_name(enum refusal r);
 /* A request answered: why is the refusal's class (REFUSAL_NONE: the status's) when it is one. */
 void metrics_request(struct metrics *m, enum endpoint ep, int status, int64_t usec, enum refusal why);
 /* notAfter of the CA chain pki issues from and of the TLS certificate ssl serves. */

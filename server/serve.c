@@ -39,6 +39,7 @@
 #include "log-key.h"
 #include "log-proof.h"
 #include "log.h"
+#include "dashboard.h"
 #include "metrics.h"
 #include "note.h"
 #include "operator.h"
@@ -169,6 +170,7 @@ struct daemon {
 	bool accepting, backing_off, stopping;
 	struct event *commit_ev, *tick_ev, *backoff_ev;
 	struct metrics m;
+	struct dashboard *dash; /* the admin listener's pages, when admin_listen names one */
 	struct health health;
 	int64_t audit_due_us; /* the next audit_check */
 	bool batch_open;
@@ -710,6 +712,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	d->m.nodes_known = true;
 	d->srv.enroll_pending = census.state[NODE_REQUESTED];
 	audit_check(d, now_usec());
+	dashboard_tick(d->dash, now_usec());
 }
 
 /* The SSL ex_data slot holding each connection's struct conn. */
@@ -1101,6 +1104,8 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "listen";
 	if (!streq(a->database, b->database))
 		return "database";
+	if (!streq(a->admin_listen ?: "", b->admin_listen ?: ""))
+		return "admin_listen";
 	if (!streq(a->kek, b->kek))
 		return "kek";
 	if (!streq(a->log_key ?: "", b->log_key ?: ""))
@@ -1262,7 +1267,8 @@ int serve_run(const char *config)
 	d->accepting = true;
 	evconnlistener_set_error_cb(d->listener, on_accept_error);
 	d->backoff_ev = event_new(d->base, -1, 0, on_backoff, d);
-	if (!d->backoff_ev || connections_setup(d, c) < 0 || conn_prepare(d) < 0)
+	if (!d->backoff_ev || connections_setup(d, c) < 0 || conn_prepare(d) < 0 ||
+	    dashboard_start(d->base, &d->srv, &d->m, &d->dash) < 0)
 		goto out;
 	listener_update(d);
 	sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
@@ -1309,6 +1315,7 @@ out:
 		event_free(sighup);
 	if (d->http)
 		evhttp_free(d->http);
+	dashboard_free(d->dash);
 	if (d->base)
 		event_base_free(d->base);
 	connlimit_free(d->conns);

@@ -26,6 +26,7 @@ void server_config_free(struct server_config *c)
 	if (!c)
 		return;
 	free(c->listen);
+	free(c->admin_listen);
 	free(c->tls_certificate);
 	free(c->tls_key);
 	free(c->database);
@@ -136,7 +137,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
 					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
-					      "log_key_next", "checkpoint_file", NULL };
+					      "log_key_next", "checkpoint_file", "admin_listen", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -176,6 +177,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "log_key", false, &c->log_key)) < 0 ||
 	    (r = str(path, o, "checkpoint_file", false, &c->checkpoint_file)) < 0 ||
 	    (r = str(path, o, "log_key_next", false, &c->log_key_next)) < 0 ||
+	    (r = str(path, o, "admin_listen", false, &c->admin_listen)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
 	    (r = num(path, o, "max_body", 1024, 1 << 20, &c->max_body)) < 0 ||
@@ -187,6 +189,10 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "crl_lifetime", 300, 30LL * 86400, &c->crl_lifetime)) < 0 ||
 	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;
+	if (c->admin_listen && (strncmp(c->admin_listen, "unix:/", 6) != 0 || strlen(c->admin_listen) > 5 + 107)) {
+		r = bad(path, "admin_listen", "is not unix:/ABSOLUTE/PATH (at most 107 bytes)");
+		goto out;
+	}
 	r = -ENOMEM;
 	if (!c->ca_previous && asprintf(&c->ca_previous, "%s.previous", c->ca_certificate) < 0) {
 		c->ca_previous = NULL;

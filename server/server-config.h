@@ -21,6 +21,7 @@ struct operator_keys;
  */
 struct server_config {
 	char *listen;           /* "ADDRESS:PORT" */
+	char *admin_listen;     /* the dashboard's "unix:PATH"; NULL: none (dashboard.h) */
 	char *tls_certificate;  /* the server's TLS certificate (PEM, chain allowed) */
 	char *tls_key;
 	char *database;         /* "PATH", "sqlite:PATH" or "postgresql://..." (see store_open) */

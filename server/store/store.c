@@ -251,6 +251,8 @@ static int census_node(const struct node_rec *n, void *userdata)
 	w->c.attested[a]++;
 	if (n->cert_not_after > 0 && n->cert_not_after <= w->now)
 		w->c.overdue++;
+	else if (n->cert_not_after > 0 && n->cert_not_after <= w->now + 7 * 86400)
+		w->c.expiring++;
 	return 0;
 }
 

@@ -134,6 +134,7 @@ struct node_census {
 	int64_t state[_NODE_STATE_MAX];
 	int64_t attested[_NODE_AGE_MAX]; /* approved nodes, by the age of their last certificate */
 	int64_t overdue;                 /* approved nodes whose last certificate expired: not renewed in time */
+	int64_t expiring;                /* approved nodes whose certificate expires within a week */
 };
 /* One pass over the registry: what the node gauges of /metrics show, at now_us. */
 int store_node_census(struct store *s, int64_t now_us, struct node_census *ret);
