@@ -1,0 +1,261 @@
+#!/usr/bin/env bats
+# keystrap-server's dashboard (issue 16 item 1) as an operator sees it: a real server over a
+# real swtpm with admin_listen on a Unix socket, read with curl --unix-socket and with a real
+# headless Chromium (through a socat bridge from a loopback port to the socket, as an operator
+# would from their desk): screenshots at desktop and phone widths, and what the rendered DOM
+# says: a revoked node shows as revoked, an expired policy as the cause of refusals, and a
+# node id or reason carrying <script> is text, not an element.
+
+load ../lib/swtpm
+load ../lib/server
+
+PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
+
+setup_file() {
+	command -v chromium >/dev/null || skip "chromium is not installed (tools/install-deps.sh)"
+	command -v socat >/dev/null || skip "socat is not installed (tools/install-deps.sh)"
+	swtpm_start
+	# A socket path must fit in 108 bytes: its own short directory.
+	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT ADMIN_DIR ADMIN BRIDGE_PORT U EK
+	ADMIN_DIR=$(mktemp -d /tmp/ksdash.XXXXXX)
+	ADMIN=$ADMIN_DIR/admin.sock
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7" "\"admin_listen\":\"unix:$ADMIN\""
+	server_start "$SRV_DIR"
+	EK=$(ek_hash)
+	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
+	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
+	BRIDGE_PORT=$(free_port)
+	socat "TCP-LISTEN:$BRIDGE_PORT,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$ADMIN" 2>/dev/null &
+	echo $! >"$ADMIN_DIR/socat.pid"
+}
+
+teardown_file() {
+	[ ! -f "$ADMIN_DIR/socat.pid" ] || kill "$(cat "$ADMIN_DIR/socat.pid")" 2>/dev/null || true
+	server_stop "$SRV_DIR" || true
+	swtpm_stop
+	[ -z "${ADMIN_DIR:-}" ] || rm -rf "$ADMIN_DIR"
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+}
+
+# admin PATH [CURL-ARGS...]: the page through the admin socket; prints the body, then the status.
+admin() {
+	local p=$1
+	shift
+	curl -s --unix-socket "$ADMIN" -w '\n%{http_code}' "$@" "http://localhost$p"
+}
+
+# dom PATH: the DOM Chromium builds from the page (through the bridge), serialised.
+dom() {
+	chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$BATS_TEST_TMPDIR/chromium" \
+		--dump-dom "http://127.0.0.1:$BRIDGE_PORT$1" 2>/dev/null
+}
+
+# shot PATH FILE WIDTH HEIGHT: a screenshot of the page at that window size.
+shot() {
+	chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$BATS_TEST_TMPDIR/chromium" \
+		--hide-scrollbars --window-size="$3,$4" --screenshot="$2" "http://127.0.0.1:$BRIDGE_PORT$1" >/dev/null 2>&1
+}
+
+# png_size FILE: "WIDTH HEIGHT" from its IHDR, or nothing when it is not a PNG.
+png_size() {
+	python3 -c 'import struct,sys
+b=open(sys.argv[1],"rb").read(24)
+if b[:8]==b"\x89PNG\r\n\x1a\n" and b[12:16]==b"IHDR": print(*struct.unpack(">II",b[16:24]))' "$1"
+}
+
+# db SQL: straight into the server's SQLite store, as another writer would.
+db() {
+	sqlite3 -cmd '.timeout 5000' "$SRV_DIR/keystrap.db" "$1"
+}
+
+# wait_census FIELD VALUE: until the fleet page's JSON (the registry counted each second) says so.
+wait_census() {
+	for _ in $(seq 50); do
+		[ "$(admin '/?format=json' | head -n -1 | jq -r ".nodes.$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	admin '/?format=json'
+	return 1
+}
+
+@test "the admin socket is owner-only, and the dashboard is not on the nodes' port" {
+	[ -S "$ADMIN" ]
+	[ "$(stat -c '%a %U' "$ADMIN")" = "600 $(id -un)" ]
+	run admin /
+	[ "$(status_of "$output")" = 200 ]
+	# Twin: the nodes' port answers none of the admin pages.
+	for p in / /nodes /policy /secrets /audit "/nodes/$EK"; do
+		run curl -s -o /dev/null -w '%{http_code}' --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$SRV_PORT$p"
+		[ "$output" = 404 ]
+	done
+	# Another user cannot connect.
+	run setpriv --reuid 65534 --regid 65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' \
+		--unix-socket "$ADMIN" http://localhost/
+	[ "$output" = 000 ]
+}
+
+@test "admin_listen must be unix:/PATH: a TCP address is refused in one line, exit 1" {
+	jq '.admin_listen = "127.0.0.1:9443"' "$SRV_DIR/server.json" >bad.json
+	run "$KEYSTRAP_SERVER" serve --config bad.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: bad.json: 'admin_listen' is not unix:/ABSOLUTE/PATH (at most 107 bytes)" ]
+	jq '.admin_listen = ""' "$SRV_DIR/server.json" >empty.json
+	run "$KEYSTRAP_SERVER" serve --config empty.json
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: empty.json: 'admin_listen' is not a non-empty string" ]
+}
+
+@test "a revoked node shows as revoked, an approved one as approved: /nodes, /nodes/ID and the fleet's counts" {
+	# This TPM asks (an enrollment request), is approved, then revoked; another node is approved.
+	run post /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	srv node approve "$EK" --id bad-node.example >/dev/null
+	srv node revoke "$EK" >/dev/null
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    VALUES ('$(printf good | sha256sum | cut -d' ' -f1)', 'good-node.example', 'approved', 1, 1, '192.0.2.1')"
+	wait_census revoked 1
+	wait_census approved 1
+	run dom /nodes
+	[ "$status" -eq 0 ]
+	# The row a person reads: the node's name, then its state, rendered.
+	[[ "$output" == *'bad-node.example</a></td><td class="state-revoked">revoked</td>'* ]]
+	[[ "$output" == *'good-node.example</a></td><td class="state-approved">approved</td>'* ]]
+	run dom "/nodes/$EK"
+	[[ "$output" == *'<td class="state-revoked">revoked</td>'* ]]
+	[[ "$output" == *'<td>node-revoke</td><td class="ok">allow</td><td>approved -&gt; revoked'* ]]
+	run dom /nodes/good-node.example
+	[[ "$output" == *'<td class="state-approved">approved</td>'* ]]
+	[[ "$output" != *'class="state-revoked"'* ]]
+	run dom /
+	[[ "$output" == *'<div class="card" id="revoked"><b class="bad">1</b>revoked</div>'* ]]
+	# The same as JSON, by ?format=json and by Accept.
+	run admin "/nodes/$EK?format=json"
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(body_of "$output" | jq -r '.node.state, .node.node_id, .history[0].action')" = "revoked
+bad-node.example
+node-revoke" ]
+	run admin /nodes -H 'Accept: application/json'
+	[ "$(body_of "$output" | jq -r '[.nodes[] | "\(.node_id)=\(.state)"] | sort | join(" ")')" = \
+		"bad-node.example=revoked good-node.example=approved" ]
+	run admin /nodes/no-such-node
+	[ "$(status_of "$output")" = 404 ]
+}
+
+@test "an expired policy shows as the cause of refusals, and its refusals by reason; the next version clears it" {
+	local o=$OPERATOR_DIR v exp
+	v=$(($(cat "$o/policy.version") + 1))
+	echo "$v" >"$o/policy.version"
+	exp=$(date -u -d '+8 seconds' +%Y-%m-%dT%H:%M:%SZ)
+	policy_json "0 7" "$v" | jq -c --arg e "$exp" '.expires = $e' >short.json
+	policy_sign "$o" short.json op1 op2
+	srv policy load short.json --signature short.json.op1.sig --signature short.json.op2.sig >/dev/null
+	# Twin: in force, no cause of refusals shown.
+	run dom /
+	[[ "$output" == *'Policy: <span class="ok">in force</span>, version '"$v"* ]]
+	[[ "$output" != *refusal-cause* ]]
+	while [ "$(date +%s)" -le "$(date -d "$exp" +%s)" ]; do sleep 0.2; done
+	srv node approve "$EK" --reinstate >/dev/null
+	run post /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
+	[ "$(status_of "$output")" = 503 ]
+	run dom /
+	[[ "$output" == *"<span class=\"bad\" id=\"refusal-cause\">Every node is refused: policy version $v expired at $exp</span>"* ]]
+	[[ "$output" == *'<tr><td>policy-expired</td><td>1</td></tr>'* ]]
+	run dom /policy
+	[[ "$output" == *'<span class="bad">expired</span>'* ]]
+	run admin '/policy?format=json'
+	[ "$(body_of "$output" | jq -r '.state, .version, .expires, (.signers | length)')" = "expired
+$v
+$exp
+2" ]
+	server_policy "$SRV_DIR" "0 7" >/dev/null
+	run dom /
+	[[ "$output" == *'<span class="ok">in force</span>'* ]]
+	[[ "$output" != *refusal-cause* ]]
+}
+
+@test "a node id and a reason carrying <script> are rendered as text, never as elements" {
+	local evil='<script>document.title=1</script><img src=x onerror=alert(1)>' ek
+	ek=$(printf evil | sha256sum | cut -d' ' -f1)
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer, grp)
+	    VALUES ('$ek', '$evil', 'requested', 2, 2, '\"><script>alert(2)</script>', '<b>g</b>')"
+	db "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash)
+	    VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), 3, '<script>alert(3)</script>', '$ek', '$evil',
+	            'attest', 'deny', 'pcr 7: <script>alert(4)</script>', zeroblob(32), zeroblob(32))"
+	for p in /nodes "/nodes/$ek" /audit; do
+		run dom "$p"
+		[ "$status" -eq 0 ]
+		# What a person reads is the text itself...
+		[[ "$output" == *'&lt;script&gt;document.title=1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;'* ]]
+		# ...and the DOM holds no element the text would have made.
+		[[ "$output" != *'<script'* ]]
+		[[ "$output" != *'<img'* ]]
+		[[ "$output" != *'<b>g</b>'* ]]
+	done
+	run dom /audit
+	[[ "$output" == *'pcr 7: &lt;script&gt;alert(4)&lt;/script&gt;'* ]]
+	# As served: escaped in the HTML, plain in the JSON (where it is a string).
+	run admin "/nodes/$ek"
+	[[ "$output" == *'&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;'* ]]
+	[[ "$output" != *'<script'* ]]
+	run admin "/nodes/$ek?format=json"
+	[ "$(body_of "$output" | jq -r .node.node_id)" = "$evil" ]
+	# And no script could run even so: the policy allows none.
+	run curl -s -D - -o /dev/null --unix-socket "$ADMIN" http://localhost/
+	[[ "$output" == *"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'"* ]]
+	db "DELETE FROM nodes WHERE ek_hash = '$ek'"
+}
+
+@test "screenshots at desktop and phone widths are PNGs of that size" {
+	local p
+	for p in / /nodes /policy /secrets /audit; do
+		shot "$p" desk.png 1280 900
+		shot "$p" phone.png 390 844
+		[ "$(png_size desk.png)" = "1280 900" ]
+		[ "$(png_size phone.png)" = "390 844" ]
+		[ "$(stat -c %s desk.png)" -gt 5000 ]
+		[ "$(stat -c %s phone.png)" -gt 5000 ]
+	done
+	cp desk.png "$BATS_FILE_TMPDIR/audit-desktop.png"
+	# Twin: a page that is not there gives no dashboard to see (404, not the fleet).
+	run admin /nope
+	[ "$(status_of "$output")" = 404 ]
+	run dom /nope
+	[[ "$output" != *'id="policy-state"'* ]]
+}
+
+@test "pages: 100 nodes a page with a next link, the audit log newest first, secrets without values" {
+	db "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+	    INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    SELECT printf('%064x', i), printf('bulk-%03d', i), 'approved', 1000 + i, 1000 + i, '192.0.2.9' FROM n"
+	run admin '/nodes?format=json'
+	[ "$(body_of "$output" | jq -r '(.nodes | length), .next')" = "100
+1" ]
+	run admin '/nodes?page=2&format=json'
+	[ "$(body_of "$output" | jq -r '(.nodes | length) > 0, .next')" = "true
+null" ]
+	run dom /nodes
+	[[ "$output" == *'<a id="next" href="/nodes?page=1">'* ]]
+	run admin '/nodes?page=-1'
+	[ "$(status_of "$output")" = 400 ]
+	run admin '/audit?format=json'
+	local first second
+	first=$(body_of "$output" | jq -r '.records[0].seq')
+	second=$(body_of "$output" | jq -r '.records[1].seq')
+	[ "$first" -gt "$second" ]
+	[ "$(body_of "$output" | jq -r '.log.verification')" != "" ]
+	# Secrets: name and version shown, the value nowhere.
+	printf 'hunter2-value' | srv secret set db.password >/dev/null
+	run admin /secrets
+	[[ "$output" == *'db.password'* ]]
+	[[ "$output" != *'hunter2-value'* ]]
+	run admin '/secrets?format=json'
+	[ "$(body_of "$output" | jq -r '.secrets[] | select(.name == "db.password") | "\(.version) \(.state)"')" = "1 set" ]
+	[[ "$output" != *'hunter2-value'* ]]
+	run admin / -X POST
+	[ "$(status_of "$output")" = 405 ]
+	db "DELETE FROM nodes WHERE node_id LIKE 'bulk-%'"
+}
