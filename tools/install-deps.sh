@@ -19,6 +19,7 @@ pkgs=(
 	strace systemd keyutils faketime libfaketime
 	qemu-system-x86 qemu-utils ovmf dracut-core dracut-network mmdebstrap clevis-systemd
 	prometheus # ships promtool: tests/bats/metrics.bats scrapes the server, checks and tests the alert rules
+	chromium chromium-driver socat # dashboard.bats: the pages in a headless browser, through a bridge to the admin socket
 )
 
 missing=()
