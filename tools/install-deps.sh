@@ -20,6 +20,7 @@ pkgs=(
 	qemu-system-x86 qemu-utils ovmf dracut-core dracut-network mmdebstrap clevis-systemd
 	prometheus # ships promtool: tests/bats/metrics.bats scrapes the server, checks and tests the alert rules
 	chromium chromium-driver socat # dashboard.bats: the pages in a headless browser, through a bridge to the admin socket
+	prometheus-node-exporter # probe.bats: its textfile collector exports the probe's result to Prometheus
 )
 
 missing=()

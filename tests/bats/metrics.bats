@@ -7,6 +7,7 @@
 
 load ../lib/swtpm
 load ../lib/server
+load ../lib/prometheus
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
 DIST=$BATS_TEST_DIRNAME/../../dist
@@ -22,11 +23,11 @@ setup_file() {
 	EK=$(ek_hash)
 	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
 	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
-	prom_start
+	prom_start_server
 }
 
 teardown_file() {
-	[ ! -f "$PROM_DIR/pid" ] || kill "$(cat "$PROM_DIR/pid")" 2>/dev/null || true
+	prom_stop
 	server_stop "$SRV_DIR" || true
 	swtpm_stop
 }
@@ -35,54 +36,14 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-# prom_start: Prometheus on a free loopback port scraping the server every second over TLS
-# (its CA), evaluating dist/prometheus's rules every second; waits until the target is up.
-prom_start() {
-	mkdir -p "$PROM_DIR/data"
-	PROM_PORT=$(free_port)
-	cat >"$PROM_DIR/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $DIST/prometheus/keystrap.rules.yml
-scrape_configs:
-  - job_name: keystrap
+# prom_start_server: Prometheus scraping the server over TLS (its CA).
+prom_start_server() {
+	prom_start keystrap "  - job_name: keystrap
     scheme: https
     tls_config:
       ca_file: $SRV_DIR/ca.crt
     static_configs:
-      - targets: ["127.0.0.1:$SRV_PORT"]
-YML
-	prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
-		--web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn 2>>"$PROM_DIR/log" &
-	echo $! >"$PROM_DIR/pid"
-	prom_wait 'up{job="keystrap"}' 1 || { cat "$PROM_DIR/log"; return 1; }
-}
-
-# prom QUERY: the value of the query's first series now (empty when it has none).
-prom() {
-	curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" |
-		jq -r '.data.result[0].value[1] // empty'
-}
-
-# prom_wait QUERY VALUE: until Prometheus has VALUE for QUERY (a scrape or two), at most 20 s;
-# else prints what it had and fails.
-prom_wait() {
-	local v
-	for _ in $(seq 200); do
-		v=$(prom "$1" 2>/dev/null)
-		[ "$v" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "$1: '$v', not '$2'"
-	return 1
-}
-
-# firing ALERT: the instances ALERT fires for now, per Prometheus.
-firing() {
-	curl -s "http://127.0.0.1:$PROM_PORT/api/v1/alerts" |
-		jq -r --arg a "$1" '.data.alerts[] | select(.labels.alertname == $a and .state == "firing") | .labels.instance'
+      - targets: [\"127.0.0.1:$SRV_PORT\"]"
 }
 
 # ready: /readyz's status code, then its body.

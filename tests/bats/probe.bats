@@ -10,6 +10,7 @@
 load ../lib/swtpm
 load ../lib/server
 load ../lib/firmware
+load ../lib/prometheus
 
 setup_file() {
 	swtpm_start
@@ -39,6 +40,9 @@ setup() {
 }
 
 teardown() {
+	# A test that stopped halfway leaves its node_exporter and Prometheus: stopped by PID.
+	[ ! -f "$BATS_TEST_TMPDIR/exporter.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/exporter.pid")" 2>/dev/null || true
+	PROM_DIR=$BATS_TEST_TMPDIR/prom prom_stop
 	swtpm_reboot
 }
 
@@ -230,4 +234,38 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 	[ "$output" = "keystrap-server: probe: broken.bin or (no measurement log) does not parse as a firmware event log and a CEL-JSON measurement log" ]
 	# Back to the file's policy for whatever runs after.
 	POLICY_GROUPS='{"default":{"secrets":["db"]},"probe":{"secrets":["db"]}}' server_policy "$SRV_DIR" "0 7" >/dev/null
+}
+
+@test "a real node_exporter exports the textfile and a real Prometheus reads it: success 1; failing, KeystrapProbeFailing pending for that instance" {
+	command -v prometheus-node-exporter >/dev/null || skip "prometheus-node-exporter is not installed (tools/install-deps.sh)"
+	command -v prometheus >/dev/null || skip "prometheus is not installed (tools/install-deps.sh)"
+	local port
+	export PROM_DIR=$BATS_TEST_TMPDIR/prom PROM_PORT
+	srv node approve "$PROBE_EK" --id probe-1 --probe >/dev/null
+	mkdir textfile
+	port=$(free_port)
+	prometheus-node-exporter --collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$PWD/textfile" --web.listen-address="127.0.0.1:$port" 2>exporter.log &
+	echo $! >exporter.pid
+	run probe --textfile "$PWD/textfile/keystrap-probe.prom"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	prom_start node "  - job_name: node
+    static_configs:
+      - targets: [\"127.0.0.1:$port\"]"
+	prom_wait keystrap_probe_success 1
+	[ "$(prom 'keystrap_probe_duration_seconds > 0')" != "" ]
+	[ -z "$(alerts KeystrapProbeFailing pending)" ]
+	# The server "gone": the probe fails, the next scrape says so, and the alert is on its way.
+	run probe --textfile "$PWD/textfile/keystrap-probe.prom" --url "https://127.0.0.1:$(free_port)" --timeout 1
+	[ "$status" -eq 4 ]
+	prom_wait keystrap_probe_success 0
+	for _ in $(seq 50); do
+		[ -n "$(alerts KeystrapProbeFailing pending)" ] && break
+		sleep 0.1
+	done
+	[ "$(alerts KeystrapProbeFailing pending)" = "127.0.0.1:$port" ]
+	[ -z "$(firing KeystrapProbeFailing)" ]
+	prom_stop
+	kill "$(cat exporter.pid)"
+	rm exporter.pid
 }
