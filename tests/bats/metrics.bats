@@ -228,11 +228,7 @@ ok" ]
 	server_start "$SRV_DIR"
 	grep -q 'event=audit-unverified reason="audit record 2 (after 1 verified) breaks the chain"' "$SRV_DIR/server.log"
 	prom_wait keystrap_audit_verified 0
-	for _ in $(seq 50); do
-		[ -n "$(firing KeystrapAuditUnverified)" ] && break
-		sleep 0.2
-	done
-	[ "$(firing KeystrapAuditUnverified)" = "127.0.0.1:$SRV_PORT" ]
+	alert_wait KeystrapAuditUnverified firing "127.0.0.1:$SRV_PORT"
 	# The server still answers: a verification failure is an alert, not an outage.
 	run ready
 	[ "${lines[0]}" = 200 ]

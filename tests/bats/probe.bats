@@ -260,11 +260,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 	run probe --textfile "$PWD/textfile/keystrap-probe.prom" --url "https://127.0.0.1:$(free_port)" --timeout 1
 	[ "$status" -eq 4 ]
 	prom_wait keystrap_probe_success 0
-	for _ in $(seq 50); do
-		[ -n "$(alerts KeystrapProbeFailing pending)" ] && break
-		sleep 0.1
-	done
-	[ "$(alerts KeystrapProbeFailing pending)" = "127.0.0.1:$port" ]
+	alert_wait KeystrapProbeFailing pending "127.0.0.1:$port"
 	[ -z "$(firing KeystrapProbeFailing)" ]
 	prom_stop
 	kill "$(cat exporter.pid)"

@@ -58,3 +58,16 @@ alerts() {
 
 # firing ALERT: the instances ALERT fires for now.
 firing() { alerts "$1" firing; }
+
+# alert_wait ALERT STATE INSTANCE: until ALERT is in STATE for INSTANCE (and no other), at most
+# 10 s; else prints what Prometheus had and fails.
+alert_wait() {
+	local got
+	for _ in $(seq 50); do
+		got=$(alerts "$1" "$2")
+		[ "$got" = "$3" ] && return 0
+		sleep 0.2
+	done
+	echo "$1 $2 for '$got', not '$3'"
+	return 1
+}
