@@ -497,6 +497,25 @@ static int page_node(struct page *p, const char *arg, struct evkeyvalq *q)
 	return 200;
 }
 
+/* The newest signed checkpoint as stored (what nodes and audit verify check the log against). */
+static void checkpoint(struct page *p, json_object *o)
+{
+	_cleanup_free_ char *note = NULL;
+	uint64_t size;
+	int r = store_checkpoint_get(p->db->srv->store, &size, &note);
+
+	if (r < 0) {
+		fprintf(p->f, "<p id=\"checkpoint\">No signed checkpoint%s.</p>",
+			r == -ENOENT ? " yet (no log_key configured, or nothing appended since)" : ": the store did not answer");
+		return;
+	}
+	fprintf(p->f, "<h2>Newest signed checkpoint: %" PRIu64 " records</h2><pre id=\"checkpoint\">", size);
+	html(p->f, note);
+	fputs("</pre>", p->f);
+	jint(o, "checkpoint_size", (int64_t)size);
+	jstr(o, "checkpoint", note);
+}
+
 static int page_audit(struct page *p, const char *arg, struct evkeyvalq *q)
 {
 	int64_t before = query_num(q, "before", INT64_MAX);
@@ -510,6 +529,7 @@ static int page_audit(struct page *p, const char *arg, struct evkeyvalq *q)
 		return 400;
 	head(p, "Audit log");
 	audit_state(p, st);
+	checkpoint(p, st);
 	fprintf(p->f, "<p>Newest first, %d a page.</p>", PAGE_ROWS);
 	audit_header(p, true);
 	if (store_audit_page(p->db->srv->store, before, PAGE_ROWS + 1, audit_row, &l) < 0)
