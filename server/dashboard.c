@@ -174,7 +174,7 @@ static void audit_state(struct page *p, json_object *o)
 
 	jstr(o, "verification", !m->audit_checked ? "pending" : m->audit_verified ? "verified" : "failed");
 	jstr(o, "checked", m->audit_checked ? when(m->audit_checked_us, buf) : NULL);
-	jint(o, "records", (int64_t)m->audit_records);
+	jint(o, "appended_since_start", (int64_t)m->audit_records);
 	fprintf(p->f, "<p id=\"audit-state\">Audit log: <span class=\"%s\">%s</span>",
 		m->audit_checked && !m->audit_verified ? "bad" : "ok", st);
 	if (m->audit_checked)
@@ -347,15 +347,24 @@ static int page_fleet(struct page *p, const char *arg, struct evkeyvalq *q)
 static json_object *node_cells(struct page *p, const struct node_rec *n)
 {
 	json_object *o = json_object_new_object();
+	char ek[17];
 
-	fprintf(p->f, "<tr><td><a href=\"/nodes/%s\">", n->ek_hash);
+	/* The EK hash too: the registry's rows are escaped whatever wrote them. */
+	fputs("<tr><td><a href=\"/nodes/", p->f);
+	html(p->f, n->ek_hash);
+	fputs("\">", p->f);
 	html(p->f, n->node_id[0] ? n->node_id : "(no id)");
 	fprintf(p->f, "</a></td><td class=\"state-%s\">%s</td>", node_state_name(n->state), node_state_name(n->state));
 	jstr(o, "node_id", n->node_id);
 	jstr(o, "state", node_state_name(n->state));
 	jstr(o, "ek_hash", n->ek_hash);
 	cell(p, o, "group", n->group);
-	fprintf(p->f, "<td title=\"%s\">%.16s&hellip;</td>", n->ek_hash, n->ek_hash);
+	fputs("<td title=\"", p->f);
+	html(p->f, n->ek_hash);
+	fputs("\">", p->f);
+	snprintf(ek, sizeof(ek), "%.16s", n->ek_hash);
+	html(p->f, ek);
+	fputs("&hellip;</td>", p->f);
 	cell_time(p, o, "requested", n->requested_us);
 	cell_time(p, o, "attested", n->attested_us);
 	cell_time(p, o, "certificate_expires", n->cert_not_after * 1000000);
@@ -489,7 +498,9 @@ static int page_node(struct page *p, const char *arg, struct evkeyvalq *q)
 	head(p, "Node");
 	fputs(NODE_HEADER, p->f);
 	json_object_object_add(p->j, "node", node_cells(p, &n));
-	fprintf(p->f, "</table></div><p>EK hash <code>%s</code></p><h2>History, newest first</h2>", n.ek_hash);
+	fputs("</table></div><p>EK hash <code>", p->f);
+	html(p->f, n.ek_hash);
+	fputs("</code></p><h2>History, newest first</h2>", p->f);
 	audit_header(p, false);
 	if ((r = store_audit_foreach_ek(s, n.ek_hash, NODE_HISTORY, audit_row, &l)) < 0)
 		return 503;
@@ -566,10 +577,10 @@ static int page_policy(struct page *p, const char *arg, struct evkeyvalq *q)
 	if (srv->policy.text)
 		(void)policy_trust(c, srv->policy.version, srv->policy.text, strlen(srv->policy.text),
 				   srv->policy.signatures, &again, &bits, reason);
-	fprintf(p->f, "<p>Minimum keystrap version %s (advisory); credentials last %" PRId64 " s; %u of %zu "
-		      "operator keys must sign (policy_threshold %" PRId64 ").</p>",
-		pol->min_version, pol->credential_lifetime, (unsigned)c->policy_threshold, c->operators->n,
-		c->policy_threshold);
+	fputs("<p>Minimum keystrap version ", p->f);
+	html(p->f, pol->min_version);
+	fprintf(p->f, " (advisory); credentials last %" PRId64 " s; %" PRId64 " of the %zu operator keys must sign.</p>",
+		pol->credential_lifetime, c->policy_threshold, c->operators->n);
 	jstr(p->j, "min_keystrap_version", pol->min_version);
 	jint(p->j, "credential_lifetime", pol->credential_lifetime);
 	fputs("<h2>Signed by</h2><div class=\"scroll\"><table id=\"signers\"><tr><th>fingerprint</th><th>key</th></tr>",
@@ -795,6 +806,8 @@ int dashboard_start(struct event_base *base, struct server *srv, const struct me
 	evhttp_set_allowed_methods(db->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						     EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(db->http, 30);
+	evhttp_set_max_headers_size(db->http, 16384);
+	evhttp_set_max_body_size(db->http, 0);
 	*ret = TAKE_PTR(db);
 	return 0;
 }

@@ -189,6 +189,9 @@ $exp
 	ek=$(printf evil | sha256sum | cut -d' ' -f1)
 	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer, grp)
 	    VALUES ('$ek', '$evil', 'requested', 2, 2, '\"><script>alert(2)</script>', '<b>g</b>')"
+	# A row another writer of the database made, its very key markup: escaped all the same.
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    VALUES ('\"><script>alert(5)</script>', NULL, 'requested', 2, 2, 'x')"
 	db "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash)
 	    VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), 3, '<script>alert(3)</script>', '$ek', '$evil',
 	            'attest', 'deny', 'pcr 7: <script>alert(4)</script>', zeroblob(32), zeroblob(32))"
@@ -213,7 +216,9 @@ $exp
 	# And no script could run even so: the policy allows none.
 	run curl -s -D - -o /dev/null --unix-socket "$ADMIN" http://localhost/
 	[[ "$output" == *"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'"* ]]
-	db "DELETE FROM nodes WHERE ek_hash = '$ek'"
+	run dom /nodes
+	[[ "$output" == *'title="&quot;&gt;&lt;script&gt;alert(5)&lt;/script&gt;"'* ]]
+	db "DELETE FROM nodes WHERE ek_hash IN ('$ek', '\"><script>alert(5)</script>')"
 }
 
 @test "screenshots at desktop and phone widths are PNGs of that size" {
