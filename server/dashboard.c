@@ -112,8 +112,9 @@ static const char STYLE[] =
 	"header{background:#1b2a3a;color:#fff;padding:.6em 1em}header a{color:#cfe3ff;margin-right:1em}"
 	"header b{margin-right:1.5em}main{padding:1em;max-width:1200px}"
 	"table{border-collapse:collapse;background:#fff;width:100%}td,th{border:1px solid #d6d9de;padding:.3em .5em;"
-	"text-align:left;vertical-align:top;word-break:break-all}th{background:#eceff3}"
-	".scroll{overflow-x:auto}.cards{display:flex;flex-wrap:wrap;gap:.6em;margin-bottom:1em}"
+	"text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#eceff3;white-space:nowrap}"
+	/* Wide tables keep their columns on a phone and scroll sideways inside their box. */
+	".scroll{overflow-x:auto}.scroll table{min-width:72em}.cards{display:flex;flex-wrap:wrap;gap:.6em;margin-bottom:1em}"
 	".card{background:#fff;border:1px solid #d6d9de;padding:.5em .8em;min-width:8em}.card b{display:block;font-size:1.6em}"
 	".bad{color:#b00020;font-weight:bold}.ok{color:#0a7a2f;font-weight:bold}.warn{color:#a35b00;font-weight:bold}"
 	".state-revoked{color:#b00020;font-weight:bold}.state-requested{color:#a35b00}"
@@ -329,6 +330,8 @@ static int page_fleet(struct page *p, const char *arg, struct evkeyvalq *q)
 	fputs("</div><h2>Refusals since start, by reason</h2><div class=\"scroll\"><table id=\"refusals\">"
 	      "<tr><th>reason</th><th>requests</th></tr>",
 	      p->f);
+	if (refused == 0)
+		fputs("<tr><td colspan=\"2\">none</td></tr>", p->f);
 	for (int k = REFUSAL_NONE + 1; k < _REFUSAL_MAX; k++)
 		if (m->refusals[k]) {
 			fprintf(p->f, "<tr><td>%s</td><td>%" PRIu64 "</td></tr>", refusal_name(k), m->refusals[k]);
