@@ -15,6 +15,7 @@
 #include "json-dup.h"
 #include "macro.h"
 #include "ossl.h"
+#include "secbuf.h"
 
 #define JSON_MAX ATTEST_MESSAGE_MAX
 
@@ -341,10 +342,70 @@ int attest_finish_parse(const char *json, size_t size, struct attest_finish *ret
 	return r;
 }
 
+static int disk_share_put_parse(json_object *parent, struct attest_finish *ret, char *reason)
+{
+	static const char *const fields[] = { "volume", "share", NULL };
+	json_object *o;
+	int r;
+
+	if (!json_object_object_get_ex(parent, "disk_share_put", &o))
+		return 0;
+	if (!json_object_is_type(o, json_type_object))
+		return attest_fail(reason, "field 'disk_share_put' is not an object");
+	json_object_object_foreach(o, key, val)
+	{
+		bool known = false;
+
+		(void)val;
+		for (size_t i = 0; fields[i]; i++)
+			known = known || streq(key, fields[i]);
+		if (!known)
+			return attest_fail(reason, "field 'disk_share_put' has an unknown field '%.64s'", key);
+	}
+	if ((r = get_text(o, "volume", ret->share_volume, ATTEST_VOLUME_LEN, reason)) < 0)
+		return attest_fail(reason, "field 'disk_share_put.volume' is not a LUKS2 UUID");
+	if (!attest_volume_valid(ret->share_volume))
+		return attest_fail(reason, "field 'disk_share_put.volume' is not a LUKS2 UUID (lowercase 8-4-4-4-12)");
+	if ((r = get_base64_exact(o, "share", ret->share, sizeof(ret->share), reason)) < 0)
+		return attest_fail(reason, "field 'disk_share_put.share' is not base64 of %d bytes", ATTEST_DISK_SHARE_SIZE);
+	ret->has_share_put = true;
+	return 0;
+}
+
+static int disk_shares_get_parse(json_object *parent, struct attest_finish *ret, char *reason)
+{
+	json_object *a;
+	size_t n;
+
+	if (!json_object_object_get_ex(parent, "disk_shares_get", &a))
+		return 0;
+	if (!json_object_is_type(a, json_type_array))
+		return attest_fail(reason, "field 'disk_shares_get' is not an array");
+	n = json_object_array_length(a);
+	if (n == 0 || n > ATTEST_DISK_SHARES_MAX)
+		return attest_fail(reason, "field 'disk_shares_get' holds %zu volumes, not 1 to %d", n,
+				   ATTEST_DISK_SHARES_MAX);
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *s = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    (size_t)json_object_get_string_len(v) != ATTEST_VOLUME_LEN || !attest_volume_valid(s))
+			return attest_fail(reason, "field 'disk_shares_get' holds something other than LUKS2 UUIDs");
+		for (size_t j = 0; j < i; j++)
+			if (streq(ret->shares_get[j], s))
+				return attest_fail(reason, "field 'disk_shares_get' names volume %s twice", s);
+		memcpy(ret->shares_get[i], s, ATTEST_VOLUME_LEN + 1);
+	}
+	ret->n_shares_get = n;
+	return 0;
+}
+
 static int finish_parse(const char *json, size_t size, struct attest_finish *ret, char *reason)
 {
 	static const char *const fields[] = { "session", "proof",  "attest",    "signature", "pcr_bank", "pcrs",
-					      "csr",     "ek_pub", "event_log", "cel_log",   "log_size", NULL };
+					      "csr",     "ek_pub", "event_log", "cel_log",   "log_size",
+					      "disk_share_put", "disk_shares_get", NULL };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *pcrs;
 	int64_t log_size;
@@ -367,6 +428,8 @@ static int finish_parse(const char *json, size_t size, struct attest_finish *ret
 		ret->witness = true;
 		ret->log_size = (uint64_t)log_size;
 	}
+	if ((r = disk_share_put_parse(o, ret, reason)) < 0 || (r = disk_shares_get_parse(o, ret, reason)) < 0)
+		return r;
 	if (!json_object_object_get_ex(o, "pcrs", &pcrs) || !json_object_is_type(pcrs, json_type_object))
 		return attest_fail(reason, "field 'pcrs' is not an object");
 	json_object_object_foreach(pcrs, key, val)
@@ -500,6 +563,7 @@ void attest_finish_done(struct attest_finish *m)
 	m->event_log = NULL;
 	m->cel_log = NULL;
 	m->event_log_size = m->cel_log_size = 0;
+	secmem_wipe(m->share, sizeof(m->share));
 }
 
 void attest_result_done(struct attest_result *m)
@@ -611,6 +675,37 @@ int attest_challenge_format(const struct attest_challenge *m, char **ret)
 	return finish_format(o, ret);
 }
 
+static int add_disk_shares(json_object *o, const struct attest_finish *m)
+{
+	json_object *put, *get;
+	char b64[64];
+	int r;
+
+	if (m->has_share_put) {
+		if ((r = add(o, "disk_share_put", put = json_object_new_object())) < 0 ||
+		    (r = add_string(put, "volume", m->share_volume)) < 0)
+			return r;
+		base64_encode(m->share, sizeof(m->share), b64);
+		r = add_string(put, "share", b64);
+		secmem_wipe(b64, sizeof(b64));
+		if (r < 0)
+			return r;
+	}
+	if (m->n_shares_get == 0)
+		return 0;
+	if ((r = add(o, "disk_shares_get", get = json_object_new_array())) < 0)
+		return r;
+	for (size_t i = 0; i < m->n_shares_get; i++) {
+		json_object *v = json_object_new_string(m->shares_get[i]);
+
+		if (!v || json_object_array_add(get, v) < 0) {
+			json_object_put(v);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int attest_finish_format(const struct attest_finish *m, char **ret)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
@@ -626,7 +721,8 @@ int attest_finish_format(const struct attest_finish *m, char **ret)
 	    (r = add_base64(o, "ek_pub", m->ek_pub, m->ek_pub_size)) < 0 ||
 	    (r = add_base64(o, "event_log", m->event_log, m->event_log_size)) < 0 ||
 	    (r = add_text(o, "cel_log", m->cel_log, m->cel_log_size)) < 0 ||
-	    (m->witness && (r = add_int(o, "log_size", (int64_t)m->log_size)) < 0))
+	    (m->witness && (r = add_int(o, "log_size", (int64_t)m->log_size)) < 0) ||
+	    (r = add_disk_shares(o, m)) < 0)
 		return r;
 	pcrs = json_object_new_object();
 	if (!pcrs || json_object_object_add(o, "pcrs", pcrs) < 0) {
@@ -770,4 +866,14 @@ int attest_extra_data(const uint8_t nonce[ATTEST_NONCE_SIZE], const uint8_t proo
 	    !EVP_DigestFinal_ex(c, ret, NULL))
 		return -EIO;
 	return 0;
+}
+
+bool attest_volume_valid(const char *s)
+{
+	if (strlen(s) != ATTEST_VOLUME_LEN)
+		return false;
+	for (size_t i = 0; i < ATTEST_VOLUME_LEN; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !strchr("0123456789abcdef", s[i]) || !s[i])
+			return false;
+	return true;
 }

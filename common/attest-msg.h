@@ -61,6 +61,11 @@
  * before the finish (nothing is issued), since its TLS check of the server used that clock.
  */
 #define ATTEST_CLOCK_SKEW_MAX 300
+/* An attestation-gated keyslot's server share (disk_share_put / disk_shares_get), per volume. */
+#define ATTEST_VOLUME_LEN 36      /* a LUKS2 UUID, canonical lowercase 8-4-4-4-12 */
+#define ATTEST_DISK_SHARE_SIZE 32
+#define ATTEST_DISK_SHARES_MAX 8  /* volumes one finish may ask shares of */
+#define ATTEST_DISK_SHARE_PREFIX "disk." /* a released share's name in the payload: disk.UUID */
 
 struct attest_start {
 	char version[ATTEST_VERSION_MAX + 1];
@@ -108,6 +113,14 @@ struct attest_finish {
 	 */
 	bool witness;
 	uint64_t log_size;
+	/* disk_share_put: the share the server keeps for this node and volume, stored once the
+	 * attestation passed (wiped by attest_finish_done). */
+	bool has_share_put;
+	char share_volume[ATTEST_VOLUME_LEN + 1];
+	uint8_t share[ATTEST_DISK_SHARE_SIZE];
+	/* disk_shares_get: the volumes whose shares go into the sealed payload, distinct. */
+	char shares_get[ATTEST_DISK_SHARES_MAX][ATTEST_VOLUME_LEN + 1];
+	size_t n_shares_get;
 };
 
 /*
@@ -178,6 +191,8 @@ int attest_error_format(const char *reason, char **ret);
 
 /* The node id rule (a DNS label run: [a-z0-9-.], 1..64, no leading '-' or '.'). */
 int attest_node_id_valid(const char *s);
+/* A LUKS2 UUID as the protocol carries it: canonical lowercase 8-4-4-4-12 hex. */
+bool attest_volume_valid(const char *s);
 
 /* What proves the node activated the credential: HMAC-SHA256(secret, "keystrap-proof" || nonce). */
 int attest_proof(const uint8_t *secret, size_t secret_size, const uint8_t nonce[ATTEST_NONCE_SIZE],

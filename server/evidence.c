@@ -326,12 +326,12 @@ static int seal(struct secbuf *plain, const struct tpm_pub *ek, const TPM2B_NAME
 	return 0;
 }
 
-int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct tpm_pub *ek,
-		  const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
+int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct payload_item *extra, size_t n_extra,
+		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
 		  char reason[ATTEST_REASON_MAX])
 {
 	_cleanup_secbuf_ struct secbuf *plain = NULL;
-	struct payload_item *items = calloc(n ? n : 1, sizeof(*items));
+	struct payload_item *items = calloc(n + n_extra ? n + n_extra : 1, sizeof(*items));
 	size_t got = 0, bad = 0;
 	int r = 0;
 
@@ -356,9 +356,12 @@ int evidence_seal(struct store *s, char (*const names)[65], size_t n, const stru
 		items[got] = (struct payload_item){ .name = names[got], .value = v };
 	}
 	if (r >= 0) {
-		r = payload_encode(items, n, &plain, &bad);
+		for (size_t i = 0; i < n_extra; i++)
+			items[n + i] = extra[i];
+		r = payload_encode(items, n + n_extra, &plain, &bad);
 		if (r == -EINVAL)
-			snprintf(reason, ATTEST_REASON_MAX, "secret '%s' cannot be sent (name or size)", names[bad]);
+			snprintf(reason, ATTEST_REASON_MAX, "secret '%s' cannot be sent (name or size)",
+				 bad < n ? names[bad] : extra[bad - n].name);
 	}
 	items_free(items, got);
 	if (r < 0)

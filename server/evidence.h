@@ -7,6 +7,7 @@
 #include "attest-msg.h"
 #include "cel.h"
 #include "eventlog.h"
+#include "payload.h"
 #include "pcr.h"
 #include "policy.h"
 #include "store.h"
@@ -53,8 +54,9 @@ int evidence_judge(const struct policy *p, const struct attest_finish *m, const 
  * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every
  * value are wiped on each path. -ENOENT: a named secret is not in the store; -EBADMSG: its row
  * does not decrypt (altered or moved); -EKEYREJECTED: it is wrapped by a KEK the server does not
- * hold (a rotation whose new KEK is not in place here yet). reason says which secret.
+ * hold (a rotation whose new KEK is not in place here yet). reason says which secret. extra:
+ * items sealed besides them (the disk shares released), owned by the caller.
  */
-int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct tpm_pub *ek,
-		  const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
+int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct payload_item *extra, size_t n_extra,
+		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
 		  char reason[ATTEST_REASON_MAX]);

@@ -219,8 +219,8 @@ static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, 
  * receives none, even from a policy that lists some for its group; *ret_withheld says how many.
  */
 static int result_fill(struct server *s, const struct policy *p, const struct node_rec *node, const struct tpm_pub *ek,
-		       const struct tpm_pub *ak, const char *session, struct attest_result *res, struct reply *r,
-		       size_t *ret_withheld)
+		       const struct tpm_pub *ak, const char *session, const struct payload_item *shares, size_t n_shares,
+		       struct attest_result *res, struct reply *r, size_t *ret_withheld)
 {
 	const struct policy_group *g = p ? policy_group(p, node->group) : NULL;
 	char why[ATTEST_REASON_MAX];
@@ -237,8 +237,8 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 		return k;
 	}
 	res->policy_version = p ? p->version : 0;
-	k = evidence_seal(s->store, g ? g->secrets : NULL, g ? g->n_secrets : 0, ek, &ak->name, session, &res->payload,
-			  why);
+	k = evidence_seal(s->store, g ? g->secrets : NULL, g ? g->n_secrets : 0, shares, n_shares, ek, &ak->name,
+			  session, &res->payload, why);
 	if (k == -ENOENT || k == -EINVAL || k == -EBADMSG)
 		deny(r, 500, "%s", why);
 	else if (k == -EKEYREJECTED) {
@@ -251,12 +251,93 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 	return k;
 }
 
+/* The disk shares a finish asks for (disk_shares_get), as the payload carries them: disk.UUID. */
+struct shares {
+	char names[ATTEST_DISK_SHARES_MAX][sizeof(ATTEST_DISK_SHARE_PREFIX) + ATTEST_VOLUME_LEN];
+	struct payload_item items[ATTEST_DISK_SHARES_MAX];
+	size_t n;
+	bool missing[ATTEST_DISK_SHARES_MAX]; /* none stored for this node and volume */
+};
+
+static void shares_done(struct shares *sh)
+{
+	for (size_t i = 0; i < sh->n; i++)
+		secbuf_free((struct secbuf *)sh->items[i].value);
+	sh->n = 0;
+}
+
+/* After the attestation passed: what the store holds for this node of each volume asked for. */
+static int shares_get(struct server *s, const struct attest_finish *m, struct reply *r, struct shares *ret)
+{
+	for (size_t i = 0; i < m->n_shares_get; i++) {
+		struct secbuf *v = NULL;
+		int k = store_disk_share_get(s->store, r->ek_hash, m->shares_get[i], &v);
+
+		if (k == -ENOENT) {
+			ret->missing[i] = true;
+			continue;
+		}
+		if (k == -EKEYREJECTED) {
+			deny(r, 503, "the disk share of volume %s is wrapped by a KEK this server does not hold yet",
+			     m->shares_get[i]);
+			r->retry_after = 5;
+			return k;
+		}
+		if (k < 0) {
+			deny(r, 500, "internal error: the disk share of volume %s: %s", m->shares_get[i],
+			     k == -EBADMSG ? "its row does not decrypt (altered, or moved from another node or volume)" :
+					     strerror(-k));
+			return k;
+		}
+		snprintf(ret->names[ret->n], sizeof(ret->names[ret->n]), ATTEST_DISK_SHARE_PREFIX "%s", m->shares_get[i]);
+		ret->items[ret->n] = (struct payload_item){ .name = ret->names[ret->n], .value = v };
+		ret->n++;
+	}
+	return 0;
+}
+
+/* One audit record of a disk share: stored, released or refused, naming the volume. */
+static int share_audit(struct server *s, const char *peer, const struct reply *r, const char *action, bool allow,
+		       const char *volume, const char *why)
+{
+	char reasons[ATTEST_REASON_MAX + 64];
+	struct audit_rec a = { .time_us = now_usec(), .peer = peer, .ek_hash = r->ek_hash, .node_id = r->node_id,
+			       .action = action, .decision = allow ? "allow" : "deny", .reasons = reasons };
+
+	snprintf(reasons, sizeof(reasons), "volume %s: %s", volume, why);
+	return store_audit_append(s->store, &a);
+}
+
+static int finish(struct server *s, const char *peer, const struct attest_finish *m, struct reply *r);
+
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+{
+	struct attest_finish m __attribute__((cleanup(attest_finish_done))) = {};
+	char why[ATTEST_REASON_MAX];
+	int k;
+
+	r->action = "attest-finish";
+	if (attest_finish_parse(body, size, &m, why) < 0)
+		return deny(r, 400, "%s", why);
+	finish(s, peer, &m, r);
+	if (r->status == 200)
+		return 0;
+	/* Refused before anything was released: each volume asked for is audited as refused. */
+	for (size_t i = 0; i < m.n_shares_get; i++)
+		if ((k = share_audit(s, peer, r, "disk-share-release", false, m.shares_get[i], r->reason)) < 0)
+			return fail_internal(r, "auditing a disk share", k);
+	if (m.has_share_put &&
+	    (k = share_audit(s, peer, r, "disk-share-store", false, m.share_volume, r->reason)) < 0)
+		return fail_internal(r, "auditing a disk share", k);
+	return 0;
+}
+
+static int finish(struct server *s, const char *peer, const struct attest_finish *m, struct reply *r)
 {
 	_cleanup_free_ uint8_t *spki = NULL;
 	_cleanup_free_ char *pem = NULL, *refused = NULL;
 	const struct policy *p;
-	struct attest_finish m __attribute__((cleanup(attest_finish_done))) = {};
+	struct shares sh __attribute__((cleanup(shares_done))) = {};
 	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
 	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
 	struct nonce_rec n;
@@ -271,11 +352,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	char serial[41], why[ATTEST_REASON_MAX];
 	int k;
 
-	(void)peer;
-	r->action = "attest-finish";
-	if (attest_finish_parse(body, size, &m, why) < 0)
-		return deny(r, 400, "%s", why);
-	k = store_nonce_get(s->store, m.session, &n);
+	k = store_nonce_get(s->store, m->session, &n);
 	if (k == -ENOENT)
 		return deny_as(r, REFUSAL_SESSION, 403, "unknown session");
 	if (k < 0)
@@ -289,20 +366,20 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	 * The proof first, and nothing spent on a refusal: a finish by anyone who merely knows the
 	 * session id must not use up the nonce of the node that owns it.
 	 */
-	k = attest_proof_verifier(m.proof, verifier);
+	k = attest_proof_verifier(m->proof, verifier);
 	if (k >= 0 && !secmem_equal(verifier, n.verifier, sizeof(verifier)))
 		k = -EKEYREJECTED;
 	if (k >= 0)
-		k = pki_csr_key(s->pki, m.csr, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
+		k = pki_csr_key(s->pki, m->csr, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
 	if (k >= 0)
-		k = attest_extra_data(n.nonce, m.proof, spki, spki_size, extra);
+		k = attest_extra_data(n.nonce, m->proof, spki, spki_size, extra);
 	if (k == -EKEYREJECTED)
 		return deny(r, 403, "proof of activation does not match: the credential was not activated by the EK's TPM");
 	if (k == -EBADMSG)
 		return deny(r, 400, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "proof", k);
-	if (session_ek(&m, &n, &ek) < 0)
+	if (session_ek(m, &n, &ek) < 0)
 		return deny(r, 403, "field 'ek_pub' is not the EK this session was issued to");
 
 	/* Approval can have been revoked since the challenge; a 503 leaves the nonce for the retry. */
@@ -311,7 +388,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
 		return fail_internal(r, "stored AK", -EBADMSG);
 	/* The policy in force now: one loaded since the challenge may select other PCRs. */
-	if (m.bank != p->bank || m.mask != p->mask)
+	if (m->bank != p->bank || m->mask != p->mask)
 		return deny_as(r, REFUSAL_EVIDENCE, 403, "reported PCRs are not the requested selection");
 	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
 	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);
@@ -323,13 +400,13 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		.n_ak_parents = ELEMENTSOF(ak_parents),
 		.extra_data = extra,
 		.extra_data_size = sizeof(extra),
-		.bank = m.bank,
-		.mask = m.mask,
-		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m.pcr_values,
+		.bank = m->bank,
+		.mask = m->mask,
+		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m->pcr_values,
 	};
-	if (quote_verify(&e, m.attest, m.attest_size, m.signature, m.signature_size, &attest, why) < 0)
+	if (quote_verify(&e, m->attest, m->attest_size, m->signature, m->signature_size, &attest, why) < 0)
 		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
-	k = evidence_replay(&m, &ev, why);
+	k = evidence_replay(m, &ev, why);
 	if (k == -EBADMSG)
 		return deny(r, 400, "%s", why);
 	if (k == -EPERM)
@@ -337,7 +414,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	if (k < 0)
 		return fail_internal(r, "replaying the logs", k);
 	/* The logs replayed to the quote: now its values and events against the policy. */
-	k = evidence_judge(p, &m, &ev, why, &refused);
+	k = evidence_judge(p, m, &ev, why, &refused);
 	if (k < 0)
 		return fail_internal(r, "judging the evidence", k);
 	if (k > 0) {
@@ -356,7 +433,7 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 	 * The evidence passed: spend the nonce before anything is issued. Of finishes racing for
 	 * one nonce a single one spends it; the others are refused here, later ones above.
 	 */
-	k = store_nonce_take(s->store, m.session, now_usec());
+	k = store_nonce_take(s->store, m->session, now_usec());
 	if (k == -EALREADY)
 		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
 	if (k < 0)
@@ -374,16 +451,37 @@ int handshake_finish(struct server *s, const char *peer, const char *body, size_
 		return fail_internal(r, "issuing the certificate", k);
 	snprintf(res.node_id, sizeof(res.node_id), "%s", node.node_id);
 	res.certificate = TAKE_PTR(pem);
-	if (result_fill(s, p, &node, &ek, &ak, m.session, &res, r, &withheld) < 0)
+	if (shares_get(s, m, r, &sh) < 0)
 		return 0;
+	if (result_fill(s, p, &node, &ek, &ak, m->session, sh.items, sh.n, &res, r, &withheld) < 0)
+		return 0;
+	/* Stored only now: a finish refused or failed above leaves the previous share in place. */
+	if (m->has_share_put) {
+		_cleanup_secbuf_ struct secbuf *share = secbuf_dup(m->share, sizeof(m->share));
+
+		if (!share)
+			return fail_internal(r, "the disk share", -ENOMEM);
+		if ((k = store_disk_share_put(s->store, r->ek_hash, m->share_volume, share, now_usec())) < 0)
+			return fail_internal(r, "storing the disk share", k);
+		if ((k = share_audit(s, peer, r, "disk-share-store", true, m->share_volume,
+				     "share stored, encrypted under the KEK, after the attestation passed")) < 0)
+			return fail_internal(r, "auditing a disk share", k);
+	}
+	for (size_t i = 0; i < m->n_shares_get; i++) {
+		k = share_audit(s, peer, r, "disk-share-release", !sh.missing[i], m->shares_get[i],
+				sh.missing[i] ? "no share is stored for this node and volume" :
+						"share released in the payload sealed to this TPM");
+		if (k < 0)
+			return fail_internal(r, "auditing a disk share", k);
+	}
 	/* What node list shows as last attested: a certificate the reply carries. */
 	if ((k = store_node_set_certificate(s->store, r->ek_hash, now_usec(), serial, res.not_after)) < 0)
 		return fail_internal(r, "recording the certificate", k);
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);
 	r->status = 200;
-	r->witness = m.witness;
-	r->witness_size = m.log_size;
+	r->witness = m->witness;
+	r->witness_size = m->log_size;
 	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u%s",
 		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount,
 		 withheld ? ", probe node: the group's secrets withheld" : "");

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest-msg.h"
 #include "envelope.h"
 #include "log.h"
 #include "payload.h"
@@ -40,6 +41,14 @@ static const char *aad_data_key(char buf[AAD_MAX], const char *name, int64_t ver
 	snprintf(buf, AAD_MAX, "keystrap-data-key|%s|%lld", name, (long long)version);
 	return buf;
 }
+
+static const char *aad_share(char buf[AAD_MAX], const char *what, const char *ek_hash, const char *volume)
+{
+	snprintf(buf, AAD_MAX, "keystrap-disk-share%s|%s|%s", what, ek_hash, volume);
+	return buf;
+}
+#define SHARE_VALUE ""
+#define SHARE_KEY "-key"
 
 /* When the store itself records something (the KEK record, the encryption of clear values). */
 static int64_t wall_us(void)
@@ -307,6 +316,165 @@ int store_secret_get(struct store *s, const char *name, struct secbuf **ret, int
 	return 0;
 }
 
+struct share_args {
+	const char *ek_hash, *volume;
+	const struct secbuf *share;
+	int64_t now_us;
+};
+
+static int share_put_fn(struct store *s, void *userdata)
+{
+	struct share_args *a = userdata;
+	_cleanup_secbuf_ struct secbuf *data_key = NULL;
+	_cleanup_free_ uint8_t *ct = NULL, *wrapped = NULL;
+	struct disk_share_row row;
+	size_t ct_size, wrapped_size;
+	char aad[AAD_MAX];
+	int r;
+
+	if ((r = kek_current(s)) < 0)
+		return r;
+	if ((r = data_key_new(&data_key)) < 0 ||
+	    (r = envelope_seal(data_key, aad_share(aad, SHARE_VALUE, a->ek_hash, a->volume), a->share, &ct, &ct_size)) < 0 ||
+	    (r = kek_wrap(s->kek, aad_share(aad, SHARE_KEY, a->ek_hash, a->volume), data_key, &wrapped, &wrapped_size)) < 0)
+		return r;
+	row = (struct disk_share_row){ .ek_hash = a->ek_hash, .volume = a->volume, .created_us = a->now_us,
+				       .kek_id = kek_id(s->kek), .wrapped_key = wrapped, .wrapped_key_size = wrapped_size,
+				       .ciphertext = ct, .ciphertext_size = ct_size };
+	return s->ops->disk_share_put(s, &row);
+}
+
+int store_disk_share_put(struct store *s, const char *ek_hash, const char *volume, const struct secbuf *share,
+			 int64_t now_us)
+{
+	struct share_args a = { ek_hash, volume, share, now_us };
+
+	return store_transaction_do(s, share_put_fn, &a);
+}
+
+static int share_data_key(struct kek *k, const struct disk_share_row *row, struct secbuf **ret)
+{
+	char aad[AAD_MAX];
+
+	return kek_unwrap(k, aad_share(aad, SHARE_KEY, row->ek_hash, row->volume), row->wrapped_key,
+			  row->wrapped_key_size, ret);
+}
+
+static int share_open_cb(const struct disk_share_row *row, void *userdata)
+{
+	struct store *s = ((void **)userdata)[0];
+	struct secbuf **value = ((void **)userdata)[1];
+	_cleanup_secbuf_ struct secbuf *data_key = NULL;
+	char aad[AAD_MAX], why[512];
+	int r;
+
+	/* Another process rotated the KEK and put the new one where ours came from: take it. */
+	if (!streq(row->kek_id, kek_id(s->kek)) && kek_reload(s->kek, why, sizeof(why)) < 0)
+		log_debug("%s", why);
+	r = share_data_key(s->kek, row, &data_key);
+	if (r == -EBADMSG && !streq(row->kek_id, kek_id(s->kek)))
+		return -EKEYREJECTED;
+	if (r < 0)
+		return r;
+	return envelope_open(data_key, aad_share(aad, SHARE_VALUE, row->ek_hash, row->volume), row->ciphertext,
+			     row->ciphertext_size, value);
+}
+
+int store_disk_share_get(struct store *s, const char *ek_hash, const char *volume, struct secbuf **ret)
+{
+	_cleanup_secbuf_ struct secbuf *v = NULL;
+	void *args[2] = { s, &v };
+	int r = s->ops->disk_share_foreach(s, ek_hash, volume, share_open_cb, args);
+
+	if (r < 0)
+		return r;
+	if (!v || v->size != ATTEST_DISK_SHARE_SIZE)
+		return -EBADMSG;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+/* A rotation's copy of every share row, to re-wrap once the read is done. */
+struct share_copy {
+	char ek_hash[EK_HASH_HEX + 1], volume[ATTEST_VOLUME_LEN + 1];
+	int64_t created_us;
+	uint8_t *wrapped_key, *ciphertext;
+	size_t wrapped_key_size, ciphertext_size;
+};
+
+struct share_copies {
+	struct share_copy *v;
+	size_t n;
+};
+
+static void share_copies_done(struct share_copies *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->v[i].wrapped_key);
+		free(c->v[i].ciphertext);
+	}
+	free(c->v);
+	*c = (struct share_copies){};
+}
+
+static int share_collect(const struct disk_share_row *row, void *userdata)
+{
+	struct share_copies *c = userdata;
+	struct share_copy *v = reallocarray(c->v, c->n + 1, sizeof(*v)), *e;
+
+	if (!v)
+		return -ENOMEM;
+	c->v = v;
+	if (strlen(row->ek_hash) > EK_HASH_HEX || strlen(row->volume) > ATTEST_VOLUME_LEN)
+		return -EBADMSG;
+	e = &v[c->n];
+	*e = (struct share_copy){ .created_us = row->created_us, .wrapped_key_size = row->wrapped_key_size,
+				  .ciphertext_size = row->ciphertext_size };
+	memcpy(e->ek_hash, row->ek_hash, strlen(row->ek_hash) + 1);
+	memcpy(e->volume, row->volume, strlen(row->volume) + 1);
+	e->wrapped_key = blob_dup(row->wrapped_key, row->wrapped_key_size);
+	e->ciphertext = blob_dup(row->ciphertext, row->ciphertext_size);
+	c->n++;
+	return e->wrapped_key && e->ciphertext ? 0 : -ENOMEM;
+}
+
+/* In store_kek_rotate's transaction: every share's data key re-wrapped to new_kek. */
+static int shares_rewrap(struct store *s, struct kek *new_kek, int64_t *count, char *why, size_t why_size)
+{
+	struct share_copies c = {};
+	int r = s->ops->disk_share_foreach(s, NULL, NULL, share_collect, &c);
+
+	if (r < 0)
+		snprintf(why, why_size, "cannot read the disk shares: %s", strerror(-r));
+	for (size_t i = 0; i < c.n && r >= 0; i++) {
+		const struct share_copy *e = &c.v[i];
+		struct disk_share_row row = { .ek_hash = e->ek_hash, .volume = e->volume, .created_us = e->created_us,
+					      .wrapped_key = e->wrapped_key, .wrapped_key_size = e->wrapped_key_size,
+					      .ciphertext = e->ciphertext, .ciphertext_size = e->ciphertext_size };
+		_cleanup_secbuf_ struct secbuf *data_key = NULL;
+		_cleanup_free_ uint8_t *wrapped = NULL;
+		char aad[AAD_MAX];
+		size_t size;
+
+		if ((r = share_data_key(s->kek, &row, &data_key)) < 0 ||
+		    (r = kek_wrap(new_kek, aad_share(aad, SHARE_KEY, e->ek_hash, e->volume), data_key, &wrapped, &size)) < 0)
+			snprintf(why, why_size, "cannot re-wrap the disk share of EK %s, volume %s: %s", e->ek_hash,
+				 e->volume, strerror(-r));
+		else {
+			row.kek_id = kek_id(new_kek);
+			row.wrapped_key = wrapped;
+			row.wrapped_key_size = size;
+			if ((r = s->ops->disk_share_put(s, &row)) < 0)
+				snprintf(why, why_size, "cannot store the disk share of EK %s, volume %s: %s",
+					 e->ek_hash, e->volume, strerror(-r));
+			else
+				++*count;
+		}
+	}
+	share_copies_done(&c);
+	return r;
+}
+
 struct foreach_args {
 	int (*cb)(const struct secret_info *i, void *userdata);
 	void *userdata;
@@ -447,6 +615,8 @@ int store_kek_rotate(struct store *s, struct kek *new_kek, int64_t *ret_count, c
 	}
 	rows_done(&rows);
 	if (r < 0)
+		return r;
+	if ((r = shares_rewrap(s, new_kek, &n, why, why_size)) < 0)
 		return r;
 	if ((r = kek_record_put(s, new_kek, wall_us())) < 0) {
 		snprintf(why, why_size, "cannot write the KEK record: %s", strerror(-r));

@@ -22,6 +22,17 @@ struct secret_row {
 	size_t ciphertext_size;
 };
 
+/* An attestation-gated keyslot's server share, sealed as a secret version is (secrets.c). */
+struct disk_share_row {
+	const char *ek_hash, *volume;
+	int64_t created_us;
+	const char *kek_id;
+	const uint8_t *wrapped_key;
+	size_t wrapped_key_size;
+	const uint8_t *ciphertext;
+	size_t ciphertext_size;
+};
+
 struct store_ops {
 	int (*open)(const char *spec, struct store **ret, char *reason, size_t reason_size);
 	void (*close)(struct store *s);
@@ -58,6 +69,11 @@ struct store_ops {
 	 * (newest only: just the newest). The row's pointers last until cb returns. */
 	int (*secret_foreach)(struct store *s, const char *name, bool newest_only,
 			      int (*cb)(const struct secret_row *row, void *userdata), void *userdata);
+	/* One row per (EK, volume): put replaces it. foreach: that one (-ENOENT: none), or every row
+	 * when ek_hash is NULL (a KEK rotation). The row's pointers last until cb returns. */
+	int (*disk_share_put)(struct store *s, const struct disk_share_row *row);
+	int (*disk_share_foreach)(struct store *s, const char *ek_hash, const char *volume,
+				  int (*cb)(const struct disk_share_row *row, void *userdata), void *userdata);
 	int (*secret_rewrap)(struct store *s, const char *name, int64_t version, const char *kek_id,
 			     const uint8_t *wrapped_key, size_t size);
 	/* Empties the blobs of name's versions not deleted yet: how many, or < 0. */
@@ -196,7 +212,17 @@ struct store_ops {
 	"CREATE INDEX IF NOT EXISTS certificates_ek ON certificates (ek_hash, not_after);" \
 	"CREATE TABLE IF NOT EXISTS crl (" \
 	" id " INT " PRIMARY KEY CHECK (id = 1)," \
-	" number " INT " NOT NULL);"
+	" number " INT " NOT NULL);" \
+	/* Added with the attestation-gated keyslot: each node's share of each volume, sealed like a \
+	 * secret version under a data key of its own (associated data: the EK hash and the volume). */ \
+	"CREATE TABLE IF NOT EXISTS disk_shares (" \
+	" ek_hash TEXT NOT NULL," \
+	" volume TEXT NOT NULL," \
+	" created_us " INT " NOT NULL," \
+	" kek_id TEXT NOT NULL," \
+	" wrapped_key " BLOB " NOT NULL," \
+	" ciphertext " BLOB " NOT NULL," \
+	" PRIMARY KEY (ek_hash, volume));"
 
 /*
  * Columns added to the nodes table after its first release, X(name, declaration): a store made

@@ -981,6 +981,62 @@ static int pg_secret_insert(struct store *s, const struct secret_row *row)
 		   &p, RUN_CONFLICT, NULL);
 }
 
+static int pg_disk_share_put(struct store *s, const struct disk_share_row *row)
+{
+	struct params p = { 0 };
+
+	p_text(&p, row->ek_hash);
+	p_text(&p, row->volume);
+	p_int8(&p, row->created_us);
+	p_text(&p, row->kek_id);
+	p_bytea(&p, row->wrapped_key, row->wrapped_key_size);
+	p_bytea(&p, row->ciphertext, row->ciphertext_size);
+	return run(s, "disk share put",
+		   "INSERT INTO disk_shares (ek_hash, volume, created_us, kek_id, wrapped_key, ciphertext) "
+		   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ek_hash, volume) DO UPDATE SET "
+		   "created_us = excluded.created_us, kek_id = excluded.kek_id, "
+		   "wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext",
+		   &p, 0, NULL);
+}
+
+#define DISK_SHARE_COLUMNS "ek_hash, volume, created_us, kek_id, wrapped_key, ciphertext"
+
+static int pg_disk_share_foreach(struct store *s, const char *ek_hash, const char *volume,
+				 int (*cb)(const struct disk_share_row *row, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	if (ek_hash) {
+		p_text(&p, ek_hash);
+		p_text(&p, volume);
+	}
+	if ((r = run(s, "disk share get",
+		     ek_hash ? "SELECT " DISK_SHARE_COLUMNS " FROM disk_shares WHERE ek_hash = $1 AND volume = $2" :
+			       "SELECT " DISK_SHARE_COLUMNS " FROM disk_shares ORDER BY ek_hash, volume",
+		     &p, 0, &res)) < 0)
+		return r;
+	if (ek_hash && PQntuples(res) == 0)
+		return -ENOENT;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct disk_share_row row = {
+			.ek_hash = col_text(res, i, 0),
+			.volume = col_text(res, i, 1),
+			.created_us = col_int8(res, i, 2),
+			.kek_id = col_text(res, i, 3),
+			.wrapped_key = (const uint8_t *)PQgetvalue(res, i, 4),
+			.wrapped_key_size = (size_t)PQgetlength(res, i, 4),
+			.ciphertext = (const uint8_t *)PQgetvalue(res, i, 5),
+			.ciphertext_size = (size_t)PQgetlength(res, i, 5),
+		};
+
+		if ((r = cb(&row, userdata)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 #define SECRET_COLUMNS "name, version, created_us, deleted_us, size, kek_id, wrapped_key, ciphertext"
 
 static int pg_secret_foreach(struct store *s, const char *name, bool newest_only,
@@ -1446,6 +1502,8 @@ const struct store_ops store_pg_ops = {
 	.refusal_get = pg_refusal_get,
 	.secret_insert = pg_secret_insert,
 	.secret_foreach = pg_secret_foreach,
+	.disk_share_put = pg_disk_share_put,
+	.disk_share_foreach = pg_disk_share_foreach,
 	.secret_rewrap = pg_secret_rewrap,
 	.secret_delete = pg_secret_delete,
 	.kek_get = pg_kek_get,

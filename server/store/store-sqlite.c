@@ -751,6 +751,67 @@ static int sqlite_secret_insert(struct store *s, const struct secret_row *row)
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "secret insert");
 }
 
+static int sqlite_disk_share_put(struct store *s, const struct disk_share_row *row)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, "INSERT INTO disk_shares (ek_hash, volume, created_us, kek_id, wrapped_key, ciphertext) "
+			    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ek_hash, volume) DO UPDATE SET "
+			    "created_us = excluded.created_us, kek_id = excluded.kek_id, "
+			    "wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext",
+			 &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, row->ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row->volume, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, row->created_us);
+	sqlite3_bind_text(st, 4, row->kek_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, row->wrapped_key, (int)row->wrapped_key_size, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, row->ciphertext, (int)row->ciphertext_size, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "disk share put");
+}
+
+#define DISK_SHARE_COLUMNS "ek_hash, volume, created_us, kek_id, wrapped_key, ciphertext"
+
+static int sqlite_disk_share_foreach(struct store *s, const char *ek_hash, const char *volume,
+				     int (*cb)(const struct disk_share_row *row, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	bool any = false;
+	int r, rc;
+
+	if ((r = prepare(s, ek_hash ? "SELECT " DISK_SHARE_COLUMNS " FROM disk_shares WHERE ek_hash = ? AND volume = ?" :
+				      "SELECT " DISK_SHARE_COLUMNS " FROM disk_shares ORDER BY ek_hash, volume",
+			 &st)) < 0)
+		return r;
+	if (ek_hash) {
+		sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, volume, -1, SQLITE_STATIC);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct disk_share_row row = {
+			.ek_hash = (const char *)sqlite3_column_text(st, 0),
+			.volume = (const char *)sqlite3_column_text(st, 1),
+			.created_us = sqlite3_column_int64(st, 2),
+			.kek_id = (const char *)sqlite3_column_text(st, 3),
+			.wrapped_key = sqlite3_column_blob(st, 4),
+			.wrapped_key_size = (size_t)sqlite3_column_bytes(st, 4),
+			.ciphertext = sqlite3_column_blob(st, 5),
+			.ciphertext_size = (size_t)sqlite3_column_bytes(st, 5),
+		};
+
+		if (!row.ek_hash || !row.volume || !row.kek_id)
+			return -EBADMSG;
+		any = true;
+		if ((r = cb(&row, userdata)) < 0)
+			return r;
+	}
+	if (rc != SQLITE_DONE)
+		return sql_errno(s, rc, "disk share get");
+	return ek_hash && !any ? -ENOENT : 0;
+}
+
 #define SECRET_COLUMNS "name, version, created_us, deleted_us, size, kek_id, wrapped_key, ciphertext"
 
 static int sqlite_secret_foreach(struct store *s, const char *name, bool newest_only,
@@ -1184,6 +1245,8 @@ const struct store_ops store_sqlite_ops = {
 	.refusal_get = sqlite_refusal_get,
 	.secret_insert = sqlite_secret_insert,
 	.secret_foreach = sqlite_secret_foreach,
+	.disk_share_put = sqlite_disk_share_put,
+	.disk_share_foreach = sqlite_disk_share_foreach,
 	.secret_rewrap = sqlite_secret_rewrap,
 	.secret_delete = sqlite_secret_delete,
 	.kek_get = sqlite_kek_get,

@@ -219,6 +219,17 @@ int store_secret_put(struct store *s, const char *name, const struct secbuf *val
  * once another process rotated the KEK). ret_version may be NULL.
  */
 int store_secret_get(struct store *s, const char *name, struct secbuf **ret, int64_t *ret_version);
+
+/*
+ * An attestation-gated keyslot's server share: one per node (ek_hash) and volume (a LUKS2 UUID),
+ * replaced by the next put, sealed as a secret version is under a data key of its own wrapped by
+ * the KEK; the associated data names the EK hash and the volume, so a row moved to another node
+ * or volume does not open (-EBADMSG). put runs in the caller's transaction (else one of its
+ * own); get: -ENOENT when none is stored, -EKEYREJECTED when another KEK wrapped it.
+ */
+int store_disk_share_put(struct store *s, const char *ek_hash, const char *volume, const struct secbuf *share,
+			 int64_t now_us);
+int store_disk_share_get(struct store *s, const char *ek_hash, const char *volume, struct secbuf **ret);
 /* name NULL: the newest version of each secret, by name; else every version of name, oldest first. */
 int store_secret_foreach(struct store *s, const char *name, int (*cb)(const struct secret_info *i, void *userdata),
 			 void *userdata);
