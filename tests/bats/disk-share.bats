@@ -168,3 +168,15 @@ audit_of() { # ACTION: its records, one JSON a line
 	run "$PEER" open "$U" ch.json result.json
 	[ "$output" = "disk.$VOL=$(base64 -d <<<"$share" | sha256sum | cut -d' ' -f1)" ]
 }
+
+@test "kek rotate re-wraps the disk shares: the share still comes back under the new KEK" {
+	local share
+	share=$(head -c 32 /dev/urandom | base64 -w0)
+	[ "$(status_of "$(put "$VOL" "$share")")" = 200 ]
+	"$KEYSTRAP_SERVER" kek init "$SRV_DIR/kek.new" >/dev/null
+	run srv kek rotate --new "$SRV_DIR/kek.new"
+	[ "$status" -eq 0 ]
+	[ "$(get "$VOL")" = 200 ]
+	run "$PEER" open "$U" ch.json result.json
+	[ "$output" = "disk.$VOL=$(base64 -d <<<"$share" | sha256sum | cut -d' ' -f1)" ]
+}

@@ -608,6 +608,30 @@ pg_copy() {
 	pg_sql postgres 'DROP DATABASE kekcopy' >/dev/null
 }
 
+@test "PostgreSQL: a disk share stored through A is released through B inside the sealed payload; pg_dump holds no share" {
+	local share hex vol=0b3f6f1e-4c1a-4d7e-9a55-2f6a1c9e8d01 out
+	share=$(head -c 32 /dev/urandom | base64 -w0)
+	hex=$(base64 -d <<<"$share" | xxd -p -c 64)
+	admin A node approve "$EK" >/dev/null 2>&1 || true
+	challenge_at A ch.json
+	"$PEER" finish "$U" ch.json | jq -c --arg v "$vol" --arg s "$share" '. + {disk_share_put: {volume: $v, share: $s}}' >put.json
+	out=$(post_at A /v1/attest/finish put.json)
+	[ "$(status_of "$out")" = 200 ]
+	challenge_at B ch.json
+	"$PEER" finish "$U" ch.json | jq -c --arg v "$vol" '. + {disk_shares_get: [$v]}' >get.json
+	out=$(post_at B /v1/attest/finish get.json)
+	[ "$(status_of "$out")" = 200 ]
+	body_of "$out" >result.json
+	run "$PEER" open "$U" ch.json result.json
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"disk.$vol=$(base64 -d <<<"$share" | sha256sum | cut -d' ' -f1)"* ]]
+	[ "$(pg_sql keystrap "SELECT count(*), length(ciphertext), length(wrapped_key) FROM disk_shares WHERE volume = '$vol' GROUP BY 2, 3")" = "1|60|60" ]
+	PGPASSFILE=$PG_DIR/pgpass "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U keystrap keystrap >dump.sql
+	grep -q '^COPY public.disk_shares ' dump.sql
+	! grep -qiF -e "$hex" -e "$share" dump.sql
+	[[ "$(admin B audit export | jq -c 'select(.action == "disk-share-release")' | tail -1)" == *'"decision":"allow","reasons":"volume '"$vol"': share released in the payload sealed to this TPM"'* ]]
+}
+
 @test "kek rotate through A while A and B serve: A takes the new KEK at once; B, its KEK file not replaced yet, answers 503 naming it, and a node that retries gets through once it is" {
 	local pid rc=0 old_id new_id
 	old_id=$(kek_id_of "$A_DIR/kek")
