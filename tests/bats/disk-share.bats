@@ -72,8 +72,8 @@ audit_of() { # ACTION: its records, one JSON a line
 	[ "$(sqlite3 "$SRV_DIR/keystrap.db" "SELECT count(*) FROM disk_shares WHERE volume = '$VOL'")" = 1 ]
 	sqlite3 "$SRV_DIR/keystrap.db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 	for f in "$SRV_DIR"/keystrap.db*; do
-		! grep -qiF -e "$hex" -e "$share" "$f"
-		! xxd -p "$f" | tr -d '\n' | grep -qiF "$hex"
+		! grep -qiF -e "$hex" -e "$share" "$f" || false
+		! xxd -p "$f" | tr -d '\n' | grep -qiF "$hex" || false
 	done
 	[ "$(get "$VOL")" = 200 ]
 	run "$PEER" open "$U" ch.json result.json

@@ -628,7 +628,7 @@ pg_copy() {
 	[ "$(pg_sql keystrap "SELECT count(*), length(ciphertext), length(wrapped_key) FROM disk_shares WHERE volume = '$vol' GROUP BY 2, 3")" = "1|60|60" ]
 	PGPASSFILE=$PG_DIR/pgpass "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U keystrap keystrap >dump.sql
 	grep -q '^COPY public.disk_shares ' dump.sql
-	! grep -qiF -e "$hex" -e "$share" dump.sql
+	! grep -qiF -e "$hex" -e "$share" dump.sql || false
 	[[ "$(admin B audit export | jq -c 'select(.action == "disk-share-release")' | tail -1)" == *'"decision":"allow","reasons":"volume '"$vol"': share released in the payload sealed to this TPM"'* ]]
 }
 
