@@ -80,6 +80,10 @@ audit_of() { # ACTION: its records, one JSON a line
 	[ "$status" -eq 0 ]
 	[ "$output" = "disk.$VOL=$(base64 -d <<<"$share" | sha256sum | cut -d' ' -f1)" ]
 	[[ "$(audit_of disk-share-release | tail -1)" == *'"decision":"allow","reasons":"volume '"$VOL"': share released in the payload sealed to this TPM"'* ]]
+	# The share records are links of the one audit chain.
+	run srv audit verify
+	[ "$status" -eq 0 ]
+	[[ "$output" == "audit log intact: "* ]]
 	# The twin: another TPM given the same reply opens nothing.
 	KEYSTRAP_TCTI=$OTHER_TCTI run "$PEER" open "$U" ch.json result.json
 	[ "$status" -eq 1 ]
