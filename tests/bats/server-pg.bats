@@ -379,6 +379,7 @@ crl_number() { echo $((16#$(openssl crl -in "$1" -noout -crlnumber | sed 's/^crl
 audit.seq:bigint
 audit_tree.hash:bytea
 challenges.used:bigint
+disk_shares.ciphertext:bytea
 nodes.grp:text
 secret_versions.ciphertext:bytea" ]
 	# One enrollment request per EK, whichever instance it came through.
