@@ -27,6 +27,7 @@
 #include "log.h"
 #include "operator.h"
 #include "policy-cache.h"
+#include "policy-changes.h"
 #include "server-config.h"
 #include "store.h"
 
@@ -558,6 +559,61 @@ static int page_audit(struct page *p, const char *arg, struct evkeyvalq *q)
 	return 200;
 }
 
+/* What changed from the version before the one in force (policy diff's list), as a table. */
+static void policy_since(struct page *p, const struct policy *pol, int64_t version)
+{
+	_cleanup_free_ char *text = NULL, *sigs = NULL;
+	_cleanup_(policy_freep) struct policy *prev = NULL;
+	json_object *changes = json_object_new_array();
+	char why[ATTEST_REASON_MAX];
+	size_t size, n;
+
+	json_object_object_add(p->j, "changes_from", NULL);
+	json_object_object_add(p->j, "changes", changes);
+	int64_t before = version - 1;
+	int r = -ENOENT;
+
+	/* The newest version stored below it: versions only rise, not always by one. */
+	for (; before > 0 && before > version - 1000 && r == -ENOENT; before--)
+		r = store_policy_get(p->db->srv->store, before, &text, &size, &sigs);
+	before++;
+	if (r < 0 || policy_parse(text, size, &prev, why) < 0) {
+		fputs("<h2>Changes</h2><p id=\"changes\">No earlier version to compare with.</p>", p->f);
+		return;
+	}
+	json_object_object_add(p->j, "changes_from", json_object_new_int64(before));
+	policy_changes(prev, pol, changes);
+	n = json_object_array_length(changes);
+	fprintf(p->f, "<h2>Changes from version %" PRId64 "</h2>", before);
+	if (n == 0) {
+		fputs("<p id=\"changes\">none</p>", p->f);
+		return;
+	}
+	fputs("<div class=\"scroll\"><table id=\"changes\"><tr><th>what</th><th>change</th><th>detail</th></tr>", p->f);
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(changes, i), *v;
+		bool first = true;
+
+		fputs("<tr><td>", p->f);
+		html(p->f, json_object_object_get_ex(o, "what", &v) ? json_object_get_string(v) : "");
+		fputs("</td><td>", p->f);
+		html(p->f, json_object_object_get_ex(o, "change", &v) ? json_object_get_string(v) : "");
+		fputs("</td><td>", p->f);
+		json_object_object_foreach(o, key, val)
+		{
+			if (streq(key, "what") || streq(key, "change"))
+				continue;
+			fputs(first ? "" : ", ", p->f);
+			html(p->f, key);
+			fputs(" ", p->f);
+			html(p->f, json_object_get_string(val));
+			first = false;
+		}
+		fputs("</td></tr>", p->f);
+	}
+	fputs("</table></div>", p->f);
+}
+
 static int page_policy(struct page *p, const char *arg, struct evkeyvalq *q)
 {
 	struct server *srv = p->db->srv;
@@ -617,6 +673,7 @@ static int page_policy(struct page *p, const char *arg, struct evkeyvalq *q)
 		json_object_array_add(groups, o);
 	}
 	fputs("</table></div>", p->f);
+	policy_since(p, pol, srv->policy.version);
 	return 200;
 }
 
