@@ -303,6 +303,26 @@ static void chart(struct page *p)
 	fputs("</p>", p->f);
 }
 
+/* Where the CA's CRL is published (the nodes' listener, public) and what it lists; it is made
+ * there, at the next request after a revocation, so this page never writes the store. */
+static void crl_where(struct page *p, int64_t revoked)
+{
+	const struct server_config *c = p->db->srv->config;
+	json_object *o = json_object_new_object();
+	char url[300];
+
+	snprintf(url, sizeof(url), "https://%s/v1/crl.pem", c->listen);
+	fputs("<h2>Revocation</h2><p id=\"crl\">The CRL lists every unexpired certificate of the ", p->f);
+	fprintf(p->f, "%" PRId64 " revoked node%s, signed by the CA, renewed at least every %" PRId64 " s: ", revoked,
+		revoked == 1 ? "" : "s", c->crl_lifetime);
+	html(p->f, url);
+	fputs(" (DER: /v1/crl), what consumers check peers against (openssl verify -crl_check).</p>", p->f);
+	jstr(o, "url", url);
+	jint(o, "revoked_nodes", revoked);
+	jint(o, "lifetime", c->crl_lifetime);
+	json_object_object_add(p->j, "crl", o);
+}
+
 static int page_fleet(struct page *p, const char *arg, struct evkeyvalq *q)
 {
 	const struct metrics *m = p->db->m;
@@ -339,6 +359,7 @@ static int page_fleet(struct page *p, const char *arg, struct evkeyvalq *q)
 			jint(ref, refusal_name(k), (int64_t)m->refusals[k]);
 		}
 	fputs("</table></div>", p->f);
+	crl_where(p, c->state[NODE_REVOKED]);
 	json_object_object_add(p->j, "nodes", nodes);
 	json_object_object_add(p->j, "refusals", ref);
 	json_object_object_add(p->j, "policy", pol);

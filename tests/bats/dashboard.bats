@@ -139,6 +139,13 @@ wait_census() {
 	[[ "$output" != *'class="state-revoked"'* ]]
 	run dom /
 	[[ "$output" == *'<div class="card" id="revoked"><b class="bad">1</b>revoked</div>'* ]]
+	# Where the CRL is, on the fleet page: the nodes' listener, and what it says is true there.
+	[[ "$output" == *"<p id=\"crl\">The CRL lists every unexpired certificate of the 1 revoked node, signed by the CA"* ]]
+	run admin '/?format=json'
+	url=$(body_of "$output" | jq -r .crl.url)
+	[ "$url" = "https://127.0.0.1:$SRV_PORT/v1/crl.pem" ]
+	curl -sf --cacert "$SRV_DIR/ca.crt" -o crl.pem "$url"
+	openssl crl -in crl.pem -noout -CAfile "$SRV_DIR/ca.crt" 2>&1 | grep -q 'verify OK'
 	# The same as JSON, by ?format=json and by Accept.
 	run admin "/nodes/$EK?format=json"
 	[ "$(status_of "$output")" = 200 ]
