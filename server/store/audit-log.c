@@ -122,20 +122,27 @@ static int rebuild_one(const struct audit_rec *r, void *userdata)
 	return audit_leaf_hash_of(r, b->leaves[b->n++]);
 }
 
+/* Whether every record is a leaf already: 1, 0 (ret_leaves: how many are), or < 0. */
+static int tree_complete(struct store *s, int64_t *ret_leaves)
+{
+	int64_t leaves, seq;
+	int k;
+
+	if ((k = s->ops->tree_leaves(s, &leaves)) < 0 || (k = store_audit_last_seq(s, &seq)) < 0)
+		return k;
+	*ret_leaves = leaves;
+	return leaves >= seq;
+}
+
 static int bind_tree(struct store *s, void *userdata)
 {
 	struct rebuild *b = userdata;
-	uint8_t head[32];
-	int64_t leaves, seq = 0;
+	int64_t leaves;
 	int k;
 
-	if ((k = s->ops->tree_leaves(s, &leaves)) < 0)
-		return k;
-	k = s->ops->audit_head(s, &seq, head);
-	if (k < 0 && k != -ENOENT)
-		return k;
-	if (leaves >= seq)
-		return 0;
+	/* Again under the writer lock: another process may have done it meanwhile. */
+	if ((k = tree_complete(s, &leaves)) != 0)
+		return k < 0 ? k : 0;
 	b->from = leaves + 1;
 	if ((k = store_audit_foreach(s, rebuild_one, b)) < 0)
 		return k;
@@ -145,29 +152,15 @@ static int bind_tree(struct store *s, void *userdata)
 	return 0;
 }
 
-/* Whether every record is a leaf already, read without the writer lock. */
-static int tree_complete(struct store *s)
-{
-	uint8_t head[32];
-	int64_t leaves, seq = 0;
-	int k;
-
-	if ((k = s->ops->tree_leaves(s, &leaves)) < 0)
-		return k;
-	k = s->ops->audit_head(s, &seq, head);
-	if (k < 0 && k != -ENOENT)
-		return k;
-	return leaves >= seq;
-}
-
 int store_log_bind(struct store *s, char *why, size_t why_size)
 {
 	struct rebuild b = { 0 };
+	int64_t leaves;
 	int k;
 
 	/* Opening a store takes no writer lock unless there is something to write (node list
 	 * answers while a server holds a batch open). */
-	k = tree_complete(s);
+	k = tree_complete(s, &leaves);
 	if (k > 0)
 		return 0;
 	/* A store older than the tree: its records become leaves, once, in one transaction. */
