@@ -88,9 +88,10 @@ unit() {
 	"${CLANG:-clang}" -g -fsanitize=fuzzer clean.c -o fuzz/fuzz-clean
 	run bash "$REPO/tests/fuzz/run.sh" 1 fuzz/fuzz-clean fuzz/fuzz-crash
 	[ "$status" -eq 1 ]
-	[ "${lines[0]}" = "1..2" ]
+	[ "${lines[0]}" = "1..3" ]
 	[[ "${lines[1]}" == "ok 1 - fuzz fuzz-clean: "*" no crash" ]]
 	[ "${lines[2]}" = "not ok 2 - fuzz fuzz-crash crashed" ]
+	[ "${lines[-1]}" = "ok 3 - the seed directories hold only named seeds" ]
 	local f
 	f=$(sed -nE 's/^#   reproducer: ([^ ]+) \(replay: .*\)$/\1/p' <<<"$output")
 	[[ "$f" == "$PWD/fuzz/crashes/fuzz-crash/crash-"* ]]
@@ -100,6 +101,24 @@ unit() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"deadly signal"* ]]
 	[ ! -e fuzz/crashes/fuzz-clean ]
+}
+
+@test "check-fuzz: a libFuzzer corpus file in a seed directory fails the run, named; named seeds pass" {
+	command -v "${CLANG:-clang}" >/dev/null || skip "no clang"
+	mkdir -p tree/tests/fuzz/seeds/clean fuzz
+	cp "$REPO/tests/fuzz/run.sh" tree/tests/fuzz/
+	printf 'x' >tree/tests/fuzz/seeds/clean/named
+	printf '#include <stdint.h>\n#include <stddef.h>\n%s\n' \
+		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' >clean.c
+	"${CLANG:-clang}" -g -fsanitize=fuzzer clean.c -o fuzz/fuzz-clean || skip "clang has no libFuzzer"
+	run bash tree/tests/fuzz/run.sh 1 fuzz/fuzz-clean
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "ok 2 - the seed directories hold only named seeds" ]
+	printf 'y' >tree/tests/fuzz/seeds/clean/95cb0bfd2977c761298d9624e4b4d4c72a39974a
+	run bash tree/tests/fuzz/run.sh 1 fuzz/fuzz-clean
+	[ "$status" -eq 1 ]
+	[ "${lines[2]}" = "not ok 2 - the seed directories hold only named seeds" ]
+	[ "${lines[3]}" = "#   a libFuzzer corpus file: seeds/clean/95cb0bfd2977c761298d9624e4b4d4c72a39974a" ]
 }
 
 # vm_jobs_tree: vm/check.sh as it is, beside stand-ins for what it sources (no guest, no build):

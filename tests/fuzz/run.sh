@@ -45,7 +45,7 @@ fuzz_one() {
 	return $rc
 }
 
-echo "1..$#"
+echo "1..$(($# + 1))"
 n=0
 for f in "$@"; do
 	n=$((n + 1))
@@ -62,4 +62,16 @@ for i in $(seq 1 "$n"); do
 	# The shared crashes/ directory goes when no target left anything in it.
 	rmdir --ignore-fail-on-non-empty "$(cd "$(dirname "${!i}")" && pwd)/crashes" 2>/dev/null
 done
+# Seeds are named for what they hold; a libFuzzer run pointed at a seed directory itself (not
+# at a copy, as above) writes its corpus there under SHA-1 names, which must not be committed.
+n=$((n + 1))
+stray=$(find "$here/seeds" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' | sort)
+if [ -n "$stray" ]; then
+	echo "not ok $n - the seed directories hold only named seeds"
+	sed "s|^$here/|#   a libFuzzer corpus file: |" <<<"$stray" | head -n 5
+	echo "#   $(wc -l <<<"$stray") in all; remove them (git rm) and keep the seeds that matter under a name"
+	rc=1
+else
+	echo "ok $n - the seed directories hold only named seeds"
+fi
 exit $rc
