@@ -31,3 +31,17 @@ int fd_wait(int fd, short events, int64_t deadline_ms)
 			return -errno;
 	}
 }
+
+int64_t retry_wait_ms(unsigned retried, long retry_after_s, uint32_t random, int64_t left_ms)
+{
+	int64_t floor = retry_after_s > 0 ? (int64_t)retry_after_s * 1000 : 0;
+	int64_t span = retried < 5 ? (int64_t)RETRY_BASE_MS << retried : RETRY_CAP_MS;
+
+	if (floor >= left_ms)
+		return -ETIMEDOUT;
+	if (span > RETRY_CAP_MS)
+		span = RETRY_CAP_MS;
+	if (span > left_ms - 1 - floor)
+		span = left_ms - 1 - floor;
+	return floor + (int64_t)(random % (uint64_t)(span + 1));
+}

@@ -79,30 +79,26 @@ static bool transient(int r, bool idempotent)
 	}
 }
 
-/* 250 ms doubling, capped at 4 s, plus up to half of it again at random. */
-static int64_t backoff_ms(unsigned retried)
-{
-	int64_t ms = 250 << (retried < 4 ? retried : 4);
-	uint16_t jitter = 0;
-
-	if (getrandom(&jitter, sizeof(jitter), 0) == sizeof(jitter))
-		ms += jitter % (ms / 2 + 1);
-	return ms;
-}
-
 /*
- * Before another try: waits the server's Retry-After (seconds, -1: none) or else the backoff.
- * 1 after waiting; 0 when no try is left; -ETIMEDOUT when the wait would end past the budget.
+ * Before another try: waits the server's Retry-After (seconds, -1: none) and a random part of
+ * the doubling backoff (retry_wait_ms: full jitter, so a fleet sent away at once comes back
+ * spread out). 1 after waiting; 0 when no try is left; -ETIMEDOUT when the Retry-After would
+ * end past the budget.
  */
 static int pause_for_retry(struct exchange *x, long retry_after)
 {
-	int64_t ms = retry_after >= 0 ? (int64_t)retry_after * 1000 : backoff_ms(x->retried);
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+	uint32_t random = 0;
+	int64_t ms;
+	struct timespec ts;
 
 	if (!x->retries_left)
 		return 0;
-	if (mono_ms() + ms >= x->deadline)
+	if (getrandom(&random, sizeof(random), 0) != sizeof(random))
+		random = (uint32_t)mono_ms();
+	ms = retry_wait_ms(x->retried, retry_after, random, x->deadline - mono_ms());
+	if (ms < 0)
 		return -ETIMEDOUT;
+	ts = (struct timespec){ .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 	x->retries_left--;
