@@ -266,6 +266,8 @@ check-bats: $(BUILD)/sd-token-open
 # a real swtpm (attest-crypto.bats), the HTTPS client on its own (https.bats), a misbehaving node
 # (server.bats), the keyring half of handoff (keyring.bats).
 check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/attest-peer $(BUILD)/asan/keyring-put
+# storm.bats: the simulated fleet.
+check-bats: $(BUILD)/bench/server-load
 ifeq ($(SERVER),yes)
 check-bats: $(BUILD)/asan/keystrap-server $(BUILD)/ssl-new-fault.so
 endif

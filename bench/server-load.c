@@ -9,13 +9,21 @@
  *   server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --nodes N
  *               --approve "CMD" [--concurrency C] [--duration S] [--rate R]... [--max]
  *               [--server-pid PID] [--kill PID --kill-after S --serials FILE] [--witness]
+ *               [--storm] [--approve-batch]
  *
  * Phases: every node asks to enrol (403), CMD is run once per node with the EK hash and a node
- * id appended (the operator's approval), then load at each fixed offered rate (--rate, open loop:
+ * id appended (the operator's approval; with --approve-batch once, as CMD --file FILE), then load at each fixed offered rate (--rate, open loop:
  * latency counts from each handshake's scheduled start, so queueing shows) and/or at maximum
  * throughput (--max, closed loop: C handshakes always in flight). With --kill the server gets
  * SIGKILL after --kill-after seconds of the --max run, and every certificate received is
  * written to --serials (serial in hex, as the audit record names it).
+ *
+ * --storm instead: a fleet rebooting at once. Every node attests once, C of them at a time from
+ * the first instant, each request on a new connection as a booting node's; a busy answer
+ * (429, 502, 503, 504) or a lost connection sends the node back to wait as keystrap attest does
+ * (retry_wait_ms: its Retry-After, then full jitter) and start again, until --duration ends.
+ * It prints how long the fleet took to converge and how many busy answers it met; --kill
+ * works here too (the caller restarts the server, and the nodes find it again).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +45,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "attest-msg.h"
+#include "deadline.h"
 #include "encode.h"
 #include "macro.h"
 #include "ossl.h"
@@ -57,6 +66,7 @@ struct slot {
 	char *resp;
 	size_t resp_size;
 	double sched, sent;
+	size_t idx; /* --storm: which node */
 };
 
 struct stats {
@@ -80,7 +90,25 @@ static struct {
 	CURLM *multi;
 	struct slot slots[MAX_SLOTS];
 	int n_slots;
+	bool storm;
+	bool approve_batch; /* --approve-batch: CMD --file FILE once, for every node */
 } G;
+
+/* --storm: each node's state, and what the storm met. */
+struct storm_node {
+	double not_before;
+	unsigned retried;
+	bool done, failed, busy;
+};
+static struct {
+	struct storm_node *n;
+	size_t left, attested, failed, busy_answers[600], transport, tries, cursor;
+	double deadline, last_done;
+	bool enrolling; /* the first boot: a start answered 403 (enrollment requested) is the end */
+	double *ok_s, *busy_s; /* how long each answer took: 200s, and busy ones */
+	size_t n_ok, ok_cap, n_busy, busy_cap;
+	char last_error[256], last_transport[256];
+} S;
 
 static double now(void)
 {
@@ -239,6 +267,8 @@ static void on_done(struct stats *st, struct slot *s, CURLcode rc)
 	}
 }
 
+static void storm_done(struct slot *s, CURLcode rc);
+
 static void pump(struct stats *st, int timeout_ms)
 {
 	CURLMsg *m;
@@ -250,7 +280,10 @@ static void pump(struct stats *st, int timeout_ms)
 			struct slot *s = NULL;
 
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-			on_done(st, s, m->data.result);
+			if (G.storm)
+				storm_done(s, m->data.result);
+			else
+				on_done(st, s, m->data.result);
 		}
 	if (timeout_ms > 0)
 		curl_multi_poll(G.multi, NULL, 0, timeout_ms, NULL);
@@ -379,6 +412,207 @@ static void run(const char *label, double rate, double duration, pid_t kill_pid,
 	free(st.rq);
 }
 
+/* --storm: the node of slot s waits as keystrap attest would, then starts again; or gives up. */
+static void storm_wait(struct slot *s, long retry_after)
+{
+	struct storm_node *n = &S.n[s->idx];
+	uint32_t r = (uint32_t)random();
+	int64_t w = retry_wait_ms(n->retried++, retry_after, r, (int64_t)((S.deadline - now()) * 1000));
+
+	s->state = IDLE;
+	n->busy = false;
+	if (w < 0) {
+		n->failed = true;
+		S.failed++;
+		S.left--;
+		snprintf(S.last_error, sizeof(S.last_error), "no time left for another try");
+		return;
+	}
+	n->not_before = now() + (double)w / 1000;
+}
+
+static void storm_done(struct slot *s, CURLcode rc)
+{
+	struct storm_node *n = &S.n[s->idx];
+	long status = 0;
+	curl_off_t ra = -1;
+	char *fin = NULL, serial[41];
+
+	curl_multi_remove_handle(G.multi, s->easy);
+	if (rc != CURLE_OK) {
+		S.transport++;
+		snprintf(S.last_transport, sizeof(S.last_transport), "%s", curl_easy_strerror(rc));
+		storm_wait(s, -1);
+		return;
+	}
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 429 || status == 502 || status == 503 || status == 504)
+		push(&S.busy_s, &S.n_busy, &S.busy_cap, now() - s->sent);
+	else
+		push(&S.ok_s, &S.n_ok, &S.ok_cap, now() - s->sent);
+	if (S.enrolling && status == 403 && s->state == STARTING)
+		status = 200; /* the enrollment request is recorded: what the first boot is for */
+	else if (status == 429 || status == 502 || status == 503 || status == 504) {
+		if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0)
+			ra = -1;
+		S.busy_answers[status]++;
+		storm_wait(s, (long)ra);
+		return;
+	}
+	if (status == 200 && s->state == STARTING && !S.enrolling) {
+		if (soft_node_answer(s->node, s->resp, s->resp_size, false, 0, &fin) < 0) {
+			status = 0;
+		} else {
+			s->state = FINISHING;
+			S.tries++;
+			post(s, "/v1/attest/finish", fin);
+			return;
+		}
+	}
+	s->state = IDLE;
+	n->busy = false;
+	S.left--;
+	if (status != 200) {
+		n->failed = true;
+		S.failed++;
+		snprintf(S.last_error, sizeof(S.last_error), "HTTP %ld %.200s", status, s->resp ? s->resp : "");
+		return;
+	}
+	n->done = true;
+	S.attested++;
+	S.last_done = now();
+	if (G.serials && cert_serial(s->resp, s->resp_size, serial) == 0) {
+		fprintf(G.serials, "%s\n", serial);
+		fflush(G.serials);
+	}
+}
+
+/* The next node whose wait is over, round robin; SIZE_MAX when none is. */
+static size_t storm_next(double t)
+{
+	for (size_t k = 0; k < G.n_nodes; k++) {
+		size_t i = (S.cursor + k) % G.n_nodes;
+		struct storm_node *n = &S.n[i];
+
+		if (!n->done && !n->failed && !n->busy && n->not_before <= t) {
+			S.cursor = i + 1;
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+static void storm(double duration, pid_t kill_pid, double kill_after, bool enrolling)
+{
+	double t0 = now(), cpu0 = server_cpu();
+	bool killed = false;
+
+	free(S.n);
+	free(S.ok_s);
+	free(S.busy_s);
+	memset(&S, 0, sizeof(S));
+	S.n = calloc(G.n_nodes, sizeof(*S.n));
+	if (!S.n)
+		die("out of memory");
+	S.enrolling = enrolling;
+	S.left = G.n_nodes;
+	S.deadline = t0 + duration;
+	srandom((unsigned)getpid());
+	G.storm = true;
+	for (int i = 0; i < G.n_slots; i++) {
+		curl_easy_setopt(G.slots[i].easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(G.slots[i].easy, CURLOPT_FORBID_REUSE, 1L);
+	}
+	while (S.left > 0) {
+		double t = now();
+		bool busy = false;
+
+		if (kill_pid > 0 && !enrolling && !killed && t - t0 >= kill_after) {
+			kill(kill_pid, SIGKILL);
+			killed = true;
+			printf("               server (pid %d) killed with SIGKILL after %.1f s, %zu nodes attested\n",
+			       (int)kill_pid, t - t0, S.attested);
+			fflush(stdout);
+		}
+		for (int i = 0; i < G.n_slots; i++) {
+			struct slot *s = &G.slots[i];
+			size_t k;
+
+			busy |= s->state != IDLE;
+			if (s->state != IDLE || (k = storm_next(t)) == SIZE_MAX)
+				continue;
+			S.n[k].busy = true;
+			s->idx = k;
+			s->node = G.nodes[k];
+			s->sched = t;
+			s->state = STARTING;
+			S.tries++;
+			busy = true;
+			post(s, "/v1/attest/start", strdup(s->node->start_json));
+		}
+		pump(NULL, busy ? 2 : 5);
+		if (!busy)
+			usleep(2000);
+	}
+	if (enrolling) {
+		if (S.failed)
+			die("the enrollment requests were not all answered 403");
+		printf("enrolled       %zu simulated nodes in a storm of their own (%zu busy answers) in %.1f s\n", G.n_nodes,
+		       S.busy_answers[429] + S.busy_answers[502] + S.busy_answers[503] + S.busy_answers[504], now() - t0);
+		return;
+	}
+	printf("storm          %zu nodes, %d at a time, new connections: %zu attested in %.1f s (the last at %.1f s), "
+	       "%zu failed%s%s; %zu requests, %zu busy answers (503: %zu, 429: %zu), %zu lost connections%s%s",
+	       G.n_nodes, G.n_slots, S.attested, now() - t0, S.attested ? S.last_done - t0 : 0.0, S.failed,
+	       S.failed ? " (last: " : "", S.failed ? S.last_error : "", S.tries,
+	       S.busy_answers[429] + S.busy_answers[502] + S.busy_answers[503] + S.busy_answers[504], S.busy_answers[503],
+	       S.busy_answers[429], S.transport, S.transport ? ", the last: " : "", S.last_transport);
+	if (S.failed)
+		putchar(')');
+	putchar('\n');
+	qsort(S.ok_s, S.n_ok, sizeof(double), cmp);
+	qsort(S.busy_s, S.n_busy, sizeof(double), cmp);
+	printf("               answers other than busy: p50 %.1f ms, p99 %.1f ms, max %.1f ms; busy answers: p50 %.1f ms, "
+	       "p99 %.1f ms, max %.1f ms\n",
+	       1e3 * pct(S.ok_s, S.n_ok, 0.5), 1e3 * pct(S.ok_s, S.n_ok, 0.99), S.n_ok ? 1e3 * S.ok_s[S.n_ok - 1] : 0.0,
+	       1e3 * pct(S.busy_s, S.n_busy, 0.5), 1e3 * pct(S.busy_s, S.n_busy, 0.99),
+	       S.n_busy ? 1e3 * S.busy_s[S.n_busy - 1] : 0.0);
+	if (!kill_pid && server_cpu() > 0)
+		printf("               server CPU %.2f s, %.2f ms per attested node\n", server_cpu() - cpu0,
+		       1e3 * (server_cpu() - cpu0) / (double)(S.attested ? S.attested : 1));
+	fflush(stdout);
+}
+
+/* The operator approves every node's enrollment request. */
+static void approve_all(const char *approve)
+{
+	if (G.approve_batch) {
+		/* One operator command for the whole fleet: CMD --file FILE (node approve --file). */
+		char path[] = "/tmp/server-load-ek.XXXXXX", cmd[1024];
+		int fd = mkstemp(path);
+		FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+		if (!f)
+			die("making the list of EK hashes");
+		for (size_t i = 0; i < G.n_nodes; i++)
+			fprintf(f, "%s\n", G.nodes[i]->ek_hash);
+		if (fclose(f) != 0)
+			die("writing the list of EK hashes");
+		snprintf(cmd, sizeof(cmd), "%s --file %s >/dev/null", approve, path);
+		if (system(cmd) != 0)
+			die("approving the nodes failed");
+		unlink(path);
+	}
+	for (size_t i = 0; i < G.n_nodes && !G.approve_batch; i++) {
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd), "%s %s --id node%zu-%d.bench >/dev/null", approve, G.nodes[i]->ek_hash, i, (int)getpid());
+		if (system(cmd) != 0)
+			die("approving a node failed");
+	}
+	printf("enrolled       %zu simulated nodes (software EK/AK), each approved by the operator command\n", G.n_nodes);
+}
+
 static void enroll(const char *approve)
 {
 	struct stats st = { 0 };
@@ -392,14 +626,7 @@ static void enroll(const char *approve)
 	refused = st.errors;
 	if (refused != G.n_nodes || st.last_status != 403)
 		die("the enrollment requests were not all answered 403");
-	for (size_t i = 0; i < G.n_nodes; i++) {
-		char cmd[1024];
-
-		snprintf(cmd, sizeof(cmd), "%s %s --id node%zu-%d.bench >/dev/null", approve, G.nodes[i]->ek_hash, i, (int)getpid());
-		if (system(cmd) != 0)
-			die("approving a node failed");
-	}
-	printf("enrolled       %zu simulated nodes (software EK/AK), each approved by the operator command\n", G.n_nodes);
+	approve_all(approve);
 }
 
 int main(int argc, char **argv)
@@ -412,7 +639,8 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },	 { "max", no_argument, NULL, 'm' },
 		{ "kill", required_argument, NULL, 'k' },	 { "kill-after", required_argument, NULL, 'A' },
 		{ "serials", required_argument, NULL, 's' },	 { "server-pid", required_argument, NULL, 'p' },
-		{ "witness", no_argument, NULL, 'w' },
+		{ "witness", no_argument, NULL, 'w' },	 { "storm", no_argument, NULL, 'S' },
+		{ "approve-batch", no_argument, NULL, 'B' },
 		{}
 	};
 	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL;
@@ -448,13 +676,15 @@ int main(int argc, char **argv)
 		case 's': serials = optarg; break;
 		case 'p': server_pid = atoi(optarg); break;
 		case 'w': G.witness = true; break;
+		case 'S': G.storm = true; break;
+		case 'B': G.approve_batch = true; break;
 		default: return 2;
 		}
 	if (!G.url || !G.ca || !ek_ca_cert || !ek_ca_key || !approve || G.n_nodes == 0 || G.n_slots < 1 ||
 	    G.n_slots > MAX_SLOTS) {
 		fprintf(stderr, "usage: server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --approve CMD "
 				"[--nodes N] [--concurrency C] [--duration S] [--rate R] [--max] [--kill PID --kill-after S "
-				"--serials FILE]\n");
+				"--serials FILE] [--storm] [--approve-batch]\n");
 		return 2;
 	}
 	if (!(f = fopen(ek_ca_cert, "re")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
@@ -491,6 +721,15 @@ int main(int argc, char **argv)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT, 15L);
 		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
 		G.slots[i].state = IDLE;
+	}
+	if (G.storm) {
+		G.storm = false;
+		storm(duration, 0, 0, true);
+		approve_all(approve);
+		storm(duration, kill_pid, kill_after, false);
+		if (G.serials && fclose(G.serials) != 0)
+			die("writing --serials");
+		return S.failed ? 1 : 0;
 	}
 	enroll(approve);
 	for (size_t i = 0; i < n_rates; i++) {

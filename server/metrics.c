@@ -29,6 +29,7 @@ static const char *const refusals[_REFUSAL_MAX] = {
 	[REFUSAL_POLICY_UNTRUSTED] = "policy-untrusted",
 	[REFUSAL_POLICY_EXPIRED] = "policy-expired",
 	[REFUSAL_RATE_LIMITED] = "rate-limited",
+	[REFUSAL_OVERLOADED] = "overloaded",
 	[REFUSAL_STORE] = "store",
 	[REFUSAL_INTERNAL] = "internal",
 };
@@ -183,6 +184,11 @@ int metrics_format(const struct metrics *m, char **ret, size_t *ret_size)
 	fprintf(f, "# HELP keystrap_rate_limited_total Requests refused with 429 by the per-peer rate limit.\n"
 		   "# TYPE keystrap_rate_limited_total counter\nkeystrap_rate_limited_total %" PRIu64 "\n",
 		m->rate_limited);
+	fprintf(f, "# HELP keystrap_overload_refused_total Starts answered 503 because the event loop was behind.\n"
+		   "# TYPE keystrap_overload_refused_total counter\nkeystrap_overload_refused_total %" PRIu64 "\n"
+		   "# HELP keystrap_event_loop_lag_seconds How late the event loop's last timer ran: the queue in time.\n"
+		   "# TYPE keystrap_event_loop_lag_seconds gauge\nkeystrap_event_loop_lag_seconds %.6f\n",
+		m->overload_refused, (double)m->loop_lag_us / 1e6);
 	fprintf(f, "# HELP keystrap_audit_records_total Audit records appended (committed or not yet).\n"
 		   "# TYPE keystrap_audit_records_total counter\nkeystrap_audit_records_total %" PRIu64 "\n",
 		m->audit_records);

@@ -32,6 +32,8 @@ struct metrics {
 	uint64_t handshakes[2][3];     /* [start|finish][allow|deny|error] */
 	uint64_t refusals[_REFUSAL_MAX]; /* attestation requests answered other than 200, by class */
 	uint64_t rate_limited;
+	uint64_t overload_refused;     /* starts answered 503 because the event loop was behind */
+	int64_t loop_lag_us;           /* how far behind the event loop was at its last look */
 	uint64_t audit_records;
 	uint64_t commits, commit_failures;
 	/* The registry, counted every second (on_tick). */

@@ -22,6 +22,7 @@ enum refusal {
 	REFUSAL_POLICY_UNTRUSTED,     /* under-signed or invalid */
 	REFUSAL_POLICY_EXPIRED,
 	REFUSAL_RATE_LIMITED,         /* 429 */
+	REFUSAL_OVERLOADED,           /* 503: a start while the event loop is behind (max_queue_delay) */
 	REFUSAL_STORE,                /* 503: the store could not read or record the decision */
 	REFUSAL_INTERNAL,             /* 500 */
 	_REFUSAL_MAX

@@ -27,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
@@ -133,6 +134,8 @@ struct pending {
 /* Descriptors kept free beside the connections: the store (SQLite's -wal and -shm, temporary
  * files, a PostgreSQL reconnect), files read while serving. */
 #define FD_RESERVE 32
+/* How often the event loop's lag is looked at: a timer among the connections' events. */
+#define LAG_PERIOD_US 20000
 /* After accept() failed (EMFILE, ENFILE, ENOBUFS...) or no connection object could be made. */
 #define ACCEPT_BACKOFF_US 100000
 
@@ -180,6 +183,11 @@ struct daemon {
 	const char *config_path;
 	struct server_config *config; /* srv.config, which a reload replaces in place */
 	uint64_t checkpoint_published; /* the size of the newest checkpoint logged */
+	/* Overload: the loop's lag, as a timer every LAG_PERIOD_US finds it (CLOCK_MONOTONIC µs). */
+	struct event *lag_ev;
+	int64_t lag_due_us;
+	uint64_t overload_unrecorded; /* 503s since the last overload record */
+	int64_t overload_recorded_us;
 };
 
 static void send_body(struct evhttp_request *req, int status, const char *type, const char *body, size_t size,
@@ -480,6 +488,85 @@ static void answer_metrics(struct daemon *d, struct evhttp_request *req, int64_t
 		answer_now(d, req, EP_METRICS, start, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);
 }
 
+static void listener_update(struct daemon *d);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * The queue in time: a timer at the connections' priority runs after every event that was
+ * ready before it, so how late it runs is how long a request ready now waits to be looked at.
+ * Beyond capacity that grows with the connections waiting, whatever they cost; idle peers and
+ * slow links add nothing to it.
+ */
+static void on_lag(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int64_t now = mono_us();
+
+	(void)fd;
+	(void)what;
+	d->m.loop_lag_us = now > d->lag_due_us ? now - d->lag_due_us : 0;
+	d->lag_due_us = now + LAG_PERIOD_US;
+	(void)event_add(d->lag_ev, &(struct timeval){ 0, LAG_PERIOD_US });
+	/* Behind: no new connections (their TLS handshakes would only lengthen the queue) until it
+	 * has caught up; they wait in the kernel's backlog, and beyond it TCP retries their SYN. */
+	listener_update(d);
+}
+
+/* The lag now: the last one measured, or the timer's own lateness while it waits to run. */
+static int64_t loop_lag_us(struct daemon *d)
+{
+	int64_t late = mono_us() - d->lag_due_us;
+
+	return late > d->m.loop_lag_us ? late : d->m.loop_lag_us;
+}
+
+/*
+ * A start while the loop is more than max_queue_delay behind: 503 and a Retry-After of 1 to 2
+ * times retry_after, chosen at random so that nodes sent away together come back apart. It
+ * costs the TLS handshake already made and this: no parsing, no store. The first of a second
+ * is an audit record counting the rest, which are answered without touching the store. A
+ * finish is never turned away here: its start was admitted, and it completes that work.
+ * true when it was answered here; false otherwise, p then holding the audited 503 if it is one.
+ */
+static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct pending *p, int64_t start)
+{
+	static const char body[] = "{\"error\":\"server overloaded: try again after its Retry-After\"}";
+	int64_t lag = loop_lag_us(d), ra = d->srv.config->retry_after;
+	uint32_t r;
+
+	if (lag <= d->srv.config->max_queue_delay * 1000)
+		return false;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)lag;
+	ra += (int64_t)(r % (uint64_t)(ra + 1));
+	d->m.overload_refused++;
+	d->overload_unrecorded++;
+	if (start - d->overload_recorded_us < 1000000) {
+		send_body(req, 503, "application/json", body, sizeof(body) - 1, ra);
+		metrics_request(&d->m, EP_START, 503, now_usec() - start, REFUSAL_OVERLOADED);
+		return true;
+	}
+	d->overload_recorded_us = start;
+	p->r.status = 503;
+	p->r.action = "overload";
+	p->r.refusal = REFUSAL_OVERLOADED;
+	p->retry_after = ra;
+	snprintf(p->r.reason, sizeof(p->r.reason),
+		 "server overloaded: its event loop is %lld ms behind (max_queue_delay %lld ms); %llu refused since "
+		 "the last record",
+		 (long long)(lag / 1000), (long long)d->srv.config->max_queue_delay,
+		 (unsigned long long)d->overload_unrecorded);
+	d->overload_unrecorded = 0;
+	return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct daemon *d = arg;
@@ -525,6 +612,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 			 "rate_limit %g/s, rate_burst %lld)",
 			 (unsigned long long)v.refused, d->srv.config->rate_limit,
 			 (long long)d->srv.config->rate_burst);
+	} else if (ep == EP_START && method == EVHTTP_REQ_POST && overload_refuse(d, req, p, start)) {
+		return;
 	} else if (ENDPOINT_IS_PROBE(ep) && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)) {
 		/* None is audited: a scrape every few seconds would drown the decisions. */
 		if (ep != EP_METRICS)
@@ -720,7 +809,6 @@ static int conn_index = -1;
 /* The listener's callbacks get evhttp's argument, not ours; there is one daemon. */
 static struct daemon *the_daemon;
 
-static void listener_update(struct daemon *d);
 
 /* From the socket's address: the accounting key, and the text for a log line. */
 static int conn_peer(struct conn *c, char *text, size_t size)
@@ -893,24 +981,29 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 /*
  * Accepting is on exactly while a connection can be kept: below max_connections, its objects
- * prepared, not backing off. libevent's accept loop looks at this after each connection, so the
+ * prepared, not backing off, and the event loop not behind by more than max_queue_delay. libevent's accept loop looks at this after each connection, so the
  * one that fills the table is the last accepted; the rest wait in the kernel's backlog.
  */
 static void listener_update(struct daemon *d)
 {
-	static struct log_limit full;
-	bool want;
-	char why[64];
+	static struct log_limit full, behind;
+	bool want, lagging;
+	char why[96];
 
 	if (!d->listener || d->stopping)
 		return;
-	want = d->spare && !d->backing_off && !connlimit_full(d->conns);
+	lagging = d->m.loop_lag_us > d->srv.config->max_queue_delay * 1000;
+	want = d->spare && !d->backing_off && !connlimit_full(d->conns) && !lagging;
 	if (want == d->accepting || (want ? evconnlistener_enable(d->listener) : evconnlistener_disable(d->listener)) < 0)
 		return;
 	d->accepting = want;
 	if (!want && connlimit_full(d->conns)) {
 		snprintf(why, sizeof(why), "max_connections %zu open", connlimit_total(d->conns));
 		slog_limited(&full, "warning", "accept-paused", "reason", why, NULL);
+	} else if (!want && lagging) {
+		snprintf(why, sizeof(why), "the event loop is %lld ms behind (max_queue_delay %lld ms)",
+			 (long long)(d->m.loop_lag_us / 1000), (long long)d->srv.config->max_queue_delay);
+		slog_limited(&behind, "warning", "accept-paused", "reason", why, NULL);
 	}
 }
 
@@ -1035,6 +1128,8 @@ static int tls_ctx_new(const struct server_config *c, SSL_CTX **ret)
 				       c->tls_key);
 	}
 	SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_SERVER);
+	/* An idle connection keeps no 16 KiB read and write buffers (10,000 open: storm.bats). */
+	SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	if (conn_index < 0 && (conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free)) < 0) {
 		SSL_CTX_free(ssl);
 		return -ENOMEM;
@@ -1243,6 +1338,12 @@ int serve_run(const char *config)
 	    event_add(d->tick_ev, &(struct timeval){ 1, 0 }) < 0)
 		goto out;
 	on_tick(-1, 0, d);
+	/* At the connections' priority (libevent's default, the middle one). */
+	d->lag_ev = event_new(d->base, -1, 0, on_lag, d);
+	if (!d->lag_ev)
+		goto out;
+	d->lag_due_us = mono_us();
+	on_lag(-1, 0, d);
 	d->http = evhttp_new(d->base);
 	if (!d->http)
 		goto out;
@@ -1306,6 +1407,8 @@ out:
 		event_free(d->commit_ev);
 	if (d->tick_ev)
 		event_free(d->tick_ev);
+	if (d->lag_ev)
+		event_free(d->lag_ev);
 	ratelimit_free(d->limit);
 	if (sigterm)
 		event_free(sigterm);

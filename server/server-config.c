@@ -137,7 +137,8 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
 					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
-					      "log_key_next", "checkpoint_file", "admin_listen", NULL };
+					      "log_key_next", "checkpoint_file", "admin_listen", "max_queue_delay",
+					      "retry_after", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -166,6 +167,8 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->max_connections = 4096;
 	c->max_connections_per_address = 128;
 	c->request_timeout = 10;
+	c->max_queue_delay = 500;
+	c->retry_after = 2;
 	c->crl_lifetime = 86400;
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
 	    (r = str(path, o, "kek", true, &c->kek)) < 0 ||
@@ -186,6 +189,8 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "max_connections", 1, CONNECTIONS_MAX, &c->max_connections)) < 0 ||
 	    (r = num(path, o, "max_connections_per_address", 1, CONNECTIONS_MAX, &c->max_connections_per_address)) < 0 ||
 	    (r = num(path, o, "request_timeout", 1, 3600, &c->request_timeout)) < 0 ||
+	    (r = num(path, o, "max_queue_delay", 1, 60000, &c->max_queue_delay)) < 0 ||
+	    (r = num(path, o, "retry_after", 1, 3600, &c->retry_after)) < 0 ||
 	    (r = num(path, o, "crl_lifetime", 300, 30LL * 86400, &c->crl_lifetime)) < 0 ||
 	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;

@@ -43,6 +43,8 @@ struct server_config {
 	int64_t max_connections;         /* open at once; at the cap the server stops accepting */
 	int64_t max_connections_per_address; /* beyond it, a new connection is closed at once */
 	int64_t request_timeout;         /* seconds from accept (or the last reply) to a whole request */
+	int64_t max_queue_delay;         /* ms the event loop may be behind before starts get 503 (overload) */
+	int64_t retry_after;             /* seconds: an overload 503's Retry-After is 1 to 2 times this */
 	int64_t crl_lifetime;            /* seconds from a CRL's making to its nextUpdate */
 	struct operator_keys *operators; /* n: who may sign policies (PEM public keys) */
 	int64_t policy_threshold;        /* k: how many of them must (default 2) */

@@ -7,6 +7,10 @@
 #       SOURCES ("127.0.0.2,127.0.0.3"), sends nothing, and holds them SECONDS; STATUS gets
 #       "opened=A closed=C" (C: the server closed them) each 0.2 s and at the end. With
 #       refill, each one the server closes is opened again at once (a persistent attacker).
+#   conn-hold.py idle PORT CA N TLS STATUS
+#       opens N connections to 127.0.0.1:PORT from 127.0.0.1 (its open-file limit raised for
+#       them), the first TLS of them through a whole TLS handshake (verified against CA), and
+#       holds them all, sending nothing, until killed; STATUS gets "opened=N tls=T" once all are.
 #   conn-hold.py trickle PORT CA SECONDS-PER-BYTE
 #       a TLS client that sends a request's headers one byte at a time; prints how long the
 #       server let it go on ("closed after S s, B bytes sent") or "answered after S s".
@@ -69,6 +73,27 @@ def hold(port, sources, n, seconds, status, refill=False):
         s.close()
 
 
+def idle(port, ca, n, n_tls, status):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, max(hard, n + 64)))
+    ctx = ssl.create_default_context(cafile=ca)
+    held, tls = [], 0
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if i < n_tls:
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            tls += 1
+        held.append(s)
+    with open(status + ".new", "w") as f:
+        f.write("opened=%d tls=%d\n" % (len(held), tls))
+    os.replace(status + ".new", status)
+    while True:
+        time.sleep(60)
+
+
 def trickle(port, ca, delay):
     ctx = ssl.create_default_context(cafile=ca)
     start = time.monotonic()
@@ -107,7 +132,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "hold":
         hold(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6],
              sys.argv[7:] == ["refill"])
+    elif sys.argv[1] == "idle":
+        idle(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     elif sys.argv[1] == "trickle":
         trickle(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
     else:
-        sys.exit("usage: conn-hold.py hold|trickle ...")
+        sys.exit("usage: conn-hold.py hold|idle|trickle ...")
