@@ -64,6 +64,11 @@ teardown() {
 		pg_signal CONT
 		rm "$BATS_FILE_TMPDIR/pg-stopped"
 	fi
+	# The instances for simulated nodes, if a test started them.
+	local i
+	for i in c d; do
+		[ ! -e "$BATS_TEST_TMPDIR/$i/server.pid" ] || server_stop "$BATS_TEST_TMPDIR/$i" || true
+	done
 }
 
 # attest_at A|B [args]: keystrap attest through one instance.
@@ -767,4 +772,53 @@ pg_copy() {
 		"attested_us,cert_not_after,cert_serial" ]
 	[ "$(pg_sql legacy "SELECT count(*) FROM pg_indexes WHERE indexname IN ('nodes_requested', 'audit_ek')")" = 2 ]
 	pg_sql postgres "DROP DATABASE legacy" >/dev/null
+}
+
+# soft_instance NAME EXTRA: an instance for simulated nodes (soft_server_config) on the
+# database "storm" of the same cluster (its own policy: what the simulated nodes quote).
+soft_instance() {
+	local d=$BATS_TEST_TMPDIR/$1
+	mkdir -p "$d"
+	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$BATS_TEST_TMPDIR"/ek-ca.{crt,key} "$d/"
+	cp -p "$SRV_DIR/kek" "$d/kek"
+	SRV_PORT=$(free_port)
+	soft_server_config "$d" "${PG_URL%/keystrap}/storm" "$2" || return 1
+	server_start "$d" || return 1
+	echo "$SRV_PORT" >"$d/port"
+}
+
+# soft_storm NAME NODES: server-load --storm against instance NAME, every node approved there.
+soft_storm() {
+	local d=$BATS_TEST_TMPDIR/$1
+	"$BATS_TEST_DIRNAME/../../build/bench/server-load" --url "https://127.0.0.1:$(cat "$d/port")" --ca "$d/ca.crt" \
+		--ek-ca-cert "$d/ek-ca.crt" --ek-ca-key "$d/ek-ca.key" --nodes "$2" --concurrency "$2" --storm \
+		--approve-batch --approve "$KEYSTRAP_SERVER node approve --config $d/server.json" --duration 50 \
+		--serials "$BATS_TEST_TMPDIR/$1.serials"
+}
+
+@test "two instances under one storm each on one database: every node attests, one record per certificate, the log does not fork" {
+	[ -x "$BATS_TEST_DIRNAME/../../build/bench/server-load" ] || skip "build/bench/server-load is not built"
+	pg_sql postgres 'CREATE DATABASE storm' >/dev/null
+	soft_ek_ca "$BATS_TEST_TMPDIR"
+	soft_instance c '"max_connections_per_address":4096,"max_queue_delay":50,"retry_after":1'
+	soft_instance d '"max_connections_per_address":4096,"max_queue_delay":50,"retry_after":1'
+	soft_storm c 120 >c.out 2>&1 &
+	local pc=$!
+	soft_storm d 120 >d.out 2>&1 || { cat d.out; return 1; }
+	wait "$pc" || { cat c.out; return 1; }
+	cat c.out d.out
+	grep -q ' 120 attested in' c.out
+	grep -q ' 120 attested in' d.out
+	"$KEYSTRAP_SERVER" audit export --config "$BATS_TEST_TMPDIR/c/server.json" >audit.jsonl
+	[ "$(jq -s '[.[] | select(.action == "attest-finish" and .decision == "allow")] | length' audit.jsonl)" -eq 240 ]
+	# Seq 1..N with no gap or repeat: one chain, whichever instance appended.
+	[ "$(jq -s '[.[].seq] | (. == [range(1; length + 1)])' audit.jsonl)" = true ]
+	cat c.serials d.serials | sort | uniq -d >dup
+	[ ! -s dup ]
+	while read -r serial; do
+		grep -q "$serial" audit.jsonl || { echo "no record names $serial"; return 1; }
+	done < <(cat c.serials d.serials)
+	run "$KEYSTRAP_SERVER" audit verify --config "$BATS_TEST_TMPDIR/d/server.json"
+	echo "$output"
+	[ "$status" -eq 0 ]
 }

@@ -24,14 +24,7 @@ setup_file() {
 	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
-	# The simulated nodes' EK manufacturer: a CA of the test's own.
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=storm-ek-ca \
-		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-		-keyout "$SRV_DIR/ek-ca.key" -out "$SRV_DIR/ek-ca.crt" 2>/dev/null
-	mkdir -p "$OPERATOR_DIR"
-	operator_key "$OPERATOR_DIR" op1
-	operator_key "$OPERATOR_DIR" op2
-	"$KEYSTRAP_SERVER" log-key generate "$OPERATOR_DIR/log.key" --name keystrap.test/log >/dev/null
+	soft_ek_ca "$SRV_DIR"
 }
 
 setup() {
@@ -45,29 +38,13 @@ teardown() {
 }
 
 # storm_server EXTRA-JSON: a server of this test's own (its own database) on $SRV_PORT with the
-# file's PKI, no rate limit (every node is 127.0.0.1), EXTRA-JSON added to its configuration,
-# and a policy for what the simulated nodes quote: PCRs 0 and 7 as zeros, no event log.
+# file's PKI (soft_server_config), EXTRA-JSON added to its configuration.
 storm_server() {
-	local d=$BATS_TEST_TMPDIR/srv zeros
-	zeros=$(printf '00%.0s' {1..32})
+	local d=$BATS_TEST_TMPDIR/srv
 	mkdir -p "$d"
 	cp "$SRV_DIR"/{ca,tls,ek-ca}.{crt,key} "$d/"
 	SRV_PORT=$(free_port)
-	"$KEYSTRAP_SERVER" kek init "$d/kek" >/dev/null
-	cat >"$d/server.json" <<JSON
-{"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
- "database":"$d/keystrap.db","kek":"$d/kek","ek_ca":["$d/ek-ca.crt"],"ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key",
- "certificate_lifetime":600,"rate_limit":0,"log_key":"$OPERATOR_DIR/log.key",
- "operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${1:+,$1}}
-JSON
-	cat >"$d/policy.json" <<JSON
-{"version":1,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
- "credential_lifetime":600,"pcr_bank":"sha256","reference_pcrs":{"0":"$zeros","7":"$zeros"},
- "groups":{"default":{"secrets":[]}}}
-JSON
-	policy_sign "$OPERATOR_DIR" "$d/policy.json" op1 op2
-	"$KEYSTRAP_SERVER" policy load "$d/policy.json" --signature "$d/policy.json.op1.sig" \
-		--signature "$d/policy.json.op2.sig" --config "$d/server.json" >/dev/null
+	soft_server_config "$d" "$d/keystrap.db" "$1"
 	server_start "$d"
 	STORM=$d
 }

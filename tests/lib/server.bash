@@ -257,3 +257,41 @@ kek_rotation_check() {
 	[ "$out" = "KEK '$d/kek' (id $new_id) $opens" ] || { echo "after rotate again: $out"; return 1; }
 	echo "$state"
 }
+
+# soft_ek_ca DIR: DIR/ek-ca.{crt,key}, the EK manufacturer of build/bench/server-load's simulated
+# nodes (server/soft-node.c): a CA of the test's own.
+soft_ek_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=soft-ek-ca \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		-keyout "$1/ek-ca.key" -out "$1/ek-ca.crt" 2>/dev/null
+}
+
+# soft_server_config DIR DATABASE [EXTRA]: DIR/server.json for simulated nodes, listening on
+# $SRV_PORT: DIR's PKI and ek-ca.crt, no rate limit (every node is 127.0.0.1), the log key and
+# operator keys of server_config, EXTRA-JSON members; and, once per database, a policy for what
+# the simulated nodes quote (PCRs 0 and 7 as zeros, no event log), signed by both and loaded.
+soft_server_config() {
+	local d=$1 zeros
+	zeros=$(printf '00%.0s' {1..32})
+	mkdir -p "$OPERATOR_DIR"
+	operator_key "$OPERATOR_DIR" op1 && operator_key "$OPERATOR_DIR" op2 || return 1
+	[ -e "$OPERATOR_DIR/log.key" ] ||
+		"$KEYSTRAP_SERVER" log-key generate "$OPERATOR_DIR/log.key" --name keystrap.test/log >"$OPERATOR_DIR/log.vkey" ||
+		return 1
+	[ -e "$d/kek" ] || "$KEYSTRAP_SERVER" kek init "$d/kek" >/dev/null || return 1
+	cat >"$d/server.json" <<JSON
+{"listen":"127.0.0.1:$SRV_PORT","tls_certificate":"$d/tls.crt","tls_key":"$d/tls.key",
+ "database":"$2","kek":"$d/kek","ek_ca":["$d/ek-ca.crt"],"ca_certificate":"$d/ca.crt","ca_key":"$d/ca.key",
+ "certificate_lifetime":600,"rate_limit":0,"log_key":"$OPERATOR_DIR/log.key",
+ "operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2${3:+,$3}}
+JSON
+	"$KEYSTRAP_SERVER" policy show --config "$d/server.json" >/dev/null 2>&1 && return 0
+	cat >"$d/policy.json" <<JSON
+{"version":1,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
+ "credential_lifetime":600,"pcr_bank":"sha256","reference_pcrs":{"0":"$zeros","7":"$zeros"},
+ "groups":{"default":{"secrets":[]}}}
+JSON
+	policy_sign "$OPERATOR_DIR" "$d/policy.json" op1 op2 || return 1
+	"$KEYSTRAP_SERVER" policy load "$d/policy.json" --signature "$d/policy.json.op1.sig" \
+		--signature "$d/policy.json.op2.sig" --config "$d/server.json" >/dev/null
+}
