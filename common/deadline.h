@@ -5,6 +5,8 @@
 
 /* Milliseconds on CLOCK_MONOTONIC: what every deadline is measured on (a wrong RTC cannot move it). */
 int64_t mono_ms(void);
+/* The same clock in microseconds, for what is measured finer than deadlines (the server's loop lag). */
+int64_t mono_us(void);
 
 /* Until fd is ready for events (poll(2) flags): 0, -ETIMEDOUT once deadline_ms has passed, or -errno. */
 int fd_wait(int fd, short events, int64_t deadline_ms);

@@ -34,6 +34,7 @@
 #include "audit-status.h"
 #include "checkpoint.h"
 #include "connlimit.h"
+#include "deadline.h"
 #include "fileio.h"
 #include "handshake.h"
 #include "health.h"
@@ -490,12 +491,10 @@ static void answer_metrics(struct daemon *d, struct evhttp_request *req, int64_t
 
 static void listener_update(struct daemon *d);
 
-static int64_t mono_us(void)
+/* Whether a lag (µs) is more than max_queue_delay: new connections wait, starts get 503. */
+static bool behind(const struct daemon *d, int64_t lag_us)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return lag_us > d->srv.config->max_queue_delay * 1000;
 }
 
 /*
@@ -541,7 +540,7 @@ static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct
 	int64_t lag = loop_lag_us(d), ra = d->srv.config->retry_after;
 	uint32_t r;
 
-	if (lag <= d->srv.config->max_queue_delay * 1000)
+	if (!behind(d, lag))
 		return false;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)lag;
@@ -809,7 +808,6 @@ static int conn_index = -1;
 /* The listener's callbacks get evhttp's argument, not ours; there is one daemon. */
 static struct daemon *the_daemon;
 
-
 /* From the socket's address: the accounting key, and the text for a log line. */
 static int conn_peer(struct conn *c, char *text, size_t size)
 {
@@ -981,18 +979,19 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 /*
  * Accepting is on exactly while a connection can be kept: below max_connections, its objects
- * prepared, not backing off, and the event loop not behind by more than max_queue_delay. libevent's accept loop looks at this after each connection, so the
- * one that fills the table is the last accepted; the rest wait in the kernel's backlog.
+ * prepared, not backing off, and the event loop not behind by more than max_queue_delay.
+ * libevent's accept loop looks at this after each connection, so the one that fills the table
+ * is the last accepted; the rest wait in the kernel's backlog.
  */
 static void listener_update(struct daemon *d)
 {
-	static struct log_limit full, behind;
+	static struct log_limit full, late;
 	bool want, lagging;
 	char why[96];
 
 	if (!d->listener || d->stopping)
 		return;
-	lagging = d->m.loop_lag_us > d->srv.config->max_queue_delay * 1000;
+	lagging = behind(d, d->m.loop_lag_us);
 	want = d->spare && !d->backing_off && !connlimit_full(d->conns) && !lagging;
 	if (want == d->accepting || (want ? evconnlistener_enable(d->listener) : evconnlistener_disable(d->listener)) < 0)
 		return;
@@ -1003,7 +1002,7 @@ static void listener_update(struct daemon *d)
 	} else if (!want && lagging) {
 		snprintf(why, sizeof(why), "the event loop is %lld ms behind (max_queue_delay %lld ms)",
 			 (long long)(d->m.loop_lag_us / 1000), (long long)d->srv.config->max_queue_delay);
-		slog_limited(&behind, "warning", "accept-paused", "reason", why, NULL);
+		slog_limited(&late, "warning", "accept-paused", "reason", why, NULL);
 	}
 }
 
