@@ -5,8 +5,9 @@
 BATS_TEST_DIRNAME=$PWD/tests/bats
 # shellcheck source=tests/lib/swtpm.bash
 . tests/lib/swtpm.bash
+KEYSTRAP_SERVER=$SERVER
 # shellcheck source=tests/lib/server.bash
-KEYSTRAP_SERVER=$SERVER . tests/lib/server.bash
+. tests/lib/server.bash
 
 SRV_PID=
 stop() {

@@ -36,34 +36,13 @@ rm -rf "$DIR"
 mkdir -p "$DIR"
 PORT=$(free_port)
 server_pki "$DIR"
-# The bench's own EK manufacturer CA: it signs the simulated nodes' EK certificates.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ek-ca \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-	-keyout "$DIR/ek-ca.key" -out "$DIR/ek-ca.crt" 2>/dev/null
-# Two operator keys sign the policy (k = 2 of 2). server-load quotes PCRs 0 and 7 as zeros
-# with no event log (the logs replay to zeros); the policy's reference values say the same.
-# All simulated nodes come from 127.0.0.1, so the per-address rate limit is off here.
+# The simulated nodes' EK manufacturer CA, the server's configuration and the policy for what
+# server-load quotes (PCRs 0 and 7 as zeros, no event log), signed by two operators (k = 2 of 2),
+# as storm.bats has them (tests/lib/server.bash). All simulated nodes come from 127.0.0.1, so
+# the per-address rate limit is off.
 OPERATOR_DIR=$DIR/operators
-mkdir -p "$OPERATOR_DIR"
-operator_key "$OPERATOR_DIR" op1
-operator_key "$OPERATOR_DIR" op2
-(umask 077 && head -c 32 /dev/urandom >"$DIR/kek")
-"$SERVER" log-key generate "$DIR/log.key" --name bench.keystrap/log >/dev/null
-cat >"$DIR/server.json" <<JSON
-{"listen":"127.0.0.1:$PORT","tls_certificate":"$DIR/tls.crt","tls_key":"$DIR/tls.key",
- "database":"$DIR/keystrap.db","kek":"$DIR/kek","ek_ca":["$DIR/ek-ca.crt"],"ca_certificate":"$DIR/ca.crt","ca_key":"$DIR/ca.key",
- "certificate_lifetime":600,"rate_limit":0,"log_key":"$DIR/log.key",
- "operator_keys":["$OPERATOR_DIR/op1.pub","$OPERATOR_DIR/op2.pub"],"policy_threshold":2}
-JSON
-zeros=$(printf '00%.0s' {1..32})
-cat >"$DIR/policy.json" <<JSON
-{"version":1,"expires":"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)","min_keystrap_version":"0.1.0",
- "credential_lifetime":600,"pcr_bank":"sha256","reference_pcrs":{"0":"$zeros","7":"$zeros"},
- "groups":{"default":{"secrets":[]}}}
-JSON
-policy_sign "$OPERATOR_DIR" "$DIR/policy.json" op1 op2
-"$SERVER" policy load "$DIR/policy.json" --signature "$DIR/policy.json.op1.sig" \
-	--signature "$DIR/policy.json.op2.sig" --config "$DIR/server.json" >/dev/null
+soft_ek_ca "$DIR"
+SRV_PORT=$PORT soft_server_config "$DIR" "$DIR/keystrap.db"
 
 load() {
 	"$LOAD" --url "https://127.0.0.1:$PORT" --ca "$DIR/ca.crt" --ek-ca-cert "$DIR/ek-ca.crt" \
