@@ -159,3 +159,22 @@ rss() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *" 1 attested in"* ]]
 }
+
+@test "max_queue_delay and retry_after out of range: refused by name, one line, exit 1; at their bounds, accepted" {
+	storm_server ''
+	server_stop "$STORM"
+	for kv in '"max_queue_delay":0' '"max_queue_delay":60001' '"retry_after":0' '"retry_after":3601'; do
+		sed "s|\"policy_threshold\":2|\"policy_threshold\":2,$kv|" "$STORM/server.json" >bad.json
+		run "$KEYSTRAP_SERVER" policy show --config bad.json
+		[ "$status" -eq 1 ]
+		[ "${#lines[@]}" -eq 1 ]
+		case $kv in
+		*max_queue_delay*) [ "$output" = "keystrap-server: bad.json: 'max_queue_delay' is not a number from 1 to 60000" ] ;;
+		*) [ "$output" = "keystrap-server: bad.json: 'retry_after' is not a number from 1 to 3600" ] ;;
+		esac
+	done
+	for kv in '"max_queue_delay":1,"retry_after":3600' '"max_queue_delay":60000,"retry_after":1'; do
+		sed "s|\"policy_threshold\":2|\"policy_threshold\":2,$kv|" "$STORM/server.json" >ok.json
+		"$KEYSTRAP_SERVER" policy show --config ok.json >/dev/null
+	done
+}
