@@ -281,12 +281,12 @@ $(BUILD)/ssl-new-fault.so: tests/lib/ssl-new-fault.c
 # many TLS connections alive at once through libcurl's multi interface: the only thing built
 # here that links libcurl (keystrap speaks common/https.c).
 BENCH_PKGS := libcurl
-$(BUILD)/bench/server-load: bench/server-load.c $(call TEST_A)
+$(BUILD)/bench/server-load: bench/server-load.c bench/crypto-floor.c bench/crypto-floor.h $(call TEST_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(BENCH_PKGS)) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) \
+	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(BENCH_PKGS)) $(INC_ALL) $(HARDEN) $(filter %.c,$^) $(call TEST_A) -o $@ $(ALL_LDFLAGS) \
 		$(TEST_LIBS) $(call pc_libs,$(BENCH_PKGS))
 
-bench-server: deps $(BUILD)/keystrap-server $(BUILD)/bench/server-load
+bench-server: deps $(BUILD)/keystrap $(BUILD)/keystrap-server $(BUILD)/bench/server-load
 	@BUILD=$(BUILD) bash bench/server.sh
 .PHONY: bench-server
 

@@ -10,6 +10,7 @@
  *               --approve "CMD" [--concurrency C] [--duration S] [--rate R]... [--max]
  *               [--server-pid PID] [--kill PID --kill-after S --serials FILE] [--witness]
  *               [--storm] [--approve-batch]
+ *               [--event-log FILE] [--measure-log FILE] [--mode LABEL] [--summary FILE]
  *
  * Phases: every node asks to enrol (403), CMD is run once per node with the EK hash and a node
  * id appended (the operator's approval; with --approve-batch once, as CMD --file FILE), then load at each fixed offered rate (--rate, open loop:
@@ -24,6 +25,13 @@
  * (retry_wait_ms: its Retry-After, then full jitter) and start again, until --duration ends.
  * It prints how long the fleet took to converge and how many busy answers it met; --kill
  * works here too (the caller restarts the server, and the nodes find it again).
+ *
+ * Every node's finish carries --event-log (a TCG firmware event log) and --measure-log
+ * (keystrap's CEL-JSON measurement log) when given, and quotes what they replay to; without
+ * them no log and PCRs of zeros. Before the load the crypto floor is measured
+ * (bench/crypto-floor.c) and every run prints the server's CPU per handshake as a multiple of
+ * it; --summary appends one line per run for the bench's side-by-side table: mode (--mode),
+ * run, handshakes/s, p50 and p99 in ms, server CPU and floor per handshake in ms.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +54,10 @@
 
 #include "attest-msg.h"
 #include "deadline.h"
+#include "crypto-floor.h"
+#include "eventlog.h"
+#include "cel.h"
+#include "fileio.h"
 #include "encode.h"
 #include "macro.h"
 #include "ossl.h"
@@ -75,6 +87,8 @@ struct stats {
 	size_t n_hs, n_rq, hs_cap, rq_cap;
 	size_t errors, transport;
 	size_t dropped; /* open loop: scheduled handshakes never started, the backlog being full */
+	size_t connects; /* TLS connections opened (each a full handshake) */
+	double bytes;    /* request and response bytes, headers and bodies */
 	int last_status;
 	char last_error[256];
 };
@@ -87,6 +101,10 @@ static struct {
 	FILE *serials;
 	bool witness;          /* --witness: every finish asks for the log's proofs */
 	size_t result_bytes, results; /* finish replies (200) received, and their bytes */
+	struct crypto_floor floor;
+	double extends; /* PCR extends (quoted bank) replaying one finish's logs */
+	const char *mode;
+	FILE *summary;
 	CURLM *multi;
 	struct slot slots[MAX_SLOTS];
 	int n_slots;
@@ -137,6 +155,39 @@ static void node_make(struct soft_node **n, X509 *ca, EVP_PKEY *ca_key)
 	    soft_node_new(ek, der, size, n) < 0)
 		die("making a simulated node");
 	EVP_PKEY_free(ek);
+}
+
+/* The logs every node sends (read once), and the PCR extends their replay costs in sha256. */
+static struct {
+	uint8_t *fw, *cel;
+	size_t fw_size, cel_size;
+} logs;
+
+static void logs_load(const char *event_log, const char *measure_log)
+{
+	_cleanup_eventlog_ struct eventlog *log = NULL;
+	struct cel c = {};
+	char err[EVENTLOG_ERROR_MAX > CEL_ERROR_MAX ? EVENTLOG_ERROR_MAX : CEL_ERROR_MAX];
+	const struct pcr_bank *sha256 = pcr_bank_by_name("sha256");
+
+	if (event_log && read_file(event_log, ATTEST_EVENTLOG_MAX, &logs.fw, &logs.fw_size) < 0)
+		die("reading --event-log");
+	if (measure_log && read_file(measure_log, ATTEST_CEL_MAX, &logs.cel, &logs.cel_size) < 0)
+		die("reading --measure-log");
+	if (logs.fw && eventlog_parse(logs.fw, logs.fw_size, &log, err) < 0)
+		die("--event-log does not parse");
+	for (size_t i = 0; log && i < log->n_events; i++)
+		for (unsigned j = 0; log->events[i].type != EV_NO_ACTION && j < log->events[i].n_digests; j++)
+			G.extends += log->events[i].digests[j].bank == sha256;
+	if (logs.cel && cel_parse(&c, 0, (const char *)logs.cel, logs.cel_size, err) < 0)
+		die("--measure-log does not parse");
+	G.extends += (double)c.n_records;
+	cel_done(&c);
+	if (event_log || measure_log)
+		printf("logs           every finish sends %s (%zu bytes) and %s (%zu bytes); %.0f events to replay in "
+		       "sha256\n",
+		       event_log ? event_log : "no event log", logs.fw_size, measure_log ? measure_log : "no measurement log",
+		       logs.cel_size, G.extends);
 }
 
 /* The issued certificate's serial, hex, as the server's audit record names it. */
@@ -236,8 +287,20 @@ static void on_done(struct stats *st, struct slot *s, CURLcode rc)
 		return;
 	}
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (st->measure)
+	if (st->measure) {
+		curl_off_t up = 0, down = 0;
+		long connects = 0, header = 0, request = 0;
+
 		push(&st->rq, &st->n_rq, &st->rq_cap, t - s->sent);
+		curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
+		curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+		curl_easy_getinfo(s->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+		curl_easy_getinfo(s->easy, CURLINFO_HEADER_SIZE, &header);
+		curl_easy_getinfo(s->easy, CURLINFO_REQUEST_SIZE, &request);
+		st->connects += (size_t)connects;
+		/* The request's size counts the body too when curl sent them in one piece. */
+		st->bytes += (double)up + (double)down + (double)header + (double)(request > up ? request - up : request);
+	}
 	if (s->state == STARTING) {
 		if (status != 200) {
 			fail(st, s, (int)status, s->resp ? s->resp : "");
@@ -340,10 +403,21 @@ static void report(const char *label, struct stats *st, double elapsed, double c
 	if (st->dropped)
 		printf("; %zu not started (the offered rate outran the server by a backlog of 4096)", st->dropped);
 	putchar('\n');
-	if (cpu > 0 && st->n_hs)
-		printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f handshakes/s "
-		       "per core\n",
-		       1e3 * cpu / (double)st->n_hs, 100 * cpu / elapsed, (double)st->n_hs / cpu);
+	if (st->n_hs) {
+		double per = (double)st->n_hs, floor = crypto_floor_handshake(&G.floor, G.extends, st->bytes / per,
+									      (double)st->connects / per);
+
+		if (cpu > 0)
+			printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f "
+			       "handshakes/s per core; %.1fx the crypto floor of %.3f ms\n",
+			       1e3 * cpu / per, 100 * cpu / elapsed, per / cpu, cpu / per / floor, 1e3 * floor);
+		printf("               %.0f bytes and %.3f TLS handshakes per attestation, %.0f PCR extends to replay\n",
+		       st->bytes / per, (double)st->connects / per, G.extends);
+		if (G.summary)
+			fprintf(G.summary, "%s\t%s\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\n", G.mode, label, (double)st->n_hs / elapsed,
+				1e3 * pct(st->hs, st->n_hs, 0.5), 1e3 * pct(st->hs, st->n_hs, 0.99), cpu > 0 ? 1e3 * cpu / per : 0,
+				1e3 * floor);
+	}
 	if (G.results)
 		printf("               finish replies %.0f bytes on average%s\n", (double)G.result_bytes / (double)G.results,
 		       G.witness ? " (with the log's checkpoint and proofs)" : "");
@@ -640,10 +714,13 @@ int main(int argc, char **argv)
 		{ "kill", required_argument, NULL, 'k' },	 { "kill-after", required_argument, NULL, 'A' },
 		{ "serials", required_argument, NULL, 's' },	 { "server-pid", required_argument, NULL, 'p' },
 		{ "witness", no_argument, NULL, 'w' },	 { "storm", no_argument, NULL, 'S' },
-		{ "approve-batch", no_argument, NULL, 'B' },
+		{ "approve-batch", no_argument, NULL, 'B' },	 { "event-log", required_argument, NULL, 'e' },
+		{ "measure-log", required_argument, NULL, 'l' }, { "mode", required_argument, NULL, 'M' },
+		{ "summary", required_argument, NULL, 'Y' },
 		{}
 	};
-	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL;
+	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL, *event_log = NULL,
+		   *measure_log = NULL, *summary = NULL;
 	double duration = 10, rates[4], kill_after = 0;
 	size_t n_rates = 0;
 	bool max = false;
@@ -678,6 +755,10 @@ int main(int argc, char **argv)
 		case 'w': G.witness = true; break;
 		case 'S': G.storm = true; break;
 		case 'B': G.approve_batch = true; break;
+		case 'e': event_log = optarg; break;
+		case 'l': measure_log = optarg; break;
+		case 'M': G.mode = optarg; break;
+		case 'Y': summary = optarg; break;
 		default: return 2;
 		}
 	if (!G.url || !G.ca || !ek_ca_cert || !ek_ca_key || !approve || G.n_nodes == 0 || G.n_slots < 1 ||
@@ -695,12 +776,20 @@ int main(int argc, char **argv)
 	fclose(f);
 	if (serials && !(G.serials = fopen(serials, "we")))
 		die("opening --serials");
+	if (summary && !(G.summary = fopen(summary, "ae")))
+		die("opening --summary");
+	if (!G.mode)
+		G.mode = event_log || measure_log ? "real evidence" : "zero-log";
 
 	G.nodes = calloc(G.n_nodes, sizeof(*G.nodes));
 	if (!G.nodes)
 		die("out of memory");
-	for (size_t i = 0; i < G.n_nodes; i++)
+	logs_load(event_log, measure_log);
+	for (size_t i = 0; i < G.n_nodes; i++) {
 		node_make(&G.nodes[i], ca, ca_key);
+		if (soft_node_set_logs(G.nodes[i], logs.fw, logs.fw_size, (const char *)logs.cel, logs.cel_size) < 0)
+			die("the logs do not parse as the server parses them");
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	G.multi = curl_multi_init();
 	curl_multi_setopt(G.multi, CURLMOPT_MAXCONNECTS, (long)G.n_slots);
@@ -731,6 +820,15 @@ int main(int argc, char **argv)
 			die("writing --serials");
 		return S.failed ? 1 : 0;
 	}
+	/* Not for a storm: there what counts is convergence, not the CPU per handshake. */
+	crypto_floor_measure(&G.floor);
+	printf("crypto floor   ECDSA P-256 verify %.3f ms, sign %.3f ms; MakeCredential's ECDH %.3f ms; TLS 1.3 "
+	       "full handshake %.3f ms; SHA-256 extend %.2f us; AES-256-GCM %.2f ns/byte (OpenSSL %s, thread CPU)\n",
+	       1e3 * G.floor.verify, 1e3 * G.floor.sign, 1e3 * G.floor.ecdh, 1e3 * G.floor.tls, 1e6 * G.floor.extend,
+	       1e9 * G.floor.gcm_byte, OpenSSL_version(OPENSSL_VERSION_STRING));
+	printf("               one attestation: 3 verifications (EK certificate, quote, CSR), 2 MakeCredentials "
+	       "(challenge, payload), 1 certificate signature, the logs' extends, TLS records; a TLS handshake per "
+	       "new connection\n");
 	enroll(approve);
 	for (size_t i = 0; i < n_rates; i++) {
 		char label[32];

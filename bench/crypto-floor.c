@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "crypto-floor.h"
+#include "macro.h"
+
+#define BATCHES 7
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail(const char *what) __attribute__((noreturn));
+static void fail(const char *what)
+{
+	fprintf(stderr, "server-load: crypto floor: %s failed\n", what);
+	ERR_print_errors_fp(stderr);
+	exit(1);
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct op {
+	const char *name;
+	void (*run)(void *ctx);
+	void *ctx;
+	int n; /* per batch */
+};
+
+/* The median over BATCHES batches of one call's thread CPU time, after one untimed batch. */
+static double time_op(const struct op *o)
+{
+	double t[BATCHES];
+
+	for (int i = 0; i < o->n; i++)
+		o->run(o->ctx);
+	for (int b = 0; b < BATCHES; b++) {
+		double t0 = cpu_now();
+
+		for (int i = 0; i < o->n; i++)
+			o->run(o->ctx);
+		t[b] = (cpu_now() - t0) / o->n;
+	}
+	qsort(t, BATCHES, sizeof(double), cmp);
+	return t[BATCHES / 2];
+}
+
+struct keys {
+	EVP_PKEY *p256, *peer; /* the signer (CA, AK, node key, TLS) and the EK */
+	EVP_PKEY_CTX *gen, *xgen;
+	uint8_t msg[512], sig[80];
+	size_t sig_size;
+	uint8_t block[16384];
+	EVP_CIPHER_CTX *gcm;
+};
+
+static void sign(void *p)
+{
+	struct keys *k = p;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t n = sizeof(k->sig);
+
+	if (!md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->p256) != 1 ||
+	    EVP_DigestSign(md, k->sig, &n, k->msg, sizeof(k->msg)) != 1)
+		fail("ECDSA signing");
+	k->sig_size = n;
+	EVP_MD_CTX_free(md);
+}
+
+static void verify(void *p)
+{
+	struct keys *k = p;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->p256) != 1 ||
+	    EVP_DigestVerify(md, k->sig, k->sig_size, k->msg, sizeof(k->msg)) != 1)
+		fail("ECDSA verification");
+	EVP_MD_CTX_free(md);
+}
+
+/* An ephemeral key from gen and its shared secret with peer. */
+static void agree(EVP_PKEY_CTX *gen, EVP_PKEY *peer)
+{
+	EVP_PKEY *eph = NULL;
+	EVP_PKEY_CTX *d;
+	uint8_t z[66];
+	size_t zs = sizeof(z);
+
+	if (EVP_PKEY_keygen(gen, &eph) != 1)
+		fail("ephemeral key generation");
+	d = EVP_PKEY_CTX_new_from_pkey(NULL, eph, NULL);
+	if (!d || EVP_PKEY_derive_init(d) != 1 || EVP_PKEY_derive_set_peer_ex(d, peer, 0) != 1 ||
+	    EVP_PKEY_derive(d, z, &zs) != 1)
+		fail("key agreement");
+	EVP_PKEY_CTX_free(d);
+	EVP_PKEY_free(eph);
+}
+
+static void ecdh(void *p)
+{
+	struct keys *k = p;
+
+	agree(k->gen, k->peer);
+}
+
+static void x25519(void *p)
+{
+	static EVP_PKEY *client;
+	struct keys *k = p;
+
+	if (!client && !(client = EVP_PKEY_Q_keygen(NULL, NULL, "X25519")))
+		fail("X25519 key generation");
+	agree(k->xgen, client);
+}
+
+static void extend(void *p)
+{
+	struct keys *k = p;
+	unsigned n = 0;
+
+	if (EVP_Digest(k->msg, 64, k->msg, &n, EVP_sha256(), NULL) != 1)
+		fail("SHA-256");
+}
+
+static void gcm(void *p)
+{
+	static const uint8_t key[32], iv[12];
+	struct keys *k = p;
+	uint8_t tag[16];
+	int n = 0;
+
+	if (EVP_EncryptInit_ex(k->gcm, NULL, NULL, key, iv) != 1 ||
+	    EVP_EncryptUpdate(k->gcm, k->block, &n, k->block, sizeof(k->block)) != 1 ||
+	    EVP_EncryptFinal_ex(k->gcm, tag, &n) != 1 || EVP_CIPHER_CTX_ctrl(k->gcm, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
+		fail("AES-256-GCM");
+}
+
+void crypto_floor_measure(struct crypto_floor *f)
+{
+	struct keys k = {};
+
+	k.p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	k.peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	k.gen = k.p256 ? EVP_PKEY_CTX_new_from_pkey(NULL, k.p256, NULL) : NULL;
+	k.xgen = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+	k.gcm = EVP_CIPHER_CTX_new();
+	if (!k.p256 || !k.peer || !k.gen || EVP_PKEY_keygen_init(k.gen) != 1 || !k.xgen ||
+	    EVP_PKEY_keygen_init(k.xgen) != 1 || !k.gcm || EVP_EncryptInit_ex(k.gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1)
+		fail("setting up");
+	memset(k.msg, 0x5a, sizeof(k.msg));
+	sign(&k);
+	f->sign = time_op(&(struct op){ "sign", sign, &k, 200 });
+	f->verify = time_op(&(struct op){ "verify", verify, &k, 200 });
+	f->ecdh = time_op(&(struct op){ "ecdh", ecdh, &k, 200 });
+	f->tls = time_op(&(struct op){ "x25519", x25519, &k, 200 }) + f->sign;
+	f->extend = time_op(&(struct op){ "extend", extend, &k, 20000 });
+	f->gcm_byte = time_op(&(struct op){ "gcm", gcm, &k, 200 }) / (double)sizeof(k.block);
+	EVP_CIPHER_CTX_free(k.gcm);
+	EVP_PKEY_CTX_free(k.xgen);
+	EVP_PKEY_CTX_free(k.gen);
+	EVP_PKEY_free(k.peer);
+	EVP_PKEY_free(k.p256);
+}
+
+double crypto_floor_handshake(const struct crypto_floor *f, double extends, double bytes, double tls_per_handshake)
+{
+	return 3 * f->verify + 2 * f->ecdh + f->sign + extends * f->extend + bytes * f->gcm_byte +
+	       tls_per_handshake * f->tls;
+}

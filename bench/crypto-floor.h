@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * The crypto floor of bench/server-load.c: what the cryptographic operations one attestation
+ * needs cost with OpenSSL on this machine, for the key types of the load (every key ECC P-256:
+ * EK, AK, node key, CA, TLS; TLS 1.3 with X25519 and AES-256-GCM, what curl and the server
+ * agree on). Thread CPU time, the median of several batches, each operation through the EVP
+ * calls a server would make with its keys already loaded.
+ */
+struct crypto_floor {
+	double verify;   /* ECDSA P-256 verification of a SHA-256 digest */
+	double sign;     /* ECDSA P-256 signature */
+	double ecdh;     /* MakeCredential's asymmetric part: an ephemeral P-256 key and its ECDH with the EK */
+	double tls;      /* a full TLS 1.3 handshake's server side: X25519 key and derive, one ECDSA signature */
+	double extend;   /* one PCR extend in sha256: SHA-256 of 64 bytes */
+	double gcm_byte; /* AES-256-GCM, per byte of TLS record */
+};
+
+/* Measures every figure of f, seconds. */
+void crypto_floor_measure(struct crypto_floor *f);
+
+/*
+ * The floor of one attestation, seconds: three verifications (the EK certificate, the quote,
+ * the CSR), two MakeCredentials (the challenge, the payload), one certificate signature,
+ * extends PCR extends of the logs' replay, bytes of TLS records (both ways) and
+ * tls_per_handshake full TLS handshakes (connections opened per attestation).
+ */
+double crypto_floor_handshake(const struct crypto_floor *f, double extends, double bytes, double tls_per_handshake);
