@@ -36,11 +36,27 @@ void base64_encode(const uint8_t *src, size_t n, char *dst)
 	dst[o] = 0;
 }
 
+/*
+ * Each byte's value in the alphabet plus one, 0 for every byte outside it (NUL, '=', 0x80 and
+ * up): a table, not strchr over the alphabet per character, which was a tenth of the server's
+ * CPU decoding a finish's 40 KB of logs.
+ */
+static const uint8_t b64_rev[256] = {
+#define R(c, v) [(unsigned char)(c)] = (v) + 1
+	R('A', 0),  R('B', 1),	R('C', 2),  R('D', 3),	R('E', 4),  R('F', 5),	R('G', 6),  R('H', 7),
+	R('I', 8),  R('J', 9),	R('K', 10), R('L', 11), R('M', 12), R('N', 13), R('O', 14), R('P', 15),
+	R('Q', 16), R('R', 17), R('S', 18), R('T', 19), R('U', 20), R('V', 21), R('W', 22), R('X', 23),
+	R('Y', 24), R('Z', 25), R('a', 26), R('b', 27), R('c', 28), R('d', 29), R('e', 30), R('f', 31),
+	R('g', 32), R('h', 33), R('i', 34), R('j', 35), R('k', 36), R('l', 37), R('m', 38), R('n', 39),
+	R('o', 40), R('p', 41), R('q', 42), R('r', 43), R('s', 44), R('t', 45), R('u', 46), R('v', 47),
+	R('w', 48), R('x', 49), R('y', 50), R('z', 51), R('0', 52), R('1', 53), R('2', 54), R('3', 55),
+	R('4', 56), R('5', 57), R('6', 58), R('7', 59), R('8', 60), R('9', 61), R('+', 62), R('/', 63),
+#undef R
+};
+
 static int b64_value(char c)
 {
-	const char *p = c ? strchr(b64, c) : NULL;
-
-	return p ? (int)(p - b64) : -1;
+	return (int)b64_rev[(unsigned char)c] - 1;
 }
 
 long base64_decode(const char *src, size_t len, uint8_t *dst, size_t dst_size)

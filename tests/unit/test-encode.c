@@ -76,6 +76,32 @@ static void test_base64_strict(void)
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
 		CHECK(decode(bad[i].in, out, sizeof(out)) == -EINVAL, bad[i].why);
 	CHECK(base64_decode("Zm9v\0mFy", 8, out, sizeof(out)) == -EINVAL, "an embedded NUL is rejected");
+	/* Every byte value, in every position of a quantum: exactly the 64 of the alphabet decode. */
+	{
+		static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		size_t accepted = 0, wrong = 0;
+
+		for (int c = 0; c < 256; c++)
+			for (int pos = 0; pos < 4; pos++) {
+				char q[4] = { 'A', 'A', 'A', 'A' };
+				const char *in_alphabet = c ? memchr(alphabet, c, 64) : NULL;
+				long n;
+
+				q[pos] = (char)c;
+				n = base64_decode(q, 4, out, sizeof(out));
+				if (n == 3) {
+					uint32_t w = (uint32_t)out[0] << 16 | (uint32_t)out[1] << 8 | out[2];
+
+					accepted++;
+					wrong += !in_alphabet || w != (uint32_t)(in_alphabet - alphabet) << (6 * (3 - pos));
+				} else if (c == '=' && pos == 3)
+					wrong += n != 2; /* "AAA=": padding, two bytes */
+				else
+					wrong += in_alphabet != NULL || n != -EINVAL;
+			}
+		CHECK(accepted == 4 * 64 && wrong == 0,
+		      "each of the 256 byte values in each position: the alphabet's 64 decode to their value, every other is rejected");
+	}
 	CHECK(decode("Zm9vYmFy", out, 6) == 6, "output exactly filling the buffer is fine");
 	CHECK(decode("Zm9vYmFy", out, 5) == -ENOBUFS, "overflowing the buffer is -ENOBUFS");
 	CHECK(decode("Zm9vYg==", out, 4) == 4 && decode("Zm9vYg==", out, 3) == -ENOBUFS,
