@@ -25,6 +25,12 @@ int main(void)
 	CHECK(dup("[{\"k\":1},{\"k\":2}]", key) == 0, "objects in an array are separate");
 	CHECK(dup("{\"0123456789abcdefXYZ\":1,\"0123456789abcdefXYZ\":1}", key) == 1 && strlen(key) == 15,
 	      "a long key is truncated to the buffer");
+	CHECK(dup("{\"a\":\"x\\\\\",\"a\":1}", key) == 1 && strcmp(key, "a") == 0,
+	      "a value ending in an escaped backslash closes at the next quote");
+	CHECK(dup("{\"a\":\"\\\"\\\"\\\\\\\"\",\"a\":1}", key) == 1 && strcmp(key, "a") == 0,
+	      "escaped quotes in a row stay inside the string");
+	CHECK(dup("{\"a\":\"abc\\", key) < 0 && dup("{\"a\":\"abc\\\"}", key) < 0,
+	      "a string cut after a backslash, or at an escaped quote, does not close");
 	CHECK(dup("{}", key) == 0 && dup("{\"a\":{}}", key) == 0, "an empty object (no keys at all) has no duplicate");
 	CHECK(dup("{\"a\":1", key) < 0 && dup("{\"a\":[1}", key) < 0 && dup("\"abc", key) < 0, "malformed text");
 	return TAP_DONE();
