@@ -27,7 +27,7 @@ DIR=$PWD/$BUILD/bench-server
 . bench/server-lib.bash
 
 start() {
-	"$SERVER" serve --config "$DIR/server.json" 2>>"$DIR/server.log" &
+	"${1:-$SERVER}" serve --config "$DIR/server.json" 2>>"$DIR/server.log" &
 	SRV_PID=$!
 	for _ in $(seq 100); do
 		curl -sf --cacert "$DIR/ca.crt" "https://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
@@ -56,9 +56,14 @@ SWTPM_PCR_BANKS=sha1,sha256 swtpm_start "$DIR/tpm" || { echo "bench-server: swtp
 swtpm_stop
 REAL=(--event-log "$EVENT_LOG" --measure-log "$DIR/measure.log")
 
-# policy_put VERSION FILE REFERENCE_PCRS [ALLOWED_EVENTS]: the policy, signed by both operators, loaded.
+# policy_put FILE REFERENCE_PCRS [ALLOWED_EVENTS]: the next policy version, signed by both
+# operators, loaded.
 expires=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+# soft_server_config loaded policy 1.
+POLICY_VERSION=1
 policy_put() {
+	POLICY_VERSION=$((POLICY_VERSION + 1))
+	set -- "$POLICY_VERSION" "$@"
 	jq -n --argjson v "$1" --arg e "$expires" --argjson pcrs "$3" --argjson events "${4:-null}" \
 		'{version: $v, expires: $e, min_keystrap_version: "0.1.0", credential_lifetime: 600, pcr_bank: "sha256",
 		  reference_pcrs: $pcrs} + (if $events then {allowed_events: $events} else {} end) +
@@ -91,37 +96,53 @@ for r in "${RATES[@]}"; do rate_args+=(--rate "$r"); done
 SUMMARY=$DIR/summary
 : >"$SUMMARY"
 echo "== real evidence: policy 2 pins PCRs 0 2 4 7 9 and checks PCR 12's events"
-policy_put 2 "$DIR/policy-real.json" "$REAL_PCRS" "$REAL_EVENTS"
+policy_put "$DIR/policy-real.json" "$REAL_PCRS" "$REAL_EVENTS"
 start
 load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY" "${REAL[@]}"
 echo "== zero-log (comparison): policy 3 pins PCRs 0 and 7 to zeros, nodes send no log"
-policy_put 3 "$DIR/policy-zero.json" "$ZERO_PCRS"
+policy_put "$DIR/policy-zero.json" "$ZERO_PCRS"
 load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY"
+# Another keystrap-server binary (BENCH_BEFORE: say, main's before a change) on the same store,
+# maximum throughput in both modes, for a before/after in one run.
+if [ -n "${BENCH_BEFORE:-}" ]; then
+	echo "== before: $BENCH_BEFORE, same store, maximum throughput"
+	stop
+	start "$BENCH_BEFORE"
+	load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY" --mode "zero-log, before"
+	policy_put "$DIR/policy-real.json" "$REAL_PCRS" "$REAL_EVENTS"
+	load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY" --mode "real evidence, before" \
+		"${REAL[@]}"
+	stop
+	start
+fi
 echo "load after:  $(uptime) (other work on this machine shows in these figures)"
 # Side by side, one column per mode.
 awk -F'\t' '
-	{ mode[$1] = 1; if (!($1 in order)) { order[$1] = ++n; name[n] = $1 }
-	  rate[$1, $2] = $3; p50[$1, $2] = $4; p99[$1, $2] = $5; cpu[$1, $2] = $6; fl[$1, $2] = $7; runs[$2] = 1 }
+	{ if (!($1 in order)) { order[$1] = ++n; name[n] = $1 }
+	  rate[$1, $2] = $3; p50[$1, $2] = $4; p99[$1, $2] = $5; cpu[$1, $2] = $6; fl[$1, $2] = $7
+	  if ($2 != "max" && !($2 in runs)) { runs[$2] = 1; run[++nr] = $2 } }
 	END {
 		printf "%-26s", "side by side"; for (i = 1; i <= n; i++) printf " %-28s", name[i]; print ""
 		printf "%-26s", "max handshakes/s"; for (i = 1; i <= n; i++) printf " %-28.1f", rate[name[i], "max"]; print ""
-		for (r in runs) if (r != "max") {
+		for (k = 1; k <= nr; k++) {
+			r = run[k]
 			split(r, w, "[ /]"); offered = w[2]
 			printf "%-26s", r " p50 / p99 ms"
 			for (i = 1; i <= n; i++) {
 				m = name[i]
-				if (rate[m, r] < 0.95 * offered) s = sprintf("not reached (%.0f/s)", rate[m, r])
+				if (!((m, r) in rate)) s = "-"
+				else if (rate[m, r] < 0.95 * offered) s = sprintf("not reached (%.0f/s)", rate[m, r])
 				else s = sprintf("%.1f / %.1f", p50[m, r], p99[m, r])
 				printf " %-28s", s
 			}
 			print ""
 		}
 		printf "%-26s", "CPU/handshake at max"
-		for (i = 1; i <= n; i++) printf " %-28s", sprintf("%.3f ms = %.1fx floor %.3f", cpu[name[i], "max"], cpu[name[i], "max"] / fl[name[i], "max"], fl[name[i], "max"])
+		for (i = 1; i <= n; i++) printf " %-28s", sprintf("%.2f ms = %.1fx floor %.2f", cpu[name[i], "max"], cpu[name[i], "max"] / fl[name[i], "max"], fl[name[i], "max"])
 		print ""
 	}' "$SUMMARY"
 # The rest of the run with real evidence again.
-policy_put 4 "$DIR/policy.json" "$REAL_PCRS" "$REAL_EVENTS"
+policy_put "$DIR/policy.json" "$REAL_PCRS" "$REAL_EVENTS"
 
 # The audit log's cost, same run, same store, real evidence: no log key (records and their Merkle leaves,
 # nothing signed), the log key (a checkpoint signed at every batch commit), and every node
@@ -149,7 +170,7 @@ load --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" "${REAL[@]}" --wit
 # Envelope decryption: the same, with one secret in the nodes' group (its data key unwrapped
 # and the value decrypted per attestation, then sealed into the payload for the node's TPM).
 head -c 32 /dev/urandom | base64 | "$SERVER" secret set bench.secret --config "$DIR/server.json" >/dev/null
-jq '.version = 5 | .groups.default.secrets = ["bench.secret"]' "$DIR/policy.json" >"$DIR/policy-secret.json"
+jq ".version = $((POLICY_VERSION + 1)) | .groups.default.secrets = [\"bench.secret\"]" "$DIR/policy.json" >"$DIR/policy-secret.json"
 policy_sign "$OPERATOR_DIR" "$DIR/policy-secret.json" op1 op2
 "$SERVER" policy load "$DIR/policy-secret.json" --signature "$DIR/policy-secret.json.op1.sig" \
 	--signature "$DIR/policy-secret.json.op2.sig" --config "$DIR/server.json" >/dev/null
