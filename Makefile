@@ -286,7 +286,12 @@ $(BUILD)/bench/server-load: bench/server-load.c bench/crypto-floor.c bench/crypt
 	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(BENCH_PKGS)) $(INC_ALL) $(HARDEN) $(filter %.c,$^) $(call TEST_A) -o $@ $(ALL_LDFLAGS) \
 		$(TEST_LIBS) $(call pc_libs,$(BENCH_PKGS))
 
-bench-server: deps $(BUILD)/keystrap $(BUILD)/keystrap-server $(BUILD)/bench/server-load
+# The same crypto floor on its own, without a server.
+$(BUILD)/bench/crypto-floor: bench/crypto-floor-main.c bench/crypto-floor.c bench/crypto-floor.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HARDEN) -Icommon $(filter %.c,$^) -o $@ $(ALL_LDFLAGS) -lcrypto
+
+bench-server: deps $(BUILD)/keystrap $(BUILD)/keystrap-server $(BUILD)/bench/server-load $(BUILD)/bench/crypto-floor
 	@BUILD=$(BUILD) bash bench/server.sh
 .PHONY: bench-server
 

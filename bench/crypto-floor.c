@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
@@ -65,7 +66,12 @@ struct keys {
 	uint8_t msg[512], sig[80];
 	size_t sig_size;
 	uint8_t block[16384];
-	EVP_CIPHER_CTX *gcm;
+	EVP_CIPHER_CTX *gcm, *cfb;
+	/* Fetched once, as a server would keep them. */
+	EVP_MD *sha256;
+	EVP_MD_CTX *md;
+	EVP_MAC_CTX *hmac;
+	uint8_t pcr[32];
 };
 
 static void sign(void *p)
@@ -127,13 +133,48 @@ static void x25519(void *p)
 	agree(k->xgen, client);
 }
 
+/* PCR = SHA-256(PCR || digest) */
 static void extend(void *p)
 {
 	struct keys *k = p;
-	unsigned n = 0;
 
-	if (EVP_Digest(k->msg, 64, k->msg, &n, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex2(k->md, k->sha256, NULL) != 1 || EVP_DigestUpdate(k->md, k->pcr, 32) != 1 ||
+	    EVP_DigestUpdate(k->md, k->msg, 32) != 1 || EVP_DigestFinal_ex(k->md, k->pcr, NULL) != 1)
 		fail("SHA-256");
+}
+
+static void hmac(struct keys *k, const uint8_t *key, const uint8_t *a, size_t na, const uint8_t *b, size_t nb,
+		 uint8_t out[32])
+{
+	size_t n = 0;
+
+	if (EVP_MAC_init(k->hmac, key, 32, NULL) != 1 || EVP_MAC_update(k->hmac, a, na) != 1 ||
+	    EVP_MAC_update(k->hmac, b, nb) != 1 || EVP_MAC_final(k->hmac, out, &n, 32) != 1)
+		fail("HMAC-SHA256");
+}
+
+/*
+ * What an ECC MakeCredential does after the ECDH (TPM 2.0 Part 1, 24.4 and 11.4.10): the seed
+ * by KDFe from Z (SHA-256 of the counter, Z, "IDENTITY" and both x coordinates), the symmetric
+ * and the HMAC key by one KDFa block each, the credential (a TPM2B of 32 bytes) encrypted with
+ * AES-128-CFB and the outer HMAC over it and the AK's name.
+ */
+static void cred_sym(void *p)
+{
+	static const uint8_t iv[16];
+	struct keys *k = p;
+	uint8_t seed[32], sym[32], mac[32], enc[34];
+	int n = 0;
+
+	if (EVP_DigestInit_ex2(k->md, k->sha256, NULL) != 1 || EVP_DigestUpdate(k->md, k->msg, 4 + 32 + 9 + 64) != 1 ||
+	    EVP_DigestFinal_ex(k->md, seed, NULL) != 1)
+		fail("KDFe");
+	hmac(k, seed, k->msg, 4 + 8 + 34, k->msg + 64, 4, sym);
+	hmac(k, seed, k->msg, 4 + 10, k->msg + 64, 4, mac);
+	if (EVP_EncryptInit_ex2(k->cfb, NULL, sym, iv, NULL) != 1 ||
+	    EVP_EncryptUpdate(k->cfb, enc, &n, k->msg + 128, sizeof(enc)) != 1 || EVP_EncryptFinal_ex(k->cfb, enc + n, &n) != 1)
+		fail("AES-128-CFB");
+	hmac(k, mac, enc, sizeof(enc), k->msg + 200, 34, mac);
 }
 
 static void gcm(void *p)
@@ -152,32 +193,48 @@ static void gcm(void *p)
 void crypto_floor_measure(struct crypto_floor *f)
 {
 	struct keys k = {};
+	EVP_MAC *mac;
 
 	k.p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	k.peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	k.gen = k.p256 ? EVP_PKEY_CTX_new_from_pkey(NULL, k.p256, NULL) : NULL;
 	k.xgen = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
 	k.gcm = EVP_CIPHER_CTX_new();
+	k.cfb = EVP_CIPHER_CTX_new();
+	k.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	k.md = EVP_MD_CTX_new();
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	k.hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
 	if (!k.p256 || !k.peer || !k.gen || EVP_PKEY_keygen_init(k.gen) != 1 || !k.xgen ||
-	    EVP_PKEY_keygen_init(k.xgen) != 1 || !k.gcm || EVP_EncryptInit_ex(k.gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1)
+	    EVP_PKEY_keygen_init(k.xgen) != 1 || !k.gcm || EVP_EncryptInit_ex(k.gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	    !k.cfb || EVP_EncryptInit_ex(k.cfb, EVP_aes_128_cfb128(), NULL, NULL, NULL) != 1 || !k.sha256 || !k.md ||
+	    !k.hmac || EVP_MAC_CTX_set_params(k.hmac, (OSSL_PARAM[]){ OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+									OSSL_PARAM_construct_end() }) != 1)
 		fail("setting up");
 	memset(k.msg, 0x5a, sizeof(k.msg));
 	sign(&k);
 	f->sign = time_op(&(struct op){ "sign", sign, &k, 200 });
 	f->verify = time_op(&(struct op){ "verify", verify, &k, 200 });
 	f->ecdh = time_op(&(struct op){ "ecdh", ecdh, &k, 200 });
+	f->cred_sym = time_op(&(struct op){ "cred_sym", cred_sym, &k, 2000 });
 	f->tls = time_op(&(struct op){ "x25519", x25519, &k, 200 }) + f->sign;
 	f->extend = time_op(&(struct op){ "extend", extend, &k, 20000 });
 	f->gcm_byte = time_op(&(struct op){ "gcm", gcm, &k, 200 }) / (double)sizeof(k.block);
 	EVP_CIPHER_CTX_free(k.gcm);
+	EVP_CIPHER_CTX_free(k.cfb);
+	EVP_MD_CTX_free(k.md);
+	EVP_MD_free(k.sha256);
+	EVP_MAC_CTX_free(k.hmac);
+	EVP_MAC_free(mac);
 	EVP_PKEY_CTX_free(k.xgen);
 	EVP_PKEY_CTX_free(k.gen);
 	EVP_PKEY_free(k.peer);
 	EVP_PKEY_free(k.p256);
 }
 
-double crypto_floor_handshake(const struct crypto_floor *f, double extends, double bytes, double tls_per_handshake)
+double crypto_floor_handshake(const struct crypto_floor *f, double ek_verifies, double extends, double bytes,
+			      double tls_per_handshake)
 {
-	return 3 * f->verify + 2 * f->ecdh + f->sign + extends * f->extend + bytes * f->gcm_byte +
-	       tls_per_handshake * f->tls;
+	return (2 + ek_verifies) * f->verify + 2 * (f->ecdh + f->cred_sym) + f->sign + extends * f->extend +
+	       bytes * f->gcm_byte + tls_per_handshake * f->tls;
 }

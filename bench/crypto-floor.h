@@ -14,8 +14,9 @@ struct crypto_floor {
 	double verify;   /* ECDSA P-256 verification of a SHA-256 digest */
 	double sign;     /* ECDSA P-256 signature */
 	double ecdh;     /* MakeCredential's asymmetric part: an ephemeral P-256 key and its ECDH with the EK */
+	double cred_sym; /* MakeCredential's symmetric part: KDFe, two KDFa blocks, AES-128-CFB, the outer HMAC */
 	double tls;      /* a full TLS 1.3 handshake's server side: X25519 key and derive, one ECDSA signature */
-	double extend;   /* one PCR extend in sha256: SHA-256 of 64 bytes */
+	double extend;   /* one PCR extend in sha256: SHA-256 of the PCR and the event's digest */
 	double gcm_byte; /* AES-256-GCM, per byte of TLS record */
 };
 
@@ -23,9 +24,11 @@ struct crypto_floor {
 void crypto_floor_measure(struct crypto_floor *f);
 
 /*
- * The floor of one attestation, seconds: three verifications (the EK certificate, the quote,
- * the CSR), two MakeCredentials (the challenge, the payload), one certificate signature,
- * extends PCR extends of the logs' replay, bytes of TLS records (both ways) and
- * tls_per_handshake full TLS handshakes (connections opened per attestation).
+ * The floor of one attestation, seconds: two verifications (the quote, the CSR) and
+ * ek_verifies of an EK certificate (the server verifies one once per EK and keeps the result,
+ * pki.c), two MakeCredentials (the challenge, the payload), one certificate signature, extends
+ * PCR extends of the logs' replay, bytes of TLS records (both ways) and tls_per_handshake full
+ * TLS handshakes (connections opened per attestation).
  */
-double crypto_floor_handshake(const struct crypto_floor *f, double extends, double bytes, double tls_per_handshake);
+double crypto_floor_handshake(const struct crypto_floor *f, double ek_verifies, double extends, double bytes,
+			      double tls_per_handshake);
