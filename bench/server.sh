@@ -4,7 +4,8 @@
 # handshakes per second, p50/p99 at fixed offered rates and at maximum throughput, with real
 # evidence (a real machine's firmware event log and keystrap's CEL log, a policy pinning what
 # they replay to) and, as a comparison in the same run, with no logs at all; the server's CPU per
-# handshake against the crypto floor measured by server-load. Then it kills
+# handshake as a multiple of the crypto floor (bench/crypto-floor.c: what the cryptography one
+# attestation needs costs with OpenSSL on this machine), measured by server-load. Then it kills
 # the server with SIGKILL mid-load, restarts it and checks that the audit chain verifies and
 # that every certificate the load generator received has its audit record. Not a test: a
 # missed goal is reported, never fatal; a lost audit record makes it exit 1.
@@ -91,6 +92,8 @@ load() {
 echo "keystrap-server bench: $(nproc) cores, SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
 echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
 echo "load before: $(uptime)"
+echo "crypto floor on this machine (build/bench/crypto-floor; server-load measures it again before each load):"
+"$PWD/$BUILD/bench/crypto-floor" | sed 's/^/  /'
 rate_args=()
 for r in "${RATES[@]}"; do rate_args+=(--rate "$r"); done
 SUMMARY=$DIR/summary
