@@ -7,7 +7,7 @@
  * The crypto floor of bench/server-load.c: what the cryptographic operations one attestation
  * needs cost with OpenSSL on this machine, for the key types of the load (every key ECC P-256:
  * EK, AK, node key, CA, TLS; TLS 1.3 with X25519 and AES-256-GCM, what curl and the server
- * agree on). Thread CPU time, the median of several batches, each operation through the EVP
+ * agree on). Thread CPU time per call in the fastest of several batches, each operation through the EVP
  * calls a server would make with its keys already loaded.
  */
 struct crypto_floor {
