@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,34 @@ void crypto_floor_measure(struct crypto_floor *f)
 	EVP_PKEY_CTX_free(k.gen);
 	EVP_PKEY_free(k.peer);
 	EVP_PKEY_free(k.p256);
+}
+
+int crypto_floor_save(const struct crypto_floor *f, const char *path)
+{
+	FILE *o = fopen(path, "we");
+
+	if (!o)
+		return -errno;
+	fprintf(o, "%a %a %a %a %a %a %a\n", f->verify, f->sign, f->ecdh, f->cred_sym, f->tls, f->extend, f->gcm_byte);
+	return fclose(o) == 0 ? 0 : -EIO;
+}
+
+int crypto_floor_load(struct crypto_floor *f, const char *path)
+{
+	struct crypto_floor g;
+	FILE *i = fopen(path, "re");
+	int n;
+
+	if (!i)
+		return -errno;
+	n = fscanf(i, "%la %la %la %la %la %la %la", &g.verify, &g.sign, &g.ecdh, &g.cred_sym, &g.tls, &g.extend,
+		   &g.gcm_byte);
+	fclose(i);
+	if (n != 7 || !(g.verify > 0 && g.sign > 0 && g.ecdh > 0 && g.cred_sym > 0 && g.tls > 0 && g.extend > 0 &&
+			g.gcm_byte > 0))
+		return -EINVAL;
+	*f = g;
+	return 0;
 }
 
 double crypto_floor_handshake(const struct crypto_floor *f, double ek_verifies, double extends, double bytes,

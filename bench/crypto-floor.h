@@ -24,6 +24,14 @@ struct crypto_floor {
 void crypto_floor_measure(struct crypto_floor *f);
 
 /*
+ * f as one line in path (every figure, seconds, exactly), and back: make bench-server measures
+ * once and every load of the run is put against the same floor. Load: 0, or -EINVAL when path
+ * does not hold one.
+ */
+int crypto_floor_save(const struct crypto_floor *f, const char *path);
+int crypto_floor_load(struct crypto_floor *f, const char *path);
+
+/*
  * The floor of one attestation, seconds: two verifications (the quote, the CSR) and
  * ek_verifies of an EK certificate (the server verifies one once per EK and keeps the result,
  * pki.c), two MakeCredentials (the challenge, the payload), one certificate signature, extends

@@ -29,9 +29,10 @@
  * Every node's finish carries --event-log (a TCG firmware event log) and --measure-log
  * (keystrap's CEL-JSON measurement log) when given, and quotes what they replay to; without
  * them no log and PCRs of zeros. Before the load the crypto floor is measured
- * (bench/crypto-floor.c) and every run prints the server's CPU per handshake as a multiple of
- * it; --summary appends one line per run for the bench's side-by-side table: mode (--mode),
- * run, handshakes/s, p50 and p99 in ms, server CPU and floor per handshake in ms.
+ * (bench/crypto-floor.c) or read from --floor (what build/bench/crypto-floor FILE wrote), and
+ * every run prints the server's CPU per handshake as a multiple of it; --summary appends one
+ * line per run for the bench's side-by-side table: mode (--mode), run, handshakes/s, p50 and
+ * p99 in ms, server CPU and floor per handshake in ms.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -716,11 +717,11 @@ int main(int argc, char **argv)
 		{ "witness", no_argument, NULL, 'w' },	 { "storm", no_argument, NULL, 'S' },
 		{ "approve-batch", no_argument, NULL, 'B' },	 { "event-log", required_argument, NULL, 'e' },
 		{ "measure-log", required_argument, NULL, 'l' }, { "mode", required_argument, NULL, 'M' },
-		{ "summary", required_argument, NULL, 'Y' },
+		{ "summary", required_argument, NULL, 'Y' },	 { "floor", required_argument, NULL, 'F' },
 		{}
 	};
 	const char *ek_ca_cert = NULL, *ek_ca_key = NULL, *approve = NULL, *serials = NULL, *event_log = NULL,
-		   *measure_log = NULL, *summary = NULL;
+		   *measure_log = NULL, *summary = NULL, *floor_file = NULL;
 	double duration = 10, rates[4], kill_after = 0;
 	size_t n_rates = 0;
 	bool max = false;
@@ -759,13 +760,15 @@ int main(int argc, char **argv)
 		case 'l': measure_log = optarg; break;
 		case 'M': G.mode = optarg; break;
 		case 'Y': summary = optarg; break;
+		case 'F': floor_file = optarg; break;
 		default: return 2;
 		}
 	if (!G.url || !G.ca || !ek_ca_cert || !ek_ca_key || !approve || G.n_nodes == 0 || G.n_slots < 1 ||
 	    G.n_slots > MAX_SLOTS) {
 		fprintf(stderr, "usage: server-load --url URL --ca FILE --ek-ca-cert FILE --ek-ca-key FILE --approve CMD "
 				"[--nodes N] [--concurrency C] [--duration S] [--rate R] [--max] [--kill PID --kill-after S "
-				"--serials FILE] [--storm] [--approve-batch]\n");
+				"--serials FILE] [--storm] [--approve-batch] [--event-log FILE] [--measure-log FILE] "
+				"[--mode NAME] [--summary FILE] [--floor FILE] [--witness]\n");
 		return 2;
 	}
 	if (!(f = fopen(ek_ca_cert, "re")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
@@ -821,13 +824,16 @@ int main(int argc, char **argv)
 		return S.failed ? 1 : 0;
 	}
 	/* Not for a storm: there what counts is convergence, not the CPU per handshake. */
-	crypto_floor_measure(&G.floor);
+	if (!floor_file)
+		crypto_floor_measure(&G.floor);
+	else if (crypto_floor_load(&G.floor, floor_file) < 0)
+		die("--floor holds no crypto floor (build/bench/crypto-floor FILE writes one)");
 	printf("crypto floor   ECDSA P-256 verify %.3f ms, sign %.3f ms; MakeCredential %.3f ms (ECDH %.3f, KDFs, AES, "
 	       "HMAC %.3f); TLS 1.3 full handshake %.3f ms; SHA-256 extend %.2f us; AES-256-GCM %.2f ns/byte (OpenSSL %s, "
-	       "thread CPU)\n",
+	       "thread CPU, %s)\n",
 	       1e3 * G.floor.verify, 1e3 * G.floor.sign, 1e3 * (G.floor.ecdh + G.floor.cred_sym), 1e3 * G.floor.ecdh,
 	       1e3 * G.floor.cred_sym, 1e3 * G.floor.tls, 1e6 * G.floor.extend, 1e9 * G.floor.gcm_byte,
-	       OpenSSL_version(OPENSSL_VERSION_STRING));
+	       OpenSSL_version(OPENSSL_VERSION_STRING), floor_file ? floor_file : "measured now");
 	/* The EK certificates were verified at enrolment, and the server keeps each verdict (pki.c). */
 	printf("               one attestation: 2 verifications (quote, CSR), 2 MakeCredentials (challenge, payload), "
 	       "1 certificate signature, the logs' extends in the quoted bank, TLS records; a TLS handshake per new "

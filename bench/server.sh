@@ -86,14 +86,14 @@ ZERO_PCRS="{\"0\":\"$zeros\",\"7\":\"$zeros\"}"
 load() {
 	"$LOAD" --url "https://127.0.0.1:$PORT" --ca "$DIR/ca.crt" --ek-ca-cert "$DIR/ek-ca.crt" \
 		--ek-ca-key "$DIR/ek-ca.key" --nodes "$NODES" --concurrency "$CONCURRENCY" \
-		--approve "$SERVER node approve --config $DIR/server.json" "$@"
+		--approve "$SERVER node approve --config $DIR/server.json" --floor "$DIR/floor" "$@"
 }
 
 echo "keystrap-server bench: $(nproc) cores, SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
 echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
 echo "load before: $(uptime)"
-echo "crypto floor on this machine (build/bench/crypto-floor; server-load measures it again before each load):"
-"$PWD/$BUILD/bench/crypto-floor" | sed 's/^/  /'
+echo "crypto floor on this machine (build/bench/crypto-floor), every load of this run against it:"
+"$PWD/$BUILD/bench/crypto-floor" "$DIR/floor" | sed 's/^/  /'
 rate_args=()
 for r in "${RATES[@]}"; do rate_args+=(--rate "$r"); done
 SUMMARY=$DIR/summary
