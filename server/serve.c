@@ -48,6 +48,7 @@
 #include "ratelimit.h"
 #include "serve.h"
 #include "server-config.h"
+#include "tls-tickets.h"
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)
@@ -173,6 +174,7 @@ struct daemon {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	SSL_CTX *ssl;
+	struct tls_tickets *tickets; /* every SSL_CTX's, across reloads */
 	struct ratelimit *limit;
 	struct connlimit *conns;
 	struct evconnlistener *listener;
@@ -1106,8 +1108,11 @@ static int connections_setup(struct daemon *d, const struct server_config *c)
 	return 0;
 }
 
-/* The TLS context new connections get: at start, and again at each reload (open ones keep theirs). */
-static int tls_ctx_new(const struct server_config *c, SSL_CTX **ret)
+/*
+ * The TLS context new connections get: at start, and again at each reload (open ones keep
+ * theirs). Its session tickets are under the daemon's keys, which a reload keeps.
+ */
+static int tls_ctx_new(const struct server_config *c, struct tls_tickets *tickets, SSL_CTX **ret)
 {
 	SSL_CTX *ssl;
 	char why[PATH_MAX + 128];
@@ -1134,6 +1139,10 @@ static int tls_ctx_new(const struct server_config *c, SSL_CTX **ret)
 				       c->tls_key);
 	}
 	SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_SERVER);
+	if (tls_tickets_attach(tickets, ssl) < 0) {
+		SSL_CTX_free(ssl);
+		return -ENOMEM;
+	}
 	/* An idle connection keeps no 16 KiB read and write buffers (10,000 open: storm.bats). */
 	SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	if (conn_index < 0 && (conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free)) < 0) {
@@ -1260,7 +1269,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (r >= 0)
 		r = pki_load(c, &pki);
 	if (r >= 0)
-		r = tls_ctx_new(c, &ssl);
+		r = tls_ctx_new(c, d->tickets, &ssl);
 	if (r >= 0)
 		r = ratelimit_new(c->rate_limit, (double)c->rate_burst, &limit);
 	log_capture(NULL, 0);
@@ -1325,7 +1334,11 @@ int serve_run(const char *config)
 	}
 	d->srv.config = d->config = c;
 	d->config_path = config;
-	if (pki_load(c, &d->srv.pki) < 0 || tls_ctx_new(c, &d->ssl) < 0)
+	if (tls_tickets_new(TLS_TICKETS_PERIOD, mono_ms() / 1000, &d->tickets) < 0) {
+		log_error("cannot make the TLS session ticket keys");
+		goto out;
+	}
+	if (pki_load(c, &d->srv.pki) < 0 || tls_ctx_new(c, d->tickets, &d->ssl) < 0)
 		goto out;
 	if (store_open(c->database, c->kek, &d->srv.store) < 0 || log_open(d) < 0)
 		goto out;
@@ -1432,5 +1445,6 @@ out:
 	store_close(d->srv.store);
 	pki_free(d->srv.pki);
 	SSL_CTX_free(d->ssl);
+	tls_tickets_free(d->tickets);
 	return rc;
 }
