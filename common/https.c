@@ -27,6 +27,21 @@
 #define KEYSTRAP_VERSION "0"
 #endif
 
+struct https_session {
+	SSL_SESSION *session;
+	char *origin; /* host, port and CA file, each NUL-terminated */
+	size_t origin_size;
+};
+
+void https_session_free(struct https_session *s)
+{
+	if (!s)
+		return;
+	SSL_SESSION_free(s->session);
+	free(s->origin);
+	free(s);
+}
+
 struct conn {
 	struct https_cert_failure cert; /* the first certificate that failed verification */
 	int fd;
@@ -141,7 +156,7 @@ static int on_verify(int ok, X509_STORE_CTX *x)
 	return ok;
 }
 
-static int handshake(struct conn *c, const struct http_url *u, const char *ca_file,
+static int handshake(struct conn *c, const struct http_url *u, const char *ca_file, SSL_SESSION *resume,
 		     struct https_cert_failure *ret_cert)
 {
 	X509_VERIFY_PARAM *vp;
@@ -165,6 +180,9 @@ static int handshake(struct conn *c, const struct http_url *u, const char *ca_fi
 	if (u->is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, u->host) != 1
 		     : (SSL_set_tlsext_host_name(c->ssl, u->host) != 1 || SSL_set1_host(c->ssl, u->host) != 1))
 		return say(c, -EINVAL, "cannot set the name the server's certificate must carry");
+	/* A session this host gave under this CA: refused by the server, it is a full handshake. */
+	if (resume && SSL_set_session(c->ssl, resume) != 1)
+		return say(c, -ENOMEM, "cannot set up TLS");
 	while ((rv = SSL_connect(c->ssl)) != 1) {
 		r = ssl_wait(c, rv);
 		if (r > 0)
@@ -261,6 +279,31 @@ done:
 	return 0;
 }
 
+static bool session_fits(const struct https_session *s, const char *origin, size_t origin_size)
+{
+	return s && s->origin_size == origin_size && memcmp(s->origin, origin, origin_size) == 0;
+}
+
+/*
+ * The connection's session, when the server gave one it will take back (a TLS 1.3 ticket, read
+ * with the answer), becomes *held, the origin with it; otherwise *held stays as it was.
+ */
+static void session_keep(struct https_session **held, SSL *ssl, char **origin, size_t origin_size)
+{
+	SSL_SESSION *ss = SSL_get1_session(ssl);
+	struct https_session *s;
+
+	if (!ss || SSL_SESSION_is_resumable(ss) != 1 || !(s = calloc(1, sizeof(*s)))) {
+		SSL_SESSION_free(ss);
+		return;
+	}
+	s->session = ss;
+	s->origin = TAKE_PTR(*origin);
+	s->origin_size = origin_size;
+	https_session_free(*held);
+	*held = s;
+}
+
 int https_post_json(const struct https_options *o, const char *url, const char *body, struct https_reply *ret,
 		    struct https_cert_failure *ret_cert, char *why, size_t why_size)
 {
@@ -270,7 +313,9 @@ int https_post_json(const struct https_options *o, const char *url, const char *
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	struct http_response hr = {};
 	struct http_url u;
-	size_t n = 0, blen = strlen(body);
+	size_t n = 0, blen = strlen(body), origin_size = 0;
+	_cleanup_free_ char *origin = NULL;
+	bool resumed = false;
 	char *copy;
 	int r;
 
@@ -291,14 +336,32 @@ int https_post_json(const struct https_options *o, const char *url, const char *
 	sigaction(SIGPIPE, &ign, &old);
 	ERR_clear_error();
 	r = connect_host(&c, &u);
+	if (r == 0 && o->session) {
+		origin_size = strlen(u.host) + strlen(u.port) + strlen(o->ca_file) + 3;
+		if (!(origin = malloc(origin_size)))
+			r = -ENOMEM;
+		else
+			snprintf(origin, origin_size, "%s%c%s%c%s", u.host, 0, u.port, 0, o->ca_file);
+	}
 	if (r == 0)
-		r = handshake(&c, &u, o->ca_file, ret_cert);
+		r = handshake(&c, &u, o->ca_file,
+			      origin && session_fits(*o->session, origin, origin_size) ? (*o->session)->session : NULL,
+			      ret_cert);
 	if (r == 0)
 		r = send_all(&c, head, strlen(head));
 	if (r == 0)
 		r = send_all(&c, body, blen);
 	if (r == 0)
 		r = receive(&c, o->max_response, &buf, &n, &hr);
+	if (r == 0) {
+		resumed = SSL_session_reused(c.ssl) == 1;
+		/* Our close_notify, once: OpenSSL makes a session freed without one not resumable. */
+		if (origin) {
+			(void)SSL_shutdown(c.ssl);
+			ERR_clear_error();
+			session_keep(o->session, c.ssl, &origin, origin_size);
+		}
+	}
 	conn_done(&c);
 	ERR_clear_error();
 	sigaction(SIGPIPE, &old, NULL);
@@ -313,7 +376,8 @@ int https_post_json(const struct https_options *o, const char *url, const char *
 				     .body = copy,
 				     .body_len = hr.body_len,
 				     .retry_after = hr.retry_after,
-				     .date = hr.date };
+				     .date = hr.date,
+				     .resumed = resumed };
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -11,10 +12,21 @@
  * cookies; one deadline for the whole exchange; a bounded response.
  */
 
+/*
+ * A TLS session to resume (the server's session ticket), for the requests of one process to
+ * one server: in memory only, never written anywhere; offered only to the same host and port
+ * under the same CA file it was made with.
+ */
+struct https_session;
+void https_session_free(struct https_session *s);
+
 struct https_options {
 	const char *ca_file;
 	int timeout_ms;	     /* resolving, connecting, the handshake, the request and the response */
 	size_t max_response; /* headers and body together */
+	/* NULL: no session kept. Else *session is offered (when it fits) and, after an answer,
+	 * replaced by the newest resumable one; the caller frees it with https_session_free. */
+	struct https_session **session;
 };
 
 struct https_reply {
@@ -23,6 +35,7 @@ struct https_reply {
 	size_t body_len;
 	long retry_after; /* seconds, -1 when the server sent none */
 	time_t date;	  /* the server's Date header, 0 when absent */
+	bool resumed;	  /* the TLS session was resumed: no full handshake */
 };
 
 /* Why the server's certificate did not verify: OpenSSL's X509_V_ERR_* and that certificate's validity. */

@@ -40,6 +40,8 @@ struct exchange {
 	unsigned retries_left;
 	unsigned retried;       /* the backoff's exponent */
 	enum attest_failure failure;
+	/* The server's TLS session, resumed by the next request of this run (memory only). */
+	struct https_session *tls;
 };
 
 /* An HTTP answer and this node's clock when it arrived. */
@@ -175,7 +177,7 @@ static int unreachable(struct exchange *x, const char *url, int r, const struct 
 static int post(struct exchange *x, const char *path, const char *body, bool finish, struct answer *ret)
 {
 	const char *step = finish ? "the attestation" : "the attestation start";
-	struct https_options h = { .ca_file = x->o->ca, .max_response = ATTEST_MESSAGE_MAX };
+	struct https_options h = { .ca_file = x->o->ca, .max_response = ATTEST_MESSAGE_MAX, .session = &x->tls };
 	int64_t per_request = 1000LL * (x->o->timeout ? x->o->timeout : ATTEST_TIMEOUT_DEFAULT);
 	_cleanup_free_ char *url = NULL;
 	char suffix[96], why[512];
@@ -200,6 +202,9 @@ static int post(struct exchange *x, const char *path, const char *body, bool fin
 		why[0] = 0;
 		r = https_post_json(&h, url, body, &a.reply, &cf, why, sizeof(why));
 		a.received = (int64_t)time(NULL);
+		if (r == 0)
+			log_debug("%s answered %d over a %s TLS handshake", url, a.reply.status,
+				  a.reply.resumed ? "resumed" : "full");
 		if (r == 0 && a.reply.status == 200) {
 			*ret = a;
 			a = (struct answer){};
@@ -511,6 +516,7 @@ int attest_run(const struct attest_options *o, struct node_credentials **ret, en
 			measure_log_use(o->measure_log);
 		r = measure_phase(t, "attested");
 	}
+	https_session_free(x.tls);
 	if (r < 0) {
 		if (failure)
 			*failure = x.failure;

@@ -9,6 +9,7 @@ load ../lib/server
 
 PEER=$BATS_TEST_DIRNAME/../../build/asan/attest-peer
 HOLD=$BATS_TEST_DIRNAME/../lib/conn-hold.py
+HTTPS_POST=$BATS_TEST_DIRNAME/../../build/asan/https-post
 
 setup_file() {
 	swtpm_start
@@ -327,6 +328,51 @@ ok" ]
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Re-using existing connection"* ]]
 	[ "$(grep -c '^< HTTP/1.1 200 OK' <<<"$output")" -eq 2 ]
+}
+
+# post_twice URL: keystrap's HTTPS client POSTs {} to URL, keeps the TLS session, and once
+# twice_then is called POSTs again in the same process (tests/lib/https-post.c AGAIN); in the
+# background, its output in $BATS_TEST_TMPDIR/twice, returning once the first answer is in.
+post_twice() {
+	"$HTTPS_POST" "$1" "$SRV_DIR/ca.crt" 5000 65536 "$BATS_TEST_TMPDIR/again" <<<'{}' >"$BATS_TEST_TMPDIR/twice" 2>&1 &
+	TWICE=$!
+	for _ in $(seq 100); do
+		grep -q '^tls ' "$BATS_TEST_TMPDIR/twice" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# twice_then HANDSHAKES: the second POST; both answered (400: {} is no start), the two
+# handshakes as HANDSHAKES ("full resumed", "full full").
+twice_then() {
+	touch "$BATS_TEST_TMPDIR/again"
+	wait "$TWICE"
+	cat "$BATS_TEST_TMPDIR/twice"
+	[ "$(grep -c '^status 400$' "$BATS_TEST_TMPDIR/twice")" -eq 2 ]
+	[ "$(sed -n 's/^tls //p' "$BATS_TEST_TMPDIR/twice" | xargs)" = "$1" ]
+}
+
+@test "a node's second connection in one process resumes the first's TLS session (a ticket), also across a reload" {
+	post_twice "https://127.0.0.1:$SRV_PORT/v1/attest/start"
+	[[ "$(reload)" == *event=reloaded* ]]
+	twice_then "full resumed"
+}
+
+@test "... its twin: a ticket from another instance of the server (restarted: new keys) is refused into a full handshake, and answered" {
+	server2 ""
+	post_twice "https://127.0.0.1:$SRV2_PORT/v1/attest/start"
+	server_stop "$SRV2"
+	SRV_PORT=$SRV2_PORT server_start "$SRV2"
+	twice_then "full full"
+}
+
+@test "keystrap attest: the finish resumes the start's TLS session; a new process starts with a full handshake" {
+	approved_server2 ""
+	KEYSTRAP_LOG_LEVEL=debug run attest2
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"/v1/attest/start answered 200 over a full TLS handshake"* ]]
+	[[ "$output" == *"/v1/attest/finish answered 200 over a resumed TLS handshake"* ]]
 }
 
 # approved_server2 EXTRA-JSON: server2, with this TPM's EK approved there as node1.example;
