@@ -66,7 +66,8 @@ void tls_tickets_free(struct tls_tickets *t)
 /*
  * The current key replaced once its period has passed, the one it replaces kept as the previous
  * for one more period; after two periods without a ticket neither is kept. A key that cannot
- * be made leaves no key: tickets are refused (full handshakes) until one can.
+ * be made (the random generator failing) leaves none: tickets are refused, and handshakes that
+ * would issue one fail, until one can.
  */
 static void rotate(struct tls_tickets *t, int64_t now)
 {
@@ -128,7 +129,7 @@ static int on_ticket(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	if (enc) {
 		tls_tickets_current(t, mono_ms() / 1000, &n, &aes, &hmac);
 		if (!n)
-			return -1; /* no ticket sent */
+			return -1; /* TLS 1.3 has no empty ticket: this handshake fails */
 		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
 			return -1;
 		memcpy(name, n, NAME_SIZE);
