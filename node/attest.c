@@ -408,10 +408,20 @@ static int answer_challenge(const struct attest_options *o, struct tpm *t, ESYS_
 	if (o->log_key && (r = witness_request_size(o->log_key, o->checkpoint, &fin.log_size)) < 0)
 		return r;
 	fin.witness = o->log_key != NULL;
+	if (o->share) {
+		if (o->share->size != sizeof(fin.share) || strlen(o->share_volume) > ATTEST_VOLUME_LEN)
+			return log_error_errno(-EINVAL, "the disk share is not %zu bytes for one volume", sizeof(fin.share));
+		fin.has_share_put = true;
+		memcpy(fin.share_volume, o->share_volume, strlen(o->share_volume) + 1);
+		memcpy(fin.share, o->share->data, sizeof(fin.share));
+	}
+	for (size_t i = 0; i < o->n_shares_get && i < ATTEST_DISK_SHARES_MAX; i++)
+		snprintf(fin.shares_get[fin.n_shares_get++], sizeof(fin.shares_get[0]), "%s", o->shares_get[i]);
 	r = attest_finish_format(&fin, ret_json);
 	fin.event_log = NULL;
 	fin.cel_log = NULL;
 	secmem_wipe(fin.proof, sizeof(fin.proof));
+	secmem_wipe(fin.share, sizeof(fin.share));
 	return r;
 }
 
@@ -426,6 +436,13 @@ static int ek_hash_of(const struct attest_start *st, char ret[2 * TPM_EK_ID_SIZE
 		return log_error_errno(-EPROTO, "cannot name this node's EK as the server does");
 	hex_encode(id, sizeof(id), ret);
 	return 0;
+}
+
+static void wipe_freep(char **p)
+{
+	if (*p)
+		secmem_wipe(*p, strlen(*p));
+	free(*p);
 }
 
 static int run(struct exchange *x, struct tpm *t, struct node_credentials *c)
@@ -453,7 +470,8 @@ static int run(struct exchange *x, struct tpm *t, struct node_credentials *c)
 		goto out;
 	/* A finish answered busy starts again here: the server may have dropped its nonce. */
 	do {
-		_cleanup_free_ char *finish_json = NULL;
+		/* It carries the disk share (base64) when there is one: wiped, not only freed. */
+		_cleanup_(wipe_freep) char *finish_json = NULL;
 
 		answer_done(&a);
 		if ((r = post(x, "/v1/attest/start", start_json, false, &a)) < 0)
@@ -488,10 +506,23 @@ out:
 	return r;
 }
 
+void attest_options_from_config(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct attest_options *ret)
+{
+	*ret = (struct attest_options){
+		.server = cfg->server,
+		.ca = cfg->ca,
+		.ek_kind = kind,
+		.timeout = cfg->timeout,
+		.attempts = cfg->retries + 1,
+		.log_key = cfg->log_key,
+	};
+}
+
 int attest_run(const struct attest_options *o, struct node_credentials **ret, enum attest_failure *failure)
 {
 	_cleanup_node_credentials_ struct node_credentials *c = NULL;
-	_cleanup_tpm_ struct tpm *t = NULL;
+	_cleanup_tpm_ struct tpm *own = NULL;
+	struct tpm *t = o->tpm;
 	unsigned attempts = o->attempts ? o->attempts : ATTEST_RETRIES_DEFAULT + 1;
 	long long per_request = o->timeout ? o->timeout : ATTEST_TIMEOUT_DEFAULT;
 	struct exchange x = {
@@ -510,11 +541,11 @@ int attest_run(const struct attest_options *o, struct node_credentials **ret, en
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		r = log_error_errno(-ENOMEM, "out of memory");
-	else if ((r = tpm_connect(&t)) >= 0 && (r = run(&x, t, c)) >= 0) {
+	else if ((t || (r = tpm_connect(&own)) >= 0) && (r = run(&x, t ?: own, c)) >= 0) {
 		/* Only a verified reply moves PCR 12: a refused or forged one leaves no trace of success. */
 		if (o->measure_log)
 			measure_log_use(o->measure_log);
-		r = measure_phase(t, "attested");
+		r = measure_phase(t ?: own, "attested");
 	}
 	https_session_free(x.tls);
 	if (r < 0) {

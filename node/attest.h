@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "node-credentials.h"
+#include "secbuf.h"
 #include "tpm.h"
 
 /*
@@ -37,7 +38,18 @@ struct attest_options {
 	unsigned attempts;       /* tries in all (start again included); 0: ATTEST_RETRIES_DEFAULT + 1 */
 	const char *log_key;     /* the server's audit log key: the node witnesses the log (witness.h); NULL: not */
 	const char *checkpoint;  /* the checkpoint note the node holds from its last attestation; NULL: none */
+	struct tpm *tpm;         /* the TPM connection to use (unlock holds one already); NULL: attest_run's own */
+	/* disk_share_put (enroll --attested): share_srv for volume, stored once the attestation passed */
+	const char *share_volume;
+	const struct secbuf *share;
+	/* disk_shares_get (unlock): volumes whose shares the payload brings back, as disk.UUID secrets */
+	const char *const *shares_get;
+	size_t n_shares_get;
 };
+
+/* [Attest] Server=, CA=, Timeout=, Retries= and LogKey= of keystrap.conf as options, with kind; the rest zero. */
+struct keystrap_config;
+void attest_options_from_config(const struct keystrap_config *cfg, enum tpm_ek_kind kind, struct attest_options *ret);
 
 /*
  * Attests this boot to o->server. On success the reply has been verified (the certificate is

@@ -90,6 +90,7 @@ static const struct key keys[] = {
 	{ "Unlock", "PCRBank", T_BANK, FIELD(bank), VALUE_MAX, 0, 0, 0, NULL, false },
 	{ "Unlock", "Lock", T_BOOL, FIELD(lock), VALUE_MAX, 0, 1, 1, NULL, false },
 	{ "Unlock", "TPM2Signature", T_STRING, FIELD(signature), VALUE_MAX, 0, 0, 0, check_absolute, false },
+	{ "Unlock", "Offline", T_BOOL, FIELD(offline), VALUE_MAX, 0, 1, 1, NULL, false },
 	{ "Attest", "Server", T_STRING, FIELD(server), VALUE_MAX, 0, 0, 0, check_url, false },
 	{ "Attest", "CA", T_STRING, FIELD(ca), VALUE_MAX, 0, 0, 0, check_absolute, false },
 	{ "Attest", "Timeout", T_UINT, FIELD(timeout), VALUE_MAX, ATTEST_TIMEOUT_MIN, ATTEST_TIMEOUT_MAX,

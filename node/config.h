@@ -35,6 +35,9 @@ struct keystrap_config {
 	const struct pcr_bank *bank;
 	bool lock;      /* extend PCR 15 once the volumes are open */
 	char *signature; /* systemd's PCR signature file for signed-policy tokens (tpm2-signature=) */
+	/* Offline=: strict TPM-only tokens are kept beside an attested one (yes) or not (no:
+	 * enroll --attested removes them, unlock ignores them where an attested token is) */
+	bool offline;
 	/* [Attest] */
 	char *server;   /* https:// URL of keystrap-server */
 	char *ca;       /* path of the CA certificate that signs the server's */

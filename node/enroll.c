@@ -29,10 +29,20 @@ static int make_token(int slot, void *userdata, char **ret_json)
 	return token_format(&c->token, ret_json);
 }
 
-static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
-			struct secbuf **ret_passphrase)
+int enroll_random(size_t size, struct secbuf **ret)
 {
-	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
+	_cleanup_secbuf_ struct secbuf *b = secbuf_new(size);
+
+	if (!b)
+		return log_error_errno(-ENOMEM, "out of memory");
+	if (getrandom(b->data, size, 0) != (ssize_t)size)
+		return log_error_errno(-errno, "getrandom failed: %m");
+	*ret = TAKE_PTR(b);
+	return 0;
+}
+
+int enroll_seal(struct pcr_spec *spec, uint16_t alg, bool srk, const struct secbuf *secret, struct tpm2_token *tok)
+{
 	_cleanup_tpm_ struct tpm *t = NULL;
 	uint8_t current[PCR_COUNT][PCR_DIGEST_MAX];
 	ESYS_TR primary = ESYS_TR_NONE;
@@ -54,18 +64,12 @@ static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct en
 		if (spec->mask & ~spec->given & (1u << i))
 			memcpy(spec->values[i], current[i], spec->bank->size);
 	spec->given = spec->mask;
-	r = pcr_policy_digest(spec, c->token.policy_hash);
+	r = pcr_policy_digest(spec, tok->policy_hash);
 	if (r < 0)
 		return log_error_errno(r, "cannot compute the PCR policy digest");
 
-	secret = secbuf_new(SECRET_SIZE);
-	if (!secret)
-		return log_error_errno(-ENOMEM, "out of memory");
-	if (getrandom(secret->data, SECRET_SIZE, 0) != SECRET_SIZE)
-		return log_error_errno(-errno, "getrandom failed: %m");
-
 	if (srk)
-		r = tpm_srk_ensure(t, &primary, c->token.srk, sizeof(c->token.srk), &c->token.srk_size);
+		r = tpm_srk_ensure(t, &primary, tok->srk, sizeof(tok->srk), &tok->srk_size);
 	else
 		r = tpm_primary_create(t, alg, &primary);
 	if (r == -ENOKEY)
@@ -74,26 +78,34 @@ static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct en
 	if (r < 0)
 		return log_error_errno(r, "cannot %s the TPM storage primary key: %s",
 				       srk ? "create and persist" : "create", tpm_failure_reason(r));
-	r = tpm_seal(t, primary, c->token.policy_hash, secret, c->token.blob, sizeof(c->token.blob),
-		     &c->token.blob_size);
+	r = tpm_seal(t, primary, tok->policy_hash, secret, tok->blob, sizeof(tok->blob), &tok->blob_size);
 	tpm_flush(t, &primary);
 	if (r < 0)
 		return log_error_errno(r, "cannot seal the disk key: %s", tpm_failure_reason(r));
 
+	tok->pcr_mask = spec->mask;
+	tok->bank = spec->bank;
+	tok->primary_alg = alg;
+	tok->values_mask = spec->mask;
+	memcpy(tok->values, spec->values, sizeof(spec->values));
+	return 0;
+}
+
+static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
+			struct secbuf **ret_passphrase)
+{
+	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
+	int r;
+
+	if ((r = enroll_random(SECRET_SIZE, &secret)) < 0 || (r = enroll_seal(spec, alg, srk, secret, &c->token)) < 0)
+		return r;
 	if (token_passphrase(secret, &passphrase) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
-
-	c->token.pcr_mask = spec->mask;
-	c->token.bank = spec->bank;
-	c->token.primary_alg = alg;
-	c->token.values_mask = spec->mask;
-	memcpy(c->token.values, spec->values, sizeof(spec->values));
 	*ret_passphrase = TAKE_PTR(passphrase);
 	return 0;
 }
 
-/* luks_enroll, each failure said in one line naming path and what was left behind. */
-static int add_keyslot(struct crypt_device *cd, const char *path, const struct secbuf *existing,
+int enroll_add_keyslot(struct crypt_device *cd, const char *path, const struct secbuf *existing,
 		       const char *existing_what, const struct secbuf *passphrase,
 		       int (*make_json)(int slot, void *userdata, char **ret_json), void *userdata,
 		       int *ret_slot, int *ret_token)
@@ -102,6 +114,9 @@ static int add_keyslot(struct crypt_device *cd, const char *path, const struct s
 	int r;
 
 	r = luks_enroll(cd, existing, passphrase, make_json, userdata, ret_slot, ret_token, &leftover);
+	/* make_json said why itself; nothing was written. */
+	if (r == -ECANCELED)
+		return r;
 	if (r == -EACCES)
 		return log_error_errno(r, "the existing %s does not open any keyslot of '%s'", existing_what, path);
 	if (r == -ENOBUFS)
@@ -136,16 +151,16 @@ int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf
 	r = seal_new_key(spec, alg, srk, c, &passphrase);
 	if (r < 0)
 		return r;
-	return add_keyslot(cd, path, existing, existing_what, passphrase, make_token, c, ret_slot, ret_token);
+	return enroll_add_keyslot(cd, path, existing, existing_what, passphrase, make_token, c, ret_slot, ret_token);
 }
 
-int enroll_replace_check(struct crypt_device *cd, const char *path, uint32_t *ret_old)
+int enroll_replace_check(struct crypt_device *cd, const char *path, const char *type, uint32_t *ret_old)
 {
 	const char *json = NULL;
 	uint32_t old = 0;
 	int r;
 
-	for (int tok = -1; (tok = luks_next_tpm2_token(cd, tok, &json)) >= 0;) {
+	for (int tok = -1; (tok = luks_next_token(cd, tok, type, &json)) >= 0;) {
 		struct luks_removal p;
 
 		r = luks_removal_plan(cd, tok, &p);
@@ -197,14 +212,11 @@ int enroll_recovery(struct crypt_device *cd, const char *path, const struct secb
 	_cleanup_secbuf_ struct secbuf *random = NULL, *key = NULL;
 	int r;
 
-	random = secbuf_new(RECOVERY_KEY_BYTES);
-	if (!random)
-		return log_error_errno(-ENOMEM, "out of memory");
-	if (getrandom(random->data, random->size, 0) != (ssize_t)random->size)
-		return log_error_errno(-errno, "getrandom failed: %m");
+	if ((r = enroll_random(RECOVERY_KEY_BYTES, &random)) < 0)
+		return r;
 	if (token_recovery_key(random, &key) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
-	r = add_keyslot(cd, path, existing, existing_what, key, make_recovery_token, NULL, ret_slot, ret_token);
+	r = enroll_add_keyslot(cd, path, existing, existing_what, key, make_recovery_token, NULL, ret_slot, ret_token);
 	if (r < 0)
 		return r;
 	*ret_key = TAKE_PTR(key);

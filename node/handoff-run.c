@@ -79,15 +79,9 @@ int handoff_status_write(const struct handoff_status *s)
 int handoff_attest(const struct keystrap_config *cfg, enum tpm_ek_kind kind, const char *checkpoint,
 		   struct node_credentials **ret, enum attest_failure *failure)
 {
-	struct attest_options a = {
-		.server = cfg->server,
-		.ca = cfg->ca,
-		.ek_kind = kind,
-		.timeout = cfg->timeout,
-		.attempts = cfg->retries + 1,
-		.log_key = cfg->log_key,
-		.checkpoint = checkpoint,
-	};
+	struct attest_options a;
 
+	attest_options_from_config(cfg, kind, &a);
+	a.checkpoint = checkpoint;
 	return attest_run(&a, ret, failure);
 }

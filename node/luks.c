@@ -331,20 +331,24 @@ int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const st
 	return 0;
 }
 
-int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json)
+int luks_next_token(struct crypt_device *cd, int after, const char *want, const char **ret_json)
 {
-	for (int tok = after + 1; tok < 32; tok++) {
+	for (int tok = after + 1; tok < LUKS2_TOKENS; tok++) {
 		const char *type = NULL;
 		crypt_token_info info = crypt_token_status(cd, tok, &type);
 
-		if (info == CRYPT_TOKEN_INACTIVE || info == CRYPT_TOKEN_INVALID || !type ||
-		    !streq(type, TOKEN_TYPE_TPM2))
+		if (info == CRYPT_TOKEN_INACTIVE || info == CRYPT_TOKEN_INVALID || !type || !streq(type, want))
 			continue;
 		if (crypt_token_json_get(cd, tok, ret_json) < 0)
 			continue;
 		return tok;
 	}
 	return -ENOENT;
+}
+
+int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json)
+{
+	return luks_next_token(cd, after, TOKEN_TYPE_TPM2, ret_json);
 }
 
 bool luks_keyslot_in_use(struct crypt_device *cd, int slot)

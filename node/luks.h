@@ -56,7 +56,9 @@ struct luks_repaired {
 };
 int luks_repair(struct crypt_device *cd, bool dry_run, struct luks_repaired *ret);
 
-/* Iterates systemd-tpm2 tokens: returns the next token id > after, or -ENOENT. */
+/* Iterates the tokens of type type: returns the next token id > after, or -ENOENT. */
+int luks_next_token(struct crypt_device *cd, int after, const char *type, const char **ret_json);
+/* ... of type systemd-tpm2. */
 int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json);
 
 bool luks_keyslot_in_use(struct crypt_device *cd, int slot);

@@ -3,8 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <json-c/json.h>
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "attest-msg.h"
 #include "encode.h"
 #include "json-cleanup.h"
 #include "macro.h"
@@ -103,28 +107,44 @@ json_object *json_parse_object(const char *json, size_t len, size_t max)
 	return root;
 }
 
-int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason)
+/* The token's JSON object, of type type: NULL with *ret_reason set otherwise. */
+static json_object *token_root(const char *json, size_t len, const char *type, const char **ret_reason)
 {
-	_cleanup_json_ json_object *root = NULL;
+	json_object *root, *v;
+
+	*ret_reason = NULL;
+	if (len > TOKEN_JSON_MAX) {
+		*ret_reason = "token JSON is larger than 16 KiB";
+		return NULL;
+	}
+	root = json_parse_object(json, len, TOKEN_JSON_MAX);
+	if (!root) {
+		*ret_reason = "token is not a well-formed JSON object";
+		return NULL;
+	}
+	v = get(root, "type", json_type_string);
+	if (!v || !streq(json_object_get_string(v), type)) {
+		*ret_reason = streq(type, TOKEN_TYPE_TPM2) ? "token type is not systemd-tpm2" :
+							     "token type is not keystrap-attested";
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
+
+/*
+ * What a systemd-tpm2 token and a keystrap-attested one share: the keyslot, and the sealed
+ * object with its PCR policy, as systemd 252 keeps them.
+ */
+static int parse_tpm2_fields(json_object *root, struct tpm2_token *t, const char **ret_reason)
+{
 	json_object *v;
-	struct tpm2_token *t = ret;
 	const char *s;
 	long n;
 	int r;
 
-	*ret_reason = NULL;
-	if (len > TOKEN_JSON_MAX)
-		FAIL("token JSON is larger than 16 KiB");
-	root = json_parse_object(json, len, TOKEN_JSON_MAX);
-	if (!root)
-		FAIL("token is not a well-formed JSON object");
-
 	memset(t, 0, sizeof(*t));
 	t->keyslot = -1;
-	v = get(root, "type", json_type_string);
-	if (!v || !streq(json_object_get_string(v), TOKEN_TYPE_TPM2))
-		FAIL("token type is not systemd-tpm2");
-
 	v = get(root, "keyslots", json_type_array);
 	/* libcryptsetup drops a killed keyslot from its tokens: say so rather than "malformed". */
 	if (v && json_object_array_length(v) == 0)
@@ -173,22 +193,6 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	if (!v || hex_decode(json_object_get_string(v), t->policy_hash, sizeof(t->policy_hash)) < 0)
 		FAIL("tpm2-policy-hash is missing or not a sha256 digest in hex");
 
-	v = get(root, "tpm2-pin", json_type_boolean);
-	t->pin = v && json_object_get_boolean(v);
-	/* systemd 252's signed PCR policy: the PEM public key, base64 again, and what it signs for. */
-	v = get(root, "tpm2_pubkey", json_type_string);
-	if (v) {
-		n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-				  t->pubkey, sizeof(t->pubkey) - 1);
-		if (n <= 0)
-			FAIL("tpm2_pubkey is not base64 of at most 4 KiB");
-		t->pubkey_size = (size_t)n;
-		if (parse_pcr_array(get(root, "tpm2_pubkey_pcrs", json_type_array), &t->pubkey_pcr_mask) < 0 ||
-		    t->pubkey_pcr_mask == 0)
-			FAIL("tpm2_pubkey_pcrs is missing, empty or holds something other than PCR indexes 0..23");
-	} else if (json_object_object_get_ex(root, "tpm2_pubkey", NULL))
-		FAIL("tpm2_pubkey is not a string");
-
 	v = get(root, "keystrap-pcr-values", json_type_object);
 	if (v && parse_values(v, t, ret_reason) < 0)
 		return -EINVAL;
@@ -204,15 +208,91 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 	return 0;
 }
 
-int token_format(const struct tpm2_token *t, char **ret)
+int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char **ret_reason)
 {
-	_cleanup_json_ json_object *root = json_object_new_object();
+	_cleanup_json_ json_object *root = token_root(json, len, TOKEN_TYPE_TPM2, ret_reason);
+	struct tpm2_token *t = ret;
+	json_object *v;
+	long n;
+
+	if (!root)
+		return -EINVAL;
+	if (parse_tpm2_fields(root, t, ret_reason) < 0)
+		return -EINVAL;
+
+	v = get(root, "tpm2-pin", json_type_boolean);
+	t->pin = v && json_object_get_boolean(v);
+	/* systemd 252's signed PCR policy: the PEM public key, base64 again, and what it signs for. */
+	v = get(root, "tpm2_pubkey", json_type_string);
+	if (v) {
+		n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+				  t->pubkey, sizeof(t->pubkey) - 1);
+		if (n <= 0)
+			FAIL("tpm2_pubkey is not base64 of at most 4 KiB");
+		t->pubkey_size = (size_t)n;
+		if (parse_pcr_array(get(root, "tpm2_pubkey_pcrs", json_type_array), &t->pubkey_pcr_mask) < 0 ||
+		    t->pubkey_pcr_mask == 0)
+			FAIL("tpm2_pubkey_pcrs is missing, empty or holds something other than PCR indexes 0..23");
+	} else if (json_object_object_get_ex(root, "tpm2_pubkey", NULL))
+		FAIL("tpm2_pubkey is not a string");
+	return 0;
+}
+
+_Static_assert(sizeof(((struct attested_token *)0)->volume) == ATTEST_VOLUME_LEN + 1, "a UUID and its NUL");
+
+int token_attested_parse(const char *json, size_t len, struct attested_token *ret, const char **ret_reason)
+{
+	static const char *const known[] = { "type", "keyslots", "tpm2-blob", "tpm2-pcrs", "tpm2-pcr-bank",
+					     "tpm2-primary-alg", "tpm2-policy-hash", "keystrap-pcr-values",
+					     "tpm2_srk", "keystrap-server", "volume" };
+	_cleanup_json_ json_object *root = token_root(json, len, TOKEN_TYPE_ATTESTED, ret_reason);
+	struct attested_token *a = ret;
+	json_object *v;
+	const char *s;
+
+	if (!root)
+		return -EINVAL;
+	/* keystrap's own type: every field is keystrap's, so one it does not know is a fault. */
+	json_object_object_foreach(root, key, val)
+	{
+		size_t i = 0;
+
+		(void)val;
+		while (i < ELEMENTSOF(known) && !streq(key, known[i]))
+			i++;
+		if (i == ELEMENTSOF(known))
+			FAIL("keystrap-attested token has a field keystrap does not know");
+	}
+	memset(a, 0, sizeof(*a));
+	if (parse_tpm2_fields(root, &a->tpm, ret_reason) < 0)
+		return -EINVAL;
+	if (a->tpm.pcr_mask == 0)
+		FAIL("keystrap-attested token binds no PCR");
+	if (a->tpm.values_mask != a->tpm.pcr_mask)
+		FAIL("keystrap-pcr-values does not name every bound PCR");
+
+	v = get(root, "keystrap-server", json_type_string);
+	s = v ? json_object_get_string(v) : NULL;
+	if (!s || strncmp(s, "https://", 8) != 0 || strlen(s) > TOKEN_SERVER_MAX ||
+	    strlen(s) != (size_t)json_object_get_string_len(v) || strpbrk(s, " \t\r\n"))
+		FAIL("keystrap-server is missing or not an https:// URL of at most 255 bytes");
+	memcpy(a->server, s, strlen(s) + 1);
+
+	v = get(root, "volume", json_type_string);
+	s = v ? json_object_get_string(v) : NULL;
+	if (!s || !attest_volume_valid(s))
+		FAIL("volume is missing or not a LUKS2 UUID (lowercase 8-4-4-4-12)");
+	memcpy(a->volume, s, ATTEST_VOLUME_LEN + 1);
+	return 0;
+}
+
+/* The fields parse_tpm2_fields reads, in systemd 252's order; tpm2-pin only for systemd-tpm2. */
+static int add_tpm2_fields(json_object *root, const char *type, const struct tpm2_token *t)
+{
 	_cleanup_free_ char *blob = NULL;
 	char hash[65], slot[8];
 	json_object *a, *vals;
 
-	if (!root)
-		return -ENOMEM;
 	blob = malloc(base64_encoded_len(t->blob_size) + 1);
 	if (!blob)
 		return -ENOMEM;
@@ -220,7 +300,7 @@ int token_format(const struct tpm2_token *t, char **ret)
 	hex_encode(t->policy_hash, sizeof(t->policy_hash), hash);
 	snprintf(slot, sizeof(slot), "%d", t->keyslot);
 
-	json_object_object_add(root, "type", json_object_new_string(TOKEN_TYPE_TPM2));
+	json_object_object_add(root, "type", json_object_new_string(type));
 	a = json_object_new_array();
 	json_object_array_add(a, json_object_new_string(slot));
 	json_object_object_add(root, "keyslots", a);
@@ -234,7 +314,8 @@ int token_format(const struct tpm2_token *t, char **ret)
 	json_object_object_add(root, "tpm2-primary-alg",
 			       json_object_new_string(t->primary_alg == TPM2_ALG_RSA ? "rsa" : "ecc"));
 	json_object_object_add(root, "tpm2-policy-hash", json_object_new_string(hash));
-	json_object_object_add(root, "tpm2-pin", json_object_new_boolean(t->pin));
+	if (streq(type, TOKEN_TYPE_TPM2))
+		json_object_object_add(root, "tpm2-pin", json_object_new_boolean(t->pin));
 	vals = json_object_new_object();
 	for (int i = 0; i < PCR_COUNT; i++)
 		if (t->values_mask & (1u << i)) {
@@ -253,9 +334,39 @@ int token_format(const struct tpm2_token *t, char **ret)
 		base64_encode(t->srk, t->srk_size, srk);
 		json_object_object_add(root, "tpm2_srk", json_object_new_string(srk));
 	}
+	return 0;
+}
 
+static int to_string(json_object *root, char **ret)
+{
 	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	return *ret ? 0 : -ENOMEM;
+}
+
+int token_format(const struct tpm2_token *t, char **ret)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	int r;
+
+	if (!root)
+		return -ENOMEM;
+	if ((r = add_tpm2_fields(root, TOKEN_TYPE_TPM2, t)) < 0)
+		return r;
+	return to_string(root, ret);
+}
+
+int token_attested_format(const struct attested_token *a, char **ret)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	int r;
+
+	if (!root)
+		return -ENOMEM;
+	if ((r = add_tpm2_fields(root, TOKEN_TYPE_ATTESTED, &a->tpm)) < 0)
+		return r;
+	json_object_object_add(root, "keystrap-server", json_object_new_string(a->server));
+	json_object_object_add(root, "volume", json_object_new_string(a->volume));
+	return to_string(root, ret);
 }
 
 int token_pending_format(int keyslot, char **ret)
@@ -271,8 +382,7 @@ int token_pending_format(int keyslot, char **ret)
 	 * is written before its keyslot. */
 	json_object_object_add(root, "keyslots", json_object_new_array());
 	json_object_object_add(root, "keystrap-keyslot", json_object_new_string(slot));
-	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-	return *ret ? 0 : -ENOMEM;
+	return to_string(root, ret);
 }
 
 int token_recovery_format(int keyslot, char **ret)
@@ -288,8 +398,7 @@ int token_recovery_format(int keyslot, char **ret)
 	a = json_object_new_array();
 	json_object_array_add(a, json_object_new_string(slot));
 	json_object_object_add(root, "keyslots", a);
-	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-	return *ret ? 0 : -ENOMEM;
+	return to_string(root, ret);
 }
 
 bool token_type_is_tpm(const char *type)
@@ -314,9 +423,11 @@ enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
 		*ret_keyslot = slot;
 		return TOKEN_PENDING;
 	}
-	/* keystrap-pcr-values is what keystrap writes and systemd-cryptenroll never does. */
-	if (streq(json_object_get_string(type), TOKEN_TYPE_TPM2) &&
-	    json_object_object_get_ex(root, "keystrap-pcr-values", NULL)) {
+	/* keystrap-pcr-values is what keystrap writes and systemd-cryptenroll never does; an
+	 * attested token is keystrap's by its type. */
+	if ((streq(json_object_get_string(type), TOKEN_TYPE_TPM2) &&
+	     json_object_object_get_ex(root, "keystrap-pcr-values", NULL)) ||
+	    streq(json_object_get_string(type), TOKEN_TYPE_ATTESTED)) {
 		if (json_object_array_length(slots) == 0)
 			return TOKEN_KEYSTRAP_UNBOUND;
 		v = json_object_array_get_idx(slots, 0);
@@ -340,6 +451,39 @@ int token_passphrase(const struct secbuf *key, struct secbuf **ret)
 	p->size = base64_encoded_len(key->size);
 	*ret = p;
 	return 0;
+}
+
+int token_attested_passphrase(const struct secbuf *share_tpm, const struct secbuf *share_srv, const char *volume,
+			      struct secbuf **ret)
+{
+	_cleanup_secbuf_ struct secbuf *ikm = NULL, *okm = NULL;
+	char info[sizeof(TOKEN_ATTESTED_INFO) + ATTEST_VOLUME_LEN];
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *ctx = NULL;
+	OSSL_PARAM params[4];
+	int r = -ENOMEM;
+
+	if (share_tpm->size != TOKEN_SHARE_SIZE || share_srv->size != TOKEN_SHARE_SIZE || !attest_volume_valid(volume))
+		return -EINVAL;
+	snprintf(info, sizeof(info), TOKEN_ATTESTED_INFO "%s", volume);
+	ikm = secbuf_new(2 * TOKEN_SHARE_SIZE);
+	okm = secbuf_new(TOKEN_SHARE_SIZE);
+	if (!ikm || !okm)
+		return -ENOMEM;
+	memcpy(ikm->data, share_tpm->data, TOKEN_SHARE_SIZE);
+	memcpy(ikm->data + TOKEN_SHARE_SIZE, share_srv->data, TOKEN_SHARE_SIZE);
+	/* RFC 5869 without a salt (HashLen zero bytes); the volume in info binds the key to it. */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ikm->data, ikm->size);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
+	params[3] = OSSL_PARAM_construct_end();
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	if (ctx && EVP_KDF_derive(ctx, okm->data, okm->size, params) == 1)
+		r = token_passphrase(okm, ret);
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return r;
 }
 
 int token_recovery_key(const struct secbuf *random, struct secbuf **ret)

@@ -13,6 +13,15 @@
 #define TOKEN_TYPE_PENDING "keystrap-pending"
 /* systemd-cryptenroll --recovery-key's token: it only marks its keyslot as a recovery key. */
 #define TOKEN_TYPE_RECOVERY "systemd-recovery"
+/*
+ * keystrap enroll --attested's token: its keyslot's passphrase needs the share sealed in this
+ * TPM and the share keystrap-server releases to an attestation it accepts
+ * (token_attested_passphrase). systemd does not know the type and leaves it alone.
+ */
+#define TOKEN_TYPE_ATTESTED "keystrap-attested"
+#define TOKEN_SHARE_SIZE 32
+#define TOKEN_SERVER_MAX 255
+#define TOKEN_ATTESTED_INFO "keystrap attested keyslot "
 #define TOKEN_JSON_MAX 16384
 #define TOKEN_BLOB_MAX 4096
 #define TOKEN_SRK_MAX 1024
@@ -44,6 +53,19 @@ struct tpm2_token {
 };
 
 /*
+ * A keystrap-attested token: the sealed share_tpm with its PCR policy, in the fields a
+ * systemd-tpm2 token keeps them in (tpm2-blob, tpm2-pcrs, tpm2-pcr-bank, tpm2-primary-alg,
+ * tpm2-policy-hash, keystrap-pcr-values for every bound PCR, tpm2_srk when sealed under the
+ * SRK; no tpm2-pin), the server that holds share_srv ("keystrap-server") and the volume's
+ * LUKS2 UUID ("volume"). Everything in it is public.
+ */
+struct attested_token {
+	struct tpm2_token tpm;
+	char server[TOKEN_SERVER_MAX + 1];
+	char volume[37];
+};
+
+/*
  * Strict RFC 8259 (no trailing commas, comments or single quotes), one object of at most max
  * bytes, nothing after it; NULL otherwise. The caller puts the result.
  */
@@ -55,6 +77,22 @@ int token_parse(const char *json, size_t len, struct tpm2_token *ret, const char
 
 /* Serializes; the caller frees *ret. */
 int token_format(const struct tpm2_token *t, char **ret);
+
+/*
+ * The keystrap-attested token, parsed strictly: keystrap's own type, so a field it does not
+ * know, a missing one or one of another type is refused (*ret_reason: static string).
+ */
+int token_attested_parse(const char *json, size_t len, struct attested_token *ret, const char **ret_reason);
+int token_attested_format(const struct attested_token *a, char **ret);
+
+/*
+ * The attested keyslot's passphrase: token_passphrase's encoding (base64) of
+ * HKDF-SHA256(ikm = share_tpm || share_srv, no salt, info = "keystrap attested keyslot " + volume,
+ * 32 bytes). Both shares are TOKEN_SHARE_SIZE bytes; -EINVAL otherwise, or for a volume that is
+ * not a canonical LUKS2 UUID.
+ */
+int token_attested_passphrase(const struct secbuf *share_tpm, const struct secbuf *share_srv, const char *volume,
+			      struct secbuf **ret);
 
 /* {"type":"keystrap-pending","keyslots":[],"keystrap-keyslot":"N"}; the caller frees *ret. */
 int token_pending_format(int keyslot, char **ret);

@@ -24,7 +24,7 @@
 static const char usage[] =
 	"keystrap enroll --device DEV [--pcrs LIST] [--pcr-bank BANK] [--primary-alg ecc|rsa]\n"
 	"                       [--srk] [--unlock-key-file FILE] [--config FILE] [--replace]\n"
-	"                       [--recovery-key]";
+	"                       [--recovery-key] [--attested]";
 
 static void show_help(void)
 {
@@ -48,7 +48,13 @@ static void show_help(void)
 	       "                        every systemd-tpm2 token there was, with its keyslot\n"
 	       "  --recovery-key        also add a recovery key keyslot (systemd-cryptenroll's\n"
 	       "                        format and token) and print the key, once, alone on stdout;\n"
-	       "                        the other lines go to stderr\n\n"
+	       "                        the other lines go to stderr\n"
+	       "  --attested            instead, a keyslot that needs this TPM's share (sealed under\n"
+	       "                        --pcrs) and one keystrap-server keeps and releases only to an\n"
+	       "                        attestation its policy accepts ([Attest] of --config); written\n"
+	       "                        only once the server accepted this node's attestation, with a\n"
+	       "                        keystrap-attested token. [Unlock] Offline=no: the systemd-tpm2\n"
+	       "                        tokens go once it is written\n\n"
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT ").\n",
 	       usage);
 }
@@ -83,6 +89,7 @@ int cmd_enroll(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "replace", no_argument, NULL, 'R' },
 		{ "recovery-key", no_argument, NULL, 'K' },
+		{ "attested", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -91,11 +98,12 @@ int cmd_enroll(int argc, char **argv)
 	_cleanup_secbuf_ struct secbuf *existing = NULL, *recovery_key = NULL;
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_free_ char *path = NULL, *bad = NULL;
+	_cleanup_config_ struct keystrap_config *cfg = NULL;
 	const struct pcr_bank *bank;
 	struct pcr_spec spec;
 	uint16_t alg = TPM2_ALG_ECC;
 	uint32_t leftovers, old = 0, replaced = 0;
-	bool srk = false, replace = false, recovery = false;
+	bool srk = false, replace = false, recovery = false, attested = false;
 	int opt, r, slot, token, rslot, rtoken;
 	char mask[80], slots[128];
 	FILE *out;
@@ -111,6 +119,7 @@ int cmd_enroll(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'R': replace = true; break;
 		case 'K': recovery = true; break;
+		case 'T': attested = true; break;
 		case 'a':
 			if (streq(optarg, "ecc"))
 				alg = TPM2_ALG_ECC;
@@ -139,8 +148,16 @@ int cmd_enroll(int argc, char **argv)
 	/* The config ends up in a public initramfs: refuse to set up a machine around a leaky one. */
 	if (!config && access(CONFIG_PATH, F_OK) == 0)
 		config = CONFIG_PATH;
-	if (config && config_check(config, NULL) < 0)
+	if (attested && replace)
+		return usage_error(usage, "--attested adds an attested keyslot and --replace rotates the "
+				   "systemd-tpm2 one: not both at once");
+	if (attested && !config)
+		return usage_error(usage, "--attested needs the [Attest] section of keystrap.conf: --config FILE "
+				   "(or " CONFIG_PATH ")");
+	if (config && config_check(config, attested ? &cfg : NULL) < 0)
 		return 1;
+	if (attested && (!cfg->server || !cfg->ca))
+		return log_error("%s: [Attest] Server= and CA= are needed for --attested", config), 1;
 
 	if (luks_load_repaired(device, &path, &cd, &leftovers) < 0)
 		return 1;
@@ -150,19 +167,41 @@ int cmd_enroll(int argc, char **argv)
 		return 1;
 	if (srk && alg == TPM2_ALG_RSA)
 		return usage_error(usage, "--srk and --primary-alg rsa exclude each other: the SRK is ECC");
-	if (replace && enroll_replace_check(cd, path, &old) < 0)
+	if (replace && enroll_replace_check(cd, path, TOKEN_TYPE_TPM2, &old) < 0)
 		return 1;
-	r = enroll_volume(cd, path, existing, key_file ? "key file" : "passphrase", &spec, alg, srk, &slot, &token);
-	if (r < 0)
-		return 1;
-	if (replace && enroll_replace(cd, path, slot, token, old, &replaced) < 0)
-		return 1;
+	if (attested) {
+		struct enroll_attested_result res;
+		enum attest_failure failure = ATTEST_FAILED_LOCAL;
+		struct attest_options a;
+
+		attest_options_from_config(cfg, TPM_EK_RSA2048, &a);
+		r = enroll_attested(cd, path, existing, key_file ? "key file" : "passphrase", &spec, alg, srk, &a,
+				    cfg->offline, &res, &failure);
+		if (r == -ECANCELED)
+			return attest_exit_status(failure);
+		if (r < 0)
+			return 1;
+		slot = res.keyslot;
+		token = res.token;
+		old = res.replaced;
+		replaced = res.keyslots_removed;
+		replace = old != 0;
+	} else {
+		r = enroll_volume(cd, path, existing, key_file ? "key file" : "passphrase", &spec, alg, srk, &slot,
+				  &token);
+		if (r < 0)
+			return 1;
+		if (replace && enroll_replace(cd, path, slot, token, old, &replaced) < 0)
+			return 1;
+	}
 
 	/* With a recovery key, stdout is the key's alone: what a script captures or a printer gets. */
 	out = recovery ? stderr : stdout;
 	pcr_mask_format(spec.mask, mask, sizeof(mask));
-	fprintf(out, "enrolled %s: keyslot %d, token %d, PCRs %s (%s), primary %s", path, slot, token, mask,
-		bank->name, srk ? "SRK 0x81000001" : alg == TPM2_ALG_RSA ? "rsa" : "ecc");
+	fprintf(out, "enrolled %s: %skeyslot %d, token %d, PCRs %s (%s), primary %s", path, attested ? "attested " : "",
+		slot, token, mask, bank->name, srk ? "SRK 0x81000001" : alg == TPM2_ALG_RSA ? "rsa" : "ecc");
+	if (attested)
+		fprintf(out, ", server share held by %s", cfg->server);
 	if (replace) {
 		format_slots("token", old, mask, sizeof(mask));
 		format_slots("keyslot", replaced, slots, sizeof(slots));
