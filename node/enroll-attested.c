@@ -7,7 +7,6 @@
  * it answered that attestation as accepted, and its reply verified, does luks_enroll write the
  * pending record, the keyslot and the keystrap-attested token (enroll.c's three commits).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,23 +43,6 @@ static int attest_then_token(int slot, void *userdata, char **ret_json)
 	return token_attested_format(&x->token, ret_json);
 }
 
-int enroll_volume_uuid(struct crypt_device *cd, const char *path, char ret[static 37])
-{
-	const char *uuid = crypt_get_uuid(cd);
-	char v[37];
-
-	if (uuid && strlen(uuid) == 36) {
-		for (size_t i = 0; i <= 36; i++)
-			v[i] = (char)tolower((unsigned char)uuid[i]);
-		if (attest_volume_valid(v)) {
-			memcpy(ret, v, sizeof(v));
-			return 0;
-		}
-	}
-	return log_error_errno(-EINVAL, "'%s' has the UUID '%s', which is not a LUKS2 UUID (8-4-4-4-12 hex digits)",
-			       path, uuid ?: "");
-}
-
 int enroll_attested(struct crypt_device *cd, const char *path, const struct secbuf *existing,
 		    const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk,
 		    const struct attest_options *attest, bool offline, struct enroll_attested_result *ret,
@@ -76,8 +58,9 @@ int enroll_attested(struct crypt_device *cd, const char *path, const struct secb
 	if (!attest->server || strlen(attest->server) > TOKEN_SERVER_MAX)
 		return log_error_errno(-EINVAL, "no keystrap-server URL of at most %d bytes to enroll with",
 				       TOKEN_SERVER_MAX);
-	if ((r = enroll_volume_uuid(cd, path, x->token.volume)) < 0)
-		return r;
+	if (luks_uuid(cd, x->token.volume) < 0)
+		return log_error_errno(-EINVAL, "'%s' has the UUID '%s', which is not a LUKS2 UUID (8-4-4-4-12 hex "
+				       "digits)", path, crypt_get_uuid(cd) ?: "");
 	snprintf(x->token.server, sizeof(x->token.server), "%s", attest->server);
 	/* What goes once the new token is there, asked before anything is sent or written: the
 	 * server keeps one share per node and volume, so an earlier attested token of this volume

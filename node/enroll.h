@@ -78,6 +78,3 @@ int enroll_attested(struct crypt_device *cd, const char *path, const struct secb
 		    const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk,
 		    const struct attest_options *attest, bool offline, struct enroll_attested_result *ret,
 		    enum attest_failure *ret_failure);
-
-/* The volume's LUKS2 UUID as the protocol and the token carry it (lowercase); one line if it is not one. */
-int enroll_volume_uuid(struct crypt_device *cd, const char *path, char ret[static 37]);

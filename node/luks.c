@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <blkid/blkid.h>
 
+#include "attest-msg.h"
 #include "log.h"
 #include "luks.h"
 #include "token.h"
@@ -349,6 +351,21 @@ int luks_next_token(struct crypt_device *cd, int after, const char *want, const 
 int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json)
 {
 	return luks_next_token(cd, after, TOKEN_TYPE_TPM2, ret_json);
+}
+
+int luks_uuid(struct crypt_device *cd, char ret[static 37])
+{
+	const char *uuid = crypt_get_uuid(cd);
+	char v[37];
+
+	if (!uuid || strlen(uuid) != 36)
+		return -EINVAL;
+	for (size_t i = 0; i <= 36; i++)
+		v[i] = (char)tolower((unsigned char)uuid[i]);
+	if (!attest_volume_valid(v))
+		return -EINVAL;
+	memcpy(ret, v, sizeof(v));
+	return 0;
 }
 
 bool luks_keyslot_in_use(struct crypt_device *cd, int slot)

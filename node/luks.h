@@ -61,6 +61,9 @@ int luks_next_token(struct crypt_device *cd, int after, const char *type, const 
 /* ... of type systemd-tpm2. */
 int luks_next_tpm2_token(struct crypt_device *cd, int after, const char **ret_json);
 
+/* The volume's LUKS2 UUID as the protocol and the attested token carry it: lowercase 8-4-4-4-12; -EINVAL if none. */
+int luks_uuid(struct crypt_device *cd, char ret[static 37]);
+
 bool luks_keyslot_in_use(struct crypt_device *cd, int slot);
 
 /* name == NULL: only verify the passphrase opens slot (dry run). */

@@ -2,16 +2,21 @@
 /*
  * Opening one LUKS2 volume with its systemd-tpm2 tokens: each token is tried in turn, its key
  * unsealed under the token's PCR policy and used to activate the volume, and a refusal is
- * explained by naming the PCRs that moved.
+ * explained by naming the PCRs that moved. Only when none opens it, and it has a
+ * keystrap-attested token, does keystrap attest to the token's server for its share: a boot
+ * the strict tokens open never touches the network.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <blkid/blkid.h>
 
+#include "attest-msg.h"
+#include "attest.h"
 #include "encode.h"
 #include "log.h"
 #include "luks.h"
+#include "measure.h"
 #include "open.h"
 #include "token.h"
 #include "unlock.h"
@@ -49,13 +54,66 @@ static void explain_policy_failure(struct tpm *t, const char *path, int tok, con
 		log_error("%s token %d: PCR mismatch (%s): %s", path, tok, k->bank->name, msg);
 }
 
+/*
+ * Unseals k's object under its policy (auth first, for a signed one), each refusal said in one
+ * line: -EPERM only when bound PCRs differ from what it was sealed against.
+ */
+static int unseal_token(struct tpm *t, const char *path, int tok, const struct tpm2_token *k,
+			const struct tpm_authorize *auth, struct secbuf **ret)
+{
+	ESYS_TR parent = ESYS_TR_NONE;
+	int r;
+
+	if (k->srk_size > 0)
+		r = tpm_srk_load(t, k->srk, k->srk_size, &parent);
+	else
+		r = tpm_primary_create(t, k->primary_alg, &parent);
+	if (r == -ENOKEY)
+		return log_error_errno(r, "%s token %d: the TPM's SRK at 0x%x is not the one the volume "
+				       "was sealed under", path, tok, TPM_SRK_HANDLE);
+	if (r < 0)
+		return log_error_errno(r, "%s token %d: %s", path, tok, tpm_failure_reason(r));
+
+	r = tpm_unseal(t, parent, k->blob, k->blob_size, auth, k->bank, k->pcr_mask, ret);
+	tpm_flush(t, &parent);
+	if (r == -EBADMSG && auth)
+		return log_error_errno(r, "%s token %d: the TPM refused the PCR signature (VerifySignature "
+				       "failed: it is not the token key's signature of this policy)", path, tok);
+	if (r == -EPERM && k->pcr_mask == 0)
+		return log_error_errno(-EKEYREJECTED, "%s token %d: the signed PCR policy is satisfied but the key is "
+				       "sealed to another policy (signed by another key or over other PCRs)",
+				       path, tok);
+	if (r == -EPERM) {
+		explain_policy_failure(t, path, tok, k);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "%s token %d: %s", path, tok, tpm_failure_reason(r));
+	return 0;
+}
+
+/* Opens keyslot slot of cd as name (NULL: dry run) with passphrase, or says why not. */
+static int activate(struct crypt_device *cd, const char *path, const char *name, int tok, int slot,
+		    const struct secbuf *passphrase, const char *what)
+{
+	int r = luks_activate(cd, name, slot, passphrase);
+
+	if (r == -EPERM)
+		return log_error_errno(-EKEYREJECTED, "%s token %d: %s does not open keyslot %d", path, tok, what, slot);
+	if (r < 0)
+		return log_error_errno(r, "%s: cannot open as '%s': %s", path, name ? name : "(dry run)",
+				       r == -ENOTSUP || r == -ENODEV ?
+					       "device-mapper is not available (dm_crypt module not loaded?)" :
+					       strerror(-r));
+	return 0;
+}
+
 static int try_token(struct tpm *t, const char *path, const char *name, const char *signature,
 		     struct crypt_device *cd, int tok, const char *json)
 {
 	_cleanup_free_ struct tpm_authorize *auth = NULL;
 	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
 	_cleanup_free_ struct tpm2_token *k = malloc(sizeof(*k));
-	ESYS_TR parent = ESYS_TR_NONE;
 	const char *why;
 	int r;
 
@@ -79,44 +137,12 @@ static int try_token(struct tpm *t, const char *path, const char *name, const ch
 			return r;
 	}
 
-	if (k->srk_size > 0)
-		r = tpm_srk_load(t, k->srk, k->srk_size, &parent);
-	else
-		r = tpm_primary_create(t, k->primary_alg, &parent);
-	if (r == -ENOKEY)
-		return log_error_errno(r, "%s token %d: the TPM's SRK at 0x%x is not the one the volume "
-				       "was sealed under", path, tok, TPM_SRK_HANDLE);
-	if (r < 0)
-		return log_error_errno(r, "%s token %d: %s", path, tok, tpm_failure_reason(r));
-
-	r = tpm_unseal(t, parent, k->blob, k->blob_size, auth, k->bank, k->pcr_mask, &secret);
-	tpm_flush(t, &parent);
-	if (r == -EBADMSG && auth)
-		return log_error_errno(r, "%s token %d: the TPM refused the PCR signature (VerifySignature "
-				       "failed: it is not the token key's signature of this policy)", path, tok);
-	if (r == -EPERM && k->pcr_mask == 0)
-		return log_error_errno(r, "%s token %d: the signed PCR policy is satisfied but the key is "
-				       "sealed to another policy (signed by another key or over other PCRs)",
-				       path, tok);
-	if (r == -EPERM) {
-		explain_policy_failure(t, path, tok, k);
+	if ((r = unseal_token(t, path, tok, k, auth, &secret)) < 0)
 		return r;
-	}
-	if (r < 0)
-		return log_error_errno(r, "%s token %d: %s", path, tok, tpm_failure_reason(r));
-
 	if (token_passphrase(secret, &passphrase) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
-
-	r = luks_activate(cd, name, k->keyslot, passphrase);
-	if (r == -EPERM)
-		return log_error_errno(r, "%s token %d: the unsealed key does not open keyslot %d", path,
-				       tok, k->keyslot);
-	if (r < 0)
-		return log_error_errno(r, "%s: cannot open as '%s': %s", path, name ? name : "(dry run)",
-				       r == -ENOTSUP || r == -ENODEV ?
-					       "device-mapper is not available (dm_crypt module not loaded?)" :
-					       strerror(-r));
+	if ((r = activate(cd, path, name, tok, k->keyslot, passphrase, "the unsealed key")) < 0)
+		return r;
 	if (name)
 		printf("%s: opened as /dev/mapper/%s (token %d, keyslot %d)\n", path, name, tok, k->keyslot);
 	else
@@ -124,38 +150,170 @@ static int try_token(struct tpm *t, const char *path, const char *name, const ch
 	return 0;
 }
 
-int unlock_volume(struct tpm **t, const struct volume *v, const char *signature, bool dry_run)
+/* The configuration with [Attest] and Offline=, loaded (and measured) the first time a volume needs it. */
+static const struct keystrap_config *config_of(struct tpm *t, struct unlock_options *o)
+{
+	if (!o->config && o->config_path && !o->config_tried) {
+		o->config_tried = true;
+		if (config_load(t, o->config_path, &o->loaded) >= 0)
+			o->config = o->loaded;
+	}
+	return o->config;
+}
+
+/* The share the server released for volume, from the opened payload; NULL when it sent none. */
+static const struct secbuf *released_share(const struct node_credentials *c, const char *volume)
+{
+	char name[sizeof(ATTEST_DISK_SHARE_PREFIX) + ATTEST_VOLUME_LEN];
+
+	snprintf(name, sizeof(name), ATTEST_DISK_SHARE_PREFIX "%s", volume);
+	for (size_t i = 0; i < c->n_secrets; i++)
+		if (streq(c->secrets[i].name, name))
+			return c->secrets[i].value;
+	return NULL;
+}
+
+/*
+ * The attested token: this TPM's share first (offline), then an attestation that brings the
+ * server's share back sealed to this TPM, then the keyslot both open.
+ */
+static int try_attested(struct tpm *t, const struct volume *v, struct crypt_device *cd, int tok, const char *json,
+			struct unlock_options *o, uint32_t stale)
+{
+	_cleanup_secbuf_ struct secbuf *share_tpm = NULL, *passphrase = NULL;
+	_cleanup_node_credentials_ struct node_credentials *c = NULL;
+	_cleanup_free_ struct attested_token *k = malloc(sizeof(*k));
+	const char *name = o->dry_run ? NULL : v->name, *why, *const *get;
+	const struct keystrap_config *cfg;
+	const struct secbuf *share_srv;
+	struct attest_options a;
+	char uuid[ATTEST_VOLUME_LEN + 1];
+	int r;
+
+	if (!k)
+		return log_error_errno(-ENOMEM, "out of memory");
+	if ((r = token_attested_parse(json, strlen(json), k, &why)) < 0)
+		return log_error_errno(r, "%s token %d is malformed: %s", v->path, tok, why);
+	if (!luks_keyslot_in_use(cd, k->tpm.keyslot))
+		return log_error_errno(-ENOENT, "%s token %d points at keyslot %d, which holds no key "
+				       "of this volume", v->path, tok, k->tpm.keyslot);
+	if (luks_uuid(cd, uuid) < 0)
+		snprintf(uuid, sizeof(uuid), "no LUKS2 UUID");
+	if (!streq(uuid, k->volume))
+		return log_error_errno(-EXDEV, "%s token %d belongs to volume %s, not to this one (%s)", v->path, tok,
+				       k->volume, uuid);
+	cfg = config_of(t, o);
+	if (!cfg || !cfg->server || !cfg->ca)
+		return log_error_errno(-ENOENT, "%s token %d is attested but there is no [Attest] Server= and CA= "
+				       "to attest to (%s)", v->path, tok, o->config_path ?: "no keystrap.conf");
+	if (!streq(cfg->server, k->server))
+		return log_error_errno(-EXDEV, "%s token %d holds a share of keystrap-server %s, but [Attest] "
+				       "Server= is %s", v->path, tok, k->server, cfg->server);
+
+	/* Offline first: a boot this TPM would refuse its share to sends nothing to the server. */
+	if ((r = unseal_token(t, v->path, tok, &k->tpm, NULL, &share_tpm)) < 0)
+		return r;
+	attest_options_from_config(cfg, TPM_EK_RSA2048, &a);
+	get = (const char *const[]){ k->volume };
+	a.tpm = t;
+	a.shares_get = get;
+	a.n_shares_get = 1;
+	if ((r = attest_run(&a, &c, NULL)) < 0)
+		return r;
+	share_srv = released_share(c, k->volume);
+	if (!share_srv)
+		return log_error_errno(-ENOKEY, "%s token %d: the server accepted this boot but released no share "
+				       "for volume %s: it holds none for this node and volume (enroll --attested "
+				       "again)", v->path, tok, k->volume);
+	if (token_attested_passphrase(share_tpm, share_srv, k->volume, &passphrase) < 0)
+		return log_error_errno(-EPROTO, "%s token %d: the server's share for volume %s is %zu bytes, not %d",
+				       v->path, tok, k->volume, share_srv->size, TOKEN_SHARE_SIZE);
+	if ((r = activate(cd, v->path, name, tok, k->tpm.keyslot, passphrase,
+			  "this TPM's share with the server's")) < 0)
+		return r;
+	if (name)
+		printf("%s: opened as /dev/mapper/%s (attested token %d, keyslot %d)\n", v->path, name, tok,
+		       k->tpm.keyslot);
+	else
+		printf("%s: attested token %d: this TPM's share and the server's open keyslot %d (dry run)\n", v->path,
+		       tok, k->tpm.keyslot);
+	fflush(stdout);
+	if (o->attested) {
+		struct unlock_attested u = {
+			.volume = v,
+			.cd = cd,
+			.tpm = t,
+			.token = tok,
+			.keyslot = k->tpm.keyslot,
+			.stale = stale,
+			.passphrase = passphrase,
+			.dry_run = o->dry_run,
+		};
+
+		(void)o->attested(&u, o->userdata);
+	}
+	return 0;
+}
+
+/* A TPM that failed like this will not do better for the next token. */
+static bool tpm_gone(int r)
+{
+	return r == -ENOLCK || r == -EIO || r == -ENODEV || r == -ETIMEDOUT;
+}
+
+int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options *o)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	uint32_t leftovers = 0;
-	const char *json;
-	int r, tok = -1, tried = 0, skipped = 0;
+	const struct keystrap_config *cfg = NULL;
+	uint32_t leftovers = 0, stale = 0;
+	const char *json, *attested_json = NULL;
+	int r, tok = -1, tried = 0, skipped = 0, attested = -1;
 
 	r = luks_load(v->path, &cd);
 	if (r < 0)
 		return r;
 	/* What an enroll cut short leaves opens nothing; removing it is a write, so a dry run
 	 * only says so, once, and skips it. */
-	(void)luks_repair_logged(cd, v->path, dry_run, &leftovers);
-	if (!dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
+	(void)luks_repair_logged(cd, v->path, o->dry_run, &leftovers);
+	if (!o->dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
 		printf("%s: already open as /dev/mapper/%s\n", v->path, v->name);
 		return 0;
 	}
+	for (tok = -1; (tok = luks_next_token(cd, tok, TOKEN_TYPE_ATTESTED, &json)) >= 0;)
+		if (!(leftovers & (1u << tok))) {
+			attested = tok;
+			attested_json = json;
+			break;
+		}
+	if (attested >= 0) {
+		if (!*t && (r = tpm_connect(t)) < 0)
+			return r;
+		cfg = config_of(*t, o);
+	}
+	tok = -1;
 	while ((tok = luks_next_tpm2_token(cd, tok, &json)) >= 0) {
 		if (leftovers & (1u << tok)) {
 			skipped++;
 			continue;
 		}
+		/* Offline=no: revocation always wins, so where an attested token is, no TPM-only one counts. */
+		if (attested >= 0 && cfg && !cfg->offline) {
+			log_info("%s token %d: not used: Offline=no, and token %d is attested", v->path, tok, attested);
+			continue;
+		}
 		if (!*t && (r = tpm_connect(t)) < 0)
 			return r;
 		tried++;
-		r = try_token(*t, v->path, dry_run ? NULL : v->name, signature, cd, tok, json);
+		r = try_token(*t, v->path, o->dry_run ? NULL : v->name, o->signature, cd, tok, json);
 		if (r == 0)
 			return 0;
-		/* Lockout and a dead TPM will not get better with the next token. */
-		if (r == -ENOLCK || r == -EIO || r == -ENODEV || r == -ETIMEDOUT)
+		if (r == -EPERM)
+			stale |= 1u << tok;
+		if (tpm_gone(r))
 			return r;
 	}
+	if (attested >= 0)
+		return try_attested(*t, v, cd, attested, attested_json, o, stale) < 0 ? -EACCES : 0;
 	if (!tried && skipped)
 		return -ENOENT;
 	if (!tried)
@@ -180,7 +338,8 @@ int unlock_find_all(struct volume *vols, size_t *n)
 		char *uuid;
 
 		dev = blkid_verify(cache, dev);
-		if (!dev || luks_open(path, &cd) < 0 || luks_next_tpm2_token(cd, -1, &json) < 0)
+		if (!dev || luks_open(path, &cd) < 0 ||
+		    (luks_next_tpm2_token(cd, -1, &json) < 0 && luks_next_token(cd, -1, TOKEN_TYPE_ATTESTED, &json) < 0))
 			continue;
 		uuid = blkid_get_tag_value(cache, "UUID", path);
 		if (!uuid)

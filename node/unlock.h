@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "secbuf.h"
 #include "token.h"
 #include "tpm.h"
 
@@ -15,12 +16,49 @@ struct volume {
 };
 
 /*
- * Opens v with the first of its systemd-tpm2 tokens whose key the TPM unseals (*t is connected
- * on first use). signature: systemd's PCR signature file for signed-policy tokens, NULL for
- * systemd's default places. dry_run: only proves the key opens its keyslot. Each failure is logged in one
- * line; -EACCES when no token opened it, -ENOENT when it has none.
+ * What unlock knows once a volume opened through its keystrap-attested token, for the step that
+ * reseals the strict tokens that failed (node/reseal.c): the hook in unlock_options gets it
+ * after the volume is open (or, dry_run, its keyslot checked) and before keystrap locks PCR 15.
+ * Everything is valid during the call only; passphrase opens keyslot, so it authorises a new
+ * keyslot (luks_enroll's existing). The hook says its own failures; the volume is open either
+ * way, so what it returns does not change unlock's result.
  */
-int unlock_volume(struct tpm **t, const struct volume *v, const char *signature, bool dry_run);
+struct unlock_attested {
+	const struct volume *volume;
+	struct crypt_device *cd;         /* the volume's header as unlock loaded it */
+	struct tpm *tpm;                 /* connected */
+	int token, keyslot;              /* the keystrap-attested token that opened it, and its keyslot */
+	uint32_t stale;                  /* systemd-tpm2 tokens tried first whose bound PCRs differed (-EPERM) */
+	const struct secbuf *passphrase; /* the attested keyslot's passphrase */
+	bool dry_run;
+};
+
+struct keystrap_config;
+struct unlock_options {
+	const char *signature; /* systemd's PCR signature file for signed-policy tokens; NULL: its default places */
+	bool dry_run;          /* only prove a key opens its keyslot */
+	/*
+	 * [Attest] (where an attested token's share comes from) and [Unlock] Offline=; NULL:
+	 * config_path is loaded (and measured) the first time a volume with a keystrap-attested
+	 * token needs it, into loaded (the caller frees it); neither: no attested unlock.
+	 */
+	const struct keystrap_config *config;
+	const char *config_path;
+	struct keystrap_config *loaded;
+	bool config_tried;
+	int (*attested)(const struct unlock_attested *u, void *userdata);
+	void *userdata;
+};
+
+/*
+ * Opens v with the first of its systemd-tpm2 tokens whose key the TPM unseals (*t is connected
+ * on first use), without the network. Only when none does and v has a keystrap-attested token:
+ * this TPM's share, then an attestation to [Attest] Server= (which must be the token's) for the
+ * server's, then the keyslot both open, then o->attested. Offline=no: where an attested token
+ * is, the systemd-tpm2 tokens are not tried. Each failure is logged in one line; -EACCES when
+ * no token opened it, -ENOENT when it has none.
+ */
+int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options *o);
 
 /*
  * For a token with tpm2_pubkey: the key as the TPM loads it and the signature, from the file
@@ -30,6 +68,6 @@ int unlock_volume(struct tpm **t, const struct volume *v, const char *signature,
 int unlock_signed_policy(struct tpm *t, const char *path, int tok, const struct tpm2_token *k,
 			 const char *signature, struct tpm_authorize *ret);
 
-/* Every crypto_LUKS block device with a systemd-tpm2 token, as luks-UUID, into vols (up to
+/* Every crypto_LUKS block device with a systemd-tpm2 or keystrap-attested token, as luks-UUID, into vols (up to
  * UNLOCK_VOLUMES_MAX); the caller frees each path and name. */
 int unlock_find_all(struct volume *vols, size_t *n);

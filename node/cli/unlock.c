@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "encode.h"
 #include "keystrap.h"
@@ -61,6 +62,7 @@ int cmd_unlock(int argc, char **argv)
 	bool all = false, dry_run = false, no_lock = false;
 	struct volume vols[UNLOCK_VOLUMES_MAX] = { 0 };
 	_cleanup_tpm_ struct tpm *t = NULL;
+	struct unlock_options uo = {};
 	size_t n = 0, opened = 0;
 	int opt, r, ret = 0;
 
@@ -116,8 +118,16 @@ int cmd_unlock(int argc, char **argv)
 		n = 1;
 	}
 
+	uo.signature = signature;
+	uo.dry_run = dry_run;
+	uo.config = conf;
+	/* Without --config, an attested token's [Attest] and Offline= are the installed file's. */
+	if (!conf && access(CONFIG_PATH, F_OK) == 0)
+		uo.config_path = CONFIG_PATH;
+	else if (conf)
+		uo.config_path = config;
 	for (size_t i = 0; i < n; i++) {
-		r = unlock_volume(&t, &vols[i], signature, dry_run);
+		r = unlock_volume(&t, &vols[i], &uo);
 		if (r == 0)
 			opened++;
 		else
@@ -132,5 +142,6 @@ int cmd_unlock(int argc, char **argv)
 		free(vols[i].path);
 		free(vols[i].name);
 	}
+	config_free(uo.loaded);
 	return ret;
 }
