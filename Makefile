@@ -264,8 +264,10 @@ check-bats: $(BUILD)/sd-token-open
 
 # Test helpers, each built from tests/lib/NAME.c by the rule above: the attestation core against
 # a real swtpm (attest-crypto.bats), the HTTPS client on its own (https.bats), a misbehaving node
-# (server.bats), the keyring half of handoff (keyring.bats).
-check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/attest-peer $(BUILD)/asan/keyring-put
+# (server.bats), the keyring half of handoff (keyring.bats), the two halves of an attested
+# keyslot (attested.bats).
+check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/attest-peer $(BUILD)/asan/keyring-put \
+	$(BUILD)/asan/disk-share
 # storm.bats: the simulated fleet.
 check-bats: $(BUILD)/bench/server-load
 ifeq ($(SERVER),yes)

@@ -321,6 +321,73 @@ static void test_recovery(void)
 	      "TPM tokens: systemd-tpm2 and keystrap-*; a recovery or FIDO2 token is a person's");
 }
 
+/* The keystrap-attested token: format -> parse, the strict parse, classify, and the KDF. */
+static void test_attested(void)
+{
+	static const char vol[] = "0b3f6f1e-4c1a-4d7e-9a55-2f6a1c9e8d01";
+	_cleanup_free_ struct attested_token *in = calloc(1, sizeof(*in)), *out = calloc(1, sizeof(*out));
+	_cleanup_secbuf_ struct secbuf *a = secbuf_new(32), *b = secbuf_new(32), *p = NULL, *q = NULL;
+	_cleanup_free_ char *json = NULL;
+	const char *why = NULL;
+	int slot = 99;
+
+	sample(&in->tpm);
+	snprintf(in->server, sizeof(in->server), "https://attest.example:8443");
+	memcpy(in->volume, vol, sizeof(vol));
+	CHECK(token_attested_format(in, &json) == 0 && strstr(json, "\"type\":\"keystrap-attested\"") &&
+	      !strstr(json, "tpm2-pin"), "formats as keystrap-attested, without tpm2-pin");
+	CHECK(token_attested_parse(json, strlen(json), out, &why) == 0 && why == NULL && out->tpm.keyslot == 3 &&
+	      out->tpm.pcr_mask == in->tpm.pcr_mask && out->tpm.blob_size == 240 &&
+	      memcmp(out->tpm.blob, in->tpm.blob, 240) == 0 && streq(out->server, in->server) && streq(out->volume, vol),
+	      "its own output parses back: keyslot, PCRs, blob, server, volume");
+	CHECK(token_parse(json, strlen(json), &tok, &why) == -EINVAL && streq(why, "token type is not systemd-tpm2"),
+	      "it is not a systemd-tpm2 token");
+	CHECK(token_classify(json, strlen(json), &slot) == TOKEN_KEYSTRAP && slot == 3, "it is keystrap's, bound to its keyslot");
+
+	struct {
+		const char *from, *to, *reason;
+	} bad[] = {
+		{ "\"volume\":\"0b3f", "\"volume\":\"0B3F", "volume is missing or not a LUKS2 UUID (lowercase 8-4-4-4-12)" },
+		{ "\"keystrap-server\":\"https", "\"keystrap-server\":\"http:", "keystrap-server is missing or not an https:// URL of at most 255 bytes" },
+		{ "\"volume\"", "\"extra\":1,\"volume\"", "keystrap-attested token has a field keystrap does not know" },
+		{ "\"tpm2-pcrs\":[7,15]", "\"tpm2-pcrs\":[7]", "keystrap-pcr-values names a PCR the token does not bind" },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		_cleanup_free_ char *e = strdup(json);
+		char *at = strstr(e, bad[i].from);
+		_cleanup_free_ char *edited = NULL;
+
+		if (at) {
+			*at = 0;
+			if (asprintf(&edited, "%s%s%s", e, bad[i].to, at + strlen(bad[i].from)) < 0)
+				edited = NULL;
+		}
+		why = NULL;
+		CHECK(edited && token_attested_parse(edited, strlen(edited), out, &why) == -EINVAL && why &&
+		      streq(why, bad[i].reason), bad[i].reason);
+	}
+
+	/* RFC 5869, no salt; the answer from openssl kdf HKDF and from Python's hmac, both. */
+	memset(a->data, 1, 32);
+	memset(b->data, 2, 32);
+	CHECK(token_attested_passphrase(a, b, vol, &p) == 0 && p->size == 44 &&
+	      memcmp(p->data, "WWx+n0B5ZFhaPDOSxba9JAG1DWOp8LfjyfubhglMTl8=", 44) == 0,
+	      "the passphrase is base64 of HKDF-SHA256(share_tpm || share_srv, info 'keystrap attested keyslot UUID')");
+	CHECK(token_attested_passphrase(b, a, vol, &q) == 0 && memcmp(p->data, q->data, 44) != 0,
+	      "the shares' order matters");
+	secbuf_free(q);
+	q = NULL;
+	CHECK(token_attested_passphrase(a, b, "7d2c1a90-1111-4e2b-8c3d-5a6b7c8d9e0f", &q) == 0 &&
+	      memcmp(p->data, q->data, 44) != 0, "another volume, another passphrase");
+	secbuf_free(q);
+	q = NULL;
+	b->size = 31;
+	CHECK(token_attested_passphrase(a, b, vol, &q) == -EINVAL && !q, "a share of 31 bytes is refused");
+	b->size = 32;
+	CHECK(token_attested_passphrase(a, b, "0B3F6F1E-4C1A-4D7E-9A55-2F6A1C9E8D01", &q) == -EINVAL,
+	      "a volume that is not a canonical UUID is refused");
+}
+
 int main(void)
 {
 	test_roundtrip();
@@ -330,5 +397,6 @@ int main(void)
 	test_not_json();
 	test_classify();
 	test_recovery();
+	test_attested();
 	return TAP_DONE();
 }
