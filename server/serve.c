@@ -1296,6 +1296,14 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	d->srv.pki = pki;
 	SSL_CTX_free(d->ssl);
 	d->ssl = ssl;
+	/* The next connection's objects were made from the context just replaced: made again, or
+	 * the first node after the reload would get the old TLS certificate. */
+	if (d->spare) {
+		bufferevent_free(TAKE_PTR(d->spare)->bev);
+		if (conn_prepare(d) < 0)
+			backoff_start(d, "accept-paused", "cannot prepare a connection: out of memory");
+		listener_update(d);
+	}
 	ratelimit_free(d->limit);
 	d->limit = limit;
 	metrics_certificates(&d->m, d->srv.pki, d->ssl);

@@ -371,7 +371,8 @@ ca_state() {
 	[ "$status" -eq 0 ]
 	run reload
 	[[ "$output" == *"event=reloaded"*"(CN = keystrap drill CA), chain of 1, 0 previous"* ]]
-	# 3. A node still pinning only the compromised CA's chain no longer trusts this server.
+	# 3. A node still pinning only the compromised CA's chain no longer trusts this server, from
+	#    the first connection after the reload on (its finish would resume its start's session).
 	run attest_node 1 compromised-chain.pem stale
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"does not verify against 'compromised-chain.pem'"* ]]
