@@ -70,7 +70,7 @@ int enroll_attested(struct crypt_device *cd, const char *path, const struct secb
 		return r;
 
 	if ((r = enroll_random(TOKEN_SHARE_SIZE, &share_tpm)) < 0 || (r = enroll_random(TOKEN_SHARE_SIZE, &share_srv)) < 0 ||
-	    (r = enroll_seal(spec, alg, srk, share_tpm, &x->token.tpm)) < 0)
+	    (r = enroll_seal(NULL, spec, alg, srk, share_tpm, &x->token.tpm)) < 0)
 		return r;
 	if (token_attested_passphrase(share_tpm, share_srv, x->token.volume, &passphrase) < 0)
 		return log_error_errno(-ENOMEM, "cannot derive the attested keyslot's passphrase");

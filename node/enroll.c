@@ -41,17 +41,22 @@ int enroll_random(size_t size, struct secbuf **ret)
 	return 0;
 }
 
-int enroll_seal(struct pcr_spec *spec, uint16_t alg, bool srk, const struct secbuf *secret, struct tpm2_token *tok)
+int enroll_seal(struct tpm *tpm, struct pcr_spec *spec, uint16_t alg, bool srk, const struct secbuf *secret,
+		struct tpm2_token *tok)
 {
-	_cleanup_tpm_ struct tpm *t = NULL;
+	_cleanup_tpm_ struct tpm *own = NULL;
+	struct tpm *t = tpm;
 	uint8_t current[PCR_COUNT][PCR_DIGEST_MAX];
 	ESYS_TR primary = ESYS_TR_NONE;
 	char pcrs[80];
 	int r;
 
-	r = tpm_connect(&t);
-	if (r < 0)
-		return r;
+	if (!t) {
+		r = tpm_connect(&own);
+		if (r < 0)
+			return r;
+		t = own;
+	}
 	pcr_mask_format(spec->mask, pcrs, sizeof(pcrs));
 
 	/* Read even when every value is given: a bank this TPM has not allocated would seal a key
@@ -91,13 +96,13 @@ int enroll_seal(struct pcr_spec *spec, uint16_t alg, bool srk, const struct secb
 	return 0;
 }
 
-static int seal_new_key(struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
+static int seal_new_key(struct tpm *t, struct pcr_spec *spec, uint16_t alg, bool srk, struct enroll_ctx *c,
 			struct secbuf **ret_passphrase)
 {
 	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
 	int r;
 
-	if ((r = enroll_random(SECRET_SIZE, &secret)) < 0 || (r = enroll_seal(spec, alg, srk, secret, &c->token)) < 0)
+	if ((r = enroll_random(SECRET_SIZE, &secret)) < 0 || (r = enroll_seal(t, spec, alg, srk, secret, &c->token)) < 0)
 		return r;
 	if (token_passphrase(secret, &passphrase) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
@@ -141,6 +146,13 @@ int enroll_add_keyslot(struct crypt_device *cd, const char *path, const struct s
 int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
 		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token)
 {
+	return enroll_volume_tpm(NULL, cd, path, existing, existing_what, spec, alg, srk, ret_slot, ret_token);
+}
+
+int enroll_volume_tpm(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *existing,
+		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot,
+		      int *ret_token)
+{
 	_cleanup_secbuf_ struct secbuf *passphrase = NULL;
 	_cleanup_free_ struct enroll_ctx *c = NULL;
 	int r;
@@ -148,10 +160,29 @@ int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return log_error_errno(-ENOMEM, "out of memory");
-	r = seal_new_key(spec, alg, srk, c, &passphrase);
+	r = seal_new_key(t, spec, alg, srk, c, &passphrase);
 	if (r < 0)
 		return r;
 	return enroll_add_keyslot(cd, path, existing, existing_what, passphrase, make_token, c, ret_slot, ret_token);
+}
+
+int enroll_replace_check_tokens(struct crypt_device *cd, const char *path, uint32_t tokens)
+{
+	int r;
+
+	for (int tok = 0; tok < 32; tok++) {
+		struct luks_removal p;
+
+		if (!(tokens & (1u << tok)))
+			continue;
+		r = luks_removal_plan(cd, tok, &p);
+		if (r < 0)
+			return log_error_errno(r, "cannot read token %d of '%s': %s", tok, path, strerror(-r));
+		if (p.refusal == LUKS_REMOVE_SHARED)
+			return log_error_errno(-EBUSY, "cannot replace token %d of '%s': its keyslot %d is also "
+					       "bound to token %d; nothing was added", tok, path, p.keyslot, p.other);
+	}
+	return 0;
 }
 
 int enroll_replace_check(struct crypt_device *cd, const char *path, const char *type, uint32_t *ret_old)
@@ -160,17 +191,11 @@ int enroll_replace_check(struct crypt_device *cd, const char *path, const char *
 	uint32_t old = 0;
 	int r;
 
-	for (int tok = -1; (tok = luks_next_token(cd, tok, type, &json)) >= 0;) {
-		struct luks_removal p;
-
-		r = luks_removal_plan(cd, tok, &p);
-		if (r < 0)
-			return log_error_errno(r, "cannot read token %d of '%s': %s", tok, path, strerror(-r));
-		if (p.refusal == LUKS_REMOVE_SHARED)
-			return log_error_errno(-EBUSY, "cannot replace token %d of '%s': its keyslot %d is also "
-					       "bound to token %d; nothing was added", tok, path, p.keyslot, p.other);
+	for (int tok = -1; (tok = luks_next_token(cd, tok, type, &json)) >= 0;)
 		old |= 1u << tok;
-	}
+	r = enroll_replace_check_tokens(cd, path, old);
+	if (r < 0)
+		return r;
 	*ret_old = old;
 	return 0;
 }

@@ -18,16 +18,23 @@ struct crypt_device;
  */
 int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
 		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token);
+/* The same through a TPM connection the caller holds (NULL: one of its own). */
+struct tpm;
+int enroll_volume_tpm(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *existing,
+		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot,
+		      int *ret_token);
 
 /* size bytes from getrandom in a new secbuf; a failure is logged. */
 int enroll_random(size_t size, struct secbuf **ret);
 
 /*
- * Seals secret in the TPM under spec (completed in place, as enroll_volume does) and fills in
- * tok's sealed object and policy fields (not its keyslot). One line on failure.
+ * Seals secret in the TPM (through t; NULL: a connection of its own) under spec (completed in
+ * place, as enroll_volume does) and fills in tok's sealed object and policy fields (not its
+ * keyslot). One line on failure.
  */
 struct tpm2_token;
-int enroll_seal(struct pcr_spec *spec, uint16_t alg, bool srk, const struct secbuf *secret, struct tpm2_token *tok);
+int enroll_seal(struct tpm *t, struct pcr_spec *spec, uint16_t alg, bool srk, const struct secbuf *secret,
+		struct tpm2_token *tok);
 
 /*
  * luks_enroll, each failure said in one line naming path and what was left behind; make_json
@@ -46,6 +53,8 @@ int enroll_add_keyslot(struct crypt_device *cd, const char *path, const struct s
  * or the new one, never a keyslot without its token. One line on failure, naming path.
  */
 int enroll_replace_check(struct crypt_device *cd, const char *path, const char *type, uint32_t *ret_old);
+/* The same refusal for the tokens in the bitmask tokens only (reseal: the stale ones). */
+int enroll_replace_check_tokens(struct crypt_device *cd, const char *path, uint32_t tokens);
 int enroll_replace(struct crypt_device *cd, const char *path, int slot, int token, uint32_t old,
 		   uint32_t *ret_keyslots);
 
