@@ -146,12 +146,12 @@ int enroll_add_keyslot(struct crypt_device *cd, const char *path, const struct s
 int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
 		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token)
 {
-	return enroll_volume_tpm(NULL, cd, path, existing, existing_what, spec, alg, srk, ret_slot, ret_token);
+	return enroll_volume_tpm(NULL, cd, path, existing, existing_what, spec, alg, srk, NULL, ret_slot, ret_token);
 }
 
 int enroll_volume_tpm(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *existing,
-		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot,
-		      int *ret_token)
+		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk,
+		      const uint8_t *replaces, int *ret_slot, int *ret_token)
 {
 	_cleanup_secbuf_ struct secbuf *passphrase = NULL;
 	_cleanup_free_ struct enroll_ctx *c = NULL;
@@ -163,6 +163,10 @@ int enroll_volume_tpm(struct tpm *t, struct crypt_device *cd, const char *path, 
 	r = seal_new_key(t, spec, alg, srk, c, &passphrase);
 	if (r < 0)
 		return r;
+	if (replaces) {
+		memcpy(c->token.replaces, replaces, sizeof(c->token.replaces));
+		c->token.replaces_set = true;
+	}
 	return enroll_add_keyslot(cd, path, existing, existing_what, passphrase, make_token, c, ret_slot, ret_token);
 }
 

@@ -18,11 +18,15 @@ struct crypt_device;
  */
 int enroll_volume(struct crypt_device *cd, const char *path, const struct secbuf *existing, const char *existing_what,
 		  struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot, int *ret_token);
-/* The same through a TPM connection the caller holds (NULL: one of its own). */
+/*
+ * The same through a TPM connection the caller holds (NULL: one of its own); replaces (NULL:
+ * none), the token_blob_digest of the token this one is written to replace, goes into the token
+ * as keystrap-replaces, so that luks_repair finishes the replacement if it is cut short.
+ */
 struct tpm;
 int enroll_volume_tpm(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *existing,
-		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk, int *ret_slot,
-		      int *ret_token);
+		      const char *existing_what, struct pcr_spec *spec, uint16_t alg, bool srk,
+		      const uint8_t *replaces, int *ret_slot, int *ret_token);
 
 /* size bytes from getrandom in a new secbuf; a failure is logged. */
 int enroll_random(size_t size, struct secbuf **ret);

@@ -198,13 +198,74 @@ static int repair(struct crypt_device *cd, int fd, bool dry_run, struct luks_rep
 	return 0;
 }
 
+/* The token old, if its blob is the one want names and it may go; removed unless dry_run. */
+static int repair_replaced_one(struct crypt_device *cd, int old, const uint8_t want[32], bool dry_run)
+{
+	struct luks_removal p;
+	const char *json = NULL;
+	uint8_t have[32];
+	int r;
+
+	if (crypt_token_status(cd, old, NULL) == CRYPT_TOKEN_INACTIVE || crypt_token_json_get(cd, old, &json) < 0 ||
+	    token_blob_digest(json, strlen(json), have) < 0 || memcmp(have, want, sizeof(have)) != 0)
+		return 0;
+	r = luks_removal_plan(cd, old, &p);
+	if (r < 0 || p.refusal)
+		return 0;
+	if (!dry_run) {
+		r = luks_remove_token(cd, old);
+		if (r < 0)
+			return log_debug_errno(r, "removing replaced token %d: %s", old, strerror(-r));
+	}
+	return 1;
+}
+
+/* A reseal cut short between its new token's commit and the stale token's removal. */
+static int repair_replaced(struct crypt_device *cd, bool dry_run, uint32_t *ret)
+{
+	uint32_t gone = 0;
+	int r;
+
+	for (int tok = 0; tok < LUKS2_TOKENS; tok++) {
+		const char *json = NULL;
+		uint8_t want[32];
+		int slot = -1;
+
+		/* Only a new token that is all there: keystrap's, bound to a keyslot in use. */
+		if (crypt_token_status(cd, tok, NULL) == CRYPT_TOKEN_INACTIVE || crypt_token_json_get(cd, tok, &json) < 0 ||
+		    token_classify(json, strlen(json), &slot) != TOKEN_KEYSTRAP || !luks_keyslot_in_use(cd, slot) ||
+		    token_replaces(json, strlen(json), want) < 0)
+			continue;
+		for (int old = 0; old < LUKS2_TOKENS; old++) {
+			if (old == tok || (gone & (1u << old)))
+				continue;
+			r = repair_replaced_one(cd, old, want, dry_run);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				gone |= 1u << old;
+		}
+	}
+	*ret = gone;
+	return 0;
+}
+
 int luks_repair(struct crypt_device *cd, bool dry_run, struct luks_repaired *ret)
 {
 	_cleanup_close_ int fd = dry_run ? -1 : sync_fd(cd);
+	struct luks_repaired done;
+	int r;
 
 	if (!dry_run && fd < 0)
 		return fd;
-	return repair(cd, fd, dry_run, ret);
+	r = repair(cd, fd, dry_run, &done);
+	if (r < 0)
+		return r;
+	r = repair_replaced(cd, dry_run, &done.replaced);
+	if (r < 0)
+		return r;
+	*ret = done;
+	return 0;
 }
 
 /*

@@ -46,13 +46,17 @@ int luks_enroll(struct crypt_device *cd, const struct secbuf *existing, const st
 /*
  * Removes what an interrupted enroll left: each pending record, with the keyslot it names when
  * that keyslot still looks as enroll leaves it (keystrap's PBKDF2, bound to no token, not the
- * last keyslot), and each keystrap systemd-tpm2 token bound to no keyslot. Nothing else is
+ * last keyslot), and each keystrap systemd-tpm2 token bound to no keyslot. Then finishes a
+ * reseal cut short after its new token landed: a systemd-tpm2 token whose blob digest a keystrap
+ * token bound to a keyslot in use names as keystrap-replaces goes, with its keyslots
+ * (luks_remove_token, so never a shared, a person's or the last keyslot). Nothing else is
  * touched, so no keyslot a human or another tool can use is removed. dry_run: only report.
  */
 struct luks_repaired {
 	uint32_t keyslots; /* bitmasks of what was (or would be) removed: keyslots, */
 	uint32_t pending;  /* pending records, */
-	uint32_t unbound;  /* keystrap tokens bound to no keyslot */
+	uint32_t unbound;  /* keystrap tokens bound to no keyslot, */
+	uint32_t replaced; /* tokens a reseal replaced (their keyslots are not in keyslots) */
 };
 int luks_repair(struct crypt_device *cd, bool dry_run, struct luks_repaired *ret);
 

@@ -126,7 +126,18 @@ int luks_repair_logged(struct crypt_device *cd, const char *path, bool dry_run, 
 			log_info("removed %s of '%s', bound to no keyslot (%s removed)", ts, path,
 				 many ? "their keyslots were" : "its keyslot was");
 	}
-	*ret_tokens = done.pending | done.unbound;
+	if (done.replaced) {
+		bool many = done.replaced & (done.replaced - 1);
+
+		format_slots("token", done.replaced, ts, sizeof(ts));
+		if (dry_run)
+			log_info("'%s' holds %s, which a reseal cut short replaced; keystrap unlock (without "
+				 "--dry-run) removes %s", path, ts, many ? "them" : "it");
+		else
+			log_info("removed %s of '%s' with %s keyslot%s, which a reseal cut short replaced", ts, path,
+				 many ? "their" : "its", many ? "s" : "");
+	}
+	*ret_tokens = done.pending | done.unbound | done.replaced;
 	return 0;
 }
 

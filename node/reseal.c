@@ -78,11 +78,12 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 		      const struct reseal_pcrs *seen)
 {
 	_cleanup_free_ struct tpm2_token *k = malloc(sizeof(*k));
-	const char *json = NULL, *why;
+	const char *json = NULL, *why = NULL;
 	struct pcr_spec spec;
 	uint32_t gone;
 	int r, slot, token;
-	char pcrs[80];
+	char pcrs[80], cause[1024];
+	uint8_t stale_blob[32];
 
 	if (!k)
 		return log_error_errno(-ENOMEM, "out of memory");
@@ -90,8 +91,11 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 	if (r < 0)
 		return log_error_errno(r, "%s: cannot read token %d to reseal it: %s", path, tok, strerror(-r));
 	r = token_parse(json, strlen(json), k, &why);
+	if (r >= 0)
+		r = token_blob_digest(json, strlen(json), stale_blob);
 	if (r < 0)
-		return log_error_errno(r, "%s token %d is malformed (%s); it is not resealed", path, tok, why);
+		return log_error_errno(r, "%s token %d is malformed (%s); it is not resealed", path, tok,
+				       why ?: "tpm2-blob");
 	why = unresealable(k);
 	if (why) {
 		log_info("%s token %d is not resealed: %s", path, tok, why);
@@ -101,10 +105,13 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 		return 0;
 
 	reseal_spec(k, seen, &spec);
-	r = enroll_volume_tpm(t, cd, path, opened_with, "attested passphrase", &spec, k->primary_alg,
-			      k->srk_size > 0, &slot, &token);
+	/* enroll's line says what was left; this one adds that the stale token is still there. */
+	log_capture(cause, sizeof(cause));
+	r = enroll_volume_tpm(t, cd, path, opened_with, "attested token's passphrase", &spec, k->primary_alg,
+			      k->srk_size > 0, stale_blob, &slot, &token);
+	log_capture(NULL, 0);
 	if (r < 0)
-		return r;
+		return log_error_errno(r, "%s token %d was not resealed and stays: %s", path, tok, cause);
 	r = enroll_replace(cd, path, slot, token, 1u << tok, &gone);
 	if (r < 0)
 		return r;

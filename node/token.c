@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <json-c/json.h>
 #include <openssl/core_names.h>
@@ -334,6 +335,12 @@ static int add_tpm2_fields(json_object *root, const char *type, const struct tpm
 		base64_encode(t->srk, t->srk_size, srk);
 		json_object_object_add(root, "tpm2_srk", json_object_new_string(srk));
 	}
+	if (t->replaces_set) {
+		char hex[2 * sizeof(t->replaces) + 1];
+
+		hex_encode(t->replaces, sizeof(t->replaces), hex);
+		json_object_object_add(root, "keystrap-replaces", json_object_new_string(hex));
+	}
 	return 0;
 }
 
@@ -438,6 +445,39 @@ enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot)
 		}
 	}
 	return TOKEN_OTHER;
+}
+
+int token_blob_digest(const char *json, size_t len, uint8_t ret[32])
+{
+	_cleanup_json_ json_object *root = json_parse_object(json, len, TOKEN_JSON_MAX);
+	_cleanup_free_ uint8_t *blob = malloc(TOKEN_BLOB_MAX);
+	json_object *type, *v;
+	long n;
+
+	if (!blob)
+		return -ENOMEM;
+	if (!root || !(type = get(root, "type", json_type_string)) ||
+	    !streq(json_object_get_string(type), TOKEN_TYPE_TPM2) || !(v = get(root, "tpm2-blob", json_type_string)))
+		return -EINVAL;
+	n = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), blob, TOKEN_BLOB_MAX);
+	if (n <= 0)
+		return -EINVAL;
+	return pcr_bank_digest(pcr_bank_by_name("sha256"), blob, (size_t)n, ret) < 0 ? -EINVAL : 0;
+}
+
+int token_replaces(const char *json, size_t len, uint8_t ret[32])
+{
+	_cleanup_json_ json_object *root = json_parse_object(json, len, TOKEN_JSON_MAX);
+	json_object *v;
+
+	if (!root)
+		return -EINVAL;
+	if (!json_object_object_get_ex(root, "keystrap-replaces", NULL))
+		return -ENOENT;
+	v = get(root, "keystrap-replaces", json_type_string);
+	if (!v || hex_decode(json_object_get_string(v), ret, 32) < 0)
+		return -EINVAL;
+	return 0;
 }
 
 int token_passphrase(const struct secbuf *key, struct secbuf **ret)

@@ -50,6 +50,10 @@ struct tpm2_token {
 	uint8_t values[PCR_COUNT][PCR_DIGEST_MAX];
 	uint8_t srk[TOKEN_SRK_MAX]; /* serialized ESYS_TR of the parent, systemd >= 254 */
 	size_t srk_size;
+	/* keystrap-replaces: the token_blob_digest of the stale token a reseal wrote this one for
+	 * (written, never parsed: luks_repair reads it with token_replaces) */
+	bool replaces_set;
+	uint8_t replaces[32];
 };
 
 /*
@@ -115,6 +119,14 @@ enum token_kind {
 };
 /* Sorts untrusted header JSON for luks_repair; *ret_keyslot is written for PENDING and KEYSTRAP. */
 enum token_kind token_classify(const char *json, size_t len, int *ret_keyslot);
+
+/*
+ * What names a systemd-tpm2 token whatever its keyslots: SHA-256 of its decoded tpm2-blob (a
+ * sealed object, unique to it). -EINVAL for anything else. token_replaces reads a token's
+ * keystrap-replaces, the digest of the token it replaced (-ENOENT: none, -EINVAL: malformed).
+ */
+int token_blob_digest(const char *json, size_t len, uint8_t ret[32]);
+int token_replaces(const char *json, size_t len, uint8_t ret[32]);
 
 /*
  * The LUKS passphrase of a systemd-tpm2 token's keyslot: base64 of the unsealed key, as

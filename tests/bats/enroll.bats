@@ -300,16 +300,6 @@ token_field() {
 	[ "$(keyslots "$IMG")" = "0" ]
 }
 
-# no_orphans IMAGE: every keyslot but 0 is bound to a systemd-tpm2 token, every token is a
-# systemd-tpm2 token bound to a keyslot, and no pending record is left.
-no_orphans() {
-	local meta
-	meta=$(cryptsetup luksDump --dump-json-metadata "$1") || return 1
-	jq -e '(.tokens | to_entries | all(.value.type == "systemd-tpm2" and (.value.keyslots | length) == 1)) and
-		([.tokens[].keyslots[]] | sort) == ([.keyslots | keys[] | select(. != "0")] | sort)' \
-		<<<"$meta" >/dev/null || { echo "orphan in $1: $(jq -c '[.keyslots | keys, .tokens]' <<<"$meta")"; return 1; }
-}
-
 # pending_record IMAGE SLOT: the record enroll writes before it adds keyslot SLOT, as token 0.
 pending_record() {
 	printf '{"type":"keystrap-pending","keyslots":[],"keystrap-keyslot":"%s"}' "$2" |
@@ -457,12 +447,6 @@ add_keyslot() {
 	[ "$(cryptsetup token export --token-id 1 "$IMG" | jq -c .keyslots)" = '[]' ]
 }
 
-# tpm_tokens IMAGE: each systemd-tpm2 token as TOKEN:KEYSLOTS, e.g. "0:1 2:3".
-tpm_tokens() {
-	cryptsetup luksDump --dump-json-metadata "$1" |
-		jq -r '[.tokens | to_entries[] | select(.value.type == "systemd-tpm2") | "\(.key):\(.value.keyslots | join(","))"] | join(" ")'
-}
-
 @test "--replace rotates the TPM keyslot: the new token unseals, the old token and its keyslot are gone" {
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --replace
 	[ "$status" -eq 0 ]
@@ -544,17 +528,6 @@ tpm_tokens() {
 	run "$KEYSTRAP" enroll --device "$IMG" --unlock-key-file "$KEY" --replace
 	[ "$status" -eq 0 ]
 	[ "$(tpm_tokens "$IMG")" = "1:2" ]
-}
-
-# replace_invariant IMAGE: what a cut-short --replace may leave. Every keyslot but 0 is bound
-# to a token or named by a pending record, and a systemd-tpm2 token bound to a keyslot exists.
-replace_invariant() {
-	local meta
-	meta=$(cryptsetup luksDump --dump-json-metadata "$1") || return 1
-	jq -e '([.tokens[].keyslots[]] + [.tokens[] | select(.type == "keystrap-pending") | ."keystrap-keyslot"]) as $named |
-		all(.keyslots | keys[] | select(. != "0"); . as $k | $named | index($k)) and
-		any(.tokens[]; .type == "systemd-tpm2" and (.keyslots | length) == 1)' <<<"$meta" >/dev/null ||
-		{ echo "invariant broken in $1: $(jq -c '[.keyslots | keys, .tokens]' <<<"$meta")"; return 1; }
 }
 
 @test "--replace failed or killed at every write and fsync: the old token or the new one unseals, never a keyslot without its token" {

@@ -228,3 +228,31 @@ inject_fault() {
 	shift 4
 	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$img" -e trace="$sc" -e inject="$sc:$how:when=$n" "$@"
 }
+
+# What enroll, --replace and reseal leave in a header, checked with cryptsetup as the oracle.
+# no_orphans IMAGE: every keyslot but 0 is bound to a systemd-tpm2 token, every token is a
+# systemd-tpm2 token bound to a keyslot, and no pending record is left.
+no_orphans() {
+	local meta
+	meta=$(cryptsetup luksDump --dump-json-metadata "$1") || return 1
+	jq -e '(.tokens | to_entries | all(.value.type == "systemd-tpm2" and (.value.keyslots | length) == 1)) and
+		([.tokens[].keyslots[]] | sort) == ([.keyslots | keys[] | select(. != "0")] | sort)' \
+		<<<"$meta" >/dev/null || { echo "orphan in $1: $(jq -c '[.keyslots | keys, .tokens]' <<<"$meta")"; return 1; }
+}
+
+# tpm_tokens IMAGE: each systemd-tpm2 token as TOKEN:KEYSLOTS, e.g. "0:1 2:3".
+tpm_tokens() {
+	cryptsetup luksDump --dump-json-metadata "$1" |
+		jq -r '[.tokens | to_entries[] | select(.value.type == "systemd-tpm2") | "\(.key):\(.value.keyslots | join(","))"] | join(" ")'
+}
+
+# replace_invariant IMAGE: what a cut-short --replace may leave. Every keyslot but 0 is bound
+# to a token or named by a pending record, and a systemd-tpm2 token bound to a keyslot exists.
+replace_invariant() {
+	local meta
+	meta=$(cryptsetup luksDump --dump-json-metadata "$1") || return 1
+	jq -e '([.tokens[].keyslots[]] + [.tokens[] | select(.type == "keystrap-pending") | ."keystrap-keyslot"]) as $named |
+		all(.keyslots | keys[] | select(. != "0"); . as $k | $named | index($k)) and
+		any(.tokens[]; .type == "systemd-tpm2" and (.keyslots | length) == 1)' <<<"$meta" >/dev/null ||
+		{ echo "invariant broken in $1: $(jq -c '[.keyslots | keys, .tokens]' <<<"$meta")"; return 1; }
+}
