@@ -75,7 +75,7 @@ static const char *unresealable(const struct tpm2_token *k)
 
 /* One stale token: the new one committed, then the stale one removed. */
 static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with, int tok,
-		      const struct reseal_pcrs *seen)
+		      const struct reseal_pcrs *seen, bool dry_run)
 {
 	_cleanup_free_ struct tpm2_token *k = malloc(sizeof(*k));
 	const char *json = NULL, *why = NULL;
@@ -105,6 +105,12 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 		return 0;
 
 	reseal_spec(k, seen, &spec);
+	pcr_mask_format(spec.mask, pcrs, sizeof(pcrs));
+	if (dry_run) {
+		printf("%s: token %d would be resealed to PCRs %s (%s) of this boot (dry run: nothing written)\n",
+		       path, tok, pcrs, spec.bank->name);
+		return 1;
+	}
 	/* enroll's line says what was left; this one adds that the stale token is still there. */
 	log_capture(cause, sizeof(cause));
 	r = enroll_volume_tpm(t, cd, path, opened_with, "attested token's passphrase", &spec, k->primary_alg,
@@ -115,14 +121,13 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 	r = enroll_replace(cd, path, slot, token, 1u << tok, &gone);
 	if (r < 0)
 		return r;
-	pcr_mask_format(spec.mask, pcrs, sizeof(pcrs));
 	printf("%s: resealed token %d to PCRs %s (%s) of this boot as token %d, keyslot %d; the next boot "
 	       "unlocks offline\n", path, tok, pcrs, spec.bank->name, token, slot);
 	return 1;
 }
 
 int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with, uint32_t stale,
-		  const struct reseal_pcrs *seen, uint32_t *ret_resealed)
+		  const struct reseal_pcrs *seen, bool dry_run, uint32_t *ret_resealed)
 {
 	uint32_t done = 0;
 	int r;
@@ -130,7 +135,7 @@ int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, cons
 	for (int tok = 0; tok < 32; tok++) {
 		if (!(stale & (1u << tok)))
 			continue;
-		r = reseal_one(t, cd, path, opened_with, tok, seen);
+		r = reseal_one(t, cd, path, opened_with, tok, seen, dry_run);
 		/* After a failed write cd is not the disk's header: the rest wait for the next boot. */
 		if (r < 0)
 			return r;

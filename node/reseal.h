@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pcr.h"
@@ -37,7 +38,8 @@ int reseal_pcrs_read(struct reseal_pcrs *p, struct tpm *t, const struct pcr_bank
  * that binds no PCR, one whose keyslot another token shares. Prints one line per token
  * resealed. A failure is one line (what was left, as enroll says it); the stale token stays and
  * the tokens after it wait for the next boot, since cd no longer matches the disk.
- * *ret_resealed: the stale tokens that were replaced.
+ * dry_run: writes nothing, one line per token that would be resealed.
+ * *ret_resealed: the stale tokens that were replaced (dry_run: would be).
  */
 int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with,
-		  uint32_t stale, const struct reseal_pcrs *seen, uint32_t *ret_resealed);
+		  uint32_t stale, const struct reseal_pcrs *seen, bool dry_run, uint32_t *ret_resealed);

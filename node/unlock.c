@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <blkid/blkid.h>
 
@@ -18,6 +19,7 @@
 #include "luks.h"
 #include "measure.h"
 #include "open.h"
+#include "reseal.h"
 #include "token.h"
 #include "unlock.h"
 
@@ -108,8 +110,12 @@ static int activate(struct crypt_device *cd, const char *path, const char *name,
 	return 0;
 }
 
+/*
+ * A refusal because bound PCRs moved (-EPERM) adds their values to seen, read now: what a reseal
+ * after the attested path seals to, before attest measures into PCR 12.
+ */
 static int try_token(struct tpm *t, const char *path, const char *name, const char *signature,
-		     struct crypt_device *cd, int tok, const char *json)
+		     struct crypt_device *cd, int tok, const char *json, struct reseal_pcrs *seen)
 {
 	_cleanup_free_ struct tpm_authorize *auth = NULL;
 	_cleanup_secbuf_ struct secbuf *secret = NULL, *passphrase = NULL;
@@ -137,7 +143,10 @@ static int try_token(struct tpm *t, const char *path, const char *name, const ch
 			return r;
 	}
 
-	if ((r = unseal_token(t, path, tok, k, auth, &secret)) < 0)
+	r = unseal_token(t, path, tok, k, auth, &secret);
+	if (r == -EPERM && reseal_pcrs_read(seen, t, k->bank, k->pcr_mask) < 0)
+		log_error("%s token %d: cannot read PCRs to reseal it to later", path, tok);
+	if (r < 0)
 		return r;
 	if (token_passphrase(secret, &passphrase) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
@@ -178,7 +187,7 @@ static const struct secbuf *released_share(const struct node_credentials *c, con
  * server's share back sealed to this TPM, then the keyslot both open.
  */
 static int try_attested(struct tpm *t, const struct volume *v, struct crypt_device *cd, int tok, const char *json,
-			struct unlock_options *o, uint32_t stale)
+			struct unlock_options *o, uint32_t stale, const struct reseal_pcrs *seen)
 {
 	_cleanup_secbuf_ struct secbuf *share_tpm = NULL, *passphrase = NULL;
 	_cleanup_node_credentials_ struct node_credentials *c = NULL;
@@ -246,6 +255,7 @@ static int try_attested(struct tpm *t, const struct volume *v, struct crypt_devi
 			.token = tok,
 			.keyslot = k->tpm.keyslot,
 			.stale = stale,
+			.seen = seen,
 			.passphrase = passphrase,
 			.dry_run = o->dry_run,
 		};
@@ -264,11 +274,14 @@ static bool tpm_gone(int r)
 int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options *o)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	_cleanup_free_ struct reseal_pcrs *seen = calloc(1, sizeof(*seen));
 	const struct keystrap_config *cfg = NULL;
 	uint32_t leftovers = 0, stale = 0;
 	const char *json, *attested_json = NULL;
 	int r, tok = -1, tried = 0, skipped = 0, attested = -1;
 
+	if (!seen)
+		return log_error_errno(-ENOMEM, "out of memory");
 	r = luks_load(v->path, &cd);
 	if (r < 0)
 		return r;
@@ -304,7 +317,7 @@ int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options 
 		if (!*t && (r = tpm_connect(t)) < 0)
 			return r;
 		tried++;
-		r = try_token(*t, v->path, o->dry_run ? NULL : v->name, o->signature, cd, tok, json);
+		r = try_token(*t, v->path, o->dry_run ? NULL : v->name, o->signature, cd, tok, json, seen);
 		if (r == 0)
 			return 0;
 		if (r == -EPERM)
@@ -313,7 +326,7 @@ int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options 
 			return r;
 	}
 	if (attested >= 0)
-		return try_attested(*t, v, cd, attested, attested_json, o, stale) < 0 ? -EACCES : 0;
+		return try_attested(*t, v, cd, attested, attested_json, o, stale, seen) < 0 ? -EACCES : 0;
 	if (!tried && skipped)
 		return -ENOENT;
 	if (!tried)

@@ -23,12 +23,14 @@ struct volume {
  * keyslot (luks_enroll's existing). The hook says its own failures; the volume is open either
  * way, so what it returns does not change unlock's result.
  */
+struct reseal_pcrs;
 struct unlock_attested {
 	const struct volume *volume;
 	struct crypt_device *cd;         /* the volume's header as unlock loaded it */
 	struct tpm *tpm;                 /* connected */
 	int token, keyslot;              /* the keystrap-attested token that opened it, and its keyslot */
 	uint32_t stale;                  /* systemd-tpm2 tokens tried first whose bound PCRs differed (-EPERM) */
+	const struct reseal_pcrs *seen;  /* their bound PCRs as the strict attempt read them (before attest) */
 	const struct secbuf *passphrase; /* the attested keyslot's passphrase */
 	bool dry_run;
 };

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* keystrap unlock: which volumes (options or [Unlock]), then node/unlock.c per volume, then the lock. */
+/*
+ * keystrap unlock: which volumes (options or [Unlock]), then node/unlock.c per volume (a volume
+ * the attested token opened gets its stale strict tokens resealed, node/reseal.c), then the lock.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include "log.h"
 #include "luks.h"
 #include "measure.h"
+#include "reseal.h"
 #include "unlock.h"
 
 static const char usage[] =
@@ -47,6 +51,22 @@ static void show_help(void)
 	       "The TPM is reached through KEYSTRAP_TCTI (default " TPM_TCTI_DEFAULT "); a TPM\n"
 	       "that does not answer within KEYSTRAP_TPM_TIMEOUT seconds (default 5) fails it.\n",
 	       usage);
+}
+
+/*
+ * The attested token opened u->volume, so this boot passed the fleet's policy: the strict tokens
+ * that refused it are resealed to the PCRs they were tried against, before the lock, so that the
+ * next boot like this one unlocks offline. Its failures are said by reseal_strict; the volume is
+ * open either way.
+ */
+static int reseal_attested(const struct unlock_attested *u, void *userdata)
+{
+	uint32_t done;
+
+	(void)userdata;
+	if (!u->stale)
+		return 0;
+	return reseal_strict(u->tpm, u->cd, u->volume->path, u->passphrase, u->stale, u->seen, u->dry_run, &done);
 }
 
 int cmd_unlock(int argc, char **argv)
@@ -125,6 +145,7 @@ int cmd_unlock(int argc, char **argv)
 
 	uo.signature = signature;
 	uo.dry_run = dry_run;
+	uo.attested = reseal_attested;
 	uo.config = conf;
 	/* Without --config, an attested token's [Attest] and Offline= are the installed file's. */
 	if (!conf && access(CONFIG_PATH, F_OK) == 0)

@@ -72,6 +72,6 @@ int main(int argc, char **argv)
 	}
 	if (attest && measure_phase(t, "attested") < 0)
 		return 1;
-	r = reseal_strict(t, cd, path, key, stale, snapshot ? seen : NULL, &done);
+	r = reseal_strict(t, cd, path, key, stale, snapshot ? seen : NULL, false, &done);
 	return r < 0 ? 1 : 0;
 }
