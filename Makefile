@@ -270,8 +270,8 @@ check-bats: $(BUILD)/asan/attest-check $(BUILD)/asan/https-post $(BUILD)/asan/at
 	$(BUILD)/asan/disk-share
 # storm.bats: the simulated fleet.
 check-bats: $(BUILD)/bench/server-load
-# reseal.bats: node/reseal.c on an image, in an attested boot's order.
-check-bats: $(BUILD)/asan/reseal-run
+# reseal.bats: node/reseal.c on an image, in an attested boot's order; unlock's flow with it.
+check-bats: $(BUILD)/asan/reseal-run $(BUILD)/asan/unlock-run
 ifeq ($(SERVER),yes)
 check-bats: $(BUILD)/asan/keystrap-server $(BUILD)/ssl-new-fault.so
 endif

@@ -19,6 +19,7 @@
 #include "measure.h"
 #include "reseal.h"
 #include "token.h"
+#include "unlock.h"
 
 int reseal_pcrs_read(struct reseal_pcrs *p, struct tpm *t, const struct pcr_bank *bank, uint32_t mask)
 {
@@ -144,4 +145,20 @@ int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, cons
 	}
 	*ret_resealed = done;
 	return 0;
+}
+
+/*
+ * The attested token opened u->volume, so this boot passed the fleet's policy: the strict tokens
+ * that refused it are resealed to the PCRs they were tried against, before the lock, so that the
+ * next boot like this one unlocks offline. Its failures are said by reseal_strict; the volume is
+ * open either way.
+ */
+int reseal_attested(const struct unlock_attested *u, void *userdata)
+{
+	uint32_t done;
+
+	(void)userdata;
+	if (!u->stale)
+		return 0;
+	return reseal_strict(u->tpm, u->cd, u->volume->path, u->passphrase, u->stale, u->seen, u->dry_run, &done);
 }

@@ -43,3 +43,10 @@ int reseal_pcrs_read(struct reseal_pcrs *p, struct tpm *t, const struct pcr_bank
  */
 int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with,
 		  uint32_t stale, const struct reseal_pcrs *seen, bool dry_run, uint32_t *ret_resealed);
+
+/*
+ * unlock_options.attested for keystrap unlock: reseal_strict of u->stale to u->seen, authorised
+ * by u->passphrase, before the lock (u->dry_run: says what it would reseal).
+ */
+struct unlock_attested;
+int reseal_attested(const struct unlock_attested *u, void *userdata);

@@ -288,7 +288,7 @@ int unlock_volume(struct tpm **t, const struct volume *v, struct unlock_options 
 	/* What an enroll cut short leaves opens nothing; removing it is a write, so a dry run
 	 * only says so, once, and skips it. */
 	(void)luks_repair_logged(cd, v->path, o->dry_run, &leftovers);
-	if (!o->dry_run && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
+	if (!o->dry_run && v->name && crypt_status(NULL, v->name) == CRYPT_ACTIVE) {
 		printf("%s: already open as /dev/mapper/%s\n", v->path, v->name);
 		return 0;
 	}

@@ -12,7 +12,8 @@
 
 struct volume {
 	char *path; /* the LUKS2 device or image */
-	char *name; /* the device-mapper name to open it as */
+	char *name; /* the device-mapper name to open it as; NULL: only its keyslot checked, as a dry
+		     * run's, but what follows an open done (tests/lib/unlock-run: no device-mapper) */
 };
 
 /*

@@ -53,22 +53,6 @@ static void show_help(void)
 	       usage);
 }
 
-/*
- * The attested token opened u->volume, so this boot passed the fleet's policy: the strict tokens
- * that refused it are resealed to the PCRs they were tried against, before the lock, so that the
- * next boot like this one unlocks offline. Its failures are said by reseal_strict; the volume is
- * open either way.
- */
-static int reseal_attested(const struct unlock_attested *u, void *userdata)
-{
-	uint32_t done;
-
-	(void)userdata;
-	if (!u->stale)
-		return 0;
-	return reseal_strict(u->tpm, u->cd, u->volume->path, u->passphrase, u->stale, u->seen, u->dry_run, &done);
-}
-
 int cmd_unlock(int argc, char **argv)
 {
 	static const struct option opts[] = {
