@@ -319,6 +319,133 @@ scenario_8() {
 	result "revoked while running: keystrap verify takes the credentials away, the consumer loses access"
 }
 
+# attest_conf FILE [LINES...]: [Attest] as the initrd has it, for keystrap in the booted guest
+# (the tools disk's verify.conf), with LINES after it.
+attest_conf() {
+	local f=$1
+	shift
+	printf '[Attest]\nServer=%s\nCA=/run/ksvm/server-ca.pem\nLogKey=%s\nTimeout=10\nRetries=1\n' \
+		"$VM_SERVER_URL" "$(cat "$VM_PKI/log.vkey")" >"$f"
+	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$f"
+}
+
+# enroll_script FILE [PREDICT-OLD PREDICT-NEW]: what the first boot runs after its report:
+# keystrap enroll --attested against the host's server (verify.conf) and, given two initrd
+# digests, the PCR 9 keystrap predict says the boot with the new initrd will measure.
+enroll_script() {
+	cat >"$1" <<-'SH'
+		#!/bin/sh
+		T=$(dirname "$0")
+		"$T/keystrap" enroll --attested --config "$T/verify.conf" --device "UUID=$(cat "$T/uuid")" \
+			--unlock-key-file "$T/passphrase" 2>&1
+		echo "enroll-rc: $?"
+	SH
+	[ $# -eq 1 ] || cat >>"$1" <<-SH
+		"\$T/keystrap" predict --replace $2=$3 --allow-unmatched 2>&1 |
+			awk '/^[a-z0-9_]+:\$/ { bank = \$1 } bank == "sha256:" && \$1 == 9 { sub(/^0x/, "", \$3); print "predicted-pcr9: " \$3 }'
+	SH
+}
+script_said() { ksvm "$RUN" script | grep -Eq -- "$1"; }
+script_value() { ksvm "$RUN" script | sed -n "s/^$1: //p" | tail -n 1; }
+tokens_of() { cryptsetup luksDump --dump-json-metadata "$1" | jq -r '[.tokens[].type] | sort | join(" ")'; }
+
+# Issue 13: a fleet update without losing unattended boot. (A) node1 boots as enrolled and adds
+# an attested keyslot; keystrap predict says what PCR 9 the updated initramfs will bring.
+# (B) The update (the initramfs rebuilt: one file more, so PCR 9 moves) with no new policy:
+# the strict token fails, the server refuses the attestation naming PCR 9 in full, the
+# passphrase is the fallback. The operators draft the next policy from that refusal, sign it
+# 2 of 2 and load it. (C) The same machine reboots unattended through the attested path and
+# reseals its strict token to this boot. (D) The next boot, with the server down, unlocks
+# offline. Kernel and command line stay: keystrap predict does not compute the EFI stub's
+# command-line event, and the VM has one kernel.
+scenario_14() {
+	local d=$VM_DIR/runs/update img conf old new predicted measured drafted disk
+	rm -rf "$d" && mkdir -p "$d/extra/etc"
+	img=$d/initrd.img
+	echo update >"$d/extra/etc/ksvm-update"
+	cp "$VM_DIR/initrd.img" "$img"
+	(cd "$d/extra" && echo etc/ksvm-update | cpio --quiet -o -H newc) >>"$img"
+	old=$(sha256sum <"$VM_DIR/initrd.img" | cut -c1-64)
+	new=$(sha256sum <"$img" | cut -c1-64)
+	attest_conf "$d/attest.conf"
+	enroll_script "$d/enroll.sh" "$old" "$new"
+	server_up update
+
+	boot update-enroll "$VM_DIR/enrolled/keystrap.raw" BOOT_SCRIPT="$d/enroll.sh" BOOT_VERIFY_CONF="$d/attest.conf"
+	came_up
+	opened_by_keystrap
+	expect "(A) keystrap enroll --attested succeeded in the booted guest" script_said '^enroll-rc: 0$'
+	expect "... and the server stored this node's share for the volume" audited disk-share-store allow .
+	predicted=$(script_value predicted-pcr9)
+	expect "(A) keystrap predict gave the updated boot's PCR 9" test "${#predicted}" = 64
+	disk=$RUN.data/disk.raw
+	expect "(A) the volume has the strict and the attested token" \
+		test "$(tokens_of "$disk")" = "keystrap-attested systemd-tpm2"
+
+	boot update-refused "$disk" BOOT_INITRD="$img"
+	came_up
+	fell_back 'PCR 9 '
+	measured=$(ksvm "$RUN" pcr9)
+	expect "(B) keystrap, without a policy for the update, asked the server for its share and was refused naming PCR 9 in full" \
+		reported keystrap 'refused.*PCR 9 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}'
+	expect "(B) the server's audit log: the release refused, naming PCR 9" audited attest-finish deny 'PCR 9'
+	expect "(B) ... and no share released" not audited disk-share-release allow .
+	expect "(e) keystrap predict on the first boot said the PCR 9 the update measured" \
+		test "${predicted,,}" = "${measured,,}"
+	vm_srv "$SRV" policy draft --from-node node1 --out "$d/policy-v2.json" >>"$SRV/admin.log" 2>&1
+	drafted=$(jq -r '.reference_pcrs["9"] // empty' "$d/policy-v2.json" 2>/dev/null)
+	expect "(b) the draft from node1's refusal pins PCR 9 to what the update measured" \
+		test "${drafted,,}" = "${measured,,}"
+	(vm_server_sign_load "$SRV" "$d/policy-v2.json")
+	expect "(b) the draft, signed 2 of 2, is the policy in force" \
+		grep -q '^version 2' <(vm_srv "$SRV" policy show 2>/dev/null)
+
+	boot update-attested "$RUN.data/disk.raw" BOOT_INITRD="$img"
+	came_up
+	opened_by_keystrap
+	expect "(C) the strict token failed first, naming PCR 9" reported keystrap 'PCR 9 '
+	expect "(C) the server released node1's share (audited)" audited disk-share-release allow .
+	expect "(C) keystrap resealed the strict token to this boot" reported keystrap 'reseal'
+	expect "(C) node1 attested and handed off" reported attest 'certificate and key in keyring'
+	expect "(C) the volume still has one strict and one attested token" \
+		test "$(tokens_of "$RUN.data/disk.raw")" = "keystrap-attested systemd-tpm2"
+	server_down
+
+	boot update-offline "$RUN.data/disk.raw" BOOT_INITRD="$img"
+	came_up
+	opened_by_keystrap
+	expect "(D) with the server down, the resealed strict token opened the root" not reported keystrap 'PCR 9 '
+	attest_failed 'cannot reach'
+	rm -rf "$VM_DIR"/runs/update-{enroll,refused,attested}.data "$d"
+	result "fleet update: strict token fails, server refuses naming PCR 9, a draft from the refusal signed 2-of-2 lets the same boot unlock through the attested path and reseal; the next boot unlocks offline; predict was right"
+}
+
+# Issue 13 (d): [Unlock] Offline=no keeps no strict token, so revocation always reaches the
+# disk: node1 adds an attested keyslot (the enrollment removes the strict token), the operator
+# revokes node1, and the next boot, its PCRs unchanged, gets no share and asks for the
+# passphrase.
+scenario_15() {
+	local d=$VM_DIR/runs/offline-no
+	rm -rf "$d" && mkdir -p "$d"
+	attest_conf "$d/attest.conf" '' '[Unlock]' 'Offline=no'
+	enroll_script "$d/enroll.sh"
+	server_up offline-no
+	boot offline-no-enroll "$VM_DIR/enrolled/keystrap.raw" BOOT_SCRIPT="$d/enroll.sh" BOOT_VERIFY_CONF="$d/attest.conf"
+	came_up
+	opened_by_keystrap
+	expect "keystrap enroll --attested (Offline=no) succeeded" script_said '^enroll-rc: 0$'
+	expect "... and left only the attested token" test "$(tokens_of "$RUN.data/disk.raw")" = keystrap-attested
+	vm_srv "$SRV" node revoke node1 >>"$SRV/admin.log" 2>&1
+	boot offline-no-revoked "$RUN.data/disk.raw"
+	server_down
+	came_up
+	fell_back 'revoked'
+	expect "the server's audit log: the revoked node refused" audited attest-start deny 'revoked'
+	expect "... and no share released" not audited disk-share-release allow .
+	rm -rf "$VM_DIR/runs/offline-no-enroll.data" "$d"
+	result "Offline=no and a revoked node: no strict token, no share, the disk stays locked (passphrase prompt)"
+}
+
 scenario_7() {
 	boot server-down "$VM_DIR/enrolled/keystrap.raw"
 	came_up
@@ -458,7 +585,7 @@ main() {
 	[ "$FAIL" -eq 0 ]
 }
 
-ALL_SCENARIOS="1 2 2b 3 4a 4b 5 6 7 8 mk1 mk1b mk2"
+ALL_SCENARIOS="14 15 1 2 2b 3 4a 4b 5 6 7 8 mk1 mk1b mk2"
 if [ "${1:-}" = --scenario ]; then
 	one_scenario "$2" "$3"
 else

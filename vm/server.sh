@@ -9,6 +9,7 @@
 #   vm_server_config DIR             DIR/server.json (operator keys op1, op2; threshold 2)
 #   vm_server_policy DIR PCRS REFS S a signed policy with reference values REFS ("4=hex ...")
 #                                    giving group default the secret S; loaded
+#   vm_server_sign_load DIR FILE     FILE signed by both operators and loaded (a draft)
 #   vm_server_secret DIR             a fresh random secret VM_SECRET_NAME (secret set)
 #   vm_server_start DIR | _stop DIR  the daemon (killed by PID with the rest on exit)
 #   vm_server_enrol DIR TPMSTATE ID  the node's first contact (its enrollment request) from a
@@ -129,6 +130,13 @@ vm_server_policy() {
 		 "credential_lifetime":3600,"pcr_bank":"sha256","reference_pcrs":{$json},
 		 "groups":{"default":{"secrets":[${secret:+\"$secret\"}]}}}
 	JSON
+	vm_server_sign_load "$d" "$f"
+}
+
+# vm_server_sign_load DIR FILE: both operators sign FILE's exact bytes (2 of 2); DIR's server
+# loads it.
+vm_server_sign_load() {
+	local d=$1 f=$2 p
 	for p in op1 op2; do
 		openssl dgst -sha256 -sign "$VM_DIR/operators/$p.key" -out "$f.$p.sig" "$f" || die "cannot sign the policy"
 	done
