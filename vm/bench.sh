@@ -2,8 +2,9 @@
 # make bench-vm (figures, not a test): inside one booted guest, same image, same swtpm, the
 # median time to open a LUKS2 volume by keystrap, by systemd-cryptsetup's tpm2 support and by
 # clevis (10 opens each, vm/guest/bench), with the ratios; then the bytes each adds to a
-# dracut initramfs of the same kernel. Its guest root also carries clevis, so it is built in
-# its own cache, build/vm-bench.
+# dracut initramfs of the same kernel; then the seconds the attested path adds to a boot's
+# unlock against the strict token (vm/check.sh's scenario 14). Its guest root also carries
+# clevis, so it is built in its own cache, build/vm-bench (scenario 14 uses vm-check's).
 set -euo pipefail
 # shellcheck source=vm/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
@@ -69,6 +70,23 @@ main() {
 		printf "keystrap / systemd-cryptsetup = %.2f (goal <= 0.5)\n", k / s
 		printf "keystrap / clevis             = %.2f (goal <= 0.2)\n", k / c }'
 	initrd_sizes
+	attested_figure
+}
+
+# The time the attested path adds to a boot, against the strict token, one boot apart on the
+# same disk, initrd and TPM: vm/check.sh's scenario 14 (four boots, in vm-check's own cache),
+# (C) unlocking through the server's share, (D) through the strict token (C) resealed.
+attested_figure() {
+	local out c d
+	say "attested path against the strict token: vm/check.sh scenario 14 (four boots)"
+	out=$(VM_DIR=${VM_DIR%-bench} VM_SCENARIOS=14 VM_JOBS=1 bash "$VM_SRC/vm/check.sh" 2>&1) ||
+		die "scenario 14 failed, no figure: $(grep -E '^(not ok|vm: )' <<<"$out" | tail -n 5)"
+	sed -n 's/^vm: figure: //p' <<<"$out"
+	c=$(sed -n 's/^vm: figure: keystrap-unlock@ took \([0-9.]*\)s on the attested.*/\1/p' <<<"$out")
+	d=$(sed -n 's/.*, \([0-9.]*\)s with the resealed strict token.*/\1/p' <<<"$out")
+	awk -v c="$c" -v d="$d" 'BEGIN { printf "attested unlock - strict unlock = %+.1f s", c - d
+		if (d > 0) printf " (%.1fx)", c / d
+		print "" }'
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
