@@ -331,7 +331,9 @@ attest_conf() {
 
 # enroll_script FILE [PREDICT-OLD PREDICT-NEW]: what the first boot runs after its report:
 # keystrap enroll --attested against the host's server (verify.conf) and, given two initrd
-# digests, the PCR 9 keystrap predict says the boot with the new initrd will measure.
+# digests, the PCRs 4 and 9 keystrap predict says the boot with the new initrd and the new
+# kernel (the tools disk's files/vmlinuz and files/vmlinuz.new) will measure, and what it
+# could not match.
 enroll_script() {
 	cat >"$1" <<-'SH'
 		#!/bin/sh
@@ -341,8 +343,11 @@ enroll_script() {
 		echo "enroll-rc: $?"
 	SH
 	[ $# -eq 1 ] || cat >>"$1" <<-SH
-		"\$T/keystrap" predict --replace $2=$3 --allow-unmatched 2>&1 |
-			awk '/^[a-z0-9_]+:\$/ { bank = \$1 } bank == "sha256:" && \$1 == 9 { sub(/^0x/, "", \$3); print "predicted-pcr9: " \$3 }'
+		"\$T/keystrap" predict --replace $2=$3 --replace "\$T/files/vmlinuz=\$T/files/vmlinuz.new" \
+			--allow-unmatched 2>&1 |
+			awk '/matched no event/ { print "predict-unmatched: " \$0 }
+				/^[a-z0-9_]+:\$/ { bank = \$1 } bank == "sha256:" && (\$1 == 4 || \$1 == 9) {
+				sub(/^0x/, "", \$3); print "predicted-pcr" \$1 ": " \$3 }'
 	SH
 }
 script_said() { ksvm "$RUN" script | grep -Eq -- "$1"; }
@@ -350,17 +355,21 @@ script_value() { ksvm "$RUN" script | sed -n "s/^$1: //p" | tail -n 1; }
 token_types() { cryptsetup luksDump --dump-json-metadata "$1" | jq -r '[.tokens[].type] | sort | join(" ")'; }
 
 # Issue 13: a fleet update without losing unattended boot. (A) node1 boots as enrolled and adds
-# an attested keyslot; keystrap predict says what PCR 9 the updated initramfs will bring.
-# (B) The update (the initramfs rebuilt: one file more, so PCR 9 moves) with no new policy:
-# the strict token fails, the server refuses the attestation naming PCR 9 in full, the
+# an attested keyslot; keystrap predict says what PCRs 4 and 9 the update will bring.
+# (B) The update (the initramfs rebuilt: one file more, so PCR 9 moves; a kernel image that
+# differs, the same one with a page appended: PCR 4 moves) with no new policy: the strict
+# token fails, the server refuses the attestation naming PCRs 4 and 9 in full, the
 # passphrase is the fallback. The operators draft the next policy from that refusal, sign it
 # 2 of 2 and load it. (C) The same machine reboots unattended through the attested path and
 # reseals its strict token to this boot. (D) The next boot, with the server down, unlocks
-# offline. Kernel and command line stay: keystrap predict does not compute the EFI stub's
-# command-line event, and the VM has one kernel.
+# offline. The command line stays: keystrap predict cannot recompute the EFI stub's
+# command-line event (keystrap-predict(8)); scenario 2 changes it.
 scenario_14() {
 	local d=$VM_DIR/runs/update img conf old new predicted measured drafted disk c_unlock c_boot
-	rm -rf "$d" && mkdir -p "$d/extra/etc"
+	local predicted4 measured4 drafted4 kernel=$d/files/vmlinuz.new
+	rm -rf "$d" && mkdir -p "$d/extra/etc" "$d/files"
+	cp "$(vmlinuz)" "$d/files/vmlinuz"
+	{ cat "$(vmlinuz)" && head -c 4096 /dev/zero; } >"$kernel"
 	img=$d/initrd.img
 	echo update >"$d/extra/etc/ksvm-update"
 	cp "$VM_DIR/initrd.img" "$img"
@@ -371,36 +380,43 @@ scenario_14() {
 	enroll_script "$d/enroll.sh" "$old" "$new"
 	server_up update
 
-	boot update-enroll "$VM_DIR/enrolled/keystrap.raw" BOOT_SCRIPT="$d/enroll.sh" BOOT_VERIFY_CONF="$d/attest.conf"
+	boot update-enroll "$VM_DIR/enrolled/keystrap.raw" BOOT_SCRIPT="$d/enroll.sh" BOOT_VERIFY_CONF="$d/attest.conf" \
+		BOOT_FILES="$d/files"
 	came_up
 	opened_by_keystrap
 	expect "(A) keystrap enroll --attested succeeded in the booted guest" script_said '^enroll-rc: 0$'
 	expect "... and the server stored this node's share for the volume" audited disk-share-store allow .
-	predicted=$(script_value predicted-pcr9)
-	expect "(A) keystrap predict gave the updated boot's PCR 9" test "${#predicted}" = 64
+	predicted=$(script_value predicted-pcr9) predicted4=$(script_value predicted-pcr4)
+	expect "(A) keystrap predict gave the updated boot's PCRs 4 and 9" test "${#predicted}${#predicted4}" = 6464
 	disk=$RUN.data/disk.raw
 	expect "(A) the volume has the strict and the attested token" \
 		test "$(token_types "$disk")" = "keystrap-attested systemd-tpm2"
 
-	boot update-refused "$disk" BOOT_INITRD="$img"
+	boot update-refused "$disk" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
 	came_up
-	fell_back 'PCR 9 '
-	measured=$(ksvm "$RUN" pcr9)
-	expect "(B) keystrap, without a policy for the update, asked the server for its share and was refused naming PCR 9 in full" \
-		reported keystrap 'refused.*PCR 9 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}'
-	expect "(B) the server's audit log: the release refused, naming PCR 9" audited attest-finish deny 'PCR 9'
+	fell_back 'PCR 4 .*PCR 9 '
+	measured=$(ksvm "$RUN" pcr9) measured4=$(ksvm "$RUN" pcr4)
+	expect "(B) keystrap, without a policy for the update, asked the server for its share and was refused naming PCRs 4 and 9 in full" \
+		reported keystrap 'refused.*PCR 4 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}.*PCR 9 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}'
+	expect "(B) the server's audit log: the release refused, naming PCRs 4 and 9" audited attest-finish deny 'PCR 4 .*PCR 9'
 	expect "(B) ... and no share released" not audited disk-share-release allow .
 	expect "(e) keystrap predict on the first boot said the PCR 9 the update measured" \
 		test "${predicted,,}" = "${measured,,}"
+	# QEMU hands OVMF the kernel with its setup header filled in (the initrd's size among it),
+	# so PCR 4 holds no file's digest: predict must say so, not guess.
+	expect "(e) ... and said it found no event of the kernel file (QEMU's image is not the file)" \
+		script_said "^predict-unmatched: .*files/vmlinuz' \([0-9a-f]+\) matched no event in the log"
+	expect "(B) PCR 4 moved with the update" test "${measured4,,}" != "$(sed -n 's/^4=//p' "$VM_DIR/enrolled/pcrs" | tr A-F a-f)"
 	vm_srv "$SRV" policy draft --from-node node1 --out "$d/policy-v2.json" >>"$SRV/admin.log" 2>&1
 	drafted=$(jq -r '.reference_pcrs["9"] // empty' "$d/policy-v2.json" 2>/dev/null)
-	expect "(b) the draft from node1's refusal pins PCR 9 to what the update measured" \
-		test "${drafted,,}" = "${measured,,}"
+	drafted4=$(jq -r '.reference_pcrs["4"] // empty' "$d/policy-v2.json" 2>/dev/null)
+	expect "(b) the draft from node1's refusal pins PCRs 4 and 9 to what the update measured" \
+		test "${drafted,,} ${drafted4,,}" = "${measured,,} ${measured4,,}"
 	(vm_server_sign_load "$SRV" "$d/policy-v2.json")
 	expect "(b) the draft, signed 2 of 2, is the policy in force" \
 		grep -q '^version 2' <(vm_srv "$SRV" policy show 2>/dev/null)
 
-	boot update-attested "$RUN.data/disk.raw" BOOT_INITRD="$img"
+	boot update-attested "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
 	came_up
 	opened_by_keystrap
 	expect "(C) the strict token failed first, naming PCR 9" reported keystrap 'PCR 9 '
@@ -412,15 +428,15 @@ scenario_14() {
 	c_unlock=$(ksvm "$RUN" unlock-seconds) c_boot=$(ksvm "$RUN" boot)
 	server_down
 
-	boot update-offline "$RUN.data/disk.raw" BOOT_INITRD="$img"
+	boot update-offline "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
 	came_up
 	opened_by_keystrap
-	expect "(D) with the server down, the resealed strict token opened the root" not reported keystrap 'PCR 9 '
+	expect "(D) with the server down, the resealed strict token opened the root" not reported keystrap 'PCR (4|9) '
 	attest_failed 'cannot reach'
 	# make bench-vm's figure (vm/bench.sh greps it): the same disk, initrd and TPM, one boot apart.
 	say "figure: keystrap-unlock@ took ${c_unlock}s on the attested path (C), $(ksvm "$RUN" unlock-seconds)s with the resealed strict token (D); (C) $c_boot; (D) $(ksvm "$RUN" boot)"
 	rm -rf "$VM_DIR"/runs/update-{enroll,refused,attested}.data "$d"
-	result "fleet update: strict token fails, server refuses naming PCR 9, a draft from the refusal signed 2-of-2 lets the same boot unlock through the attested path and reseal; the next boot unlocks offline; predict was right"
+	result "fleet update (initramfs and kernel): strict token fails, server refuses naming PCRs 4 and 9, a draft from the refusal signed 2-of-2 lets the same boot unlock through the attested path and reseal; the next boot unlocks offline; predict was right"
 }
 
 # Issue 13 (d): [Unlock] Offline=no keeps no strict token, so revocation always reaches the

@@ -95,8 +95,14 @@ tools_disk() {
 	printf '%s\n' "${VM_SECRET_SHA256:-none}" >"$t/secret.sha256"
 	[ -z "${BOOT_SCRIPT:-}" ] || install -m755 "$BOOT_SCRIPT" "$t/script"
 	[ -z "${BOOT_VERIFY_CONF:-}" ] || install -m644 "$BOOT_VERIFY_CONF" "$t/verify.conf"
+	# A scenario's own files for its script (e.g. kernel images for keystrap predict).
+	local mb=16
+	if [ -n "${BOOT_FILES:-}" ]; then
+		rm -rf "$t/files" && cp -a "$BOOT_FILES" "$t/files"
+		mb=$((mb + 2 * $(du -sm "$t/files" | cut -f1)))
+	fi
 	rm -f "$dir/tools.img"
-	truncate -s 16M "$dir/tools.img"
+	truncate -s "${mb}M" "$dir/tools.img"
 	mkfs.ext4 -q -L ksvm-tools -d "$t" "$dir/tools.img"
 }
 
@@ -122,7 +128,7 @@ qemu_args() {
 		-nodefaults -no-user-config -display none -no-reboot
 		-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
 		-drive "if=pflash,format=raw,file=$run/vars.fd"
-		-kernel "$(vmlinuz)" -initrd "$BOOT_INITRD" -append "$BOOT_CMDLINE"
+		-kernel "${BOOT_KERNEL:-$(vmlinuz)}" -initrd "$BOOT_INITRD" -append "$BOOT_CMDLINE"
 		-drive "file=$BOOT_DISK,if=none,id=root,format=raw,cache=unsafe"
 		-device virtio-blk-pci,drive=root,serial=ksvm-root
 		-drive "file=$run/tools.img,if=none,id=tools,format=raw,readonly=on"
