@@ -604,7 +604,7 @@ main() {
 	[ "$FAIL" -eq 0 ]
 }
 
-ALL_SCENARIOS="14 15 1 2 2b 3 4a 4b 5 6 7 8 mk1 mk1b mk2"
+ALL_SCENARIOS="15 1 2 2b 3 4a 4b 5 6 7 8 mk1 mk1b mk2"
 if [ "${1:-}" = --scenario ]; then
 	one_scenario "$2" "$3"
 else
