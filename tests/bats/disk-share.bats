@@ -23,9 +23,7 @@ setup_file() {
 	server_start "$SRV_DIR"
 	EK=$(ek_hash)
 	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
-	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
-	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
-	srv node approve "$EK" --id node1.example >/dev/null
+	approve_peer "$U"
 }
 
 teardown_file() {

@@ -25,9 +25,7 @@ setup_file() {
 	server_secret_policy "$SECRET"
 	server_start "$SRV_DIR"
 	EK=$(ek_hash)
-	"$PEER" start "$(head -c 32 /dev/urandom | xxd -p -c 64)" >"$BATS_FILE_TMPDIR/start.json"
-	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
-	srv node approve "$EK" --id node1.example >/dev/null
+	approve_peer
 }
 
 teardown_file() {

@@ -27,9 +27,7 @@ setup_file() {
 	EK_OTHER=$(TPM2TOOLS_TCTI=$OTHER_TCTI ek_hash)
 	U=$(head -c 32 /dev/urandom | xxd -p -c 64)
 	# This TPM asks to enrol and an operator approves it; the other one only asks (below).
-	"$PEER" start "$U" >"$BATS_FILE_TMPDIR/start.json"
-	post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null
-	srv node approve "$EK" --id node1.example >/dev/null
+	approve_peer "$U"
 }
 
 teardown_file() {

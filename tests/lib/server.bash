@@ -174,6 +174,14 @@ srv() {
 	"$KEYSTRAP_SERVER" "$@" --config "$SRV_DIR/server.json"
 }
 
+# approve_peer [UNIQUE]: the peer's start (its AK, kept in $BATS_FILE_TMPDIR/start.json for
+# challenge) registers this TPM's EK, and the operator approves it as node1.example.
+approve_peer() {
+	"$PEER" start "${1:-$(head -c 32 /dev/urandom | xxd -p -c 64)}" >"$BATS_FILE_TMPDIR/start.json" &&
+		post /v1/attest/start "$BATS_FILE_TMPDIR/start.json" >/dev/null &&
+		srv node approve "$EK" --id node1.example >/dev/null
+}
+
 # challenge FILE: a start with the peer's AK ($BATS_FILE_TMPDIR/start.json); the challenge goes to FILE.
 challenge() {
 	local out
