@@ -110,7 +110,7 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 	if (dry_run) {
 		printf("%s: token %d would be resealed to PCRs %s (%s) of this boot (dry run: nothing written)\n",
 		       path, tok, pcrs, spec.bank->name);
-		return 1;
+		return 0;
 	}
 	/* enroll's line says what was left; this one adds that the stale token is still there. */
 	log_capture(cause, sizeof(cause));
@@ -124,26 +124,22 @@ static int reseal_one(struct tpm *t, struct crypt_device *cd, const char *path, 
 		return r;
 	printf("%s: resealed token %d to PCRs %s (%s) of this boot as token %d, keyslot %d; the next boot "
 	       "unlocks offline\n", path, tok, pcrs, spec.bank->name, token, slot);
-	return 1;
+	return 0;
 }
 
 int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with, uint32_t stale,
-		  const struct reseal_pcrs *seen, bool dry_run, uint32_t *ret_resealed)
+		  const struct reseal_pcrs *seen, bool dry_run)
 {
-	uint32_t done = 0;
-	int r;
-
 	for (int tok = 0; tok < 32; tok++) {
+		int r;
+
 		if (!(stale & (1u << tok)))
 			continue;
 		r = reseal_one(t, cd, path, opened_with, tok, seen, dry_run);
 		/* After a failed write cd is not the disk's header: the rest wait for the next boot. */
 		if (r < 0)
 			return r;
-		if (r > 0)
-			done |= 1u << tok;
 	}
-	*ret_resealed = done;
 	return 0;
 }
 
@@ -155,10 +151,8 @@ int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, cons
  */
 int reseal_attested(const struct unlock_attested *u, void *userdata)
 {
-	uint32_t done;
-
 	(void)userdata;
 	if (!u->stale)
 		return 0;
-	return reseal_strict(u->tpm, u->cd, u->volume->path, u->passphrase, u->stale, u->seen, u->dry_run, &done);
+	return reseal_strict(u->tpm, u->cd, u->volume->path, u->passphrase, u->stale, u->seen, u->dry_run);
 }

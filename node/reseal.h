@@ -39,10 +39,9 @@ int reseal_pcrs_read(struct reseal_pcrs *p, struct tpm *t, const struct pcr_bank
  * resealed. A failure is one line (what was left, as enroll says it); the stale token stays and
  * the tokens after it wait for the next boot, since cd no longer matches the disk.
  * dry_run: writes nothing, one line per token that would be resealed.
- * *ret_resealed: the stale tokens that were replaced (dry_run: would be).
  */
 int reseal_strict(struct tpm *t, struct crypt_device *cd, const char *path, const struct secbuf *opened_with,
-		  uint32_t stale, const struct reseal_pcrs *seen, bool dry_run, uint32_t *ret_resealed);
+		  uint32_t stale, const struct reseal_pcrs *seen, bool dry_run);
 
 /*
  * unlock_options.attested for keystrap unlock: reseal_strict of u->stale to u->seen, authorised

@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 	_cleanup_free_ char *path = NULL;
 	_cleanup_tpm_ struct tpm *t = NULL;
 	bool attest = true, snapshot = true;
-	uint32_t stale = 0, leftovers, done;
+	uint32_t stale = 0, leftovers;
 	const char *json, *why;
 	char *end;
 	int r;
@@ -72,6 +72,6 @@ int main(int argc, char **argv)
 	}
 	if (attest && measure_phase(t, "attested") < 0)
 		return 1;
-	r = reseal_strict(t, cd, path, key, stale, snapshot ? seen : NULL, false, &done);
+	r = reseal_strict(t, cd, path, key, stale, snapshot ? seen : NULL, false);
 	return r < 0 ? 1 : 0;
 }
