@@ -254,3 +254,47 @@ scenario_mk2b() {
 	expect "the consumer service found no certificate in the keyring" reported consumer 'no certificate'
 	result "mkinitcpio busybox hook, server down: bounded retries, FailurePolicy=continue, root open, no credentials"
 }
+
+# Issue 13 through mkinitcpio: the attested keyslot opens the root from the busybox hook, whose
+# net hook has brought the network up first. (A) The mk2 image and disk; in the booted guest
+# keystrap enroll --attested with Offline=no, which leaves only the attested token. (B) The
+# same disk again: no strict token to try, so the hook's keystrap unlock attests, the server
+# releases its share, and the root opens unattended. Its twin is scenario 15 (the same unlock
+# refused for a revoked node) and mk1b (the hook's fallback when keystrap opens nothing).
+mk_share_released() {
+	vm_srv "$SRV" audit export |
+		jq -r 'select(.action == "disk-share-release" and .decision == "allow") | .decision' | grep -q .
+}
+scenario_mk3() {
+	if ! declare -F vm_server_pki >/dev/null; then
+		N=$((N + 1)) PASS=$((PASS + 1))
+		echo "ok $N - mkinitcpio busybox hook, attested keyslot # SKIP no vm/server.sh (the host-side server harness)"
+		return 0
+	fi
+	local d=$VM_DIR/runs/mk-attested
+	vm_server_pki
+	mk_artifacts attest
+	rm -rf "$d" && mkdir -p "$d"
+	attest_conf "$d/attest.conf" '' '[Unlock]' 'Offline=no'
+	enroll_script "$d/enroll.sh"
+	SRV=$VM_DIR/runs/mk-attested.server
+	mk_server_ready "$SRV"
+	boot mk-attested-enroll "$VM_DIR/mkenrolled-attest/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" \
+		BOOT_CMDLINE="$(MK_CMDLINE)" BOOT_SCRIPT="$d/enroll.sh" BOOT_VERIFY_CONF="$d/attest.conf"
+	came_up
+	expect "(A) keystrap opened the root with the strict token" console_has "opened as /dev/mapper/luks-$U"
+	expect "(A) keystrap enroll --attested (Offline=no) succeeded" script_said '^enroll-rc: 0$'
+	expect "(A) ... and left only the attested token" test "$(token_types "$RUN.data/disk.raw")" = keystrap-attested
+	expect "(A) no share released yet" not mk_share_released
+	boot mk-attested "$RUN.data/disk.raw" BOOT_INITRD="$VM_DIR/mkinitcpio-attest.img" BOOT_CMDLINE="$(MK_CMDLINE)"
+	vm_server_stop "$SRV"
+	came_up
+	expect "(B) no passphrase prompt" test "$(prompts)" = 0
+	expect "(B) the net hook ran before keystrap's" mk_before ':: running hook \[net\]' ':: running hook \[keystrap\]'
+	expect "(B) keystrap opened the root" console_has "opened as /dev/mapper/luks-$U"
+	expect "(B) ... after the server released its share (disk-share-release audited)" mk_share_released
+	expect "(B) keystrap locked PCR 15" pcr15_moved
+	expect "(B) the hook reported no error" mk_no_hook_error
+	rm -rf "$VM_DIR/runs/mk-attested-enroll.data" "$d"
+	result "mkinitcpio busybox hook, attested keyslot: Offline=no, the root opens through the server's share, unattended"
+}
