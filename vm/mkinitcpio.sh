@@ -271,7 +271,7 @@ scenario_mk3() {
 		echo "ok $N - mkinitcpio busybox hook, attested keyslot # SKIP no vm/server.sh (the host-side server harness)"
 		return 0
 	fi
-	local d=$VM_DIR/runs/mk-attested
+	local d=$VM_DIR/runs/mk-attested.files
 	vm_server_pki
 	mk_artifacts attest
 	rm -rf "$d" && mkdir -p "$d"
