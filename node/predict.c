@@ -23,6 +23,14 @@ const char *predict_cmdline_form_name(enum predict_cmdline_form f)
 		[PREDICT_CMDLINE_UTF16] = "UTF-16 load options (systemd-boot, systemd-stub)",
 		[PREDICT_CMDLINE_GRUB_KERNEL] = "GRUB kernel_cmdline",
 		[PREDICT_CMDLINE_GRUB_COMMAND] = "GRUB linux command",
+		[PREDICT_CMDLINE_STUB_UTF16] =
+			"Linux EFI stub load options (UTF-16 with NUL, matched against the current command line)",
+		[PREDICT_CMDLINE_STUB_UTF16_BARE] =
+			"Linux EFI stub load options (UTF-16 without NUL, matched against the current command line)",
+		[PREDICT_CMDLINE_STUB_UTF8] =
+			"Linux EFI stub load options (UTF-8 with NUL, matched against the current command line)",
+		[PREDICT_CMDLINE_STUB_UTF8_BARE] =
+			"Linux EFI stub load options (UTF-8 without NUL, matched against the current command line)",
 	};
 
 	return f < _PREDICT_CMDLINE_FORMS ? names[f] : NULL;
@@ -154,6 +162,61 @@ static int utf16_encode(const char *s, uint8_t **ret, size_t *ret_size)
 	return 0;
 }
 
+/* s as the bytes a load-options form measures: UTF-16LE or UTF-8, with its NUL or without. */
+static int load_options(enum predict_cmdline_form f, const char *s, uint8_t **ret, size_t *ret_size)
+{
+	uint8_t *t;
+	size_t n;
+	int r;
+
+	if (f == PREDICT_CMDLINE_UTF16 || f == PREDICT_CMDLINE_STUB_UTF16 || f == PREDICT_CMDLINE_STUB_UTF16_BARE) {
+		r = utf16_encode(s, &t, &n);
+		if (r < 0)
+			return r;
+		if (f == PREDICT_CMDLINE_STUB_UTF16_BARE)
+			n -= 2;
+	} else {
+		n = strlen(s);
+		t = malloc(n + 1);
+		if (!t)
+			return -ENOMEM;
+		memcpy(t, s, n + 1);
+		if (f == PREDICT_CMDLINE_STUB_UTF8)
+			n++;
+	}
+	*ret = t;
+	*ret_size = n;
+	return 0;
+}
+
+/*
+ * The form in which current reproduces the Linux EFI stub's event digest: -ENOENT in none (or
+ * no current), -ENOTUNIQ in more than one. A current that is no UTF-8 has no UTF-16 forms.
+ */
+static int stub_form(const struct eventlog *log, const struct eventlog_event *e, const char *current)
+{
+	int found = -ENOENT;
+
+	if (!current)
+		return -ENOENT;
+	for (int f = PREDICT_CMDLINE_STUB_UTF16; f <= PREDICT_CMDLINE_STUB_UTF8_BARE; f++) {
+		_cleanup_free_ uint8_t *b = NULL;
+		size_t n;
+		int r = load_options(f, current, &b, &n);
+
+		if (r == -EINVAL)
+			continue;
+		if (r < 0)
+			return r;
+		if (measures(log, e, b, n)) {
+			if (found >= 0)
+				return -ENOTUNIQ;
+			found = f;
+		}
+	}
+	return found;
+}
+
 /*
  * Whether the UTF-16 text at d (n bytes, up to its NUL) is what the event measured, with its
  * NUL (systemd-boot, systemd-stub); old systemd-boot logs cut the NUL short. scratch holds n + 2.
@@ -236,11 +299,21 @@ static int cmdline_event(const struct eventlog *log, const struct eventlog_event
 		if (n <= e->data_size - TAGGED_HEADER && utf16_event(log, e, d + TAGGED_HEADER, n, scratch)) {
 			form = PREDICT_CMDLINE_UTF16;
 		} else {
-			/* The Linux EFI stub: "LOADED_IMAGE::LoadOptions", which does not say what it hashed. */
-			if (!c->unsupported)
-				c->unsupported_event = (size_t)(e - log->events);
-			c->unsupported = true;
-			return 1;
+			/* The Linux EFI stub: "LOADED_IMAGE::LoadOptions", which does not say what it
+			 * hashed. The kernel's command line is that buffer's text, so this boot's, in
+			 * the one form that reproduces the digest, says how the next one is measured. */
+			r = stub_form(log, e, c->current);
+			if (r == -ENOMEM)
+				return r;
+			if (r < 0) {
+				if (!c->unsupported) {
+					c->unsupported_event = (size_t)(e - log->events);
+					c->ambiguous = r == -ENOTUNIQ;
+				}
+				c->unsupported = true;
+				return 1;
+			}
+			form = (enum predict_cmdline_form)r;
 		}
 	} else if ((t = grub_event(log, e, GRUB_KERNEL_PREFIX, &len))) {
 		form = PREDICT_CMDLINE_GRUB_KERNEL;
@@ -258,8 +331,8 @@ static int cmdline_event(const struct eventlog *log, const struct eventlog_event
 	} else
 		return 0;
 
-	if (form == PREDICT_CMDLINE_UTF16) {
-		r = utf16_encode(c->string, ret, ret_size);
+	if (form != PREDICT_CMDLINE_GRUB_KERNEL && form != PREDICT_CMDLINE_GRUB_COMMAND) {
+		r = load_options(form, c->string, ret, ret_size);
 		if (r < 0)
 			return r;
 	} else {
@@ -314,7 +387,8 @@ int predict_run(const struct eventlog *log, struct predict_replace *replace, siz
 	for (size_t i = 0; i < n_replace; i++)
 		replace[i].n_matched = 0, replace[i].pcrs = 0;
 	if (cmdline)
-		cmdline->n_matched = 0, cmdline->pcrs = 0, cmdline->forms = 0, cmdline->unsupported = false;
+		cmdline->n_matched = 0, cmdline->pcrs = 0, cmdline->forms = 0, cmdline->unsupported = false,
+		cmdline->ambiguous = false;
 
 	for (size_t n = 0; n < log->n_events; n++) {
 		const struct eventlog_event *e = &log->events[n];

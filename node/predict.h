@@ -43,11 +43,20 @@ enum predict_cmdline_form {
 	PREDICT_CMDLINE_UTF16,        /* systemd-boot (PCR 8, 12) and systemd-stub (PCR 12): EV_IPL, UTF-16 with NUL */
 	PREDICT_CMDLINE_GRUB_KERNEL,  /* GRUB: PCR 8 EV_IPL "kernel_cmdline: PATH ARGS" */
 	PREDICT_CMDLINE_GRUB_COMMAND, /* GRUB: PCR 8 EV_IPL "grub_cmd: linux PATH ARGS" */
+	/* The Linux EFI stub's tagged event 0x8F3B22ED "LOADED_IMAGE::LoadOptions" (PCR 9) holds no
+	 * text: its form is the one in which the current command line reproduces its digest. */
+	PREDICT_CMDLINE_STUB_UTF16,      /* UTF-16LE with its NUL (OVMF direct boot) */
+	PREDICT_CMDLINE_STUB_UTF16_BARE, /* UTF-16LE without it */
+	PREDICT_CMDLINE_STUB_UTF8,       /* UTF-8 with its NUL */
+	PREDICT_CMDLINE_STUB_UTF8_BARE,  /* UTF-8 without it */
 	_PREDICT_CMDLINE_FORMS,
 };
 
 struct predict_cmdline {
 	const char *string; /* NULL: the command line stays */
+	/* This boot's command line as /proc/cmdline shows it (no newline): what the Linux EFI
+	 * stub's event is matched against. NULL: unknown, that event cannot be recomputed. */
+	const char *current;
 	/* Filled by predict_run: */
 	size_t n_matched;
 	uint32_t pcrs;
@@ -55,6 +64,9 @@ struct predict_cmdline {
 	/* An event that measured the command line in a form predict cannot recompute. */
 	bool unsupported;
 	size_t unsupported_event;
+	/* That event is the Linux EFI stub's and current reproduces its digest in more than one
+	 * form (an empty command line, with and without UTF-16): which one is not known. */
+	bool ambiguous;
 };
 
 /* A file's digests (authenticode only if it parses as a PE image) in every bank of banks. */

@@ -362,8 +362,9 @@ token_types() { cryptsetup luksDump --dump-json-metadata "$1" | jq -r '[.tokens[
 # passphrase is the fallback. The operators draft the next policy from that refusal, sign it
 # 2 of 2 and load it. (C) The same machine reboots unattended through the attested path and
 # reseals its strict token to this boot. (D) The next boot, with the server down, unlocks
-# offline. The command line stays: keystrap predict cannot recompute the EFI stub's
-# command-line event (keystrap-predict(8)); scenario 2 changes it.
+# offline. The command line stays (keystrap predict recomputes the EFI stub's command-line
+# event only from /proc/cmdline, keystrap-predict(8), which this scenario does not exercise);
+# scenario 2 changes it.
 scenario_14() {
 	local d=$VM_DIR/runs/update img conf old new predicted measured drafted disk c_unlock c_boot
 	local predicted4 measured4 drafted4 unmatched kernel=$d/files/vmlinuz.new

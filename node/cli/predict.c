@@ -17,9 +17,13 @@
 #define POLICY_PCRS 0x00006fffu
 /* The largest kernel, initrd or EFI binary predict reads. */
 #define IMAGE_MAX (1024u << 20)
+/* A kernel command line is at most a few KiB (COMMAND_LINE_SIZE); a file far larger is none. */
+#define CMDLINE_MAX (64u << 10)
+#define CURRENT_CMDLINE "/proc/cmdline"
 
 static const char usage[] =
-	"keystrap predict [--event-log FILE] [--replace OLD=NEW]... [--cmdline STRING] [--allow-unmatched] [--json]";
+	"keystrap predict [--event-log FILE] [--replace OLD=NEW]... [--cmdline STRING [--current-cmdline FILE]]\n"
+	"                        [--allow-unmatched] [--json]";
 
 static void show_help(void)
 {
@@ -34,15 +38,19 @@ static void show_help(void)
 	       "                     may be repeated\n"
 	       "  --cmdline STRING   the next boot's kernel command line, as /proc/cmdline will show\n"
 	       "                     it (GRUB: BOOT_IMAGE=PATH first, or the current path is kept);\n"
-	       "                     measured where systemd-boot, systemd-stub or GRUB measured this one\n"
+	       "                     measured where systemd-boot, systemd-stub, GRUB or the Linux EFI\n"
+	       "                     stub measured this one\n"
+	       "  --current-cmdline FILE\n"
+	       "                     this boot's command line, which the Linux EFI stub's event (it\n"
+	       "                     logs no text) must reproduce to show its form; default " CURRENT_CMDLINE "\n"
 	       "  --allow-unmatched  a --replace that matches no event, or a command line that\n"
 	       "                     cannot be predicted, is reported but is no failure\n"
 	       "  --json             the PCRs, what was replaced, and a keystrap-server policy\n"
 	       "                     fragment (pcr_bank, reference_pcrs) as JSON\n\n"
 	       "PCRs that change are marked. A --replace that matches no event, or a command line\n"
-	       "measured in a form keystrap cannot recompute (the Linux EFI stub's LoadOptions event),\n"
-	       "is named on stderr and exits 1 unless --allow-unmatched; such a PCR is unknown, never\n"
-	       "guessed.\n",
+	       "measured in a form keystrap cannot recompute (the Linux EFI stub's LoadOptions event\n"
+	       "when the current command line does not reproduce its digest), is named on stderr and\n"
+	       "exits 1 unless --allow-unmatched; such a PCR is unknown, never guessed.\n",
 	       usage);
 }
 
@@ -238,7 +246,7 @@ static void print_matched(const struct eventlog *log, const struct predict_repla
 		       rep[i].new.name, rep[i].n_matched, rep[i].n_matched == 1 ? "" : "s", rep[i].first_event, pcrs);
 	}
 	if (c->string && c->n_matched) {
-		char pcrs[80], forms[160] = "";
+		char pcrs[80], forms[4 * 100] = "";
 
 		mask_list(c->pcrs, pcrs, sizeof(pcrs));
 		for (int f = 0; f < _PREDICT_CMDLINE_FORMS; f++)
@@ -250,9 +258,28 @@ static void print_matched(const struct eventlog *log, const struct predict_repla
 	}
 }
 
+/* This boot's command line from path (/proc/cmdline or a copy of it), without its newline. */
+static int read_current_cmdline(const char *path, uint8_t **ret)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t size;
+	int r;
+
+	r = read_file(path, CMDLINE_MAX, &data, &size);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the current command line '%s': %s", path,
+				       r == -EFBIG ? "larger than 64 KiB" : strerror(-r));
+	if (memchr(data, 0, size))
+		return log_error_errno(-EBADMSG, "'%s' is no command line: it holds a NUL byte", path);
+	if (size > 0 && data[size - 1] == '\n')
+		data[size - 1] = 0;
+	*ret = TAKE_PTR(data);
+	return 0;
+}
+
 /* Says on stderr what the prediction could not do; returns how many such things. */
 static int report(const struct eventlog *log, const struct predict_replace *rep, size_t n_rep,
-		  const struct predict_cmdline *c)
+		  const struct predict_cmdline *c, const char *current_path)
 {
 	int missed = 0;
 
@@ -269,8 +296,10 @@ static int report(const struct eventlog *log, const struct predict_replace *rep,
 		const struct eventlog_event *e = &log->events[c->unsupported_event];
 
 		log_error("event %zu (PCR %u) measured the command line as the Linux EFI stub's LoadOptions, "
-			  "which keystrap cannot recompute: PCR %u is unknown (give its digest with --replace OLD=NEW)",
-			  c->unsupported_event, (unsigned)e->pcr, (unsigned)e->pcr);
+			  "which keystrap cannot recompute: the current command line (%s) reproduces its digest "
+			  "%s; PCR %u is unknown (give its digest with --replace OLD=NEW)",
+			  c->unsupported_event, (unsigned)e->pcr, current_path,
+			  c->ambiguous ? "in more than one form" : "in no form keystrap knows", (unsigned)e->pcr);
 		missed++;
 	} else if (c->string && c->n_matched == 0) {
 		log_error("no event in the log measured the kernel command line in a form keystrap knows "
@@ -286,14 +315,15 @@ int cmd_predict(int argc, char **argv)
 		{ "event-log", required_argument, NULL, 'e' },
 		{ "replace", required_argument, NULL, 'r' },
 		{ "cmdline", required_argument, NULL, 'c' },
+		{ "current-cmdline", required_argument, NULL, 'C' },
 		{ "allow-unmatched", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	_cleanup_eventlog_ struct eventlog *log = NULL;
-	_cleanup_free_ uint8_t *data = NULL;
-	const char *path = FIRMWARE_LOG, *olds[REPLACE_MAX], *news[REPLACE_MAX];
+	_cleanup_free_ uint8_t *data = NULL, *current = NULL;
+	const char *path = FIRMWARE_LOG, *current_path = NULL, *olds[REPLACE_MAX], *news[REPLACE_MAX];
 	struct predict_replace rep[REPLACE_MAX] = { 0 };
 	struct predict_cmdline cmdline = { 0 };
 	bool json = false, allow = false;
@@ -320,6 +350,7 @@ int cmd_predict(int argc, char **argv)
 			break;
 		}
 		case 'c': cmdline.string = optarg; break;
+		case 'C': current_path = optarg; break;
 		case 'a': allow = true; break;
 		case 'j': json = true; break;
 		case 'h': show_help(); return 0;
@@ -328,6 +359,13 @@ int cmd_predict(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	if (current_path && !cmdline.string)
+		return usage_error(usage, "--current-cmdline without --cmdline");
+	if (!current_path)
+		current_path = CURRENT_CMDLINE;
+	if (cmdline.string && read_current_cmdline(current_path, &current) < 0)
+		return 1;
+	cmdline.current = (const char *)current;
 
 	if (read_event_log(path, &data, &log) < 0)
 		return 1;
@@ -346,5 +384,5 @@ int cmd_predict(int argc, char **argv)
 	}
 	/* What could not be predicted comes after the table, also when both go to one pipe. */
 	fflush(stdout);
-	return report(log, rep, n_rep, &cmdline) > 0 && !allow ? 1 : 0;
+	return report(log, rep, n_rep, &cmdline, current_path) > 0 && !allow ? 1 : 0;
 }

@@ -270,12 +270,110 @@ for alg in sys.argv[3:]:
 	[ "$output" = "keystrap: the command line is not valid UTF-8" ]
 }
 
+# stub_log CMDLINE FORM OUT: event-uefiaction.bin (sha1, sha256, sha384, sha512) with the Linux EFI stub's
+# LoadOptions event (PCR 9, tagged 0x8F3B22ED, "LOADED_IMAGE::LoadOptions") appended, its
+# digests python3's hashes of CMDLINE encoded as FORM: utf-16-le or utf-8, +nul with its NUL.
+stub_log() {
+	local hex
+	hex=$(python3 -c '
+import sys
+s, form = sys.argv[1], sys.argv[2]
+enc, _, nul = form.partition("+")
+print((s.encode(enc) + ("\0".encode(enc) if nul else b"")).hex())' "$1" "$2") || return 1
+	perl "$EDIT" "$LOGS/event-uefiaction.bin" "$3" "tag-of=9:8f3b22ed:$hex:LOADED_IMAGE::LoadOptions"
+}
+
+STUB_FORM="Linux EFI stub load options"
+
+@test "--cmdline: the Linux EFI stub's LoadOptions event is recomputed in the form this boot's command line reproduces" {
+	# OVMF direct boot: the load options are UTF-16 with their NUL, and QEMU's initrd=initrd
+	# is in them and in /proc/cmdline; the kernel's /proc/cmdline ends in a newline.
+	cur="console=ttyS0 root=/dev/vda1 initrd=initrd"
+	new="console=ttyS0 root=/dev/vda2 caf$(printf '\xc3\xa9') key=$(printf '\xf0\x9f\x94\x91') initrd=initrd"
+	printf '%s\n' "$cur" >cmdline
+	stub_log "$cur" utf-16-le+nul this.bin
+	stub_log "$new" utf-16-le+nul next.bin
+	[ "$(oracle_pcrs next.bin | awk '$2 == 9 { print $1 }' | xargs)" = "sha1 sha256 sha384 sha512" ]
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline "$new" --current-cmdline cmdline --json
+	[ "$status" -eq 0 ]
+	[ "$(predicted "$output")" = "$(oracle_pcrs next.bin)" ]
+	[ "$(changed "$output" sha256) $(changed "$output" sha1)" = "9 9" ]
+	[ "$(jq -c '.cmdline | [.events, .pcrs, .forms, .unsupported_event]' <<<"$output")" = \
+		'[1,[9],["'"$STUB_FORM"' (UTF-16 with NUL, matched against the current command line)"],null]' ]
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline "$new" --current-cmdline cmdline
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "# command line: 1 event ($STUB_FORM (UTF-16 with NUL, matched against the current command line)), PCR 9" ]
+	# The twin: the current command line again predicts the current PCRs.
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline "$cur" --current-cmdline cmdline --json
+	[ "$status" -eq 0 ]
+	[ "$(predicted "$output")" = "$(oracle_pcrs this.bin)" ]
+	[ "$(predicted "$output")" != "$(oracle_pcrs next.bin)" ]
+
+	# The other forms the stub could have hashed, each found by the digest alone (the file
+	# without its newline this time).
+	printf '%s' "$cur" >cmdline
+	for form in utf-16-le:"UTF-16 without NUL" utf-8+nul:"UTF-8 with NUL" utf-8:"UTF-8 without NUL"; do
+		stub_log "$cur" "${form%%:*}" this.bin
+		stub_log "$new" "${form%%:*}" next.bin
+		run "$KEYSTRAP" predict --event-log this.bin --cmdline "$new" --current-cmdline cmdline --json
+		[ "$status" -eq 0 ] || { echo "$form: $output" >&2; return 1; }
+		[ "$(predicted "$output")" = "$(oracle_pcrs next.bin)" ] || { echo "$form differs" >&2; return 1; }
+		[ "$(jq -r '.cmdline.forms[0]' <<<"$output")" = "$STUB_FORM (${form#*:}, matched against the current command line)" ]
+	done
+}
+
+@test "--cmdline: a current command line that does not reproduce the EFI stub's digest, or in two forms: said, PCR 9 unknown, exit 1" {
+	cur="console=ttyS0 root=/dev/vda1 initrd=initrd"
+	stub_log "$cur" utf-16-le+nul this.bin
+	# Not this boot's text: a CONFIG_CMDLINE or bootconfig the kernel added is not in the
+	# load options; here the initrd=initrd the stub hashed is missing.
+	printf '%s\n' "console=ttyS0 root=/dev/vda1" >cmdline
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline "root=/dev/vda2" --current-cmdline cmdline --json
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "keystrap: event 2 (PCR 9) measured the command line as the Linux EFI stub's LoadOptions, which keystrap cannot recompute: the current command line (cmdline) reproduces its digest in no form keystrap knows; PCR 9 is unknown (give its digest with --replace OLD=NEW)" ]
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline "root=/dev/vda2" --current-cmdline cmdline --json --allow-unmatched
+	[ "$status" -eq 0 ]
+	[ "$(unknown "${output%%keystrap:*}" | awk '$2 == 9' | xargs)" = "sha1 9 sha256 9 sha384 9 sha512 9" ]
+	[ "$(jq -c '.cmdline | [.events, .forms, .unsupported_event]' <<<"${output%%keystrap:*}")" = '[0,[],2]' ]
+	# An empty command line is the same bytes in UTF-16 and UTF-8 without a NUL: which one
+	# the next boot uses is not known.
+	: >cmdline
+	stub_log "" utf-8 empty.bin
+	run "$KEYSTRAP" predict --event-log empty.bin --cmdline "root=/dev/vda2" --current-cmdline cmdline
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "keystrap: event 2 (PCR 9) measured the command line as the Linux EFI stub's LoadOptions, which keystrap cannot recompute: the current command line (cmdline) reproduces its digest in more than one form; PCR 9 is unknown (give its digest with --replace OLD=NEW)" ]
+	# With its NUL the two encodings differ again: predicted.
+	stub_log "" utf-8+nul empty.bin
+	run "$KEYSTRAP" predict --event-log empty.bin --cmdline "root=/dev/vda2" --current-cmdline cmdline
+	[ "$status" -eq 0 ]
+}
+
+@test "--current-cmdline: unreadable or no text, one line naming it, exit 1; without --cmdline, exit 2" {
+	stub_log "quiet" utf-16-le+nul this.bin
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline quiet --current-cmdline /nonexistent/cmdline
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: cannot read the current command line '/nonexistent/cmdline': No such file or directory" ]
+	printf 'quiet\0x' >cmdline
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline quiet --current-cmdline cmdline
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: 'cmdline' is no command line: it holds a NUL byte" ]
+	run "$KEYSTRAP" predict --event-log this.bin --current-cmdline cmdline
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "keystrap: --current-cmdline without --cmdline" ]
+	# The twin: a readable command line that reproduces the digest.
+	printf 'quiet\n' >cmdline
+	run "$KEYSTRAP" predict --event-log this.bin --cmdline quiet --current-cmdline cmdline
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "PCRs that change: none" ]
+}
+
 @test "--cmdline measured in a form keystrap cannot recompute, or not at all: said, the PCR unknown, exit 1" {
-	# The Linux EFI stub's tagged LoadOptions event (OVMF direct boot) does not say what it hashed.
+	# The Linux EFI stub's tagged LoadOptions event (OVMF direct boot) does not say what it
+	# hashed, and this machine's /proc/cmdline is not what this one did (its own text).
 	perl "$EDIT" "$LOGS/event-moklisttrusted.bin" stub.bin "tag=9:8f3b22ed:LOADED_IMAGE::LoadOptions"
 	run "$KEYSTRAP" predict --event-log stub.bin --cmdline "root=/dev/vda1" --json
 	[ "$status" -eq 1 ]
-	[ "${lines[-1]}" = "keystrap: event 97 (PCR 9) measured the command line as the Linux EFI stub's LoadOptions, which keystrap cannot recompute: PCR 9 is unknown (give its digest with --replace OLD=NEW)" ]
+	[ "${lines[-1]}" = "keystrap: event 97 (PCR 9) measured the command line as the Linux EFI stub's LoadOptions, which keystrap cannot recompute: the current command line (/proc/cmdline) reproduces its digest in no form keystrap knows; PCR 9 is unknown (give its digest with --replace OLD=NEW)" ]
 	run "$KEYSTRAP" predict --event-log stub.bin --cmdline "root=/dev/vda1" --json --allow-unmatched
 	[ "$status" -eq 0 ]
 	[ "$(jq -r '.pcrs.sha256["9"], .cmdline.unsupported_event, (.policy.reference_pcrs | has("9"))' <<<"${output%%keystrap:*}")" = $'null\n97\nfalse' ]

@@ -11,6 +11,9 @@
 #                          log a next boot writes when what OLD measured is replaced by NEW
 #   tag=PCR:ID:TEXT        append an EV_EVENT_TAG event on PCR, tagged event ID (hex) with
 #                          TEXT as its data, each digest that bank's hash of TEXT
+#   tag-of=PCR:ID:HEX:TEXT the same, each digest that bank's hash of the bytes HEX (may be
+#                          empty) instead: an event that does not log what it measured, as
+#                          the Linux EFI stub's "LOADED_IMAGE::LoadOptions"
 use strict;
 use warnings;
 use Digest::SHA;
@@ -113,16 +116,17 @@ for (@edits) {
 				substr($e, $d->[0], $d->[1]) = $new if substr($e, $d->[0], $d->[1]) eq $old;
 			}
 		}
-	} elsif (/^tag=(\d+):([0-9a-fA-F]+):(.*)$/s) {
-		my ($pcr, $id, $text) = ($1, hex($2), $3);
+	} elsif (/^tag=(\d+):([0-9a-fA-F]+):(.*)$/s || /^tag-of=(\d+):([0-9a-fA-F]+):((?:[0-9a-f]{2})*):(.*)$/s) {
+		my ($pcr, $id) = ($1, hex($2));
+		my ($text, $measured) = defined $4 ? ($4, pack('H*', $3)) : ($3, $3);
 		my $data = pack('VV', $id, length $text) . $text;
 		my %hash = (4 => 'sha1', 11 => 'sha256', 12 => 'sha384', 13 => 'sha512');
 		my $e;
 		if ($agile) {
 			$e = pack('VVV', $pcr, 6, scalar @algs);
-			$e .= pack('v', $_) . Digest::SHA->new($hash{$_})->add($text)->digest for @algs;
+			$e .= pack('v', $_) . Digest::SHA->new($hash{$_})->add($measured)->digest for @algs;
 		} else {
-			$e = pack('VV', $pcr, 6) . Digest::SHA::sha1($text);
+			$e = pack('VV', $pcr, 6) . Digest::SHA::sha1($measured);
 		}
 		push @ev, $e . pack('V', length $data) . $data;
 	} else {
