@@ -331,9 +331,9 @@ attest_conf() {
 
 # enroll_script FILE [PREDICT-OLD PREDICT-NEW]: what the first boot runs after its report:
 # keystrap enroll --attested against the host's server (verify.conf) and, given two initrd
-# digests, the PCRs 4 and 9 keystrap predict says the boot with the new initrd and the new
-# kernel (the tools disk's files/vmlinuz and files/vmlinuz.new) will measure, and what it
-# could not match.
+# digests, the PCRs 4 and 9 keystrap predict says the boot with the new initrd, the new
+# kernel (the tools disk's files/vmlinuz and files/vmlinuz.new) and the command line in
+# files/cmdline will measure, and what it could not match.
 enroll_script() {
 	cat >"$1" <<-'SH'
 		#!/bin/sh
@@ -344,7 +344,7 @@ enroll_script() {
 	SH
 	[ $# -eq 1 ] || cat >>"$1" <<-SH
 		"\$T/keystrap" predict --replace $2=$3 --replace "\$T/files/vmlinuz=\$T/files/vmlinuz.new" \
-			--allow-unmatched 2>&1 |
+			--cmdline "\$(cat "\$T/files/cmdline")" --allow-unmatched 2>&1 |
 			awk '/matched no event/ { print "predict-unmatched: " \$0 }
 				/^[a-z0-9_]+:\$/ { bank = \$1 } bank == "sha256:" && (\$1 == 4 || \$1 == 9) {
 				sub(/^0x/, "", \$3); print "predicted-pcr" \$1 ": " \$3 }'
@@ -362,12 +362,11 @@ token_types() { cryptsetup luksDump --dump-json-metadata "$1" | jq -r '[.tokens[
 # passphrase is the fallback. The operators draft the next policy from that refusal, sign it
 # 2 of 2 and load it. (C) The same machine reboots unattended through the attested path and
 # reseals its strict token to this boot. (D) The next boot, with the server down, unlocks
-# offline. The command line stays (keystrap predict recomputes the EFI stub's command-line
-# event only from /proc/cmdline, keystrap-predict(8), which this scenario does not exercise);
-# scenario 2 changes it.
+# offline. The update also changes the kernel command line: keystrap predict --cmdline finds
+# the EFI stub's LoadOptions event by this boot's /proc/cmdline (keystrap-predict(8)).
 scenario_14() {
 	local d=$VM_DIR/runs/update img conf old new predicted measured drafted disk c_unlock c_boot
-	local predicted4 measured4 drafted4 unmatched kernel=$d/files/vmlinuz.new
+	local predicted4 measured4 drafted4 unmatched cmdline kernel=$d/files/vmlinuz.new
 	rm -rf "$d" && mkdir -p "$d/extra/etc" "$d/files"
 	cp "$(vmlinuz)" "$d/files/vmlinuz"
 	{ cat "$(vmlinuz)" && head -c 4096 /dev/zero; } >"$kernel"
@@ -375,6 +374,9 @@ scenario_14() {
 	echo update >"$d/extra/etc/ksvm-update"
 	cp "$VM_DIR/initrd.img" "$img"
 	(cd "$d/extra" && echo etc/ksvm-update | cpio --quiet -o -H newc) >>"$img"
+	# The update's command line, as the guest's /proc/cmdline will show it (OVMF adds initrd=).
+	cmdline="$(vm_cmdline) ksvm.update=1"
+	echo "$cmdline initrd=initrd" >"$d/files/cmdline"
 	old=$(sha256sum <"$VM_DIR/initrd.img" | cut -c1-64)
 	new=$(sha256sum <"$img" | cut -c1-64)
 	attest_conf "$d/attest.conf"
@@ -394,7 +396,7 @@ scenario_14() {
 	expect "(A) the volume has the strict and the attested token" \
 		test "$(token_types "$disk")" = "keystrap-attested systemd-tpm2"
 
-	boot update-refused "$disk" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
+	boot update-refused "$disk" BOOT_INITRD="$img" BOOT_KERNEL="$kernel" BOOT_CMDLINE="$cmdline"
 	came_up
 	fell_back 'PCR 4 .*PCR 9 '
 	measured=$(ksvm "$RUN" pcr9) measured4=$(ksvm "$RUN" pcr4)
@@ -402,6 +404,7 @@ scenario_14() {
 		reported keystrap 'refused.*PCR 4 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}.*PCR 9 \(sha256\) is [0-9a-f]{64}, policy [0-9]+ wants [0-9a-f]{64}'
 	expect "(B) the server's audit log: the release refused, naming PCRs 4 and 9" audited attest-finish deny 'PCR 4 .*PCR 9'
 	expect "(B) ... and no share released" not audited disk-share-release allow .
+	expect "(B) the update's command line was the one predict was given" grep -q ' ksvm.update=1 ' "$RUN/console.log"
 	expect "(e) keystrap predict on the first boot said the PCR 9 the update measured" \
 		test "${predicted,,}" = "${measured,,}"
 	# QEMU hands OVMF the kernel with its setup header filled in (the initrd's size among it),
@@ -418,7 +421,7 @@ scenario_14() {
 	expect "(b) the draft, signed 2 of 2, is the policy in force" \
 		grep -q '^version 2' <(vm_srv "$SRV" policy show 2>/dev/null)
 
-	boot update-attested "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
+	boot update-attested "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel" BOOT_CMDLINE="$cmdline"
 	came_up
 	opened_by_keystrap
 	expect "(C) the strict token failed first, naming PCR 9" reported keystrap 'PCR 9 '
@@ -430,7 +433,7 @@ scenario_14() {
 	c_unlock=$(ksvm "$RUN" unlock-seconds) c_boot=$(ksvm "$RUN" boot)
 	server_down
 
-	boot update-offline "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel"
+	boot update-offline "$RUN.data/disk.raw" BOOT_INITRD="$img" BOOT_KERNEL="$kernel" BOOT_CMDLINE="$cmdline"
 	came_up
 	opened_by_keystrap
 	expect "(D) with the server down, the resealed strict token opened the root" not reported keystrap 'PCR (4|9) '
@@ -438,7 +441,7 @@ scenario_14() {
 	# make bench-vm's figure (vm/bench.sh greps it): the same disk, initrd and TPM, one boot apart.
 	say "figure: keystrap-unlock@ took ${c_unlock}s on the attested path (C), $(ksvm "$RUN" unlock-seconds)s with the resealed strict token (D); (C) $c_boot; (D) $(ksvm "$RUN" boot)"
 	rm -rf "$VM_DIR"/runs/update-{enroll,refused,attested}.data "$d"
-	result "fleet update (initramfs and kernel): strict token fails, server refuses naming PCRs 4 and 9, a draft from the refusal signed 2-of-2 lets the same boot unlock through the attested path and reseal; the next boot unlocks offline; predict was right"
+	result "fleet update (initramfs, kernel and command line): strict token fails, server refuses naming PCRs 4 and 9, a draft from the refusal signed 2-of-2 lets the same boot unlock through the attested path and reseal; the next boot unlocks offline; predict was right"
 }
 
 # Issue 13 (d): [Unlock] Offline=no keeps no strict token, so revocation always reaches the
