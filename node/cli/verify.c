@@ -13,6 +13,10 @@
  * A server that answers that this node is revoked (403 "node is revoked", over TLS to the pinned
  * CA's server) has the keyring replaced by one holding only the status, marked revoked: keystrap
  * get serves no certificate, key or secret from then on. No other failure touches the keyring.
+ *
+ * The exit status is keystrap attest's (4 unreachable, 5 refused or revoked, 1 a failure here),
+ * with one rule of verify's own: a drift found here is never told as 4, which says only that
+ * the server's view is missing and which a monitor may rightly take for a passing network fault.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,25 +54,46 @@ static int drift(const char *then, const char *now)
 	return n;
 }
 
-/* The server revoked this node: its credentials leave the keyring now, not when they expire. */
-static void revoked(const struct handoff_status *st, const char *server)
+/*
+ * The server revoked this node: its credentials leave the keyring now, not when they expire.
+ * Returns EXIT_REFUSED, or 1 when they could not be taken out: the node still holds what it
+ * should not, and that needs someone on the node, not at the server.
+ */
+static int revoked(const struct handoff_status *st, const char *server)
 {
 	char when[UTC_TIME_MAX];
 	int r;
 
 	if (st->revoked_at) {
 		printf("revoked: still, since %s; the keyring holds no credentials\n", utc_time_format(st->revoked_at, when));
-		return;
+		return EXIT_REFUSED;
 	}
 	r = handoff_revoke(st, (int64_t)time(NULL));
 	if (r == -ESTALE)
 		printf("revoked: %s says node %s is revoked; its credentials have expired already\n", server, st->node_id);
-	else if (r < 0)
+	else if (r < 0) {
 		log_error("%s says node %s is revoked, but its credentials could not be taken out of the keyring: %s", server,
 			  st->node_id, r == -EBADR ? handoff_reason(r) : strerror(-r));
-	else
+		return 1;
+	} else
 		printf("revoked: %s says node %s is revoked; its certificate, key and secrets are gone from the keyring\n",
 		       server, st->node_id);
+	return EXIT_REFUSED;
+}
+
+/* The line that says how the attestation failed. Only a revocation's has the word "revoked" in it. */
+static const char *failure_line(enum attest_failure f)
+{
+	switch (f) {
+	case ATTEST_FAILED_UNREACHABLE:
+		return "no answer from the server in time (unreachable or busy)";
+	case ATTEST_FAILED_REFUSED:
+		return "refused by the server";
+	case ATTEST_FAILED_REVOKED:
+		return "refused by the server: this node is revoked";
+	default:
+		return "failed on this node";
+	}
 }
 
 int cmd_verify(int argc, char **argv)
@@ -102,8 +127,10 @@ int cmd_verify(int argc, char **argv)
 			       "15) and attest again to the same server, which checks and audits the new quote.\n"
 			       "A server that says this node is revoked has its credentials taken out of the\n"
 			       "keyring at once (keystrap get then says so); nothing else touches them.\n"
-			       "Exit 0: no drift and attested; 1: drift, a refusal, or no handoff to compare with.\n",
-			       usage);
+			       "Exit 0: no drift and attested; 1: drift, or a failure here (no handoff to compare\n"
+			       "with, the configuration, the TPM, the keyring); %d: usage; %d: no answer from the\n"
+			       "server in time (and no drift); %d: refused by the server, or this node is revoked.\n",
+			       usage, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED);
 			return 0;
 		default:
 			return usage_error(usage, "unknown option");
@@ -134,10 +161,13 @@ int cmd_verify(int argc, char **argv)
 	/* attest_run logs a refusal with the server's reason (a drifted PCR is named there). */
 	held = handoff_status_checkpoint(&st);
 	if (handoff_attest(cfg, kind, held, &c, &failure) < 0) {
-		printf("attestation to %s: refused or failed\n", cfg->server);
+		printf("attestation to %s: %s\n", cfg->server, failure_line(failure));
 		if (failure == ATTEST_FAILED_REVOKED)
-			revoked(&st, cfg->server);
-		return 1;
+			return revoked(&st, cfg->server);
+		/* Drift seen here and no server to say more: the drift is the news. */
+		if (failure == ATTEST_FAILED_UNREACHABLE && changed)
+			return 1;
+		return attest_exit_status(failure);
 	}
 	printf("attestation to %s: accepted, node %s\n", cfg->server, c->node_id);
 	/* The checkpoint this attestation was proved against is the one to extend next time. */

@@ -181,12 +181,47 @@ as_consumer() {
 	# Negative twin: something measured into PCR 7 after the handoff (the policy pins it).
 	tpm2_pcrextend "7:sha256=$(printf drift | sha256sum | cut -c1-64)"
 	run "$KEYSTRAP" verify --config keystrap.conf
-	[ "$status" -eq 1 ]
+	# The server's refusal (5) says more than the drift seen here (1).
+	[ "$status" -eq 5 ]
 	[[ "$output" =~ drift:\ PCR\ 7\ changed\ since\ the\ handoff\ \(was\ [0-9a-f]{64},\ now\ [0-9a-f]{64}\) ]]
-	[[ "$output" == *"attestation to https://127.0.0.1:$SRV_PORT: refused or failed"* ]]
+	[[ "$output" == *"attestation to https://127.0.0.1:$SRV_PORT: refused by the server"* ]]
+	[[ "$output" != *revoked* ]]
 	[[ "$output" == *"the server refused the attestation (HTTP 403): "*"PCR 7"* ]]
 	srv audit export | tail -n 3 | grep -q 'PCR 7'
 	# The credentials in the keyring are untouched by verify.
+	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
+}
+
+@test "verify exit status: 0 accepted, 1 a bad configuration or a drift the policy allows, 4 unreachable, never 4 on drift" {
+	"$KEYSTRAP" handoff --config keystrap.conf 2>/dev/null
+	run "$KEYSTRAP" verify --config keystrap.conf
+	[ "$status" -eq 0 ]
+	# A configuration without a server: this node's failure, 1, before any attestation.
+	printf '[Attest]\nCA=%s\n' "$SRV_DIR/ca.crt" >noserver.conf
+	run "$KEYSTRAP" verify --config noserver.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"noserver.conf: [Attest] Server= and CA= are needed to attest"* ]]
+	[[ "$output" != *"attestation to"* ]]
+	# Nobody listening on the port: 4, and said so.
+	conf "https://127.0.0.1:$(free_port)" continue
+	mv keystrap.conf down.conf
+	conf "https://127.0.0.1:$SRV_PORT" continue
+	run "$KEYSTRAP" verify --config down.conf
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"no drift: "* ]]
+	[[ "$output" == *": no answer from the server in time (unreachable or busy)"* ]]
+	[[ "$output" != *revoked* ]]
+	# PCR 9 moves, which this policy (0 7) does not pin: the server accepts, the drift is 1.
+	tpm2_pcrextend "9:sha256=$(printf drift | sha256sum | cut -c1-64)"
+	run "$KEYSTRAP" verify --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"drift: PCR 9 changed since the handoff"* ]]
+	[[ "$output" == *"attestation to https://127.0.0.1:$SRV_PORT: accepted, node node1.example"* ]]
+	# The same drift with no server to ask: still 1, not 4.
+	run "$KEYSTRAP" verify --config down.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"drift: PCR 9 changed since the handoff"* ]]
+	[[ "$output" == *": no answer from the server in time (unreachable or busy)"* ]]
 	[ "$(as_consumer "$KEYSTRAP" get secret:db)" = "$SECRET" ]
 }
 
