@@ -237,9 +237,11 @@ static size_t samples(struct dashboard *db, int64_t now_us, struct sample out[SA
 
 static const char *const colours[] = { "#b00020", "#a35b00", "#6a1b9a", "#00796b", "#5d4037", "#c2185b", "#455a64" };
 
+/* A series named by its id (series-requests, series-REFUSAL), for scripts reading the page. */
 static void polyline(FILE *f, const struct sample *s, size_t n, int cls, uint64_t max, const char *colour)
 {
-	fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colour);
+	fprintf(f, "<polyline id=\"series-%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+		cls < 0 ? "requests" : refusal_name(cls), colour);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = cls < 0 ? s[i].requests : s[i].refusals[cls];
 

@@ -43,8 +43,12 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-# A test's own servers and PostgreSQL, left running by a failure.
+# A test's own servers, their bridges and PostgreSQL, left running by a failure.
 teardown() {
+	local f
+	for f in "$BATS_TEST_TMPDIR"/*/socat.pid; do
+		[ ! -e "$f" ] || kill "$(cat "$f")" 2>/dev/null || true
+	done
 	servers_stop_under "$BATS_TEST_TMPDIR"
 	[ -z "${PG_PID:-}" ] || pg_stop
 }
@@ -80,14 +84,39 @@ db() {
 	sqlite3 -cmd '.timeout 5000' "$SRV_DIR/keystrap.db" "$1"
 }
 
-# wait_census FIELD VALUE: until the fleet page's JSON (the registry counted each second) says so.
-wait_census() {
+# own_server NAME: a server of the test's own (its store, admin socket and bridge), whose counts
+# start from nothing; SRV_DIR, SRV_PORT, ADMIN and BRIDGE_PORT name it from then on, so admin,
+# dom, post, srv and db read and write it. Another policy version in $POLICY_GROUPS if set.
+own_server() {
+	SRV_DIR=$BATS_TEST_TMPDIR/$1
+	SRV_PORT=$(free_port)
+	ADMIN=$ADMIN_DIR/$1.sock
+	server_pki "$SRV_DIR"
+	server_config "$SRV_DIR" "0 7" "\"admin_listen\":\"unix:$ADMIN\""
+	server_start "$SRV_DIR"
+	BRIDGE_PORT=$(free_port)
+	socat "TCP-LISTEN:$BRIDGE_PORT,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$ADMIN" 2>/dev/null &
+	echo $! >"$SRV_DIR/socat.pid"
 	for _ in $(seq 50); do
-		[ "$(admin '/?format=json' | head -n -1 | jq -r ".nodes.$1")" = "$2" ] && return 0
+		curl -s -o /dev/null "http://127.0.0.1:$BRIDGE_PORT/" && return 0
 		sleep 0.1
 	done
-	admin '/?format=json'
 	return 1
+}
+
+# wait_json PATH FILTER VALUE: until the page's JSON says so (what the server's second tick counts).
+wait_json() {
+	for _ in $(seq 50); do
+		[ "$(admin "$1?format=json" | head -n -1 | jq -r "$2")" = "$3" ] && return 0
+		sleep 0.1
+	done
+	admin "$1?format=json"
+	return 1
+}
+
+# wait_census FIELD VALUE: until the fleet page's JSON (the registry counted each second) says so.
+wait_census() {
+	wait_json / ".nodes.$1" "$2"
 }
 
 @test "the admin socket is owner-only, and the dashboard is not on the nodes' port" {
@@ -347,4 +376,33 @@ node-approve" ]
 	run dom /policy
 	[[ "$output" == *"<h2>Changes from version $((v - 1))</h2><p id=\"changes\">none</p>"* ]]
 	server_policy "$SRV_DIR" "0 7" >/dev/null
+}
+
+@test "the chart: one refusal draws a refusal series with its legend, and the JSON's rates count it; a quiet fleet shows none" {
+	own_server quiet
+	# Twin first: nothing refused yet, so the chart has the requests' line alone.
+	run admin '/?format=json'
+	[ "$(body_of "$output" | jq -c '([.rates[].refusals | length] | add), .refusals, (.rates | length) >= 1')" = "0
+{}
+true" ]
+	run dom /
+	[[ "$output" == *'<svg id="rates" viewBox="0 0 620 170"'* ]]
+	[ "$(grep -o 'id="series-[a-z-]*"' <<<"$output")" = 'id="series-requests"' ]
+	[[ "$output" == *'requests</span></p>'* ]]
+	[[ "$output" != *'refused: '* ]]
+	# One refusal: a start whose body does not parse.
+	echo '{' >bad.json
+	run post /v1/attest/start bad.json
+	[ "$(status_of "$output")" = 400 ]
+	run admin '/?format=json'
+	[ "$(body_of "$output" | jq -c '.rates[-1].refusals, .rates[-1].requests >= 1, .refusals')" = '{"malformed":1}
+true
+{"malformed":1}' ]
+	run dom /
+	[ "$(grep -o 'id="series-[a-z-]*"' <<<"$output" | tr '\n' ' ')" = 'id="series-requests" id="series-malformed" ' ]
+	[[ "$output" == *'refused: malformed</span></p>'* ]]
+	# Its last point (the minute under way) stands above the axis: 1, not 0.
+	pts=$(grep -o '<polyline id="series-malformed"[^>]*' <<<"$output" | sed 's/.*points="//; s/ *"$//')
+	last=${pts##* }
+	[ "${last#*,}" -lt 150 ]
 }
