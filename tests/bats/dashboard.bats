@@ -259,7 +259,10 @@ $exp
 
 @test "screenshots at desktop and phone widths are PNGs of that size" {
 	local p
-	for p in / /nodes /policy /secrets /audit; do
+	# The node page of this TPM (revoked above) too: there first, or the sizes prove nothing.
+	run admin "/nodes/$EK"
+	[ "$(status_of "$output")" = 200 ]
+	for p in / /nodes /policy /secrets /audit "/nodes/$EK"; do
 		shot "$p" desk.png 1280 900
 		shot "$p" phone.png 390 844
 		[ "$(png_size desk.png)" = "1280 900" ]
@@ -405,4 +408,87 @@ true
 	pts=$(grep -o '<polyline id="series-malformed"[^>]*' <<<"$output" | sed 's/.*points="//; s/ *"$//')
 	last=${pts##* }
 	[ "${last#*,}" -lt 150 ]
+}
+
+@test "the fleet's cards: attested in the last hour, never attested and expiring soon, each a known count; zero when no node is such" {
+	own_server cards
+	local now
+	now=$(date +%s)
+	# Twin first: nodes, none of them counted by the three cards. Not approved (a revoked one
+	# attested a minute ago, expiring tomorrow; a request); approved, attested two days ago,
+	# its certificate good for eight days more; approved, its certificate expired.
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer, attested_us, cert_serial, cert_not_after)
+	    VALUES (printf('%064x', 1), 'r1', 'revoked', 1, 1, 'x', ($now - 60) * 1000000, 'a1', $now + 86400),
+	           (printf('%064x', 2), NULL, 'requested', 2, 2, 'x', 0, '', 0),
+	           (printf('%064x', 3), 'a3', 'approved', 3, 3, 'x', ($now - 2 * 86400) * 1000000, 'a3', $now + 8 * 86400),
+	           (printf('%064x', 4), 'a4', 'approved', 4, 4, 'x', ($now - 2 * 86400) * 1000000, 'a4', $now - 10)"
+	wait_census approved 2
+	run admin '/?format=json'
+	[ "$(body_of "$output" | jq -c '.nodes | [.attested_1h, .never_attested, .expiring_7d, .overdue, .revoked]')" = "[0,0,0,1,1]" ]
+	run dom /
+	[[ "$output" == *'<div class="card" id="attested_1h"><b>0</b>attested in the last hour</div>'* ]]
+	[[ "$output" == *'<div class="card" id="never_attested"><b>0</b>approved, never attested</div>'* ]]
+	[[ "$output" == *'<div class="card" id="expiring_7d"><b>0</b>certificates expiring within 7 days</div>'* ]]
+	# Then 2 attested in the last hour (expiring in 10 minutes: also expiring soon), 3 approved
+	# and never attested, 4 more attested a day ago expiring within the week.
+	db "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9)
+	    INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer, attested_us, cert_serial, cert_not_after)
+	    SELECT printf('%064x', 100 + i), 'n' || i, 'approved', 100 + i, 100 + i, 'x',
+	           CASE WHEN i <= 2 THEN ($now - 600) * 1000000 WHEN i <= 5 THEN 0 ELSE ($now - 90000) * 1000000 END,
+	           CASE WHEN i <= 5 AND i > 2 THEN '' ELSE printf('%x', 100 + i) END,
+	           CASE WHEN i <= 2 THEN $now + 600 WHEN i <= 5 THEN 0 ELSE $now + 3 * 86400 END FROM n"
+	wait_census approved 11
+	run admin '/?format=json'
+	[ "$(body_of "$output" | jq -c '.nodes | [.attested_1h, .never_attested, .expiring_7d, .overdue, .revoked]')" = "[2,3,6,1,1]" ]
+	run dom /
+	[[ "$output" == *'<div class="card" id="attested_1h"><b>2</b>attested in the last hour</div>'* ]]
+	[[ "$output" == *'<div class="card" id="never_attested"><b>3</b>approved, never attested</div>'* ]]
+	[[ "$output" == *'<div class="card" id="expiring_7d"><b class="warn">6</b>certificates expiring within 7 days</div>'* ]]
+	[[ "$output" == *'<div class="card" id="overdue"><b class="bad">1</b>certificates expired, not renewed</div>'* ]]
+}
+
+@test "the secrets page in Chromium: name, version, groups and when it changed; its value on no page and in no JSON" {
+	local value='s3cr3t-V4LUE-never-shown' p
+	own_server secrets
+	printf 'first-%s' "$value" | srv secret set app.token >/dev/null
+	printf '%s' "$value" | srv secret set app.token >/dev/null
+	printf 'other' | srv secret set unused >/dev/null
+	POLICY_GROUPS='{"default":{"secrets":["app.token"]},"web":{"secrets":["app.token"]}}' server_policy "$SRV_DIR" "0 7" >/dev/null
+	set_at=$(srv secret list --json | jq -r '.[] | select(.name == "app.token") | .set')
+	[ -n "$set_at" ]
+	run dom /secrets
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"<tr><td>app.token</td><td>2</td><td>$set_at</td><td>set</td><td>default web </td></tr>"* ]]
+	# Twin: a secret no group is given shows no group.
+	[[ "$output" == *"<tr><td>unused</td><td>1</td><td>"*"</td><td>set</td><td></td></tr>"* ]]
+	run admin '/secrets?format=json'
+	[ "$(body_of "$output" | jq -c '.secrets[] | select(.name == "app.token") | [.version, .changed, .groups]')" = \
+		"[2,\"$set_at\",[\"default\",\"web\"]]" ]
+	# Every page, as served, as JSON and as Chromium renders it: no value, neither version's.
+	for p in / /nodes /policy /secrets /audit "/audit?before=3"; do
+		admin "$p" >>all.txt
+		admin "$p?format=json" >>all.txt
+		dom "$p" >>all.txt
+	done
+	grep -q 'app.token' all.txt
+	! grep -F -q "$value" all.txt
+}
+
+@test "the audit page shows verification failing once a record was edited in the database; passing before" {
+	own_server edited
+	srv node approve --file <(printf '%064x\n' 77) >/dev/null
+	server_stop "$SRV_DIR"
+	server_start "$SRV_DIR"
+	wait_json /audit .log.verification verified
+	run dom /audit
+	[[ "$output" == *'<p id="audit-state">Audit log: <span class="ok">verified</span> (checked '* ]]
+	# An insider edits a record (a refusal made an approval, say); the server's next check sees it.
+	server_stop "$SRV_DIR"
+	db "UPDATE audit SET reasons = reasons || ' (edited)' WHERE seq = (SELECT MAX(seq) FROM audit)"
+	server_start "$SRV_DIR"
+	wait_json /audit .log.verification failed
+	run dom /audit
+	[[ "$output" == *'<p id="audit-state">Audit log: <span class="bad">FAILED verification</span> (checked '* ]]
+	run dom /
+	[[ "$output" == *'<span class="bad">FAILED verification</span>'* ]]
 }
