@@ -465,13 +465,21 @@ true
 	[ "$(body_of "$output" | jq -c '.secrets[] | select(.name == "app.token") | [.version, .changed, .groups]')" = \
 		"[2,\"$set_at\",[\"default\",\"web\"]]" ]
 	# Every page, as served, as JSON and as Chromium renders it: no value, neither version's.
-	for p in / /nodes /policy /secrets /audit "/audit?before=3"; do
-		admin "$p" >>all.txt
-		admin "$p?format=json" >>all.txt
-		dom "$p" >>all.txt
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    VALUES (printf('%064x', 8), 'x.example', 'approved', 1, 1, 'x')"
+	for p in / /nodes /nodes/x.example /policy /secrets /audit "/audit?before=3"; do
+		{
+			admin "$p"
+			echo
+			if [[ $p == *\?* ]]; then admin "$p&format=json"; else admin "$p?format=json"; fi
+			echo
+			dom "$p"
+		} >>all.txt
 	done
 	grep -q 'app.token' all.txt
-	! grep -F -q "$value" all.txt
+	# Every one of them answered (200 is the status admin prints after each body).
+	[ "$(grep -c '^200$' all.txt)" = 14 ]
+	! grep -F -q "$value" all.txt || false
 }
 
 @test "the audit page shows verification failing once a record was edited in the database; passing before" {
