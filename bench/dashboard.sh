@@ -3,11 +3,12 @@
 # and BENCH_AUDIT (default 1,000,000) audit records in the store. One SQLite store on disk,
 # its rows written with sqlite3 straight into the tables the pages read (nodes and audit; the
 # audit log's Merkle tables do not matter to a read page, and its verification fails, which
-# the pages show), a signed policy loaded. The server runs with admin_listen on a Unix socket;
-# each page is fetched BENCH_RUNS (default 15) times with curl --unix-socket, interleaved with
-# the nodes' GET /healthz over TLS (the peer: the cheapest answer the server gives), and the
-# median, min and max of curl's time_total is printed per page. Not a test; a page that does
-# not answer 200 exits 1.
+# the pages show), a signed policy loaded; the node page's node has 20 certificates, 50
+# disk-share records and 50 refusals naming two PCRs each besides its 100 records. The server
+# runs with admin_listen on a Unix socket; each page is fetched BENCH_RUNS (default 15) times
+# with curl --unix-socket, interleaved with the nodes' GET /healthz over TLS (the peer: the
+# cheapest answer the server gives), and the median, min and max of curl's time_total is
+# printed per page. Not a test; a page that does not answer 200 exits 1.
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -60,6 +61,18 @@ SELECT i, ($now - 86400) * 1000000 + i * 80, '192.0.2.1', printf('%064x', i % $N
        printf('node-%05d.example', i % $NODES + 1), CASE WHEN i % 2 THEN 'attest-start' ELSE 'attest-finish' END,
        CASE WHEN i % 10 = 0 THEN 'deny' ELSE 'allow' END, CASE WHEN i % 10 = 0 THEN 'pcr 7 differs' ELSE '' END,
        zeroblob(32), zeroblob(32) FROM a;
+-- The node page's node (node-05000) as a busy one is: 20 certificates kept, then 50 disk-share
+-- records and 50 refusals naming two PCRs each in full (what its drift view reads), newest.
+WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 19)
+INSERT INTO certificates (serial, ek_hash, not_before, not_after)
+SELECT printf('%040x', 1000000 + i), printf('%064x', 5000), $now - 300 - i * 300, $now + 600 - i * 300 FROM k;
+WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 100)
+INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash)
+SELECT (SELECT MAX(seq) FROM audit) + i, $now * 1000000 + i, '192.0.2.1', printf('%064x', 5000), 'node-05000.example',
+       CASE WHEN i % 2 THEN 'disk-share-release' ELSE 'attest-finish' END, 'deny',
+       CASE WHEN i % 2 THEN 'volume 0b3f6f1e-4c1a-4d7e-9a55-2f6a1c9e8d01: node is revoked'
+       ELSE printf('PCR 4 (sha256) is %064x, policy 1 wants %064x; PCR 7 (sha256) is %064x, policy 1 wants %064x', i, 0, i, 0) END,
+       zeroblob(32), zeroblob(32) FROM k;
 COMMIT;
 SQL
 echo "store: $NODES nodes, $AUDIT audit records written in $((($(date +%s%N) - t0) / 1000000)) ms ($(du -m "$DIR/keystrap.db" | cut -f1) MB)"

@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "dashboard.h"
+#include "evidence.h"
 #include "log.h"
 #include "operator.h"
 #include "policy-cache.h"
@@ -33,6 +34,8 @@
 
 #define PAGE_ROWS 100
 #define NODE_HISTORY 100
+#define NODE_CERTS 20  /* the newest: renewing at half-life, a node keeps one per renewal until an hour past expiry */
+#define NODE_SHARES 50
 #define SAMPLES 60 /* a minute each: the chart's hour */
 
 struct sample {
@@ -469,7 +472,32 @@ struct audit_list {
 	json_object *a;
 	int64_t n, last_seq;
 	bool with_node;
+	json_object *drift; /* a node's page: each PCR its refusals name */
 };
+
+/* The PCRs a refused attestation named (evidence_reason_next), into the node page's drift list. */
+static void drift_add(json_object *drift, const struct audit_rec *a)
+{
+	struct evidence_named n;
+	const char *pos = a->reasons;
+	char buf[21];
+
+	if (!drift || !streq(a->action, "attest-finish") || !streq(a->decision, "deny"))
+		return;
+	while (evidence_reason_next(&pos, &n) > 0) {
+		json_object *o = json_object_new_object();
+
+		jint(o, "seq", a->seq);
+		jstr(o, "time", when(a->time_us, buf));
+		jint(o, "pcr", n.pcr);
+		jstr(o, "bank", n.bank);
+		jint(o, "policy", n.policy);
+		json_object_object_add(o, "event", n.event < 0 ? NULL : json_object_new_int64(n.event));
+		jstr(o, n.event < 0 ? "value" : "digest", n.is);
+		json_object_object_add(o, "wants", n.event < 0 ? json_object_new_string(n.wants) : NULL);
+		json_object_array_add(drift, o);
+	}
+}
 
 static int audit_row(const struct audit_rec *a, void *userdata)
 {
@@ -496,25 +524,117 @@ static int audit_row(const struct audit_rec *a, void *userdata)
 		jstr(o, "ek_hash", a->ek_hash);
 	fputs("</tr>", l->p->f);
 	json_object_array_add(l->a, o);
+	drift_add(l->drift, a);
 	return 0;
 }
 
-static void audit_header(struct page *p, bool with_node)
+static void audit_header(struct page *p, const char *id, bool with_node)
 {
-	fprintf(p->f, "<div class=\"scroll\"><table id=\"audit\"><tr><th>seq</th><th>time</th>%s<th>action</th>"
+	fprintf(p->f, "<div class=\"scroll\"><table id=\"%s\"><tr><th>seq</th><th>time</th>%s<th>action</th>"
 		      "<th>decision</th><th>reasons</th><th>peer</th></tr>",
-		with_node ? "<th>node</th>" : "");
+		id, with_node ? "<th>node</th>" : "");
+}
+
+/* Which PCRs moved when: each one the node's refusals in the history above name, newest first. */
+static void drift_table(struct page *p, json_object *drift)
+{
+	size_t n = json_object_array_length(drift);
+
+	fputs("<h2>PCR drift: what its refusals named</h2>", p->f);
+	if (n == 0) {
+		fputs("<p id=\"drift\">No refusal in the history above named a PCR.</p>", p->f);
+		return;
+	}
+	fputs("<div class=\"scroll\"><table id=\"drift\"><tr><th>seq</th><th>time</th><th>PCR</th><th>bank</th>"
+	      "<th>quoted</th><th>policy</th><th>policy wants</th></tr>",
+	      p->f);
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(drift, i), *v;
+		const char *event = json_object_object_get_ex(o, "event", &v) && v ? json_object_get_string(v) : NULL;
+
+		fprintf(p->f, "<tr><td>%s</td><td>", json_object_get_string(json_object_object_get(o, "seq")));
+		html(p->f, json_object_get_string(json_object_object_get(o, "time")));
+		fprintf(p->f, "</td><td>%s%s%s</td><td>", json_object_get_string(json_object_object_get(o, "pcr")),
+			event ? " event " : "", event ? event : "");
+		html(p->f, json_object_get_string(json_object_object_get(o, "bank")));
+		fputs("</td><td><code>", p->f);
+		html(p->f, json_object_get_string(json_object_object_get(o, event ? "digest" : "value")));
+		fprintf(p->f, "</code></td><td>%s</td><td>", json_object_get_string(json_object_object_get(o, "policy")));
+		if (event)
+			fputs("does not allow the event", p->f);
+		else {
+			fputs("<code>", p->f);
+			html(p->f, json_object_get_string(json_object_object_get(o, "wants")));
+			fputs("</code>", p->f);
+		}
+		fputs("</td></tr>", p->f);
+	}
+	fputs("</table></div>", p->f);
+}
+
+struct cert_list {
+	struct page *p;
+	const struct node_rec *node;
+	json_object *a;
+	bool current_seen;
+};
+
+static void cert_cells(struct cert_list *l, const char *serial, int64_t not_before, int64_t not_after)
+{
+	json_object *o = json_object_new_object();
+	bool current = streq(serial, l->node->cert_serial);
+
+	fputs("<tr>", l->p->f);
+	cell(l->p, o, "serial", serial);
+	cell_time(l->p, o, "not_before", not_before * 1000000);
+	cell_time(l->p, o, "not_after", not_after * 1000000);
+	fprintf(l->p->f, "<td%s>%s</td></tr>", current ? " class=\"ok\"" : "",
+		current ? "current" : not_after * 1000000 <= l->p->now_us ? "expired" : "superseded");
+	json_object_object_add(o, "current", json_object_new_boolean(current));
+	json_object_array_add(l->a, o);
+	l->current_seen = l->current_seen || current;
+}
+
+static int cert_row(const struct cert_rec *c, void *userdata)
+{
+	cert_cells(userdata, c->serial, c->not_before, c->not_after);
+	return 0;
+}
+
+/* The certificates the store keeps for it, newest first; the node's last one also when a store
+ * from before the certificates table lacks it (its notBefore unknown). */
+static int certificates(struct page *p, const struct node_rec *n)
+{
+	struct cert_list l = { .p = p, .node = n, .a = json_object_new_array() };
+	int r;
+
+	json_object_object_add(p->j, "certificates", l.a);
+	fputs("<h2>Certificates, newest first</h2>", p->f);
+	fputs("<div class=\"scroll\"><table id=\"certificates\"><tr><th>serial</th><th>not before</th>"
+	      "<th>not after</th><th>state</th></tr>",
+	      p->f);
+	if ((r = store_node_certificates(p->db->srv->store, n->ek_hash, NODE_CERTS, cert_row, &l)) < 0)
+		return r;
+	if (!l.current_seen && n->cert_serial[0])
+		cert_cells(&l, n->cert_serial, 0, n->cert_not_after);
+	if (json_object_array_length(l.a) == 0)
+		fputs("<tr><td colspan=\"4\">none issued</td></tr>", p->f);
+	fputs("</table></div>", p->f);
+	return 0;
 }
 
 static int page_node(struct page *p, const char *arg, struct evkeyvalq *q)
 {
 	struct store *s = p->db->srv->store;
-	struct audit_list l = { .p = p, .a = json_object_new_array() };
+	struct audit_list l = { .p = p, .a = json_object_new_array(), .drift = json_object_new_array() },
+			  shares = { .p = p, .a = json_object_new_array() };
 	struct node_rec n;
 	int r;
 
 	(void)q;
 	json_object_object_add(p->j, "history", l.a);
+	json_object_object_add(p->j, "drift", l.drift);
+	json_object_object_add(p->j, "disk_shares", shares.a);
 	r = strlen(arg) == EK_HASH_HEX ? store_node_get(s, arg, &n) : -ENOENT;
 	if (r == -ENOENT)
 		r = store_node_get_by_id(s, arg, &n);
@@ -527,11 +647,21 @@ static int page_node(struct page *p, const char *arg, struct evkeyvalq *q)
 	json_object_object_add(p->j, "node", node_cells(p, &n));
 	fputs("</table></div><p>EK hash <code>", p->f);
 	html(p->f, n.ek_hash);
-	fputs("</code></p><h2>History, newest first</h2>", p->f);
-	audit_header(p, false);
+	fputs("</code></p>", p->f);
+	if (certificates(p, &n) < 0)
+		return 503;
+	fputs("<h2>Disk shares: stored, released, refused</h2>", p->f);
+	audit_header(p, "disk-shares", false);
+	if (store_audit_shares_ek(s, n.ek_hash, NODE_SHARES, audit_row, &shares) < 0)
+		return 503;
+	if (shares.n == 0)
+		fputs("<tr><td colspan=\"6\">none</td></tr>", p->f);
+	fputs("</table></div><h2>History, newest first</h2>", p->f);
+	audit_header(p, "audit", false);
 	if ((r = store_audit_foreach_ek(s, n.ek_hash, NODE_HISTORY, audit_row, &l)) < 0)
 		return 503;
 	fputs("</table></div>", p->f);
+	drift_table(p, l.drift);
 	return 200;
 }
 
@@ -569,7 +699,7 @@ static int page_audit(struct page *p, const char *arg, struct evkeyvalq *q)
 	audit_state(p, st);
 	checkpoint(p, st);
 	fprintf(p->f, "<p>Newest first, %d a page.</p>", PAGE_ROWS);
-	audit_header(p, true);
+	audit_header(p, "audit", true);
 	if (store_audit_page(p->db->srv->store, before, PAGE_ROWS + 1, audit_row, &l) < 0)
 		return 503;
 	fputs("</table></div><p>", p->f);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +292,30 @@ int evidence_judge(const struct policy *p, const struct attest_finish *m, const 
 	if ((r = refusal_format(p, m, e, ret_refused)) < 0)
 		return r;
 	return 1;
+}
+
+int evidence_reason_next(const char **pos, struct evidence_named *ret)
+{
+	/* The scanf forms of line_add's two items above; widths are the buffers'. */
+	for (const char *p = strstr(*pos, "PCR "); p; p = strstr(p + 1, "PCR ")) {
+		struct evidence_named n = { .event = -1 };
+		size_t event = 0;
+		int end = 0;
+		bool value = sscanf(p, "PCR %u (%15[a-z0-9]) is %128[0-9a-f], policy %lld wants %128[0-9a-f]%n", &n.pcr,
+				    n.bank, n.is, &n.policy, n.wants, &end) == 5 && end > 0;
+
+		if (!value && !(sscanf(p, "PCR %u event %zu (%15[a-z0-9] %128[0-9a-f]) is not allowed by policy %lld%n",
+				       &n.pcr, &event, n.bank, n.is, &n.policy, &end) == 5 && end > 0 && event <= LONG_MAX))
+			continue;
+		if (n.pcr >= PCR_COUNT)
+			continue;
+		if (!value)
+			n.event = (long)event;
+		*pos = p + end;
+		*ret = n;
+		return 1;
+	}
+	return 0;
 }
 
 static void items_free(struct payload_item *items, size_t n)

@@ -49,6 +49,22 @@ int evidence_logs_replay(const struct attest_finish *m, struct evidence *ret, ch
 int evidence_judge(const struct policy *p, const struct attest_finish *m, const struct evidence *e,
 		   char reason[ATTEST_REASON_MAX], char **ret_refused);
 
+/* One PCR a refusal's reason names: its quoted value against the policy's, or an event it does not allow. */
+struct evidence_named {
+	unsigned pcr;
+	long long policy;
+	long event;                            /* -1: the value, with wants; else the event's index */
+	char bank[16];
+	char is[2 * PCR_DIGEST_MAX + 1];       /* the quoted value, or the event's digest */
+	char wants[2 * PCR_DIGEST_MAX + 1];    /* the policy's value; "" for an event */
+};
+/*
+ * Reads evidence_judge's reason back (the dashboard's PCR drift, from audit records): the next
+ * PCR named at or after *pos, which moves past it. 1 found, 0 none left. What is not exactly
+ * one of judge's items (any other text, a digest that is not hex) is skipped.
+ */
+int evidence_reason_next(const char **pos, struct evidence_named *ret);
+
 /*
  * Seals the secrets named (values from the store) for this TPM: AES-256-GCM with AAD session
  * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every

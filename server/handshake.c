@@ -350,6 +350,7 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 	size_t spki_size, withheld = 0;
 	int64_t lifetime;
 	char serial[41], why[ATTEST_REASON_MAX];
+	int64_t not_before;
 	int k;
 
 	k = store_nonce_get(s->store, m->session, &n);
@@ -444,7 +445,7 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 	/* The policy's lifetime, within the ceiling this server is configured with. */
 	lifetime = p->credential_lifetime < s->config->certificate_lifetime ? p->credential_lifetime :
 									    s->config->certificate_lifetime;
-	k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &res.not_after);
+	k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &not_before, &res.not_after);
 	if (k == -ETIME)
 		return deny(r, 500, "the server's clock is outside its CA certificate's validity: nothing issued");
 	if (k < 0)
@@ -475,7 +476,7 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 			return fail_internal(r, "auditing a disk share", k);
 	}
 	/* What node list shows as last attested: a certificate the reply carries. */
-	if ((k = store_node_set_certificate(s->store, r->ek_hash, now_usec(), serial, res.not_after)) < 0)
+	if ((k = store_node_set_certificate(s->store, r->ek_hash, now_usec(), serial, not_before, res.not_after)) < 0)
 		return fail_internal(r, "recording the certificate", k);
 	if ((k = attest_result_format(&res, &r->body)) < 0)
 		return fail_internal(r, "formatting the result", k);

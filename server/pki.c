@@ -381,7 +381,7 @@ static int set_p256_key(X509 *x, const uint8_t *spki, size_t spki_size)
 }
 
 int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
-	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after)
+	      char **ret_pem, char ret_serial[41], int64_t *ret_not_before, int64_t *ret_not_after)
 {
 	_cleanup_(X509_freep) X509 *x = X509_new();
 	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
@@ -429,6 +429,7 @@ int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *
 	if ((r = pem_of(x, ret_pem)) < 0)
 		goto out;
 	hex_encode(serial, sizeof(serial), ret_serial);
+	*ret_not_before = (int64_t)now - ATTEST_CLOCK_SKEW_MAX;
 	*ret_not_after = (int64_t)now + lifetime;
 	return 0;
 out:

@@ -34,11 +34,11 @@ int pki_csr_key(struct pki *p, const char *pem, uint8_t **ret_spki, size_t *ret_
 /*
  * A certificate for the key in spki (as pki_csr_key returned it): subject CN=node_id, SAN
  * DNS:node_id, clientAuth, lifetime seconds, valid from ATTEST_CLOCK_SKEW_MAX seconds ago (for
- * nodes whose clock is behind). PEM, the serial in hex, and its notAfter (Unix seconds). -ETIME
- * when this server's clock is outside the CA certificate's validity.
+ * nodes whose clock is behind). PEM, the serial in hex, and its notBefore and notAfter (Unix
+ * seconds). -ETIME when this server's clock is outside the CA certificate's validity.
  */
 int pki_issue(struct pki *p, const uint8_t *spki, size_t spki_size, const char *node_id, int64_t lifetime,
-	      char **ret_pem, char ret_serial[41], int64_t *ret_not_after);
+	      char **ret_pem, char ret_serial[41], int64_t *ret_not_before, int64_t *ret_not_after);
 /*
  * The bundle a node receives as its chain (malloc'ed PEM): the issuing CA and its issuers, then
  * the CAs of a rotation not yet retired, so consumers pinning it accept either CA's certificates.

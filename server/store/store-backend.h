@@ -43,7 +43,9 @@ struct store_ops {
 	int (*node_get)(struct store *s, const char *ek_hash, struct node_rec *ret);
 	int (*node_get_by_id)(struct store *s, const char *node_id, struct node_rec *ret);
 	int (*node_set_certificate)(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-				    int64_t not_after);
+				    int64_t not_before, int64_t not_after);
+	int (*node_certificates)(struct store *s, const char *ek_hash, int64_t limit,
+				 int (*cb)(const struct cert_rec *c, void *userdata), void *userdata);
 	int (*node_request)(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
 	int (*node_set_state)(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			      const char *group, int64_t now_us);
@@ -106,6 +108,8 @@ struct store_ops {
 			  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*audit_foreach_ek)(struct store *s, const char *ek_hash, int64_t limit,
 				int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+	int (*audit_shares_ek)(struct store *s, const char *ek_hash, int64_t limit,
+			       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	int (*probe_write)(struct store *s, int64_t now_us); /* the health row, in store.c's transaction */
 	/* CRLs (store.h): the revoked nodes' unexpired certificates, the revoked set's version, the next number. */
 	int (*revoked_foreach)(struct store *s, int64_t now, int (*cb)(const char *serial, int64_t revoked_us, void *userdata),
@@ -225,20 +229,35 @@ struct store_ops {
 	" PRIMARY KEY (ek_hash, volume));"
 
 /*
- * Columns added to the nodes table after its first release, X(name, declaration): a store made
+ * Columns added to a table after its first release, X(table, name, declaration): a store made
  * before gains them when opened (ALTER TABLE ADD COLUMN, under the writer lock; rows take the
  * default), so nothing is rewritten. bigint is SQLite's INTEGER affinity too.
  */
-#define STORE_NODES_ADDED(X) \
-	X("attested_us", "bigint NOT NULL DEFAULT 0") \
-	X("cert_serial", "TEXT NOT NULL DEFAULT ''") \
-	X("cert_not_after", "bigint NOT NULL DEFAULT 0")
+#define STORE_COLUMNS_ADDED(X) \
+	X("nodes", "attested_us", "bigint NOT NULL DEFAULT 0") \
+	X("nodes", "cert_serial", "TEXT NOT NULL DEFAULT ''") \
+	X("nodes", "cert_not_after", "bigint NOT NULL DEFAULT 0") \
+	X("certificates", "not_before", "bigint NOT NULL DEFAULT 0")
 
-/* After the columns: node list sorts by request time, node show reads one EK's audit records. */
+/* The disk-share records, which the partial index audit_shares alone holds: a query's WHERE
+ * must say this word for word for either planner to take it. */
+#define STORE_AUDIT_SHARES_WHERE "action IN ('disk-share-store', 'disk-share-release')"
+
+/* After the columns: node list sorts by request time, node show reads one EK's audit records,
+ * the dashboard's node page its disk-share records (a few rows indexed, however long the log). */
 #define STORE_INDEXES_ADDED \
 	"CREATE INDEX IF NOT EXISTS nodes_requested ON nodes (requested_us, ek_hash);" \
 	"CREATE INDEX IF NOT EXISTS audit_ek ON audit (ek_hash, seq);" \
-	"CREATE INDEX IF NOT EXISTS nodes_state ON nodes (state, changed_us);"
+	"CREATE INDEX IF NOT EXISTS nodes_state ON nodes (state, changed_us);" \
+	"CREATE INDEX IF NOT EXISTS audit_shares ON audit (ek_hash, seq) WHERE " STORE_AUDIT_SHARES_WHERE ";"
+
+/* A node's certificates, newest first (on certificates_ek); P1 the EK hash, P2 the limit. */
+#define STORE_NODE_CERTS_SQL(P1, P2) \
+	"SELECT serial, not_before, not_after FROM certificates WHERE ek_hash = " P1 " ORDER BY not_after DESC LIMIT " P2
+/* One EK's disk-share records, newest first, at most P2 (on audit_shares). */
+#define STORE_AUDIT_SHARES_SQL(P1, P2) \
+	"SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash FROM audit " \
+	"WHERE ek_hash = " P1 " AND " STORE_AUDIT_SHARES_WHERE " ORDER BY seq DESC LIMIT " P2
 
 /*
  * The CRL's statements, the same text for both backends (no parameters but now, Unix seconds:

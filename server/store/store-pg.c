@@ -451,10 +451,10 @@ static int pg_open(const char *spec, struct store **ret, char *reason, size_t re
 	/* dbname comes last, so whatever the URI says wins over these defaults. */
 	static const char *const keys[] = { "connect_timeout", "application_name", "client_encoding", "dbname", NULL };
 	const char *values[] = { "10", "keystrap-server", "UTF8", spec, NULL };
-#define ADD(name, decl) "ALTER TABLE nodes ADD COLUMN IF NOT EXISTS " name " " decl ";"
+#define ADD(table, name, decl) "ALTER TABLE " table " ADD COLUMN IF NOT EXISTS " name " " decl ";"
 	/* No "already exists, skipping" notices: each start answers the same few bytes. */
 	static const char schema[] = "BEGIN; SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(" STORE_LOCK "); " STORE_SCHEMA("bytea", "bigint")
-		STORE_NODES_ADDED(ADD) STORE_INDEXES_ADDED " COMMIT;";
+		STORE_COLUMNS_ADDED(ADD) STORE_INDEXES_ADDED " COMMIT;";
 #undef ADD
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct store_pg *q;
@@ -594,7 +594,7 @@ static int pg_node_get_by_id(struct store *s, const char *node_id, struct node_r
 
 /* The certificate kept for the CRL; the node's own rows a day past expiry go. */
 static int pg_cert_record(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-			  int64_t not_after)
+			  int64_t not_before, int64_t not_after)
 {
 	struct params d = { 0 }, i = { 0 };
 	int r;
@@ -606,13 +606,14 @@ static int pg_cert_record(struct store *s, const char *ek_hash, int64_t attested
 		return r;
 	p_text(&i, serial);
 	p_text(&i, ek_hash);
+	p_int8(&i, not_before);
 	p_int8(&i, not_after);
-	return run(s, "certificate record", "INSERT INTO certificates (serial, ek_hash, not_after) VALUES ($1, $2, $3)", &i,
-		   0, NULL);
+	return run(s, "certificate record",
+		   "INSERT INTO certificates (serial, ek_hash, not_before, not_after) VALUES ($1, $2, $3, $4)", &i, 0, NULL);
 }
 
 static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-				   int64_t not_after)
+				   int64_t not_before, int64_t not_after)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct params p = { 0 };
@@ -628,7 +629,28 @@ static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t
 		return r;
 	if (changed(res) != 1)
 		return -ENOENT;
-	return pg_cert_record(s, ek_hash, attested_us, serial, not_after);
+	return pg_cert_record(s, ek_hash, attested_us, serial, not_before, not_after);
+}
+
+static int pg_node_certificates(struct store *s, const char *ek_hash, int64_t limit,
+				int (*cb)(const struct cert_rec *c, void *userdata), void *userdata)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct params p = { 0 };
+	int r;
+
+	p_text(&p, ek_hash);
+	p_int8(&p, limit);
+	if ((r = run(s, "node certificates", STORE_NODE_CERTS_SQL("$1", "$2"), &p, 0, &res)) < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct cert_rec c = { .not_before = col_int8(res, i, 1), .not_after = col_int8(res, i, 2) };
+
+		copy_text(c.serial, sizeof(c.serial), col_text(res, i, 0));
+		if ((r = cb(&c, userdata)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int pg_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -1409,9 +1431,9 @@ static int audit_result(PGresult *res, int (*cb)(const struct audit_rec *r, void
 	return 0;
 }
 
-/* A node's newest records. */
-static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
-			       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+/* One EK's records by sql ($1 the EK hash, $2 the limit). */
+static int audit_of_ek(struct store *s, const char *sql, const char *ek_hash, int64_t limit,
+		       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct params p = { 0 };
@@ -1419,12 +1441,25 @@ static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t lim
 
 	p_text(&p, ek_hash);
 	p_int8(&p, limit);
-	if ((r = run(s, "audit list",
-		     "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
-		     "FROM audit WHERE ek_hash = $1 ORDER BY seq DESC LIMIT $2",
-		     &p, 0, &res)) < 0)
+	if ((r = run(s, "audit list", sql, &p, 0, &res)) < 0)
 		return r;
 	return audit_result(res, cb, userdata);
+}
+
+/* A node's newest records. */
+static int pg_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+			       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return audit_of_ek(s,
+			   "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+			   "FROM audit WHERE ek_hash = $1 ORDER BY seq DESC LIMIT $2",
+			   ek_hash, limit, cb, userdata);
+}
+
+static int pg_audit_shares_ek(struct store *s, const char *ek_hash, int64_t limit,
+			      int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return audit_of_ek(s, STORE_AUDIT_SHARES_SQL("$1", "$2"), ek_hash, limit, cb, userdata);
 }
 
 static int pg_audit_page(struct store *s, int64_t before, int64_t limit,
@@ -1521,6 +1556,8 @@ const struct store_ops store_pg_ops = {
 	.checkpoint_put = pg_checkpoint_put,
 	.audit_foreach = pg_audit_foreach,
 	.audit_foreach_ek = pg_audit_foreach_ek,
+	.audit_shares_ek = pg_audit_shares_ek,
+	.node_certificates = pg_node_certificates,
 	.audit_last = pg_audit_last,
 	.audit_page = pg_audit_page,
 	.node_page = pg_node_page,

@@ -127,32 +127,32 @@ static int create_private(const char *path, char *reason, size_t reason_size)
 }
 
 /*
- * STORE_NODES_ADDED: what a store made before lacks. SQLite has no ADD COLUMN IF NOT EXISTS;
+ * STORE_COLUMNS_ADDED: what a store made before lacks. SQLite has no ADD COLUMN IF NOT EXISTS;
  * the check and the change are one transaction, so a server and an admin command opening the
  * same file together do not both add a column.
  */
 static int select_one(struct store *s, const char *sql, const char *key, const char *what, sqlite3_stmt **ret);
 
-#define ADD(name, decl) { name, "ALTER TABLE nodes ADD COLUMN " name " " decl },
+#define ADD(table, name, decl) \
+	{ name, "SELECT 1 FROM pragma_table_info('" table "') WHERE name = ?", "ALTER TABLE " table " ADD COLUMN " name " " decl },
 static const struct {
-	const char *name, *sql;
-} nodes_added[] = { STORE_NODES_ADDED(ADD) };
+	const char *name, *check, *sql;
+} columns_added[] = { STORE_COLUMNS_ADDED(ADD) };
 #undef ADD
 
-/* Adds what nodes lacks of nodes_added (all of it: add); ret_missing: how many it lacks. */
-static int nodes_columns(struct store *s, bool add, size_t *ret_missing)
+/* Adds what the tables lack of columns_added (all of it: add); ret_missing: how many they lack. */
+static int tables_columns(struct store *s, bool add, size_t *ret_missing)
 {
 	size_t missing = 0;
 	int r;
 
-	for (size_t i = 0; i < ELEMENTSOF(nodes_added); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(columns_added); i++) {
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
-		r = select_one(s, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = ?", nodes_added[i].name,
-			       "schema", &st);
+		r = select_one(s, columns_added[i].check, columns_added[i].name, "schema", &st);
 		if (r == -ENOENT) {
 			missing++;
-			r = add ? exec(s, nodes_added[i].sql) : 0;
+			r = add ? exec(s, columns_added[i].sql) : 0;
 		}
 		if (r < 0)
 			return r;
@@ -167,13 +167,13 @@ static int migrate(struct store *s)
 	int r;
 
 	/* The usual case, nothing missing, takes no writer lock: a server's batches go on. */
-	if ((r = nodes_columns(s, false, &missing)) < 0)
+	if ((r = tables_columns(s, false, &missing)) < 0)
 		return r;
 	if (missing > 0) {
 		/* Checked again under the lock: another process may have added them meanwhile. */
 		if ((r = exec(s, "BEGIN IMMEDIATE")) < 0)
 			return r;
-		if ((r = nodes_columns(s, true, &missing)) < 0 || (r = exec(s, "COMMIT")) < 0) {
+		if ((r = tables_columns(s, true, &missing)) < 0 || (r = exec(s, "COMMIT")) < 0) {
 			(void)exec(s, "ROLLBACK");
 			return r;
 		}
@@ -316,7 +316,7 @@ static int sqlite_node_get_by_id(struct store *s, const char *node_id, struct no
 
 /* The certificate kept for the CRL; the node's own rows a day past expiry go. */
 static int sqlite_cert_record(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-			      int64_t not_after)
+			      int64_t not_before, int64_t not_after)
 {
 	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
 	int r, rc;
@@ -327,17 +327,19 @@ static int sqlite_cert_record(struct store *s, const char *ek_hash, int64_t atte
 	sqlite3_bind_int64(del, 2, attested_us / 1000000 - STORE_CERT_KEEP_S);
 	if ((rc = sqlite3_step(del)) != SQLITE_DONE)
 		return sql_errno(s, rc, "certificate prune");
-	if ((r = prepare(s, "INSERT INTO certificates (serial, ek_hash, not_after) VALUES (?, ?, ?)", &ins)) < 0)
+	if ((r = prepare(s, "INSERT INTO certificates (serial, ek_hash, not_before, not_after) VALUES (?, ?, ?, ?)",
+			 &ins)) < 0)
 		return r;
 	sqlite3_bind_text(ins, 1, serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(ins, 2, ek_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 3, not_after);
+	sqlite3_bind_int64(ins, 3, not_before);
+	sqlite3_bind_int64(ins, 4, not_after);
 	rc = sqlite3_step(ins);
 	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "certificate record");
 }
 
 static int sqlite_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-				       int64_t not_after)
+				       int64_t not_before, int64_t not_after)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -354,7 +356,27 @@ static int sqlite_node_set_certificate(struct store *s, const char *ek_hash, int
 		return sql_errno(s, rc, "node certificate");
 	if (sqlite3_changes(db_of(s)) != 1)
 		return -ENOENT;
-	return sqlite_cert_record(s, ek_hash, attested_us, serial, not_after);
+	return sqlite_cert_record(s, ek_hash, attested_us, serial, not_before, not_after);
+}
+
+static int sqlite_node_certificates(struct store *s, const char *ek_hash, int64_t limit,
+				    int (*cb)(const struct cert_rec *c, void *userdata), void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(s, STORE_NODE_CERTS_SQL("?1", "?2"), &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct cert_rec c = { .not_before = sqlite3_column_int64(st, 1), .not_after = sqlite3_column_int64(st, 2) };
+
+		snprintf(c.serial, sizeof(c.serial), "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+		if ((r = cb(&c, userdata)) < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_errno(s, rc, "node certificates");
 }
 
 static int sqlite_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -1160,17 +1182,31 @@ static int sqlite_audit_foreach(struct store *s, int (*cb)(const struct audit_re
 	return audit_rows(s, st, cb, userdata);
 }
 
-static int sqlite_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
-				   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+/* One EK's records by sql (?1 the EK hash, ?2 the limit). */
+static int audit_of_ek(struct store *s, const char *sql, const char *ek_hash, int64_t limit,
+		       int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE ek_hash = ? ORDER BY seq DESC LIMIT ?", &st)) < 0)
+	if ((r = prepare(s, sql, &st)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, ek_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, limit);
 	return audit_rows(s, st, cb, userdata);
+}
+
+static int sqlite_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
+				   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return audit_of_ek(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE ek_hash = ?1 ORDER BY seq DESC LIMIT ?2", ek_hash,
+			   limit, cb, userdata);
+}
+
+static int sqlite_audit_shares_ek(struct store *s, const char *ek_hash, int64_t limit,
+				  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return audit_of_ek(s, STORE_AUDIT_SHARES_SQL("?1", "?2"), ek_hash, limit, cb, userdata);
 }
 
 static int sqlite_audit_last(struct store *s, const char *action, const char *decision,
@@ -1264,6 +1300,8 @@ const struct store_ops store_sqlite_ops = {
 	.checkpoint_put = sqlite_checkpoint_put,
 	.audit_foreach = sqlite_audit_foreach,
 	.audit_foreach_ek = sqlite_audit_foreach_ek,
+	.audit_shares_ek = sqlite_audit_shares_ek,
+	.node_certificates = sqlite_node_certificates,
 	.audit_last = sqlite_audit_last,
 	.audit_page = sqlite_audit_page,
 	.node_page = sqlite_node_page,

@@ -180,9 +180,15 @@ int store_node_get_by_id(struct store *s, const char *node_id, struct node_rec *
 }
 
 int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-			       int64_t not_after)
+			       int64_t not_before, int64_t not_after)
 {
-	return s->ops->node_set_certificate(s, ek_hash, attested_us, serial, not_after);
+	return s->ops->node_set_certificate(s, ek_hash, attested_us, serial, not_before, not_after);
+}
+
+int store_node_certificates(struct store *s, const char *ek_hash, int64_t limit,
+			    int (*cb)(const struct cert_rec *c, void *userdata), void *userdata)
+{
+	return s->ops->node_certificates(s, ek_hash, limit, cb, userdata);
 }
 
 int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us)
@@ -470,6 +476,12 @@ int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
 			   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
 {
 	return s->ops->audit_foreach_ek(s, ek_hash, limit, cb, userdata);
+}
+
+int store_audit_shares_ek(struct store *s, const char *ek_hash, int64_t limit,
+			  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata)
+{
+	return s->ops->audit_shares_ek(s, ek_hash, limit, cb, userdata);
 }
 
 int store_audit_page(struct store *s, int64_t before, int64_t limit, int (*cb)(const struct audit_rec *r, void *userdata),

@@ -106,7 +106,15 @@ int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_
 /* The certificate just issued to it, in the attestation's transaction: node list shows them, and it
  * is kept for the CRL (store_revoked_foreach) until an hour after it expires. */
 int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
-			       int64_t not_after);
+			       int64_t not_before, int64_t not_after);
+
+struct cert_rec {
+	char serial[41];
+	int64_t not_before, not_after; /* Unix seconds; not_before 0: recorded before it was kept */
+};
+/* A node's certificates the store keeps (store_node_set_certificate), newest first, at most limit. */
+int store_node_certificates(struct store *s, const char *ek_hash, int64_t limit,
+			    int (*cb)(const struct cert_rec *c, void *userdata), void *userdata);
 /*
  * What a CRL lists: the serial (hex) of every certificate of a revoked node that is still valid
  * at now (Unix seconds) — each one issued since the store kept them, and the node's last — and
@@ -263,6 +271,10 @@ int store_audit_foreach(struct store *s, int (*cb)(const struct audit_rec *r, vo
 /* The newest (at most limit) records about one EK, newest first: node show's history (indexed). */
 int store_audit_foreach_ek(struct store *s, const char *ek_hash, int64_t limit,
 			   int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
+/* The same of its disk-share records only (store, release; allowed or refused), on an index of
+ * those records alone: a node's page finds them however many other records it has. */
+int store_audit_shares_ek(struct store *s, const char *ek_hash, int64_t limit,
+			  int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 
 /*
  * The transparency log over the records (audit-log.c). Leaves are audit_leaf_of's bytes; the

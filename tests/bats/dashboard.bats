@@ -343,6 +343,13 @@ null" ]
 	[ "$(jq -r '.node.state, (.history | length) > 0, .history[0].action' <<<"$output")" = "approved
 true
 node-approve" ]
+	# Its certificates and disk-share records from PostgreSQL: none, then the rows as stored.
+	[ "$(jq -c '[.certificates, .disk_shares]' <<<"$output")" = '[[],[]]' ]
+	pg_sql keystrap "INSERT INTO certificates (serial, ek_hash, not_before, not_after) VALUES
+	    ('0b', '$(sed -n 7p inv.txt)', 1700000000, 1700000900), ('0c', '$(sed -n 7p inv.txt)', 1700000300, 1700001200)"
+	run curl -s --unix-socket "$sock" "http://localhost/nodes/$(sed -n 7p inv.txt)?format=json"
+	[ "$(jq -r '.certificates | map("\(.serial) \(.not_before) \(.not_after) \(.current)") | join(", ")' <<<"$output")" = \
+		"0c 2023-11-14T22:18:20Z 2023-11-14T22:33:20Z false, 0b 2023-11-14T22:13:20Z 2023-11-14T22:28:20Z false" ]
 	run curl -s --unix-socket "$sock" 'http://localhost/audit?format=json'
 	[ "$(jq -r '[.records[].seq] | length == 100 and . == (sort | reverse)' <<<"$output")" = true ]
 	local next
@@ -499,4 +506,92 @@ true
 	[[ "$output" == *'<p id="audit-state">Audit log: <span class="bad">FAILED verification</span> (checked '* ]]
 	run dom /
 	[[ "$output" == *'<span class="bad">FAILED verification</span>'* ]]
+}
+
+@test "a node's page: its certificates (serial, notBefore, notAfter, which is current), disk-share rows and the PCRs its refusals named; none for a node without" {
+	local vol=0b3f6f1e-4c1a-4d7e-9a55-2f6a1c9e8d01 share serial0 serial1 out v
+	MAX_BODY=262144 own_server hist
+	# Twin first: an approved node that never attested has none of the three.
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    VALUES (printf('%064x', 5), 'bare.example', 'approved', 1, 1, '192.0.2.5')"
+	run admin '/nodes/bare.example?format=json'
+	[ "$(body_of "$output" | jq -c '[.certificates, .disk_shares, .drift]')" = '[[],[],[]]' ]
+	run dom /nodes/bare.example
+	[[ "$output" == *'<table id="certificates">'*'<td colspan="4">none issued</td>'* ]]
+	[[ "$output" == *'<table id="disk-shares">'*'<td colspan="6">none</td>'* ]]
+	[[ "$output" == *'<p id="drift">No refusal in the history above named a PCR.</p>'* ]]
+	# This TPM: two passing attestations, the second storing a disk share; then a boot the
+	# next policy refuses (it wants other PCR 0 and 7 values) asking for it back.
+	approve_peer "$U"
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	out=$(post /v1/attest/finish finish.json)
+	[ "$(status_of "$out")" = 200 ]
+	body_of "$out" | jq -r .certificate >cert0.pem
+	share=$(head -c 32 /dev/urandom | base64 -w0)
+	challenge ch.json
+	"$PEER" finish "$U" ch.json | jq -c --arg v "$vol" --arg s "$share" '. + {disk_share_put: {volume: $v, share: $s}}' >finish.json
+	out=$(post /v1/attest/finish finish.json)
+	[ "$(status_of "$out")" = 200 ]
+	body_of "$out" | jq -r .certificate >cert1.pem
+	v=$(($(cat "$OPERATOR_DIR/policy.version") + 1))
+	echo "$v" >"$OPERATOR_DIR/policy.version"
+	policy_json "0 7" "$v" | jq -c --arg a "$(printf '%064x' 10)" --arg b "$(printf '%064x' 11)" \
+		'.reference_pcrs["0"] = $a | .reference_pcrs["7"] = $b' >moved.json
+	policy_sign "$OPERATOR_DIR" moved.json op1 op2
+	srv policy load moved.json --signature moved.json.op1.sig --signature moved.json.op2.sig >/dev/null
+	challenge ch.json
+	"$PEER" finish "$U" ch.json | jq -c --arg v "$vol" '. + {disk_shares_get: [$v]}' >finish.json
+	out=$(post /v1/attest/finish finish.json)
+	[ "$(status_of "$out")" = 403 ]
+	run admin '/nodes/node1.example?format=json'
+	body_of "$output" >node.json
+	# The certificates as issued: serial and validity as openssl reads them from the PEMs.
+	serial1=$(openssl x509 -in cert1.pem -noout -serial | cut -d= -f2 | tr A-F a-f)
+	serial0=$(openssl x509 -in cert0.pem -noout -serial | cut -d= -f2 | tr A-F a-f)
+	[ "$(jq -r '.certificates | map("\(.serial) \(.current)") | join(" ")' node.json)" = "$serial1 true $serial0 false" ]
+	[ "$(jq -r .node.certificate_serial node.json)" = "$serial1" ]
+	iso() { date -u -d "$(openssl x509 -in "$1" -noout "-$2" | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ; }
+	[ "$(jq -r '.certificates[0] | "\(.not_before) \(.not_after)"' node.json)" = "$(iso cert1.pem startdate) $(iso cert1.pem enddate)" ]
+	[ "$(jq -r '.certificates[1] | "\(.not_before) \(.not_after)"' node.json)" = "$(iso cert0.pem startdate) $(iso cert0.pem enddate)" ]
+	# The disk share's rows: the store, then the release refused, naming the volume.
+	[ "$(jq -r '.disk_shares | map("\(.action) \(.decision)") | join(", ")' node.json)" = "disk-share-release deny, disk-share-store allow" ]
+	[[ "$(jq -r '.disk_shares[0].reasons' node.json)" == "volume $vol: "* ]]
+	# The drift: PCR 0, the value quoted and the one the policy wants, in full.
+	[ "$(jq -c '[.drift[] | "\(.pcr) \(.bank) \(.value) \(.policy) \(.wants)"]' node.json)" = \
+		"[\"0 sha256 $(pcr_value sha256 0) $v $(printf '%064x' 10)\",\"7 sha256 $(pcr_value sha256 7) $v $(printf '%064x' 11)\"]" ]
+	[ "$(jq -r '.drift[0].seq' node.json)" = "$(jq -r '.history[] | select(.action == "attest-finish" and .decision == "deny") | .seq' node.json)" ]
+	run dom /nodes/node1.example
+	[[ "$output" == *"<tr><td>$serial1</td><td>$(iso cert1.pem startdate)</td><td>$(iso cert1.pem enddate)</td><td class=\"ok\">current</td></tr>"* ]]
+	[[ "$output" == *"<tr><td>$serial0</td><td>$(iso cert0.pem startdate)</td><td>$(iso cert0.pem enddate)</td><td>superseded</td></tr>"* ]]
+	[[ "$output" == *'<table id="disk-shares">'*'<td>disk-share-release</td><td class="bad">deny</td><td>volume '"$vol"': '* ]]
+	[[ "$output" == *"<td>0</td><td>sha256</td><td><code>$(pcr_value sha256 0)</code></td><td>$v</td><td><code>$(printf '%064x' 10)</code></td></tr>"* ]]
+	[[ "$output" == *"<td>7</td><td>sha256</td><td><code>$(pcr_value sha256 7)</code></td><td>$v</td><td><code>$(printf '%064x' 11)</code></td></tr>"* ]]
+	[[ "$output" != *'<p id="drift">'* ]]
+	# Twin: the passing attestations named no PCR, so the drift is that one refusal's alone.
+	[ "$(jq '[.drift[].seq] | unique | length' node.json)" = 1 ]
+}
+
+@test "the drift view reads only judge's items: other text naming a PCR, or a digest that is not hex, is no drift; markup in it is text" {
+	own_server driftbad
+	local ek
+	ek=$(printf '%064x' 6)
+	db "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer)
+	    VALUES ('$ek', 'odd.example', 'approved', 1, 1, 'x')"
+	# A refusal whose text is not judge's, an allow naming a PCR, and a refusal with one event
+	# in judge's words beside a PCR that does not exist.
+	local r
+	for r in "5|deny|PCR 7 (sha256) is <b>zz</b>, policy 1 wants 00; PCR digest does not match the PCR values" \
+		"6|allow|PCR 7 (sha256) is ab, policy 1 wants cd" \
+		"7|deny|x; PCR 4 event 2 (sha256 0a0b) is not allowed by policy 3; PCR 24 (sha256) is ab, policy 3 wants cd"; do
+		IFS='|' read -r t d why <<<"$r"
+		db "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash)
+		    VALUES ((SELECT MAX(seq) + 1 FROM audit), $t, 'x', '$ek', 'odd.example', 'attest-finish', '$d', '$why',
+		            zeroblob(32), zeroblob(32))"
+	done
+	run admin '/nodes/odd.example?format=json'
+	[ "$(body_of "$output" | jq -c '[.drift[] | [.pcr, .event, .digest, .policy]]')" = '[[4,2,"0a0b",3]]' ]
+	run dom /nodes/odd.example
+	[[ "$output" == *'<td>4 event 2</td><td>sha256</td><td><code>0a0b</code></td><td>3</td><td>does not allow the event</td>'* ]]
+	[[ "$output" != *'<b>zz'* ]]
 }

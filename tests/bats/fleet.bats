@@ -210,7 +210,9 @@ row() {
 		state TEXT NOT NULL CHECK (state IN ('requested','approved','revoked')), requested_us INTEGER NOT NULL,
 		changed_us INTEGER NOT NULL, peer TEXT NOT NULL, reset_count INTEGER NOT NULL DEFAULT -1,
 		restart_count INTEGER NOT NULL DEFAULT -1, grp TEXT NOT NULL DEFAULT 'default');
-		INSERT INTO nodes VALUES ('$EK', 'old.example', 'approved', 1, 1, '127.0.0.1:1', 3, 4, 'web');"
+		INSERT INTO nodes VALUES ('$EK', 'old.example', 'approved', 1, 1, '127.0.0.1:1', 3, 4, 'web');
+		CREATE TABLE certificates (serial TEXT PRIMARY KEY, ek_hash TEXT NOT NULL, not_after INTEGER NOT NULL);
+		INSERT INTO certificates VALUES ('0a', '$EK', 5);"
 	chmod 600 "$d/keystrap.db"
 	sed "s|\"database\":\"[^\"]*\"|\"database\":\"$d/keystrap.db\"|" "$SRV_DIR/server.json" >"$d/server.json"
 	run "$KEYSTRAP_SERVER" node list --json --config "$d/server.json"
@@ -218,7 +220,9 @@ row() {
 	[ "$(jq -c '.[0] | [.node_id, .state, .group, .reset_count, .attested_us, .cert_serial]' <<<"$output")" = '["old.example","approved","web",3,null,null]' ]
 	[ "$(sqlite3 "$d/keystrap.db" "SELECT group_concat(name) FROM pragma_table_info('nodes') WHERE name LIKE '%att%' OR name LIKE 'cert%'")" = \
 		"attested_us,cert_serial,cert_not_after" ]
-	[ "$(sqlite3 "$d/keystrap.db" "SELECT count(*) FROM sqlite_master WHERE name IN ('nodes_requested', 'audit_ek')")" = 2 ]
+	# The certificates kept before their notBefore was: it reads 0 (unknown).
+	[ "$(sqlite3 "$d/keystrap.db" "SELECT serial, not_before, not_after FROM certificates")" = "0a|0|5" ]
+	[ "$(sqlite3 "$d/keystrap.db" "SELECT count(*) FROM sqlite_master WHERE name IN ('nodes_requested', 'audit_ek', 'audit_shares')")" = 3 ]
 	# Opened again: nothing added twice.
 	run "$KEYSTRAP_SERVER" node list --config "$d/server.json"
 	[ "$status" -eq 0 ]

@@ -763,14 +763,15 @@ pg_copy() {
 
 @test "PostgreSQL: a store from before gains the new columns and indexes when opened; its nodes keep their state" {
 	url=$(pg_copy legacy)
-	pg_sql legacy "ALTER TABLE nodes DROP COLUMN attested_us, DROP COLUMN cert_serial, DROP COLUMN cert_not_after; DROP INDEX nodes_requested; DROP INDEX audit_ek"
+	pg_sql legacy "ALTER TABLE nodes DROP COLUMN attested_us, DROP COLUMN cert_serial, DROP COLUMN cert_not_after; DROP INDEX nodes_requested; DROP INDEX audit_ek; DROP INDEX audit_shares; ALTER TABLE certificates DROP COLUMN not_before"
 	sed "s|\"database\":\"[^\"]*\"|\"database\":\"$url\"|" "$A_DIR/server.json" >legacy.json
 	run "$KEYSTRAP_SERVER" node list --json --config legacy.json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r --arg ek "$EK" '.[] | select(.ek_hash == $ek) | "\(.state) \(.node_id) \(.attested_us)"' <<<"$output")" = "approved node1.example null" ]
 	[ "$(pg_sql legacy "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'nodes' AND (column_name LIKE 'cert%' OR column_name = 'attested_us')")" = \
 		"attested_us,cert_not_after,cert_serial" ]
-	[ "$(pg_sql legacy "SELECT count(*) FROM pg_indexes WHERE indexname IN ('nodes_requested', 'audit_ek')")" = 2 ]
+	[ "$(pg_sql legacy "SELECT count(*) FROM information_schema.columns WHERE table_name = 'certificates' AND column_name = 'not_before'")" = 1 ]
+	[ "$(pg_sql legacy "SELECT count(*) FROM pg_indexes WHERE indexname IN ('nodes_requested', 'audit_ek', 'audit_shares')")" = 3 ]
 	pg_sql postgres "DROP DATABASE legacy" >/dev/null
 }
 
