@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
+#include <openssl/evp.h>
 
+#include "encode.h"
 #include "fileio.h"
 #include "log-key.h"
 #include "note.h"
@@ -29,6 +33,41 @@ int log_key_load(const char *path, struct note_signer **ret, char *why, size_t w
 	return 0;
 }
 
+int log_keys_load(const struct server_config *c, struct note_signer **ret_signer, struct note_signer **ret_next,
+		  char *why, size_t why_size)
+{
+	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
+	const struct note_verifier *v, *w;
+	int r;
+
+	if ((r = log_key_load(c->log_key, &signer, why, why_size)) < 0)
+		return r;
+	/* The next key's file is the rotation: absent, none is under way (log-key retire removed it). */
+	if (c->log_key_next && access(c->log_key_next, F_OK) == 0) {
+		if ((r = log_key_load(c->log_key_next, &next, why, why_size)) < 0)
+			return r;
+		v = note_signer_verifier(signer);
+		w = note_signer_verifier(next);
+		if (!streq(v->name, w->name)) {
+			snprintf(why, why_size, "the log key '%s' is named otherwise than the log ('%s'): the next log key "
+				 "keeps the log's name (log-key generate --name %s)", c->log_key_next, v->name, v->name);
+			return -EINVAL;
+		}
+		if (memcmp(v->pub, w->pub, sizeof(v->pub)) == 0) {
+			snprintf(why, why_size, "the next log key '%s' is the log key '%s' itself: a rotation needs a new "
+				 "key (log-key generate)", c->log_key_next, c->log_key);
+			return -EINVAL;
+		}
+	} else if (c->log_key_next && errno != ENOENT) {
+		r = -errno;
+		snprintf(why, why_size, "cannot examine the next log key '%s': %s", c->log_key_next, strerror(-r));
+		return r;
+	}
+	*ret_signer = TAKE_PTR(signer);
+	*ret_next = TAKE_PTR(next);
+	return 0;
+}
+
 int log_keys_attach(struct store *s, const struct server_config *c, char *why, size_t why_size)
 {
 	struct note_signer *signer, *next;
@@ -36,20 +75,84 @@ int log_keys_attach(struct store *s, const struct server_config *c, char *why, s
 
 	if (!c->log_key)
 		return 0;
-	if ((r = log_key_load(c->log_key, &signer, why, why_size)) < 0)
+	if ((r = log_keys_load(c, &signer, &next, why, why_size)) < 0)
 		return r;
 	store_set_log_signer(s, signer);
-	if (!c->log_key_next)
+	/* Of the signer's name, log_keys_load saw to that. */
+	return store_set_log_cosigner(s, next);
+}
+
+void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned n = 0;
+
+	/* The key id is 32 bits: the public key's SHA-256 beside it tells keys apart for good. */
+	if (EVP_Digest(v->pub, sizeof(v->pub), md, &n, EVP_sha256(), NULL) != 1)
+		n = 0;
+	hex_encode(md, n, hex);
+	snprintf(ret, LOG_KEY_LABEL_MAX, "%s+%08" PRIx32 " (sha256 %.16s)", v->name, v->id, n ? hex : "unknown");
+}
+
+struct lifecycle {
+	char action[32];
+	char *reasons;
+};
+
+static int lifecycle_last(const struct audit_rec *a, void *userdata)
+{
+	struct lifecycle *l = userdata;
+
+	if ((!streq(a->action, "log-key-next") && !streq(a->action, "log-key-rotate")) || !streq(a->decision, "allow"))
 		return 0;
-	if ((r = log_key_load(c->log_key_next, &next, why, why_size)) < 0)
-		return r;
-	if (store_set_log_cosigner(s, next) < 0) {
-		snprintf(why, why_size, "the log key '%s' is named otherwise than the log ('%s'): the next log key "
-			 "keeps the log's name (log-key generate --name %s)", c->log_key_next,
-			 note_signer_verifier(signer)->name, note_signer_verifier(signer)->name);
-		return -EINVAL;
-	}
+	free(l->reasons);
+	if (!(l->reasons = strdup(a->reasons)))
+		return -ENOMEM;
+	snprintf(l->action, sizeof(l->action), "%s", a->action);
 	return 0;
+}
+
+int log_keys_change(struct store *s, const char **ret_action, char *what, size_t what_size)
+{
+	const struct note_signer *signer = store_log_signer(s), *next = store_log_cosigner(s);
+	struct lifecycle l = {};
+	char cur[LOG_KEY_LABEL_MAX], nxt[LOG_KEY_LABEL_MAX], named[LOG_KEY_LABEL_MAX + 32], was[LOG_KEY_LABEL_MAX];
+	const char *p, *q;
+	int r;
+
+	if (!signer)
+		return 0;
+	if ((r = store_audit_foreach(s, lifecycle_last, &l)) < 0) {
+		free(l.reasons);
+		return r;
+	}
+	log_key_label(note_signer_verifier(signer), cur);
+	if (next) {
+		log_key_label(note_signer_verifier(next), nxt);
+		snprintf(named, sizeof(named), "next log key %s", nxt);
+		r = !streq(l.action, "log-key-next") || !strstr(l.reasons, named);
+		if (r) {
+			*ret_action = "log-key-next";
+			snprintf(what, what_size, "next log key %s signs every checkpoint beside log key %s until log-key "
+				 "retire", nxt, cur);
+		}
+		free(l.reasons);
+		return r;
+	}
+	/* The key the last rotation record named next is the only one now: the swap. */
+	snprintf(named, sizeof(named), "next log key %s", cur);
+	r = streq(l.action, "log-key-next") && strstr(l.reasons, named);
+	if (r) {
+		p = strstr(l.reasons, " beside log key ");
+		q = p ? strstr(p, " until log-key retire") : NULL;
+		snprintf(was, sizeof(was), "%.*s", p && q ? (int)(q - p - 16) : 0, p && q ? p + 16 : "");
+		*ret_action = "log-key-rotate";
+		snprintf(what, what_size, "log key %s replaced by the next log key %s: checkpoints are signed by it alone",
+			 was[0] ? was : "(unnamed)", cur);
+	}
+	free(l.reasons);
+	return r;
 }
 
 int log_key_generate(const char *path, const char *name, char *ret_vkey, char *why, size_t why_size)

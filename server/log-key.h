@@ -13,9 +13,26 @@ struct store;
 int log_key_load(const char *path, struct note_signer **ret, char *why, size_t why_size);
 struct server_config;
 /*
- * The configuration's log_key (and log_key_next, which must have its name) set on the store:
- * 0, or < 0 with why (one line). No log_key: nothing set, 0.
+ * The configuration's log_key and, when its file exists, log_key_next (a rotation under way:
+ * of the log key's name, another key): 0 with *ret_next NULL when there is none, or < 0 with
+ * why (one line). c->log_key must be set.
  */
+int log_keys_load(const struct server_config *c, struct note_signer **ret_signer, struct note_signer **ret_next,
+		  char *why, size_t why_size);
+/* The same, set on the store (its signer and cosigner). No log_key: nothing set, 0. */
 int log_keys_attach(struct store *s, const struct server_config *c, char *why, size_t why_size);
+
+struct note_verifier;
+#define LOG_KEY_LABEL_MAX (128 + 48)
+/* "NAME+KEYID (sha256 HEX16)": a log key as records and messages name it (its public half only). */
+void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX]);
+/*
+ * The log key's lifecycle in the audit log: the store's signer and cosigner against the newest
+ * log-key-next/log-key-rotate record. 1 with *ret_action and what (the record's reasons, without
+ * who) when the log does not say it yet: a next key it has not named (log-key-next), or the
+ * key it named next now the only one (log-key-rotate); 0 when it does. Whoever appends the
+ * record says who did it: the server at start, log-key rotate and retire.
+ */
+int log_keys_change(struct store *s, const char **ret_action, char *what, size_t what_size);
 /* keystrap-server log-key generate: the new file (O_EXCL, 0600) and the verifier key on ret_vkey. */
 int log_key_generate(const char *path, const char *name, char *ret_vkey, char *why, size_t why_size);

@@ -741,6 +741,41 @@ static void audit_check(struct daemon *d, int64_t now)
 }
 
 /*
+ * A next log key the log has not named, or the swap to it, as an audit record signed into the
+ * log (log_keys_change): a rotation made by editing the configuration is on record as one made
+ * by log-key rotate is. when: "at start", "at reload".
+ */
+static int log_keys_record(struct daemon *d, const char *when)
+{
+	const char *action;
+	char what[2 * LOG_KEY_LABEL_MAX + 256], text[sizeof(what) + PATH_MAX + 64];
+	struct audit_rec a;
+	int r = log_keys_change(d->srv.store, &action, what, sizeof(what));
+
+	if (r <= 0) {
+		if (r < 0)
+			log_error("cannot read the audit log: %s", strerror(-r));
+		return r;
+	}
+	snprintf(text, sizeof(text), "%s; by the server %s (%s)", what, when, d->config_path);
+	a = (struct audit_rec){ .time_us = now_usec(), .peer = "local", .ek_hash = "", .node_id = "",
+				.action = action, .decision = "allow", .reasons = text };
+	/* At start before the event loop, a transaction of its own; at a reload, the next batch's. */
+	r = d->commit_ev ? batch_join(d) : store_begin(d->srv.store);
+	if (r >= 0)
+		r = store_audit_append(d->srv.store, &a);
+	if (r >= 0 && !d->commit_ev)
+		r = store_commit(d->srv.store);
+	if (r < 0) {
+		if (!d->commit_ev)
+			store_rollback(d->srv.store);
+		return log_error_errno(r, "cannot record the log key's %s: %s", action, strerror(-r));
+	}
+	log_info("%s", what);
+	return 0;
+}
+
+/*
  * The log key, and the store's log checked against its newest checkpoint: a server whose log
  * was truncated or rewritten does not start (audit verify says more).
  */
@@ -759,7 +794,7 @@ static int log_open(struct daemon *d)
 	if ((r = log_keys_attach(d->srv.store, d->config, why, sizeof(why))) < 0)
 		return log_error_errno(r, "%s", why);
 	signer = store_log_signer(d->srv.store);
-	if (d->config->log_key_next)
+	if (store_log_cosigner(d->srv.store))
 		log_info("log key rotation: checkpoints are signed by '%s' and the next key '%s'", d->config->log_key,
 			 d->config->log_key_next);
 	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), why, sizeof(why));
@@ -783,7 +818,7 @@ static int log_open(struct daemon *d)
 			return log_error_errno(r, "cannot sign the audit log's checkpoint: %s", strerror(-r));
 		}
 	}
-	return 0;
+	return log_keys_record(d, "at start");
 }
 
 /* Every second: registry counts for the gauges and the enrollment cap. */
@@ -1242,6 +1277,38 @@ static void reload_record(struct daemon *d, const char *decision, const char *wh
 		slog("warning", "reload-unrecorded", "reason", strerror(-k), NULL);
 }
 
+static bool same_key(const struct note_signer *a, const struct note_signer *b)
+{
+	return (!a && !b) ||
+	       (a && b && memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub, sizeof(note_signer_verifier(a)->pub)) == 0);
+}
+
+/*
+ * The log key files read again: a next key put beside (log-key rotate), or the swap to it
+ * (log-key retire). Both NULL when they hold the keys in force. A log key the store's newest
+ * checkpoint does not carry the signature of is refused, as at start: the overlap is the rotation.
+ */
+static int log_keys_reload(struct daemon *d, const struct server_config *c, struct note_signer **ret_signer,
+			   struct note_signer **ret_next, char *why, size_t why_size)
+{
+	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
+	char reason[PATH_MAX + 256];
+	int r;
+
+	if ((r = log_keys_load(c, &signer, &next, why, why_size)) < 0)
+		return r;
+	if (same_key(signer, store_log_signer(d->srv.store)) && same_key(next, store_log_cosigner(d->srv.store)))
+		return 0;
+	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), reason, sizeof(reason));
+	if (r < 0 && r != -ENOENT) {
+		snprintf(why, why_size, "the log key '%s': %s", c->log_key, reason);
+		return r;
+	}
+	*ret_signer = TAKE_PTR(signer);
+	*ret_next = TAKE_PTR(next);
+	return 0;
+}
+
 /*
  * SIGHUP: the configuration, the CA chain and bundle, the operator keys and the TLS certificate
  * read again; connections already open go on with what they had. All of it loads or none of it
@@ -1255,6 +1322,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct pki *pki = NULL;
 	struct ratelimit *limit = NULL;
 	SSL_CTX *ssl = NULL;
+	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
 	const char *fixed = NULL;
 	char why[ATTEST_REASON_MAX + PATH_MAX], shown[ATTEST_REASON_MAX], record[sizeof(why) + PATH_MAX + 128];
 	int r;
@@ -1273,6 +1341,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (r >= 0)
 		r = ratelimit_new(c->rate_limit, (double)c->rate_burst, &limit);
 	log_capture(NULL, 0);
+	if (r >= 0 && !fixed && c->log_key)
+		r = log_keys_reload(d, c, &signer, &next, why, sizeof(why));
 	if (fixed)
 		snprintf(why, sizeof(why), "'%s' changed: it takes a restart", fixed);
 	else if (r < 0 && !why[0])
@@ -1280,6 +1350,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (r < 0) {
 		pki_free(pki);
 		SSL_CTX_free(ssl);
+		ratelimit_free(limit);
 		slog("error", "reload-refused", "config", d->config_path, "reason", why, "kept", "the configuration in force",
 		     NULL);
 		snprintf(record, sizeof(record), "%s: %s; the configuration in force stays", d->config_path, why);
@@ -1306,6 +1377,12 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	ratelimit_free(d->limit);
 	d->limit = limit;
+	if (signer) {
+		/* log-key rotate or retire changed the files: checkpoints from now on are signed as they say. */
+		store_set_log_signer(d->srv.store, TAKE_PTR(signer));
+		store_set_log_cosigner(d->srv.store, TAKE_PTR(next));
+		log_keys_record(d, "at reload");
+	}
 	metrics_certificates(&d->m, d->srv.pki, d->ssl);
 	d->srv.enroll_max = d->srv.config->max_pending_enrollments;
 	evhttp_set_max_body_size(d->http, 4 * d->srv.config->max_body);

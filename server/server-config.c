@@ -203,6 +203,10 @@ int server_config_load(const char *path, struct server_config **ret)
 		c->ca_previous = NULL;
 		goto out;
 	}
+	if (c->log_key && !c->log_key_next && asprintf(&c->log_key_next, "%s.next", c->log_key) < 0) {
+		c->log_key_next = NULL;
+		goto out;
+	}
 	*ret = TAKE_PTR(c);
 	r = 0;
 out:

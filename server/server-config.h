@@ -31,7 +31,8 @@ struct server_config {
 	char *ca_certificate;   /* signs node certificates: the issuing CA, then its issuers (PEM chain) */
 	char *ca_key;
 	char *log_key;          /* signs the audit log's checkpoints (log-key.h); NULL: the log is unsigned */
-	char *log_key_next;     /* during a rotation: the next log key, which signs every checkpoint too */
+	char *log_key_next;     /* the next log key, which signs every checkpoint too while its file exists (a
+				 * rotation, log-key rotate); default LOG_KEY.next */
 	char *checkpoint_file;  /* where the newest checkpoint is also written (replaced atomically); NULL: none */
 	char *ca_previous;      /* the CAs a rotation replaced, trusted until ca retire; default CA_CERTIFICATE.previous */
 	int64_t certificate_lifetime; /* seconds */

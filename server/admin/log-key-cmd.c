@@ -1,37 +1,191 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* keystrap-server log-key generate FILE --name NAME: the audit log's signing key. */
+/*
+ * keystrap-server log-key generate|rotate|retire: the audit log's signing key (log-key.h), and
+ * its rotation without a checkpoint that a node pinning either key cannot verify.
+ *
+ * rotate puts a new key at log_key_next (default LOG_KEY.next) by a rename: while that file
+ * exists every checkpoint is signed by both keys, so nodes can move their pin ([Attest] LogKey=)
+ * one by one. retire renames it over log_key: from then on the new key alone signs, and a node
+ * still pinning the old one refuses the server's replies. Each step is an audit record committed
+ * with a checkpoint signed by the keys it leaves in force (log_keys_change writes what the log
+ * says; the server writes the same records for a rotation made by editing the configuration).
+ * The file is renamed before the record is committed and renamed back if the commit fails: a
+ * refusal leaves the keys as they were.
+ */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "admin.h"
+#include "fileio.h"
 #include "log-key.h"
 #include "note.h"
 
-static const char usage[] = "keystrap-server log-key generate FILE --name NAME";
+static const char usage[] = "keystrap-server log-key generate FILE --name NAME\n"
+			    "       keystrap-server log-key rotate --next FILE --config FILE\n"
+			    "       keystrap-server log-key retire --config FILE";
 
-int cmd_log_key(int argc, char **argv)
+#define WHY_MAX (PATH_MAX + 2 * LOG_KEY_LABEL_MAX + 256)
+
+static bool same_key(const struct note_signer *a, const struct note_signer *b)
 {
-	static const struct option opts[] = { { "name", required_argument, NULL, 'n' },
-					      { "help", no_argument, NULL, 'h' },
-					      {} };
-	const char *name = NULL;
-	char vkey[NOTE_KEY_MAX], why[PATH_MAX + 256];
-	int opt;
+	return memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub, sizeof(note_signer_verifier(a)->pub)) == 0;
+}
 
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (opt) {
-		case 'n': name = optarg; break;
-		case 'h': printf("Usage: %s\n", usage); return EXIT_HELP;
-		default: fprintf(stderr, "Usage: %s\n", usage); return EXIT_USAGE;
-		}
-	if (argc - optind != 2 || !streq(argv[optind], "generate") || !name) {
-		fprintf(stderr, "Usage: %s\n", usage);
-		return EXIT_USAGE;
-	}
-	if (log_key_generate(argv[optind + 1], name, vkey, why, sizeof(why)) < 0)
+static int generate(const char *path, const char *name)
+{
+	char vkey[NOTE_KEY_MAX], why[PATH_MAX + 256];
+
+	if (log_key_generate(path, name, vkey, why, sizeof(why)) < 0)
 		return admin_refuse("%s", why);
 	/* What nodes pin ([Attest] LogKey=) and auditors pass to audit verify --log-key. */
 	printf("%s\n", vkey);
 	return 0;
+}
+
+static int rotate(const struct server_config *c, struct store *s, const char *file)
+{
+	_cleanup_(note_signer_freep) struct note_signer *fresh = NULL;
+	const struct note_signer *cur = store_log_signer(s), *next = store_log_cosigner(s);
+	const struct note_verifier *v, *w = note_signer_verifier(cur);
+	const char *action;
+	char why[WHY_MAX], label[LOG_KEY_LABEL_MAX], what[WHY_MAX], vkey[NOTE_KEY_MAX];
+	bool move = !next;
+	int r;
+
+	/* As the server loads it: owner only, a C2SP signer key; a loose file is refused, not warned of. */
+	if (log_key_load(file, &fresh, why, sizeof(why)) < 0)
+		return admin_denied(s, "log-key-next", "%s", why);
+	v = note_signer_verifier(fresh);
+	if (!streq(v->name, w->name))
+		return admin_denied(s, "log-key-next", "the log key '%s' is named '%s', the log '%s': the next log key keeps "
+				    "the log's name (log-key generate --name %s)", file, v->name, w->name, w->name);
+	log_key_label(v, label);
+	if (same_key(fresh, cur))
+		return admin_denied(s, "log-key-next", "'%s' is the log key in force, %s: a rotation needs a new key "
+				    "(log-key generate)", file, label);
+	if (next && !same_key(fresh, next)) {
+		log_key_label(note_signer_verifier(next), label);
+		return admin_denied(s, "log-key-next", "a rotation to the next log key %s ('%s') is under way: log-key "
+				    "retire finishes it before another begins", label, c->log_key_next);
+	}
+	if (move && (r = file_owner_like(file, c->log_key)) < 0)
+		return admin_refuse("cannot give '%s' the owner of '%s': %s", file, c->log_key, strerror(-r));
+	note_verifier_format(v, vkey);
+	/* The commit signs with both keys: its checkpoint is the first of the overlap. */
+	if (move && (r = store_set_log_cosigner(s, TAKE_PTR(fresh))) < 0)
+		return admin_refuse("out of memory");
+	if ((r = log_keys_change(s, &action, what, sizeof(what))) < 0)
+		return admin_refuse("cannot read the audit log: %s", strerror(-r));
+	if (r == 0) {
+		printf("the next log key %s is in place and on record already\nnodes pin: %s\n", label, vkey);
+		return 0;
+	}
+	if ((r = store_begin(s)) < 0)
+		return admin_refuse("cannot write to the store: %s; the log key is unchanged", strerror(-r));
+	r = admin_audit(s, action, "allow", what);
+	if (r >= 0 && move && (r = file_replace(file, c->log_key_next)) < 0) {
+		store_rollback(s);
+		return admin_refuse("cannot move '%s' to '%s': %s (the next log key goes beside the log key, on its file "
+				    "system); the log key is unchanged", file, c->log_key_next, strerror(-r));
+	}
+	if (r >= 0)
+		r = store_commit(s);
+	if (r < 0) {
+		store_rollback(s);
+		if (move && file_replace(c->log_key_next, file) < 0)
+			return admin_refuse("the rotation's record could not be committed: %s, and '%s' could not be moved "
+					    "back to '%s' (move it back yourself)", strerror(-r), c->log_key_next, file);
+		return admin_refuse("the rotation's record could not be committed: %s; the log key is unchanged",
+				    strerror(-r));
+	}
+	printf("%s\nreload the server (systemctl reload keystrap-server); then pin the new key on every node "
+	       "([Attest] LogKey=) and run log-key retire\nnodes pin: %s\n", what, vkey);
+	return 0;
+}
+
+static int retire(const struct server_config *c, struct store *s)
+{
+	_cleanup_(note_signer_freep) struct note_signer *fresh = NULL;
+	const char *action;
+	char why[WHY_MAX], what[WHY_MAX];
+	int r;
+
+	if (!store_log_cosigner(s))
+		return admin_denied(s, "log-key-rotate", "nothing to retire: there is no next log key ('%s' does not exist; "
+				    "log-key rotate puts one there)", c->log_key_next);
+	/* The store owns its cosigner: the key that becomes the signer is read again. */
+	if (log_key_load(c->log_key_next, &fresh, why, sizeof(why)) < 0)
+		return admin_denied(s, "log-key-rotate", "%s", why);
+	if ((r = store_begin(s)) < 0)
+		return admin_refuse("cannot write to the store: %s; the log key is unchanged", strerror(-r));
+	/* A next key placed by hand and never seen by a server is named before the swap to it. */
+	r = log_keys_change(s, &action, what, sizeof(what));
+	if (r > 0)
+		r = admin_audit(s, action, "allow", what);
+	if (r >= 0) {
+		store_set_log_signer(s, TAKE_PTR(fresh));
+		store_set_log_cosigner(s, NULL);
+		if ((r = log_keys_change(s, &action, what, sizeof(what))) == 0)
+			r = -EPROTO; /* the swap is always new to the log here */
+	}
+	if (r >= 0)
+		r = admin_audit(s, action, "allow", what);
+	if (r < 0) {
+		store_rollback(s);
+		return admin_refuse("the log key is not retired: %s", strerror(-r));
+	}
+	if ((r = file_replace(c->log_key_next, c->log_key)) < 0) {
+		store_rollback(s);
+		return admin_refuse("cannot move '%s' to '%s': %s; the log key is unchanged", c->log_key_next, c->log_key,
+				    strerror(-r));
+	}
+	if ((r = store_commit(s)) < 0) {
+		store_rollback(s);
+		return admin_refuse("the next log key is the log key now, but the swap's record could not be committed: %s "
+				    "(the server records it when it starts)", strerror(-r));
+	}
+	printf("%s\nreload the server (systemctl reload keystrap-server): nodes still pinning the old key refuse "
+	       "its replies from now on\n", what);
+	return 0;
+}
+
+int cmd_log_key(int argc, char **argv)
+{
+	static const struct option opts[] = { { "name", required_argument, NULL, 'n' },
+					      { "next", required_argument, NULL, 'N' },
+					      { "config", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	_cleanup_server_config_ struct server_config *c = NULL;
+	_cleanup_store_ struct store *s = NULL;
+	const char *name = NULL, *next = NULL, *config = NULL, *verb;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+		switch (opt) {
+		case 'n': name = optarg; break;
+		case 'N': next = optarg; break;
+		case 'c': config = optarg; break;
+		case 'h': printf("Usage: %s\n", usage); return EXIT_HELP;
+		default: goto bad;
+		}
+	if (optind >= argc)
+		goto bad;
+	verb = argv[optind];
+	if (streq(verb, "generate") && argc - optind == 2 && name && !next && !config)
+		return generate(argv[optind + 1], name);
+	if (argc - optind != 1 || name || !config || !(streq(verb, "rotate") ? !!next : streq(verb, "retire") && !next))
+		goto bad;
+	if ((r = admin_load(config, &c, &s)) != 0)
+		return r;
+	if (!c->log_key)
+		return admin_refuse("%s sets no log_key: there is no log key to rotate (log-key generate, then set it)",
+				    config);
+	return streq(verb, "rotate") ? rotate(c, s, next) : retire(c, s);
+bad:
+	fprintf(stderr, "Usage: %s\n", usage);
+	return EXIT_USAGE;
 }

@@ -196,6 +196,11 @@ int store_set_log_cosigner(struct store *s, struct note_signer *signer)
 	return 0;
 }
 
+const struct note_signer *store_log_cosigner(struct store *s)
+{
+	return s->log_cosigner;
+}
+
 const struct note_signer *store_log_signer(struct store *s)
 {
 	return s->log_signer;

@@ -288,6 +288,7 @@ const struct note_signer *store_log_signer(struct store *s);
 /* A second key that signs every checkpoint too (the next log key), of the same name: -EINVAL
  * otherwise (signer freed). NULL: none. */
 int store_set_log_cosigner(struct store *s, struct note_signer *signer);
+const struct note_signer *store_log_cosigner(struct store *s);
 int audit_leaf_of(const struct audit_rec *r, uint8_t *ret, size_t *ret_size);
 int audit_leaf_hash_of(const struct audit_rec *r, merkle_hash ret);
 int store_log_size(struct store *s, uint64_t *ret);

@@ -180,10 +180,35 @@ fork() {
 	swtpm_reboot
 }
 
-@test "log key rotation: checkpoints signed by the log key and the next one while nodes move to the new pin; after the swap the old pin is refused" {
+# rotation_server NAME: serve_copy NAME with a log key file of its own (its next key goes beside
+# it, NAME/log.key.next, not beside the file's shared key). RDIR: its directory.
+rotation_server() {
+	RDIR=$BATS_FILE_TMPDIR/$1
+	mkdir -p "$RDIR"
+	cp "$OPERATOR_DIR/log.key" "$RDIR/log.key"
+	serve_copy "$1" '.log_key = "'"$RDIR/log.key"'"'
+}
+
+# lifecycle: the log key's records in the store of RDIR, "ACTION DECISION" a line.
+lifecycle() {
+	"$KEYSTRAP_SERVER" audit export --config "$RDIR/server.json" |
+		jq -r 'select(.action | startswith("log-key-")) | "\(.action) \(.decision)"'
+}
+
+# signatures NOTE: the lines of the log's signatures on a checkpoint note.
+signatures() { grep -c '^— keystrap.test/log ' "$1"; }
+
+@test "log key rotation by editing the configuration: checkpoints signed by the log key and the next one while nodes move to the new pin, each step on record; after the swap the old pin is refused" {
 	"$KEYSTRAP_SERVER" log-key generate "$BATS_FILE_TMPDIR/next.key" --name keystrap.test/log >next.vkey
 	serve_copy rot '.log_key_next = "'"$BATS_FILE_TMPDIR/next.key"'"'
 	grep -q "log key rotation: checkpoints are signed by" "$BATS_FILE_TMPDIR/rot/server.log"
+	# A rotation made by editing the configuration is on record as log-key rotate's is.
+	RDIR=$BATS_FILE_TMPDIR/rot
+	[ "$(lifecycle)" = "log-key-next allow" ]
+	srv audit export | jq -r 'select(.action == "log-key-next") | .reasons' >live
+	[ ! -s live ]
+	"$KEYSTRAP_SERVER" audit export --config "$RDIR/server.json" | jq -r 'select(.action == "log-key-next") | .reasons' |
+		grep -q "; by the server at start ($RDIR/server.json)$"
 	mkdir old new
 	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir old
 	[ "$status" -eq 0 ]
@@ -196,10 +221,13 @@ fork() {
 	jq '.log_key = .log_key_next | del(.log_key_next)' "$BATS_FILE_TMPDIR/rot/server.json" >swapped.json
 	cp swapped.json "$BATS_FILE_TMPDIR/rot/server.json"
 	SRV_PORT=$FORK_PORT server_start "$BATS_FILE_TMPDIR/rot"
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-rotate allow")" = "$(lifecycle)" ]
 	mkdir after refused
 	run attest_to "$FORK_PORT" --log-key "$(cat next.vkey)" --checkpoint new/checkpoint --out-dir after
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^— keystrap.test/log ' after/checkpoint)" = 1 ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$RDIR/server.json" --log-key "$(cat next.vkey)"
+	[ "$status" -eq 0 ]
 	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir refused
 	[ "$status" -eq 1 ]
 	[ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of 'keystrap.test/log'" ]
@@ -210,4 +238,135 @@ fork() {
 	run "$KEYSTRAP_SERVER" audit verify --config bad.json
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"is named otherwise than the log ('keystrap.test/log'): the next log key keeps the log's name"* ]]
+}
+
+@test "log-key rotate, then retire: each step an audit record covered by the checkpoint; both keys sign during the overlap, the new one alone after; audit verify passes throughout" {
+	rotation_server cmd
+	cfg=$RDIR/server.json
+	"$KEYSTRAP_SERVER" log-key generate "$BATS_TEST_TMPDIR/new.key" --name keystrap.test/log >new.vkey
+	run "$KEYSTRAP_SERVER" log-key rotate --next "$BATS_TEST_TMPDIR/new.key" --config "$cfg"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "next log key keystrap.test/log+"*" (sha256 "*") signs every checkpoint beside log key keystrap.test/log+"*" until log-key retire" ]]
+	[ "${lines[-1]}" = "nodes pin: $(cat new.vkey)" ]
+	# Moved beside the log key, owner only; the file given is gone.
+	[ "$(stat -c %a "$RDIR/log.key.next")" = 600 ]
+	[ ! -e new.key ]
+	[ "$(lifecycle)" = "log-key-next allow" ]
+	# Named by their public halves (the C2SP key id and the key's SHA-256), the operator said.
+	old=$(cut -d+ -f2 <<<"$VKEY") new=$(cut -d+ -f2 <"new.vkey")
+	"$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-next") | .reasons' |
+		grep -Eq "^next log key keystrap.test/log\+$new \(sha256 [0-9a-f]{16}\) .* log key keystrap.test/log\+$old \(sha256 [0-9a-f]{16}\) until log-key retire; by operator:"
+	# The record is under a checkpoint both keys signed, and the log verifies with either.
+	"$KEYSTRAP_SERVER" audit checkpoint --config "$cfg" >overlap.cp
+	[ "$(signatures overlap.cp)" = 2 ]
+	seq=$("$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-next") | .seq')
+	read -r _ size _ <<<"$(python3 "$TLOG" checkpoint overlap.cp)"
+	[ "$size" -ge "$seq" ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 0 ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg" --log-key "$(cat new.vkey)"
+	[ "$status" -eq 0 ]
+	# The server takes the next key at a reload; a node pinning either key accepts its replies.
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	mkdir old new
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir old
+	[ "$status" -eq 0 ]
+	run attest_to "$FORK_PORT" --log-key "$(cat new.vkey)" --out-dir new
+	[ "$status" -eq 0 ]
+	[ "$(signatures new/checkpoint)" = 2 ]
+	# Already on record: neither the reload nor the command again writes it twice.
+	[ "$(lifecycle)" = "log-key-next allow" ]
+	# retire: the next key is the log key; its record under a checkpoint the new key alone signed.
+	run "$KEYSTRAP_SERVER" log-key retire --config "$cfg"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "log key keystrap.test/log+"*" replaced by the next log key keystrap.test/log+"*": checkpoints are signed by it alone" ]]
+	[ ! -e "$RDIR/log.key.next" ]
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-rotate allow")" = "$(lifecycle)" ]
+	"$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-rotate") | .reasons' |
+		grep -Eq "^log key keystrap.test/log\+$old \(sha256 [0-9a-f]{16}\) replaced by the next log key keystrap.test/log\+$new \(sha256 [0-9a-f]{16}\):.*; by operator:"
+	"$KEYSTRAP_SERVER" audit checkpoint --config "$cfg" >after.cp
+	[ "$(signatures after.cp)" = 1 ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg" --log-key "$(cat new.vkey)"
+	[ "$status" -eq 0 ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg" --log-key "$VKEY"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"does not verify with the log key 'keystrap.test/log': the note carries no signature of 'keystrap.test/log'" ]]
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	mkdir after refused
+	run attest_to "$FORK_PORT" --log-key "$(cat new.vkey)" --checkpoint new/checkpoint --out-dir after
+	[ "$status" -eq 0 ]
+	[ "$(signatures after/checkpoint)" = 1 ]
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir refused
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of 'keystrap.test/log'" ]
+	# A restart finds the log saying what the files say: nothing more recorded.
+	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+	SRV_PORT=$FORK_PORT server_start "$RDIR"
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-rotate allow")" = "$(lifecycle)" ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 0 ]
+	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+}
+
+# unchanged: the keys of RDIR as they were: no next key beside the log key, the log key the
+# file's own, no rotation on record (a refusal is, as a deny).
+unchanged() {
+	[ ! -e "$RDIR/log.key.next" ] && cmp -s "$RDIR/log.key" "$OPERATOR_DIR/log.key" && [ -z "$(lifecycle | grep allow)" ]
+}
+
+# refused PATTERN CMD...: CMD exits 1 with one line matching "keystrap-server: PATTERN", unchanged.
+refused() {
+	local want=$1
+	shift
+	run "$@"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	# shellcheck disable=SC2053
+	[[ "$output" == "keystrap-server: "$want ]]
+	unchanged
+}
+
+@test "log-key rotate and retire refuse, each in one line naming the bad value, changing nothing: a loose key file, the key in force, not a key, no file, another log's name, nothing to retire" {
+	rotation_server bad
+	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+	cfg=$RDIR/server.json
+	rot() { "$KEYSTRAP_SERVER" log-key rotate --next "$1" --config "$cfg"; }
+	id=$(cut -d+ -f2 <<<"$VKEY")
+	"$KEYSTRAP_SERVER" log-key generate loose.key --name keystrap.test/log >/dev/null
+	chmod 640 loose.key
+	refused "*'$PWD/loose.key'*640*" rot "$PWD/loose.key"
+	[ -e loose.key ]
+	cp "$RDIR/log.key" same.key
+	refused "'$PWD/same.key' is the log key in force, keystrap.test/log+$id (sha256 *): a rotation needs a new key (log-key generate)" \
+		rot "$PWD/same.key"
+	(umask 077 && echo "not a key" >junk.key)
+	refused "the log key '$PWD/junk.key' is unusable: *" rot "$PWD/junk.key"
+	refused "*'$PWD/missing.key'*No such file or directory*" rot "$PWD/missing.key"
+	"$KEYSTRAP_SERVER" log-key generate other.key --name other.test/log >/dev/null
+	refused "the log key '$PWD/other.key' is named 'other.test/log', the log 'keystrap.test/log': the next log key keeps the log's name (log-key generate --name keystrap.test/log)" \
+		rot "$PWD/other.key"
+	refused "nothing to retire: there is no next log key ('$RDIR/log.key.next' does not exist; log-key rotate puts one there)" \
+		"$KEYSTRAP_SERVER" log-key retire --config "$cfg"
+	# Each refusal is on record as one, and the log still verifies.
+	[ "$(lifecycle | grep -c deny)" -eq 6 ]
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 0 ]
+	# The positive twin of "no file": the loose file made owner-only is taken.
+	chmod 600 loose.key
+	run rot "$PWD/loose.key"
+	[ "$status" -eq 0 ]
+	[ -e "$RDIR/log.key.next" ]
+	# A second rotation while one is under way is refused, its file left where it is.
+	"$KEYSTRAP_SERVER" log-key generate two.key --name keystrap.test/log >/dev/null
+	run rot "$PWD/two.key"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap-server: a rotation to the next log key keystrap.test/log+"*" ('$RDIR/log.key.next') is under way: log-key retire finishes it before another begins" ]]
+	[ -e two.key ]
+	# A next key placed by hand that is the log key itself: no server or command takes it.
+	cp "$RDIR/log.key" "$RDIR/log.key.next"
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: the next log key '$RDIR/log.key.next' is the log key '$RDIR/log.key' itself: a rotation needs a new key (log-key generate)" ]
 }
