@@ -18,7 +18,7 @@ static const struct {
 	{ "serve", cmd_serve, "run the attestation server (HTTPS, TLS 1.3)" },
 	{ "node", cmd_node, "list the node registry; approve or revoke a node" },
 	{ "audit", cmd_audit, "verify the audit log against its signed checkpoints, prove a record, export it" },
-	{ "log-key", cmd_log_key, "generate the key that signs the audit log's checkpoints" },
+	{ "log-key", cmd_log_key, "generate, rotate and retire the key that signs the audit log's checkpoints" },
 	{ "policy", cmd_policy, "load a policy signed by k of the n operator keys; show the one in force; draft the next" },
 	{ "secret", cmd_secret, "store (from standard input), list, or delete secret payloads; values never shown" },
 	{ "kek", cmd_kek, "create, rotate or verify the key-encryption key of the stored secrets" },
