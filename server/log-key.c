@@ -53,7 +53,7 @@ int log_keys_load(const struct server_config *c, struct note_signer **ret_signer
 				 "keeps the log's name (log-key generate --name %s)", c->log_key_next, v->name, v->name);
 			return -EINVAL;
 		}
-		if (memcmp(v->pub, w->pub, sizeof(v->pub)) == 0) {
+		if (log_key_same(signer, next)) {
 			snprintf(why, why_size, "the next log key '%s' is the log key '%s' itself: a rotation needs a new "
 				 "key (log-key generate)", c->log_key_next, c->log_key);
 			return -EINVAL;
@@ -80,6 +80,12 @@ int log_keys_attach(struct store *s, const struct server_config *c, char *why, s
 	store_set_log_signer(s, signer);
 	/* Of the signer's name, log_keys_load saw to that. */
 	return store_set_log_cosigner(s, next);
+}
+
+bool log_key_same(const struct note_signer *a, const struct note_signer *b)
+{
+	return (!a && !b) || (a && b && memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub,
+					       sizeof(note_signer_verifier(a)->pub)) == 0);
 }
 
 void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct note_signer;
@@ -21,6 +22,9 @@ int log_keys_load(const struct server_config *c, struct note_signer **ret_signer
 		  char *why, size_t why_size);
 /* The same, set on the store (its signer and cosigner). No log_key: nothing set, 0. */
 int log_keys_attach(struct store *s, const struct server_config *c, char *why, size_t why_size);
+
+/* Whether a and b are the same key (both NULL: the same, none). */
+bool log_key_same(const struct note_signer *a, const struct note_signer *b);
 
 struct note_verifier;
 #define LOG_KEY_LABEL_MAX (128 + 48)

@@ -1277,12 +1277,6 @@ static void reload_record(struct daemon *d, const char *decision, const char *wh
 		slog("warning", "reload-unrecorded", "reason", strerror(-k), NULL);
 }
 
-static bool same_key(const struct note_signer *a, const struct note_signer *b)
-{
-	return (!a && !b) ||
-	       (a && b && memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub, sizeof(note_signer_verifier(a)->pub)) == 0);
-}
-
 /*
  * The log key files read again: a next key put beside (log-key rotate), or the swap to it
  * (log-key retire). Both NULL when they hold the keys in force. A log key the store's newest
@@ -1297,7 +1291,7 @@ static int log_keys_reload(struct daemon *d, const struct server_config *c, stru
 
 	if ((r = log_keys_load(c, &signer, &next, why, why_size)) < 0)
 		return r;
-	if (same_key(signer, store_log_signer(d->srv.store)) && same_key(next, store_log_cosigner(d->srv.store)))
+	if (log_key_same(signer, store_log_signer(d->srv.store)) && log_key_same(next, store_log_cosigner(d->srv.store)))
 		return 0;
 	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), reason, sizeof(reason));
 	if (r < 0 && r != -ENOENT) {

@@ -29,11 +29,6 @@ static const char usage[] = "keystrap-server log-key generate FILE --name NAME\n
 
 #define WHY_MAX (PATH_MAX + 2 * LOG_KEY_LABEL_MAX + 256)
 
-static bool same_key(const struct note_signer *a, const struct note_signer *b)
-{
-	return memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub, sizeof(note_signer_verifier(a)->pub)) == 0;
-}
-
 static int generate(const char *path, const char *name)
 {
 	char vkey[NOTE_KEY_MAX], why[PATH_MAX + 256];
@@ -63,10 +58,10 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 		return admin_denied(s, "log-key-next", "the log key '%s' is named '%s', the log '%s': the next log key keeps "
 				    "the log's name (log-key generate --name %s)", file, v->name, w->name, w->name);
 	log_key_label(v, label);
-	if (same_key(fresh, cur))
+	if (log_key_same(fresh, cur))
 		return admin_denied(s, "log-key-next", "'%s' is the log key in force, %s: a rotation needs a new key "
 				    "(log-key generate)", file, label);
-	if (next && !same_key(fresh, next)) {
+	if (next && !log_key_same(fresh, next)) {
 		log_key_label(note_signer_verifier(next), label);
 		return admin_denied(s, "log-key-next", "a rotation to the next log key %s ('%s') is under way: log-key "
 				    "retire finishes it before another begins", label, c->log_key_next);
@@ -76,7 +71,7 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 	note_verifier_format(v, vkey);
 	/* The commit signs with both keys: its checkpoint is the first of the overlap. */
 	if (move && (r = store_set_log_cosigner(s, TAKE_PTR(fresh))) < 0)
-		return admin_refuse("out of memory");
+		return admin_refuse("cannot take '%s' as the next log key: %s", file, strerror(-r));
 	if ((r = log_keys_change(s, &action, what, sizeof(what))) < 0)
 		return admin_refuse("cannot read the audit log: %s", strerror(-r));
 	if (r == 0) {
