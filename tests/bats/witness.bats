@@ -301,6 +301,17 @@ signatures() { grep -c '^— keystrap.test/log ' "$1"; }
 	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir refused
 	[ "$status" -eq 1 ]
 	[ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of 'keystrap.test/log'" ]
+	# A log key the store's checkpoint carries no signature of is no rotation: the reload is
+	# refused, and the key in force goes on signing.
+	cp "$RDIR/log.key" kept.key
+	"$KEYSTRAP_SERVER" log-key generate stray.key --name keystrap.test/log >/dev/null
+	cp stray.key "$RDIR/log.key"
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reload-refused"*"the log key '$RDIR/log.key': the store's checkpoint does not verify with the log key 'keystrap.test/log'"* ]]
+	cp kept.key "$RDIR/log.key"
+	mkdir still
+	run attest_to "$FORK_PORT" --log-key "$(cat new.vkey)" --checkpoint after/checkpoint --out-dir still
+	[ "$status" -eq 0 ]
 	# A restart finds the log saying what the files say: nothing more recorded.
 	SRV_PORT=$FORK_PORT server_stop "$RDIR"
 	SRV_PORT=$FORK_PORT server_start "$RDIR"
