@@ -37,51 +37,74 @@ void base64_encode(const uint8_t *src, size_t n, char *dst)
 }
 
 /*
- * Each byte's value in the alphabet plus one, 0 for every byte outside it (NUL, '=', 0x80 and
- * up): a table, not strchr over the alphabet per character, which was a tenth of the server's
- * CPU decoding a finish's 40 KB of logs.
+ * Decoding tables, one per position in a quantum: each byte's 6-bit value in the alphabet
+ * shifted into place, or B64_BAD for every byte outside it (NUL, '=', whitespace, 0x80 and up).
+ * A quantum is then four loads, three ORs and one test, not a branch per character.
  */
-static const uint8_t b64_rev[256] = {
-#define R(c, v) [(unsigned char)(c)] = (v) + 1
-	R('A', 0),  R('B', 1),	R('C', 2),  R('D', 3),	R('E', 4),  R('F', 5),	R('G', 6),  R('H', 7),
-	R('I', 8),  R('J', 9),	R('K', 10), R('L', 11), R('M', 12), R('N', 13), R('O', 14), R('P', 15),
-	R('Q', 16), R('R', 17), R('S', 18), R('T', 19), R('U', 20), R('V', 21), R('W', 22), R('X', 23),
-	R('Y', 24), R('Z', 25), R('a', 26), R('b', 27), R('c', 28), R('d', 29), R('e', 30), R('f', 31),
-	R('g', 32), R('h', 33), R('i', 34), R('j', 35), R('k', 36), R('l', 37), R('m', 38), R('n', 39),
-	R('o', 40), R('p', 41), R('q', 42), R('r', 43), R('s', 44), R('t', 45), R('u', 46), R('v', 47),
-	R('w', 48), R('x', 49), R('y', 50), R('z', 51), R('0', 52), R('1', 53), R('2', 54), R('3', 55),
-	R('4', 56), R('5', 57), R('6', 58), R('7', 59), R('8', 60), R('9', 61), R('+', 62), R('/', 63),
-#undef R
-};
+#define B64_BAD 0x80000000u
+#define B64_VALUE(c)                                                                                      \
+	((c) >= 'A' && (c) <= 'Z' ? (c) - 'A' :                                                           \
+	 (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 :                                                      \
+	 (c) >= '0' && (c) <= '9' ? (c) - '0' + 52 :                                                      \
+	 (c) == '+'		  ? 62 :                                                                  \
+	 (c) == '/'		  ? 63 :                                                                  \
+				    -1)
+#define B64_ENTRY(c, shift) (B64_VALUE(c) < 0 ? B64_BAD : (uint32_t)B64_VALUE(c) << (shift))
+#define B64_4(c, s) B64_ENTRY(c, s), B64_ENTRY((c) + 1, s), B64_ENTRY((c) + 2, s), B64_ENTRY((c) + 3, s)
+#define B64_16(c, s) B64_4(c, s), B64_4((c) + 4, s), B64_4((c) + 8, s), B64_4((c) + 12, s)
+#define B64_64(c, s) B64_16(c, s), B64_16((c) + 16, s), B64_16((c) + 32, s), B64_16((c) + 48, s)
+#define B64_256(s) { B64_64(0, s), B64_64(64, s), B64_64(128, s), B64_64(192, s) }
+static const uint32_t b64_dec[4][256] = { B64_256(18), B64_256(12), B64_256(6), B64_256(0) };
 
-static int b64_value(char c)
+/*
+ * The quanta before the last, while their three bytes fit: four alphabet characters each (no
+ * padding there), one test per quantum: a finish's 40 KB of logs decode three times as fast as
+ * with a test per character. Stops before the first quantum it cannot take, which
+ * base64_decode then judges (and refuses) one character at a time, as it does the last.
+ */
+static size_t decode_quanta(const unsigned char *s, size_t len, uint8_t *dst, size_t dst_size, size_t *ret_in)
 {
-	return (int)b64_rev[(unsigned char)c] - 1;
+	size_t n = len / 4 - 1, i = 0;
+
+	if (n > dst_size / 3)
+		n = dst_size / 3;
+	for (; i < n; i++, s += 4, dst += 3) {
+		uint32_t w = b64_dec[0][s[0]] | b64_dec[1][s[1]] | b64_dec[2][s[2]] | b64_dec[3][s[3]];
+
+		if (w & B64_BAD)
+			break;
+		dst[0] = (uint8_t)(w >> 16);
+		dst[1] = (uint8_t)(w >> 8);
+		dst[2] = (uint8_t)w;
+	}
+	*ret_in = 4 * i;
+	return 3 * i;
 }
 
 long base64_decode(const char *src, size_t len, uint8_t *dst, size_t dst_size)
 {
-	size_t o = 0;
+	size_t o, start;
 
 	if (len % 4 != 0)
 		return -EINVAL;
-	for (size_t i = 0; i < len; i += 4) {
-		int pad = 0, v[4];
-		uint32_t w;
+	if (len == 0)
+		return 0;
+	o = decode_quanta((const unsigned char *)src, len, dst, dst_size, &start);
+	for (size_t i = start; i < len; i += 4) {
+		int pad = 0;
+		uint32_t w = 0;
 
 		for (int j = 0; j < 4; j++) {
+			uint32_t v = b64_dec[3][(unsigned char)src[i + j]];
+
 			if (src[i + j] == '=' && i + 4 == len && j >= 2) {
-				v[j] = 0;
 				pad++;
 				continue;
 			}
-			if (pad > 0)
+			if (pad > 0 || (v & B64_BAD))
 				return -EINVAL;
-			v[j] = b64_value(src[i + j]);
-			if (v[j] < 0)
-				return -EINVAL;
+			w |= v << (6 * (3 - j));
 		}
-		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
 		/* Bits the padding drops must be zero: one canonical spelling per byte string. */
 		if ((pad == 2 && (w & 0xffff)) || (pad == 1 && (w & 0xff)))
 			return -EINVAL;

@@ -2,18 +2,47 @@
 /*
  * The attestation protocol's JSON messages (common/attest-msg.c), the first thing keystrap-server
  * parses from a peer: each message type from the same bytes. Whatever parses must format and
- * parse back to the same structure, and every refusal must come with a reason.
+ * parse back to the same structure, and every refusal must come with a reason. The same bytes
+ * also go to base64_decode, which carries a finish's logs: what it accepts is the one canonical
+ * spelling of what it returns, and whatever is encoded decodes back.
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attest-msg.h"
+#include "encode.h"
 
 static struct attest_start s1, s2;
 static struct attest_challenge c1, c2;
 static struct attest_finish f1, f2;
+
+static void base64_round_trips(const uint8_t *data, size_t size)
+{
+	size_t room = size / 4 * 3; /* the most any input of size characters decodes to */
+	uint8_t *dec = malloc(room + 1), *back = malloc(size + 1);
+	char *enc = malloc(base64_encoded_len(room > size ? room : size) + 1);
+	long n;
+
+	assert(dec && back && enc);
+	n = base64_decode((const char *)data, size, dec, room);
+	if (n >= 0) {
+		/* Strict: no other spelling of these bytes (padding bits, whitespace) is accepted. */
+		base64_encode(dec, (size_t)n, enc);
+		assert(strlen(enc) == size && memcmp(enc, data, size) == 0);
+		/* One byte short of room is -ENOBUFS, never a shorter result. */
+		assert(n == 0 || base64_decode((const char *)data, size, dec, (size_t)n - 1) == -ENOBUFS);
+	} else
+		assert(n == -EINVAL);
+	base64_encode(data, size, enc);
+	assert(strlen(enc) == base64_encoded_len(size));
+	assert(base64_decode(enc, strlen(enc), back, size) == (long)size && memcmp(back, data, size) == 0);
+	free(dec);
+	free(back);
+	free(enc);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct attest_result res;
 	char *out;
 
+	base64_round_trips(data, size);
 	reason[0] = 0;
 	if (attest_start_parse(json, size, &s1, reason) == 0) {
 		assert(attest_start_format(&s1, &out) == 0);

@@ -109,6 +109,88 @@ static void test_base64_strict(void)
 	CHECK(decode("Zg==", out, 0) == -ENOBUFS, "no room at all is -ENOBUFS");
 }
 
+/* A reference decoder as plain as can be (strchr per character): the oracle for long inputs. */
+static long decode_slowly(const char *s, size_t len, uint8_t *out)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 4) {
+		uint32_t w = 0;
+
+		for (int j = 0; j < 4; j++) {
+			const char *p = s[i + j] ? strchr(alphabet, s[i + j]) : NULL;
+
+			w = w << 6 | (p ? (uint32_t)(p - alphabet) : 0);
+		}
+		out[o++] = (uint8_t)(w >> 16);
+		out[o++] = (uint8_t)(w >> 8);
+		out[o++] = (uint8_t)w;
+	}
+	return (long)o - (len && s[len - 1] == '=') - (len && s[len - 2] == '=');
+}
+
+/* Inputs as long as a finish's logs, where the decoder takes four characters at a time. */
+static void test_base64_long(void)
+{
+	static uint8_t plain[3000], out[3000], oracle[3003];
+	static char enc[4001], bad[4001];
+	static const char not_b64[] = { '=', ' ', '\n', '\r', '\t', '-', '_', '.', '!', '\0', (char)0x80, (char)0xff };
+	size_t lengths_ok = 0, shorts_ok = 0, rejected = 0, tried = 0;
+	uint32_t x = 1;
+
+	for (size_t i = 0; i < sizeof(plain); i++) {
+		x = x * 1103515245u + 12345u;
+		plain[i] = (uint8_t)(x >> 16);
+	}
+	/* Every length from 0 to 300 bytes (all three tails), and the whole 3000. */
+	for (size_t n = 0; n <= 301; n++) {
+		size_t len = n == 301 ? sizeof(plain) : n;
+
+		base64_encode(plain, len, enc);
+		lengths_ok += base64_decode(enc, strlen(enc), out, len) == (long)len && memcmp(out, plain, len) == 0 &&
+			      decode_slowly(enc, strlen(enc), oracle) == (long)len && memcmp(oracle, plain, len) == 0;
+		shorts_ok += len == 0 || base64_decode(enc, strlen(enc), out, len - 1) == -ENOBUFS;
+	}
+	CHECK(lengths_ok == 302, "every length from 0 to 300 bytes and 3000 round-trips, as the plain decoder has it");
+	CHECK(shorts_ok == 302, "and each is -ENOBUFS one byte short of room");
+
+	/* Each character of a 4000-character string replaced by each non-alphabet byte. */
+	base64_encode(plain, sizeof(plain), enc);
+	for (size_t pos = 0; pos < 4000; pos++)
+		for (size_t k = 0; k < sizeof(not_b64); k++) {
+			if (not_b64[k] == '=' && pos >= 3998)
+				continue; /* padding's own place: below */
+			memcpy(bad, enc, 4001);
+			bad[pos] = not_b64[k];
+			tried++;
+			rejected += base64_decode(bad, 4000, out, sizeof(out)) == -EINVAL;
+		}
+	CHECK(tried > 0 && rejected == tried,
+	      "any of '=', whitespace, URL-safe, '.', '!', NUL, 0x80, 0xff anywhere in 4000 characters is rejected");
+	memcpy(bad, enc, 4001);
+	memcpy(bad + 1996, "AA==", 4);
+	CHECK(base64_decode(bad, 4000, out, sizeof(out)) == -EINVAL,
+	      "padding in the middle of a long string is rejected");
+	for (size_t i = 0; i < 4000; i += 77)
+		bad[i] = '\n';
+	CHECK(base64_decode(bad, 4000, out, sizeof(out)) == -EINVAL, "MIME-style line breaks are rejected");
+	CHECK(base64_decode(enc, 3999, out, sizeof(out)) == -EINVAL &&
+	      base64_decode(enc, 4001, out, sizeof(out)) == -EINVAL,
+	      "a long string one character short or long is rejected");
+
+	/* Which error: that of the first quantum that fails, as one character at a time has it. */
+	memcpy(bad, enc, 4001);
+	bad[5] = '!';
+	CHECK(base64_decode(bad, 4000, out, 3) == -EINVAL, "a bad second quantum with room for one: -EINVAL");
+	bad[5] = enc[5];
+	bad[17] = '!';
+	CHECK(base64_decode(bad, 4000, out, 3) == -ENOBUFS, "a bad fifth quantum with room for one: -ENOBUFS");
+	CHECK(base64_decode(bad, 4000, out, 12) == -EINVAL, "the same with room for four: -EINVAL");
+	CHECK(base64_decode(enc, 4000, out, 2999) == -ENOBUFS && base64_decode(enc, 4000, out, 2997) == -ENOBUFS,
+	      "a long string one or three bytes short of room is -ENOBUFS");
+}
+
 static void test_hex(void)
 {
 	static const uint8_t bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
@@ -135,6 +217,7 @@ int main(void)
 	test_base64_vectors();
 	test_base64_binary();
 	test_base64_strict();
+	test_base64_long();
 	test_hex();
 	return TAP_DONE();
 }
