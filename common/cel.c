@@ -256,24 +256,21 @@ void cel_sort(struct cel *c)
 
 int cel_replay(const struct cel *c, struct pcr_replay *r)
 {
+	_cleanup_(pcr_hashes_done) struct pcr_hashes h = { 0 };
+
 	for (size_t i = 0; i < c->n_records; i++) {
 		const struct cel_record *rec = &c->records[i];
+		const struct pcr_bank *banks[PCR_BANKS];
+		const uint8_t *digests[PCR_BANKS];
+		int k;
 
-		for (size_t b = 0; b < PCR_BANKS; b++) {
-			const struct pcr_bank *bank = pcr_bank_by_index(b);
-			bool found = false;
-
-			for (unsigned j = 0; j < rec->n_digests && !found; j++)
-				if (rec->digests[j].bank == bank) {
-					int k = pcr_replay_extend(r, bank, rec->pcr, rec->digests[j].value);
-
-					if (k < 0)
-						return k;
-					found = true;
-				}
-			if (!found)
-				pcr_replay_missing(r, bank, rec->pcr, rec->offset);
+		for (unsigned j = 0; j < rec->n_digests; j++) {
+			banks[j] = rec->digests[j].bank;
+			digests[j] = rec->digests[j].value;
 		}
+		k = pcr_replay_event(r, &h, rec->pcr, rec->offset, rec->n_digests, banks, digests, NULL);
+		if (k < 0)
+			return k;
 	}
 	return 0;
 }

@@ -56,7 +56,10 @@ void cel_done(struct cel *c);
 /* Orders records from several logs by content.timestamp if every record has one (stable). */
 void cel_sort(struct cel *c);
 
-/* Extends r with every record, in order; a bank a record has no digest for becomes unknown. */
+/*
+ * Extends r with every record, in order, in the banks r computes; a bank a record has no digest
+ * for becomes unknown.
+ */
 int cel_replay(const struct cel *c, struct pcr_replay *r);
 
 /*

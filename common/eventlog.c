@@ -24,6 +24,7 @@ struct parser {
 	char *err;
 	bool pcr0_extended;
 	bool locality_seen;
+	struct pcr_hashes hashes; /* the replay's, fetched once for all its events */
 };
 
 /* Whether n bytes starting at off lie within size, without overflowing. */
@@ -181,6 +182,8 @@ static int check_data(struct parser *ps, const struct eventlog_event *e)
 static int record_event(struct parser *ps, const struct eventlog_event *e)
 {
 	struct eventlog *log = ps->log;
+	const struct pcr_bank *banks[PCR_BANKS], *bad = NULL;
+	const uint8_t *digests[PCR_BANKS];
 	int r;
 
 	r = check_data(ps, e);
@@ -191,21 +194,13 @@ static int record_event(struct parser *ps, const struct eventlog_event *e)
 		return r;
 	if (e->type == EV_NO_ACTION)
 		return 0;
-	for (size_t b = 0; b < PCR_BANKS; b++) {
-		const struct pcr_bank *bank = pcr_bank_by_index(b);
-		bool found = false;
-
-		for (unsigned i = 0; i < e->n_digests && !found; i++)
-			if (e->digests[i].bank == bank) {
-				r = pcr_replay_extend(&log->replay, bank, e->pcr, log->data + e->digests[i].offset);
-				if (r < 0)
-					return fail(ps, e->offset, "cannot compute %s: %s", bank->name,
-						    strerror(-r));
-				found = true;
-			}
-		if (!found)
-			pcr_replay_missing(&log->replay, bank, e->pcr, e->offset);
+	for (unsigned i = 0; i < e->n_digests; i++) {
+		banks[i] = e->digests[i].bank;
+		digests[i] = log->data + e->digests[i].offset;
 	}
+	r = pcr_replay_event(&log->replay, &ps->hashes, e->pcr, e->offset, e->n_digests, banks, digests, &bad);
+	if (r < 0)
+		return fail(ps, e->offset, "cannot compute %s: %s", bad->name, strerror(-r));
 	if (e->pcr == 0)
 		ps->pcr0_extended = true;
 	return 0;
@@ -410,10 +405,20 @@ static bool looks_agile(const struct eventlog *log)
 	return fits(log->size, o, 4) && fits(log->size, o + 4, le32(d + o));
 }
 
+static void parser_done(struct parser *ps)
+{
+	pcr_hashes_done(&ps->hashes);
+}
+
 int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char *err)
 {
+	return eventlog_parse_banks(data, size, PCR_BANKS_ALL, ret, err);
+}
+
+int eventlog_parse_banks(const uint8_t *data, size_t size, uint32_t banks, struct eventlog **ret, char *err)
+{
 	_cleanup_eventlog_ struct eventlog *log = calloc(1, sizeof(*log));
-	struct parser ps = { .log = log, .err = err };
+	_cleanup_(parser_done) struct parser ps = { .log = log, .err = err };
 	size_t off = 0, next = 0, zeros;
 	int r;
 
@@ -422,7 +427,7 @@ int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char
 		return -ENOMEM;
 	log->data = data;
 	log->size = size;
-	pcr_replay_init(&log->replay, 0);
+	pcr_replay_init(&log->replay, banks, 0);
 	if (size == 0)
 		return fail(&ps, 0, "the log is empty");
 	zeros = zero_tail(log);

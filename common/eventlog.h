@@ -95,10 +95,19 @@ struct eventlog {
 };
 
 /*
- * Parses and replays a whole log. On failure returns -EBADMSG (or -ENOMEM) and writes
- * "offset N: reason" to err (EVENTLOG_ERROR_MAX bytes).
+ * Parses and replays a whole log, in every bank. On failure returns -EBADMSG (or -ENOMEM) and
+ * writes "offset N: reason" to err (EVENTLOG_ERROR_MAX bytes).
  */
 int eventlog_parse(const uint8_t *data, size_t size, struct eventlog **ret, char *err);
+/*
+ * The same, replaying only the banks in the mask banks (bank indexes; a verifier's: the bank
+ * its quote covers): in the others every PCR an event extends is unknown (replay.h). The log is
+ * checked as strictly either way; what differs is a bank this OpenSSL cannot hash (SM3 on a
+ * build without it), which fails the parse only when it is replayed: its digests cannot be
+ * verified against any quote, so they are carried (TCG PFP: an event has every active bank's
+ * digest) but not computed.
+ */
+int eventlog_parse_banks(const uint8_t *data, size_t size, uint32_t banks, struct eventlog **ret, char *err);
 void eventlog_free(struct eventlog *log);
 static inline void eventlog_freep(struct eventlog **log)
 {

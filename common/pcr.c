@@ -55,11 +55,41 @@ int pcr_bank_digest(const struct pcr_bank *bank, const void *data, size_t n, uin
 
 int pcr_bank_extend(const struct pcr_bank *bank, uint8_t *value, const uint8_t *digest)
 {
-	uint8_t buf[2 * PCR_DIGEST_MAX];
+	struct pcr_hashes h = { 0 };
+	int r = pcr_hashes_extend(&h, bank, value, digest);
 
-	memcpy(buf, value, bank->size);
-	memcpy(buf + bank->size, digest, bank->size);
-	return pcr_bank_digest(bank, buf, 2u * bank->size, value);
+	pcr_hashes_done(&h);
+	return r;
+}
+
+void pcr_hashes_done(struct pcr_hashes *h)
+{
+	for (size_t i = 0; i < PCR_BANKS; i++)
+		EVP_MD_free(h->md[i]);
+	EVP_MD_CTX_free(h->ctx);
+	*h = (struct pcr_hashes){ 0 };
+}
+
+int pcr_hashes_extend(struct pcr_hashes *h, const struct pcr_bank *bank, uint8_t *value, const uint8_t *digest)
+{
+	size_t b = pcr_bank_index(bank);
+
+	if (!h->md[b]) {
+		/* An explicit fetch: EVP_get_digestbyname's EVP_MD makes every EVP_DigestInit fetch again. */
+		EVP_MD *md = EVP_MD_fetch(NULL, bank->md, NULL);
+
+		if (!md || (size_t)EVP_MD_get_size(md) != bank->size) {
+			EVP_MD_free(md);
+			return -EOPNOTSUPP;
+		}
+		h->md[b] = md;
+	}
+	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
+		return -ENOMEM;
+	if (!EVP_DigestInit_ex2(h->ctx, h->md[b], NULL) || !EVP_DigestUpdate(h->ctx, value, bank->size) ||
+	    !EVP_DigestUpdate(h->ctx, digest, bank->size) || !EVP_DigestFinal_ex(h->ctx, value, NULL))
+		return -EIO;
+	return 0;
 }
 
 static int parse_index(const char *s, size_t len, unsigned *ret)

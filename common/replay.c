@@ -4,9 +4,10 @@
 
 #include "replay.h"
 
-void pcr_replay_init(struct pcr_replay *r, uint8_t locality)
+void pcr_replay_init(struct pcr_replay *r, uint32_t banks, uint8_t locality)
 {
 	memset(r, 0, sizeof(*r));
+	r->banks = banks & PCR_BANKS_ALL;
 	pcr_replay_set_locality(r, locality);
 }
 
@@ -20,7 +21,7 @@ void pcr_replay_set_locality(struct pcr_replay *r, uint8_t locality)
 	}
 }
 
-int pcr_replay_extend(struct pcr_replay *r, const struct pcr_bank *bank, unsigned pcr,
+int pcr_replay_extend(struct pcr_replay *r, struct pcr_hashes *h, const struct pcr_bank *bank, unsigned pcr,
 		      const uint8_t *digest)
 {
 	size_t b = pcr_bank_index(bank);
@@ -28,7 +29,9 @@ int pcr_replay_extend(struct pcr_replay *r, const struct pcr_bank *bank, unsigne
 
 	if (pcr >= PCR_COUNT)
 		return -ERANGE;
-	k = pcr_bank_extend(bank, r->values[b][pcr], digest);
+	if (!(r->banks & (1u << b)))
+		return -EINVAL;
+	k = pcr_hashes_extend(h, bank, r->values[b][pcr], digest);
 	if (k < 0)
 		return k;
 	r->extended[b] |= 1u << pcr;
@@ -45,6 +48,32 @@ void pcr_replay_missing(struct pcr_replay *r, const struct pcr_bank *bank, unsig
 		r->unknown_offset[b][pcr] = offset;
 	r->unknown[b] |= 1u << pcr;
 	r->extended[b] |= 1u << pcr;
+}
+
+int pcr_replay_event(struct pcr_replay *r, struct pcr_hashes *h, unsigned pcr, size_t offset, unsigned n,
+		     const struct pcr_bank *const banks[], const uint8_t *const digests[],
+		     const struct pcr_bank **ret_bad)
+{
+	for (size_t b = 0; b < PCR_BANKS; b++) {
+		const struct pcr_bank *bank = pcr_bank_by_index(b);
+		const uint8_t *d = NULL;
+		int k;
+
+		for (unsigned i = 0; r->banks & (1u << b) && i < n && !d; i++)
+			if (banks[i] == bank)
+				d = digests[i];
+		if (!d) {
+			pcr_replay_missing(r, bank, pcr, offset);
+			continue;
+		}
+		k = pcr_replay_extend(r, h, bank, pcr, d);
+		if (k < 0) {
+			if (ret_bad)
+				*ret_bad = bank;
+			return k;
+		}
+	}
+	return 0;
 }
 
 uint32_t pcr_replay_touched(const struct pcr_replay *r)

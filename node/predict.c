@@ -380,10 +380,11 @@ static int match(const struct eventlog *log, const struct eventlog_event *e, con
 int predict_run(const struct eventlog *log, struct predict_replace *replace, size_t n_replace,
 		struct predict_cmdline *cmdline, struct pcr_replay *ret, char err[static PREDICT_ERROR_MAX])
 {
+	_cleanup_(pcr_hashes_done) struct pcr_hashes h = { 0 };
 	struct pcr_replay r;
 	int k;
 
-	pcr_replay_init(&r, log->locality);
+	pcr_replay_init(&r, PCR_BANKS_ALL, log->locality);
 	for (size_t i = 0; i < n_replace; i++)
 		replace[i].n_matched = 0, replace[i].pcrs = 0;
 	if (cmdline)
@@ -444,7 +445,7 @@ int predict_run(const struct eventlog *log, struct predict_replace *replace, siz
 				pcr_replay_missing(&r, bank, e->pcr, e->offset);
 				continue;
 			}
-			k = pcr_replay_extend(&r, bank, e->pcr, d);
+			k = pcr_replay_extend(&r, &h, bank, e->pcr, d);
 			if (k < 0) {
 				snprintf(err, PREDICT_ERROR_MAX, "cannot compute %s", bank->name);
 				return k;

@@ -68,17 +68,19 @@ static int collect(struct evidence *e, const struct pcr_bank *bank)
 int evidence_logs_replay(const struct attest_finish *m, struct evidence *e, char reason[ATTEST_REASON_MAX])
 {
 	char err[EVENTLOG_ERROR_MAX > CEL_ERROR_MAX ? EVENTLOG_ERROR_MAX : CEL_ERROR_MAX];
+	/* The quoted bank only: no other bank's replay could be checked against anything. */
+	uint32_t banks = 1u << pcr_bank_index(m->bank);
 	int r;
 
 	if (m->event_log_size) {
-		r = eventlog_parse(m->event_log, m->event_log_size, &e->firmware, err);
+		r = eventlog_parse_banks(m->event_log, m->event_log_size, banks, &e->firmware, err);
 		if (r == -EBADMSG)
 			snprintf(reason, ATTEST_REASON_MAX, "firmware event log does not parse: %.150s", err);
 		if (r < 0)
 			return r;
 		e->replay = e->firmware->replay;
 	} else
-		pcr_replay_init(&e->replay, 0); /* no firmware log: the TPM started at locality 0 */
+		pcr_replay_init(&e->replay, banks, 0); /* no firmware log: the TPM started at locality 0 */
 	if (m->cel_log_size) {
 		r = cel_parse(&e->cel, 0, m->cel_log, m->cel_log_size, err);
 		if (r == -EBADMSG)
@@ -267,6 +269,9 @@ int evidence_judge(const struct policy *p, const struct attest_finish *m, const 
 	int r;
 
 	reason[0] = 0;
+	/* e holds m's bank alone; handshake_finish refuses a quote in another bank than p's first. */
+	if (p->bank != m->bank)
+		return -EXDEV;
 	for (unsigned i = 0; i < PCR_COUNT; i++) {
 		if (!(p->value_mask & (1u << i)) || memcmp(m->pcr_values[i], p->reference[i], p->bank->size) == 0)
 			continue;

@@ -32,10 +32,14 @@ void evidence_done(struct evidence *e);
 /*
  * Replays the firmware event log, then the CEL records, in m's bank, and requires every quoted
  * PCR to equal its replayed value. -EBADMSG (a log does not parse; the reason names the byte
- * offset) or -EPERM (the reason names the PCR), with reason filled in.
+ * offset) or -EPERM (the reason names the PCR), with reason filled in. Only m's bank is
+ * computed: in ret->replay every other bank's extended PCRs are unknown.
  */
 int evidence_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
-/* The replay alone, with nothing compared: what a node with those logs would quote (soft-node.c). */
+/*
+ * The replay alone (m's bank, as above), with nothing compared: what a node with those logs would
+ * quote in that bank (soft-node.c).
+ */
 int evidence_logs_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
 
 /*
@@ -44,7 +48,8 @@ int evidence_logs_replay(const struct attest_finish *m, struct evidence *ret, ch
  * differs (quoted and wanted value) and each event p does not allow, in full digests, and
  * *ret_refused is what policy draft needs from it (malloc'ed JSON in the policy's own terms:
  * "pcr_bank", "reference_pcrs" with every quoted value p pins, "allowed_events" with the
- * digests p does not allow, each once, at most POLICY_EVENTS_MAX in all).
+ * digests p does not allow, each once, at most POLICY_EVENTS_MAX in all). -EXDEV: p checks
+ * another bank than m's, the one e was replayed in (handshake_finish refuses that first).
  */
 int evidence_judge(const struct policy *p, const struct attest_finish *m, const struct evidence *e,
 		   char reason[ATTEST_REASON_MAX], char **ret_refused);

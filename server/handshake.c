@@ -388,8 +388,15 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 		return 0;
 	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
 		return fail_internal(r, "stored AK", -EBADMSG);
-	/* The policy in force now: one loaded since the challenge may select other PCRs. */
-	if (m->bank != p->bank || m->mask != p->mask)
+	/*
+	 * The policy in force now: one loaded since the challenge may select other PCRs. The logs are
+	 * replayed in the quoted bank only, so a policy's bank must be the quote's.
+	 */
+	if (m->bank != p->bank)
+		return deny_as(r, REFUSAL_EVIDENCE, 403,
+			       "reported PCRs are not the requested selection: the quote covers bank %s, policy %lld checks %s",
+			       m->bank->name, (long long)p->version, p->bank->name);
+	if (m->mask != p->mask)
 		return deny_as(r, REFUSAL_EVIDENCE, 403, "reported PCRs are not the requested selection");
 	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
 	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);

@@ -209,6 +209,27 @@ current_version() {
 		grep -q "under policy $(jq .version good.json),"
 }
 
+@test "a policy checking another bank, loaded since the challenge, refuses the finish naming both banks; its twin passes" {
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	# The server replays the logs in the quoted bank alone: a sha1 policy cannot judge a sha256 quote.
+	sha1_zeros=$(printf '00%.0s' {1..20})
+	policy sha1.json ".pcr_bank = \"sha1\" | .reference_pcrs = {\"0\": \"$sha1_zeros\", \"7\": \"$sha1_zeros\"}"
+	load_signed sha1.json
+	run post /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 403 ]
+	[ "$(body_of "$output")" = "{\"error\":\"reported PCRs are not the requested selection: the quote covers bank sha256, policy $(jq .version sha1.json) checks sha1\"}" ]
+	srv audit export | jq -r 'select(.action == "attest-finish") | .decision + " " + .reasons' | tail -n1 |
+		grep -qx "deny reported PCRs are not the requested selection: the quote covers bank sha256, policy $(jq .version sha1.json) checks sha1"
+	# Twin: a sha256 policy in force again, the same kind of finish passes.
+	policy good.json
+	load_signed good.json
+	challenge ch2.json
+	"$PEER" finish "$U" ch2.json >finish2.json
+	run post /v1/attest/finish finish2.json
+	[ "$(status_of "$output")" = 200 ]
+}
+
 @test "after an update: the refusal names PCR 7 in full (node and audit), policy draft takes it, 2-of-2 signed it loads and the node attests" {
 	other=$(printf 'before the update' | sha256sum | cut -c1-64)
 	policy p.json ".reference_pcrs.\"7\" = \"$other\""

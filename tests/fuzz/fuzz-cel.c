@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cel_done(&c);
 		return 0;
 	}
-	pcr_replay_init(&r, 0);
+	pcr_replay_init(&r, PCR_BANKS_ALL, 0);
 	must(cel_replay(&c, &r) == 0);
 	for (size_t i = 0; i < c.n_records; i++) {
 		const struct cel_record *a = &c.records[i];
