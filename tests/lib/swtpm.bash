@@ -5,14 +5,44 @@
 KEYSTRAP=${KEYSTRAP:-$BATS_TEST_DIRNAME/../../build/keystrap}
 export TSS2_LOG=all+none
 
+# free_port: a port P such that nothing listens on P or P+1 (swtpm's control port), from
+# KEYSTRAP_TEST_PORTS (LOW-HIGH, HIGH excluded; default 10000-32000, below the kernel's
+# ephemeral range 32768+, since a port some client connection is using cannot be bound and
+# the probe does not see it). tests/bats/run.sh gives each shard a range of its own, so that
+# two files running at once never pick one port. Within one bats run the pairs are handed out
+# in turn (a counter in BATS_RUN_TMPDIR, under flock), from a random start: two calls before
+# either port is bound (a file's server and its swtpm) never get the same pair.
 free_port() {
-	local p
-	# Below the kernel's ephemeral range (32768+): a port some client connection is using
-	# cannot be bound, and the probe below does not see it.
+	local range=${KEYSTRAP_TEST_PORTS:-10000-32000} lo hi
+	lo=${range%-*} hi=${range#*-}
+	if ! [[ $lo =~ ^[0-9]+$ && $hi =~ ^[0-9]+$ ]] || [ $((hi - lo)) -lt 2 ] || [ "$hi" -gt 65536 ]; then
+		echo "free_port: KEYSTRAP_TEST_PORTS=$range is not LOW-HIGH with room for a pair" >&2
+		return 1
+	fi
+	if [ -z "${BATS_RUN_TMPDIR:-}" ]; then
+		free_port_from "$lo" "$hi" ""
+		return
+	fi
+	(
+		flock 9 || exit 1
+		free_port_from "$lo" "$hi" "$BATS_RUN_TMPDIR/free-port.next"
+	) 9>>"$BATS_RUN_TMPDIR/free-port.lock"
+}
+
+# free_port_from LOW HIGH [COUNTER]: the first free pair from the pair COUNTER names on (the
+# counter moves past it), or from a random pair without one.
+free_port_from() {
+	local lo=$1 hi=$2 state=$3 pairs next p
+	pairs=$(((hi - lo) / 2))
+	next=$(cat "$state" 2>/dev/null) || next=
+	[[ $next =~ ^[0-9]+$ ]] || next=$((RANDOM % pairs))
 	for _ in $(seq 50); do
-		p=$((10000 + RANDOM % 22000))
+		[ -n "$state" ] || next=$((RANDOM % pairs))
+		p=$((lo + 2 * (next % pairs)))
+		next=$(((next + 1) % pairs))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
 			! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
+			[ -z "$state" ] || echo "$next" >"$state"
 			echo "$p"
 			return 0
 		fi
