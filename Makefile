@@ -153,8 +153,9 @@ check: deps
 check-unit: $(UNIT_BIN)
 	@bash tests/unit/run.sh $(UNIT_BIN)
 
+# The bats files in BATS_JOBS shards at once (default 2), as one TAP stream (tests/bats/run.sh).
 check-bats: $(BUILD)/keystrap $(BUILD)/asan/keystrap
-	@KEYSTRAP=$(abspath $(BUILD)/asan/keystrap) bats --tap tests/bats
+	@KEYSTRAP=$(abspath $(BUILD)/asan/keystrap) bash tests/bats/run.sh
 
 # The source rules no compiler enforces (tools/check-cleanup.sh) and the layout's boundaries
 # (tools/check-layout.sh); TAP like the suites.
@@ -192,7 +193,7 @@ demo: deps $(BUILD)/keystrap
 	@bash tools/demo.sh
 
 shellcheck:
-	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/lib/*.bash bench/*.sh tests/deb/run.sh completion/keystrap.bash
+	shellcheck -x tools/*.sh tests/*.sh tests/unit/*.sh tests/fuzz/*.sh tests/bats/run.sh tests/lib/*.bash bench/*.sh tests/deb/run.sh completion/keystrap.bash
 	shellcheck -x -s bash dist/mkinitcpio/install/*
 	shellcheck -s sh dist/mkinitcpio/hooks/* vm/guest/mkinitcpio-init vm/guest/mkinitcpio-net vm/guest/udhcpc.script
 	shellcheck -x vm/*.sh dist/dracut/59keystrap/module-setup.sh

@@ -2,12 +2,21 @@
 # The test harness itself: a suite that crashes, aborts or goes missing must be counted as
 # failed, never as passed. Throw-away binaries built here (an aborting unit test, a crashing
 # fuzz target) go through the real runners: tests/unit/run.sh (make check-unit),
-# tests/fuzz/run.sh (make check-fuzz) and the counting of tests/run-all.sh (make check).
+# tests/fuzz/run.sh (make check-fuzz), tests/bats/run.sh (make check-bats) and the counting
+# of tests/run-all.sh (make check).
+
+bats_require_minimum_version 1.5.0 # run --separate-stderr
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+RUNNER=$REPO/tests/bats/run.sh
+# What run.sh counts for a file not in its table.
+DEFAULT_WEIGHT=$(sed -n 's/^DEFAULT_WEIGHT=//p' "$RUNNER")
 
 setup() {
 	cd "$BATS_TEST_TMPDIR"
+	# tests/bats/run.sh as make check-bats runs it, whatever this run was given; its shards
+	# cut their ports from this range, which the throwaway files below never bind.
+	export BATS_JOBS=2 KEYSTRAP_TEST_PORTS=20000-20400
 }
 
 # unit NAME BODY: a unit test binary NAME whose main() runs BODY, built with tests/unit/tap.h.
@@ -224,4 +233,206 @@ vm_jobs_tree() {
 	run make -s -C "$REPO" BUILD="$PWD/b" -n deps
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"b/obj/x.d was read"* ]]
+}
+
+# ---- make check-bats: tests/bats/run.sh --------------------------------------------------------
+
+# test_file FILE LINE...: a throwaway bats file (printf: a line of this file that began with
+# @test would be a test of this file, bats' preprocessor does not skip here-documents).
+test_file() {
+	printf '%s\n' "${@:2}" >"$1"
+}
+
+# shard_files DIR: throwaway bats files in DIR, none in run.sh's table (each counts its
+# DEFAULT_WEIGHT): one.bats (2 tests, one prints its shard's ports), two.bats (a pass and a
+# skip), three.bats (3 tests, one prints its shard's ports).
+shard_files() {
+	mkdir -p "$1"
+	test_file "$1/one.bats" '@test "one a" { true; }' \
+		'@test "one b" { echo "# ports ${KEYSTRAP_TEST_PORTS:-unset}" >&3; }'
+	test_file "$1/two.bats" '@test "two a" { true; }' '@test "two b" { skip "skipped on purpose"; }'
+	test_file "$1/three.bats" '@test "three a" { echo "# ports ${KEYSTRAP_TEST_PORTS:-unset}" >&3; }' \
+		'@test "three b" { true; }' '@test "three c" { true; }'
+}
+
+# bare CMD...: CMD without this bats run's BATS_* variables (its directories, its test's
+# name), as make check-bats starts the runner; BATS_JOBS stays.
+bare() {
+	local v unset=()
+	for v in "${!BATS_@}"; do [ "$v" = BATS_JOBS ] || unset+=(-u "$v"); done
+	env "${unset[@]}" "$@"
+}
+
+# sharded FILE...: the runner over throwaway files, in a session of its own (a test below that
+# kills its process group can then take no more than the runner with it); its TAP in $output,
+# its stderr in $stderr.
+sharded() {
+	run --separate-stderr bare setsid -w bash "$RUNNER" "$@"
+}
+
+# results: the TAP result lines of $output.
+results() { grep -E '^(not )?ok ' <<<"$output"; }
+
+# numbers ERE: the numbers of the results whose description matches ERE, on one line.
+numbers() { results | grep -E "^(not )?ok [0-9]+ $1" | sed -E 's/^(not )?ok ([0-9]+).*/\2/' | paste -sd' '; }
+
+# run_all_on RECIPE: tests/run-all.sh's count over a make target whose recipe is RECIPE.
+run_all_on() {
+	mkdir -p tree/tests
+	cp "$REPO/tests/run-all.sh" tree/tests/
+	printf 'check-x:\n\t@%s\n' "$1" >tree/Makefile
+	run bare bash tree/tests/run-all.sh check-x
+}
+
+@test "check-bats: two shards at once print one plan and each result once, numbered in turn; one shard prints what bats does" {
+	shard_files t
+	sharded t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "1..7" ]
+	[ "$(grep -cE '^1\.\.' <<<"$output")" -eq 1 ]
+	[ "$(results | cut -d' ' -f2 | paste -sd' ')" = "1 2 3 4 5 6 7" ]
+	[ "$(results | cut -d' ' -f3- | sort | paste -sd,)" = \
+		"one a,one b,three a,three b,three c,two a,two b # skip skipped on purpose" ]
+	# Each file's results one after the other.
+	[[ "$(numbers three)" =~ ^([0-9]+)\ ([0-9]+)\ ([0-9]+)$ ]]
+	[ "${BASH_REMATCH[2]}" -eq $((BASH_REMATCH[1] + 1)) ] && [ "${BASH_REMATCH[3]}" -eq $((BASH_REMATCH[1] + 2)) ]
+	# Each shard has a port range of its own: the two halves of the one given.
+	[ "$(grep '^# ports' <<<"$output" | sort | paste -sd,)" = "# ports 20000-20200,# ports 20200-20400" ]
+	# Each shard's time, on stderr.
+	[[ "$stderr" =~ "run.sh: shard 1 took "[0-9]+" s (the table: ~$((2 * DEFAULT_WEIGHT)) s), bats exited 0: one.bats two.bats" ]]
+	# The twin: one shard is one bats over the files in name order, line for line.
+	BATS_JOBS=1 sharded t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(bare bats --tap t/one.bats t/three.bats t/two.bats)" ]
+}
+
+@test "check-bats: run-all.sh counts the merged stream exactly; a failing test in one shard is its 'not ok' with its diagnostics, and exit 1" {
+	shard_files t
+	run_all_on "bash $RUNNER $PWD/t/one.bats $PWD/t/two.bats $PWD/t/three.bats"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "7 passed, 0 failed" ]
+	test_file t/two.bats '@test "two a" { true; }' '@test "two fails" { echo "what went wrong"; false; }'
+	sharded t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 1 ]
+	[ "$(results | grep -c '^not ok')" -eq 1 ]
+	results | grep -qE '^not ok [0-9]+ two fails$'
+	# Its diagnostics come right after it, before the next result.
+	[ "$(grep -A3 -E '^not ok [0-9]+ two fails$' <<<"$output" | tail -n 1)" = "# what went wrong" ]
+	run_all_on "bash $RUNNER $PWD/t/one.bats $PWD/t/two.bats $PWD/t/three.bats"
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "6 passed, 1 failed" ]
+}
+
+@test "check-bats: a shard whose bats is killed mid-run fails each test its plan promised that never reported; the other shard's all report" {
+	shard_files t
+	test_file t/killed.bats '@test "killed a" { true; }' \
+		'@test "killed b: kills the process group of its shard" { [ -n "${KEEP:-}" ] || kill -KILL 0; }' \
+		'@test "killed c" { true; }'
+	# Four files of one weight, longest first then by name: killed.bats and three.bats in
+	# shard 1, one.bats and two.bats in shard 2. Shard 1 is killed during its second test.
+	sharded t/killed.bats t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "1..10" ]
+	[ "$(results | wc -l)" -eq 10 ]
+	[ "$(results | grep -c '^not ok [0-9]* - shard 1: a test its plan promised never reported (bats killed by signal 9)$')" -eq 5 ]
+	[ "$(numbers 'killed a')" = 1 ]
+	[ "$(numbers '(one|two) ')" = "7 8 9 10" ]
+	[[ "$output" == *"#   its last result: ok 1 killed a"* ]]
+	run_all_on "setsid -w bash $RUNNER $PWD/t/killed.bats $PWD/t/one.bats $PWD/t/two.bats $PWD/t/three.bats"
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "5 passed, 5 failed" ]
+	# The twin: the same files, nothing killed: all pass.
+	KEEP=1 sharded t/killed.bats t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 0 ]
+	[ "$(results | grep -c '^ok ')" -eq 10 ]
+}
+
+@test "check-bats: a shard whose bats crashes before its plan fails every test bats counts in its files" {
+	shard_files t
+	# A bats that counts as the real one does, and dies of SIGSEGV when it should run tests.
+	cat >crashing-bats <<-'EOF'
+		#!/bin/bash
+		[ "$1" = --count ] && exec bats "$@"
+		[ -z "${CRASH:-}" ] || kill -SEGV $$
+		exec bats "$@"
+	EOF
+	chmod +x crashing-bats
+	CRASH=1 BATS=$PWD/crashing-bats sharded t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "1..7" ]
+	[ "$(results | wc -l)" -eq 7 ]
+	[ "$(results | grep -c '^not ok [0-9]* - shard [12]: a test its plan promised never reported (bats killed by signal 11)$')" -eq 7 ]
+	# The twin: the same stand-in, no crash.
+	BATS=$PWD/crashing-bats sharded t/one.bats t/two.bats t/three.bats
+	[ "$status" -eq 0 ]
+	[ "$(results | grep -c '^ok ')" -eq 7 ]
+}
+
+@test "check-bats --list: the same shards each time, every file once and measured, balanced, the TOGETHER group in one shard" {
+	run bash "$RUNNER" --list
+	[ "$status" -eq 0 ]
+	first=$output
+	run bash "$RUNNER" --list
+	[ "$output" = "$first" ]
+	[ "${#lines[@]}" -eq 2 ]
+	# Every file once, and every file in the table (a new one: add it, docs/testing.md).
+	[ "$(grep -oE '[a-z0-9-]+\.bats' <<<"$output" | sort | paste -sd' ')" = \
+		"$(cd "$REPO/tests/bats" && printf '%s\n' *.bats | sort | paste -sd' ')" ]
+	[[ "$output" != *"not in run.sh's table"* ]] || false
+	# The kernel keyring files share a shard.
+	ring=$(grep ' keyring\.bats' <<<"$output")
+	for f in handoff revocation witness; do [[ "$ring" == *" $f.bats"* ]]; done
+	# Balanced as longest-first does: the loads differ by no more than the heaviest item (a
+	# file, or the TOGETHER group as a whole).
+	local -A w=()
+	while IFS='=' read -r k v; do w[${k:1:-1}]=$v; done < <(grep -oE '\[[a-z0-9-]+\]=[0-9]+' "$RUNNER")
+	heaviest=$(printf '%s\n' "${w[@]}" | sort -n | tail -n 1)
+	group=$((w[handoff] + w[keyring] + w[revocation] + w[witness]))
+	[ "$group" -le "$heaviest" ] || heaviest=$group
+	read -r l1 l2 < <(sed -nE 's/^shard [12] \(~([0-9]+) s.*/\1/p' <<<"$output" | paste -sd' ')
+	diff=$((l1 - l2))
+	[ "${diff#-}" -le "$heaviest" ]
+	# The twins: two files of no group and one weight go one to each shard, while two TOGETHER
+	# files (throwaway ones of those names) share one; one shard takes all; no shard is refused.
+	shard_files t
+	run bash "$RUNNER" --list t/one.bats t/two.bats
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "shard 1 (~$DEFAULT_WEIGHT s, ports 20000-20200): one.bats" ]
+	[ "${lines[1]}" = "shard 2 (~$DEFAULT_WEIGHT s, ports 20200-20400): two.bats" ]
+	[ "${lines[2]}" = "# one.bats is not in run.sh's table: counted as $DEFAULT_WEIGHT s until measured" ]
+	touch t/keyring.bats t/handoff.bats
+	run bash "$RUNNER" --list t/keyring.bats t/handoff.bats
+	[ "$status" -eq 0 ]
+	[ "$output" = "shard 1 (~$((w[handoff] + w[keyring])) s, ports 20000-20200): handoff.bats keyring.bats" ]
+	BATS_JOBS=1 run bash "$RUNNER" --list t/one.bats t/two.bats
+	[ "${lines[0]}" = "shard 1 (~$((2 * DEFAULT_WEIGHT)) s, ports 20000-20400): one.bats two.bats" ]
+	BATS_JOBS=0 run bash "$RUNNER" --list
+	[ "$status" -eq 2 ]
+	[ "$output" = "run.sh: BATS_JOBS=0: want how many shards run at once (1 or more)" ]
+}
+
+@test "free_port: pairs from KEYSTRAP_TEST_PORTS in turn, none twice before the range wraps; a pair in use is skipped" {
+	export BATS_RUN_TMPDIR=$PWD/run KEYSTRAP_TEST_PORTS=9300-9308
+	mkdir run
+	# shellcheck source=tests/lib/swtpm.bash
+	. "$REPO/tests/lib/swtpm.bash"
+	# Four pairs from wherever the run starts, then the first again.
+	read -r a b c d e < <(for _ in 1 2 3 4 5; do free_port; done | paste -sd' ')
+	[ "$(printf '%s\n' "$a" "$b" "$c" "$d" | sort -n | paste -sd' ')" = "9300 9302 9304 9306" ]
+	[ "$e" = "$a" ]
+	echo 1 >run/free-port.next
+	[ "$(free_port)" = 9302 ]
+	# The twin: something listening on the next pair's second port: that pair is skipped.
+	echo 1 >run/free-port.next
+	python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 9303)); s.listen(); print("up", flush=True); time.sleep(30)' >listener.out &
+	listener=$!
+	for _ in $(seq 50); do [ -s listener.out ] && break; sleep 0.1; done
+	got=$(free_port)
+	kill "$listener"
+	[ "$got" = 9304 ]
+	[ "$(cat run/free-port.next)" = 3 ]
+	KEYSTRAP_TEST_PORTS=9300-9301 run free_port
+	[ "$status" -eq 1 ]
+	[ "$output" = "free_port: KEYSTRAP_TEST_PORTS=9300-9301 is not LOW-HIGH with room for a pair" ]
 }
