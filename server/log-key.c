@@ -101,6 +101,10 @@ void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])
 	snprintf(ret, LOG_KEY_LABEL_MAX, "%s+%08" PRIx32 " (sha256 %.16s)", v->name, v->id, n ? hex : "unknown");
 }
 
+/* The log-key-next record's reasons name the key it puts beside: log_keys_change reads it back. */
+#define BESIDE " beside log key "
+#define UNTIL " until log-key retire"
+
 struct lifecycle {
 	char action[32];
 	char *reasons;
@@ -161,8 +165,7 @@ int log_keys_change(struct store *s, const char **ret_action, char *what, size_t
 		r = !streq(l.action, "log-key-next") || !strstr(l.reasons, named);
 		if (r) {
 			*ret_action = "log-key-next";
-			snprintf(what, what_size, "next log key %s signs every checkpoint beside log key %s until log-key "
-				 "retire", nxt, cur);
+			snprintf(what, what_size, "next log key %s signs every checkpoint" BESIDE "%s" UNTIL, nxt, cur);
 		}
 		free(l.reasons);
 		return r;
@@ -171,9 +174,12 @@ int log_keys_change(struct store *s, const char **ret_action, char *what, size_t
 	snprintf(named, sizeof(named), "next log key %s", cur);
 	r = streq(l.action, "log-key-next") && strstr(l.reasons, named);
 	if (r) {
-		p = strstr(l.reasons, " beside log key ");
-		q = p ? strstr(p, " until log-key retire") : NULL;
-		snprintf(was, sizeof(was), "%.*s", p && q ? (int)(q - p - 16) : 0, p && q ? p + 16 : "");
+		p = strstr(l.reasons, BESIDE);
+		q = p ? strstr(p, UNTIL) : NULL;
+		if (p && q)
+			snprintf(was, sizeof(was), "%.*s", (int)(q - p - strlen(BESIDE)), p + strlen(BESIDE));
+		else
+			was[0] = 0;
 		*ret_action = "log-key-rotate";
 		snprintf(what, what_size, "log key %s replaced by the next log key %s: checkpoints are signed by it alone",
 			 was[0] ? was : "(unnamed)", cur);
