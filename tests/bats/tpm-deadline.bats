@@ -238,10 +238,14 @@ silent() {
 		[ "$output" = "keystrap: KEYSTRAP_TPM_TIMEOUT='$bad' is not a number of seconds (0.1 to 600)" ]
 	done
 	reboot_after
-	for good in 600 0.1 2.5 1.000 ""; do
+	for good in 600 2.5 1.000 ""; do
 		KEYSTRAP_TPM_TIMEOUT=$good run "$KEYSTRAP" lock
 		[ "$status" -eq 0 ]
 	done
+	# 0.1 s is accepted; on a loaded machine (ASan, other builds) a TPM command may take longer
+	# than that, which is the deadline working, not the value refused.
+	KEYSTRAP_TPM_TIMEOUT=0.1 run "$KEYSTRAP" lock
+	[ "$status" -eq 0 ] || [[ "$status" -eq 1 && "$output" == "keystrap: "*"$(silent 0.1)" ]]
 }
 
 @test "object slots full: unlock says so and what to do; after tpm2_flushcontext -t it unlocks" {
