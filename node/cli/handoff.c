@@ -137,11 +137,21 @@ int cmd_handoff(int argc, char **argv)
 	}
 	/* attest_run logs why it failed; the policy decides what the boot does about it. */
 	if (handoff_attest(cfg, kind, NULL, &c, &failure) < 0) {
-		if (renew && failure == ATTEST_FAILED_REVOKED && handoff_status_read(&st) >= 0 &&
-		    (st.revoked_at || handoff_revoke(&st, (int64_t)time(NULL)) >= 0)) {
+		if (renew && failure == ATTEST_FAILED_REVOKED && handoff_status_read(&st) >= 0) {
+			/* As keystrap verify: credentials the revocation could not take out need someone on
+			 * the node, so that is 1, not the refusal's code. */
+			r = st.revoked_at ? 0 : handoff_revoke(&st, (int64_t)time(NULL));
+			if (r < 0 && r != -ESTALE) {
+				log_error("renewal refused: the server says this node is revoked, but its credentials could "
+					  "not be taken out of the keyring: %s",
+					  r == -EBADR ? handoff_reason(r) : strerror(-r));
+				return 1;
+			}
 			log_error(st.revoked_at ? "renewal refused: this node is still revoked; its keyring holds no credentials" :
-						  "renewal refused: the server says this node is revoked; its credentials are gone "
-						  "from the keyring");
+				  r == -ESTALE ? "renewal refused: the server says this node is revoked; its credentials have "
+						 "expired already" :
+						 "renewal refused: the server says this node is revoked; its credentials are gone "
+						 "from the keyring");
 			return attest_exit_status(failure);
 		}
 		if (renew) {
