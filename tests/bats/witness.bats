@@ -154,6 +154,69 @@ fork() {
 	SRV_PORT=$FORK_PORT server_stop "$BATS_FILE_TMPDIR/cut"
 }
 
+# tamper DIR SQL: a trigger in DIR's store, made while its server runs, that does SQL each time
+# the server writes its checkpoint: the insider who can write the database changes it under the
+# server, after the server has signed the checkpoint and before it reads the proofs back.
+tamper() {
+	sqlite3 -cmd ".timeout 5000" "$1/keystrap.db" \
+		"CREATE TRIGGER tamper AFTER UPDATE OF note ON checkpoint BEGIN $2; END"
+}
+
+@test "a server whose proof of the node's own record, or whose checkpoint, does not verify: the witnessing node refuses the reply in one line naming which (exit 1) and keeps nothing" {
+	serve_copy inclusion
+	d=$BATS_FILE_TMPDIR/inclusion
+	# The positive twin first: the same server, store and node, nothing changed.
+	mkdir before
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir before
+	[ "$status" -eq 0 ]
+	[ -s before/checkpoint ]
+	# Every stored subtree hash rewritten each time a checkpoint is signed: the root the server
+	# signs is of the hashes it read as the batch began, the proof of those it reads after. The
+	# node holds no checkpoint here, so the inclusion proof is all that can catch it.
+	tamper "$d" "UPDATE audit_tree SET hash = randomblob(32)"
+	mkdir out
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir out
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" =~ ^"keystrap: the inclusion proof of this attestation's record ("[0-9]+" in "[0-9]+") does not verify against the checkpoint"$ ]]
+	[ -z "$(ls out)" ]
+	# The server signed a checkpoint its records do not make: audit verify finds it too.
+	run "$KEYSTRAP_SERVER" audit verify --config "$d/server.json"
+	[ "$status" -eq 1 ]
+	# Handed off: the boot goes on without credentials, and neither a credential nor a
+	# checkpoint is in the keyring.
+	keyctl new_session >/dev/null
+	export KEYSTRAP_KEYRING=session
+	printf '[Attest]\nServer=https://127.0.0.1:%s\nCA=%s\nLogKey=%s\n[Handoff]\nOwner=65534\nGroup=65534\n' \
+		"$FORK_PORT" "$SRV_DIR/ca.crt" "$VKEY" >keystrap.conf
+	run "$KEYSTRAP" handoff --config keystrap.conf
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the inclusion proof of this attestation's record"*"does not verify against the checkpoint"* ]]
+	run "$KEYSTRAP" status
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no credentials"* ]]
+	[[ "$output" != *"log:         keystrap.test/log"* ]]
+	keyctl clear @s >/dev/null 2>&1 || true
+	swtpm_reboot
+	SRV_PORT=$FORK_PORT server_stop "$d"
+	# A checkpoint whose text is changed after it was signed (its size one more): the log key's
+	# signature is there, and does not verify.
+	serve_copy note
+	d=$BATS_FILE_TMPDIR/note
+	mkdir ok
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir ok
+	[ "$status" -eq 0 ]
+	tamper "$d" "UPDATE checkpoint SET note = substr(note, 1, instr(note, char(10))) || (NEW.size + 1) ||
+		substr(note, instr(note, char(10)) + 1 + length(CAST(NEW.size AS TEXT))) WHERE id = 1"
+	mkdir bad
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir bad
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$output" = "keystrap: the server's checkpoint does not verify: the signature of 'keystrap.test/log' does not verify" ]
+	[ -z "$(ls bad)" ]
+	SRV_PORT=$FORK_PORT server_stop "$d"
+}
+
 @test "handoff with LogKey= keeps the checkpoint in the keyring's status; keystrap verify presents it and keeps the newer one" {
 	keyctl new_session >/dev/null
 	export KEYSTRAP_KEYRING=session
