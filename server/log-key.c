@@ -104,6 +104,9 @@ void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])
 /* The log-key-next record's reasons name the key it puts beside: log_keys_change reads it back. */
 #define BESIDE " beside log key "
 #define UNTIL " until log-key retire"
+/* ... and the next key itself, between these two. */
+#define NEXT "next log key "
+#define SIGNS " signs every checkpoint"
 
 struct lifecycle {
 	char action[32];
@@ -114,7 +117,8 @@ static int lifecycle_last(const struct audit_rec *a, void *userdata)
 {
 	struct lifecycle *l = userdata;
 
-	if ((!streq(a->action, "log-key-next") && !streq(a->action, "log-key-rotate")) || !streq(a->decision, "allow"))
+	if ((!streq(a->action, "log-key-next") && !streq(a->action, "log-key-rotate") &&
+	     !streq(a->action, "log-key-abandon")) || !streq(a->decision, "allow"))
 		return 0;
 	free(l->reasons);
 	if (!(l->reasons = strdup(a->reasons)))
@@ -165,7 +169,7 @@ int log_keys_change(struct store *s, const char **ret_action, char *what, size_t
 		r = !streq(l.action, "log-key-next") || !strstr(l.reasons, named);
 		if (r) {
 			*ret_action = "log-key-next";
-			snprintf(what, what_size, "next log key %s signs every checkpoint" BESIDE "%s" UNTIL, nxt, cur);
+			snprintf(what, what_size, NEXT "%s" SIGNS BESIDE "%s" UNTIL, nxt, cur);
 		}
 		free(l.reasons);
 		return r;
@@ -183,6 +187,19 @@ int log_keys_change(struct store *s, const char **ret_action, char *what, size_t
 		*ret_action = "log-key-rotate";
 		snprintf(what, what_size, "log key %s replaced by the next log key %s: checkpoints are signed by it alone",
 			 was[0] ? was : "(unnamed)", cur);
+	} else if (streq(l.action, "log-key-next")) {
+		/* The key the log named next is gone and the log key is the one it was beside: the
+		 * rotation was abandoned (its file removed, no log-key retire). */
+		p = strncmp(l.reasons, NEXT, strlen(NEXT)) == 0 ? l.reasons + strlen(NEXT) : NULL;
+		q = p ? strstr(p, SIGNS) : NULL;
+		if (p && q)
+			snprintf(was, sizeof(was), "%.*s", (int)(q - p), p);
+		else
+			was[0] = 0;
+		*ret_action = "log-key-abandon";
+		snprintf(what, what_size, NEXT "%s abandoned (its file is gone, log-key retire never ran): log key %s "
+			 "signs alone", was[0] ? was : "(unnamed)", cur);
+		r = 1;
 	}
 	free(l.reasons);
 	return r;

@@ -32,9 +32,10 @@ struct note_verifier;
 void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX]);
 /*
  * The log key's lifecycle in the audit log: the store's signer and cosigner against the newest
- * log-key-next/log-key-rotate record. 1 with *ret_action and what (the record's reasons, without
- * who) when the log does not say it yet: a next key it has not named (log-key-next), or the
- * key it named next now the only one (log-key-rotate); 0 when it does. Whoever appends the
+ * log-key-next/log-key-rotate/log-key-abandon record. 1 with *ret_action and what (the record's
+ * reasons, without who) when the log does not say it yet: a next key it has not named
+ * (log-key-next), the key it named next now the only one (log-key-rotate), or the key it named
+ * next gone with the log key unchanged (log-key-abandon); 0 when it does. Whoever appends the
  * record says who did it: the server at start, log-key rotate and retire.
  */
 int log_keys_change(struct store *s, const char **ret_action, char *what, size_t what_size);

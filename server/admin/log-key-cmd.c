@@ -45,8 +45,8 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 	_cleanup_(note_signer_freep) struct note_signer *fresh = NULL;
 	const struct note_signer *cur = store_log_signer(s), *next = store_log_cosigner(s);
 	const struct note_verifier *v, *w = note_signer_verifier(cur);
-	const char *action;
-	char why[WHY_MAX], label[LOG_KEY_LABEL_MAX], what[WHY_MAX], vkey[NOTE_KEY_MAX];
+	const char *action, *before = NULL;
+	char why[WHY_MAX], label[LOG_KEY_LABEL_MAX], what[WHY_MAX], vkey[NOTE_KEY_MAX], before_what[WHY_MAX];
 	bool move = !next;
 	int r;
 
@@ -69,6 +69,13 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 	if (move && (r = file_owner_like(file, c->log_key)) < 0)
 		return admin_refuse("cannot give '%s' the owner of '%s': %s", file, c->log_key, strerror(-r));
 	note_verifier_format(v, vkey);
+	/* What the log does not say yet of the key in force (an earlier rotation abandoned, its next
+	 * key's file removed) goes on record before this rotation's, or no server would ever write it. */
+	if (move && (r = log_keys_change(s, &before, before_what, sizeof(before_what))) <= 0) {
+		if (r < 0)
+			return admin_refuse("cannot read the audit log: %s", strerror(-r));
+		before = NULL;
+	}
 	/* The commit signs with both keys: its checkpoint is the first of the overlap. */
 	if (move && (r = store_set_log_cosigner(s, TAKE_PTR(fresh))) < 0)
 		return admin_refuse("cannot take '%s' as the next log key: %s", file, strerror(-r));
@@ -80,7 +87,9 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 	}
 	if ((r = store_begin(s)) < 0)
 		return admin_refuse("cannot write to the store: %s; the log key is unchanged", strerror(-r));
-	r = admin_audit(s, action, "allow", what);
+	r = before ? admin_audit(s, before, "allow", before_what) : 0;
+	if (r >= 0)
+		r = admin_audit(s, action, "allow", what);
 	if (r >= 0 && move && (r = file_replace(file, c->log_key_next)) < 0) {
 		store_rollback(s);
 		return admin_refuse("cannot move '%s' to '%s': %s (the next log key goes beside the log key, on its file "

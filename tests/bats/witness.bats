@@ -154,6 +154,15 @@ fork() {
 	SRV_PORT=$FORK_PORT server_stop "$BATS_FILE_TMPDIR/cut"
 }
 
+# witness_session PORT: a session keyring of this test's own, and keystrap.conf for a handoff
+# to the server on PORT with the log key pinned.
+witness_session() {
+	keyctl new_session >/dev/null
+	export KEYSTRAP_KEYRING=session
+	printf '[Attest]\nServer=https://127.0.0.1:%s\nCA=%s\nLogKey=%s\n[Handoff]\nOwner=65534\nGroup=65534\n' \
+		"$1" "$SRV_DIR/ca.crt" "$VKEY" >keystrap.conf
+}
+
 # tamper DIR SQL: a trigger in DIR's store, made while its server runs, that does SQL each time
 # the server writes its checkpoint: the insider who can write the database changes it under the
 # server, after the server has signed the checkpoint and before it reads the proofs back.
@@ -185,10 +194,7 @@ tamper() {
 	[ "$status" -eq 1 ]
 	# Handed off: the boot goes on without credentials, and neither a credential nor a
 	# checkpoint is in the keyring.
-	keyctl new_session >/dev/null
-	export KEYSTRAP_KEYRING=session
-	printf '[Attest]\nServer=https://127.0.0.1:%s\nCA=%s\nLogKey=%s\n[Handoff]\nOwner=65534\nGroup=65534\n' \
-		"$FORK_PORT" "$SRV_DIR/ca.crt" "$VKEY" >keystrap.conf
+	witness_session "$FORK_PORT"
 	run "$KEYSTRAP" handoff --config keystrap.conf
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"the inclusion proof of this attestation's record"*"does not verify against the checkpoint"* ]]
@@ -218,10 +224,7 @@ tamper() {
 }
 
 @test "handoff with LogKey= keeps the checkpoint in the keyring's status; keystrap verify presents it and keeps the newer one" {
-	keyctl new_session >/dev/null
-	export KEYSTRAP_KEYRING=session
-	printf '[Attest]\nServer=https://127.0.0.1:%s\nCA=%s\nLogKey=%s\n[Handoff]\nOwner=65534\nGroup=65534\n' \
-		"$SRV_PORT" "$SRV_DIR/ca.crt" "$VKEY" >keystrap.conf
+	witness_session "$SRV_PORT"
 	run "$KEYSTRAP" handoff --config keystrap.conf
 	[ "$status" -eq 0 ]
 	run "$KEYSTRAP" status
@@ -260,6 +263,17 @@ lifecycle() {
 
 # signatures NOTE: the lines of the log's signatures on a checkpoint note.
 signatures() { grep -c '^— keystrap.test/log ' "$1"; }
+
+# covered ACTION N: the newest checkpoint of RDIR's store carries N signatures and covers the
+# newest ACTION record.
+covered() {
+	local seq size
+	"$KEYSTRAP_SERVER" audit checkpoint --config "$RDIR/server.json" >covered.cp || return 1
+	[ "$(signatures covered.cp)" = "$2" ] || return 1
+	seq=$("$KEYSTRAP_SERVER" audit export --config "$RDIR/server.json" | jq -r --arg a "$1" 'select(.action == $a) | .seq' | tail -n1)
+	read -r _ size _ <<<"$(python3 "$TLOG" checkpoint covered.cp)"
+	[ -n "$seq" ] && [ "$size" -ge "$seq" ]
+}
 
 @test "log key rotation by editing the configuration: checkpoints signed by the log key and the next one while nodes move to the new pin, each step on record; after the swap the old pin is refused" {
 	"$KEYSTRAP_SERVER" log-key generate "$BATS_FILE_TMPDIR/next.key" --name keystrap.test/log >next.vkey
@@ -320,11 +334,7 @@ signatures() { grep -c '^— keystrap.test/log ' "$1"; }
 	"$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-next") | .reasons' |
 		grep -Eq "^next log key keystrap.test/log\+$new \(sha256 [0-9a-f]{16}\) .* log key keystrap.test/log\+$old \(sha256 [0-9a-f]{16}\) until log-key retire; by operator:"
 	# The record is under a checkpoint both keys signed, and the log verifies with either.
-	"$KEYSTRAP_SERVER" audit checkpoint --config "$cfg" >overlap.cp
-	[ "$(signatures overlap.cp)" = 2 ]
-	seq=$("$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-next") | .seq')
-	read -r _ size _ <<<"$(python3 "$TLOG" checkpoint overlap.cp)"
-	[ "$size" -ge "$seq" ]
+	covered log-key-next 2
 	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
 	[ "$status" -eq 0 ]
 	run "$KEYSTRAP_SERVER" audit verify --config "$cfg" --log-key "$(cat new.vkey)"
@@ -382,6 +392,64 @@ signatures() { grep -c '^— keystrap.test/log ' "$1"; }
 	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
 	[ "$status" -eq 0 ]
 	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+}
+
+@test "a rotation abandoned (the next key's file removed, no log-key retire) is on record once: log-key-abandon at the reload that finds it, or before log-key rotate's next one; nothing when nothing changed" {
+	rotation_server abandon
+	cfg=$RDIR/server.json
+	old=$(cut -d+ -f2 <<<"$VKEY")
+	# Nothing changed: a reload records nothing.
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	[ -z "$(lifecycle)" ]
+	"$KEYSTRAP_SERVER" log-key generate "$BATS_TEST_TMPDIR/new.key" --name keystrap.test/log >new.vkey
+	new=$(cut -d+ -f2 <new.vkey)
+	run "$KEYSTRAP_SERVER" log-key rotate --next "$BATS_TEST_TMPDIR/new.key" --config "$cfg"
+	[ "$status" -eq 0 ]
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	[ "$(lifecycle)" = "log-key-next allow" ]
+	# The operator gives up: the next key's file removed, the server reloaded.
+	rm "$RDIR/log.key.next"
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-abandon allow")" = "$(lifecycle)" ]
+	"$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-abandon") | .reasons' |
+		grep -Eq "^next log key keystrap.test/log\+$new \(sha256 [0-9a-f]{16}\) abandoned \(its file is gone, log-key retire never ran\): log key keystrap.test/log\+$old \(sha256 [0-9a-f]{16}\) signs alone; by the server at reload \($cfg\)$"
+	grep -q "next log key keystrap.test/log+$new .* abandoned" "$RDIR/server.log"
+	# Once: neither the next reload nor a restart writes it again.
+	SRV_DIR=$RDIR run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+	SRV_PORT=$FORK_PORT server_start "$RDIR"
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-abandon allow")" = "$(lifecycle)" ]
+	# Under a checkpoint the log key alone signs; the log verifies; a node pinning the abandoned
+	# key is refused, one pinning the log key is served.
+	covered log-key-abandon 1
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 0 ]
+	mkdir kept gone
+	run attest_to "$FORK_PORT" --log-key "$VKEY" --out-dir kept
+	[ "$status" -eq 0 ]
+	run attest_to "$FORK_PORT" --log-key "$(cat new.vkey)" --out-dir gone
+	[ "$status" -eq 1 ]
+	[ -z "$(ls gone)" ]
+	SRV_PORT=$FORK_PORT server_stop "$RDIR"
+	# Abandoned again with no server to notice, then log-key rotate to a third key: the command
+	# records the abandonment before its own rotation.
+	"$KEYSTRAP_SERVER" log-key generate two.key --name keystrap.test/log >two.vkey
+	"$KEYSTRAP_SERVER" log-key generate three.key --name keystrap.test/log >/dev/null
+	run "$KEYSTRAP_SERVER" log-key rotate --next "$PWD/two.key" --config "$cfg"
+	[ "$status" -eq 0 ]
+	rm "$RDIR/log.key.next"
+	run "$KEYSTRAP_SERVER" log-key rotate --next "$PWD/three.key" --config "$cfg"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "log-key-next allow" "log-key-abandon allow" "log-key-next allow" "log-key-abandon allow" \
+		"log-key-next allow")" = "$(lifecycle)" ]
+	"$KEYSTRAP_SERVER" audit export --config "$cfg" | jq -r 'select(.action == "log-key-abandon") | .reasons' | tail -n1 |
+		grep -Eq "^next log key keystrap.test/log\+$(cut -d+ -f2 <two.vkey) \(sha256 [0-9a-f]{16}\) abandoned .*; by operator:"
+	run "$KEYSTRAP_SERVER" audit verify --config "$cfg"
+	[ "$status" -eq 0 ]
 }
 
 # unchanged: the keys of RDIR as they were: no next key beside the log key, the log key the
