@@ -291,12 +291,17 @@ $(BUILD)/bench/server-load: bench/server-load.c bench/crypto-floor.c bench/crypt
 	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(BENCH_PKGS)) $(INC_ALL) $(HARDEN) $(filter %.c,$^) $(call TEST_A) -o $@ $(ALL_LDFLAGS) \
 		$(TEST_LIBS) $(call pc_libs,$(BENCH_PKGS))
 
+# The audit log's and envelope encryption's steps on their own, through the store's code.
+$(BUILD)/bench/log-cost: bench/log-cost.c $(call TEST_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(HARDEN) $< $(call TEST_A) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
+
 # The same crypto floor on its own, without a server.
 $(BUILD)/bench/crypto-floor: bench/crypto-floor-main.c bench/crypto-floor.c bench/crypto-floor.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(HARDEN) -Icommon $(filter %.c,$^) -o $@ $(ALL_LDFLAGS) -lcrypto
 
-bench-server: deps $(BUILD)/keystrap $(BUILD)/keystrap-server $(BUILD)/bench/server-load $(BUILD)/bench/crypto-floor
+bench-server: deps $(BUILD)/keystrap $(BUILD)/keystrap-server $(BUILD)/bench/server-load $(BUILD)/bench/crypto-floor $(BUILD)/bench/log-cost
 	@BUILD=$(BUILD) bash bench/server.sh
 .PHONY: bench-server
 
