@@ -98,7 +98,7 @@ static const struct key keys[] = {
 	{ "Attest", "Retries", T_UINT, FIELD(retries), VALUE_MAX, 0, ATTEST_RETRIES_MAX, ATTEST_RETRIES_DEFAULT, NULL,
 	  false },
 	{ "Attest", "FailurePolicy", T_FAILURE, FIELD(emergency), VALUE_MAX, 0, 0, 0, NULL, false },
-	{ "Attest", "LogKey", T_STRING, FIELD(log_key), VALUE_MAX, 0, 0, 0, check_log_key, false, true },
+	{ "Attest", "LogKey", T_STRING, FIELD(log_key), NOTE_KEY_MAX, 0, 0, 0, check_log_key, false, true },
 	{ "Handoff", "Owner", T_STRING, FIELD(owner), VALUE_MAX, 0, 0, 0, check_id, false },
 	{ "Handoff", "Group", T_STRING, FIELD(group), VALUE_MAX, 0, 0, 0, check_id, false },
 };

@@ -84,8 +84,7 @@ int log_keys_attach(struct store *s, const struct server_config *c, char *why, s
 
 bool log_key_same(const struct note_signer *a, const struct note_signer *b)
 {
-	return (!a && !b) || (a && b && memcmp(note_signer_verifier(a)->pub, note_signer_verifier(b)->pub,
-					       sizeof(note_signer_verifier(a)->pub)) == 0);
+	return (!a && !b) || (a && b && note_verifier_same_key(note_signer_verifier(a), note_signer_verifier(b)));
 }
 
 void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])
@@ -94,8 +93,8 @@ void log_key_label(const struct note_verifier *v, char ret[LOG_KEY_LABEL_MAX])
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
 	unsigned n = 0;
 
-	/* The key id is 32 bits: the public key's SHA-256 beside it tells keys apart for good. */
-	if (EVP_Digest(v->pub, sizeof(v->pub), md, &n, EVP_sha256(), NULL) != 1)
+	/* The key id is 32 bits: the public key's SHA-256 beside it tells keys apart for good (an ECDSA key's: its DER). */
+	if (EVP_Digest(v->key, v->key_size, md, &n, EVP_sha256(), NULL) != 1)
 		n = 0;
 	hex_encode(md, n, hex);
 	snprintf(ret, LOG_KEY_LABEL_MAX, "%s+%08" PRIx32 " (sha256 %.16s)", v->name, v->id, n ? hex : "unknown");
