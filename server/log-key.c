@@ -8,13 +8,34 @@
 
 #include "encode.h"
 #include "fileio.h"
+#include "keyref.h"
 #include "log-key.h"
 #include "note.h"
+#include "ossl.h"
 #include "secbuf.h"
 #include "server-config.h"
 #include "store.h"
 
-int log_key_load(const char *path, struct note_signer **ret, char *why, size_t why_size)
+bool log_key_is_note(const char *uri)
+{
+	static const char prefix[] = "PRIVATE+KEY+";
+	const char *path = keyref_file(uri);
+	char head[sizeof(prefix) - 1];
+	FILE *f;
+	bool note;
+
+	if (!path)
+		return false;
+	/* A file that cannot be read is taken for the default kind: its load says why. */
+	if (!(f = fopen(path, "re")))
+		return true;
+	note = fread(head, 1, sizeof(head), f) != sizeof(head) || memcmp(head, prefix, sizeof(head)) == 0;
+	fclose(f);
+	return note;
+}
+
+/* A note signer key's text in a file. */
+static int note_file_load(const char *path, struct note_signer **ret, char *why, size_t why_size)
 {
 	_cleanup_secbuf_ struct secbuf *text = NULL;
 	char reason[160];
@@ -33,29 +54,88 @@ int log_key_load(const char *path, struct note_signer **ret, char *why, size_t w
 	return 0;
 }
 
+/* An EC key through keyref (a TPM's, a token's, a PEM file's): an ECDSA note signer named name. */
+static int keyref_signer_load(const char *uri, const char *name, struct note_signer **ret, char *why,
+			      size_t why_size)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL;
+	char reason[KEYREF_WHY_MAX], shown[KEYREF_WHY_MAX / 2];
+	int r;
+
+	keyref_display(uri, shown, sizeof(shown));
+	if (!name) {
+		snprintf(why, why_size, "log key '%s' is not a note signer key file: 'log_name' names the log its "
+			 "checkpoints are of (set it in the configuration)", shown);
+		return -EINVAL;
+	}
+	if ((r = keyref_load_private(uri, &k, reason, sizeof(reason))) < 0) {
+		snprintf(why, why_size, "log key %s", reason);
+		return r;
+	}
+	if ((r = note_signer_from_pkey(name, k, keyref_sign_init, ret, reason, sizeof(reason))) < 0) {
+		snprintf(why, why_size, "log key '%s': %s", shown, reason);
+		return r;
+	}
+	return 0;
+}
+
+int log_key_load(const char *uri, const char *name, struct note_signer **ret, char *why, size_t why_size)
+{
+	_cleanup_(note_signer_freep) struct note_signer *s = NULL;
+	int r;
+
+	if (!log_key_is_note(uri))
+		return keyref_signer_load(uri, name, ret, why, why_size);
+	if ((r = note_file_load(keyref_file(uri), &s, why, why_size)) < 0)
+		return r;
+	/* The file names its log itself: log_name, where set, says the same. */
+	if (name && !streq(name, note_signer_verifier(s)->name)) {
+		snprintf(why, why_size, "the log key '%s' is of the log '%s', not 'log_name' '%s'", uri,
+			 note_signer_verifier(s)->name, name);
+		return -EINVAL;
+	}
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+const char *log_key_next_name(const struct server_config *c, const char *uri, const struct note_signer *signer)
+{
+	/* A note file has its own, which the checks after the load hold to the log's. */
+	return c->log_name ?: log_key_is_note(uri) ? NULL : note_signer_verifier(signer)->name;
+}
+
 int log_keys_load(const struct server_config *c, struct note_signer **ret_signer, struct note_signer **ret_next,
 		  char *why, size_t why_size)
 {
 	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
 	const struct note_verifier *v, *w;
+	char key[KEYREF_WHY_MAX / 2], key_next[KEYREF_WHY_MAX / 2];
 	int r;
 
-	if ((r = log_key_load(c->log_key, &signer, why, why_size)) < 0)
+	/* Either may be a URI with a PIN in it: named as shown, never as given. */
+	keyref_display(c->log_key, key, sizeof(key));
+	if (c->log_key_next)
+		keyref_display(c->log_key_next, key_next, sizeof(key_next));
+	if ((r = log_key_load(c->log_key, c->log_name, &signer, why, why_size)) < 0)
 		return r;
-	/* The next key's file is the rotation: absent, none is under way (log-key retire removed it). */
-	if (c->log_key_next && access(c->log_key_next, F_OK) == 0) {
-		if ((r = log_key_load(c->log_key_next, &next, why, why_size)) < 0)
+	v = note_signer_verifier(signer);
+	/*
+	 * The next key's file is the rotation: absent, none is under way (log-key retire removed it).
+	 * A key in hardware has no file: named, it is the rotation, and of the log's name.
+	 */
+	if (c->log_key_next && (!keyref_file(c->log_key_next) || access(keyref_file(c->log_key_next), F_OK) == 0)) {
+		if ((r = log_key_load(c->log_key_next, log_key_next_name(c, c->log_key_next, signer), &next, why,
+				      why_size)) < 0)
 			return r;
-		v = note_signer_verifier(signer);
 		w = note_signer_verifier(next);
 		if (!streq(v->name, w->name)) {
 			snprintf(why, why_size, "the log key '%s' is named otherwise than the log ('%s'): the next log key "
-				 "keeps the log's name (log-key generate --name %s)", c->log_key_next, v->name, v->name);
+				 "keeps the log's name (log-key generate --name %s)", key_next, v->name, v->name);
 			return -EINVAL;
 		}
 		if (log_key_same(signer, next)) {
 			snprintf(why, why_size, "the next log key '%s' is the log key '%s' itself: a rotation needs a new "
-				 "key (log-key generate)", c->log_key_next, c->log_key);
+				 "key (log-key generate)", key_next, key);
 			return -EINVAL;
 		}
 	} else if (c->log_key_next && errno != ENOENT) {

@@ -8,14 +8,22 @@ struct note_signer;
 struct store;
 
 /*
- * The audit log's signing key: a C2SP note signer key file ("PRIVATE+KEY+NAME+ID+KEY"), owner
- * only, never in the database. why: one line naming the file.
+ * The audit log's signing key, never in the database: a C2SP note signer key file
+ * ("PRIVATE+KEY+NAME+ID+KEY", Ed25519, owner only), or an EC key named as keyref.h names keys
+ * (handle:, pkcs11:, a TSS2 or other PEM private key file) that signs as note type 0x02 (ECDSA)
+ * under name, the log's (log_name; such a key has no name of its own). name NULL: a note file's
+ * own; given, a note file must bear it. why: one line naming the key (never a PIN).
  */
-int log_key_load(const char *path, struct note_signer **ret, char *why, size_t why_size);
+int log_key_load(const char *uri, const char *name, struct note_signer **ret, char *why, size_t why_size);
+/* Whether uri names a note signer key file (or a file not there to read: the default kind). */
+bool log_key_is_note(const char *uri);
+struct server_config;
+/* The name a next log key at uri signs under: log_name, else (a key in hardware has none) the log key's; NULL: a note file's own. */
+const char *log_key_next_name(const struct server_config *c, const char *uri, const struct note_signer *signer);
 struct server_config;
 /*
- * The configuration's log_key and, when its file exists, log_key_next (a rotation under way:
- * of the log key's name, another key): 0 with *ret_next NULL when there is none, or < 0 with
+ * The configuration's log_key and, when its file exists (a key in hardware: when it is named),
+ * log_key_next (a rotation under way: of the log key's name, another key): 0 with *ret_next NULL when there is none, or < 0 with
  * why (one line). c->log_key must be set.
  */
 int log_keys_load(const struct server_config *c, struct note_signer **ret_signer, struct note_signer **ret_next,

@@ -38,6 +38,7 @@
 #include "fileio.h"
 #include "handshake.h"
 #include "health.h"
+#include "keyref.h"
 #include "log-key.h"
 #include "log-proof.h"
 #include "log.h"
@@ -794,9 +795,13 @@ static int log_open(struct daemon *d)
 	if ((r = log_keys_attach(d->srv.store, d->config, why, sizeof(why))) < 0)
 		return log_error_errno(r, "%s", why);
 	signer = store_log_signer(d->srv.store);
-	if (store_log_cosigner(d->srv.store))
-		log_info("log key rotation: checkpoints are signed by '%s' and the next key '%s'", d->config->log_key,
-			 d->config->log_key_next);
+	if (store_log_cosigner(d->srv.store)) {
+		char key[KEYREF_WHY_MAX / 2], next[KEYREF_WHY_MAX / 2];
+
+		keyref_display(d->config->log_key, key, sizeof(key));
+		keyref_display(d->config->log_key_next, next, sizeof(next));
+		log_info("log key rotation: checkpoints are signed by '%s' and the next key '%s'", key, next);
+	}
 	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), why, sizeof(why));
 	if (r < 0 && r != -ENOENT)
 		return log_error_errno(r, "the audit log does not match its checkpoint: %s; run keystrap-server audit "
@@ -1257,6 +1262,8 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "log_key";
 	if (!streq(a->log_key_next ?: "", b->log_key_next ?: ""))
 		return "log_key_next";
+	if (!streq(a->log_name ?: "", b->log_name ?: ""))
+		return "log_name";
 	if (a->max_connections != b->max_connections)
 		return "max_connections";
 	if (a->max_connections_per_address != b->max_connections_per_address)
@@ -1286,7 +1293,7 @@ static int log_keys_reload(struct daemon *d, const struct server_config *c, stru
 			   struct note_signer **ret_next, char *why, size_t why_size)
 {
 	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
-	char reason[PATH_MAX + 256];
+	char reason[PATH_MAX + 256], shown[KEYREF_WHY_MAX / 2];
 	int r;
 
 	if ((r = log_keys_load(c, &signer, &next, why, why_size)) < 0)
@@ -1295,7 +1302,8 @@ static int log_keys_reload(struct daemon *d, const struct server_config *c, stru
 		return 0;
 	r = checkpoint_check(d->srv.store, note_signer_verifier(signer), reason, sizeof(reason));
 	if (r < 0 && r != -ENOENT) {
-		snprintf(why, why_size, "the log key '%s': %s", c->log_key, reason);
+		keyref_display(c->log_key, shown, sizeof(shown));
+		snprintf(why, why_size, "the log key '%s': %s", shown, reason);
 		return r;
 	}
 	*ret_signer = TAKE_PTR(signer);

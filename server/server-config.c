@@ -7,6 +7,7 @@
 
 #include "encode.h"
 #include "fileio.h"
+#include "keyref.h"
 #include "log.h"
 #include "operator.h"
 #include "server-config.h"
@@ -38,6 +39,7 @@ void server_config_free(struct server_config *c)
 	free(c->log_key);
 	free(c->checkpoint_file);
 	free(c->log_key_next);
+	free(c->log_name);
 	free(c->ca_previous);
 	operator_keys_free(c->operators);
 	free(c);
@@ -137,7 +139,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "max_body", "rate_limit", "rate_burst", "max_pending_enrollments", "operator_keys",
 					      "policy_threshold", "max_connections", "max_connections_per_address",
 					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
-					      "log_key_next", "checkpoint_file", "admin_listen", "max_queue_delay",
+					      "log_key_next", "log_name", "checkpoint_file", "admin_listen", "max_queue_delay",
 					      "retry_after", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
@@ -180,6 +182,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = str(path, o, "log_key", false, &c->log_key)) < 0 ||
 	    (r = str(path, o, "checkpoint_file", false, &c->checkpoint_file)) < 0 ||
 	    (r = str(path, o, "log_key_next", false, &c->log_key_next)) < 0 ||
+	    (r = str(path, o, "log_name", false, &c->log_name)) < 0 ||
 	    (r = str(path, o, "admin_listen", false, &c->admin_listen)) < 0 ||
 	    (r = num(path, o, "certificate_lifetime", 60, 90LL * 86400, &c->certificate_lifetime)) < 0 ||
 	    (r = num(path, o, "nonce_lifetime", 1, 3600, &c->nonce_lifetime)) < 0 ||
@@ -203,7 +206,9 @@ int server_config_load(const char *path, struct server_config **ret)
 		c->ca_previous = NULL;
 		goto out;
 	}
-	if (c->log_key && !c->log_key_next && asprintf(&c->log_key_next, "%s.next", c->log_key) < 0) {
+	/* A key in hardware has no file for a next one to go beside: its rotation names the next key. */
+	if (c->log_key && !c->log_key_next && keyref_file(c->log_key) &&
+	    asprintf(&c->log_key_next, "%s.next", c->log_key) < 0) {
 		c->log_key_next = NULL;
 		goto out;
 	}

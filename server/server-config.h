@@ -32,7 +32,10 @@ struct server_config {
 	char *ca_key;
 	char *log_key;          /* signs the audit log's checkpoints (log-key.h); NULL: the log is unsigned */
 	char *log_key_next;     /* the next log key, which signs every checkpoint too while its file exists (a
-				 * rotation, log-key rotate); default LOG_KEY.next */
+				 * rotation, log-key rotate), a key in hardware while it is named; default
+				 * LOG_KEY.next for a log key file, none for one in hardware */
+	char *log_name;         /* the log's name (its checkpoints' origin): required with a log key that is not
+				 * a note signer key file (an ECDSA key in a TPM, on a token) */
 	char *checkpoint_file;  /* where the newest checkpoint is also written (replaced atomically); NULL: none */
 	char *ca_previous;      /* the CAs a rotation replaced, trusted until ca retire; default CA_CERTIFICATE.previous */
 	int64_t certificate_lifetime; /* seconds */

@@ -10,7 +10,10 @@
  * with a checkpoint signed by the keys it leaves in force (log_keys_change writes what the log
  * says; the server writes the same records for a rotation made by editing the configuration).
  * The file is renamed before the record is committed and renamed back if the commit fails: a
- * refusal leaves the keys as they were.
+ * refusal leaves the keys as they were. A next key in hardware (handle:, pkcs11:) has no file:
+ * log_key_next names it, which is the rotation; the swap to it is the configuration's log_key
+ * pointed at it, the server recording the swap when it starts. show prints a configured key's
+ * verifier key, which is how a key made in a TPM or on a token is pinned.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,11 +23,14 @@
 
 #include "admin.h"
 #include "fileio.h"
+#include "keyref.h"
 #include "log-key.h"
 #include "note.h"
 
 static const char usage[] = "keystrap-server log-key generate FILE --name NAME\n"
-			    "       keystrap-server log-key rotate --next FILE --config FILE\n"
+			    "       keystrap-server log-key show --config FILE\n"
+			    "       keystrap-server log-key show KEY --name NAME\n"
+			    "       keystrap-server log-key rotate --next KEY --config FILE\n"
 			    "       keystrap-server log-key retire --config FILE";
 
 #define WHY_MAX (PATH_MAX + 2 * LOG_KEY_LABEL_MAX + 256)
@@ -50,8 +56,14 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 	bool move = !next;
 	int r;
 
+	/* A key in hardware is not moved into place: the configuration names it (log_keys_attach loaded it). */
+	if (!keyref_file(file) && (!c->log_key_next || !streq(file, c->log_key_next))) {
+		keyref_display(file, label, sizeof(label));
+		return admin_refuse("'%s' is a key in hardware: set log_key_next to it in the configuration (and "
+				    "log_name), then run log-key rotate again", label);
+	}
 	/* As the server loads it: owner only, a C2SP signer key; a loose file is refused, not warned of. */
-	if (log_key_load(file, &fresh, why, sizeof(why)) < 0)
+	if (log_key_load(file, log_key_next_name(c, file, cur), &fresh, why, sizeof(why)) < 0)
 		return admin_denied(s, "log-key-next", "%s", why);
 	v = note_signer_verifier(fresh);
 	if (!streq(v->name, w->name))
@@ -62,11 +74,14 @@ static int rotate(const struct server_config *c, struct store *s, const char *fi
 		return admin_denied(s, "log-key-next", "'%s' is the log key in force, %s: a rotation needs a new key "
 				    "(log-key generate)", file, label);
 	if (next && !log_key_same(fresh, next)) {
+		char shown[KEYREF_WHY_MAX / 2];
+
 		log_key_label(note_signer_verifier(next), label);
+		keyref_display(c->log_key_next, shown, sizeof(shown));
 		return admin_denied(s, "log-key-next", "a rotation to the next log key %s ('%s') is under way: log-key "
-				    "retire finishes it before another begins", label, c->log_key_next);
+				    "retire finishes it before another begins", label, shown);
 	}
-	if (move && (r = file_owner_like(file, c->log_key)) < 0)
+	if (move && keyref_file(c->log_key) && (r = file_owner_like(file, keyref_file(c->log_key))) < 0)
 		return admin_refuse("cannot give '%s' the owner of '%s': %s", file, c->log_key, strerror(-r));
 	note_verifier_format(v, vkey);
 	/* What the log does not say yet of the key in force (an earlier rotation abandoned, its next
@@ -120,8 +135,20 @@ static int retire(const struct server_config *c, struct store *s)
 	if (!store_log_cosigner(s))
 		return admin_denied(s, "log-key-rotate", "nothing to retire: there is no next log key ('%s' does not exist; "
 				    "log-key rotate puts one there)", c->log_key_next);
+	/* A rename cannot put a key in hardware in place, nor replace one: the configuration does. */
+	if (!keyref_file(c->log_key) || !keyref_file(c->log_key_next)) {
+		keyref_display(c->log_key_next, why, sizeof(why));
+		return admin_refuse("the log key is in hardware, or its next one: point log_key at '%s', set log_name "
+				    "('%s') and remove log_key_next in the configuration, then restart the server: it "
+				    "records the swap", why, note_signer_verifier(store_log_signer(s))->name);
+	}
+	/* After the rename the next key is the log key: a key file that is no note names its log by log_name. */
+	if (!c->log_name && !log_key_is_note(c->log_key_next))
+		return admin_refuse("'%s' is not a note signer key file: set log_name ('%s') in the configuration first",
+				    c->log_key_next, note_signer_verifier(store_log_signer(s))->name);
 	/* The store owns its cosigner: the key that becomes the signer is read again. */
-	if (log_key_load(c->log_key_next, &fresh, why, sizeof(why)) < 0)
+	if (log_key_load(c->log_key_next, log_key_next_name(c, c->log_key_next, store_log_signer(s)), &fresh, why,
+			 sizeof(why)) < 0)
 		return admin_denied(s, "log-key-rotate", "%s", why);
 	if ((r = store_begin(s)) < 0)
 		return admin_refuse("cannot write to the store: %s; the log key is unchanged", strerror(-r));
@@ -156,6 +183,30 @@ static int retire(const struct server_config *c, struct store *s)
 	return 0;
 }
 
+/* The verifier key of the configuration's log key, or of KEY named name (a next key, one not configured yet): what nodes pin. */
+static int show(const char *config, const char *key, const char *name)
+{
+	_cleanup_server_config_ struct server_config *c = NULL;
+	_cleanup_(note_signer_freep) struct note_signer *signer = NULL, *next = NULL;
+	char why[WHY_MAX], vkey[NOTE_KEY_MAX];
+	int r;
+
+	if (key) {
+		if (log_key_load(key, name, &signer, why, sizeof(why)) < 0)
+			return admin_refuse("%s", why);
+	} else {
+		if ((r = server_config_load(config, &c)) < 0)
+			return 1;
+		if (!c->log_key)
+			return admin_refuse("%s sets no log_key: the log is not signed", config);
+		if (log_keys_load(c, &signer, &next, why, sizeof(why)) < 0)
+			return admin_refuse("%s", why);
+	}
+	note_verifier_format(note_signer_verifier(signer), vkey);
+	printf("%s\n", vkey);
+	return 0;
+}
+
 int cmd_log_key(int argc, char **argv)
 {
 	static const struct option opts[] = { { "name", required_argument, NULL, 'n' },
@@ -181,6 +232,10 @@ int cmd_log_key(int argc, char **argv)
 	verb = argv[optind];
 	if (streq(verb, "generate") && argc - optind == 2 && name && !next && !config)
 		return generate(argv[optind + 1], name);
+	if (streq(verb, "show") && argc - optind == 2 && name && !next && !config)
+		return show(NULL, argv[optind + 1], name);
+	if (streq(verb, "show") && argc - optind == 1 && !name && !next && config)
+		return show(config, NULL, NULL);
 	if (argc - optind != 1 || name || !config || !(streq(verb, "rotate") ? !!next : streq(verb, "retire") && !next))
 		goto bad;
 	if ((r = admin_load(config, &c, &s)) != 0)
