@@ -360,3 +360,253 @@ kek_server() {
 	[[ "$output" == *"opens every secret version in the store: 1" ]]
 	[ "$(sqlite3 "$SRV_DIR/keystrap.db" "SELECT length(wrapped_key) FROM secret_versions")" = 60 ]
 }
+
+# The audit log's key in hardware: an ECDSA P-256 key (note signature type 0x02; a TPM and
+# Debian 12's libp11 have no Ed25519) the test makes and imports, so the oracle knows it. The
+# verifier key nodes pin is computed here with openssl and sha256sum, from the C2SP/
+# transparency-dev rule (KEYHASH: SHA-256 of the DER SubjectPublicKeyInfo alone), not by keystrap.
+
+TLOG=$BATS_TEST_DIRNAME/../lib/tlog.py
+LOG_NAME=keystrap.test/hwlog
+
+# oracle_vkey NAME KEY: the note verifier key of the EC key in PEM file KEY under NAME.
+oracle_vkey() {
+	local der=$BATS_TEST_TMPDIR/spki.der
+	openssl pkey -in "$2" -pubout -outform DER -out "$der" 2>/dev/null || return 1
+	printf '%s+%s+%s\n' "$1" "$(sha256sum <"$der" | cut -c1-8)" "$({ printf '\002'; cat "$der"; } | base64 -w0)"
+}
+
+# ec_key NAME: a fresh EC P-256 key in $ORACLE/NAME.key, its secret's text in NAME.facts.
+ec_key() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$ORACLE/$1.key" 2>/dev/null &&
+		key_facts "$ORACLE/$1.key" >"$ORACLE/$1.facts"
+}
+
+# hw_key NAME KIND [HANDLE]: ec_key NAME onto the token as NAME (hsm) or into the server's TPM
+# at HANDLE (tpm); its URI on stdout.
+hw_key() {
+	ec_key "$1" || return 1
+	case $2 in
+	hsm)
+		hsm_import "$ORACLE/$1.key" "$1" "$(printf '%s' "$1" | xxd -p)" >/dev/null || return 1
+		echo "pkcs11:token=keystrap;object=$1;type=private?pin-value=$PIN" ;;
+	tpm)
+		tpm_import "$ORACLE/$1.key" "$3" >/dev/null || return 1
+		echo "handle:$3" ;;
+	esac
+}
+
+# set_config DIR JQ: DIR's configuration changed by JQ.
+set_config() {
+	jq "${@:3}" "$2" "$1/server.json" >"$1/s.json" && mv "$1/s.json" "$1/server.json" && chmod 600 "$1/server.json"
+}
+
+# log_server DIR KIND [HANDLE]: a server in DIR (its CA key a file) whose log key is hw_key
+# log-NAME KIND, named $LOG_NAME (log_name), on a store that log key has signed from its first
+# record; the oracle's verifier key in DIR/log.vkey, the URI in DIR/uri.
+log_server() {
+	local d=$1 name=${1##*/} uri
+	export SRV_DIR=$d SRV_PORT
+	SRV_PORT=$(free_port)
+	server_pki "$d" && server_config "$d" "0 7" || return 1
+	uri=$(hw_key "log-$name" "$2" "${3:-}") && oracle_vkey "$LOG_NAME" "$ORACLE/log-$name.key" >"$d/log.vkey" || return 1
+	set_config "$d" '.log_key = $k | .log_name = $n' --arg k "$uri" --arg n "$LOG_NAME" || return 1
+	rm -f "$d"/keystrap.db*
+	server_policy "$d" "0 7" >/dev/null || return 1
+	echo "$uri" >"$d/uri"
+}
+
+# witnessed DIR: DIR's server started; the node asks, is approved as node-NAME, and attests
+# pinning DIR/log.vkey (LogKey=) into out/: the ECDSA checkpoint and the proofs verify on the node.
+witnessed() {
+	local out
+	server_start "$1" || { cat "$1/server.log"; return 1; }
+	attest >/dev/null 2>&1 || true
+	srv node approve "$EK" --id "node-${1##*/}" >/dev/null
+	out=$(attest --log-key "$(cat "$1/log.vkey")" 2>&1) && [ "$out" = "keystrap: attested as node-${1##*/}" ] ||
+		{ echo "attest: $out"; return 1; }
+	[ "$(python3 "$TLOG" checkpoint out/checkpoint | cut -d' ' -f1)" = "$LOG_NAME" ]
+}
+
+# openssl_verifies NOTE VKEY: openssl checks NOTE's signature line of $LOG_NAME that bears
+# VKEY's key hash with the key in VKEY (0x02 || DER SPKI), over SHA-256 of the note's text.
+openssl_verifies() {
+	local sig hash
+	hash=$(cut -d+ -f2 <<<"$2")
+	sed '/^$/,$d' "$1" >text
+	for sig in $(sed -n "s|^— $LOG_NAME ||p" "$1"); do
+		[ "$(base64 -d <<<"$sig" | head -c 4 | xxd -p)" = "$hash" ] && break
+		sig=
+	done
+	[ -n "$sig" ] || return 1
+	base64 -d <<<"$sig" | tail -c +5 >sig.der
+	cut -d+ -f3- <<<"$2" | base64 -d | tail -c +2 | openssl pkey -pubin -inform DER -out pub.pem || return 1
+	openssl dgst -sha256 -verify pub.pem -signature sig.der text >/dev/null 2>&1
+}
+
+# log_key_checks DIR: what both hardware log keys must show: log-key show prints the oracle's
+# verifier key; audit verify passes with it; openssl verifies a checkpoint; a node holding one
+# whose signature was changed, or pinning another key or a wrong key hash, refuses.
+log_key_checks() {
+	local d=$1 vkey other
+	vkey=$(cat "$d/log.vkey")
+	[[ "$vkey" =~ ^keystrap.test/hwlog\+[0-9a-f]{8}\+Aj[A-Za-z0-9+/]{121}=$ ]] || { echo "vkey $vkey"; return 1; }
+	[ "$(srv log-key show)" = "$vkey" ] || { echo "log-key show: $(srv log-key show 2>&1)"; return 1; }
+	[ "$("$KEYSTRAP_SERVER" log-key show "$(cat "$d/uri")" --name "$LOG_NAME")" = "$vkey" ] || return 1
+	run srv audit verify --log-key "$vkey"
+	[ "$status" -eq 0 ] || { echo "audit verify: $output"; return 1; }
+	srv audit checkpoint >cp
+	openssl_verifies cp "$vkey" || { echo "openssl does not verify"; cat cp; return 1; }
+	# Twin: the text changed, openssl refuses the same signature.
+	sed -i '2s/$/0/' cp
+	! openssl_verifies cp "$vkey" || { echo "openssl verifies a changed checkpoint"; return 1; }
+	# A signature changed (its last DER byte): the node holding it refuses, as does openssl.
+	python3 - out/checkpoint >bad.cp <<'PY'
+import base64, sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+for i, l in enumerate(lines):
+    if l.startswith("\u2014 "):
+        name, sig = l[2:].split(" ")
+        raw = bytearray(base64.b64decode(sig)); raw[-1] ^= 1
+        lines[i] = "\u2014 " + name + " " + base64.b64encode(bytes(raw)).decode()
+sys.stdout.write("\n".join(lines))
+PY
+	! openssl_verifies bad.cp "$vkey" || return 1
+	run attest --log-key "$vkey" --checkpoint bad.cp
+	[ "$status" -eq 1 ] && [ "$output" = "keystrap: the checkpoint this node holds does not verify with the log key: the signature of '$LOG_NAME' does not verify" ] ||
+		{ echo "tampered: $status $output"; return 1; }
+	run attest --log-key "$vkey" --checkpoint out/checkpoint
+	[ "$status" -eq 0 ] || { echo "held: $output"; return 1; }
+	# Another key of the log's name, pinned: no signature of it. A wrong key hash: not a key.
+	ec_key "other-${d##*/}" && other=$(oracle_vkey "$LOG_NAME" "$ORACLE/other-${d##*/}.key")
+	run attest --log-key "$other"
+	[ "$status" -eq 1 ] && [ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of '$LOG_NAME'" ] ||
+		{ echo "other key: $status $output"; return 1; }
+	run attest --log-key "$LOG_NAME+00000000+${vkey#*+*+}"
+	[ "$status" -eq 1 ] && [ "$output" = "keystrap: [Attest] LogKey='$LOG_NAME+00000000+${vkey#*+*+}': the key id of '$LOG_NAME' does not match its key" ] ||
+		{ echo "key hash: $status $output"; return 1; }
+}
+
+@test "log key on a PKCS#11 token (SoftHSM2): ECDSA checkpoints a witnessing node verifies, audit verify and openssl too; the key is in no file of the server's" {
+	log_server "$BATS_TEST_TMPDIR/hlog" hsm
+	witnessed "$SRV_DIR"
+	log_key_checks "$SRV_DIR"
+	server_stop "$SRV_DIR"
+	run leaks "$SRV_DIR" "$ORACLE/log-hlog.facts"
+	[ -z "$output" ]
+	# Twin: the search finds the key where one is.
+	cp "$ORACLE/log-hlog.key" "$SRV_DIR/stray"
+	run leaks "$SRV_DIR" "$ORACLE/log-hlog.facts"
+	[ "$output" = "$SRV_DIR/stray" ]
+}
+
+@test "log key in the server's TPM (tpm2-openssl, handle:): ECDSA checkpoints a witnessing node verifies, audit verify and openssl too; the key is in no file of the server's" {
+	log_server "$BATS_TEST_TMPDIR/tlog" tpm 0x81000111
+	witnessed "$SRV_DIR"
+	# A reload loads the key again before the old one goes: it still signs.
+	run reload
+	[[ "$output" == *"event=reloaded"* ]]
+	log_key_checks "$SRV_DIR"
+	server_stop "$SRV_DIR"
+	run leaks "$SRV_DIR" "$ORACLE/log-tlog.facts"
+	[ -z "$output" ]
+	# Twin: the node's TPM does not hold it: refused at start, naming it.
+	TPM2OPENSSL_TCTI=$KEYSTRAP_TCTI serve_refused "$SRV_DIR"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: log key 'handle:0x81000111': cannot load key (395 tpm:handle(1):the handle is not correct for the use)" ]
+}
+
+# log_refused_as JQ MESSAGE: with SRV_DIR's configuration changed by JQ the server does not
+# start and says MESSAGE, one line, exit 1.
+log_refused_as() {
+	jq "$1" "$SRV_DIR/server.json" >"$BATS_TEST_TMPDIR/bad.json"
+	run timeout 20 "$KEYSTRAP_SERVER" serve --config "$BATS_TEST_TMPDIR/bad.json"
+	[ "$status" -eq 1 ] && [ "$output" = "keystrap-server: $2" ] || { echo "status $status: $output"; return 1; }
+}
+
+@test "a log key that does not load is one line naming it (never its PIN) and the reason; a key in hardware without log_name is refused; the server does not start" {
+	log_server "$BATS_TEST_TMPDIR/hlog0" hsm
+	local p="pkcs11:token=keystrap;object"
+	log_refused_as '.log_key = "'"$p"'=log-hlog0;type=private?pin-value=9999"' \
+		"log key '$p=log-hlog0;type=private?pin-value=***': PIN incorrect"
+	log_refused_as '.log_key = "'"$p"'=no-such-key;type=private?pin-value='"$PIN"'"' \
+		"log key '$p=no-such-key;type=private?pin-value=***': object not found"
+	log_refused_as '.log_key = "handle:0x81000199"' \
+		"log key 'handle:0x81000199': cannot load key (395 tpm:handle(1):the handle is not correct for the use)"
+	log_refused_as '.log_key = "vault:log"' "log key 'vault:log': not a key this server can reach (PATH, file:, handle: or pkcs11:)"
+	log_refused_as 'del(.log_name)' \
+		"log key '$p=log-hlog0;type=private?pin-value=***' is not a note signer key file: 'log_name' names the log its checkpoints are of (set it in the configuration)"
+	log_refused_as '.log_name = "bad name"' \
+		"log key '$p=log-hlog0;type=private?pin-value=***': 'bad name' is not a note key name (1-128 bytes, no '+', no space)"
+	# A note signer file names its log itself: log_name, where given, must say the same.
+	log_refused_as '.log_key = "'"$OPERATOR_DIR/log.key"'"' \
+		"the log key '$OPERATOR_DIR/log.key' is of the log 'keystrap.test/log', not 'log_name' '$LOG_NAME'"
+	# Another EC key of the log's name: the store's checkpoint does not verify with it.
+	other=$(hw_key other-log hsm)
+	log_refused_as '.log_key = "'"$other"'"' \
+		"the audit log does not match its checkpoint: the store's checkpoint does not verify with the log key '$LOG_NAME': the note carries no signature of '$LOG_NAME'; run keystrap-server audit verify"
+	# Twin: the right key, its PIN from a file: it starts, and signs.
+	printf %s "$PIN" >pin
+	set_config "$SRV_DIR" '.log_key = $k' --arg k "$p=log-hlog0;type=private?pin-source=file:$PWD/pin"
+	witnessed "$SRV_DIR"
+}
+
+@test "log key rotation from an Ed25519 file to an ECDSA key on a token: both sign during the overlap, each step on record; after the swap the old pin is refused" {
+	export SRV_DIR=$BATS_TEST_TMPDIR/rot SRV_PORT
+	SRV_PORT=$(free_port)
+	server_pki "$SRV_DIR" && server_config "$SRV_DIR" "0 7"
+	cp "$OPERATOR_DIR/log.vkey" "$SRV_DIR/log.vkey"
+	cp "$OPERATOR_DIR/log.key" "$SRV_DIR/log.key"
+	set_config "$SRV_DIR" '.log_key = $k' --arg k "$SRV_DIR/log.key"
+	LOG_NAME=keystrap.test/log witnessed "$SRV_DIR"
+	old=$(cat "$SRV_DIR/log.vkey")
+	server_stop "$SRV_DIR"
+	uri=$(hw_key next-log hsm)
+	new=$(oracle_vkey keystrap.test/log "$ORACLE/next-log.key")
+	# log-key rotate cannot move a key in hardware into place: the configuration names it.
+	run srv log-key rotate --next "$uri"
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: 'pkcs11:token=keystrap;object=next-log;type=private?pin-value=***' is a key in hardware: set log_key_next to it in the configuration (and log_name), then run log-key rotate again" ]
+	set_config "$SRV_DIR" '.log_key_next = $k' --arg k "$uri"
+	run srv log-key rotate --next "$uri"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "next log key keystrap.test/log+${new:18:8} (sha256 "*") signs every checkpoint beside log key keystrap.test/log+${old:18:8} (sha256 "*") until log-key retire" ]]
+	[ "${lines[-1]}" = "nodes pin: $new" ]
+	srv audit checkpoint >overlap.cp
+	[ "$(grep -c '^— keystrap.test/log ' overlap.cp)" = 2 ]
+	LOG_NAME=keystrap.test/log openssl_verifies overlap.cp "$new"
+	# Then a node pinning either key accepts the server's replies.
+	server_start "$SRV_DIR"
+	grep -q "log key rotation: checkpoints are signed by '$SRV_DIR/log.key' and the next key 'pkcs11:token=keystrap;object=next-log;type=private?pin-value=\*\*\*'" "$SRV_DIR/server.log"
+	run grep -c "pin-value=$PIN" "$SRV_DIR/server.log"
+	[ "$output" = 0 ]
+	mkdir a b
+	run attest --log-key "$old" --out-dir a
+	[ "$status" -eq 0 ]
+	run attest --log-key "$new" --out-dir b
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^— keystrap.test/log ' b/checkpoint)" = 2 ]
+	[ "$(srv audit export | jq -r 'select(.action | startswith("log-key-")) | .action')" = log-key-next ]
+	# retire renames files: for a key in hardware it says what to edit, and changes nothing.
+	run srv log-key retire
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap-server: the log key is in hardware, or its next one: point log_key at 'pkcs11:token=keystrap;object=next-log;type=private?pin-value=***', set log_name ('keystrap.test/log') and remove log_key_next in the configuration, then restart the server: it records the swap" ]
+	# The swap, by the configuration.
+	server_stop "$SRV_DIR"
+	set_config "$SRV_DIR" '.log_key = .log_key_next | .log_name = "keystrap.test/log" | del(.log_key_next)'
+	server_start "$SRV_DIR"
+	[ "$(srv audit export | jq -r 'select(.action | startswith("log-key-")) | .action' | tr '\n' ' ')" = "log-key-next log-key-rotate " ]
+	mkdir c d
+	run attest --log-key "$new" --checkpoint b/checkpoint --out-dir c
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^— keystrap.test/log ' c/checkpoint)" = 1 ]
+	LOG_NAME=keystrap.test/log openssl_verifies c/checkpoint "$new"
+	run srv audit verify --log-key "$new"
+	[ "$status" -eq 0 ]
+	# Twin: the old pin is refused now.
+	run attest --log-key "$old" --out-dir d
+	[ "$status" -eq 1 ]
+	[ "$output" = "keystrap: the server's checkpoint does not verify: the note carries no signature of 'keystrap.test/log'" ]
+	run srv audit verify --log-key "$old"
+	[ "$status" -eq 1 ]
+}

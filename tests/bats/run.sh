@@ -27,7 +27,7 @@ DEFAULT_WEIGHT=30
 declare -A WEIGHT=(
 	[attest-crypto]=16 [attest]=71 [attested]=123 [audit-log]=10 [cli]=4 [config]=3
 	[dashboard]=70 [disk-share]=20 [enroll]=222 [errors]=31 [eventlog]=65 [fleet]=20
-	[handoff]=28 [harness]=44 [https]=19 [hwkeys]=34 [initrd]=42 [install]=67 [interop]=14
+	[handoff]=28 [harness]=44 [https]=19 [hwkeys]=60 [initrd]=42 [install]=67 [interop]=14
 	[keyring]=29 [measure]=7 [metrics]=42 [mkinitcpio]=19 [policy-diff]=4 [policy]=25
 	[predict]=19 [probe]=21 [reseal]=97 [revocation]=25 [rotation]=23 [secrets-at-rest]=21
 	[secrets]=7 [server-http]=69 [server-pg]=94 [server]=32 [signed-policy]=16 [srk]=10
