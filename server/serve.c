@@ -136,6 +136,7 @@ struct pending {
 	int64_t start_us, retry_after;
 	char peer[80];
 	struct reply r;
+	size_t ticket; /* its audit record in the batch's queue (store_audit_add) */
 	struct attest_log *log; /* a witnessing 200: its record's leaf, proved at the commit */
 };
 
@@ -316,6 +317,8 @@ static void finish_pending(struct daemon *d, struct pending *p, bool recorded)
 	char status_s[8], dur[24];
 	int64_t us;
 
+	free(p->r.refused);
+	p->r.refused = NULL;
 	if (!recorded) {
 		free(p->log);
 		p->log = NULL;
@@ -387,8 +390,48 @@ static void witness_batch(struct daemon *d)
 	}
 }
 
-/* Group commit: one durable commit for every request handled since the batch opened, then
- * their replies. A failed commit answers all of them 503, and none of their decisions stands. */
+/*
+ * The batch's records as the store appended them (store_sequence): a refused boot state's
+ * evidence beside its record's seq, a witnessing 200's leaf. A draft that cannot be kept is
+ * lost alone; a leaf that cannot be made leaves its reply without proofs (its node refuses it).
+ */
+static void batch_sequenced(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_pending; i++) {
+		struct pending *p = d->pending + i;
+		const struct audit_rec *a;
+		int q;
+
+		if ((!p->r.refused && !(p->r.status == 200 && p->r.witness)) ||
+		    store_audit_sequenced(d->srv.store, p->ticket, &a) < 0)
+			continue;
+		if (p->r.refused) {
+			struct refusal_rec rr = { .audit_seq = a->seq, .time_us = a->time_us,
+						  .policy_version = p->r.refused_policy, .evidence = p->r.refused };
+
+			snprintf(rr.ek_hash, sizeof(rr.ek_hash), "%s", p->r.ek_hash);
+			if ((q = store_refusal_put(d->srv.store, &rr)) < 0)
+				log_debug("keeping the refused attestation of %s: %s", p->r.ek_hash, strerror(-q));
+		}
+		/* A 200's fields are the server's own ASCII: the leaf is as the store keeps it. */
+		if (p->r.status == 200 && p->r.witness && (p->log = calloc(1, sizeof(*p->log)))) {
+			p->log->index = (uint64_t)a->seq - 1;
+			if (audit_leaf_of(a, p->log->record, &p->log->record_size) < 0) {
+				free(p->log);
+				p->log = NULL;
+			}
+		}
+	}
+}
+
+/*
+ * Group commit: one durable commit for every request handled since the batch opened, then
+ * their replies. The requests were verified with no lock held; only here, once the batch is
+ * complete, does it take the store's writer lock (store_sequence: on PostgreSQL the one every
+ * instance shares) to append its records, sign the checkpoint its witnesses are shown and
+ * commit. A failed sequencing or commit answers all of them 503, and none of their decisions
+ * stands.
+ */
 static void batch_commit(struct daemon *d)
 {
 	bool ok;
@@ -396,8 +439,12 @@ static void batch_commit(struct daemon *d)
 
 	if (!d->batch_open)
 		return;
-	witness_batch(d);
-	k = store_commit(d->srv.store);
+	k = store_sequence(d->srv.store);
+	if (k >= 0) {
+		batch_sequenced(d);
+		witness_batch(d);
+		k = store_commit(d->srv.store);
+	}
 	ok = k >= 0;
 	if (!ok) {
 		store_rollback(d->srv.store);
@@ -425,7 +472,7 @@ static int batch_join(struct daemon *d)
 
 	if (d->batch_open)
 		return 0;
-	k = store_begin(d->srv.store);
+	k = store_begin_batch(d->srv.store);
 	if (k < 0)
 		return k;
 	d->batch_open = true;
@@ -676,19 +723,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		.reasons = p->r.reason,
 	};
 	d->n_pending++;
-	k = store_audit_append(d->srv.store, &a);
-	if (k >= 0 && p->r.refused) {
-		/* Beside its audit record, in the same transaction; what a failure here loses is a draft. */
-		struct refusal_rec rr = { .audit_seq = a.seq, .time_us = a.time_us,
-					  .policy_version = p->r.refused_policy, .evidence = p->r.refused };
-		int q;
-
-		snprintf(rr.ek_hash, sizeof(rr.ek_hash), "%s", p->r.ek_hash);
-		if ((q = store_refusal_put(d->srv.store, &rr)) < 0)
-			log_debug("keeping the refused attestation of %s: %s", p->r.ek_hash, strerror(-q));
-	}
-	free(p->r.refused);
-	p->r.refused = NULL;
+	/* Queued: the record gets its seq when the batch commits (batch_commit). */
+	k = store_audit_add(d->srv.store, &a, &p->ticket);
 	if (k < 0) {
 		/* The transaction is in doubt: nothing in it stands, nobody gets an answer it does not hold. */
 		store_rollback(d->srv.store);
@@ -701,14 +737,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	d->m.audit_records++;
-	/* A 200's fields are the server's own ASCII: the leaf is as the store keeps it. */
-	if (p->r.status == 200 && p->r.witness && (p->log = calloc(1, sizeof(*p->log)))) {
-		p->log->index = (uint64_t)a.seq - 1;
-		if (audit_leaf_of(&a, p->log->record, &p->log->record_size) < 0) {
-			free(p->log);
-			p->log = NULL;
-		}
-	}
 	if (d->n_pending >= BATCH_MAX || now_usec() - d->batch_start_us >= BATCH_MAX_US)
 		batch_commit(d);
 }

@@ -7,7 +7,9 @@
  * hashes only make proofs cheap; audit verify recomputes the tree from the records.
  *
  * One log for every instance sharing a database: the writer lock that orders the records
- * (BEGIN IMMEDIATE, the PostgreSQL advisory lock) orders the leaves and checkpoints too.
+ * (BEGIN IMMEDIATE, the PostgreSQL advisory lock) orders the leaves and checkpoints too. A
+ * batch of requests takes it only to append its records and sign (store_sequence): the
+ * leaves, the checkpoint and the commit are all the lock covers on the request path.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -254,6 +256,9 @@ int store_checkpoint_sign(struct store *s)
 
 	if (!s->log_signer)
 		return -ENOKEY;
+	/* A batch's checkpoint covers its records: they are appended first, under the lock. */
+	if ((k = store_sequence(s)) < 0)
+		return k;
 	signers[0] = s->log_signer;
 	signers[1] = s->log_cosigner;
 	snprintf(c.origin, sizeof(c.origin), "%s", note_signer_verifier(s->log_signer)->name);

@@ -37,6 +37,10 @@ struct store_ops {
 	int (*open)(const char *spec, struct store **ret, char *reason, size_t reason_size);
 	void (*close)(struct store *s);
 	int (*begin)(struct store *s);
+	/* A batch's transaction (store_begin_batch), and the writer lock taken in it later
+	 * (store_sequence). NULL both: begin already takes the lock (SQLite's single writer). */
+	int (*begin_batch)(struct store *s);
+	int (*lock)(struct store *s);
 	int (*commit)(struct store *s);
 	void (*rollback)(struct store *s);
 	bool (*in_transaction)(struct store *s); /* between begin and commit/rollback */
@@ -279,6 +283,13 @@ struct store_ops {
  * consumers whose clock is behind), when its node gets another: by the index, a few rows a node. */
 #define STORE_CERT_KEEP_S 3600
 
+/* An audit record of the transaction (store.c): its text as stored (valid UTF-8, owned). */
+struct audit_queued {
+	struct audit_rec rec;
+	char *text[6]; /* peer, ek_hash, node_id, action, decision, reasons: what rec points at */
+	bool appended; /* in the chain and the tree: rec's seq and hashes are set */
+};
+
 struct note_signer;
 struct store {
 	const struct store_ops *ops;
@@ -291,6 +302,15 @@ struct store {
 	 * instance may append between transactions, so it lasts only until commit or rollback. */
 	bool edge_valid;
 	struct merkle_range edge;
+	/* The chain's head as this transaction left it, likewise. */
+	bool head_valid;
+	int64_t head_seq;
+	uint8_t head_hash[32];
+	/* Begun by store_begin_batch and not sequenced yet: audit records wait in queue. */
+	bool deferred;
+	/* This transaction's audit records, in order (store_audit_add's tickets index them). */
+	struct audit_queued *queue;
+	size_t n_queued, queue_cap;
 };
 
 /*

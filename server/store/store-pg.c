@@ -6,20 +6,31 @@
  *
  * Concurrency. The server builds on SQLite's single writer (BEGIN IMMEDIATE): reading the audit
  * chain's head and appending to it, checking the current policy version and inserting a newer
- * one, looking a node up and recording its enrollment request all happen with nobody writing
- * in between (store.c does those checks and writes inside one transaction). Here store_begin
- * gives the same guarantee across instances with one transaction-level advisory lock
- * (pg_advisory_xact_lock on STORE_LOCK): every writing transaction of every instance holds it
- * until COMMIT or ROLLBACK (or until its connection dies), so the chain cannot fork and a stale
- * policy cannot slip in. Chosen over SERIALIZABLE with retries because a handshake cannot be
- * replayed by the store (it consumed a nonce and signed a certificate): retrying would leak
- * into every caller above store.h. The price is SQLite's: one writer at a time per database
- * (serve.c's group commit makes that one transaction per batch, not per request). The
- * isolation level is READ COMMITTED on purpose: each statement after the lock sees everything
- * committed before the lock was granted (REPEATABLE READ would keep the snapshot taken when the
- * wait began). The audit seq is the primary key as well, so even a writer bypassing the lock
- * could not fork the chain, only fail. A nonce is spent by one conditional UPDATE, which
- * row-locks it: at most once.
+ * one happen with nobody writing in between (store.c does those checks and writes inside one
+ * transaction). Here one transaction-level advisory lock (pg_advisory_xact_lock on STORE_LOCK)
+ * gives the same guarantee across instances, held until COMMIT or ROLLBACK (or until the
+ * connection dies), so the chain cannot fork and a stale policy cannot slip in. Chosen over
+ * SERIALIZABLE with retries because a handshake cannot be replayed by the store (it consumed a
+ * nonce and signed a certificate): retrying would leak into every caller above store.h.
+ *
+ * Who takes it when. store_begin (operator commands, the server's own records at start) takes
+ * it at BEGIN, as before. A batch of requests (store_begin_batch) does not: its handshakes,
+ * the CPU-heavy part, run with no lock, so the instances verify at once, and only
+ * store_sequence takes it, at the batch's end, to append the batch's queued audit records,
+ * sign the checkpoint and commit: the one window in which instances wait for each other.
+ * What a batch writes before it is safe without the lock, each statement deciding by its own
+ * condition: a nonce is spent by one conditional UPDATE, which row-locks it (a racing one
+ * waits for that transaction, then finds it used: at most once; if it rolled back, the other
+ * spends it); an enrollment request is one INSERT ... ON CONFLICT DO NOTHING; a certificate
+ * is recorded only on a node still approved; the expired-nonce prune skips rows another
+ * transaction holds. Lock order is rows, then the advisory lock, for batches; an operator
+ * command takes the advisory lock first: if it then needs a node row an open batch wrote, the
+ * two deadlock and PostgreSQL ends one of them after deadlock_timeout (the command fails as
+ * busy, or the batch answers 503), rare and never half-done. The isolation level is READ
+ * COMMITTED on purpose: each statement after the lock sees everything committed before the
+ * lock was granted (REPEATABLE READ would keep the snapshot taken when the wait began). The
+ * audit seq is the primary key as well, so even a writer bypassing the lock could not fork the
+ * chain, only fail.
  *
  * PostgreSQL aborts a whole transaction on any failed statement where SQLite fails only the
  * statement; writes that may break a constraint run under a savepoint inside a transaction, so
@@ -446,6 +457,69 @@ static int ensure_connected(struct store *s)
 	return session_setup(s);
 }
 
+/* "nodes,policies,...": the name after each "CREATE TABLE IF NOT EXISTS " (or what prefix says) in sql. */
+static int schema_names(const char *sql, const char *prefix, char *buf, size_t size, int64_t *ret_n)
+{
+	size_t at = 0, n;
+	int64_t count = 0;
+
+	buf[0] = 0;
+	for (const char *p = strstr(sql, prefix); p; p = strstr(p, prefix)) {
+		p += strlen(prefix);
+		n = strcspn(p, " (;");
+		if (at + n + 2 > size)
+			return -ENOBUFS;
+		at += (size_t)snprintf(buf + at, size - at, "%s%.*s", at ? "," : "", (int)n, p);
+		count++;
+	}
+	*ret_n = count;
+	return 0;
+}
+
+/*
+ * Whether every table, column and index the schema makes is there and every table it drops is
+ * gone: 1, 0, or < 0. The statements themselves take table locks before they find nothing to do
+ * (ALTER TABLE ... IF NOT EXISTS an ACCESS EXCLUSIVE one, CREATE INDEX a SHARE one), and a batch
+ * of another instance holds row locks on those tables while it waits for the writer lock: an
+ * operator command opening the store under that lock would deadlock with it. So they run only
+ * when something is missing (a first start, an upgrade).
+ */
+static int schema_current(struct store *s, const char *schema)
+{
+#define COLUMN(table, name, decl) table "." name ","
+#define ONE(table, name, decl) +1
+	static const char columns[] = STORE_COLUMNS_ADDED(COLUMN);
+	const int64_t n_columns = 0 STORE_COLUMNS_ADDED(ONE);
+#undef COLUMN
+#undef ONE
+	_cleanup_pgresult_ PGresult *res = NULL;
+	char tables[1024], indexes[1024], dropped[256], made[2048];
+	int64_t n_tables, n_indexes, n_dropped;
+	struct params p = { 0 };
+	int r;
+
+	if ((r = schema_names(schema, "CREATE TABLE IF NOT EXISTS ", tables, sizeof(tables), &n_tables)) < 0 ||
+	    (r = schema_names(schema, "CREATE INDEX IF NOT EXISTS ", indexes, sizeof(indexes), &n_indexes)) < 0 ||
+	    (r = schema_names(schema, "DROP TABLE IF EXISTS ", dropped, sizeof(dropped), &n_dropped)) < 0)
+		return r;
+	snprintf(made, sizeof(made), "%s,%s", tables, indexes);
+	p_text(&p, made);
+	p_int8(&p, n_tables + n_indexes);
+	p_text(&p, dropped);
+	p_add(&p, OID_TEXT, columns, sizeof(columns) > 1 ? sizeof(columns) - 2 : 0);
+	p_int8(&p, n_columns);
+	if ((r = run(s, "schema check",
+		     "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		     "WHERE n.nspname = current_schema() AND c.relname = ANY (string_to_array($1, ','))) = $2 "
+		     "AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		     "WHERE n.nspname = current_schema() AND c.relname = ANY (string_to_array($3, ','))) "
+		     "AND (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+		     "AND table_name || '.' || column_name = ANY (string_to_array($4, ','))) = $5",
+		     &p, 0, &res)) < 0)
+		return r;
+	return PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1 && PQgetvalue(res, 0, 0)[0] == 1;
+}
+
 static int pg_open(const char *spec, struct store **ret, char *reason, size_t reason_size)
 {
 	/* dbname comes last, so whatever the URI says wins over these defaults. */
@@ -484,6 +558,15 @@ static int pg_open(const char *spec, struct store **ret, char *reason, size_t re
 		store_close(s);
 		return r;
 	}
+	if ((r = schema_current(s, schema)) < 0) {
+		snprintf(reason, reason_size, "cannot read the schema: %s", strerror(-r));
+		store_close(s);
+		return r;
+	}
+	if (r > 0) {
+		*ret = s;
+		return 0;
+	}
 	/* Instances starting together would race on CREATE TABLE IF NOT EXISTS: under the lock. */
 	r = round_trip(s, "schema", schema, NULL, LOCK_WAIT_MS, &res);
 	if (r < 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -505,20 +588,35 @@ static void pg_close(struct store *s)
 	free(s);
 }
 
-static int pg_begin(struct store *s)
+static int begin(struct store *s, const char *sql)
 {
 	int r;
 
 	if ((r = ensure_connected(s)) < 0)
 		return r;
-	r = simple_wait(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")",
-			LOCK_WAIT_MS);
+	r = simple_wait(s, sql, LOCK_WAIT_MS);
 	if (r < 0) {
 		store_rollback(s);
 		return r;
 	}
 	pg_of(s)->in_tx = true;
 	return 0;
+}
+
+static int pg_begin(struct store *s)
+{
+	return begin(s, "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" STORE_LOCK ")");
+}
+
+static int pg_begin_batch(struct store *s)
+{
+	return begin(s, "BEGIN ISOLATION LEVEL READ COMMITTED");
+}
+
+/* The batch's sequencing window opens: lock_timeout ends a wait past 5 s (-EBUSY). */
+static int pg_lock(struct store *s)
+{
+	return simple_wait(s, "SELECT pg_advisory_xact_lock(" STORE_LOCK ")", LOCK_WAIT_MS);
 }
 
 static int pg_commit(struct store *s)
@@ -624,8 +722,9 @@ static int pg_node_set_certificate(struct store *s, const char *ek_hash, int64_t
 	p_int8(&p, not_after);
 	p_text(&p, ek_hash);
 	if ((r = run(s, "node certificate",
-		     "UPDATE nodes SET attested_us = $1, cert_serial = $2, cert_not_after = $3 WHERE ek_hash = $4", &p, 0,
-		     &res)) < 0)
+		     "UPDATE nodes SET attested_us = $1, cert_serial = $2, cert_not_after = $3 "
+		     "WHERE ek_hash = $4 AND state = 'approved'",
+		     &p, 0, &res)) < 0)
 		return r;
 	if (changed(res) != 1)
 		return -ENOENT;
@@ -660,9 +759,11 @@ static int pg_node_request(struct store *s, const char *ek_hash, const char *pee
 	p_text(&p, ek_hash);
 	p_int8(&p, now_us);
 	p_text(&p, peer);
+	/* A batch holds no lock here: another instance's first request for the same EK may be in
+	 * flight. Its INSERT decides (this one waits for it): either way the request is recorded. */
 	return run(s, "node request",
 		   "INSERT INTO nodes (ek_hash, node_id, state, requested_us, changed_us, peer) "
-		   "VALUES ($1, NULL, 'requested', $2, $2, $3)",
+		   "VALUES ($1, NULL, 'requested', $2, $2, $3) ON CONFLICT (ek_hash) DO NOTHING",
 		   &p, RUN_CONFLICT, NULL);
 }
 
@@ -813,7 +914,11 @@ static int pg_nonce_put(struct store *s, const struct nonce_rec *n, int64_t now_
 		     &p, RUN_CONFLICT, NULL)) < 0)
 		return r;
 	p_int8(&prune, now_us - 86400LL * 1000000);
-	(void)run(s, "nonce prune", "DELETE FROM challenges WHERE expires_us < $1", &prune, 0, NULL);
+	/* Instances prune at once: rows another transaction is deleting are its to delete. */
+	(void)run(s, "nonce prune",
+		  "DELETE FROM challenges WHERE session IN "
+		  "(SELECT session FROM challenges WHERE expires_us < $1 FOR UPDATE SKIP LOCKED)",
+		  &prune, 0, NULL);
 	return 0;
 }
 
@@ -1515,6 +1620,8 @@ const struct store_ops store_pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
 	.begin = pg_begin,
+	.begin_batch = pg_begin_batch,
+	.lock = pg_lock,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.in_transaction = pg_in_transaction,

@@ -130,10 +130,13 @@ int store_open(const char *spec, const char *kek, struct store **ret)
 	return r;
 }
 
+static void queue_free(struct store *s);
+
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	queue_free(s);
 	kek_free(s->kek);
 	s->kek = NULL;
 	store_set_log_cosigner(s, NULL);
@@ -151,21 +154,95 @@ int store_begin(struct store *s)
 	return s->ops->begin(s);
 }
 
+int store_begin_batch(struct store *s)
+{
+	int r = s->ops->begin_batch ? s->ops->begin_batch(s) : s->ops->begin(s);
+
+	if (r >= 0)
+		s->deferred = true;
+	return r;
+}
+
+static void queue_free(struct store *s)
+{
+	for (size_t i = 0; i < s->n_queued; i++)
+		for (size_t j = 0; j < ELEMENTSOF(s->queue[i].text); j++)
+			free(s->queue[i].text[j]);
+	free(s->queue);
+	s->queue = NULL;
+	s->n_queued = s->queue_cap = 0;
+}
+
+/* What lasts only as long as the transaction: another instance may append after it. */
+static void transaction_done(struct store *s)
+{
+	s->log_grew = s->edge_valid = s->head_valid = s->deferred = false;
+	queue_free(s);
+}
+
+/* The chain's next record: seq and prev_hash from the head (cached for the transaction), then
+ * the row and its leaf. Under the writer lock. */
+static int audit_chain(struct store *s, struct audit_rec *r)
+{
+	int k;
+
+	if (!s->head_valid) {
+		k = s->ops->audit_head(s, &s->head_seq, s->head_hash);
+		if (k == -ENOENT) {
+			s->head_seq = 0;
+			memset(s->head_hash, 0, sizeof(s->head_hash));
+		} else if (k < 0)
+			return k;
+		s->head_valid = true;
+	}
+	r->seq = s->head_seq + 1;
+	memcpy(r->prev_hash, s->head_hash, sizeof(r->prev_hash));
+	if ((k = audit_rec_hash(r, r->hash)) < 0 || (k = s->ops->audit_insert(s, r)) < 0 ||
+	    (k = audit_log_append(s, r)) < 0) {
+		s->head_valid = false;
+		return k;
+	}
+	s->head_seq = r->seq;
+	memcpy(s->head_hash, r->hash, sizeof(s->head_hash));
+	return 0;
+}
+
+int store_sequence(struct store *s)
+{
+	int k;
+
+	if (!s->deferred)
+		return 0;
+	if (s->ops->lock && (k = s->ops->lock(s)) < 0)
+		return k;
+	s->deferred = false;
+	for (size_t i = 0; i < s->n_queued; i++) {
+		struct audit_queued *q = s->queue + i;
+
+		if (q->appended)
+			continue;
+		if ((k = audit_chain(s, &q->rec)) < 0)
+			return k;
+		q->appended = true;
+	}
+	return 0;
+}
+
 /* A transaction that appended audit records commits with a checkpoint of them, or not at all. */
 int store_commit(struct store *s)
 {
 	int r;
 
-	if (s->log_grew && s->log_signer && (r = store_checkpoint_sign(s)) < 0)
+	if ((r = store_sequence(s)) < 0 || (s->log_grew && s->log_signer && (r = store_checkpoint_sign(s)) < 0))
 		return r;
 	r = s->ops->commit(s);
-	s->log_grew = s->edge_valid = false;
+	transaction_done(s);
 	return r;
 }
 
 void store_rollback(struct store *s)
 {
-	s->log_grew = s->edge_valid = false;
+	transaction_done(s);
 	s->ops->rollback(s);
 }
 
@@ -415,38 +492,71 @@ int store_refusal_get(struct store *s, const char *ek_hash, int64_t audit_seq, s
  * Audit text is stored as valid UTF-8 (utf8_valid_dup): PostgreSQL's text refuses invalid
  * UTF-8, which would fail the whole batch's commit, and a reason can end in half a character
  * (a name cut at a byte count). Both backends store the same, so the chain hashes exactly
- * what is stored.
+ * what is stored. The record joins the transaction's queue as stored; a batch's waits there
+ * for store_sequence, any other is appended at once.
  */
 static int audit_append(struct store *s, void *userdata)
 {
-	struct audit_rec *rec = userdata, r = *rec;
-	_cleanup_free_ char *peer = NULL, *ek = NULL, *node = NULL, *action = NULL, *decision = NULL,
-			    *reasons = NULL;
-	int64_t seq = 0;
+	struct audit_rec *rec = userdata;
+	const char *in[6] = { rec->peer, rec->ek_hash, rec->node_id, rec->action, rec->decision, rec->reasons };
+	struct audit_queued *q;
 	int k;
 
-	if ((k = utf8_valid_dup(rec->peer, &peer)) < 0 || (k = utf8_valid_dup(rec->ek_hash, &ek)) < 0 ||
-	    (k = utf8_valid_dup(rec->node_id, &node)) < 0 || (k = utf8_valid_dup(rec->action, &action)) < 0 ||
-	    (k = utf8_valid_dup(rec->decision, &decision)) < 0 || (k = utf8_valid_dup(rec->reasons, &reasons)) < 0)
+	if (s->n_queued == s->queue_cap) {
+		size_t cap = s->queue_cap ? 2 * s->queue_cap : 64;
+		struct audit_queued *n = reallocarray(s->queue, cap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->queue = n;
+		s->queue_cap = cap;
+	}
+	q = s->queue + s->n_queued;
+	*q = (struct audit_queued){ .rec = { .time_us = rec->time_us } };
+	for (size_t i = 0; i < ELEMENTSOF(in); i++)
+		if ((k = utf8_valid_dup(in[i], &q->text[i])) < 0) {
+			while (i-- > 0)
+				free(q->text[i]);
+			return k;
+		}
+	s->n_queued++;
+	q->rec.peer = q->text[0];
+	q->rec.ek_hash = q->text[1];
+	q->rec.node_id = q->text[2];
+	q->rec.action = q->text[3];
+	q->rec.decision = q->text[4];
+	q->rec.reasons = q->text[5];
+	rec->seq = 0;
+	if (s->deferred)
+		return 0;
+	if ((k = audit_chain(s, &q->rec)) < 0)
 		return k;
-	r.peer = peer;
-	r.ek_hash = ek;
-	r.node_id = node;
-	r.action = action;
-	r.decision = decision;
-	r.reasons = reasons;
-	k = s->ops->audit_head(s, &seq, r.prev_hash);
-	if (k == -ENOENT)
-		memset(r.prev_hash, 0, sizeof(r.prev_hash));
-	else if (k < 0)
+	q->appended = true;
+	rec->seq = q->rec.seq;
+	memcpy(rec->prev_hash, q->rec.prev_hash, sizeof(rec->prev_hash));
+	memcpy(rec->hash, q->rec.hash, sizeof(rec->hash));
+	return 0;
+}
+
+int store_audit_add(struct store *s, struct audit_rec *rec, size_t *ret_ticket)
+{
+	int k;
+
+	if (!s->ops->in_transaction(s))
+		return -EBUSY;
+	if ((k = audit_append(s, rec)) < 0)
 		return k;
-	r.seq = seq + 1;
-	if ((k = audit_rec_hash(&r, r.hash)) < 0 || (k = s->ops->audit_insert(s, &r)) < 0 ||
-	    (k = audit_log_append(s, &r)) < 0)
-		return k;
-	rec->seq = r.seq;
-	memcpy(rec->prev_hash, r.prev_hash, sizeof(rec->prev_hash));
-	memcpy(rec->hash, r.hash, sizeof(rec->hash));
+	*ret_ticket = s->n_queued - 1;
+	return 0;
+}
+
+int store_audit_sequenced(struct store *s, size_t ticket, const struct audit_rec **ret)
+{
+	if (ticket >= s->n_queued)
+		return -ENOENT;
+	if (!s->queue[ticket].appended)
+		return -EAGAIN;
+	*ret = &s->queue[ticket].rec;
 	return 0;
 }
 

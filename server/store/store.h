@@ -91,20 +91,35 @@ static inline void store_closep(struct store **s)
 int store_probe(struct store *s, int64_t now_us);
 
 int store_begin(struct store *s);  /* exclusive writer until commit/rollback, across every server sharing the store */
-int store_commit(struct store *s); /* durable on return */
+int store_commit(struct store *s); /* durable on return; sequences first (store_sequence) */
 void store_rollback(struct store *s);
+
+/*
+ * A batch of requests (serve.c): a transaction that does not take the writer lock when it
+ * begins, so that instances sharing a PostgreSQL store verify their requests at once. Its
+ * audit records wait, queued in order (seq 0), until store_sequence: it takes the writer lock
+ * (PostgreSQL's advisory lock; SQLite's BEGIN IMMEDIATE took it already) and appends them to
+ * the chain and the tree, as late as possible before the commit. What a batch writes besides
+ * the log must be safe without the lock: single statements that decide by their own condition
+ * or a constraint (the nonce spent by one conditional UPDATE). store_commit sequences a batch
+ * nobody sequenced. From store_sequence on the transaction is an ordinary one.
+ */
+int store_begin_batch(struct store *s);
+int store_sequence(struct store *s);
 
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret);
 /* The node an operator named by its id (node approve/revoke/show accept either). -ENOENT: none. */
 int store_node_get_by_id(struct store *s, const char *node_id, struct node_rec *ret);
-/* Records a pending enrollment request (state requested); -EEXIST when the EK is known. */
+/* Records a pending enrollment request (state requested); -EEXIST when the EK is known
+ * (PostgreSQL: 0, as when another instance's request for it won the race to insert). */
 int store_node_request(struct store *s, const char *ek_hash, const char *peer, int64_t now_us);
 /* node_id and group NULL: unchanged. */
 int store_node_set_state(struct store *s, const char *ek_hash, enum node_state state, const char *node_id,
 			 const char *group, int64_t now_us);
 int store_node_set_counters(struct store *s, const char *ek_hash, int64_t reset_count, int64_t restart_count);
 /* The certificate just issued to it, in the attestation's transaction: node list shows them, and it
- * is kept for the CRL (store_revoked_foreach) until an hour after it expires. */
+ * is kept for the CRL (store_revoked_foreach) until an hour after it expires. -ENOENT: no such
+ * node (PostgreSQL: or not approved any more, revoked by another process meanwhile). */
 int store_node_set_certificate(struct store *s, const char *ek_hash, int64_t attested_us, const char *serial,
 			       int64_t not_before, int64_t not_after);
 
@@ -260,10 +275,18 @@ struct kek *store_kek(struct store *s);
 int store_kek_rotate(struct store *s, struct kek *new_kek, int64_t *ret_count, char *why, size_t why_size);
 
 /*
- * Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq, prev_hash,
- * hash. Text is stored as valid UTF-8: a byte that starts no valid sequence becomes U+FFFD.
+ * Appends rec to the chain (in the caller's transaction, else in one of its own): fills seq,
+ * prev_hash, hash (in a batch before store_sequence: queued, and seq left 0). Text is stored
+ * as valid UTF-8: a byte that starts no valid sequence becomes U+FFFD.
  */
 int store_audit_append(struct store *s, struct audit_rec *rec);
+/*
+ * The same in the caller's transaction (-EBUSY outside one), queued in a batch's: ticket names
+ * the record for store_audit_sequenced, which gives it as stored (seq, hashes, text) once it is
+ * appended (-EAGAIN before store_sequence). Its pointers last until commit or rollback.
+ */
+int store_audit_add(struct store *s, struct audit_rec *rec, size_t *ret_ticket);
+int store_audit_sequenced(struct store *s, size_t ticket, const struct audit_rec **ret);
 /* The newest record's seq (0: none). */
 int store_audit_last_seq(struct store *s, int64_t *ret);
 /* Every record in seq order as stored (the hashes are not checked here). */
