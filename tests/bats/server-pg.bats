@@ -538,14 +538,15 @@ load_at() {
 @test "a writer holding the store's lock elsewhere: a request waits for it, then gets 503, and nothing half-done" {
 	local before t0 t1 lock=7738725071487918448
 	before=$(records)
-	# Another session takes the advisory lock every writing transaction needs, for 8 s.
+	# Another session takes the advisory lock every batch needs to append its records, for 8 s.
 	pg_sql keystrap "SELECT pg_advisory_lock($lock); SELECT pg_sleep(8); SELECT pg_advisory_unlock($lock)" >/dev/null &
 	sleep 1
 	t0=$(date +%s%N)
 	run post_at A /v1/attest/start "$BATS_FILE_TMPDIR/start.json"
 	t1=$(date +%s%N)
 	[ "$(status_of "$output")" = 503 ]
-	[ "$(body_of "$output")" = '{"error":"store unavailable"}' ]
+	# Handled without the lock; its record could not be appended (the batch's sequencing).
+	[ "$(body_of "$output")" = '{"error":"store unavailable: the decision could not be recorded"}' ]
 	[ $(((t1 - t0) / 1000000)) -ge 4500 ]
 	wait
 	# Its twin once the lock is free: served, and the log holds exactly that one more record.
@@ -822,4 +823,189 @@ soft_storm() {
 	run "$KEYSTRAP_SERVER" audit verify --config "$BATS_TEST_TMPDIR/d/server.json"
 	echo "$output"
 	[ "$status" -eq 0 ]
+}
+
+# copy_instance NAME URL [JQ]: a server like A (its keys, its KEK) on the database at URL, in
+# $BATS_TEST_TMPDIR/NAME (NAME c or d: teardown stops it), not started; COPY_PORT its port.
+copy_instance() {
+	local d=$BATS_TEST_TMPDIR/$1
+	mkdir -p "$d"
+	cp "$A_DIR/ca.crt" "$d/"
+	COPY_PORT=$(free_port)
+	jq --arg u "$2" --arg l "127.0.0.1:$COPY_PORT" '.database = $u | .listen = $l | '"${3:-.}" "$A_DIR/server.json" >"$d/server.json"
+}
+
+# witness_at A|B|PORT DIR [HELD]: a witnessing attestation (the log key pinned) through an
+# instance, presenting the checkpoint HELD; the reply's checkpoint kept in DIR.
+witness_at() {
+	local port=$1
+	[ "$1" = A ] && port=$A_PORT
+	[ "$1" = B ] && port=$B_PORT
+	mkdir -p "$2"
+	"$KEYSTRAP" attest --server "https://127.0.0.1:$port" --ca "$SRV_DIR/ca.crt" --out-dir "$2" \
+		--log-key "$(cat "$OPERATOR_DIR/log.vkey")" ${3:+--checkpoint "$3"}
+}
+
+cp_size() { python3 "$BATS_TEST_DIRNAME/../lib/tlog.py" checkpoint "$1" | cut -d' ' -f2; }
+
+@test "a witnessing node attesting through A and B in turn: each reply's checkpoint extends the one it held, whichever instance signed either; audit verify passes from the first" {
+	local i at held= size prev=0 out
+	# A fresh boot: the measurement log each attestation adds to stays under max_body.
+	swtpm_reboot
+	for i in 1 2 3 4 5 6; do
+		at=$([ $((i % 2)) = 1 ] && echo A || echo B)
+		# The other instance appends meanwhile: the next checkpoint covers its records too.
+		out=$(post_at "$([ "$at" = A ] && echo B || echo A)" /v1/attest/start "$BATS_FILE_TMPDIR/start.json")
+		[ "$(status_of "$out")" = 200 ]
+		run witness_at "$at" "w$i" "$held"
+		echo "$i through $at: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "keystrap: attested as node1.example" ]
+		size=$(cp_size "w$i/checkpoint")
+		[ "$size" -gt "$prev" ]
+		# Its own record is in it: the newest allowed finish, from this instance.
+		seq=$(admin A audit export | jq -r 'select(.action == "attest-finish" and .decision == "allow") | .seq' | tail -n1)
+		[ "$size" -ge "$seq" ]
+		prev=$size held=w$i/checkpoint
+	done
+	# The first checkpoint (A's) against the shared log as B reads it now: a prefix, no fork.
+	run admin B audit verify --since w1/checkpoint
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "audit log intact: "* ]]
+}
+
+@test "a witnessing node holding a checkpoint of the shared log refuses a copy of it that lost its newest records, through an instance on the copy; the live instances extend it" {
+	local url held size
+	# A fresh boot: the measurement log each attestation adds to stays under max_body.
+	swtpm_reboot
+	mkdir -p w0
+	witness_at A w0
+	held=w0/checkpoint
+	size=$(cp_size "$held")
+	url=$(pg_copy cut)
+	pg_sql cut "DELETE FROM audit WHERE seq > $((size - 3)); DELETE FROM audit_tree; DELETE FROM checkpoint" >/dev/null
+	copy_instance c "$url"
+	SRV_PORT=$COPY_PORT server_start "$BATS_TEST_TMPDIR/c"
+	grep -q "no signed checkpoint: signing one now" "$BATS_TEST_TMPDIR/c/server.log"
+	run witness_at "$COPY_PORT" cut-out "$held"
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ ^"keystrap: the server gave no consistency proof from the checkpoint this node holds ($size records) to its new one ("[0-9]+" records): its log lost records or forked"$ ]]
+	[ ! -e cut-out/checkpoint ]
+	# The twin: the shared log, through either instance, extends what the node holds.
+	run witness_at B b-out "$held"
+	[ "$status" -eq 0 ]
+	run witness_at A a-out b-out/checkpoint
+	[ "$status" -eq 0 ]
+}
+
+@test "PostgreSQL: policy rows deleted bring back no older policy: a server on that database refuses admission naming both versions, and audit verify says so" {
+	local url v port
+	# A fresh boot: the measurement log each attestation adds to stays under max_body.
+	swtpm_reboot
+	v=$(pg_sql keystrap 'SELECT max(version) FROM policies')
+	[ "$v" -ge 2 ]
+	url=$(pg_copy rolled)
+	pg_sql rolled "DELETE FROM policies WHERE version = $v" >/dev/null
+	copy_instance c "$url"
+	run "$KEYSTRAP_SERVER" audit verify --config "$BATS_TEST_TMPDIR/c/server.json"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "keystrap-server: audit log broken: the policy in the store (version $((v - 1))) is not the one record "*" says was loaded last (version $v): policy rows were removed or replaced" ]]
+	SRV_PORT=$COPY_PORT server_start "$BATS_TEST_TMPDIR/c"
+	run curl -s --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$COPY_PORT/healthz"
+	[[ "$output" == *"is not the one the audit log says was loaded last (version $v, record "*"): policy rows were removed or replaced"* ]]
+	run attest_at A
+	[ "$output" = "keystrap: attested as node1.example" ]
+	# The twin: the shared database's policy is the logged one, through either instance.
+	for port in "$A_PORT" "$B_PORT"; do
+		run curl -s --cacert "$SRV_DIR/ca.crt" "https://127.0.0.1:$port/healthz"
+		[ "$output" = ok ]
+	done
+	run admin B audit verify
+	[ "$status" -eq 0 ]
+}
+
+# lock_holder SECONDS: a psql session elsewhere holding the store's lock that long (in the
+# background, $! its PID); returns once it holds it.
+lock_holder() {
+	pg_sql keystrap "SELECT pg_advisory_lock(7738725071487918448); SELECT pg_sleep($1)" >/dev/null &
+	for _ in $(seq 100); do
+		[ "$(pg_sql keystrap "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" = 1 ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# waiting_written: how many server sessions wait for the store's lock having written already
+# (a transaction id: the request's rows are in, its verification done).
+waiting_written() {
+	pg_sql keystrap "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keystrap-server' AND
+		wait_event_type = 'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL"
+}
+
+# other_node: the second swtpm's node approved (as "other"), and its start in start-other.json.
+other_node() {
+	KEYSTRAP_TCTI=$OTHER_TCTI attest_at B >/dev/null 2>&1 || true
+	admin A node approve "$EK_OTHER" --id other >/dev/null 2>&1 || admin A node approve other --reinstate >/dev/null
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" start "$U" >start-other.json
+}
+
+@test "verification holds no lock: while a session elsewhere holds the store's lock, finishes at A and B are both verified and their nonces spent, each waiting only to append its record; answered 200 once it is free" {
+	local holder pa pb n sa sb out
+	other_node
+	challenge_at A cha.json
+	"$PEER" finish "$U" cha.json >fa.json
+	out=$(post_at B /v1/attest/start start-other.json)
+	[ "$(status_of "$out")" = 200 ]
+	body_of "$out" >chb.json
+	KEYSTRAP_TCTI=$OTHER_TCTI "$PEER" finish "$U" chb.json >fb.json
+	sa=$(jq -r .session cha.json) sb=$(jq -r .session chb.json)
+	lock_holder 4
+	holder=$!
+	post_at A /v1/attest/finish fa.json >fa.out &
+	pa=$!
+	post_at B /v1/attest/finish fb.json >fb.out &
+	pb=$!
+	for _ in $(seq 30); do
+		n=$(waiting_written)
+		[ "$n" = 2 ] && break
+		sleep 0.05
+	done
+	pg_sql keystrap "SELECT application_name, wait_event_type, wait_event, backend_xid, left(query, 50) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND application_name = 'keystrap-server'"
+	# Both instances verified at once, the lock held by neither: each spent its nonce (the row
+	# its uncommitted UPDATE holds) and waits for the lock only to append its record.
+	[ "$n" = 2 ]
+	run pg_sql keystrap "SELECT 1 FROM challenges WHERE session IN ('$sa', '$sb') FOR UPDATE NOWAIT"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"could not obtain lock on row"* ]]
+	[ "$(pg_sql keystrap "SELECT sum(used) FROM challenges WHERE session IN ('$sa', '$sb')")" = 0 ]
+	wait "$pa"
+	wait "$pb"
+	wait "$holder"
+	[ "$(statuses fa.out fb.out | tr '\n' ' ')" = "200 200 " ]
+	[ "$(pg_sql keystrap "SELECT sum(used) FROM challenges WHERE session IN ('$sa', '$sb')")" = 2 ]
+	run admin A audit verify
+	[ "$status" -eq 0 ]
+}
+
+@test "the lock held elsewhere past lock_timeout: a verified finish waiting to append its record answers 503 and nothing stands; its nonce unspent, the same finish then passes" {
+	local holder t0 t1 before session
+	before=$(records)
+	challenge_at A ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	session=$(jq -r .session ch.json)
+	lock_holder 8
+	holder=$!
+	t0=$(date +%s%N)
+	run post_at A /v1/attest/finish finish.json
+	t1=$(date +%s%N)
+	[ "$(status_of "$output")" = 503 ]
+	[ "$(body_of "$output")" = '{"error":"store unavailable: the decision could not be recorded"}' ]
+	[ $(((t1 - t0) / 1000000)) -ge 4500 ]
+	wait "$holder"
+	[ "$(pg_sql keystrap "SELECT used FROM challenges WHERE session = '$session'")" = 0 ]
+	[ "$(records)" = $((before + 1)) ]
+	run post_at B /v1/attest/finish finish.json
+	[ "$(status_of "$output")" = 200 ]
+	[ "$(records)" = $((before + 2)) ]
 }
