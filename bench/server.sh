@@ -12,7 +12,8 @@
 # with it, with every node witnessing and with a secret released, in turn BENCH_COST_ROUNDS
 # (2) times, and each step alone (build/bench/log-cost: leaf append, checkpoint, proofs, a
 # secret's decryption) put per attestation against those runs. Not a test: a missed goal is
-# reported, never fatal; a lost audit record makes it exit 1.
+# reported, never fatal; a lost audit record makes it exit 1. BENCH_PG=1: one against two
+# instances sharing one PostgreSQL database instead (bench/server-pg.bash).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -93,11 +94,17 @@ load() {
 		--approve "$SERVER node approve --config $DIR/server.json" --floor "$DIR/floor" "$@"
 }
 
-echo "keystrap-server bench: $(nproc) cores, SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
+echo "keystrap-server bench: $(nproc) cores, ${BENCH_PG:+PostgreSQL (below), not }SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
 echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
 echo "load before: $(uptime)"
 echo "crypto floor on this machine (build/bench/crypto-floor), every load of this run against it:"
 "$PWD/$BUILD/bench/crypto-floor" "$DIR/floor" | sed 's/^/  /'
+# BENCH_PG=1: one vs two instances on one PostgreSQL database instead (bench/server-pg.bash).
+if [ -n "${BENCH_PG:-}" ]; then
+	# shellcheck source=bench/server-pg.bash
+	. bench/server-pg.bash
+	exit 0
+fi
 rate_args=()
 for r in "${RATES[@]}"; do rate_args+=(--rate "$r"); done
 SUMMARY=$DIR/summary
