@@ -97,6 +97,43 @@ int audit_log_append(struct store *s, const struct audit_rec *r)
 	return leaf_append(s, (uint64_t)r->seq - 1, leaf);
 }
 
+int audit_log_append_many(struct store *s, const struct audit_rec *const *recs, size_t n)
+{
+	_cleanup_free_ struct merkle_ref *refs = NULL;
+	_cleanup_free_ merkle_hash *hashes = NULL;
+	size_t total = 0, k;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = edge_load(s)) < 0)
+		return r;
+	refs = calloc(n, sizeof(*refs) * MERKLE_PROOF_MAX);
+	hashes = calloc(n, sizeof(*hashes) * MERKLE_PROOF_MAX);
+	if (!refs || !hashes)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		merkle_hash leaf;
+
+		/* A record whose seq is not the tree's next leaf: the two are out of step. */
+		if (s->edge.size != (uint64_t)recs[i]->seq - 1)
+			r = -EBADMSG;
+		else if ((r = audit_leaf_hash_of(recs[i], leaf)) >= 0)
+			r = merkle_range_append(&s->edge, leaf, refs + total, hashes + total, &k);
+		if (r < 0) {
+			s->edge_valid = false;
+			return r;
+		}
+		total += k;
+	}
+	if ((r = s->ops->tree_put_many(s, refs, (const merkle_hash *)hashes, total)) < 0) {
+		s->edge_valid = false;
+		return r;
+	}
+	s->log_grew = true;
+	return 0;
+}
+
 struct rebuild {
 	int64_t from; /* the first seq without a leaf */
 	int64_t done;

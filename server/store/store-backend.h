@@ -106,6 +106,8 @@ struct store_ops {
 	int (*checkpoint_get)(struct store *s, int64_t *ret_size, char **ret_note);
 	int (*checkpoint_put)(struct store *s, int64_t size, const char *note);
 	int (*audit_insert)(struct store *s, const struct audit_rec *rec);
+	/* Several, in one statement where the database is a round trip away (NULL: one by one). */
+	int (*audit_insert_many)(struct store *s, const struct audit_rec *const *recs, size_t n);
 	int (*audit_foreach)(struct store *s, int (*cb)(const struct audit_rec *r, void *userdata), void *userdata);
 	/* The newest record of that action and decision; -ENOENT: none. */
 	int (*audit_last)(struct store *s, const char *action, const char *decision,
@@ -325,6 +327,8 @@ int store_kek_bind(struct store *s, char *why, size_t why_size);
 /* audit-log.c: the record's leaf in the tree (in the record's transaction), and a store older
  * than the tree given its leaves (store_open's). */
 int audit_log_append(struct store *s, const struct audit_rec *r);
+/* The same for records chained in a row, their subtrees written in one tree_put_many. */
+int audit_log_append_many(struct store *s, const struct audit_rec *const *recs, size_t n);
 int store_log_bind(struct store *s, char *why, size_t why_size);
 
 extern const struct store_ops store_sqlite_ops;

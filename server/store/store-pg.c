@@ -66,6 +66,7 @@
 
 #include "deadline.h"
 #include "encode.h"
+#include "json-cleanup.h"
 #include "log.h"
 #include "secbuf.h"
 #include "store-backend.h"
@@ -1385,14 +1386,16 @@ static int pg_tree_get_many(struct store *s, const struct merkle_ref *refs, size
 	return 0;
 }
 
-/* Every subtree a leaf completes, in one statement. */
+/* Every subtree the leaves complete, in one statement, however many. */
 static int pg_tree_put_many(struct store *s, const struct merkle_ref *refs, const merkle_hash *hashes, size_t n)
 {
+	_cleanup_free_ char *levels = malloc(n * 4 + 1), *idxs = malloc(n * 21 + 1), *hex = malloc(n * 65 + 1);
 	struct params p = { 0 };
-	char levels[MERKLE_PROOF_MAX * 4], idxs[MERKLE_PROOF_MAX * 21], hex[MERKLE_PROOF_MAX * 65];
 
-	ref_list(refs, n, true, levels, sizeof(levels));
-	ref_list(refs, n, false, idxs, sizeof(idxs));
+	if (!levels || !idxs || !hex)
+		return -ENOMEM;
+	ref_list(refs, n, true, levels, n * 4 + 1);
+	ref_list(refs, n, false, idxs, n * 21 + 1);
 	for (size_t i = 0; i < n; i++) {
 		hex_encode(hashes[i], 32, hex + i * 65);
 		hex[i * 65 + 64] = i + 1 < n ? ',' : 0;
@@ -1467,6 +1470,45 @@ static int pg_audit_insert(struct store *s, const struct audit_rec *rec)
 	return run(s, "audit append",
 		   "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash) "
 		   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		   &p, 0, NULL);
+}
+
+/* A batch's records in one statement: a JSON array of rows (json-c escapes the text). */
+static int pg_audit_insert_many(struct store *s, const struct audit_rec *const *recs, size_t n)
+{
+	_cleanup_json_ json_object *rows = json_object_new_array();
+	struct params p = { 0 };
+
+	if (!rows)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct audit_rec *r = recs[i];
+		struct json_object *o = json_object_new_object();
+		char prev[2 + 64 + 1] = "\\x", hash[2 + 64 + 1] = "\\x";
+
+		if (!o || json_object_array_add(rows, o) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
+		hex_encode(r->prev_hash, 32, prev + 2);
+		hex_encode(r->hash, 32, hash + 2);
+		if (json_object_object_add(o, "seq", json_object_new_int64(r->seq)) < 0 ||
+		    json_object_object_add(o, "time_us", json_object_new_int64(r->time_us)) < 0 ||
+		    json_object_object_add(o, "peer", json_object_new_string(r->peer ? r->peer : "")) < 0 ||
+		    json_object_object_add(o, "ek_hash", json_object_new_string(r->ek_hash ? r->ek_hash : "")) < 0 ||
+		    json_object_object_add(o, "node_id", json_object_new_string(r->node_id ? r->node_id : "")) < 0 ||
+		    json_object_object_add(o, "action", json_object_new_string(r->action ? r->action : "")) < 0 ||
+		    json_object_object_add(o, "decision", json_object_new_string(r->decision ? r->decision : "")) < 0 ||
+		    json_object_object_add(o, "reasons", json_object_new_string(r->reasons ? r->reasons : "")) < 0 ||
+		    json_object_object_add(o, "prev_hash", json_object_new_string(prev)) < 0 ||
+		    json_object_object_add(o, "hash", json_object_new_string(hash)) < 0)
+			return -ENOMEM;
+	}
+	p_text(&p, json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN));
+	return run(s, "audit append",
+		   "INSERT INTO audit (seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash) "
+		   "SELECT seq, time_us, peer, ek_hash, node_id, action, decision, reasons, prev_hash, hash "
+		   "FROM json_populate_recordset(NULL::audit, $1::json)",
 		   &p, 0, NULL);
 }
 
@@ -1655,6 +1697,7 @@ const struct store_ops store_pg_ops = {
 	.scrub = pg_scrub,
 	.audit_head = pg_audit_head,
 	.audit_insert = pg_audit_insert,
+	.audit_insert_many = pg_audit_insert_many,
 	.tree_get = pg_tree_get,
 	.tree_get_many = pg_tree_get_many,
 	.tree_put_many = pg_tree_put_many,

@@ -180,35 +180,73 @@ static void transaction_done(struct store *s)
 	queue_free(s);
 }
 
-/* The chain's next record: seq and prev_hash from the head (cached for the transaction), then
- * the row and its leaf. Under the writer lock. */
-static int audit_chain(struct store *s, struct audit_rec *r)
+/* The chain's head as the transaction has it (read once, under the writer lock). */
+static int head_load(struct store *s)
 {
 	int k;
 
-	if (!s->head_valid) {
-		k = s->ops->audit_head(s, &s->head_seq, s->head_hash);
-		if (k == -ENOENT) {
-			s->head_seq = 0;
-			memset(s->head_hash, 0, sizeof(s->head_hash));
-		} else if (k < 0)
+	if (s->head_valid)
+		return 0;
+	k = s->ops->audit_head(s, &s->head_seq, s->head_hash);
+	if (k == -ENOENT) {
+		s->head_seq = 0;
+		memset(s->head_hash, 0, sizeof(s->head_hash));
+	} else if (k < 0)
+		return k;
+	s->head_valid = true;
+	return 0;
+}
+
+/*
+ * Queued records from first on, chained to the head: seq, prev_hash and hash, then their rows
+ * and their leaves, each in one statement where the backend can (a batch's sequencing window
+ * is a few round trips however many records it has). Under the writer lock.
+ */
+static int audit_chain(struct store *s, size_t first)
+{
+	_cleanup_free_ const struct audit_rec **recs = NULL;
+	size_t n = s->n_queued - first;
+	int64_t seq;
+	uint8_t prev[32];
+	int k;
+
+	if (n == 0)
+		return 0;
+	if ((k = head_load(s)) < 0)
+		return k;
+	if (!(recs = calloc(n, sizeof(*recs))))
+		return -ENOMEM;
+	seq = s->head_seq;
+	memcpy(prev, s->head_hash, sizeof(prev));
+	for (size_t i = 0; i < n; i++) {
+		struct audit_rec *r = &s->queue[first + i].rec;
+
+		r->seq = ++seq;
+		memcpy(r->prev_hash, prev, sizeof(prev));
+		if ((k = audit_rec_hash(r, r->hash)) < 0)
 			return k;
-		s->head_valid = true;
+		memcpy(prev, r->hash, sizeof(prev));
+		recs[i] = r;
 	}
-	r->seq = s->head_seq + 1;
-	memcpy(r->prev_hash, s->head_hash, sizeof(r->prev_hash));
-	if ((k = audit_rec_hash(r, r->hash)) < 0 || (k = s->ops->audit_insert(s, r)) < 0 ||
-	    (k = audit_log_append(s, r)) < 0) {
+	if (s->ops->audit_insert_many)
+		k = s->ops->audit_insert_many(s, recs, n);
+	else
+		for (size_t i = 0; i < n && k >= 0; i++)
+			k = s->ops->audit_insert(s, recs[i]);
+	if (k < 0 || (k = audit_log_append_many(s, recs, n)) < 0) {
 		s->head_valid = false;
 		return k;
 	}
-	s->head_seq = r->seq;
-	memcpy(s->head_hash, r->hash, sizeof(s->head_hash));
+	for (size_t i = 0; i < n; i++)
+		s->queue[first + i].appended = true;
+	s->head_seq = seq;
+	memcpy(s->head_hash, prev, sizeof(prev));
 	return 0;
 }
 
 int store_sequence(struct store *s)
 {
+	size_t first = 0;
 	int k;
 
 	if (!s->deferred)
@@ -216,16 +254,10 @@ int store_sequence(struct store *s)
 	if (s->ops->lock && (k = s->ops->lock(s)) < 0)
 		return k;
 	s->deferred = false;
-	for (size_t i = 0; i < s->n_queued; i++) {
-		struct audit_queued *q = s->queue + i;
-
-		if (q->appended)
-			continue;
-		if ((k = audit_chain(s, &q->rec)) < 0)
-			return k;
-		q->appended = true;
-	}
-	return 0;
+	/* The queue is appended in order: whatever is in it is appended from the first not yet. */
+	while (first < s->n_queued && s->queue[first].appended)
+		first++;
+	return audit_chain(s, first);
 }
 
 /* A transaction that appended audit records commits with a checkpoint of them, or not at all. */
@@ -529,9 +561,8 @@ static int audit_append(struct store *s, void *userdata)
 	rec->seq = 0;
 	if (s->deferred)
 		return 0;
-	if ((k = audit_chain(s, &q->rec)) < 0)
+	if ((k = audit_chain(s, s->n_queued - 1)) < 0)
 		return k;
-	q->appended = true;
 	rec->seq = q->rec.seq;
 	memcpy(rec->prev_hash, q->rec.prev_hash, sizeof(rec->prev_hash));
 	memcpy(rec->hash, q->rec.hash, sizeof(rec->hash));
