@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * common/secbuf.c: what is observable from outside. The wipe on free cannot be seen portably
- * (the pages are unmapped), so this checks what the kernel reports instead: the mapping is
- * private, locked, excluded from core dumps, and gone after free.
+ * common/secbuf.c: what is observable from outside. The wipe on free is seen through the reuse
+ * of a freed page (it comes back zeroed); otherwise this checks what the kernel reports: the
+ * mapping is private, locked, excluded from core dumps, and gone after free unless it is one
+ * of the few pages kept for reuse.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "macro.h"
 #include "secbuf.h"
@@ -73,8 +78,37 @@ static void test_new_free(void)
 	memset(b->data, 0xa5, b->size);
 	p = b->data;
 	secbuf_free(b);
+#ifdef __SANITIZE_ADDRESS__
+	CHECK(__asan_address_is_poisoned(p), "a freed page kept for reuse is poisoned: a use after free is reported");
+#else
+	printf("ok %d - %s: a freed page kept is poisoned # SKIP without AddressSanitizer\n", ++tap_n, __FILE__);
+#endif
+	b = secbuf_new(16);
+	zero = 1;
+	for (size_t i = 0; b && i < b->alloc; i++)
+		zero &= b->data[i] == 0;
+	vmflags(b ? b->data : NULL, flags, sizeof(flags));
+	CHECK(b && b->data == p && zero && has_flag(flags, "dd"),
+	      "the next one-page buffer is the freed page, wiped, still excluded from core dumps");
+	secbuf_free(b);
+	/* More than the pages kept at once (8): the rest are unmapped. */
+	{
+		struct secbuf *many[9];
+		void *last;
+
+		for (size_t i = 0; i < ELEMENTSOF(many); i++)
+			many[i] = secbuf_new(32);
+		last = many[8]->data;
+		for (size_t i = 0; i < ELEMENTSOF(many); i++)
+			secbuf_free(many[i]);
+		vmflags(last, flags, sizeof(flags));
+		CHECK(flags[0] == 0, "secbuf_free unmaps a page when 8 are kept already: nothing left to read back");
+	}
+	b = secbuf_new((size_t)page);
+	p = b ? b->data : NULL;
+	secbuf_free(b);
 	vmflags(p, flags, sizeof(flags));
-	CHECK(flags[0] == 0, "secbuf_free unmaps the pages: nothing left to read back");
+	CHECK(p && flags[0] == 0, "secbuf_free unmaps a buffer of more than one page");
 	secbuf_free(NULL);
 	CHECK(1, "secbuf_free(NULL) is a no-op");
 	{
