@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "ossl.h"
 #include "secbuf.h"
+#include "utf8.h"
 
 #define JSON_MAX ATTEST_MESSAGE_MAX
 
@@ -55,10 +56,19 @@ int attest_json_object(const char *json, size_t size, const char *const *allowed
 		return attest_fail(reason, "empty body: a JSON object is expected");
 	if (memchr(json, 0, size))
 		return attest_fail(reason, "message contains a NUL byte");
+	/*
+	 * The whole text as UTF-8 here, eight ASCII bytes at a time, rather than json-c's
+	 * JSON_TOKENER_VALIDATE_UTF8, a function call per byte that was 40 % of parsing a finish
+	 * (41 KB of base64). Stricter than json-c's check, which counts continuation bytes only:
+	 * overlong forms, surrogates and cut sequences are refused too.
+	 */
+	if (!utf8_valid(json, size))
+		return attest_fail(reason, "malformed JSON: %s",
+				   json_tokener_error_desc(json_tokener_error_parse_utf8_string));
 	tok = json_tokener_new_ex(16);
 	if (!tok)
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, json, (int)size);
 	e = json_tokener_get_error(tok);
 	used = json_tokener_get_parse_end(tok);

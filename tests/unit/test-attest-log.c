@@ -3,6 +3,7 @@
  * The protocol's witness fields (common/attest-msg.c): a finish's log_size, a result's log
  * object, strict like the rest of the messages, and formatted only when asked for.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,24 @@ static void test_finish(void)
 	snprintf(json, sizeof(json), "%s,\"log_size\":-1}", base);
 	CHECK(attest_finish_parse(json, strlen(json), &f, reason) < 0 && streq(reason, "field 'log_size' is out of range"),
 	      "a negative size");
+	/* The text must be UTF-8 (checked before json-c sees it): each bad form is refused, as one. */
+	snprintf(json, sizeof(json), "%.*s\"cel_log\":\"caf\xc3\xa9 \xf0\x9f\x94\x91\"}", (int)strlen(base) - 12, base);
+	CHECK(attest_finish_parse(json, strlen(json), &f, reason) == 0 && f.cel_log_size == 10,
+	      "2- and 4-byte characters in a string pass");
+	attest_finish_done(&f);
+	static const char *const bad[] = { "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff" };
+	bool refused = true;
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		snprintf(json, sizeof(json), "%.*s\"cel_log\":\"x%sx\"}", (int)strlen(base) - 12, base, bad[i]);
+		refused = refused && attest_finish_parse(json, strlen(json), &f, reason) < 0 &&
+			  streq(reason, "malformed JSON: invalid utf-8 string");
+		attest_finish_done(&f);
+	}
+	CHECK(refused, "a cut character, an overlong form, a surrogate, a code point above U+10FFFF and a byte "
+		       "never in UTF-8 are each refused: malformed JSON: invalid utf-8 string");
+	snprintf(json, sizeof(json), "%s} \xc3", base);
+	CHECK(attest_finish_parse(json, strlen(json), &f, reason) < 0 && streq(reason, "malformed JSON: invalid utf-8 string"),
+	      "so is a bad byte after the object");
 }
 
 int main(void)

@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* common/utf8.c: valid text passes unchanged, every byte that starts no valid sequence is U+FFFD. */
+/*
+ * common/utf8.c: valid text passes unchanged, every byte that starts no valid sequence is U+FFFD;
+ * utf8_valid says the same of a buffer (valid exactly when nothing would be replaced), on
+ * either side of its eight-bytes-at-a-time ASCII path.
+ */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,5 +44,32 @@ int main(void)
 		CHECK(utf8_valid_dup(cases[i].in, &t) == 0 && t && streq(t, cases[i].out), cases[i].name);
 	}
 	CHECK(utf8_valid_dup(NULL, &out) == 0 && out == NULL, "NULL stays NULL");
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		bool valid = streq(cases[i].in, cases[i].out);
+		char name[160];
+
+		snprintf(name, sizeof(name), "utf8_valid: %s %s", cases[i].name, valid ? "valid" : "invalid");
+		CHECK(utf8_valid(cases[i].in, strlen(cases[i].in)) == valid, name);
+	}
+	/* Each bad sequence at every offset of 40 ASCII bytes, and cut by the length given. */
+	{
+		static const char *const bad[] = { "\x80", "\xc3", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff" };
+		char buf[64];
+		bool all = true;
+
+		for (size_t b = 0; b < ELEMENTSOF(bad); b++)
+			for (size_t at = 0; at + strlen(bad[b]) <= 40; at++) {
+				memset(buf, 'A', 40);
+				memcpy(buf + at, bad[b], strlen(bad[b]));
+				all = all && !utf8_valid(buf, 40) && utf8_valid(buf, at);
+			}
+		CHECK(all, "utf8_valid: a bad sequence anywhere in 40 ASCII bytes is found; the bytes before it pass");
+		memset(buf, 'A', 40);
+		memcpy(buf + 30, "\xf0\x9f\x94\x91", 4);
+		CHECK(utf8_valid(buf, 40) && !utf8_valid(buf, 33) && !utf8_valid(buf, 31) && utf8_valid(buf, 30),
+		      "utf8_valid: a 4-byte character after 30 ASCII bytes passes whole, not cut by the length");
+		buf[5] = 0;
+		CHECK(utf8_valid(buf, 40), "utf8_valid: a NUL byte is U+0000 (attest_json_object refuses it itself)");
+	}
 	return TAP_DONE();
 }
