@@ -168,6 +168,13 @@ struct json_object;
 /* One JSON object filling the input exactly, with no field outside allowed[] (NULL-terminated). */
 int attest_json_object(const char *json, size_t size, const char *const *allowed, struct json_object **ret,
 		       char *reason);
+/*
+ * The same, with string values of at least long_min bytes set without json-c reading them
+ * (json_long_values; attest_json_object: 1024). For the tests and the fuzzer, which hold
+ * long_min 1 against SIZE_MAX (json-c reads everything): the same answer, object and reason.
+ */
+int attest_json_object_ex(const char *json, size_t size, const char *const *allowed, size_t long_min,
+			  struct json_object **ret, char *reason);
 
 /* Writes the one-line reason (at most ATTEST_REASON_MAX bytes) and returns -EBADMSG. */
 int attest_fail(char *reason, const char *fmt, ...) _printf_(2, 3);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +164,79 @@ int json_duplicate_key(const char *json, size_t size, char *ret_key, size_t key_
 	keys_drop(keys, 0, &n_keys);
 	free(keys);
 	return r;
+}
+
+/* Whether n bytes hold no backslash and no control character: 32 at a time, then closer. */
+static bool plain(const char *p, size_t n)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+	size_t i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		uint64_t w[4], hit = 0;
+
+		memcpy(w, p + i, sizeof(w));
+		/* A byte below 0x20 in a word, or a zero byte in it XOR backslashes (a backslash). */
+		for (size_t k = 0; k < 4; k++) {
+			uint64_t b = w[k] ^ (ones * '\\');
+
+			hit |= ((w[k] - ones * 0x20) & ~w[k]) | ((b - ones) & ~b);
+		}
+		if (hit & high)
+			break;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == '\\')
+			return false;
+	return true;
+}
+
+size_t json_long_values(const char *json, size_t size, size_t min, struct json_long_value *ret, size_t max)
+{
+	size_t n = 0, depth = 0, key = 0, key_size = 0;
+	bool have_key = false, value = false;
+
+	for (size_t i = 0; i < size && n < max; i++) {
+		size_t j;
+
+		switch (json[i]) {
+		case '"':
+			j = string_end(json, size, i);
+			if (j >= size)
+				return n;
+			if (depth == 1 && value) {
+				if (have_key && j - i - 1 >= min && plain(json + i + 1, j - i - 1))
+					ret[n++] = (struct json_long_value){ key, key_size, i + 1, j };
+				have_key = value = false;
+			} else if (depth == 1) {
+				key = i + 1;
+				key_size = j - i - 1;
+				have_key = !memchr(json + key, '\\', key_size);
+			}
+			i = j;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			have_key = value = false;
+			break;
+		case '}':
+		case ']':
+			if (depth-- == 0)
+				return n;
+			have_key = value = false;
+			break;
+		case ':':
+			value = depth == 1 && have_key;
+			break;
+		case ' ':
+		case '\t':
+		case '\r':
+		case '\n':
+			break;
+		default: /* a comma, a number, a literal: whatever follows is no value of the key before */
+			have_key = value = false;
+		}
+	}
+	return n;
 }

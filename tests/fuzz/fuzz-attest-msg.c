@@ -4,13 +4,15 @@
  * parses from a peer: each message type from the same bytes. Whatever parses must format and
  * parse back to the same structure, and every refusal must come with a reason. The same bytes
  * also go to base64_decode, which carries a finish's logs: what it accepts is the one canonical
- * spelling of what it returns, and whatever is encoded decodes back.
+ * spelling of what it returns, and whatever is encoded decodes back. And json-c reading every
+ * string value or not, the same object or refusal (attest_json_object_ex).
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <json-c/json.h>
 
 #include "attest-msg.h"
 #include "encode.h"
@@ -44,6 +46,23 @@ static void base64_round_trips(const uint8_t *data, size_t size)
 	free(enc);
 }
 
+/*
+ * Every plain string value set without json-c reading it (what attest_json_object does for
+ * values of 1 KB and more) gives the object, or the refusal, json-c reading everything gives.
+ */
+static void long_values_agree(const char *json, size_t size)
+{
+	static const char *const allowed[] = { "a", "session", "event_log", "cel_log", NULL };
+	char r1[ATTEST_REASON_MAX] = "", r2[ATTEST_REASON_MAX] = "";
+	json_object *o1 = NULL, *o2 = NULL;
+	int k1 = attest_json_object_ex(json, size, allowed, 1, &o1, r1);
+	int k2 = attest_json_object_ex(json, size, allowed, SIZE_MAX, &o2, r2);
+
+	assert(k1 == k2 && strcmp(r1, r2) == 0 && (k1 < 0 || json_object_equal(o1, o2)));
+	json_object_put(o1);
+	json_object_put(o2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *json = (const char *)data;
@@ -52,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *out;
 
 	base64_round_trips(data, size);
+	long_values_agree(json, size);
 	reason[0] = 0;
 	if (attest_start_parse(json, size, &s1, reason) == 0) {
 		assert(attest_start_format(&s1, &out) == 0);

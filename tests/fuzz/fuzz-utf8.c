@@ -3,7 +3,8 @@
  * utf8_valid_dup over arbitrary bytes: what an audit record's text may hold (field names and
  * values from requests, cut at byte counts). Invariants besides "no crash": the result is
  * valid UTF-8 (cleaning it again changes nothing), at most three bytes per input byte, and
- * text without a U+FFFD replacement is the input itself.
+ * text without a U+FFFD replacement is the input itself; utf8_valid holds the input valid
+ * exactly when nothing was replaced.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -24,5 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(utf8_valid_dup(out, &again) == 0 && streq(again, out));
 	if (!strstr(out, "\xef\xbf\xbd"))
 		assert(streq(out, in));
+	/* utf8_valid on the same bytes: valid exactly when cleaning changes nothing. */
+	assert(utf8_valid(in, strlen(in)) == streq(out, in));
+	assert(utf8_valid(out, strlen(out)));
 	return 0;
 }

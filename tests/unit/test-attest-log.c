@@ -4,11 +4,14 @@
  * object, strict like the rest of the messages, and formatted only when asked for.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <json-c/json.h>
 
 #include "attest-msg.h"
+#include "encode.h"
 #include "macro.h"
 #include "tap.h"
 
@@ -110,14 +113,74 @@ static void test_finish(void)
 	}
 	CHECK(refused, "a cut character, an overlong form, a surrogate, a code point above U+10FFFF and a byte "
 		       "never in UTF-8 are each refused: malformed JSON: invalid utf-8 string");
+	{
+		/* A 3 KB firmware log: a value attest_json_object sets itself, decoded as json-c read it. */
+		static uint8_t log[3000], enc[4001];
+		static char big[sizeof(base) + sizeof(enc) + 16];
+
+		for (size_t i = 0; i < sizeof(log); i++)
+			log[i] = (uint8_t)(i * 7);
+		base64_encode(log, sizeof(log), (char *)enc);
+		snprintf(big, sizeof(big), "%.*s\"event_log\":\"%s\",\"cel_log\":\"\"}", (int)strlen(base) - 27, base,
+			 (const char *)enc);
+		CHECK(attest_finish_parse(big, strlen(big), &f, reason) == 0 && f.event_log_size == sizeof(log) &&
+			      memcmp(f.event_log, log, sizeof(log)) == 0,
+		      "a finish with a 3 KB event log: the log as sent");
+		attest_finish_done(&f);
+	}
 	snprintf(json, sizeof(json), "%s} \xc3", base);
 	CHECK(attest_finish_parse(json, strlen(json), &f, reason) < 0 && streq(reason, "malformed JSON: invalid utf-8 string"),
 	      "so is a bad byte after the object");
+}
+
+/* attest_json_object_ex with every plain string value left out of json-c's hands, against json-c reading all. */
+static void test_long_values(void)
+{
+	static const char *const allowed[] = { "a", "b", "c", "d", "event_log", NULL };
+	static const char *const texts[] = {
+		"{\"a\":\"v\",\"b\":1}",
+		"{ \"a\" : \"v\" ,\n\"b\":\"w\" }",
+		"{\"a\":\"v\",\"b\":\"w\",\"c\":\"x\",\"d\":\"y\",\"event_log\":\"z\"}",
+		"{\"a\":\"x\\\"y\",\"b\":\"\\u00e9\"}",
+		"{\"a\":\"x\x01y\"}",
+		"{\"a\":{\"b\":\"v\"},\"c\":[\"w\"]}",
+		"{\"a\":\"v\"} {\"b\":\"w\"}",
+		"{\"a\":\"v\",\"a\":\"w\"}",
+		"{\"a\":\"v\"",
+		"{\"a\":\"v",
+		"{\"a\":\"v\",}",
+		"[\"a\",\"b\"]",
+		"{\"e\":\"v\"}",
+		"{\"a\":\"v\"x}",
+		"{\"\\u0061\":\"v\"}",
+		"{\"a\":tru\"v\"}",
+		"{\"a\" \"v\"}",
+		"{\"a\":\"v\":\"w\"}",
+		"{\"a\":\"\",\"b\":\"v\"}",
+		"\"v\"",
+	};
+	bool same = true;
+
+	for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+		json_object *o1 = NULL, *o2 = NULL;
+		char r1[ATTEST_REASON_MAX] = "", r2[ATTEST_REASON_MAX] = "";
+		int k1 = attest_json_object_ex(texts[i], strlen(texts[i]), allowed, 1, &o1, r1);
+		int k2 = attest_json_object_ex(texts[i], strlen(texts[i]), allowed, SIZE_MAX, &o2, r2);
+
+		if (k1 != k2 || !streq(r1, r2) || (k1 == 0 && !json_object_equal(o1, o2))) {
+			printf("# %s: %d '%s' against %d '%s'\n", texts[i], k1, r1, k2, r2);
+			same = false;
+		}
+		json_object_put(o1);
+		json_object_put(o2);
+	}
+	CHECK(same, "values left out of json-c's reading: the same object, or the same refusal, as json-c reading all");
 }
 
 int main(void)
 {
 	test_result();
 	test_finish();
+	test_long_values();
 	return TAP_DONE();
 }
