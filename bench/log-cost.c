@@ -135,7 +135,7 @@ int main(int argc, char **argv)
 	if ((r = open_fresh(argv[optind], "log-cost-records.db", argv[optind + 1], &a)) < 0 ||
 	    (r = open_fresh(argv[optind], "log-cost-leaves.db", argv[optind + 1], &b)) < 0)
 		return fail("cannot open a store", r);
-	if (log_key_load(argv[optind + 2], &signer, why, sizeof(why)) < 0) {
+	if (log_key_load(argv[optind + 2], NULL, &signer, why, sizeof(why)) < 0) {
 		fprintf(stderr, "log-cost: %s\n", why);
 		return 1;
 	}
