@@ -43,6 +43,12 @@ start() {
 	exit 1
 }
 
+stop() {
+	kill "$SRV_PID" 2>/dev/null || true
+	wait "$SRV_PID" 2>/dev/null || true
+	SRV_PID=
+}
+
 rm -rf "$DIR"
 mkdir -p "$DIR"
 PORT=$(free_port)
@@ -95,7 +101,8 @@ load() {
 }
 
 echo "keystrap-server bench: $(nproc) cores, ${BENCH_PG:+PostgreSQL (below), not }SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
-echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run"
+echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run,"
+echo "the server with workers $(nproc) (the default: the online CPUs) unless a mode says otherwise"
 echo "load before: $(uptime)"
 echo "crypto floor on this machine (build/bench/crypto-floor), every load of this run against it:"
 "$PWD/$BUILD/bench/crypto-floor" "$DIR/floor" | sed 's/^/  /'
@@ -116,6 +123,22 @@ load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" 
 echo "== zero-log (comparison): policy 3 pins PCRs 0 and 7 to zeros, nodes send no log"
 policy_put "$DIR/policy-zero.json" "$ZERO_PCRS"
 load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY"
+# The same server with workers 0 (every finish verified on the event loop's thread, as before
+# the worker threads), same store, real evidence at each rate and at maximum: what the workers
+# (workers $(nproc), the default, in the runs above) give on this machine, in one run.
+if [ "${BENCH_WORKERS0:-1}" = 1 ]; then
+	echo "== real evidence, workers 0 (verification on the event loop's thread), same store"
+	policy_put "$DIR/policy-real.json" "$REAL_PCRS" "$REAL_EVENTS"
+	stop
+	cp "$DIR/server.json" "$DIR/workers.json"
+	jq '.workers = 0' "$DIR/workers.json" >"$DIR/server.json"
+	start
+	load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" --summary "$SUMMARY" \
+		--mode "real evidence, workers 0" "${REAL[@]}"
+	stop
+	cp "$DIR/workers.json" "$DIR/server.json"
+	start
+fi
 # Another keystrap-server binary (BENCH_BEFORE: say, main's before a change) on the same store,
 # maximum throughput in both modes, for a before/after in one run.
 if [ -n "${BENCH_BEFORE:-}" ]; then
@@ -161,11 +184,6 @@ policy_put "$DIR/policy.json" "$REAL_PCRS" "$REAL_EVENTS"
 # The audit log's cost, same run, same store, real evidence: no log key (records and their Merkle leaves,
 # nothing signed), the log key (a checkpoint signed at every batch commit), and every node
 # witnessing (its record's inclusion proof and a consistency proof from the first checkpoint).
-stop() {
-	kill "$SRV_PID" 2>/dev/null || true
-	wait "$SRV_PID" 2>/dev/null || true
-	SRV_PID=
-}
 # metric NAME: the server's counter NAME now (/metrics).
 metric() {
 	curl -sf --cacert "$DIR/ca.crt" "https://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'

@@ -60,7 +60,9 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 			va_end(ap);
 		}
 	} else if (level <= max_level) {
-		/* Each binary under its own name: keystrap, keystrap-server, the test helpers. */
+		/* Each binary under its own name: keystrap, keystrap-server, the test helpers. One
+		 * line whole: the server's worker threads log too (debug). */
+		flockfile(stderr);
 		fprintf(stderr, "%s: ", program_invocation_short_name);
 		va_start(ap, fmt);
 		/* %m is the error given, not whatever errno the caller's last call left. */
@@ -68,6 +70,7 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 		vfprintf(stderr, fmt, ap);
 		va_end(ap);
 		fputc('\n', stderr);
+		funlockfile(stderr);
 	}
 	errno = saved;
 	return -err;

@@ -308,86 +308,212 @@ static int share_audit(struct server *s, const char *peer, const struct reply *r
 	return store_audit_append(s->store, &a);
 }
 
-static int finish(struct server *s, const char *peer, const struct attest_finish *m, struct reply *r);
+/*
+ * A finish in three steps, so that its pure CPU work can run on a worker thread (workers.h):
+ * handshake_finish_prepare on the loop thread parses and reads the nonce; _verify, anywhere,
+ * checks the proof, the CSR, the quote and replays the logs, touching nothing but w; _complete,
+ * back on the loop thread, looks at the registry and the policy as they are then, judges the
+ * replayed evidence and does the writes. The refusals come in the order one pass made them.
+ */
+struct finish_work {
+	struct attest_finish m;
+	struct nonce_rec n;
+	struct pki *pki; /* only its digest, which a reload keeps until the workers have drained */
+	bool verify;     /* false: prepare decided the reply, _complete only audits the refusal */
+	/* The verdicts of _verify (status 0: passed): the first before the registry and policy
+	 * checks, the second after them. */
+	struct reply v1, v2;
+	uint8_t *spki;
+	size_t spki_size;
+	struct tpm_pub ek, ak;
+	TPMS_ATTEST attest;
+	struct evidence ev;
+};
 
-int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+void finish_work_free(struct finish_work *w)
 {
-	struct attest_finish m __attribute__((cleanup(attest_finish_done))) = {};
+	if (!w)
+		return;
+	attest_finish_done(&w->m);
+	evidence_done(&w->ev);
+	free(w->spki);
+	free(w);
+}
+
+static int finish_stage1(struct finish_work *w, uint8_t extra[32])
+{
+	struct reply *r = &w->v1;
+	uint8_t verifier[32];
 	char why[ATTEST_REASON_MAX];
 	int k;
 
-	r->action = "attest-finish";
-	if (attest_finish_parse(body, size, &m, why) < 0)
-		return deny(r, 400, "%s", why);
-	finish(s, peer, &m, r);
-	if (r->status == 200)
-		return 0;
-	/* Refused before anything was released: each volume asked for is audited as refused. */
-	for (size_t i = 0; i < m.n_shares_get; i++)
-		if ((k = share_audit(s, peer, r, "disk-share-release", false, m.shares_get[i], r->reason)) < 0)
-			return fail_internal(r, "auditing a disk share", k);
-	if (m.has_share_put &&
-	    (k = share_audit(s, peer, r, "disk-share-store", false, m.share_volume, r->reason)) < 0)
-		return fail_internal(r, "auditing a disk share", k);
-	return 0;
-}
-
-static int finish(struct server *s, const char *peer, const struct attest_finish *m, struct reply *r)
-{
-	_cleanup_free_ uint8_t *spki = NULL;
-	_cleanup_free_ char *pem = NULL, *refused = NULL;
-	const struct policy *p;
-	struct shares sh __attribute__((cleanup(shares_done))) = {};
-	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
-	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
-	struct nonce_rec n;
-	struct node_rec node;
-	struct tpm_pub ak, ek;
-	struct quote_expect e;
-	TPM2B_NAME ak_parents[2];
-	TPMS_ATTEST attest;
-	uint8_t verifier[32], extra[32];
-	size_t spki_size, withheld = 0;
-	int64_t lifetime;
-	char serial[41], why[ATTEST_REASON_MAX];
-	int64_t not_before;
-	int k;
-
-	k = store_nonce_get(s->store, m->session, &n);
-	if (k == -ENOENT)
-		return deny_as(r, REFUSAL_SESSION, 403, "unknown session");
-	if (k < 0)
-		return fail_internal(r, "reading the nonce", k);
-	memcpy(r->ek_hash, n.ek_hash, sizeof(r->ek_hash));
-	if (n.used)
-		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
-	if (now_usec() > n.expires_us)
-		return deny_as(r, REFUSAL_SESSION, 403, "nonce expired");
 	/*
 	 * The proof first, and nothing spent on a refusal: a finish by anyone who merely knows the
 	 * session id must not use up the nonce of the node that owns it.
 	 */
-	k = attest_proof_verifier(m->proof, verifier);
-	if (k >= 0 && !secmem_equal(verifier, n.verifier, sizeof(verifier)))
+	k = attest_proof_verifier(w->m.proof, verifier);
+	if (k >= 0 && !secmem_equal(verifier, w->n.verifier, sizeof(verifier)))
 		k = -EKEYREJECTED;
 	if (k >= 0)
-		k = pki_csr_key(s->pki, m->csr, &spki, &spki_size, why) < 0 ? -EBADMSG : 0;
+		k = pki_csr_key(w->pki, w->m.csr, &w->spki, &w->spki_size, why) < 0 ? -EBADMSG : 0;
 	if (k >= 0)
-		k = attest_extra_data(n.nonce, m->proof, spki, spki_size, extra);
+		k = attest_extra_data(w->n.nonce, w->m.proof, w->spki, w->spki_size, extra);
 	if (k == -EKEYREJECTED)
 		return deny(r, 403, "proof of activation does not match: the credential was not activated by the EK's TPM");
 	if (k == -EBADMSG)
 		return deny(r, 400, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "proof", k);
-	if (session_ek(m, &n, &ek) < 0)
+	if (session_ek(&w->m, &w->n, &w->ek) < 0)
 		return deny(r, 403, "field 'ek_pub' is not the EK this session was issued to");
+	return 0;
+}
 
-	/* Approval can have been revoked since the challenge; a 503 leaves the nonce for the retry. */
+static int finish_stage2(struct finish_work *w, const uint8_t extra[32])
+{
+	const struct attest_finish *m = &w->m;
+	struct reply *r = &w->v2;
+	TPM2B_NAME ak_parents[2];
+	struct quote_expect e;
+	char why[ATTEST_REASON_MAX];
+	int k;
+
+	if (tpm_pub_parse(w->n.ak_pub, w->n.ak_pub_size, &w->ak) < 0)
+		return fail_internal(r, "stored AK", -EBADMSG);
+	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
+	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);
+	if ((k = tpm_name_qualify(&ak_parents[0], &w->ek.name, &ak_parents[1])) < 0)
+		return fail_internal(r, "the EK's qualified name", k);
+	e = (struct quote_expect){
+		.ak = &w->ak,
+		.ak_parents = ak_parents,
+		.n_ak_parents = ELEMENTSOF(ak_parents),
+		.extra_data = extra,
+		.extra_data_size = 32,
+		.bank = m->bank,
+		.mask = m->mask,
+		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m->pcr_values,
+	};
+	if (quote_verify(&e, m->attest, m->attest_size, m->signature, m->signature_size, &w->attest, why) < 0)
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
+	k = evidence_replay(m, &w->ev, why);
+	if (k == -EBADMSG)
+		return deny(r, 400, "%s", why);
+	if (k == -EPERM)
+		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
+	if (k < 0)
+		return fail_internal(r, "replaying the logs", k);
+	return 0;
+}
+
+void handshake_finish_verify(struct finish_work *w)
+{
+	uint8_t extra[32];
+
+	if (!w->verify)
+		return;
+	finish_stage1(w, extra);
+	if (w->v1.status == 0)
+		finish_stage2(w, extra);
+}
+
+/* A verdict of _verify as the reply: true when it is a refusal. */
+static bool verdict(const struct reply *v, struct reply *r)
+{
+	if (v->status == 0)
+		return false;
+	r->status = v->status;
+	r->refusal = v->refusal;
+	memcpy(r->reason, v->reason, sizeof(r->reason));
+	return true;
+}
+
+int handshake_finish_prepare(struct server *s, const char *body, size_t size, struct reply *r,
+			     struct finish_work **ret)
+{
+	struct finish_work *w;
+	char why[ATTEST_REASON_MAX];
+	int k;
+
+	r->action = "attest-finish";
+	*ret = NULL;
+	if (!(w = calloc(1, sizeof(*w))))
+		return fail_internal(r, "the finish", -ENOMEM);
+	if (attest_finish_parse(body, size, &w->m, why) < 0) {
+		finish_work_free(w);
+		return deny(r, 400, "%s", why);
+	}
+	*ret = w;
+	w->pki = s->pki;
+	k = store_nonce_get(s->store, w->m.session, &w->n);
+	if (k == -ENOENT)
+		return deny_as(r, REFUSAL_SESSION, 403, "unknown session");
+	if (k < 0)
+		return fail_internal(r, "reading the nonce", k);
+	memcpy(r->ek_hash, w->n.ek_hash, sizeof(r->ek_hash));
+	if (w->n.used)
+		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
+	if (now_usec() > w->n.expires_us)
+		return deny_as(r, REFUSAL_SESSION, 403, "nonce expired");
+	w->verify = true;
+	return 0;
+}
+
+static int finish(struct server *s, const char *peer, struct finish_work *w, struct reply *r);
+
+int handshake_finish_complete(struct server *s, const char *peer, struct finish_work *w, struct reply *r)
+{
+	int k;
+
+	if (w->verify)
+		finish(s, peer, w, r);
+	if (r->status == 200)
+		return 0;
+	/* Refused before anything was released: each volume asked for is audited as refused. */
+	for (size_t i = 0; i < w->m.n_shares_get; i++)
+		if ((k = share_audit(s, peer, r, "disk-share-release", false, w->m.shares_get[i], r->reason)) < 0)
+			return fail_internal(r, "auditing a disk share", k);
+	if (w->m.has_share_put &&
+	    (k = share_audit(s, peer, r, "disk-share-store", false, w->m.share_volume, r->reason)) < 0)
+		return fail_internal(r, "auditing a disk share", k);
+	return 0;
+}
+
+int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+{
+	struct finish_work *w;
+	int k;
+
+	handshake_finish_prepare(s, body, size, r, &w);
+	if (!w)
+		return 0;
+	handshake_finish_verify(w);
+	k = handshake_finish_complete(s, peer, w, r);
+	finish_work_free(w);
+	return k;
+}
+
+static int finish(struct server *s, const char *peer, struct finish_work *w, struct reply *r)
+{
+	const struct attest_finish *m = &w->m;
+	const TPMS_ATTEST *attest = &w->attest;
+	_cleanup_free_ char *pem = NULL, *refused = NULL;
+	const struct policy *p;
+	struct shares sh __attribute__((cleanup(shares_done))) = {};
+	struct attest_result res __attribute__((cleanup(attest_result_done))) = { 0 };
+	struct node_rec node;
+	size_t withheld = 0;
+	int64_t lifetime;
+	char serial[41], why[ATTEST_REASON_MAX];
+	int64_t not_before;
+	int k;
+
+	if (verdict(&w->v1, r))
+		return 0;
+	/* Approval can have been revoked since the challenge (or while the evidence was checked);
+	 * a 503 leaves the nonce for the retry. */
 	if (node_admit(s, peer, r, &node) < 0 || policy_admit(s, r, &p) < 0)
 		return 0;
-	if (tpm_pub_parse(n.ak_pub, n.ak_pub_size, &ak) < 0)
-		return fail_internal(r, "stored AK", -EBADMSG);
 	/*
 	 * The policy in force now: one loaded since the challenge may select other PCRs. The logs are
 	 * replayed in the quoted bank only, so a policy's bank must be the quote's.
@@ -398,31 +524,10 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 			       m->bank->name, (long long)p->version, p->bank->name);
 	if (m->mask != p->mask)
 		return deny_as(r, REFUSAL_EVIDENCE, 403, "reported PCRs are not the requested selection");
-	/* The AK as keystrap makes it (an endorsement primary) or as tpm2_createak does (a child of the EK). */
-	tpm_name_hierarchy(TPM2_RH_ENDORSEMENT, &ak_parents[0]);
-	if ((k = tpm_name_qualify(&ak_parents[0], &ek.name, &ak_parents[1])) < 0)
-		return fail_internal(r, "the EK's qualified name", k);
-	e = (struct quote_expect){
-		.ak = &ak,
-		.ak_parents = ak_parents,
-		.n_ak_parents = ELEMENTSOF(ak_parents),
-		.extra_data = extra,
-		.extra_data_size = sizeof(extra),
-		.bank = m->bank,
-		.mask = m->mask,
-		.pcr_values = (const uint8_t(*)[PCR_DIGEST_MAX])m->pcr_values,
-	};
-	if (quote_verify(&e, m->attest, m->attest_size, m->signature, m->signature_size, &attest, why) < 0)
-		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
-	k = evidence_replay(m, &ev, why);
-	if (k == -EBADMSG)
-		return deny(r, 400, "%s", why);
-	if (k == -EPERM)
-		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
-	if (k < 0)
-		return fail_internal(r, "replaying the logs", k);
+	if (verdict(&w->v2, r))
+		return 0;
 	/* The logs replayed to the quote: now its values and events against the policy. */
-	k = evidence_judge(p, m, &ev, why, &refused);
+	k = evidence_judge(p, m, &w->ev, why, &refused);
 	if (k < 0)
 		return fail_internal(r, "judging the evidence", k);
 	if (k > 0) {
@@ -430,29 +535,30 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 		r->refused_policy = p->version;
 		return deny_as(r, REFUSAL_EVIDENCE, 403, "%s", why);
 	}
-	if ((int64_t)attest.clockInfo.resetCount < node.reset_count ||
-	    ((int64_t)attest.clockInfo.resetCount == node.reset_count &&
-	     (int64_t)attest.clockInfo.restartCount < node.restart_count))
+	if ((int64_t)attest->clockInfo.resetCount < node.reset_count ||
+	    ((int64_t)attest->clockInfo.resetCount == node.reset_count &&
+	     (int64_t)attest->clockInfo.restartCount < node.restart_count))
 		return deny_as(r, REFUSAL_SESSION, 403,
 			       "the TPM's resetCount/restartCount went backwards (%u/%u after %lld/%lld)",
-			       attest.clockInfo.resetCount, attest.clockInfo.restartCount, (long long)node.reset_count,
+			       attest->clockInfo.resetCount, attest->clockInfo.restartCount, (long long)node.reset_count,
 			       (long long)node.restart_count);
 	/*
 	 * The evidence passed: spend the nonce before anything is issued. Of finishes racing for
-	 * one nonce a single one spends it; the others are refused here, later ones above.
+	 * one nonce (the same finish twice, on two workers at once) a single one spends it; the
+	 * others are refused here, later ones in prepare.
 	 */
 	k = store_nonce_take(s->store, m->session, now_usec());
 	if (k == -EALREADY)
 		return deny_as(r, REFUSAL_SESSION, 403, "nonce already used: a replayed or repeated finish");
 	if (k < 0)
 		return fail_internal(r, "spending the nonce", k);
-	if ((k = store_node_set_counters(s->store, r->ek_hash, attest.clockInfo.resetCount,
-					 attest.clockInfo.restartCount)) < 0)
+	if ((k = store_node_set_counters(s->store, r->ek_hash, attest->clockInfo.resetCount,
+					 attest->clockInfo.restartCount)) < 0)
 		return fail_internal(r, "node counters", k);
 	/* The policy's lifetime, within the ceiling this server is configured with. */
 	lifetime = p->credential_lifetime < s->config->certificate_lifetime ? p->credential_lifetime :
 									    s->config->certificate_lifetime;
-	k = pki_issue(s->pki, spki, spki_size, node.node_id, lifetime, &pem, serial, &not_before, &res.not_after);
+	k = pki_issue(s->pki, w->spki, w->spki_size, node.node_id, lifetime, &pem, serial, &not_before, &res.not_after);
 	if (k == -ETIME)
 		return deny(r, 500, "the server's clock is outside its CA certificate's validity: nothing issued");
 	if (k < 0)
@@ -461,7 +567,7 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 	res.certificate = TAKE_PTR(pem);
 	if (shares_get(s, m, r, &sh) < 0)
 		return 0;
-	if (result_fill(s, p, &node, &ek, &ak, m->session, sh.items, sh.n, &res, r, &withheld) < 0)
+	if (result_fill(s, p, &node, &w->ek, &w->ak, m->session, sh.items, sh.n, &res, r, &withheld) < 0)
 		return 0;
 	/* Stored only now: a finish refused or failed above leaves the previous share in place. */
 	if (m->has_share_put) {
@@ -491,7 +597,7 @@ static int finish(struct server *s, const char *peer, const struct attest_finish
 	r->witness = m->witness;
 	r->witness_size = m->log_size;
 	snprintf(r->reason, sizeof(r->reason), "certificate %s issued under policy %lld, resetCount %u restartCount %u%s",
-		 serial, (long long)p->version, attest.clockInfo.resetCount, attest.clockInfo.restartCount,
+		 serial, (long long)p->version, attest->clockInfo.resetCount, attest->clockInfo.restartCount,
 		 withheld ? ", probe node: the group's secrets withheld" : "");
 	return 0;
 }

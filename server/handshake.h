@@ -58,3 +58,21 @@ struct reply {
  */
 int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r);
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r);
+
+/*
+ * handshake_finish in its three steps, for a caller that runs the middle one on a worker thread
+ * (workers.h). prepare, on the store's thread inside its transaction, parses and reads the
+ * session's nonce: *ret is NULL when the body did not parse (r holds the refusal), else the work
+ * to pass on. verify is pure CPU (proof, CSR, quote, log replay): it reads only w and the
+ * server's pki, which must outlive it, and writes only w. complete, back on the store's thread
+ * inside a transaction (not necessarily prepare's), checks the registry and policy as they are
+ * then, judges the evidence, spends the nonce with a conditional write (so of two finishes of
+ * one session verified at once one is refused) and does the writes; r is then as
+ * handshake_finish leaves it. The caller frees w.
+ */
+struct finish_work;
+int handshake_finish_prepare(struct server *s, const char *body, size_t size, struct reply *r,
+			     struct finish_work **ret);
+void handshake_finish_verify(struct finish_work *w);
+int handshake_finish_complete(struct server *s, const char *peer, struct finish_work *w, struct reply *r);
+void finish_work_free(struct finish_work *w);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * keystrap-server serve: HTTPS (TLS 1.3 only, OpenSSL 3) through libevent's evhttp with
- * bufferevent_openssl. One event loop, one thread: each request is handled to the end (store
- * transaction committed durably) inside its callback, so a reply never leaves before its
- * audit record is on disk.
+ * bufferevent_openssl. One event loop on one thread owns the connections and the store: a
+ * request is decided and recorded in the open batch (one store transaction), and its reply
+ * leaves once that has committed durably, so never before its audit record is on disk. A
+ * finish's verification alone runs on a worker thread (workers.h), between its reads and its
+ * writes, which both happen here.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -50,6 +52,7 @@
 #include "serve.h"
 #include "server-config.h"
 #include "tls-tickets.h"
+#include "workers.h"
 
 /* logfmt: key=value, values with spaces or quotes quoted, control characters escaped. */
 static void put_value(FILE *f, const char *v)
@@ -141,7 +144,10 @@ struct pending {
 };
 
 #define BATCH_MAX 512
-#define BATCH_MAX_US 10000 /* a batch older than this commits even while requests keep coming */
+#define BATCH_MAX_US 10000
+/* Finishes each worker may have waiting or running; beyond that, finishes are verified on the
+ * loop thread and starts get the overload 503. Enough to keep them busy across a batch. */
+#define WORKERS_QUEUE_PER_THREAD 32 /* a batch older than this commits even while requests keep coming */
 /* Descriptors kept free beside the connections: the store (SQLite's -wal and -shm, temporary
  * files, a PostgreSQL reconnect), files read while serving. */
 #define FD_RESERVE 32
@@ -192,6 +198,7 @@ struct daemon {
 	int64_t batch_start_us;
 	size_t n_pending;
 	struct pending pending[BATCH_MAX];
+	struct workers *workers; /* finishes' verification (workers); NULL: on this thread */
 	const char *config_path;
 	struct server_config *config; /* srv.config, which a reload replaces in place */
 	uint64_t checkpoint_published; /* the size of the newest checkpoint logged */
@@ -597,7 +604,9 @@ static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct
 	int64_t lag = loop_lag_us(d), ra = d->srv.config->retry_after;
 	uint32_t r;
 
-	if (!behind(d, lag))
+	bool queued = workers_full(d->workers);
+
+	if (!behind(d, lag) && !queued)
 		return false;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)lag;
@@ -614,12 +623,90 @@ static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct
 	p->r.action = "overload";
 	p->r.refusal = REFUSAL_OVERLOADED;
 	p->retry_after = ra;
-	snprintf(p->r.reason, sizeof(p->r.reason),
-		 "server overloaded: its event loop is %lld ms behind (max_queue_delay %lld ms); %llu refused since "
-		 "the last record",
-		 (long long)(lag / 1000), (long long)d->srv.config->max_queue_delay,
-		 (unsigned long long)d->overload_unrecorded);
+	if (queued)
+		snprintf(p->r.reason, sizeof(p->r.reason),
+			 "server overloaded: its workers' queue is full (%lld workers); %llu refused since the last record",
+			 (long long)d->srv.config->workers, (unsigned long long)d->overload_unrecorded);
+	else
+		snprintf(p->r.reason, sizeof(p->r.reason),
+			 "server overloaded: its event loop is %lld ms behind (max_queue_delay %lld ms); %llu refused "
+			 "since the last record",
+			 (long long)(lag / 1000), (long long)d->srv.config->max_queue_delay,
+			 (unsigned long long)d->overload_unrecorded);
 	d->overload_unrecorded = 0;
+	return false;
+}
+
+static void request_record(struct daemon *d, struct pending *p);
+
+/* A finish waiting for a worker: its request, then its verification's work. */
+struct offload {
+	struct worker_job job; /* first: the job is the offload */
+	struct daemon *d;
+	struct pending p;
+	struct finish_work *w;
+};
+
+/* Back on the loop thread: the finish's writes and audit record join the open batch. */
+static void finish_done(struct worker_job *j)
+{
+	struct offload *o = (struct offload *)j;
+	struct daemon *d = o->d;
+	struct pending *p;
+	int k;
+
+	if (d->n_pending >= BATCH_MAX)
+		batch_commit(d);
+	k = batch_join(d);
+	if (k < 0) {
+		health_note(d, k, "cannot begin a transaction");
+		answer_now(d, o->p.req, o->p.ep, o->p.start_us, 503, "application/json", "{\"error\":\"store unavailable\"}",
+			   29, 1);
+	} else {
+		p = d->pending + d->n_pending;
+		*p = o->p;
+		handshake_finish_complete(&d->srv, p->peer, o->w, &p->r);
+		if (p->r.status == 503)
+			p->retry_after = p->r.retry_after > 0 ? p->r.retry_after : 60;
+		request_record(d, p);
+	}
+	finish_work_free(o->w);
+	free(o);
+}
+
+static void finish_run(struct worker_job *j)
+{
+	handshake_finish_verify(((struct offload *)j)->w);
+}
+
+/*
+ * A finish, its verification on a worker: true when it went there (finish_done completes it),
+ * false when it was handled here to the end, p filled in: no workers, a body that does not
+ * parse, or the workers' queue full. A finish is never refused for overload (its start was
+ * admitted); verified here it slows the loop, and the starts behind it get the 503s.
+ */
+static bool finish_offload(struct daemon *d, struct pending *p, const char *body, size_t size)
+{
+	struct finish_work *w;
+	struct offload *o;
+
+	if (!d->workers) {
+		handshake_finish(&d->srv, p->peer, body, size, &p->r);
+		return false;
+	}
+	handshake_finish_prepare(&d->srv, body, size, &p->r, &w);
+	if (!w)
+		return false;
+	o = calloc(1, sizeof(*o));
+	if (o) {
+		*o = (struct offload){ .job = { .run = finish_run, .done = finish_done }, .d = d, .p = *p, .w = w };
+		if (workers_submit(d->workers, &o->job) >= 0)
+			return true;
+		free(o);
+	}
+	handshake_finish_verify(w);
+	handshake_finish_complete(&d->srv, p->peer, w, &p->r);
+	finish_work_free(w);
 	return false;
 }
 
@@ -634,7 +721,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 	enum endpoint ep = endpoint_of(path);
 	struct ratelimit_verdict v;
 	struct pending *p;
-	struct audit_rec a;
 	char addr[64];
 	struct conn *c = conn_of(req);
 	int k;
@@ -707,14 +793,22 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 		if (ep == EP_START)
 			handshake_start(&d->srv, p->peer, b ? b : "", size, &p->r);
-		else
-			handshake_finish(&d->srv, p->peer, b ? b : "", size, &p->r);
+		else if (finish_offload(d, p, b ? b : "", size))
+			return;
 		if (p->r.status == 503)
 			p->retry_after = p->r.retry_after > 0 ? p->r.retry_after : 60;
 	}
+	request_record(d, p);
+}
+
+/* A request decided (p is the next slot of the open batch): its audit record, then it waits for the commit. */
+static void request_record(struct daemon *d, struct pending *p)
+{
+	struct audit_rec a;
+	int k;
 
 	a = (struct audit_rec){
-		.time_us = start,
+		.time_us = p->start_us,
 		.peer = p->peer,
 		.ek_hash = p->r.ek_hash,
 		.node_id = p->r.node_id,
@@ -1294,6 +1388,8 @@ static const char *reload_fixed(const struct server_config *a, const struct serv
 		return "log_name";
 	if (a->max_connections != b->max_connections)
 		return "max_connections";
+	if (a->workers != b->workers)
+		return "workers";
 	if (a->max_connections_per_address != b->max_connections_per_address)
 		return "max_connections_per_address";
 	return NULL;
@@ -1388,7 +1484,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		sd_notify(0, "READY=1");
 		return;
 	}
-	/* Decisions made under the old configuration are answered under it. */
+	/* Decisions made under the old configuration are answered under it; the finishes on a
+	 * worker complete first, as their verification may still read the CA being replaced. */
+	workers_drain(d->workers);
 	batch_commit(d);
 	swap = *d->config;
 	*d->config = *c;
@@ -1478,6 +1576,9 @@ int serve_run(const char *config)
 		goto out;
 	d->lag_due_us = mono_us();
 	on_lag(-1, 0, d);
+	if (c->workers > 0 &&
+	    workers_new(d->base, (unsigned)c->workers, (size_t)c->workers * WORKERS_QUEUE_PER_THREAD, &d->workers) < 0)
+		goto out;
 	d->http = evhttp_new(d->base);
 	if (!d->http)
 		goto out;
@@ -1521,10 +1622,14 @@ int serve_run(const char *config)
 	sd_notifyf(0, "READY=1\nSTATUS=listening on %s", c->listen);
 	if (event_base_dispatch(d->base) < 0)
 		goto out;
+	/* The finishes still on a worker complete, and commit with the last batch. */
+	workers_drain(d->workers);
 	batch_commit(d);
 	slog("info", "stopped", NULL);
 	rc = 0;
 out:
+	/* Its threads first: none may still read the pki or a request freed below. */
+	workers_free(TAKE_PTR(d->workers));
 	/* Connections are freed with evhttp and the event loop: they touch neither from here. */
 	d->stopping = true;
 	d->listener = NULL;

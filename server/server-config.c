@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <json-c/json.h>
 
 #include "encode.h"
@@ -43,6 +44,14 @@ void server_config_free(struct server_config *c)
 	free(c->ca_previous);
 	operator_keys_free(c->operators);
 	free(c);
+}
+
+/* The default of workers: one verification thread per online CPU, at least one. */
+static int64_t online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : n;
 }
 
 static int bad(const char *path, const char *key, const char *why)
@@ -140,7 +149,7 @@ int server_config_load(const char *path, struct server_config **ret)
 					      "policy_threshold", "max_connections", "max_connections_per_address",
 					      "request_timeout", "kek", "ca_previous", "crl_lifetime", "log_key",
 					      "log_key_next", "log_name", "checkpoint_file", "admin_listen", "max_queue_delay",
-					      "retry_after", NULL };
+					      "retry_after", "workers", NULL };
 	_cleanup_server_config_ struct server_config *c = NULL;
 	_cleanup_free_ uint8_t *text = NULL;
 	json_object *o = NULL;
@@ -171,6 +180,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	c->request_timeout = 10;
 	c->max_queue_delay = 500;
 	c->retry_after = 2;
+	c->workers = online_cpus();
 	c->crl_lifetime = 86400;
 	if ((r = str(path, o, "listen", true, &c->listen)) < 0 || (r = str(path, o, "database", true, &c->database)) < 0 ||
 	    (r = str(path, o, "kek", true, &c->kek)) < 0 ||
@@ -194,6 +204,7 @@ int server_config_load(const char *path, struct server_config **ret)
 	    (r = num(path, o, "request_timeout", 1, 3600, &c->request_timeout)) < 0 ||
 	    (r = num(path, o, "max_queue_delay", 1, 60000, &c->max_queue_delay)) < 0 ||
 	    (r = num(path, o, "retry_after", 1, 3600, &c->retry_after)) < 0 ||
+	    (r = num(path, o, "workers", 0, WORKERS_MAX, &c->workers)) < 0 ||
 	    (r = num(path, o, "crl_lifetime", 300, 30LL * 86400, &c->crl_lifetime)) < 0 ||
 	    (r = files(path, o, "ek_ca", EK_CA_MAX, c->ek_ca, &c->n_ek_ca)) < 0 || (r = operators(path, o, c)) < 0)
 		goto out;

@@ -50,9 +50,12 @@ struct server_config {
 	int64_t max_queue_delay;         /* ms the event loop may be behind before starts get 503 (overload) */
 	int64_t retry_after;             /* seconds: an overload 503's Retry-After is 1 to 2 times this */
 	int64_t crl_lifetime;            /* seconds from a CRL's making to its nextUpdate */
+	int64_t workers;                 /* verification threads (workers.h); 0: on the event loop; default the CPUs */
 	struct operator_keys *operators; /* n: who may sign policies (PEM public keys) */
 	int64_t policy_threshold;        /* k: how many of them must (default 2) */
 };
+
+#define WORKERS_MAX 256
 
 int server_config_load(const char *path, struct server_config **ret);
 void server_config_free(struct server_config *c);

@@ -20,7 +20,8 @@ setup_file() {
 	export SRV_DIR=$BATS_FILE_TMPDIR/srv SRV_PORT
 	SRV_PORT=$(free_port)
 	server_pki "$SRV_DIR"
-	MAX_BODY=262144 server_config "$SRV_DIR" "0 7"
+	# Two verification threads whatever the machine: the finishes below go through them.
+	MAX_BODY=262144 server_config "$SRV_DIR" "0 7" '"workers":2'
 	server_start "$SRV_DIR"
 	export EK EK_OTHER U
 	EK=$(ek_hash)
@@ -169,6 +170,29 @@ attest() {
 	run post /v1/attest/finish finish.json
 	[ "$(status_of "$output")" = 403 ]
 	[ "$(body_of "$output")" = '{"error":"nonce already used: a replayed or repeated finish"}' ]
+}
+
+# statuses FILE...: the status line of each saved post output, one per line.
+statuses() {
+	local f
+	for f; do status_of "$(cat "$f")"; done
+}
+
+@test "one finish sent eight times at once, verified on the workers side by side: one 200, seven nonce already used" {
+	local i before
+	challenge ch.json
+	"$PEER" finish "$U" ch.json >finish.json
+	before=$(srv audit export | grep -c 'nonce already used' || true)
+	# Each read its nonce unspent and went to a worker; only the first back spends it.
+	for i in 1 2 3 4 5 6 7 8; do
+		post /v1/attest/finish finish.json >"f$i.out" &
+	done
+	wait
+	[ "$(statuses f?.out | sort | uniq -c | awk '{print $1 "x" $2}' | tr '\n' ' ')" = "1x200 7x403 " ]
+	[ "$(grep -lx '{"error":"nonce already used: a replayed or repeated finish"}' f?.out | wc -l)" = 7 ]
+	# Twin: seven refusals on record, and the one certificate.
+	[ "$(srv audit export | grep -c 'nonce already used')" = $((before + 7)) ]
+	[ "$(grep -l '"certificate"' f?.out | wc -l)" = 1 ]
 }
 
 @test "a quote made by another TPM's AK is refused, even with the right proof of activation" {
