@@ -251,6 +251,12 @@ int store_sequence(struct store *s)
 
 	if (!s->deferred)
 		return 0;
+	/* Nothing queued (a batch that only read, say a finish's reads before its verification on a
+	 * worker): nothing to append, so no lock to wait for. */
+	if (s->n_queued == 0) {
+		s->deferred = false;
+		return 0;
+	}
 	if (s->ops->lock && (k = s->ops->lock(s)) < 0)
 		return k;
 	s->deferred = false;
