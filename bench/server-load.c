@@ -24,7 +24,8 @@
  * (429, 502, 503, 504) or a lost connection sends the node back to wait as keystrap attest does
  * (retry_wait_ms: its Retry-After, then full jitter) and start again, until --duration ends.
  * It prints how long the fleet took to converge and how many busy answers it met; --kill
- * works here too (the caller restarts the server, and the nodes find it again).
+ * works here too, at --kill-after or once half the nodes attested, whichever is first (the
+ * caller restarts the server, and the nodes find it again).
  *
  * Every node's finish carries --event-log (a TCG firmware event log) and --measure-log
  * (keystrap's CEL-JSON measurement log) when given, and quotes what they replay to; without
@@ -602,7 +603,8 @@ static void storm(double duration, pid_t kill_pid, double kill_after, bool enrol
 		double t = now();
 		bool busy = false;
 
-		if (kill_pid > 0 && !enrolling && !killed && t - t0 >= kill_after) {
+		/* Mid-storm whatever the server's speed: at kill_after, or once half the nodes attested. */
+		if (kill_pid > 0 && !enrolling && !killed && (t - t0 >= kill_after || S.attested >= G.n_nodes / 2)) {
 			kill(kill_pid, SIGKILL);
 			killed = true;
 			printf("               server (pid %d) killed with SIGKILL after %.1f s, %zu nodes attested\n",

@@ -330,36 +330,54 @@ static void items_free(struct payload_item *items, size_t n)
 	free(items);
 }
 
-static int seal(struct secbuf *plain, const struct tpm_pub *ek, const TPM2B_NAME *ak_name, const char *session,
-		struct attest_payload *ret)
+int evidence_seal_key(const struct tpm_pub *ek, const TPM2B_NAME *ak_name, struct seal_key *ret)
 {
 	_cleanup_secbuf_ struct secbuf *key = secbuf_new(PAYLOAD_KEY_SIZE);
-	TPM2B_ID_OBJECT blob;
-	TPM2B_ENCRYPTED_SECRET seed;
-	size_t off = 0;
 	int r;
 
 	if (!key)
 		return -ENOMEM;
 	if (RAND_priv_bytes(key->data, PAYLOAD_KEY_SIZE) != 1)
 		return -EIO;
-	if ((r = credential_make(ek, ak_name, key->data, key->size, &blob, &seed)) < 0 ||
-	    (r = payload_encrypt(key->data, session, plain, ret->iv, &ret->ciphertext, &ret->ciphertext_size)) < 0)
+	if ((r = credential_make(ek, ak_name, key->data, key->size, &ret->blob, &ret->seed)) < 0)
 		return r;
-	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, ret->credential_blob, sizeof(ret->credential_blob), &off) != 0)
+	ret->key = TAKE_PTR(key);
+	return 0;
+}
+
+void seal_key_done(struct seal_key *k)
+{
+	secbuf_free(TAKE_PTR(k->key));
+}
+
+static int seal(struct secbuf *plain, const struct tpm_pub *ek, const TPM2B_NAME *ak_name, struct seal_key *key,
+		const char *session, struct attest_payload *ret)
+{
+	struct seal_key own __attribute__((cleanup(seal_key_done))) = {};
+	size_t off = 0;
+	int r;
+
+	if (!key || !key->key) {
+		if ((r = evidence_seal_key(ek, ak_name, &own)) < 0)
+			return r;
+		key = &own;
+	}
+	if ((r = payload_encrypt(key->key->data, session, plain, ret->iv, &ret->ciphertext, &ret->ciphertext_size)) < 0)
+		return r;
+	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&key->blob, ret->credential_blob, sizeof(ret->credential_blob), &off) != 0)
 		return -EIO;
 	ret->credential_blob_size = off;
 	off = 0;
-	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&seed, ret->credential_seed, sizeof(ret->credential_seed), &off) !=
-	    0)
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&key->seed, ret->credential_seed, sizeof(ret->credential_seed),
+						   &off) != 0)
 		return -EIO;
 	ret->credential_seed_size = off;
 	return 0;
 }
 
 int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct payload_item *extra, size_t n_extra,
-		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
-		  char reason[ATTEST_REASON_MAX])
+		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, struct seal_key *key, const char *session,
+		  struct attest_payload *ret, char reason[ATTEST_REASON_MAX])
 {
 	_cleanup_secbuf_ struct secbuf *plain = NULL;
 	struct payload_item *items = calloc(n + n_extra ? n + n_extra : 1, sizeof(*items));
@@ -397,7 +415,7 @@ int evidence_seal(struct store *s, char (*const names)[65], size_t n, const stru
 	items_free(items, got);
 	if (r < 0)
 		return r;
-	r = seal(plain, ek, ak_name, session, ret);
+	r = seal(plain, ek, ak_name, key, session, ret);
 	if (r < 0) {
 		free(ret->ciphertext);
 		ret->ciphertext = NULL;

@@ -71,13 +71,27 @@ struct evidence_named {
 int evidence_reason_next(const char **pos, struct evidence_named *ret);
 
 /*
+ * A payload's key: fresh, and wrapped with MakeCredential to ek and ak_name (the ECDH or
+ * RSA-OAEP that is most of sealing's CPU). Pure CPU, so a finish makes it on a worker thread
+ * beside its verification; key is mlocked and wiped by seal_key_done (NULL key: none made).
+ */
+struct seal_key {
+	struct secbuf *key;
+	TPM2B_ID_OBJECT blob;
+	TPM2B_ENCRYPTED_SECRET seed;
+};
+int evidence_seal_key(const struct tpm_pub *ek, const TPM2B_NAME *ak_name, struct seal_key *ret);
+void seal_key_done(struct seal_key *k);
+
+/*
  * Seals the secrets named (values from the store) for this TPM: AES-256-GCM with AAD session
- * under a fresh key, the key wrapped with MakeCredential to ek and ak_name. The key and every
+ * under key, evidence_seal_key's for this ek and ak_name (made here when key or key->key is
+ * NULL), the wrapped key beside the ciphertext. The key and every
  * value are wiped on each path. -ENOENT: a named secret is not in the store; -EBADMSG: its row
  * does not decrypt (altered or moved); -EKEYREJECTED: it is wrapped by a KEK the server does not
  * hold (a rotation whose new KEK is not in place here yet). reason says which secret. extra:
  * items sealed besides them (the disk shares released), owned by the caller.
  */
 int evidence_seal(struct store *s, char (*const names)[65], size_t n, const struct payload_item *extra, size_t n_extra,
-		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, const char *session, struct attest_payload *ret,
-		  char reason[ATTEST_REASON_MAX]);
+		  const struct tpm_pub *ek, const TPM2B_NAME *ak_name, struct seal_key *key, const char *session,
+		  struct attest_payload *ret, char reason[ATTEST_REASON_MAX]);

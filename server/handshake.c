@@ -36,6 +36,17 @@ static int fail_internal(struct reply *r, const char *what, int err)
 	return deny(r, 500, "internal error: %s: %s", what, strerror(-err));
 }
 
+/* A verdict of _verify as the reply: true when it is a refusal. */
+static bool verdict(const struct reply *v, struct reply *r)
+{
+	if (v->status == 0)
+		return false;
+	r->status = v->status;
+	r->refusal = v->refusal;
+	memcpy(r->reason, v->reason, sizeof(r->reason));
+	return true;
+}
+
 /*
  * The registry's key: the EK's identity (tpm_ek_identity), in hex. Only a TCG-template EK has
  * one (-EKEYREJECTED, reason filled in), so re-wrapping a certified key makes no second node.
@@ -112,38 +123,61 @@ static int policy_admit(struct server *s, struct reply *r, const struct policy *
 	return 0;
 }
 
-int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+/*
+ * A start in three steps, as a finish (below): _prepare on the loop thread parses, checks the
+ * EK, its certificate and the AK and admits the node under the policy in force; _verify,
+ * anywhere, draws the session, nonce and activation secret and makes the credential (the
+ * ECDH or RSA-OAEP that is most of a start's CPU), touching nothing but w; _complete, back on
+ * the loop thread, stores the nonce and formats the challenge.
+ */
+struct start_work {
+	struct tpm_pub ek, ak;
+	struct attest_challenge c;
+	struct nonce_rec n;
+	struct reply v; /* _verify's verdict (status 0: passed) */
+	int64_t policy_version;
+	char min_version[ATTEST_VERSION_MAX + 1], version[ATTEST_VERSION_MAX + 1];
+	bool older;
+};
+
+void start_work_free(struct start_work *w)
 {
-	_cleanup_secbuf_ struct secbuf *secret = NULL;
+	if (!w)
+		return;
+	/* The nonce's verifier checks a proof but cannot make one; wiped all the same. */
+	secmem_wipe(w, sizeof(*w));
+	free(w);
+}
+
+int handshake_start_prepare(struct server *s, const char *peer, const char *body, size_t size, struct reply *r,
+			    struct start_work **ret)
+{
+	_cleanup_free_ struct start_work *w = NULL;
 	const struct policy *p;
 	struct attest_start m;
-	struct attest_challenge c = {};
-	struct tpm_pub ek, ak;
 	struct node_rec node;
-	struct nonce_rec n = { 0 };
-	TPM2B_ID_OBJECT blob;
-	TPM2B_ENCRYPTED_SECRET seed;
-	uint8_t session[ATTEST_SESSION_SIZE], proof[ATTEST_PROOF_SIZE];
 	const char *ak_why = NULL;
 	char why[ATTEST_REASON_MAX];
-	bool older;
-	size_t off;
 	int k;
 
 	r->action = "attest-start";
+	*ret = NULL;
+	if (!(w = calloc(1, sizeof(*w))))
+		return fail_internal(r, "the start", -ENOMEM);
 	if (attest_start_parse(body, size, &m, why) < 0)
 		return deny(r, 400, "%s", why);
-	if (tpm_pub_parse(m.ek_pub, m.ek_pub_size, &ek) < 0)
+	if (tpm_pub_parse(m.ek_pub, m.ek_pub_size, &w->ek) < 0)
 		return deny(r, 400, "field 'ek_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
-	if ((k = ek_hash(&ek, r->ek_hash, why)) == -EKEYREJECTED)
+	if ((k = ek_hash(&w->ek, r->ek_hash, why)) == -EKEYREJECTED)
 		return deny(r, 403, "the EK is refused: %s", why);
 	if (k < 0)
 		return fail_internal(r, "hashing the EK", k);
-	if (tpm_pub_parse(m.ak_pub, m.ak_pub_size, &ak) < 0)
+	if (tpm_pub_parse(m.ak_pub, m.ak_pub_size, &w->ak) < 0)
 		return deny(r, 400, "field 'ak_pub' is not a usable TPM2B_PUBLIC (RSA or ECC)");
-	if (tpm_pub_check_ak(&ak, &ak_why) < 0)
+	if (tpm_pub_check_ak(&w->ak, &ak_why) < 0)
 		return deny(r, 403, "the AK is refused: %s", ak_why);
-	if ((k = pki_ek_cert_check(s->pki, m.ek_cert, m.ek_cert_size, &ek, why)) == -EKEYREJECTED)
+	/* On this thread: the pki's cache of EK certificates already checked is not shared. */
+	if ((k = pki_ek_cert_check(s->pki, m.ek_cert, m.ek_cert_size, &w->ek, why)) == -EKEYREJECTED)
 		return deny(r, 403, "%s", why);
 	if (k < 0)
 		return fail_internal(r, "checking the EK certificate", k);
@@ -153,54 +187,104 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 		return deny(r, 400, "field 'version' is not a dotted keystrap version");
 	/* Not a check: the version is the node's own claim, so it only annotates the record. What
 	 * pins the keystrap binary is the initrd digest in PCR 9, which the policy's references hold. */
-	older = policy_version_compare(m.version, p->min_version) < 0;
-	c.bank = p->bank;
-	c.mask = p->mask;
+	w->older = policy_version_compare(m.version, p->min_version) < 0;
+	snprintf(w->version, sizeof(w->version), "%s", m.version);
+	snprintf(w->min_version, sizeof(w->min_version), "%s", p->min_version);
+	w->policy_version = p->version;
+	w->c.bank = p->bank;
+	w->c.mask = p->mask;
+	memcpy(w->n.ek_hash, r->ek_hash, sizeof(w->n.ek_hash));
+	memcpy(w->n.ak_pub, m.ak_pub, m.ak_pub_size);
+	w->n.ak_pub_size = m.ak_pub_size;
+	*ret = TAKE_PTR(w);
+	return 0;
+}
 
-	if (!(secret = secbuf_new(ATTEST_SECRET_SIZE)))
-		return fail_internal(r, "the activation secret", -ENOMEM);
-	if (RAND_bytes(session, sizeof(session)) != 1 || RAND_bytes(n.nonce, sizeof(n.nonce)) != 1 ||
-	    RAND_bytes(secret->data, (int)secret->size) != 1)
-		return fail_internal(r, "random", -EIO);
-	hex_encode(session, sizeof(session), n.session);
-	k = credential_make(&ek, &ak.name, secret->data, secret->size, &blob, &seed);
-	if (k < 0)
-		return deny(r, 400, "MakeCredential to this EK failed: %s", strerror(-k));
+void handshake_start_verify(struct start_work *w)
+{
+	_cleanup_secbuf_ struct secbuf *secret = secbuf_new(ATTEST_SECRET_SIZE);
+	struct reply *r = &w->v;
+	TPM2B_ID_OBJECT blob;
+	TPM2B_ENCRYPTED_SECRET seed;
+	uint8_t session[ATTEST_SESSION_SIZE], proof[ATTEST_PROOF_SIZE];
+	size_t off;
+	int k;
+
+	if (!secret) {
+		fail_internal(r, "the activation secret", -ENOMEM);
+		return;
+	}
+	if (RAND_bytes(session, sizeof(session)) != 1 || RAND_bytes(w->n.nonce, sizeof(w->n.nonce)) != 1 ||
+	    RAND_bytes(secret->data, (int)secret->size) != 1) {
+		fail_internal(r, "random", -EIO);
+		return;
+	}
+	hex_encode(session, sizeof(session), w->n.session);
+	k = credential_make(&w->ek, &w->ak.name, secret->data, secret->size, &blob, &seed);
+	if (k < 0) {
+		deny(r, 400, "MakeCredential to this EK failed: %s", strerror(-k));
+		return;
+	}
 	/* The secret leaves in the credential only: what is stored checks a proof but cannot make one. */
-	k = attest_proof(secret->data, secret->size, n.nonce, proof);
+	k = attest_proof(secret->data, secret->size, w->n.nonce, proof);
 	if (k >= 0)
-		k = attest_proof_verifier(proof, n.verifier);
+		k = attest_proof_verifier(proof, w->n.verifier);
 	secmem_wipe(proof, sizeof(proof));
-	if (k < 0)
-		return fail_internal(r, "the proof's verifier", k);
-	memcpy(n.ek_hash, r->ek_hash, sizeof(n.ek_hash));
-	memcpy(n.ak_pub, m.ak_pub, m.ak_pub_size);
-	n.ak_pub_size = m.ak_pub_size;
-	n.expires_us = now_usec() + s->config->nonce_lifetime * 1000000;
-	if ((k = store_nonce_put(s->store, &n, now_usec())) < 0)
+	if (k < 0) {
+		fail_internal(r, "the proof's verifier", k);
+		return;
+	}
+	memcpy(w->c.session, w->n.session, sizeof(w->c.session));
+	memcpy(w->c.nonce, w->n.nonce, sizeof(w->c.nonce));
+	off = 0;
+	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, w->c.credential_blob, sizeof(w->c.credential_blob), &off) != 0) {
+		fail_internal(r, "marshalling the credential", -EIO);
+		return;
+	}
+	w->c.credential_blob_size = off;
+	off = 0;
+	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&seed, w->c.credential_seed, sizeof(w->c.credential_seed), &off) != 0) {
+		fail_internal(r, "marshalling the credential", -EIO);
+		return;
+	}
+	w->c.credential_seed_size = off;
+}
+
+int handshake_start_complete(struct server *s, struct start_work *w, struct reply *r)
+{
+	int k;
+
+	if (verdict(&w->v, r))
+		return 0;
+	w->n.expires_us = now_usec() + s->config->nonce_lifetime * 1000000;
+	if ((k = store_nonce_put(s->store, &w->n, now_usec())) < 0)
 		return fail_internal(r, "storing the nonce", k);
-	memcpy(c.session, n.session, sizeof(c.session));
-	memcpy(c.nonce, n.nonce, sizeof(c.nonce));
-	off = 0;
-	if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, c.credential_blob, sizeof(c.credential_blob), &off) != 0)
-		return fail_internal(r, "marshalling the credential", -EIO);
-	c.credential_blob_size = off;
-	off = 0;
-	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&seed, c.credential_seed, sizeof(c.credential_seed), &off) != 0)
-		return fail_internal(r, "marshalling the credential", -EIO);
-	c.credential_seed_size = off;
-	if ((k = attest_challenge_format(&c, &r->body)) < 0)
+	if ((k = attest_challenge_format(&w->c, &r->body)) < 0)
 		return fail_internal(r, "formatting the challenge", k);
 	r->status = 200;
 	/* No session id: the reason goes to the log and the audit trail, which others read. */
-	if (older)
+	if (w->older)
 		snprintf(r->reason, sizeof(r->reason),
 			 "challenge issued under policy %lld; the node reports keystrap %s, older than "
 			 "min_keystrap_version %s (advisory, not enforced)",
-			 (long long)p->version, m.version, p->min_version);
+			 (long long)w->policy_version, w->version, w->min_version);
 	else
-		snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)p->version);
+		snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)w->policy_version);
 	return 0;
+}
+
+int handshake_start(struct server *s, const char *peer, const char *body, size_t size, struct reply *r)
+{
+	struct start_work *w;
+	int k;
+
+	handshake_start_prepare(s, peer, body, size, r, &w);
+	if (!w)
+		return 0;
+	handshake_start_verify(w);
+	k = handshake_start_complete(s, w, r);
+	start_work_free(w);
+	return k;
 }
 
 /* The finish carries the start's EK again: it must be the one this session's nonce was issued to. */
@@ -219,8 +303,9 @@ static int session_ek(const struct attest_finish *m, const struct nonce_rec *n, 
  * receives none, even from a policy that lists some for its group; *ret_withheld says how many.
  */
 static int result_fill(struct server *s, const struct policy *p, const struct node_rec *node, const struct tpm_pub *ek,
-		       const struct tpm_pub *ak, const char *session, const struct payload_item *shares, size_t n_shares,
-		       struct attest_result *res, struct reply *r, size_t *ret_withheld)
+		       const struct tpm_pub *ak, struct seal_key *key, const char *session,
+		       const struct payload_item *shares, size_t n_shares, struct attest_result *res, struct reply *r,
+		       size_t *ret_withheld)
 {
 	const struct policy_group *g = p ? policy_group(p, node->group) : NULL;
 	char why[ATTEST_REASON_MAX];
@@ -238,7 +323,7 @@ static int result_fill(struct server *s, const struct policy *p, const struct no
 	}
 	res->policy_version = p ? p->version : 0;
 	k = evidence_seal(s->store, g ? g->secrets : NULL, g ? g->n_secrets : 0, shares, n_shares, ek, &ak->name,
-			  session, &res->payload, why);
+			  key, session, &res->payload, why);
 	if (k == -ENOENT || k == -EINVAL || k == -EBADMSG)
 		deny(r, 500, "%s", why);
 	else if (k == -EKEYREJECTED) {
@@ -328,6 +413,7 @@ struct finish_work {
 	struct tpm_pub ek, ak;
 	TPMS_ATTEST attest;
 	struct evidence ev;
+	struct seal_key seal; /* made by _verify once the evidence verified (no key: made in _complete) */
 };
 
 void finish_work_free(struct finish_work *w)
@@ -336,6 +422,7 @@ void finish_work_free(struct finish_work *w)
 		return;
 	attest_finish_done(&w->m);
 	evidence_done(&w->ev);
+	seal_key_done(&w->seal);
 	free(w->spki);
 	free(w);
 }
@@ -415,17 +502,10 @@ void handshake_finish_verify(struct finish_work *w)
 	finish_stage1(w, extra);
 	if (w->v1.status == 0)
 		finish_stage2(w, extra);
-}
-
-/* A verdict of _verify as the reply: true when it is a refusal. */
-static bool verdict(const struct reply *v, struct reply *r)
-{
-	if (v->status == 0)
-		return false;
-	r->status = v->status;
-	r->refusal = v->refusal;
-	memcpy(r->reason, v->reason, sizeof(r->reason));
-	return true;
+	/* Before the judging: the key seals no secret yet, and a refusal only wipes it. A failure
+	 * here leaves it to _complete, which makes it again and reports why. */
+	if (w->v1.status == 0 && w->v2.status == 0)
+		(void)evidence_seal_key(&w->ek, &w->ak.name, &w->seal);
 }
 
 int handshake_finish_prepare(struct server *s, const char *body, size_t size, struct reply *r,
@@ -567,7 +647,7 @@ static int finish(struct server *s, const char *peer, struct finish_work *w, str
 	res.certificate = TAKE_PTR(pem);
 	if (shares_get(s, m, r, &sh) < 0)
 		return 0;
-	if (result_fill(s, p, &node, &w->ek, &w->ak, m->session, sh.items, sh.n, &res, r, &withheld) < 0)
+	if (result_fill(s, p, &node, &w->ek, &w->ak, &w->seal, m->session, sh.items, sh.n, &res, r, &withheld) < 0)
 		return 0;
 	/* Stored only now: a finish refused or failed above leaves the previous share in place. */
 	if (m->has_share_put) {

@@ -60,6 +60,23 @@ int handshake_start(struct server *s, const char *peer, const char *body, size_t
 int handshake_finish(struct server *s, const char *peer, const char *body, size_t size, struct reply *r);
 
 /*
+ * handshake_start in its three steps, the middle one for a worker thread (workers.h). prepare,
+ * on the store's thread inside its transaction, parses, checks the EK, its certificate and the
+ * AK, admits the node (an unknown EK's enrollment request is written here) and reads the policy
+ * in force: *ret is NULL when the reply is decided (r holds it), else the work to pass on.
+ * verify draws the session, nonce and activation secret and makes the credential: pure CPU, it
+ * reads and writes only w. complete, on the store's thread inside a transaction, stores the
+ * nonce and formats the challenge, or takes verify's refusal; r is then as handshake_start
+ * leaves it. The caller frees w with start_work_free, which wipes it.
+ */
+struct start_work;
+int handshake_start_prepare(struct server *s, const char *peer, const char *body, size_t size, struct reply *r,
+			    struct start_work **ret);
+void handshake_start_verify(struct start_work *w);
+int handshake_start_complete(struct server *s, struct start_work *w, struct reply *r);
+void start_work_free(struct start_work *w);
+
+/*
  * handshake_finish in its three steps, for a caller that runs the middle one on a worker thread
  * (workers.h). prepare, on the store's thread inside its transaction, parses and reads the
  * session's nonce: *ret is NULL when the body did not parse (r holds the refusal), else the work

@@ -184,11 +184,15 @@ int metrics_format(const struct metrics *m, char **ret, size_t *ret_size)
 	fprintf(f, "# HELP keystrap_rate_limited_total Requests refused with 429 by the per-peer rate limit.\n"
 		   "# TYPE keystrap_rate_limited_total counter\nkeystrap_rate_limited_total %" PRIu64 "\n",
 		m->rate_limited);
-	fprintf(f, "# HELP keystrap_overload_refused_total Starts answered 503 because the event loop was behind.\n"
+	fprintf(f, "# HELP keystrap_overload_refused_total Starts answered 503 because the event loop or the workers were "
+		   "behind.\n"
 		   "# TYPE keystrap_overload_refused_total counter\nkeystrap_overload_refused_total %" PRIu64 "\n"
 		   "# HELP keystrap_event_loop_lag_seconds How late the event loop's last timer ran: the queue in time.\n"
-		   "# TYPE keystrap_event_loop_lag_seconds gauge\nkeystrap_event_loop_lag_seconds %.6f\n",
-		m->overload_refused, (double)m->loop_lag_us / 1e6);
+		   "# TYPE keystrap_event_loop_lag_seconds gauge\nkeystrap_event_loop_lag_seconds %.6f\n"
+		   "# HELP keystrap_workers_queue_wait_seconds How long the oldest job waiting for a worker thread had "
+		   "waited.\n"
+		   "# TYPE keystrap_workers_queue_wait_seconds gauge\nkeystrap_workers_queue_wait_seconds %.6f\n",
+		m->overload_refused, (double)m->loop_lag_us / 1e6, (double)m->workers_wait_us / 1e6);
 	fprintf(f, "# HELP keystrap_audit_records_total Audit records appended (committed or not yet).\n"
 		   "# TYPE keystrap_audit_records_total counter\nkeystrap_audit_records_total %" PRIu64 "\n",
 		m->audit_records);

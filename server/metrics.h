@@ -32,8 +32,9 @@ struct metrics {
 	uint64_t handshakes[2][3];     /* [start|finish][allow|deny|error] */
 	uint64_t refusals[_REFUSAL_MAX]; /* attestation requests answered other than 200, by class */
 	uint64_t rate_limited;
-	uint64_t overload_refused;     /* starts answered 503 because the event loop was behind */
+	uint64_t overload_refused;     /* starts answered 503 because the event loop or the workers were behind */
 	int64_t loop_lag_us;           /* how far behind the event loop was at its last look */
+	int64_t workers_wait_us;       /* how long the oldest job waiting for a worker had waited then */
 	uint64_t audit_records;
 	uint64_t commits, commit_failures;
 	/* The registry, counted every second (on_tick). */

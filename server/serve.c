@@ -3,9 +3,9 @@
  * keystrap-server serve: HTTPS (TLS 1.3 only, OpenSSL 3) through libevent's evhttp with
  * bufferevent_openssl. One event loop on one thread owns the connections and the store: a
  * request is decided and recorded in the open batch (one store transaction), and its reply
- * leaves once that has committed durably, so never before its audit record is on disk. A
- * finish's verification alone runs on a worker thread (workers.h), between its reads and its
- * writes, which both happen here.
+ * leaves once that has committed durably, so never before its audit record is on disk. The
+ * pure CPU of an attestation runs on worker threads (workers.h), between its reads and its
+ * writes, which both happen here: a start's credential, a finish's verification.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -144,10 +144,10 @@ struct pending {
 };
 
 #define BATCH_MAX 512
-#define BATCH_MAX_US 10000
-/* Finishes each worker may have waiting or running; beyond that, finishes are verified on the
- * loop thread and starts get the overload 503. Enough to keep them busy across a batch. */
-#define WORKERS_QUEUE_PER_THREAD 32 /* a batch older than this commits even while requests keep coming */
+#define BATCH_MAX_US 10000 /* a batch older than this commits even while requests keep coming */
+/* Starts and finishes each worker may have waiting or running; beyond that, they are worked on
+ * the loop thread and further starts get the overload 503. Enough to keep them busy across a batch. */
+#define WORKERS_QUEUE_PER_THREAD 32
 /* Descriptors kept free beside the connections: the store (SQLite's -wal and -shm, temporary
  * files, a PostgreSQL reconnect), files read while serving. */
 #define FD_RESERVE 32
@@ -575,6 +575,7 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->m.loop_lag_us = now > d->lag_due_us ? now - d->lag_due_us : 0;
+	d->m.workers_wait_us = workers_wait_us(d->workers);
 	d->lag_due_us = now + LAG_PERIOD_US;
 	(void)event_add(d->lag_ev, &(struct timeval){ 0, LAG_PERIOD_US });
 	/* Behind: no new connections (their TLS handshakes would only lengthen the queue) until it
@@ -591,22 +592,24 @@ static int64_t loop_lag_us(struct daemon *d)
 }
 
 /*
- * A start while the loop is more than max_queue_delay behind: 503 and a Retry-After of 1 to 2
- * times retry_after, chosen at random so that nodes sent away together come back apart. It
- * costs the TLS handshake already made and this: no parsing, no store. The first of a second
- * is an audit record counting the rest, which are answered without touching the store. A
- * finish is never turned away here: its start was admitted, and it completes that work.
- * true when it was answered here; false otherwise, p then holding the audited 503 if it is one.
+ * A start while the loop, or the workers' queue, is more than max_queue_delay behind: 503 and a
+ * Retry-After of 1 to 2 times retry_after, chosen at random so that nodes sent away together
+ * come back apart. It costs the TLS handshake already made and this: no parsing, no store. The
+ * first of a second is an audit record counting the rest, which are answered without touching
+ * the store. A finish is never turned away here: its start was admitted, and it completes that
+ * work. true when it was answered here; false otherwise, p then holding the audited 503 if it is
+ * one.
  */
 static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct pending *p, int64_t start)
 {
 	static const char body[] = "{\"error\":\"server overloaded: try again after its Retry-After\"}";
-	int64_t lag = loop_lag_us(d), ra = d->srv.config->retry_after;
+	int64_t lag = loop_lag_us(d), wait = workers_wait_us(d->workers), ra = d->srv.config->retry_after;
+	bool queued = wait > lag;
 	uint32_t r;
 
-	bool queued = workers_full(d->workers);
-
-	if (!behind(d, lag) && !queued)
+	if (queued)
+		lag = wait;
+	if (!behind(d, lag))
 		return false;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)lag;
@@ -623,32 +626,35 @@ static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct
 	p->r.action = "overload";
 	p->r.refusal = REFUSAL_OVERLOADED;
 	p->retry_after = ra;
-	if (queued)
-		snprintf(p->r.reason, sizeof(p->r.reason),
-			 "server overloaded: its workers' queue is full (%lld workers); %llu refused since the last record",
-			 (long long)d->srv.config->workers, (unsigned long long)d->overload_unrecorded);
-	else
-		snprintf(p->r.reason, sizeof(p->r.reason),
-			 "server overloaded: its event loop is %lld ms behind (max_queue_delay %lld ms); %llu refused "
-			 "since the last record",
-			 (long long)(lag / 1000), (long long)d->srv.config->max_queue_delay,
-			 (unsigned long long)d->overload_unrecorded);
+	snprintf(p->r.reason, sizeof(p->r.reason),
+		 "server overloaded: its %s is %lld ms behind (max_queue_delay %lld ms); %llu refused since the last "
+		 "record",
+		 queued ? "workers' queue" : "event loop", (long long)(lag / 1000),
+		 (long long)d->srv.config->max_queue_delay, (unsigned long long)d->overload_unrecorded);
 	d->overload_unrecorded = 0;
 	return false;
 }
 
 static void request_record(struct daemon *d, struct pending *p);
 
-/* A finish waiting for a worker: its request, then its verification's work. */
+/* A start or a finish waiting for a worker: its request, then the work (one of the two). */
 struct offload {
 	struct worker_job job; /* first: the job is the offload */
 	struct daemon *d;
 	struct pending p;
-	struct finish_work *w;
+	struct start_work *sw;
+	struct finish_work *fw;
 };
 
-/* Back on the loop thread: the finish's writes and audit record join the open batch. */
-static void finish_done(struct worker_job *j)
+static void offload_free(struct offload *o)
+{
+	start_work_free(o->sw);
+	finish_work_free(o->fw);
+	free(o);
+}
+
+/* Back on the loop thread: the request's writes and audit record join the open batch. */
+static void offload_done(struct worker_job *j)
 {
 	struct offload *o = (struct offload *)j;
 	struct daemon *d = o->d;
@@ -665,22 +671,68 @@ static void finish_done(struct worker_job *j)
 	} else {
 		p = d->pending + d->n_pending;
 		*p = o->p;
-		handshake_finish_complete(&d->srv, p->peer, o->w, &p->r);
+		if (o->sw)
+			handshake_start_complete(&d->srv, o->sw, &p->r);
+		else
+			handshake_finish_complete(&d->srv, p->peer, o->fw, &p->r);
 		if (p->r.status == 503)
 			p->retry_after = p->r.retry_after > 0 ? p->r.retry_after : 60;
 		request_record(d, p);
 	}
-	finish_work_free(o->w);
-	free(o);
+	offload_free(o);
 }
 
-static void finish_run(struct worker_job *j)
+static void offload_run(struct worker_job *j)
 {
-	handshake_finish_verify(((struct offload *)j)->w);
+	struct offload *o = (struct offload *)j;
+
+	if (o->sw)
+		handshake_start_verify(o->sw);
+	else
+		handshake_finish_verify(o->fw);
+}
+
+/* The work (sw or fw) to a worker: true when it went (offload_done completes it), false when
+ * the queue is full or memory short, and the caller does it here instead. */
+static bool offload(struct daemon *d, const struct pending *p, struct start_work *sw, struct finish_work *fw)
+{
+	struct offload *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return false;
+	*o = (struct offload){ .job = { .run = offload_run, .done = offload_done }, .d = d, .p = *p, .sw = sw, .fw = fw };
+	if (workers_submit(d->workers, &o->job) >= 0)
+		return true;
+	free(o);
+	return false;
 }
 
 /*
- * A finish, its verification on a worker: true when it went there (finish_done completes it),
+ * A start, its credential made on a worker: true when it went there, false when it was handled
+ * here to the end, p filled in (no workers, a reply prepare decided, or the queue full: a start
+ * is not turned away for that here, overload_refuse has already let it in).
+ */
+static bool start_offload(struct daemon *d, struct pending *p, const char *body, size_t size)
+{
+	struct start_work *w;
+
+	if (!d->workers) {
+		handshake_start(&d->srv, p->peer, body, size, &p->r);
+		return false;
+	}
+	handshake_start_prepare(&d->srv, p->peer, body, size, &p->r, &w);
+	if (!w)
+		return false;
+	if (offload(d, p, w, NULL))
+		return true;
+	handshake_start_verify(w);
+	handshake_start_complete(&d->srv, w, &p->r);
+	start_work_free(w);
+	return false;
+}
+
+/*
+ * A finish, its verification on a worker: true when it went there (offload_done completes it),
  * false when it was handled here to the end, p filled in: no workers, a body that does not
  * parse, or the workers' queue full. A finish is never refused for overload (its start was
  * admitted); verified here it slows the loop, and the starts behind it get the 503s.
@@ -688,7 +740,6 @@ static void finish_run(struct worker_job *j)
 static bool finish_offload(struct daemon *d, struct pending *p, const char *body, size_t size)
 {
 	struct finish_work *w;
-	struct offload *o;
 
 	if (!d->workers) {
 		handshake_finish(&d->srv, p->peer, body, size, &p->r);
@@ -697,13 +748,8 @@ static bool finish_offload(struct daemon *d, struct pending *p, const char *body
 	handshake_finish_prepare(&d->srv, body, size, &p->r, &w);
 	if (!w)
 		return false;
-	o = calloc(1, sizeof(*o));
-	if (o) {
-		*o = (struct offload){ .job = { .run = finish_run, .done = finish_done }, .d = d, .p = *p, .w = w };
-		if (workers_submit(d->workers, &o->job) >= 0)
-			return true;
-		free(o);
-	}
+	if (offload(d, p, NULL, w))
+		return true;
 	handshake_finish_verify(w);
 	handshake_finish_complete(&d->srv, p->peer, w, &p->r);
 	finish_work_free(w);
@@ -791,9 +837,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (p->r.status == 0) {
 		const char *b = (const char *)evbuffer_pullup(in, -1);
 
-		if (ep == EP_START)
-			handshake_start(&d->srv, p->peer, b ? b : "", size, &p->r);
-		else if (finish_offload(d, p, b ? b : "", size))
+		if (ep == EP_START ? start_offload(d, p, b ? b : "", size) : finish_offload(d, p, b ? b : "", size))
 			return;
 		if (p->r.status == 503)
 			p->retry_after = p->r.retry_after > 0 ? p->r.retry_after : 60;
@@ -1150,19 +1194,23 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 /*
  * Accepting is on exactly while a connection can be kept: below max_connections, its objects
- * prepared, not backing off, and the event loop not behind by more than max_queue_delay.
+ * prepared, not backing off, and neither the event loop nor the workers' queue behind by more
+ * than max_queue_delay.
  * libevent's accept loop looks at this after each connection, so the one that fills the table
  * is the last accepted; the rest wait in the kernel's backlog.
  */
 static void listener_update(struct daemon *d)
 {
 	static struct log_limit full, late;
+	int64_t lag, wait;
 	bool want, lagging;
 	char why[96];
 
 	if (!d->listener || d->stopping)
 		return;
-	lagging = behind(d, d->m.loop_lag_us);
+	lag = d->m.loop_lag_us;
+	wait = d->m.workers_wait_us;
+	lagging = behind(d, wait > lag ? wait : lag);
 	want = d->spare && !d->backing_off && !connlimit_full(d->conns) && !lagging;
 	if (want == d->accepting || (want ? evconnlistener_enable(d->listener) : evconnlistener_disable(d->listener)) < 0)
 		return;
@@ -1171,8 +1219,9 @@ static void listener_update(struct daemon *d)
 		snprintf(why, sizeof(why), "max_connections %zu open", connlimit_total(d->conns));
 		slog_limited(&full, "warning", "accept-paused", "reason", why, NULL);
 	} else if (!want && lagging) {
-		snprintf(why, sizeof(why), "the event loop is %lld ms behind (max_queue_delay %lld ms)",
-			 (long long)(d->m.loop_lag_us / 1000), (long long)d->srv.config->max_queue_delay);
+		snprintf(why, sizeof(why), "the %s is %lld ms behind (max_queue_delay %lld ms)",
+			 wait > lag ? "workers' queue" : "event loop", (long long)((wait > lag ? wait : lag) / 1000),
+			 (long long)d->srv.config->max_queue_delay);
 		slog_limited(&late, "warning", "accept-paused", "reason", why, NULL);
 	}
 }

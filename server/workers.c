@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "workers.h"
 
@@ -124,6 +125,7 @@ int workers_submit(struct workers *w, struct worker_job *j)
 		return -EAGAIN;
 	}
 	j->next = NULL;
+	j->queued_us = mono_us();
 	*w->todo_tail = j;
 	w->todo_tail = &j->next;
 	w->in_flight++;
@@ -133,16 +135,18 @@ int workers_submit(struct workers *w, struct worker_job *j)
 	return 0;
 }
 
-bool workers_full(const struct workers *w)
+int64_t workers_wait_us(const struct workers *w)
 {
-	bool full;
+	int64_t since = 0, now;
 
 	if (!w)
-		return false;
+		return 0;
 	pthread_mutex_lock((pthread_mutex_t *)&w->lock);
-	full = w->in_flight >= w->queue_max;
+	if (w->todo)
+		since = w->todo->queued_us;
 	pthread_mutex_unlock((pthread_mutex_t *)&w->lock);
-	return full;
+	now = mono_us();
+	return since > 0 && now > since ? now - since : 0;
 }
 
 void workers_drain(struct workers *w)

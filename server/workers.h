@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <event2/event.h>
 
 /*
@@ -17,6 +18,7 @@ struct worker_job {
 	void (*run)(struct worker_job *j);
 	void (*done)(struct worker_job *j);
 	struct worker_job *next;
+	int64_t queued_us; /* mono_us() at submit: how long it has waited for a thread */
 };
 
 struct workers;
@@ -25,8 +27,9 @@ struct workers;
 int workers_new(struct event_base *base, unsigned n, size_t queue_max, struct workers **ret);
 /* -EAGAIN: the queue is full (the caller does the work itself, or refuses it). */
 int workers_submit(struct workers *w, struct worker_job *j);
-/* Whether a submit now would fail: the overload signal for new work. false for NULL. */
-bool workers_full(const struct workers *w);
+/* How long (µs) the oldest job not yet on a thread has waited: the workers' share of the queue
+ * in time, beside the loop's own lag. 0 when none waits, and for NULL. */
+int64_t workers_wait_us(const struct workers *w);
 /* Waits until every job submitted has run, then calls their done() here, on the loop thread. */
 void workers_drain(struct workers *w);
 /* Drains, then stops and joins the threads. NULL is fine. */

@@ -105,7 +105,10 @@ audit_count() {
 	storm_load --duration 50 --serials serials --kill "$pid" --kill-after 1.5 >storm.out 2>&1 &
 	LOADER=$!
 	# The server dies; the same one starts again on its store, and the nodes find it.
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	while kill -0 "$pid" 2>/dev/null; do
+		kill -0 "$LOADER" 2>/dev/null || { cat storm.out; echo "the storm ended without killing the server"; return 1; }
+		sleep 0.05
+	done
 	wait "$pid" 2>/dev/null || true
 	server_start "$STORM"
 	rc=0
