@@ -31,10 +31,14 @@
  * (keystrap's CEL-JSON measurement log) when given, and quotes what they replay to; without
  * them no log and PCRs of zeros. Before the load the crypto floor is measured
  * (bench/crypto-floor.c) or read from --floor (what build/bench/crypto-floor FILE wrote), and
- * every run prints the server's CPU per handshake as a multiple of it; --summary appends one
- * line per run for the bench's side-by-side table: mode (--mode), run, handshakes/s, p50 and
- * p99 in ms, server CPU and floor per handshake in ms.
+ * every run prints the server's CPU per handshake as a multiple of it, then split between its
+ * event loop's thread and the others (the workers, /proc/PID/task), beside the load
+ * generator's own CPU per handshake (the two share this machine's cores) and the capacity
+ * these imply; --summary appends one line per run for the bench's side-by-side table: mode
+ * (--mode), run, handshakes/s, p50 and p99 in ms, server CPU and floor per handshake in ms,
+ * then the loop thread's, the workers' and the load generator's CPU per handshake in ms.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -368,31 +372,117 @@ static double pct(double *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1) + 0.5)];
 }
 
-/* The server's CPU time so far (user + system), seconds; 0 when unknown. */
+/* The CPU time (user + system) a /proc stat file gives, seconds; -1 when it cannot be read (a
+ * thread gone meanwhile). */
+static double stat_cpu(const char *path)
+{
+	unsigned long long ut = 0, st = 0;
+	char buf[1024], *p;
+	size_t n;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields 14 and 15. The command name (2) is in parentheses and a thread may have named
+	 * itself with spaces or parentheses: field 3 on follows the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The server's CPU time so far (every thread, those gone included), seconds; 0 when unknown. */
 static pid_t server_pid;
 static double server_cpu(void)
 {
 	char path[64];
-	unsigned long long ut = 0, st = 0;
-	FILE *f;
-	int n;
+	double cpu;
 
 	if (server_pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	/* Fields 14 and 15; the command name (2) is in parentheses without spaces here. */
-	n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
-	fclose(f);
-	return n == 2 ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : 0;
+	cpu = stat_cpu(path);
+	return cpu > 0 ? cpu : 0;
 }
 
-static void report(const char *label, struct stats *st, double elapsed, double cpu, double goal_rate,
+/* Room for the server's event loop and its workers (at most 256, server-config.h) and then some. */
+#define MAX_THREADS 1024
+
+/* One instant's CPU times, seconds: the server's as a whole and each of its threads' (tid ==
+ * pid: the event loop's), and the load generator's own, which shares this machine's cores. */
+struct cpu_sample {
+	double server, self;
+	size_t n;
+	pid_t tid[MAX_THREADS];
+	double thread[MAX_THREADS];
+};
+
+/* What a measured interval cost, seconds: server 0 when unknown. */
+struct cpu_use {
+	double server, loop, workers, self;
+	size_t n_workers; /* threads other than the loop's that could be read at the end */
+};
+
+static void cpu_sample(struct cpu_sample *c)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+
+	c->server = server_cpu();
+	c->self = stat_cpu("/proc/self/stat");
+	c->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)server_pid);
+	d = server_pid > 0 ? opendir(path) : NULL;
+	while (d && (de = readdir(d)) && c->n < MAX_THREADS) {
+		int tid = atoi(de->d_name);
+		double cpu;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)server_pid, tid);
+		if ((cpu = stat_cpu(path)) < 0)
+			continue; /* gone since the directory was read */
+		c->tid[c->n] = tid;
+		c->thread[c->n++] = cpu;
+	}
+	if (d)
+		closedir(d);
+}
+
+/* From a to b. A thread read at b alone counts from 0 (it started meanwhile); one read at a
+ * alone is left out of the split (it ended meanwhile), though the server's total has it. */
+static struct cpu_use cpu_between(const struct cpu_sample *a, const struct cpu_sample *b)
+{
+	struct cpu_use u = { .server = b->server - a->server, .self = b->self - a->self };
+
+	for (size_t i = 0; i < b->n; i++) {
+		double cpu = b->thread[i];
+
+		for (size_t j = 0; j < a->n; j++)
+			if (a->tid[j] == b->tid[i]) {
+				cpu -= a->thread[j];
+				break;
+			}
+		if (b->tid[i] == server_pid)
+			u.loop += cpu;
+		else {
+			u.workers += cpu;
+			u.n_workers++;
+		}
+	}
+	return u;
+}
+
+/* u: what the run cost the CPUs; its server 0 when unknown (no --server-pid, or the server killed). */
+static void report(const char *label, struct stats *st, double elapsed, const struct cpu_use *u, double goal_rate,
 		   double goal_p99_ms)
 {
-	double rate = (double)st->n_hs / elapsed;
+	double rate = (double)st->n_hs / elapsed, cpu = u->server;
 
 	qsort(st->hs, st->n_hs, sizeof(double), cmp);
 	qsort(st->rq, st->n_rq, sizeof(double), cmp);
@@ -409,16 +499,30 @@ static void report(const char *label, struct stats *st, double elapsed, double c
 		double per = (double)st->n_hs, floor = crypto_floor_handshake(&G.floor, 0, G.extends, st->bytes / per,
 									      (double)st->connects / per);
 
-		if (cpu > 0)
+		if (cpu > 0) {
+			/* Where it goes, and what the load generator takes of the same cores: the loop's thread
+			 * is one core at most, and the server and the generator share every core there is. */
+			long cores = sysconf(_SC_NPROCESSORS_ONLN);
+			double by_loop = u->loop > 0 ? per / u->loop : 0,
+			       by_cores = (double)(cores > 0 ? cores : 1) * per / (cpu + u->self),
+			       derived = by_loop > 0 && by_loop < by_cores ? by_loop : by_cores;
+
 			printf("               server CPU %.2f ms per handshake (%.0f%% of one core), i.e. at most %.0f "
 			       "handshakes/s per core; %.1fx the crypto floor of %.3f ms\n",
 			       1e3 * cpu / per, 100 * cpu / elapsed, per / cpu, cpu / per / floor, 1e3 * floor);
+			printf("               loop thread %.2f ms, workers %.2f ms per handshake (%zu threads); load "
+			       "generator %.2f ms; capacity derived from these: %.0f/s (the lower of 1000/loop ms = %.0f "
+			       "and %ld cores x 1000/(server + generator ms) = %.0f; derived, not measured)\n",
+			       1e3 * u->loop / per, 1e3 * u->workers / per, u->n_workers, 1e3 * u->self / per, derived,
+			       by_loop, cores, by_cores);
+		}
 		printf("               %.0f bytes and %.3f TLS handshakes per attestation, %.0f PCR extends to replay\n",
 		       st->bytes / per, (double)st->connects / per, G.extends);
 		if (G.summary)
-			fprintf(G.summary, "%s\t%s\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\n", G.mode, label, (double)st->n_hs / elapsed,
-				1e3 * pct(st->hs, st->n_hs, 0.5), 1e3 * pct(st->hs, st->n_hs, 0.99), cpu > 0 ? 1e3 * cpu / per : 0,
-				1e3 * floor);
+			fprintf(G.summary, "%s\t%s\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", G.mode, label,
+				(double)st->n_hs / elapsed, 1e3 * pct(st->hs, st->n_hs, 0.5), 1e3 * pct(st->hs, st->n_hs, 0.99),
+				cpu > 0 ? 1e3 * cpu / per : 0, 1e3 * floor, cpu > 0 ? 1e3 * u->loop / per : 0,
+				cpu > 0 ? 1e3 * u->workers / per : 0, cpu > 0 ? 1e3 * u->self / per : 0);
 	}
 	if (G.results)
 		printf("               finish replies %.0f bytes on average%s\n", (double)G.result_bytes / (double)G.results,
@@ -447,9 +551,15 @@ static void drain(struct stats *st)
 static void run(const char *label, double rate, double duration, pid_t kill_pid, double kill_after, double goal_rate,
 		double goal_p99)
 {
+	struct cpu_sample c0, c1;
 	struct stats st = { .measure = true };
-	double t0 = now(), cpu0 = server_cpu(), next = t0, end = t0 + duration, backlog_t[4096];
+	struct cpu_use u = {};
+	double t0, next, end, backlog_t[4096];
 	size_t backlog = 0, bhead = 0;
+
+	cpu_sample(&c0);
+	t0 = next = now();
+	end = t0 + duration;
 
 	while (now() < end) {
 		double t = now();
@@ -483,7 +593,11 @@ static void run(const char *label, double rate, double duration, pid_t kill_pid,
 		pump(&st, rate > 0 ? 1 : 2);
 	}
 	drain(&st);
-	report(label, &st, now() - t0, kill_pid > 0 ? 0 : server_cpu() - cpu0, goal_rate, goal_p99);
+	if (kill_pid <= 0) {
+		cpu_sample(&c1);
+		u = cpu_between(&c0, &c1);
+	}
+	report(label, &st, now() - t0, &u, goal_rate, goal_p99);
 	free(st.hs);
 	free(st.rq);
 }

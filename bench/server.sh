@@ -157,6 +157,7 @@ echo "load after:  $(uptime) (other work on this machine shows in these figures)
 awk -F'\t' '
 	{ if (!($1 in order)) { order[$1] = ++n; name[n] = $1 }
 	  rate[$1, $2] = $3; p50[$1, $2] = $4; p99[$1, $2] = $5; cpu[$1, $2] = $6; fl[$1, $2] = $7
+	  loop[$1, $2] = $8; work[$1, $2] = $9; gen[$1, $2] = $10
 	  if ($2 != "max" && !($2 in runs)) { runs[$2] = 1; run[++nr] = $2 } }
 	END {
 		printf "%-26s", "side by side"; for (i = 1; i <= n; i++) printf " %-28s", name[i]; print ""
@@ -176,6 +177,17 @@ awk -F'\t' '
 		}
 		printf "%-26s", "CPU/handshake at max"
 		for (i = 1; i <= n; i++) printf " %-28s", sprintf("%.2f ms = %.1fx floor %.2f", cpu[name[i], "max"], cpu[name[i], "max"] / fl[name[i], "max"], fl[name[i], "max"])
+		print ""
+		# That CPU by thread, and the load generator beside it on the same cores (server-load).
+		row("loop thread at max", loop); row("workers at max", work); row("load generator at max", gen)
+	}
+	# row LABEL V: V at max in each mode; "-" where the server'"'"'s CPU is unknown or the line has no V.
+	function row(label, v,   i, k) {
+		printf "%-26s", label
+		for (i = 1; i <= n; i++) {
+			k = name[i] SUBSEP "max"
+			printf " %-28s", (v[k] == "" || cpu[k] == 0 ? "-" : sprintf("%.2f ms / handshake", v[k]))
+		}
 		print ""
 	}' "$SUMMARY"
 # The rest of the run with real evidence again.
