@@ -275,13 +275,18 @@ check-bats: $(BUILD)/bench/server-load $(BUILD)/bench/log-cost $(BUILD)/bench/cr
 # reseal.bats: node/reseal.c on an image, in an attested boot's order; unlock's flow with it.
 check-bats: $(BUILD)/asan/reseal-run $(BUILD)/asan/unlock-run
 ifeq ($(SERVER),yes)
-check-bats: $(BUILD)/asan/keystrap-server $(BUILD)/ssl-new-fault.so
+check-bats: $(BUILD)/asan/keystrap-server $(BUILD)/ssl-new-fault.so $(BUILD)/fdatasync-fault.so
 endif
 
 # server-http.bats: an SSL_new that fails on demand, preloaded into a server.
 $(BUILD)/ssl-new-fault.so: tests/lib/ssl-new-fault.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -fPIC -shared $(call pc_cflags,libssl) $< -o $@ -ldl
+
+# server.bats: an fdatasync that fails on demand, preloaded into a server.
+$(BUILD)/fdatasync-fault.so: tests/lib/fdatasync-fault.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O1 -fPIC -shared $< -o $@ -ldl
 
 # make bench-server: the load generator (software TPMs) against one server; not a test. It keeps
 # many TLS connections alive at once through libcurl's multi interface: the only thing built

@@ -100,7 +100,7 @@ load() {
 		--approve "$SERVER node approve --config $DIR/server.json" --floor "$DIR/floor" "$@"
 }
 
-echo "keystrap-server bench: $(nproc) cores, ${BENCH_PG:+PostgreSQL (below), not }SQLite (WAL, synchronous=FULL) in $DIR, TLS 1.3 keep-alive,"
+echo "keystrap-server bench: $(nproc) cores, ${BENCH_PG:+PostgreSQL (below), not }SQLite (WAL; each batch fdatasynced on the sync thread before its replies) in $DIR, TLS 1.3 keep-alive,"
 echo "$NODES simulated nodes (ECC P-256 EK/AK in software), $CONCURRENCY connections, ${SECONDS_EACH}s per run,"
 echo "the server with workers $(nproc) (the default: the online CPUs) unless a mode says otherwise"
 echo "load before: $(uptime)"

@@ -145,6 +145,8 @@ struct pending {
 
 #define BATCH_MAX 512
 #define BATCH_MAX_US 10000 /* a batch older than this commits even while requests keep coming */
+/* Committed batches waiting for their sync; beyond that the loop syncs one itself. */
+#define SYNC_QUEUE 64
 /* Starts and finishes each worker may have waiting or running; beyond that, they are worked on
  * the loop thread and further starts get the overload 503. Enough to keep them busy across a batch. */
 #define WORKERS_QUEUE_PER_THREAD 32
@@ -198,7 +200,12 @@ struct daemon {
 	int64_t batch_start_us;
 	size_t n_pending;
 	struct pending pending[BATCH_MAX];
-	struct workers *workers; /* finishes' verification (workers); NULL: on this thread */
+	struct workers *workers; /* starts' and finishes' cryptography (workers); NULL: on this thread */
+	/* Each committed batch's fdatasync, in order, before its replies (store_defer_sync); NULL:
+	 * commits are durable on return. */
+	struct workers *syncer;
+	char *sync_path;
+	int sync_error; /* a sync that failed: the server stops, what is on disk unknown */
 	const char *config_path;
 	struct server_config *config; /* srv.config, which a reload replaces in place */
 	uint64_t checkpoint_published; /* the size of the newest checkpoint logged */
@@ -431,6 +438,78 @@ static void batch_sequenced(struct daemon *d)
 	}
 }
 
+/* A committed batch waiting for its sync: its requests, moved out of the daemon's. */
+struct synced {
+	struct worker_job job; /* first: the job is the batch */
+	struct daemon *d;
+	const char *path;
+	int err;
+	size_t n;
+	struct pending p[];
+};
+
+static void serve_stop(struct daemon *d);
+
+static void synced_run(struct worker_job *j)
+{
+	struct synced *b = (struct synced *)j;
+
+	b->err = store_sync(b->path);
+}
+
+/* A commit that returned but may not be on disk: nothing it decided may stand as answered. */
+static void sync_failed(struct daemon *d, int err)
+{
+	if (d->sync_error)
+		return;
+	d->sync_error = err;
+	d->m.commit_failures++;
+	health_note(d, err, "cannot make a commit durable");
+	slog("error", "stopping", "reason", "a commit could not be made durable (fdatasync of the store's WAL failed); "
+	     "restarting recovers the store from what is on disk", NULL);
+	serve_stop(d);
+}
+
+static void synced_done(struct worker_job *j)
+{
+	struct synced *b = (struct synced *)j;
+
+	if (b->err < 0)
+		sync_failed(b->d, b->err);
+	for (size_t i = 0; i < b->n; i++)
+		finish_pending(b->d, b->p + i, b->err >= 0 && !b->d->sync_error);
+	fflush(stderr);
+	free(b);
+}
+
+/*
+ * A committed batch's replies once its commit is on disk: on the sync thread while the loop
+ * goes on with the next batch, or, should that not be had, here. The thread's syncs run in
+ * order, so a batch's replies never leave before an earlier batch's commit is durable.
+ */
+static void batch_sync(struct daemon *d, bool ok)
+{
+	struct synced *b = NULL;
+	int k;
+
+	if (ok && d->syncer && (b = malloc(sizeof(*b) + d->n_pending * sizeof(b->p[0])))) {
+		*b = (struct synced){ .job = { .run = synced_run, .done = synced_done }, .d = d, .path = d->sync_path,
+				      .n = d->n_pending };
+		memcpy(b->p, d->pending, d->n_pending * sizeof(b->p[0]));
+		if (workers_submit(d->syncer, &b->job) >= 0) {
+			d->n_pending = 0;
+			return;
+		}
+		free(b);
+	}
+	if (ok && d->syncer && (k = store_sync(d->sync_path)) < 0)
+		sync_failed(d, k);
+	for (size_t i = 0; i < d->n_pending; i++)
+		finish_pending(d, d->pending + i, ok && !d->sync_error);
+	d->n_pending = 0;
+	fflush(stderr);
+}
+
 /*
  * Group commit: one durable commit for every request handled since the batch opened, then
  * their replies. The requests were verified with no lock held; only here, once the batch is
@@ -460,10 +539,7 @@ static void batch_commit(struct daemon *d)
 		d->m.commits++;
 	health_note(d, k, "cannot commit a decision");
 	d->batch_open = false;
-	for (size_t i = 0; i < d->n_pending; i++)
-		finish_pending(d, d->pending + i, ok);
-	d->n_pending = 0;
-	fflush(stderr);
+	batch_sync(d, ok);
 }
 
 static void on_commit(evutil_socket_t fd, short what, void *arg)
@@ -1400,15 +1476,12 @@ static int split_listen(const char *s, char *host, size_t size, uint16_t *port)
 	return 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* No new connections; replies already queued get a moment to leave, then the loop ends. */
+static void serve_stop(struct daemon *d)
 {
-	struct daemon *d = arg;
 	struct timeval drain = { 0, 200000 };
 
-	(void)what;
-	slog("info", "stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
 	sd_notify(0, "STOPPING=1");
-	/* No new connections; replies already queued get a moment to leave. */
 	d->stopping = true;
 	d->listener = NULL;
 	if (d->sock) {
@@ -1416,6 +1489,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		d->sock = NULL;
 	}
 	event_base_loopexit(d->base, &drain);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	slog("info", "stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+	serve_stop(arg);
 }
 
 /* What a reload cannot change: the socket, the store and the connection accounting are made once. */
@@ -1582,7 +1662,7 @@ int serve_run(const char *config)
 	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
 	char host[256], shown[512];
 	uint16_t port;
-	int rc = 1;
+	int rc = 1, k;
 
 	if (!d) {
 		log_error("out of memory");
@@ -1628,6 +1708,14 @@ int serve_run(const char *config)
 	if (c->workers > 0 &&
 	    workers_new(d->base, (unsigned)c->workers, (size_t)c->workers * WORKERS_QUEUE_PER_THREAD, &d->workers) < 0)
 		goto out;
+	/* The loop no longer waits for the disk at each batch's commit; the replies still do. */
+	k = store_defer_sync(d->srv.store, &d->sync_path);
+	if (k < 0 && k != -EOPNOTSUPP) {
+		log_error("cannot sync the store's WAL: %s", strerror(-k));
+		goto out;
+	}
+	if (k >= 0 && workers_new(d->base, 1, SYNC_QUEUE, &d->syncer) < 0)
+		goto out;
 	d->http = evhttp_new(d->base);
 	if (!d->http)
 		goto out;
@@ -1671,14 +1759,19 @@ int serve_run(const char *config)
 	sd_notifyf(0, "READY=1\nSTATUS=listening on %s", c->listen);
 	if (event_base_dispatch(d->base) < 0)
 		goto out;
-	/* The finishes still on a worker complete, and commit with the last batch. */
+	/* The work still on a worker completes, commits with the last batch, and is answered. */
 	workers_drain(d->workers);
 	batch_commit(d);
-	slog("info", "stopped", NULL);
-	rc = 0;
+	workers_drain(d->syncer);
+	if (!d->sync_error) {
+		slog("info", "stopped", NULL);
+		rc = 0;
+	}
 out:
 	/* Its threads first: none may still read the pki or a request freed below. */
 	workers_free(TAKE_PTR(d->workers));
+	workers_free(TAKE_PTR(d->syncer));
+	free(TAKE_PTR(d->sync_path));
 	/* Connections are freed with evhttp and the event loop: they touch neither from here. */
 	d->stopping = true;
 	d->listener = NULL;

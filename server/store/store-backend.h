@@ -42,6 +42,10 @@ struct store_ops {
 	int (*begin_batch)(struct store *s);
 	int (*lock)(struct store *s);
 	int (*commit)(struct store *s);
+	/* store_defer_sync's file, or -EOPNOTSUPP; and whether commits wait for the disk (outside
+	 * a transaction). NULL both: every commit is durable on return. */
+	int (*sync_path)(struct store *s, char **ret_path);
+	int (*set_durable)(struct store *s, bool durable);
 	void (*rollback)(struct store *s);
 	bool (*in_transaction)(struct store *s); /* between begin and commit/rollback */
 	int (*node_get)(struct store *s, const char *ek_hash, struct node_rec *ret);
@@ -310,6 +314,9 @@ struct store {
 	uint8_t head_hash[32];
 	/* Begun by store_begin_batch and not sequenced yet: audit records wait in queue. */
 	bool deferred;
+	/* store_defer_sync called; and the connection's commits not waiting for the disk now (a
+	 * batch's, until its commit or rollback puts them back). */
+	bool sync_deferred, not_durable;
 	/* This transaction's audit records, in order (store_audit_add's tickets index them). */
 	struct audit_queued *queue;
 	size_t n_queued, queue_cap;

@@ -242,6 +242,21 @@ static int sqlite_commit(struct store *s)
 	return exec(s, "COMMIT");
 }
 
+static int sqlite_sync_path(struct store *s, char **ret_path)
+{
+	const char *db = sqlite3_db_filename(db_of(s), "main");
+
+	if (!db || !*db)
+		return -EOPNOTSUPP;
+	return asprintf(ret_path, "%s-wal", db) < 0 ? -ENOMEM : 0;
+}
+
+/* Outside a transaction only: SQLite refuses to change it inside one. */
+static int sqlite_set_durable(struct store *s, bool durable)
+{
+	return exec(s, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
 static bool sqlite_in_transaction(struct store *s)
 {
 	return !sqlite3_get_autocommit(db_of(s));
@@ -1260,6 +1275,8 @@ const struct store_ops store_sqlite_ops = {
 	.close = sqlite_close,
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
+	.sync_path = sqlite_sync_path,
+	.set_durable = sqlite_set_durable,
 	.rollback = sqlite_rollback,
 	.in_transaction = sqlite_in_transaction,
 	.node_get = sqlite_node_get,

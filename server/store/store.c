@@ -3,12 +3,16 @@
  * The one place that knows which database backs the store: store_open picks the backend from
  * the spec, and every other call goes through that backend's table.
  */
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "utf8.h"
 #include "store-backend.h"
@@ -149,18 +153,70 @@ struct kek *store_kek(struct store *s)
 	return s->kek;
 }
 
+/* Commits made to wait for the disk again, after a batch's that did not: before any other. */
+static int durable_again(struct store *s)
+{
+	int r;
+
+	if (!s->not_durable)
+		return 0;
+	if ((r = s->ops->set_durable(s, true)) < 0)
+		return r;
+	s->not_durable = false;
+	return 0;
+}
+
 int store_begin(struct store *s)
 {
-	return s->ops->begin(s);
+	int r = durable_again(s);
+
+	return r < 0 ? r : s->ops->begin(s);
 }
 
 int store_begin_batch(struct store *s)
 {
-	int r = s->ops->begin_batch ? s->ops->begin_batch(s) : s->ops->begin(s);
+	int r = 0;
 
-	if (r >= 0)
-		s->deferred = true;
-	return r;
+	if (s->sync_deferred) {
+		if ((r = s->ops->set_durable(s, false)) < 0)
+			return r;
+		s->not_durable = true;
+	}
+	r = s->ops->begin_batch ? s->ops->begin_batch(s) : s->ops->begin(s);
+	if (r < 0) {
+		(void)durable_again(s);
+		return r;
+	}
+	s->deferred = true;
+	return 0;
+}
+
+int store_defer_sync(struct store *s, char **ret_path)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	assert(!s->ops->in_transaction(s));
+	if (!s->ops->sync_path)
+		return -EOPNOTSUPP;
+	if ((r = s->ops->sync_path(s, &path)) < 0)
+		return r;
+	/* The WAL's directory entry too, once: SQLite syncs it at the first sync of a new WAL, which
+	 * a batch's commit no longer is. */
+	if ((r = store_sync(path)) < 0 || (r = fsync_parent_dir(path)) < 0)
+		return r;
+	s->sync_deferred = true;
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+int store_sync(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fdatasync(fd) < 0)
+		return -errno;
+	return 0;
 }
 
 static void queue_free(struct store *s)
@@ -275,6 +331,9 @@ int store_commit(struct store *s)
 		return r;
 	r = s->ops->commit(s);
 	transaction_done(s);
+	/* At once, so that no write outside a batch, in a transaction or not, goes without it
+	 * (should this fail, the next store_begin tries again before it begins). */
+	(void)durable_again(s);
 	return r;
 }
 
@@ -282,6 +341,7 @@ void store_rollback(struct store *s)
 {
 	transaction_done(s);
 	s->ops->rollback(s);
+	(void)durable_again(s);
 }
 
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret)

@@ -15,8 +15,8 @@
  * database spec, so nothing above this header knows which it is.
  *
  * Writes happen inside store_begin/store_commit: a commit returns only once the transaction is
- * durable (SQLite: WAL with synchronous=FULL), and nothing that releases anything is replied
- * before it. Functions return negative errno; -ENOENT for "no such row".
+ * durable (SQLite: WAL with synchronous=FULL; a batch's after store_defer_sync: once store_sync
+ * has returned), and nothing that releases anything is replied before it. Functions return negative errno; -ENOENT for "no such row".
  */
 
 struct store;
@@ -106,6 +106,20 @@ void store_rollback(struct store *s);
  */
 int store_begin_batch(struct store *s);
 int store_sequence(struct store *s);
+
+/*
+ * Batches whose durability the caller completes off its thread (serve.c's group commit): from
+ * here on, the commit of a transaction store_begin_batch began returns once its WAL frames are
+ * written, not once they are on disk (SQLite's synchronous=NORMAL for that transaction only;
+ * every other commit stays durable on return, and a checkpoint still syncs the WAL before it
+ * and the database after). Nothing such a commit decided may leave the process before
+ * store_sync(*ret_path) has returned 0, called after that commit returned. -EOPNOTSUPP:
+ * commits are durable on return already (PostgreSQL, an in-memory database); nothing changed.
+ */
+int store_defer_sync(struct store *s, char **ret_path);
+/* Every commit that returned before it, made durable: fdatasync of the file store_defer_sync
+ * named. Touches no store: any thread. */
+int store_sync(const char *path);
 
 int store_node_get(struct store *s, const char *ek_hash, struct node_rec *ret);
 /* The node an operator named by its id (node approve/revoke/show accept either). -ENOENT: none. */
