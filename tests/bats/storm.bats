@@ -87,6 +87,9 @@ audit_count() {
 	run curl -s --cacert "$STORM/ca.crt" "https://127.0.0.1:$SRV_PORT/metrics"
 	[[ "$output" =~ keystrap_overload_refused_total\ ([0-9]+) ]]
 	[ "${BASH_REMATCH[1]}" -gt 0 ]
+	# Both queues the refusals read, in time, for the operator's graphs.
+	[[ "$output" == *"# TYPE keystrap_event_loop_lag_seconds gauge"* ]]
+	[[ "$output" =~ keystrap_workers_queue_wait_seconds\ [0-9.]+ ]]
 }
 
 @test "... its twin: the same storm under a max_queue_delay it never reaches gets no 503 at all" {
