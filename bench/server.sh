@@ -127,7 +127,7 @@ load "${rate_args[@]}" --max --duration "$SECONDS_EACH" --server-pid "$SRV_PID" 
 # the worker threads), same store, real evidence at each rate and at maximum: what the workers
 # (workers $(nproc), the default, in the runs above) give on this machine, in one run.
 if [ "${BENCH_WORKERS0:-1}" = 1 ]; then
-	echo "== real evidence, workers 0 (verification on the event loop's thread), same store"
+	echo "== real evidence, workers 0 (the cryptography on the event loop's thread), same store"
 	policy_put "$DIR/policy-real.json" "$REAL_PCRS" "$REAL_EVENTS"
 	stop
 	cp "$DIR/server.json" "$DIR/workers.json"
