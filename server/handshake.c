@@ -135,9 +135,6 @@ struct start_work {
 	struct attest_challenge c;
 	struct nonce_rec n;
 	struct reply v; /* _verify's verdict (status 0: passed) */
-	int64_t policy_version;
-	char min_version[ATTEST_VERSION_MAX + 1], version[ATTEST_VERSION_MAX + 1];
-	bool older;
 };
 
 void start_work_free(struct start_work *w)
@@ -187,10 +184,15 @@ int handshake_start_prepare(struct server *s, const char *peer, const char *body
 		return deny(r, 400, "field 'version' is not a dotted keystrap version");
 	/* Not a check: the version is the node's own claim, so it only annotates the record. What
 	 * pins the keystrap binary is the initrd digest in PCR 9, which the policy's references hold. */
-	w->older = policy_version_compare(m.version, p->min_version) < 0;
-	snprintf(w->version, sizeof(w->version), "%s", m.version);
-	snprintf(w->min_version, sizeof(w->min_version), "%s", p->min_version);
-	w->policy_version = p->version;
+	/* The reason a 200 will carry, while the policy is at hand; a refusal later replaces it. No
+	 * session id: the reason goes to the log and the audit trail, which others read. */
+	if (policy_version_compare(m.version, p->min_version) < 0)
+		snprintf(r->reason, sizeof(r->reason),
+			 "challenge issued under policy %lld; the node reports keystrap %s, older than "
+			 "min_keystrap_version %s (advisory, not enforced)",
+			 (long long)p->version, m.version, p->min_version);
+	else
+		snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)p->version);
 	w->c.bank = p->bank;
 	w->c.mask = p->mask;
 	memcpy(w->n.ek_hash, r->ek_hash, sizeof(w->n.ek_hash));
@@ -262,14 +264,6 @@ int handshake_start_complete(struct server *s, struct start_work *w, struct repl
 	if ((k = attest_challenge_format(&w->c, &r->body)) < 0)
 		return fail_internal(r, "formatting the challenge", k);
 	r->status = 200;
-	/* No session id: the reason goes to the log and the audit trail, which others read. */
-	if (w->older)
-		snprintf(r->reason, sizeof(r->reason),
-			 "challenge issued under policy %lld; the node reports keystrap %s, older than "
-			 "min_keystrap_version %s (advisory, not enforced)",
-			 (long long)w->policy_version, w->version, w->min_version);
-	else
-		snprintf(r->reason, sizeof(r->reason), "challenge issued under policy %lld", (long long)w->policy_version);
 	return 0;
 }
 

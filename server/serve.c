@@ -470,15 +470,21 @@ static void sync_failed(struct daemon *d, int err)
 	serve_stop(d);
 }
 
+/* A batch's replies: each request's decision, or 503 when it was not recorded (durably). */
+static void batch_answer(struct daemon *d, struct pending *p, size_t n, bool recorded)
+{
+	for (size_t i = 0; i < n; i++)
+		finish_pending(d, p + i, recorded && !d->sync_error);
+	fflush(stderr);
+}
+
 static void synced_done(struct worker_job *j)
 {
 	struct synced *b = (struct synced *)j;
 
 	if (b->err < 0)
 		sync_failed(b->d, b->err);
-	for (size_t i = 0; i < b->n; i++)
-		finish_pending(b->d, b->p + i, b->err >= 0 && !b->d->sync_error);
-	fflush(stderr);
+	batch_answer(b->d, b->p, b->n, b->err >= 0);
 	free(b);
 }
 
@@ -504,10 +510,8 @@ static void batch_sync(struct daemon *d, bool ok)
 	}
 	if (ok && d->syncer && (k = store_sync(d->sync_path)) < 0)
 		sync_failed(d, k);
-	for (size_t i = 0; i < d->n_pending; i++)
-		finish_pending(d, d->pending + i, ok && !d->sync_error);
+	batch_answer(d, d->pending, d->n_pending, ok);
 	d->n_pending = 0;
-	fflush(stderr);
 }
 
 /*
@@ -659,6 +663,13 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
 	listener_update(d);
 }
 
+/* The longer of the loop's lag and the workers' wait (µs), and which of the two it is. */
+static int64_t queue_behind(int64_t lag, int64_t wait, const char **ret_which)
+{
+	*ret_which = wait > lag ? "workers' queue" : "event loop";
+	return wait > lag ? wait : lag;
+}
+
 /* The lag now: the last one measured, or the timer's own lateness while it waits to run. */
 static int64_t loop_lag_us(struct daemon *d)
 {
@@ -679,12 +690,11 @@ static int64_t loop_lag_us(struct daemon *d)
 static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct pending *p, int64_t start)
 {
 	static const char body[] = "{\"error\":\"server overloaded: try again after its Retry-After\"}";
-	int64_t lag = loop_lag_us(d), wait = workers_wait_us(d->workers), ra = d->srv.config->retry_after;
-	bool queued = wait > lag;
+	const char *which;
+	int64_t lag = queue_behind(loop_lag_us(d), workers_wait_us(d->workers), &which);
+	int64_t ra = d->srv.config->retry_after;
 	uint32_t r;
 
-	if (queued)
-		lag = wait;
 	if (!behind(d, lag))
 		return false;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
@@ -705,7 +715,7 @@ static bool overload_refuse(struct daemon *d, struct evhttp_request *req, struct
 	snprintf(p->r.reason, sizeof(p->r.reason),
 		 "server overloaded: its %s is %lld ms behind (max_queue_delay %lld ms); %llu refused since the last "
 		 "record",
-		 queued ? "workers' queue" : "event loop", (long long)(lag / 1000),
+		 which, (long long)(lag / 1000),
 		 (long long)d->srv.config->max_queue_delay, (unsigned long long)d->overload_unrecorded);
 	d->overload_unrecorded = 0;
 	return false;
@@ -945,8 +955,7 @@ static void request_record(struct daemon *d, struct pending *p)
 		d->batch_open = false;
 		d->m.commit_failures++;
 		health_note(d, k, "cannot record a decision");
-		for (size_t i = 0; i < d->n_pending; i++)
-			finish_pending(d, d->pending + i, false);
+		batch_answer(d, d->pending, d->n_pending, false);
 		d->n_pending = 0;
 		return;
 	}
@@ -1278,15 +1287,15 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 static void listener_update(struct daemon *d)
 {
 	static struct log_limit full, late;
-	int64_t lag, wait;
+	const char *which;
+	int64_t lag;
 	bool want, lagging;
 	char why[96];
 
 	if (!d->listener || d->stopping)
 		return;
-	lag = d->m.loop_lag_us;
-	wait = d->m.workers_wait_us;
-	lagging = behind(d, wait > lag ? wait : lag);
+	lag = queue_behind(d->m.loop_lag_us, d->m.workers_wait_us, &which);
+	lagging = behind(d, lag);
 	want = d->spare && !d->backing_off && !connlimit_full(d->conns) && !lagging;
 	if (want == d->accepting || (want ? evconnlistener_enable(d->listener) : evconnlistener_disable(d->listener)) < 0)
 		return;
@@ -1295,9 +1304,8 @@ static void listener_update(struct daemon *d)
 		snprintf(why, sizeof(why), "max_connections %zu open", connlimit_total(d->conns));
 		slog_limited(&full, "warning", "accept-paused", "reason", why, NULL);
 	} else if (!want && lagging) {
-		snprintf(why, sizeof(why), "the %s is %lld ms behind (max_queue_delay %lld ms)",
-			 wait > lag ? "workers' queue" : "event loop", (long long)((wait > lag ? wait : lag) / 1000),
-			 (long long)d->srv.config->max_queue_delay);
+		snprintf(why, sizeof(why), "the %s is %lld ms behind (max_queue_delay %lld ms)", which,
+			 (long long)(lag / 1000), (long long)d->srv.config->max_queue_delay);
 		slog_limited(&late, "warning", "accept-paused", "reason", why, NULL);
 	}
 }

@@ -16,7 +16,8 @@
  *
  * Writes happen inside store_begin/store_commit: a commit returns only once the transaction is
  * durable (SQLite: WAL with synchronous=FULL; a batch's after store_defer_sync: once store_sync
- * has returned), and nothing that releases anything is replied before it. Functions return negative errno; -ENOENT for "no such row".
+ * has returned), and nothing that releases anything is replied before it. Functions return
+ * negative errno; -ENOENT for "no such row".
  */
 
 struct store;
