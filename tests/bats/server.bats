@@ -537,7 +537,16 @@ audit_copy() {
 	cp "$SRV_DIR"/{ca,tls}.{crt,key} "$d/"
 	SRV_PORT=$(free_port) server_config "$d" "0 7"
 	SRV_PORT=$(jq -r '.listen | split(":")[1]' "$d/server.json")
-	# The fault is preloaded (the sanitizer's runtime then is not first: allowed here).
+	# The fault is preloaded (the sanitizer's runtime then is not first: allowed here). On from
+	# the start, it keeps the server from serving at all: exit 1, one line naming it.
+	touch "$BATS_TEST_TMPDIR/fault"
+	LD_PRELOAD=$BATS_TEST_DIRNAME/../../build/fdatasync-fault.so FDATASYNC_FAULT=$BATS_TEST_TMPDIR/fault \
+		ASAN_OPTIONS=verify_asan_link_order=0 run timeout 20 "$KEYSTRAP_SERVER" serve --config "$d/server.json"
+	[ "$status" -eq 1 ]
+	# After the audit checkpoint it opened on, the one line of the failure.
+	[ "${lines[-1]}" = "keystrap-server: cannot sync the store's WAL: Input/output error" ]
+	[ "$(grep -c cannot <<<"$output")" -eq 1 ]
+	rm "$BATS_TEST_TMPDIR/fault"
 	LD_PRELOAD=$BATS_TEST_DIRNAME/../../build/fdatasync-fault.so FDATASYNC_FAULT=$BATS_TEST_TMPDIR/fault \
 		ASAN_OPTIONS=verify_asan_link_order=0 server_start "$d"
 	pid=$(cat "$d/server.pid")
