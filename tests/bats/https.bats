@@ -20,6 +20,9 @@ setup_file() {
 		-keyout "$PKI/wrong-name.key" -out "$PKI/wrong-name.csr" 2>/dev/null
 	openssl x509 -req -in "$PKI/wrong-name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
 		-extfile <(printf 'subjectAltName=IP:127.0.0.2\n') -out "$PKI/wrong-name.crt" 2>/dev/null
+	# The right CA and address, but valid for one day where the CA is valid for two.
+	openssl x509 -req -in "$PKI/tls.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 1 \
+		-extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') -out "$PKI/short.crt" 2>/dev/null
 }
 
 canned_stop() {
@@ -192,7 +195,20 @@ post_it() {
 	ASAN_OPTIONS=verify_asan_link_order=0 run faketime -f '+3d' "$POST" "https://127.0.0.1:$PORT/" "$PKI/ca.crt" 5000 65536 <<<'{}'
 	[ "$status" -eq 1 ]
 	[[ ${lines[0]} == "error EKEYREJECTED verify=10:"*"certificate has expired"* ]]
-	nb=$(date -u -d "$(openssl x509 -in "$PKI/tls.crt" -noout -startdate | cut -d= -f2)" +%s)
-	na=$(date -u -d "$(openssl x509 -in "$PKI/tls.crt" -noout -enddate | cut -d= -f2)" +%s)
-	[ "${lines[1]}" = "certificate valid $nb..$na" ]
+	# Both have expired; OpenSSL checks the chain from its root down, so the first to fail is the CA,
+	# whose period can start a second before the leaf's.
+	nb=$(date -u -d "$(openssl x509 -in "$PKI/ca.crt" -noout -startdate | cut -d= -f2)" +%s)
+	na=$(date -u -d "$(openssl x509 -in "$PKI/ca.crt" -noout -enddate | cut -d= -f2)" +%s)
+	[ "${lines[1]}" = "certificate valid $nb..$na" ] || { echo "got: $output, want $nb..$na"; false; }
+}
+
+@test "a server certificate expired under a CA still valid: the server certificate's own period" {
+	canned ok "$PKI/short.crt" "$PKI/tls.key"
+	ASAN_OPTIONS=verify_asan_link_order=0 run faketime -f '+36h' "$POST" "https://127.0.0.1:$PORT/" "$PKI/ca.crt" 5000 65536 <<<'{}'
+	[ "$status" -eq 1 ]
+	[[ ${lines[0]} == "error EKEYREJECTED verify=10:"*"certificate has expired"* ]]
+	nb=$(date -u -d "$(openssl x509 -in "$PKI/short.crt" -noout -startdate | cut -d= -f2)" +%s)
+	na=$(date -u -d "$(openssl x509 -in "$PKI/short.crt" -noout -enddate | cut -d= -f2)" +%s)
+	[ $((na - nb)) -eq 86400 ]
+	[ "${lines[1]}" = "certificate valid $nb..$na" ] || { echo "got: $output, want $nb..$na"; false; }
 }
