@@ -145,6 +145,7 @@ int soft_node_new(EVP_PKEY *ek, const uint8_t *ek_cert, size_t ek_cert_size, str
 
 	if (!n || !st)
 		return -ENOMEM;
+	pcr_replay_init(&n->replay, PCR_BANKS_ALL, 0); /* no logs: what a TPM started at locality 0 holds */
 	if (ek_cert_size > sizeof(st->ek_cert))
 		return -EMSGSIZE;
 	if (!EVP_PKEY_up_ref(ek))
@@ -330,7 +331,6 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 {
 	_cleanup_free_ struct attest_challenge *ch = calloc(1, sizeof(*ch));
 	_cleanup_free_ struct attest_finish *f = calloc(1, sizeof(*f));
-	struct evidence ev __attribute__((cleanup(evidence_done))) = {};
 	uint8_t secret[ATTEST_SECRET_SIZE], extra[32];
 	size_t ss = 0;
 	char why[ATTEST_REASON_MAX];
@@ -354,7 +354,7 @@ int soft_node_answer(const struct soft_node *n, const char *json, size_t size, b
 	f->event_log_size = n->event_log_size;
 	f->cel_log = n->cel_log;
 	f->cel_log_size = n->cel_log_size;
-	if ((r = evidence_logs_replay(f, &ev, why)) < 0 || (r = quote(n, ch, extra, &ev.replay, f)) < 0)
+	if ((r = quote(n, ch, extra, &n->replay, f)) < 0)
 		return r;
 	memcpy(f->session, ch->session, sizeof(f->session));
 	memcpy(f->csr, n->csr, sizeof(f->csr));
@@ -389,12 +389,12 @@ int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t eve
 {
 	_cleanup_free_ uint8_t *e = event_log_size ? malloc(event_log_size) : NULL;
 	_cleanup_free_ char *c = cel_log_size ? malloc(cel_log_size + 1) : NULL;
-	_cleanup_(evidence_done) struct evidence ev = {};
-	struct attest_finish *f;
+	_cleanup_free_ struct attest_finish *f = calloc(1, sizeof(*f));
+	struct pcr_replay all = { .banks = PCR_BANKS_ALL };
 	char why[ATTEST_REASON_MAX];
-	int r;
+	int r = 0;
 
-	if ((event_log_size && !e) || (cel_log_size && !c) || !(f = calloc(1, sizeof(*f))))
+	if ((event_log_size && !e) || (cel_log_size && !c) || !f)
 		return -ENOMEM;
 	if (event_log_size)
 		memcpy(e, event_log, event_log_size);
@@ -402,13 +402,23 @@ int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t eve
 		memcpy(c, cel_log, cel_log_size);
 		c[cel_log_size] = 0;
 	}
-	/* Refused here if the server would refuse them as unparsable. */
-	*f = (struct attest_finish){ .bank = pcr_bank_by_name("sha256"), .event_log = e, .event_log_size = event_log_size,
-				     .cel_log = c, .cel_log_size = cel_log_size };
-	r = evidence_logs_replay(f, &ev, why);
-	free(f);
+	/* Refused here if the server would refuse them as unparsable; replayed once, bank by bank, as the server does. */
+	*f = (struct attest_finish){ .event_log = e, .event_log_size = event_log_size, .cel_log = c, .cel_log_size = cel_log_size };
+	for (size_t b = 0; b < PCR_BANKS && r >= 0; b++) {
+		struct evidence ev = {};
+
+		f->bank = pcr_bank_by_index(b);
+		if ((r = evidence_logs_replay(f, &ev, why)) >= 0) {
+			all.extended[b] = ev.replay.extended[b];
+			all.unknown[b] = ev.replay.unknown[b];
+			memcpy(all.unknown_offset[b], ev.replay.unknown_offset[b], sizeof(all.unknown_offset[b]));
+			memcpy(all.values[b], ev.replay.values[b], sizeof(all.values[b]));
+		}
+		evidence_done(&ev);
+	}
 	if (r < 0)
 		return r;
+	n->replay = all;
 	free(n->event_log);
 	free(n->cel_log);
 	n->event_log = TAKE_PTR(e);

@@ -9,6 +9,7 @@
 
 #include "attest-msg.h"
 #include "payload.h"
+#include "replay.h"
 #include "tpmpub.h"
 
 /*
@@ -37,6 +38,7 @@ struct soft_node {
 	size_t event_log_size;
 	char *cel_log;
 	size_t cel_log_size;
+	struct pcr_replay replay; /* what the logs replay to in every bank: the same logs every time */
 };
 
 /* A certificate for the P-256 key ek signed by ca/ca_key, valid from a minute ago for days days, DER. */

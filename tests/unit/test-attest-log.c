@@ -126,6 +126,17 @@ static void test_finish(void)
 		CHECK(attest_finish_parse(big, strlen(big), &f, reason) == 0 && f.event_log_size == sizeof(log) &&
 			      memcmp(f.event_log, log, sizeof(log)) == 0,
 		      "a finish with a 3 KB event log: the log as sent");
+		/* Its base64 ('+' and '/' in it) written verbatim: the very text json-c's escaper writes. */
+		CHECK(attest_finish_format(&f, &out) == 0 && strstr(out, (const char *)enc), "formatted, the log's base64 as it is");
+		json_object *o = json_tokener_parse(out);
+		CHECK(o && streq(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), out),
+		      "and byte for byte what json-c writes for the same object");
+		json_object_put(o);
+		attest_finish_done(&f);
+		CHECK(attest_finish_parse(out, strlen(out), &f, reason) == 0 && f.event_log_size == sizeof(log) &&
+			      memcmp(f.event_log, log, sizeof(log)) == 0,
+		      "which parses back to the same log");
+		free(out);
 		attest_finish_done(&f);
 	}
 	snprintf(json, sizeof(json), "%s} \xc3", base);
