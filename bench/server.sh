@@ -226,59 +226,64 @@ policy_with() {
 	"$SERVER" policy load "$1" --signature "$1.op1.sig" --signature "$1.op2.sig" --config "$DIR/server.json" >/dev/null
 }
 ROUNDS=${BENCH_COST_ROUNDS:-2}
-echo "audit log cost, ${SECONDS_EACH}s at maximum each, one server at a time on the same store, the four"
-echo "in turn $ROUNDS times (this machine is shared: what runs beside it moves one run, less the mean):"
-cp "$DIR/server.json" "$DIR/signed.json"
-jq 'del(.log_key)' "$DIR/signed.json" >"$DIR/unsigned.json"
-# Envelope decryption: one secret in the nodes' group (its data key unwrapped and the value
-# decrypted per attestation, then sealed into the payload for the node's TPM).
-head -c 32 /dev/urandom | base64 | "$SERVER" secret set bench.secret --config "$DIR/server.json" >/dev/null
-for round in $(seq "$ROUNDS"); do
-	stop
-	cp "$DIR/unsigned.json" "$DIR/server.json"
-	start
-	echo "  [$round] no log key (records and their leaves, nothing signed):"
-	cost_run unsigned "${REAL[@]}"
-	stop
-	cp "$DIR/signed.json" "$DIR/server.json"
-	start
-	echo "  [$round] log key, checkpoint per batch:"
-	cost_run signed "${REAL[@]}"
-	echo "  [$round] log key, every node witnessing:"
-	cost_run witness "${REAL[@]}" --witness
-	policy_with "$DIR/policy-secret.json" '["bench.secret"]'
-	echo "  [$round] log key, one secret released per attestation (envelope decryption):"
-	cost_run secret "${REAL[@]}"
-	policy_with "$DIR/policy-nosecret.json" '[]'
-done
-LOG_SIZE=$("$SERVER" audit checkpoint --config "$DIR/server.json" | sed -n 2p)
-echo "  log size now $LOG_SIZE records;" \
-	"checkpoints signed: $(grep -c 'audit checkpoint:' "$DIR/server.log") logged (at most one a second)"
-# Each step on its own (bench/log-cost.c), on fresh stores beside the server's, the log as long
-# as the server's now and batches of the size the signed run committed; then per attestation,
-# against the runs above.
-BATCH=$(awk '$1 == "signed" { r += $5; c += $6 } END { print c ? int((r + c - 1) / c) : 1 }' "$DIR/cost")
-"$PWD/$BUILD/bench/log-cost" "$DIR" "$DIR/kek" "$OPERATOR_DIR/log.key" --records "$LOG_SIZE" --batch "$BATCH" >"$DIR/log-cost"
-awk -v out="$DIR/log-cost" '
-	BEGIN { while ((getline l < out) > 0) { split(l, w, " "); c[w[1]] = w[2] } }
-	{ k[$1]++; n[$1] += $2; rate[$1] += $3; cpu[$1] += $4; recs[$1] += $5; commits[$1] += $6; reply[$1] += $7
-	  lo[$1] = k[$1] == 1 || $3 < lo[$1] ? $3 : lo[$1]; hi[$1] = $3 > hi[$1] ? $3 : hi[$1] }
-	END {
-		for (m in k) { rate[m] /= k[m]; cpu[m] /= k[m]; reply[m] /= k[m] }
-		rpa = recs["signed"] / n["signed"]; apc = n["signed"] / commits["signed"]
-		printf "the log per attestation (build/bench/log-cost: each step alone, %d records, batches of %d records):\n", c["records"], c["batch"]
-		printf "  records       %.2f per attestation (%d in %d attestations), %.1f attestations per commit (%d commits)\n", rpa, recs["signed"], n["signed"], apc, commits["signed"]
-		printf "  leaf append   %.1f us a leaf (of a record'"'"'s %.1f us in the store) x %.2f = %.1f us per attestation, %.2f%% of its %.2f ms server CPU\n", c["leaf_us"], c["record_us"], rpa, c["leaf_us"] * rpa, 100 * c["leaf_us"] * rpa / (1e3 * cpu["signed"]), cpu["signed"]
-		printf "  checkpoint    %.1f us a signature and its row / %.1f attestations a commit = %.1f us per attestation, %.2f%% of its CPU\n", c["checkpoint_us"], apc, c["checkpoint_us"] / apc, 100 * c["checkpoint_us"] / apc / (1e3 * cpu["signed"])
-		printf "  proofs        inclusion %.1f hashes (a fresh record), consistency from size 1 %d: %d bytes raw, about %d in the JSON (base64);\n", c["inclusion_hashes"], c["consistency_hashes"], 32 * (c["inclusion_hashes"] + c["consistency_hashes"]), 47 * (c["inclusion_hashes"] + c["consistency_hashes"])
-		printf "                read from the store in %.1f us, %.2f%% of the CPU per witnessing attestation; finish reply %d bytes\n", c["prove_us"], 100 * c["prove_us"] / (1e3 * cpu["witness"]), reply["witness"]
-		printf "                witnessing against %d not (+%d, the checkpoint included)\n", reply["signed"], reply["witness"] - reply["signed"]
-		printf "  envelope      %.1f us a secret read and decrypted (data key unwrapped, AES-256-GCM), %.2f%% of the CPU per attestation\n", c["secret_us"], 100 * c["secret_us"] / (1e3 * cpu["secret"])
-		printf "  throughput    (mean of %d runs each, lowest-highest) no log key %.1f/s (%.0f-%.0f); log key %.1f/s (%.0f-%.0f) = %.3fx;\n", k["signed"], rate["unsigned"], lo["unsigned"], hi["unsigned"], rate["signed"], lo["signed"], hi["signed"], rate["signed"] / rate["unsigned"]
-		printf "                witnessing %.1f/s (%.0f-%.0f) = %.3fx; one secret %.1f/s (%.0f-%.0f) = %.3fx of log key\n", rate["witness"], lo["witness"], hi["witness"], rate["witness"] / rate["unsigned"], rate["secret"], lo["secret"], hi["secret"], rate["secret"] / rate["signed"]
-		printf "  CPU/handshake no log key %.2f ms; log key %.2f ms (%+.2f); witnessing %.2f ms (%+.2f); one secret %.2f ms (%+.2f)\n", cpu["unsigned"], cpu["signed"], cpu["signed"] - cpu["unsigned"], cpu["witness"], cpu["witness"] - cpu["unsigned"], cpu["secret"], cpu["secret"] - cpu["signed"]
-	}' "$DIR/cost"
-echo "  load now: $(uptime) (a shared machine: the throughput ratios move with it, the steps alone less)"
+# BENCH_COST_ROUNDS=0: no audit-log cost runs (nothing to average).
+if [ "$ROUNDS" -eq 0 ]; then
+	echo "audit log cost: not measured (BENCH_COST_ROUNDS=0)"
+else
+	echo "audit log cost, ${SECONDS_EACH}s at maximum each, one server at a time on the same store, the four"
+	echo "in turn $ROUNDS times (this machine is shared: what runs beside it moves one run, less the mean):"
+	cp "$DIR/server.json" "$DIR/signed.json"
+	jq 'del(.log_key)' "$DIR/signed.json" >"$DIR/unsigned.json"
+	# Envelope decryption: one secret in the nodes' group (its data key unwrapped and the value
+	# decrypted per attestation, then sealed into the payload for the node's TPM).
+	head -c 32 /dev/urandom | base64 | "$SERVER" secret set bench.secret --config "$DIR/server.json" >/dev/null
+	for round in $(seq "$ROUNDS"); do
+		stop
+		cp "$DIR/unsigned.json" "$DIR/server.json"
+		start
+		echo "  [$round] no log key (records and their leaves, nothing signed):"
+		cost_run unsigned "${REAL[@]}"
+		stop
+		cp "$DIR/signed.json" "$DIR/server.json"
+		start
+		echo "  [$round] log key, checkpoint per batch:"
+		cost_run signed "${REAL[@]}"
+		echo "  [$round] log key, every node witnessing:"
+		cost_run witness "${REAL[@]}" --witness
+		policy_with "$DIR/policy-secret.json" '["bench.secret"]'
+		echo "  [$round] log key, one secret released per attestation (envelope decryption):"
+		cost_run secret "${REAL[@]}"
+		policy_with "$DIR/policy-nosecret.json" '[]'
+	done
+	LOG_SIZE=$("$SERVER" audit checkpoint --config "$DIR/server.json" | sed -n 2p)
+	echo "  log size now $LOG_SIZE records;" \
+		"checkpoints signed: $(grep -c 'audit checkpoint:' "$DIR/server.log") logged (at most one a second)"
+	# Each step on its own (bench/log-cost.c), on fresh stores beside the server's, the log as long
+	# as the server's now and batches of the size the signed run committed; then per attestation,
+	# against the runs above.
+	BATCH=$(awk '$1 == "signed" { r += $5; c += $6 } END { print c ? int((r + c - 1) / c) : 1 }' "$DIR/cost")
+	"$PWD/$BUILD/bench/log-cost" "$DIR" "$DIR/kek" "$OPERATOR_DIR/log.key" --records "$LOG_SIZE" --batch "$BATCH" >"$DIR/log-cost"
+	awk -v out="$DIR/log-cost" '
+		BEGIN { while ((getline l < out) > 0) { split(l, w, " "); c[w[1]] = w[2] } }
+		{ k[$1]++; n[$1] += $2; rate[$1] += $3; cpu[$1] += $4; recs[$1] += $5; commits[$1] += $6; reply[$1] += $7
+		  lo[$1] = k[$1] == 1 || $3 < lo[$1] ? $3 : lo[$1]; hi[$1] = $3 > hi[$1] ? $3 : hi[$1] }
+		END {
+			for (m in k) { rate[m] /= k[m]; cpu[m] /= k[m]; reply[m] /= k[m] }
+			rpa = recs["signed"] / n["signed"]; apc = n["signed"] / commits["signed"]
+			printf "the log per attestation (build/bench/log-cost: each step alone, %d records, batches of %d records):\n", c["records"], c["batch"]
+			printf "  records       %.2f per attestation (%d in %d attestations), %.1f attestations per commit (%d commits)\n", rpa, recs["signed"], n["signed"], apc, commits["signed"]
+			printf "  leaf append   %.1f us a leaf (of a record'"'"'s %.1f us in the store) x %.2f = %.1f us per attestation, %.2f%% of its %.2f ms server CPU\n", c["leaf_us"], c["record_us"], rpa, c["leaf_us"] * rpa, 100 * c["leaf_us"] * rpa / (1e3 * cpu["signed"]), cpu["signed"]
+			printf "  checkpoint    %.1f us a signature and its row / %.1f attestations a commit = %.1f us per attestation, %.2f%% of its CPU\n", c["checkpoint_us"], apc, c["checkpoint_us"] / apc, 100 * c["checkpoint_us"] / apc / (1e3 * cpu["signed"])
+			printf "  proofs        inclusion %.1f hashes (a fresh record), consistency from size 1 %d: %d bytes raw, about %d in the JSON (base64);\n", c["inclusion_hashes"], c["consistency_hashes"], 32 * (c["inclusion_hashes"] + c["consistency_hashes"]), 47 * (c["inclusion_hashes"] + c["consistency_hashes"])
+			printf "                read from the store in %.1f us, %.2f%% of the CPU per witnessing attestation; finish reply %d bytes\n", c["prove_us"], 100 * c["prove_us"] / (1e3 * cpu["witness"]), reply["witness"]
+			printf "                witnessing against %d not (+%d, the checkpoint included)\n", reply["signed"], reply["witness"] - reply["signed"]
+			printf "  envelope      %.1f us a secret read and decrypted (data key unwrapped, AES-256-GCM), %.2f%% of the CPU per attestation\n", c["secret_us"], 100 * c["secret_us"] / (1e3 * cpu["secret"])
+			printf "  throughput    (mean of %d runs each, lowest-highest) no log key %.1f/s (%.0f-%.0f); log key %.1f/s (%.0f-%.0f) = %.3fx;\n", k["signed"], rate["unsigned"], lo["unsigned"], hi["unsigned"], rate["signed"], lo["signed"], hi["signed"], rate["signed"] / rate["unsigned"]
+			printf "                witnessing %.1f/s (%.0f-%.0f) = %.3fx; one secret %.1f/s (%.0f-%.0f) = %.3fx of log key\n", rate["witness"], lo["witness"], hi["witness"], rate["witness"] / rate["unsigned"], rate["secret"], lo["secret"], hi["secret"], rate["secret"] / rate["signed"]
+			printf "  CPU/handshake no log key %.2f ms; log key %.2f ms (%+.2f); witnessing %.2f ms (%+.2f); one secret %.2f ms (%+.2f)\n", cpu["unsigned"], cpu["signed"], cpu["signed"] - cpu["unsigned"], cpu["witness"], cpu["witness"] - cpu["unsigned"], cpu["secret"], cpu["secret"] - cpu["signed"]
+		}' "$DIR/cost"
+	echo "  load now: $(uptime) (a shared machine: the throughput ratios move with it, the steps alone less)"
+fi
 
 # SIGKILL mid-load: everything a node received must be in the audit log after a restart.
 load --max --duration 6 --kill "$SRV_PID" --kill-after 3 --serials "$DIR/serials" "${REAL[@]}"
