@@ -960,7 +960,7 @@ int main(int argc, char **argv)
 		char label[32];
 
 		snprintf(label, sizeof(label), "at %.0f/s", rates[i]);
-		run(label, rates[i], duration, 0, 0, 0, rates[i] >= 500 ? 50 : 0);
+		run(label, rates[i], duration, 0, 0, 0, rates[i] >= 1000 ? 20 : rates[i] >= 500 ? 50 : 0);
 	}
 	if (max)
 		run(kill_pid ? "max + SIGKILL" : "max", 0, duration, kill_pid, kill_after, kill_pid ? 0 : 2000, 0);
