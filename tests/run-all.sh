@@ -24,7 +24,9 @@ prebuild_start() {
 }
 prebuild_wait() {
 	[ -n "$prebuild" ] || return 0
+	local t=$SECONDS
 	wait "$prebuild" || echo "# the early guest build failed (vm-check builds again): $(tail -n 1 "$log/vm-build.log")"
+	echo "# waited $((SECONDS - t)) s for the guest build"
 	prebuild=
 }
 trap '[ -n "$prebuild" ] && kill -- -"$prebuild" 2>/dev/null; rm -rf "$log"' EXIT
@@ -32,6 +34,7 @@ trap '[ -n "$prebuild" ] && kill -- -"$prebuild" 2>/dev/null; rm -rf "$log"' EXI
 for s in "${suites[@]}"; do
 	[ "$s" = vm-check ] && prebuild_wait
 	echo "== make $s"
+	started=$SECONDS
 	make --no-print-directory -s "$s" 2>"$log/$s.err" | tee "$log/$s.tap"
 	rc=${PIPESTATUS[0]}
 	p=$(grep -cE '^ok ' "$log/$s.tap")
@@ -48,6 +51,8 @@ for s in "${suites[@]}"; do
 		echo "not ok - make $s exited $rc"
 		tail -n 20 "$log/$s.err"
 	fi
+	# Where a run's minutes went, for keeping the whole under its budget.
+	echo "# make $s took $((SECONDS - started)) s"
 	pass=$((pass + p))
 	fail=$((fail + f))
 	# check-cleanup has built both binaries: the guest build can start.

@@ -81,6 +81,8 @@ unit() {
 	# unit: 1 passed, 2 aborted; killed: 1 passed, 1 failed, 1 never reported; clean: 2 passed.
 	[ "${lines[-1]}" = "4 passed, 4 failed" ]
 	[[ "$output" == *"not ok - make check-killed: 1 planned tests never reported"* ]]
+	# Each suite's time, as a TAP comment that counts as neither.
+	[ "$(grep -cE '^# make check-(unit|killed|clean) took [0-9]+ s$' <<<"$output")" -eq 3 ]
 	run bash tree/tests/run-all.sh check-clean
 	[ "$status" -eq 0 ]
 	[ "${lines[-1]}" = "2 passed, 0 failed" ]
