@@ -65,11 +65,10 @@ static int collect(struct evidence *e, const struct pcr_bank *bank)
 	return 0;
 }
 
-int evidence_logs_replay(const struct attest_finish *m, struct evidence *e, char reason[ATTEST_REASON_MAX])
+int evidence_logs_replay(const struct attest_finish *m, uint32_t banks, struct evidence *e,
+			 char reason[ATTEST_REASON_MAX])
 {
 	char err[EVENTLOG_ERROR_MAX > CEL_ERROR_MAX ? EVENTLOG_ERROR_MAX : CEL_ERROR_MAX];
-	/* The quoted bank only: no other bank's replay could be checked against anything. */
-	uint32_t banks = 1u << pcr_bank_index(m->bank);
 	int r;
 
 	if (m->event_log_size) {
@@ -98,7 +97,8 @@ static int replay(const struct attest_finish *m, struct evidence *e, char *reaso
 	size_t b = pcr_bank_index(m->bank);
 	int r;
 
-	if ((r = evidence_logs_replay(m, e, reason)) < 0)
+	/* The quoted bank only: no other bank's replay could be checked against anything. */
+	if ((r = evidence_logs_replay(m, 1u << b, e, reason)) < 0)
 		return r;
 	for (unsigned i = 0; i < PCR_COUNT; i++) {
 		if (!(m->mask & (1u << i)))

@@ -37,10 +37,11 @@ void evidence_done(struct evidence *e);
  */
 int evidence_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
 /*
- * The replay alone (m's bank, as above), with nothing compared: what a node with those logs would
- * quote in that bank (soft-node.c).
+ * The replay alone, in the banks given (bank indexes, as pcr_replay's), with nothing compared:
+ * what a node with m's logs would quote in them (soft-node.c).
  */
-int evidence_logs_replay(const struct attest_finish *m, struct evidence *ret, char reason[ATTEST_REASON_MAX]);
+int evidence_logs_replay(const struct attest_finish *m, uint32_t banks, struct evidence *ret,
+			 char reason[ATTEST_REASON_MAX]);
 
 /*
  * The boot state m quoted (its logs replayed into e) against p: every reference value, then

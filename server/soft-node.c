@@ -389,12 +389,12 @@ int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t eve
 {
 	_cleanup_free_ uint8_t *e = event_log_size ? malloc(event_log_size) : NULL;
 	_cleanup_free_ char *c = cel_log_size ? malloc(cel_log_size + 1) : NULL;
-	_cleanup_free_ struct attest_finish *f = calloc(1, sizeof(*f));
-	struct pcr_replay all = { .banks = PCR_BANKS_ALL };
+	_cleanup_(evidence_done) struct evidence ev = {};
+	struct attest_finish *f;
 	char why[ATTEST_REASON_MAX];
-	int r = 0;
+	int r;
 
-	if ((event_log_size && !e) || (cel_log_size && !c) || !f)
+	if ((event_log_size && !e) || (cel_log_size && !c) || !(f = calloc(1, sizeof(*f))))
 		return -ENOMEM;
 	if (event_log_size)
 		memcpy(e, event_log, event_log_size);
@@ -402,23 +402,13 @@ int soft_node_set_logs(struct soft_node *n, const uint8_t *event_log, size_t eve
 		memcpy(c, cel_log, cel_log_size);
 		c[cel_log_size] = 0;
 	}
-	/* Refused here if the server would refuse them as unparsable; replayed once, bank by bank, as the server does. */
+	/* Refused here if the server would refuse them as unparsable; replayed once, in every bank. */
 	*f = (struct attest_finish){ .event_log = e, .event_log_size = event_log_size, .cel_log = c, .cel_log_size = cel_log_size };
-	for (size_t b = 0; b < PCR_BANKS && r >= 0; b++) {
-		struct evidence ev = {};
-
-		f->bank = pcr_bank_by_index(b);
-		if ((r = evidence_logs_replay(f, &ev, why)) >= 0) {
-			all.extended[b] = ev.replay.extended[b];
-			all.unknown[b] = ev.replay.unknown[b];
-			memcpy(all.unknown_offset[b], ev.replay.unknown_offset[b], sizeof(all.unknown_offset[b]));
-			memcpy(all.values[b], ev.replay.values[b], sizeof(all.values[b]));
-		}
-		evidence_done(&ev);
-	}
+	r = evidence_logs_replay(f, PCR_BANKS_ALL, &ev, why);
+	free(f);
 	if (r < 0)
 		return r;
-	n->replay = all;
+	n->replay = ev.replay;
 	free(n->event_log);
 	free(n->cel_log);
 	n->event_log = TAKE_PTR(e);
